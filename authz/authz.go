@@ -1,0 +1,181 @@
+// Package authz is gatehouse's policy vocabulary: the Request every adapter builds, the Decision
+// every adapter encodes, the one-method Backend contract that every backend implements, and the
+// Chain and Engine that evaluate backends in configured order. It imports none of backends,
+// protocols, sfu or cmd.
+package authz
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"strings"
+	"time"
+)
+
+// Sentinel errors of package authz.
+var (
+	// ErrUnknownAction is returned by ParseAction for a name that is not one of the six actions.
+	ErrUnknownAction = errors.New("authz: unknown action")
+	// ErrInvalidPath is returned by ParsePathPattern for an unusable pattern.
+	ErrInvalidPath = errors.New("authz: invalid path pattern")
+)
+
+// Action is what a client wants to do. The six values and their spelling are MediaMTX's.
+type Action string
+
+// The actions. Publish, Read and Playback carry a stream path; the others ignore it.
+const (
+	ActionPublish  Action = "publish"
+	ActionRead     Action = "read"
+	ActionPlayback Action = "playback"
+	ActionAPI      Action = "api"
+	ActionMetrics  Action = "metrics"
+	ActionPprof    Action = "pprof"
+)
+
+// Actions lists every action in MediaMTX's order.
+var Actions = []Action{ActionPublish, ActionRead, ActionPlayback, ActionAPI, ActionMetrics, ActionPprof}
+
+// ParseAction returns the Action named s (case-sensitive, as MediaMTX) or ErrUnknownAction.
+func ParseAction(s string) (Action, error) {
+	switch a := Action(s); a {
+	case ActionPublish, ActionRead, ActionPlayback, ActionAPI, ActionMetrics, ActionPprof:
+		return a, nil
+	}
+	return "", fmt.Errorf("%w %q (want one of publish, read, playback, api, metrics, pprof)", ErrUnknownAction, s)
+}
+
+// HasPath reports whether the action is scoped to a stream path (publish, read, playback).
+func (a Action) HasPath() bool {
+	return a == ActionPublish || a == ActionRead || a == ActionPlayback
+}
+
+// Request is one question put to the engine: may this client do Action on Path? Adapters fill
+// what their server sends; empty fields mean "not sent". Secrets (Pass, Token) must never be
+// logged; use LogValue-free fields only (see Engine).
+type Request struct {
+	Action    Action
+	Path      string     // stream path without leading or trailing slash; "" for api/metrics/pprof
+	Protocol  string     // lower-case: rtsp, rtmp, srt, hls, webrtc, moq, dash, ...; "" if unknown
+	IP        netip.Addr // client address; the zero Addr if unknown
+	User      string
+	Pass      string
+	Token     string // bearer token or JWT, if any
+	Query     string // raw query string as the client sent it, without '?'
+	ID        string // session or connection id, if any
+	UserAgent string
+	Source    string // which adapter asked: "mediamtx", "nginx-rtmp", "sfu", "cli", ...
+}
+
+// HasCredentials reports whether the client presented any user, password or token.
+func (r *Request) HasCredentials() bool {
+	return r.User != "" || r.Pass != "" || r.Token != ""
+}
+
+// Outcome is a backend's or the engine's answer.
+type Outcome uint8
+
+// Outcomes. Abstain is a backend's "no opinion" (no credentials of a kind it understands, or an
+// action it does not handle) and lets the chain move on; the engine never returns it.
+const (
+	Abstain         Outcome = iota
+	Allow                   // permitted
+	Unauthenticated         // denied: missing, invalid or expired credentials (HTTP 401)
+	Forbidden               // denied: identity established but not permitted (HTTP 403)
+)
+
+func (o Outcome) String() string {
+	switch o {
+	case Allow:
+		return "allow"
+	case Unauthenticated:
+		return "unauthenticated"
+	case Forbidden:
+		return "forbidden"
+	}
+	return "abstain"
+}
+
+// Machine-readable reasons used by the engine and the built-in backends. Backends may add their own
+// (short, lower_snake_case, never containing a credential).
+const (
+	ReasonAllowed        = "allowed"
+	ReasonNoCredentials  = "no_credentials"
+	ReasonBadCredentials = "bad_credentials"
+	ReasonNotPermitted   = "not_permitted"
+	ReasonNoMethod       = "no_method"     // no configured method handles the action
+	ReasonBackendError   = "backend_error" // a backend could not decide; the chain fails closed
+	ReasonUpstream       = "upstream_unavailable"
+	ReasonCanceled       = "canceled"
+)
+
+// Decision is the answer to a Request. The zero Decision is an Abstain.
+type Decision struct {
+	Outcome  Outcome
+	Reason   string    // machine-readable, e.g. "bad_credentials"
+	Message  string    // one human sentence, safe to show to the client and to log
+	Backend  string    // the method that decided (the engine fills it from the chain)
+	Identity string    // who the client is, if established ("" for anonymous)
+	Expires  time.Time // when the grant ends; the zero Time means never
+	Rename   string    // for publish: the public path to use instead of Request.Path (a secret stream key was presented)
+	Steps    []Step    // engine only: what each consulted method answered, in order
+}
+
+// Step records one method's answer inside an engine Decision.
+type Step struct {
+	Method  string
+	Outcome Outcome
+	Reason  string
+}
+
+// Allowed reports whether the decision permits the request.
+func (d Decision) Allowed() bool { return d.Outcome == Allow }
+
+// HTTPStatus maps the outcome to the status most hooks answer with: 200, 401 or 403.
+func (d Decision) HTTPStatus() int {
+	switch d.Outcome {
+	case Allow:
+		return 200
+	case Forbidden:
+		return 403
+	}
+	return 401
+}
+
+// TTL returns how long the grant lasts from now, and false if it never expires.
+func (d Decision) TTL(now time.Time) (time.Duration, bool) {
+	if d.Expires.IsZero() {
+		return 0, false
+	}
+	return d.Expires.Sub(now), true
+}
+
+// Allowing returns an Allow decision for identity, expiring at exp (zero = never).
+func Allowing(identity string, exp time.Time) Decision {
+	return Decision{Outcome: Allow, Reason: ReasonAllowed, Message: "allowed", Identity: identity, Expires: exp}
+}
+
+// Denying returns a denial with the given outcome, reason and human message.
+func Denying(o Outcome, reason, message string) Decision {
+	return Decision{Outcome: o, Reason: reason, Message: message}
+}
+
+// Backend decides requests. Authorize returns a Decision (allow, deny, or Abstain) and a nil
+// error; a non-nil error means the backend could not decide (timeout, unreachable JWKS, bad
+// upstream reply) and the engine treats it as a denial. Implementations must be safe for
+// concurrent use and must not put credentials in errors.
+type Backend interface {
+	Authorize(ctx context.Context, req *Request) (Decision, error)
+}
+
+// BackendFunc adapts a function to the Backend interface.
+type BackendFunc func(ctx context.Context, req *Request) (Decision, error)
+
+// Authorize calls f.
+func (f BackendFunc) Authorize(ctx context.Context, req *Request) (Decision, error) {
+	return f(ctx, req)
+}
+
+// normProtocol lower-cases a protocol name for comparisons.
+func normProtocol(p string) string { return strings.ToLower(strings.TrimSpace(p)) }

@@ -1,0 +1,75 @@
+package authz
+
+import (
+	"context"
+	"log/slog"
+	"sync/atomic"
+	"time"
+)
+
+// Engine is the single entry point every adapter and the SFU call. It evaluates the current
+// Chain, writes one log line per decision and never returns Abstain. The chain is swapped
+// atomically on reload; a request in flight finishes on the chain it started with. Engine starts
+// no goroutines and is safe for concurrent use.
+type Engine struct {
+	chain atomic.Pointer[Chain]
+	log   *slog.Logger
+	now   func() time.Time
+}
+
+// NewEngine returns an engine evaluating chain, logging to log (nil: discard).
+func NewEngine(chain *Chain, log *slog.Logger) *Engine {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	e := &Engine{log: log, now: time.Now}
+	e.chain.Store(chain)
+	return e
+}
+
+// Swap replaces the chain used by new requests and returns the previous one.
+func (e *Engine) Swap(c *Chain) *Chain { return e.chain.Swap(c) }
+
+// Chain returns the chain currently in force.
+func (e *Engine) Chain() *Chain { return e.chain.Load() }
+
+// Authorize decides req with the current chain and logs the decision (never a secret).
+func (e *Engine) Authorize(ctx context.Context, req *Request) Decision {
+	start := e.now()
+	d, _ := e.chain.Load().Authorize(ctx, req) // a Chain never returns an error
+	if d.Outcome == Abstain {
+		d = Denying(Unauthenticated, ReasonNoCredentials, "credentials required")
+	}
+	e.logDecision(ctx, req, d, e.now().Sub(start))
+	return d
+}
+
+func (e *Engine) logDecision(ctx context.Context, req *Request, d Decision, took time.Duration) {
+	level := slog.LevelInfo
+	if !d.Allowed() && req.HasCredentials() {
+		level = slog.LevelWarn // a failed attempt that carried credentials: what fail2ban watches
+	}
+	if !e.log.Enabled(ctx, level) {
+		return
+	}
+	attrs := []slog.Attr{
+		slog.String("action", string(req.Action)),
+		slog.String("path", req.Path),
+		slog.String("protocol", req.Protocol),
+		slog.String("source", req.Source),
+		slog.String("result", d.Outcome.String()),
+		slog.String("backend", d.Backend),
+		slog.String("reason", d.Reason),
+		slog.Duration("took", took),
+	}
+	if req.IP.IsValid() {
+		attrs = append(attrs, slog.String("ip", req.IP.String()))
+	}
+	if d.Identity != "" {
+		attrs = append(attrs, slog.String("identity", d.Identity))
+	}
+	if !d.Expires.IsZero() {
+		attrs = append(attrs, slog.Time("expires", d.Expires))
+	}
+	e.log.LogAttrs(ctx, level, "decision", attrs...)
+}
