@@ -1,0 +1,118 @@
+package mediamtx
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"gatehouse/authz"
+)
+
+// testEngine allows alice/secret to publish live/alice and read anything; bob/pw is a known user
+// with no permissions.
+func testEngine() *authz.Engine {
+	b := authz.BackendFunc(func(_ context.Context, r *authz.Request) (authz.Decision, error) {
+		switch {
+		case r.User == "alice" && r.Pass == "secret":
+			if r.Action == authz.ActionRead || (r.Action == authz.ActionPublish && r.Path == "live/alice") {
+				return authz.Allowing("alice", time.Time{}), nil
+			}
+			return authz.Denying(authz.Forbidden, authz.ReasonNotPermitted, "not permitted"), nil
+		case r.User == "bob" && r.Pass == "pw":
+			return authz.Denying(authz.Forbidden, authz.ReasonNotPermitted, "not permitted"), nil
+		}
+		return authz.Decision{}, nil
+	})
+	return authz.NewEngine(authz.NewChain(authz.Method{Name: "test", Backend: b}), nil)
+}
+
+func TestHandler(t *testing.T) {
+	srv := httptest.NewServer(New(testEngine()))
+	defer srv.Close()
+	tests := []struct {
+		name       string
+		method     string
+		body       string
+		wantStatus int
+		wantReason string
+	}{
+		{"allow publish", "POST", `{"ip":"127.0.0.1","user":"alice","password":"secret","token":"secret","action":"publish","path":"live/alice","protocol":"rtsp","id":"0f8b4c1e-8d1c-4f3b-9d4a-0a1b2c3d4e5f","query":"a=b","userAgent":"Lavf61"}`, 200, "allowed"},
+		{"allow read with null id", "POST", `{"ip":"::1","user":"alice","password":"secret","action":"read","path":"x","protocol":"hls","id":null}`, 200, "allowed"},
+		{"unknown fields ignored", "POST", `{"action":"read","path":"x","user":"alice","password":"secret","future":{"x":1}}`, 200, "allowed"},
+		{"anonymous first attempt is 401", "POST", `{"ip":"127.0.0.1","user":"","password":"","token":"","action":"read","path":"x","protocol":"rtsp","id":null}`, 401, "no_credentials"},
+		{"wrong password is 401", "POST", `{"user":"alice","password":"nope","action":"read","path":"x"}`, 401, "bad_credentials"},
+		{"known user not permitted is 403", "POST", `{"user":"alice","password":"secret","action":"publish","path":"live/bob"}`, 403, "not_permitted"},
+		{"user without permissions is 403", "POST", `{"user":"bob","password":"pw","action":"read","path":"x"}`, 403, "not_permitted"},
+		{"api action without path", "POST", `{"user":"bob","password":"pw","action":"api","path":"","protocol":""}`, 403, "not_permitted"},
+		{"malformed json", "POST", `{"action":`, 400, "malformed_request"},
+		{"not an object", "POST", `[1,2]`, 400, "malformed_request"},
+		{"wrong type", "POST", `{"action":"read","user":5}`, 400, "malformed_request"},
+		{"unknown action", "POST", `{"action":"delete","path":"x"}`, 400, "malformed_request"},
+		{"bad ip", "POST", `{"action":"read","ip":"999.1.1.1"}`, 400, "malformed_request"},
+		{"empty body", "POST", ``, 400, "malformed_request"},
+		{"wrong method", "GET", ``, 405, "method_not_allowed"},
+		{"oversize", "POST", `{"action":"read","token":"` + strings.Repeat("a", MaxBody) + `"}`, 413, "body_too_large"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			req, _ := http.NewRequest(tt.method, srv.URL+"/hooks/mediamtx", strings.NewReader(tt.body))
+			req.Header.Set("Content-Type", "application/json")
+			resp, err := srv.Client().Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			var got reply
+			if err := json.NewDecoder(resp.Body).Decode(&got); err != nil {
+				t.Fatalf("decode reply: %v", err)
+			}
+			if resp.StatusCode != tt.wantStatus || got.Reason != tt.wantReason {
+				t.Errorf("got %d %q, want %d %q (message %q)", resp.StatusCode, got.Reason, tt.wantStatus, tt.wantReason, got.Message)
+			}
+			if got.Allowed != (tt.wantStatus == 200) {
+				t.Errorf("got allowed=%v with status %d", got.Allowed, resp.StatusCode)
+			}
+			if strings.Contains(got.Message, "secret") {
+				t.Errorf("reply leaks a credential: %q", got.Message)
+			}
+		})
+	}
+}
+
+func TestDecode(t *testing.T) {
+	req, err := Decode([]byte(`{"ip":"::ffff:10.0.0.1","user":"u","password":"p","token":"p","action":"publish","path":"cam1","protocol":"RTSP","id":"abc","query":"a=b","userAgent":"ua"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := authz.Request{Action: authz.ActionPublish, Path: "cam1", Protocol: "rtsp", User: "u", Pass: "p", Token: "p", Query: "a=b", ID: "abc", UserAgent: "ua", Source: "mediamtx"}
+	want.IP = req.IP
+	if *req != want {
+		t.Errorf("got %+v, want %+v", *req, want)
+	}
+	if got := req.IP.String(); got != "10.0.0.1" {
+		t.Errorf("got ip %s, want 10.0.0.1 (v4-mapped unmapped)", got)
+	}
+	if _, err := Decode([]byte(`{"action":"nope","password":"hunter2"}`)); !errors.Is(err, ErrMalformed) || strings.Contains(err.Error(), "hunter2") {
+		t.Errorf("got %v, want ErrMalformed without the password", err)
+	}
+}
+
+func FuzzDecode(f *testing.F) {
+	f.Add([]byte(`{"ip":"127.0.0.1","user":"u","password":"p","token":"p","action":"publish","path":"cam1","protocol":"rtsp","id":null,"query":"","userAgent":""}`))
+	f.Add([]byte(`{"action":"api"}`))
+	f.Add([]byte(`{"action":`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		req, err := Decode(b)
+		if err == nil && req == nil {
+			t.Fatal("nil request without error")
+		}
+		if err != nil && !errors.Is(err, ErrMalformed) {
+			t.Fatalf("error %v does not wrap ErrMalformed", err)
+		}
+	})
+}
