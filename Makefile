@@ -1,0 +1,49 @@
+# gatehouse — see README.md. `make run` and `make test` work on a fresh Debian machine with Go.
+GO       ?= go
+VERSION  ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
+LDFLAGS  := -X main.buildVersion=$(VERSION)
+BIN      := bin/gatehouse
+CONFIG   ?= config.example.yml
+# The whole suite; CI allows 90 minutes, we aim well under 15.
+TEST_TIMEOUT ?= 12m
+
+.PHONY: run build test test-go deps lint fuzz bench clean
+
+run: build
+	./$(BIN) run -config $(CONFIG)
+
+build:
+	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/gatehouse
+
+# deps installs the programs the tests drive for real (nginx + libnginx-mod-rtmp, ffmpeg,
+# chromium, wrk) with apt-get when they are missing. It needs root only when something is missing.
+deps:
+	@.ci/install-deps
+
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+
+test: deps lint test-go
+
+test-go:
+	$(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) ./...
+
+# fuzz runs every fuzz target briefly (FUZZTIME each); the seed corpora in testdata/fuzz run in `make test`.
+FUZZTIME ?= 10s
+fuzz:
+	@for pkg in $$($(GO) list ./...); do \
+	  for f in $$($(GO) test -list '^Fuzz' $$pkg 2>/dev/null | grep '^Fuzz'); do \
+	    echo "== $$pkg $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
+	  done; \
+	done
+
+# bench runs the Go benchmarks and the HTTP load comparison; results go to docs/benchmarks.md by hand
+# (raw output in bench-out/).
+bench: deps build
+	@mkdir -p bench-out
+	$(GO) test -run '^$$' -bench . -benchmem -count 3 ./... | tee bench-out/go-bench.txt
+	$(GO) run ./cmd/hookbench -gatehouse ./$(BIN) | tee bench-out/hookbench.md
+
+clean:
+	rm -rf bin bench-out

@@ -1,0 +1,190 @@
+// Command hookbench measures gatehouse's hook endpoints under HTTP load, side by side in one run
+// with a bare net/http handler that answers 204 (the floor). It starts the real gatehouse binary
+// on testdata/bench.yml, drives every target with wrk (Debian's package), with keep-alive and
+// with a new connection per request (as MediaMTX and nginx-rtmp call), interleaving rounds so
+// machine noise hits every target alike, and prints a Markdown table of medians and ratios.
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// target is one endpoint to load.
+type target struct {
+	name        string
+	path        string // on the hooks listener ("" base means the bare server)
+	contentType string
+	body        string
+	bare        bool
+}
+
+func targets() []target {
+	return []target{
+		{name: "bare handler (204)", bare: true, path: "/", contentType: "application/json", body: `{"x":1}`},
+		{name: "MediaMTX hook, sha256 user, allow", path: "/hooks/mediamtx", contentType: "application/json",
+			body: `{"ip":"127.0.0.1","user":"testuser","password":"testpass","token":"testpass","action":"publish","path":"live/cam","protocol":"rtmp","id":null,"query":"","userAgent":"bench"}`},
+		{name: "MediaMTX hook, anonymous read", path: "/hooks/mediamtx", contentType: "application/json",
+			body: `{"ip":"127.0.0.1","user":"","password":"","token":"","action":"read","path":"live/cam","protocol":"hls","id":null,"query":"","userAgent":"bench"}`},
+	}
+}
+
+func main() {
+	bin := flag.String("gatehouse", "bin/gatehouse", "gatehouse binary")
+	cfg := flag.String("config", "testdata/bench.yml", "gatehouse config for the run")
+	dur := flag.Duration("duration", 4*time.Second, "wrk duration per round")
+	conns := flag.Int("conns", 32, "wrk connections")
+	rounds := flag.Int("rounds", 3, "interleaved rounds per target and mode")
+	flag.Parse()
+	if err := run(*bin, *cfg, *dur, *conns, *rounds, os.Stdout); err != nil {
+		fmt.Fprintln(os.Stderr, "hookbench:", err)
+		os.Exit(1)
+	}
+}
+
+var startedRe = regexp.MustCompile(`msg="gatehouse started".* hooks_listen=(\S+)`)
+
+func run(bin, cfg string, dur time.Duration, conns, rounds int, out io.Writer) error {
+	if _, err := exec.LookPath("wrk"); err != nil {
+		return errors.New("wrk not found (make deps installs it)")
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+
+	gh := exec.CommandContext(ctx, bin, "run", "-config", cfg)
+	stderr, err := gh.StderrPipe()
+	if err != nil {
+		return err
+	}
+	if err := gh.Start(); err != nil {
+		return err
+	}
+	defer func() { cancel(); _ = gh.Wait() }()
+	hooks := make(chan string, 1)
+	go func() { // read (and discard) the decision log for the whole run, as a log shipper would
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			if m := startedRe.FindStringSubmatch(sc.Text()); m != nil {
+				hooks <- m[1]
+			}
+		}
+	}()
+	var hooksAddr string
+	select {
+	case hooksAddr = <-hooks:
+	case <-time.After(20 * time.Second):
+		return errors.New("gatehouse did not start")
+	}
+
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	bare := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		w.WriteHeader(http.StatusNoContent)
+	})}
+	go func() { _ = bare.Serve(ln) }()
+	defer bare.Close()
+
+	dir, err := os.MkdirTemp("", "hookbench")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+
+	ts := targets()
+	modes := []string{"keep-alive", "new connection"}
+	results := map[string][]float64{}
+	for r := 0; r < rounds; r++ {
+		for _, mode := range modes {
+			for i, t := range ts {
+				base := "http://" + hooksAddr
+				if t.bare {
+					base = "http://" + ln.Addr().String()
+				}
+				script := filepath.Join(dir, fmt.Sprintf("t%d-%d.lua", i, len(mode)))
+				if err := os.WriteFile(script, []byte(luaScript(t, mode == "new connection")), 0o600); err != nil {
+					return err
+				}
+				d := dur
+				if mode == "new connection" {
+					d = dur / 2 // keeps TIME_WAIT sockets within the ephemeral port range
+				}
+				rps, err := wrk(ctx, base+t.path, script, d, conns)
+				if err != nil {
+					return fmt.Errorf("%s (%s): %w", t.name, mode, err)
+				}
+				key := mode + "|" + t.name
+				results[key] = append(results[key], rps)
+			}
+		}
+	}
+
+	fmt.Fprintf(out, "hookbench: %s/%s, %d CPUs, Go %s, wrk -t2 -c%d, %v per round (half for new connections), %d interleaved rounds, medians\n\n",
+		runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), runtime.Version(), conns, dur, rounds)
+	fmt.Fprintln(out, "| mode | target | req/s (median) | ratio to bare |")
+	fmt.Fprintln(out, "|---|---|---:|---:|")
+	for _, mode := range modes {
+		floor := median(results[mode+"|"+ts[0].name])
+		for _, t := range ts {
+			m := median(results[mode+"|"+t.name])
+			fmt.Fprintf(out, "| %s | %s | %.0f | %.2f× |\n", mode, t.name, m, m/floor)
+		}
+	}
+	return nil
+}
+
+func luaScript(t target, closeConn bool) string {
+	var b strings.Builder
+	b.WriteString("wrk.method = \"POST\"\n")
+	fmt.Fprintf(&b, "wrk.body = %q\n", t.body)
+	fmt.Fprintf(&b, "wrk.headers[\"Content-Type\"] = %q\n", t.contentType)
+	if closeConn {
+		b.WriteString("wrk.headers[\"Connection\"] = \"close\"\n")
+	}
+	return b.String()
+}
+
+var rpsRe = regexp.MustCompile(`Requests/sec:\s+([0-9.]+)`)
+var non2xxRe = regexp.MustCompile(`Non-2xx or 3xx responses: (\d+)`)
+
+func wrk(ctx context.Context, url, script string, d time.Duration, conns int) (float64, error) {
+	secs := strconv.Itoa(max(1, int(d.Round(time.Second)/time.Second)))
+	out, err := exec.CommandContext(ctx, "wrk", "-t2", "-c"+strconv.Itoa(conns), "-d"+secs+"s", "-s", script, url).CombinedOutput()
+	if err != nil {
+		return 0, fmt.Errorf("wrk: %v: %s", err, out)
+	}
+	if m := non2xxRe.FindSubmatch(out); m != nil { // a misconfigured run must not pass as fast
+		return 0, fmt.Errorf("non-2xx answers (%s): %s", m[1], out)
+	}
+	m := rpsRe.FindSubmatch(out)
+	if m == nil {
+		return 0, fmt.Errorf("no Requests/sec in wrk output: %s", out)
+	}
+	return strconv.ParseFloat(string(m[1]), 64)
+}
+
+func median(xs []float64) float64 {
+	if len(xs) == 0 {
+		return 0
+	}
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	return s[len(s)/2]
+}
