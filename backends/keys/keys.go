@@ -1,0 +1,390 @@
+// Package keys is the stream-key backend: a publisher proves itself with a long random secret
+// that the operator hands out per stream, the way streaming platforms do ("stream key").
+//
+// A key is presented in one of two ways:
+//
+//   - as the last segment of the stream path (OBS: Server rtmp://host/live, Stream key
+//     <secret>): the request path live/<secret> is allowed and the Decision carries Rename =
+//     the key's public path (live/alice), so an adapter that can rename (nginx-rtmp's 3xx
+//     Location) publishes under the public name and viewers never see the key. The presented
+//     path must live in the same parent as the public path (live/<secret> for live/alice);
+//   - as the "key" query parameter (rtmp://host/live/alice?key=<secret>): the request path must
+//     then equal the public path exactly and there is no Rename. This is the form for servers
+//     that cannot rename (MediaMTX).
+//
+// Passwords and bearer tokens (Request.Pass, Request.Token) are deliberately not read: they
+// belong to the user and token backends, and a stream key must never be mistaken for a
+// password of the same user or vice versa.
+//
+// Unknown keys: a last segment that is no known key is the ordinary case (most stream names are
+// not keys), so the backend abstains and the chain moves on. An explicit key parameter that
+// matches nothing is Unauthenticated (bad_credentials); the chain may still allow by another
+// method.
+//
+// Keys live in memory only as SHA-256 digests. Every lookup hashes the candidates and compares
+// them with every configured digest in constant time without stopping early, so known and
+// unknown keys cost the same. Rotation: edit the configuration and reload (SIGHUP): cmd builds
+// a new Backend and swaps the engine's chain, after which the old key abstains, and nginx-rtmp's
+// next on_update drops a session still publishing with it. Each key may also carry an expiry.
+package keys
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net/url"
+	"slices"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"gatehouse/authz"
+	"gatehouse/authz/conf"
+)
+
+// Sentinel errors of package keys.
+var (
+	// ErrInvalid is returned by New for a configuration that Config's YAML decoding would reject.
+	ErrInvalid = errors.New("keys: invalid configuration")
+)
+
+// MinKeyLen is the shortest plain-text key accepted. Hook endpoints have no rate limit and
+// stream keys are bearer secrets, so a short key is refused rather than warned about. Generate
+// keys with `openssl rand -hex 16` (32 characters).
+const MinKeyLen = 16
+
+// Param is the query parameter that carries a key when it is not the stream name.
+const Param = "key"
+
+// Reasons specific to this backend (see authz.Decision.Reason).
+const (
+	ReasonKeyExpired   = "key_expired"
+	ReasonWrongPath    = "key_wrong_path"
+	ReasonDuplicateKey = "duplicate_key_param"
+)
+
+// Config is the backend's configuration:
+//
+//	keys:
+//	  - key: ${ALICE_KEY}          # or sha256:<64 hex digits> of the key
+//	    path: live/alice
+//	    user: alice                # identity; default: the path
+//	    actions: [publish]         # default [publish]; publish, read, playback
+//	    expires: 2026-12-31T23:59:59Z   # optional, RFC 3339
+//
+// Several entries may share a path, so a new key can be introduced before the old one is
+// removed. The same key twice is an error.
+type Config struct {
+	Keys []Key `yaml:"keys"`
+}
+
+// Key is one configured stream key. Build it through YAML or NewKey; the zero Key is invalid.
+type Key struct {
+	digest  [sha256.Size]byte
+	Path    string         // public stream path, e.g. "live/alice"
+	User    string         // identity reported on allow; "" means Path
+	Actions []authz.Action // what the key permits; default [publish]
+	Expires time.Time      // zero: never
+}
+
+// NewKey validates and returns a key. secret is the plain key or "sha256:<hex digest>"; path the
+// public stream path; actions nil means [publish]; expires zero means never. The error never
+// contains the secret.
+func NewKey(secret, streamPath, user string, actions []authz.Action, expires time.Time) (Key, error) {
+	digest, err := parseSecret(secret)
+	if err == nil {
+		err = checkPath(streamPath)
+	}
+	if err == nil {
+		err = checkActions(actions)
+	}
+	if err != nil {
+		return Key{}, err
+	}
+	k := Key{digest: digest, Path: streamPath, User: user, Actions: slices.Clone(actions), Expires: expires}
+	if len(k.Actions) == 0 {
+		k.Actions = []authz.Action{authz.ActionPublish}
+	}
+	return k, nil
+}
+
+// parseSecret returns the digest of a plain key, or the digest written as "sha256:<hex>".
+func parseSecret(secret string) (digest [sha256.Size]byte, err error) {
+	if hexDigest, ok := strings.CutPrefix(secret, "sha256:"); ok {
+		b, err := hex.DecodeString(hexDigest)
+		if err != nil || len(b) != sha256.Size {
+			return digest, fmt.Errorf("%w: sha256: form needs exactly 64 hex digits", ErrInvalid)
+		}
+		copy(digest[:], b)
+		return digest, nil
+	}
+	switch {
+	case secret == "":
+		return digest, fmt.Errorf("%w: key is empty", ErrInvalid)
+	case len(secret) < MinKeyLen:
+		return digest, fmt.Errorf("%w: key is shorter than %d characters (generate one with `openssl rand -hex 16`)", ErrInvalid, MinKeyLen)
+	}
+	for i := 0; i < len(secret); i++ {
+		if !unreserved(secret[i]) {
+			return digest, fmt.Errorf("%w: key may contain only letters, digits and - . _ ~ (it travels as a stream name or URL parameter)", ErrInvalid)
+		}
+	}
+	return sha256.Sum256([]byte(secret)), nil
+}
+
+// checkActions accepts the actions a stream key can grant: those scoped to a stream path.
+func checkActions(actions []authz.Action) error {
+	for _, a := range actions {
+		if !a.HasPath() {
+			return fmt.Errorf("%w: action %q has no stream path (want publish, read or playback)", ErrInvalid, a)
+		}
+	}
+	return nil
+}
+
+// unreserved reports whether c is an RFC 3986 unreserved character: such a key survives a stream
+// name, a query string and nginx-rtmp's unescaped args untouched.
+func unreserved(c byte) bool {
+	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' ||
+		c == '-' || c == '.' || c == '_' || c == '~'
+}
+
+// checkPath accepts a concrete stream path: no leading or trailing slash, no empty, "." or ".."
+// segment, no pattern syntax, nothing a streaming server could read as a URL or a relay target.
+func checkPath(p string) error {
+	switch {
+	case p == "":
+		return fmt.Errorf("%w: path is empty", ErrInvalid)
+	case strings.HasPrefix(p, "~") || strings.Contains(p, "*"):
+		return fmt.Errorf("%w: path %q must be a concrete stream path, not a pattern", ErrInvalid, p)
+	case strings.ContainsAny(p, "?#&%:\\ "):
+		return fmt.Errorf("%w: path %q contains one of ? # & %% : \\ or a space", ErrInvalid, p)
+	}
+	for _, seg := range strings.Split(p, "/") {
+		if seg == "" || seg == "." || seg == ".." {
+			return fmt.Errorf("%w: path %q has an empty, \".\" or \"..\" segment (no leading or trailing slash)", ErrInvalid, p)
+		}
+		for i := 0; i < len(seg); i++ {
+			if seg[i] < 0x20 || seg[i] == 0x7f {
+				return fmt.Errorf("%w: path %q contains a control character", ErrInvalid, p)
+			}
+		}
+	}
+	return nil
+}
+
+// UnmarshalYAML decodes one key strictly; every problem is reported with the line of its value.
+func (k *Key) UnmarshalYAML(n *yaml.Node) error {
+	var raw struct {
+		Key     string   `yaml:"key"`
+		Path    string   `yaml:"path"`
+		User    string   `yaml:"user"`
+		Actions []string `yaml:"actions"`
+		Expires string   `yaml:"expires"`
+	}
+	if err := conf.Strict(n, &raw); err != nil {
+		return err
+	}
+	at := func(key string) *yaml.Node {
+		if v := valueOf(n, key); v != nil {
+			return v
+		}
+		return n
+	}
+	var errs []error
+	problem := func(key string, err error) {
+		errs = append(errs, conf.Errorf(at(key), "%s: %s", key, strings.TrimPrefix(err.Error(), ErrInvalid.Error()+": ")))
+	}
+	digest, err := parseSecret(raw.Key)
+	if err != nil {
+		problem("key", err)
+	}
+	if err := checkPath(raw.Path); err != nil {
+		problem("path", err)
+	}
+	actions := make([]authz.Action, 0, len(raw.Actions))
+	for _, s := range raw.Actions {
+		a, err := authz.ParseAction(s)
+		if err == nil {
+			err = checkActions([]authz.Action{a})
+		}
+		if err != nil {
+			problem("actions", err)
+			continue
+		}
+		actions = append(actions, a)
+	}
+	if len(actions) == 0 {
+		actions = []authz.Action{authz.ActionPublish}
+	}
+	var exp time.Time
+	if raw.Expires != "" {
+		if exp, err = time.Parse(time.RFC3339, raw.Expires); err != nil {
+			problem("expires", fmt.Errorf("%q is not an RFC 3339 time such as 2026-12-31T23:59:59Z", raw.Expires))
+		}
+	}
+	if len(errs) > 0 {
+		return conf.Join(errs...)
+	}
+	*k = Key{digest: digest, Path: raw.Path, User: raw.User, Actions: actions, Expires: exp}
+	return nil
+}
+
+// UnmarshalYAML decodes the key list strictly and rejects a key configured twice (by its digest,
+// so "sha256:" and plain forms of the same key collide too).
+func (c *Config) UnmarshalYAML(n *yaml.Node) error {
+	var raw struct {
+		Keys []Key `yaml:"keys"`
+	}
+	if err := conf.Strict(n, &raw); err != nil {
+		return err
+	}
+	var errs []error
+	if keysNode := valueOf(n, "keys"); keysNode != nil && keysNode.Kind == yaml.SequenceNode {
+		for i := range raw.Keys {
+			for j := 0; j < i; j++ {
+				if raw.Keys[i].digest == raw.Keys[j].digest && i < len(keysNode.Content) {
+					errs = append(errs, conf.Errorf(keysNode.Content[i], "key is the same as keys[%d] (each key must be unique)", j))
+					break
+				}
+			}
+		}
+	}
+	c.Keys = raw.Keys
+	return conf.Join(errs...)
+}
+
+func valueOf(n *yaml.Node, key string) *yaml.Node {
+	if n.Kind != yaml.MappingNode {
+		return nil
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		if n.Content[i].Value == key {
+			return n.Content[i+1]
+		}
+	}
+	return nil
+}
+
+// Backend authorizes requests that present a configured stream key. It is immutable and safe for
+// concurrent use; it starts no goroutines. Reloading means building a new Backend.
+type Backend struct {
+	keys []Key
+	now  func() time.Time
+}
+
+// New returns a backend over cfg's keys. now is the clock used for expiry (nil: time.Now). It
+// re-validates keys built by hand and returns ErrInvalid for a zero Key or a repeated key.
+func New(cfg Config, now func() time.Time) (*Backend, error) {
+	if now == nil {
+		now = time.Now
+	}
+	var zero [sha256.Size]byte
+	for i, k := range cfg.Keys {
+		if k.digest == zero || checkPath(k.Path) != nil || len(k.Actions) == 0 {
+			return nil, fmt.Errorf("%w: keys[%d] was not built with NewKey or YAML", ErrInvalid, i)
+		}
+		for j := 0; j < i; j++ {
+			if cfg.Keys[j].digest == k.digest {
+				return nil, fmt.Errorf("%w: keys[%d] repeats keys[%d]", ErrInvalid, i, j)
+			}
+		}
+	}
+	return &Backend{keys: slices.Clone(cfg.Keys), now: now}, nil
+}
+
+// Authorize implements authz.Backend. See the package documentation for where the key is read
+// and what an unknown key answers. It never returns an error.
+func (b *Backend) Authorize(_ context.Context, req *authz.Request) (authz.Decision, error) {
+	if !req.Action.HasPath() {
+		return authz.Decision{}, nil
+	}
+	param, hasParam, err := keyParam(req.Query)
+	if err != nil {
+		return authz.Denying(authz.Unauthenticated, ReasonDuplicateKey, "the key parameter is repeated"), nil
+	}
+	parent, last := splitLast(req.Path)
+	// Hash both candidates always and scan every key without stopping, so the cost does not
+	// depend on whether or where a key matches.
+	segDigest := sha256.Sum256([]byte(last))
+	paramDigest := sha256.Sum256([]byte(param))
+	segIdx, paramIdx := -1, -1
+	for i := range b.keys {
+		d := b.keys[i].digest[:]
+		segIdx = subtle.ConstantTimeSelect(subtle.ConstantTimeCompare(segDigest[:], d)&eqInt(segIdx, -1), i, segIdx)
+		paramIdx = subtle.ConstantTimeSelect(subtle.ConstantTimeCompare(paramDigest[:], d)&eqInt(paramIdx, -1), i, paramIdx)
+	}
+	if !hasParam {
+		paramIdx = -1
+	}
+	switch {
+	case segIdx >= 0 && last != "":
+		k := &b.keys[segIdx]
+		if keyParent, _ := splitLast(k.Path); keyParent != parent {
+			return authz.Denying(authz.Forbidden, ReasonWrongPath, "this stream key belongs to another application"), nil
+		}
+		d := b.grant(k, req.Action)
+		if d.Allowed() && k.Path != req.Path {
+			d.Rename = k.Path
+		}
+		return d, nil
+	case paramIdx >= 0:
+		k := &b.keys[paramIdx]
+		if k.Path != req.Path {
+			return authz.Denying(authz.Forbidden, ReasonWrongPath, "this stream key belongs to another stream path"), nil
+		}
+		return b.grant(k, req.Action), nil
+	case hasParam:
+		return authz.Denying(authz.Unauthenticated, authz.ReasonBadCredentials, "stream key not accepted"), nil
+	}
+	return authz.Decision{}, nil
+}
+
+func (b *Backend) grant(k *Key, a authz.Action) authz.Decision {
+	if !k.Expires.IsZero() && !b.now().Before(k.Expires) {
+		return authz.Denying(authz.Unauthenticated, ReasonKeyExpired, "stream key expired")
+	}
+	id := k.User
+	if id == "" {
+		id = k.Path
+	}
+	if !slices.Contains(k.Actions, a) {
+		d := authz.Denying(authz.Forbidden, authz.ReasonNotPermitted, fmt.Sprintf("stream key does not permit %s", a))
+		d.Identity = id
+		return d
+	}
+	return authz.Allowing(id, k.Expires)
+}
+
+// eqInt returns 1 if a == b, else 0, in constant time.
+func eqInt(a, b int) int { return subtle.ConstantTimeEq(int32(a), int32(b)) }
+
+// splitLast splits "live/alice" into "live" and "alice", and "alice" into "" and "alice".
+func splitLast(p string) (parent, last string) {
+	p = strings.Trim(p, "/")
+	if i := strings.LastIndexByte(p, '/'); i >= 0 {
+		return p[:i], p[i+1:]
+	}
+	return "", p
+}
+
+// keyParam returns the key parameter of a raw query. A repeated key parameter is an error: a
+// proxy reading the first value and a backend reading the last must never disagree.
+func keyParam(rawQuery string) (string, bool, error) {
+	if rawQuery == "" {
+		return "", false, nil
+	}
+	q, _ := url.ParseQuery(strings.TrimPrefix(rawQuery, "?")) // malformed pairs are dropped
+	v, ok := q[Param]
+	switch {
+	case !ok:
+		return "", false, nil
+	case len(v) > 1:
+		return "", false, errors.New("keys: repeated key parameter")
+	}
+	return v[0], true, nil
+}
