@@ -67,7 +67,7 @@ const (
 	ReasonDuplicateKey = "duplicate_key_param"
 )
 
-// Config is the backend's configuration:
+// Config is the backend's configuration, written as a list (or as a mapping {keys: <list>}):
 //
 //	keys:
 //	  - key: ${ALICE_KEY}          # or sha256:<64 hex digits> of the key
@@ -234,21 +234,30 @@ func (k *Key) UnmarshalYAML(n *yaml.Node) error {
 	return nil
 }
 
-// UnmarshalYAML decodes the key list strictly and rejects a key configured twice (by its digest,
-// so "sha256:" and plain forms of the same key collide too).
+// UnmarshalYAML decodes the key list strictly, either as the list itself (auth: {keys: [...]},
+// the usual form) or as a mapping {keys: [...]}, and rejects a key configured twice (by digest,
+// so the "sha256:" and plain forms of one key collide too).
 func (c *Config) UnmarshalYAML(n *yaml.Node) error {
 	var raw struct {
 		Keys []Key `yaml:"keys"`
 	}
-	if err := conf.Strict(n, &raw); err != nil {
-		return err
+	list := n
+	if n.Kind == yaml.SequenceNode {
+		if err := n.Decode(&raw.Keys); err != nil {
+			return err
+		}
+	} else {
+		if err := conf.Strict(n, &raw); err != nil {
+			return err
+		}
+		list = valueOf(n, "keys")
 	}
 	var errs []error
-	if keysNode := valueOf(n, "keys"); keysNode != nil && keysNode.Kind == yaml.SequenceNode {
+	if list != nil && list.Kind == yaml.SequenceNode {
 		for i := range raw.Keys {
 			for j := 0; j < i; j++ {
-				if raw.Keys[i].digest == raw.Keys[j].digest && i < len(keysNode.Content) {
-					errs = append(errs, conf.Errorf(keysNode.Content[i], "key is the same as keys[%d] (each key must be unique)", j))
+				if raw.Keys[i].digest == raw.Keys[j].digest && i < len(list.Content) {
+					errs = append(errs, conf.Errorf(list.Content[i], "key is the same as keys[%d] (each key must be unique)", j))
 					break
 				}
 			}

@@ -105,6 +105,16 @@ func TestDecodeErrors(t *testing.T) {
 			}
 		})
 	}
+	t.Run("list form", func(t *testing.T) {
+		cfg, err := decode(t, "stream_keys:\n  - key: "+aliceKey+"\n    path: live/a\n  - key: "+aliceKey+"\n    path: live/b\n")
+		if err == nil || !strings.Contains(err.Error(), "test.yml:4:") {
+			t.Fatalf("got %v (%d keys), want the duplicate reported at line 4", err, len(cfg.Keys))
+		}
+		cfg, err = decode(t, "stream_keys:\n  - key: "+aliceKey+"\n    path: live/a\n")
+		if err != nil || len(cfg.Keys) != 1 {
+			t.Fatalf("got %v, %d keys; want nil, 1", err, len(cfg.Keys))
+		}
+	})
 	t.Run("short key not echoed", func(t *testing.T) {
 		_, err := decode(t, "stream_keys:\n  keys:\n    - key: s3cr3tish\n      path: live/a\n")
 		if err == nil || strings.Contains(err.Error(), "s3cr3tish") {
