@@ -1,0 +1,124 @@
+package live
+
+import (
+	"context"
+	"encoding/json"
+	"net"
+	"net/http"
+	"net/netip"
+
+	"gatehouse/authz"
+	"gatehouse/authz/creds"
+)
+
+// Authorizer decides API requests; *authz.Engine implements it.
+type Authorizer interface {
+	Authorize(ctx context.Context, req *authz.Request) authz.Decision
+}
+
+// APIHandler serves the registry as JSON on the public listener:
+//
+//	GET /api/v1/streams          {"streams": [Stream...]} sorted by path, without readers
+//	GET /api/v1/streams/{path...} one Stream with its readers, or 404
+//
+// Every request is decided by auth as action "api" (Source "api") with the credentials of the
+// Authorization header (Basic, Bearer; see authz/creds) and the client IP from RemoteAddr. A
+// request that is not allowed gets 401 with WWW-Authenticate: Basic realm="gatehouse" (missing
+// or bad credentials) or 403 (forbidden). Responses never contain session ids or credentials.
+// Mount it at both "/api/v1/streams" and "/api/v1/streams/". It starts no goroutines.
+func APIHandler(reg *Registry, auth Authorizer) http.Handler {
+	h := &apiHandler{reg: reg, auth: auth}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /api/v1/streams", h.list)
+	mux.HandleFunc("GET /api/v1/streams/{path...}", h.get)
+	return mux
+}
+
+type apiHandler struct {
+	reg  *Registry
+	auth Authorizer
+}
+
+func (h *apiHandler) list(w http.ResponseWriter, r *http.Request) {
+	if !h.authorize(w, r) {
+		return
+	}
+	writeJSON(w, http.StatusOK, struct {
+		Streams []Stream `json:"streams"`
+	}{h.reg.List()})
+}
+
+func (h *apiHandler) get(w http.ResponseWriter, r *http.Request) {
+	if !h.authorize(w, r) {
+		return
+	}
+	path := r.PathValue("path")
+	if path == "" {
+		writeJSON(w, http.StatusOK, struct {
+			Streams []Stream `json:"streams"`
+		}{h.reg.List()})
+		return
+	}
+	st, ok := h.reg.Get(path)
+	if !ok {
+		writeError(w, http.StatusNotFound, "stream not live")
+		return
+	}
+	writeJSON(w, http.StatusOK, st)
+}
+
+func (h *apiHandler) authorize(w http.ResponseWriter, r *http.Request) bool {
+	c := creds.FromAuthorization(r.Header.Get("Authorization"))
+	req := &authz.Request{
+		Action:    authz.ActionAPI,
+		IP:        remoteIP(r.RemoteAddr),
+		User:      c.User,
+		Pass:      c.Pass,
+		Token:     c.Token,
+		UserAgent: r.UserAgent(),
+		Source:    "api",
+	}
+	d := h.auth.Authorize(r.Context(), req)
+	switch {
+	case d.Allowed():
+		return true
+	case d.Outcome == authz.Forbidden:
+		writeError(w, http.StatusForbidden, d.Message)
+	default:
+		w.Header().Set("WWW-Authenticate", `Basic realm="gatehouse"`)
+		writeError(w, http.StatusUnauthorized, d.Message)
+	}
+	return false
+}
+
+func remoteIP(addr string) netip.Addr {
+	if ap, err := netip.ParseAddrPort(addr); err == nil {
+		return ap.Addr().Unmap()
+	}
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		host = addr
+	}
+	ip, err := netip.ParseAddr(host)
+	if err != nil {
+		return netip.Addr{}
+	}
+	return ip.Unmap()
+}
+
+func writeError(w http.ResponseWriter, status int, msg string) {
+	if msg == "" {
+		msg = http.StatusText(status)
+	}
+	writeJSON(w, status, struct {
+		Error string `json:"error"`
+	}{msg})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v) // the client went away; nothing to do
+}

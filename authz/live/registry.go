@@ -1,0 +1,462 @@
+package live
+
+import (
+	"cmp"
+	"context"
+	"log/slog"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"gatehouse/authz/conf"
+)
+
+// Default values of Config.
+const (
+	DefaultSweepInterval    = 30 * time.Second
+	DefaultStaleAfter       = 2 * time.Minute
+	DefaultSilentStaleAfter = 24 * time.Hour
+	DefaultReorderWindow    = time.Minute
+	DefaultSubscriberBuffer = 256
+)
+
+// Reasons carried by a Change.
+const (
+	ReasonPublished   = "published"   // a publisher started on an offline path
+	ReasonUnpublished = "unpublished" // the current publisher's session ended
+	ReasonExpired     = "expired"     // no event for the publisher's session within its stale time
+)
+
+// Config tunes expiry of sessions whose end was never reported (a lost done callback, a server
+// that crashed, OME dropping "closing" for keys with ?key=). The zero Config means the defaults.
+//
+// A session that has sent at least one Alive (nginx-rtmp with on_update, the SFU) is expected to
+// keep doing so and expires after StaleAfter of silence. A session that never sent one (SRS, OME,
+// MediaMTX, nginx-rtmp without on_update) only reports start and end, so silence says nothing
+// and it expires only after SilentStaleAfter, which must exceed the longest real stream: raise
+// it (e.g. 8760h) for 24/7 streams. Sources overrides both for every session of one source.
+type Config struct {
+	// SweepInterval is how often Run sweeps (default 30s).
+	SweepInterval conf.Duration `yaml:"sweep_interval"`
+	// StaleAfter expires a session that has sent Alive and then gone silent (default 2m: four
+	// nginx-rtmp on_update periods).
+	StaleAfter conf.Duration `yaml:"stale_after"`
+	// SilentStaleAfter expires a session that never sent Alive (default 24h).
+	SilentStaleAfter conf.Duration `yaml:"silent_stale_after"`
+	// ReorderWindow is how long an ended session is remembered so that its late or duplicated
+	// start (OME delivering "closing" before "opening") is ignored (default 1m).
+	ReorderWindow conf.Duration `yaml:"reorder_window"`
+	// Sources sets per-source expiry, keyed by Event.Source ("nginx-rtmp", "ome", "srs", ...).
+	Sources map[string]SourceConfig `yaml:"sources"`
+}
+
+// SourceConfig is the expiry of one source's sessions.
+type SourceConfig struct {
+	// StaleAfter expires every session of the source after this much silence, whether or not it
+	// sends Alive. Zero: the global rules.
+	StaleAfter conf.Duration `yaml:"stale_after"`
+}
+
+func (c Config) staleFor(source string, alive bool) time.Duration {
+	if sc, ok := c.Sources[source]; ok && sc.StaleAfter > 0 {
+		return sc.StaleAfter.Std()
+	}
+	if alive {
+		return c.StaleAfter.Or(DefaultStaleAfter)
+	}
+	return c.SilentStaleAfter.Or(DefaultSilentStaleAfter)
+}
+
+// Stream is a snapshot of one live path. Session ids are kept out of JSON: some are capabilities
+// (a WHIP resource URL), and the API must never list a secret.
+type Stream struct {
+	Path     string    `json:"path"`
+	Source   string    `json:"source"`
+	Identity string    `json:"identity,omitempty"`
+	Protocol string    `json:"protocol,omitempty"`
+	Remote   string    `json:"remote,omitempty"`
+	Session  string    `json:"-"`
+	Started  time.Time `json:"started"`   // when the path went live; a publisher reconnect keeps it
+	LastSeen time.Time `json:"last_seen"` // the publisher's latest event
+	Viewers  int       `json:"viewers"`
+	Readers  []Reader  `json:"readers,omitempty"` // only from Get, oldest first
+}
+
+// Reader is one viewer session of a path.
+type Reader struct {
+	Source   string    `json:"source"`
+	Identity string    `json:"identity,omitempty"`
+	Protocol string    `json:"protocol,omitempty"`
+	Remote   string    `json:"remote,omitempty"`
+	Session  string    `json:"-"`
+	Joined   time.Time `json:"joined"`
+	LastSeen time.Time `json:"last_seen"`
+}
+
+// Change is a real transition of a path: offline→live (Live true) or live→offline (Live false).
+// Duplicated or reordered events and publisher reconnects never produce one.
+type Change struct {
+	Live   bool
+	Reason string    // ReasonPublished, ReasonUnpublished or ReasonExpired
+	Stream Stream    // the stream as it was at the transition (without Readers)
+	Time   time.Time // when it happened (the event's Time, or the sweep's now)
+}
+
+// Option configures a Registry.
+type Option func(*Registry)
+
+// WithConfig sets expiry and sweeping (default: the zero Config, i.e. the defaults).
+func WithConfig(c Config) Option { return func(r *Registry) { r.cfg = c } }
+
+// WithClock sets the clock used for events without a Time and by Run (default time.Now).
+func WithClock(now func() time.Time) Option { return func(r *Registry) { r.now = now } }
+
+// WithLogger sets the logger for expiries and dropped changes (default: discard).
+func WithLogger(l *slog.Logger) Option { return func(r *Registry) { r.log = l } }
+
+// WithSubscriberBuffer sets the channel capacity given to each Subscribe call (default 256).
+func WithSubscriberBuffer(n int) Option { return func(r *Registry) { r.subBuf = n } }
+
+type sessionKey struct{ source, session string }
+
+type tombKey struct{ path, source, session string }
+
+type session struct {
+	key                        sessionKey
+	identity, protocol, remote string
+	started, lastSeen          time.Time
+	alive                      bool // has sent Alive: expires after StaleAfter
+}
+
+type entry struct {
+	pub       *session // nil: offline
+	liveSince time.Time
+	readers   map[sessionKey]*session
+}
+
+type subscriber struct{ ch chan Change }
+
+// Registry is the set of live streams and their viewers, fed by Record from every adapter and
+// the SFU. It is safe for concurrent use; Record takes one short lock and never does I/O. Run
+// starts the only goroutine (the sweeper). See Record for the rules that make it idempotent and
+// tolerant of reordered callbacks.
+type Registry struct {
+	cfg    Config
+	now    func() time.Time
+	log    *slog.Logger
+	subBuf int
+
+	mu      sync.Mutex
+	paths   map[string]*entry
+	tombs   map[tombKey]time.Time
+	subs    []*subscriber
+	dropped atomic.Uint64
+	logged  uint64 // dropped count at the last sweep's log line (guarded by mu)
+}
+
+// NewRegistry returns an empty registry. It starts no goroutine; call Run to expire stale
+// sessions.
+func NewRegistry(opts ...Option) *Registry {
+	r := &Registry{
+		now:    time.Now,
+		subBuf: DefaultSubscriberBuffer,
+		paths:  map[string]*entry{},
+		tombs:  map[tombKey]time.Time{},
+	}
+	for _, o := range opts {
+		o(r)
+	}
+	if r.log == nil {
+		r.log = slog.New(slog.DiscardHandler)
+	}
+	if r.subBuf < 0 {
+		r.subBuf = 0
+	}
+	return r
+}
+
+// maxTombs bounds the memory of ended sessions; beyond it, reorder protection is skipped for new
+// ends until the next sweep.
+const maxTombs = 100_000
+
+// Record applies one event. It never blocks on I/O and never blocks on subscribers. Events
+// without a valid Type, Path or Source are ignored; Path is trimmed of slashes; a zero Time
+// means now. Paths form one namespace across sources.
+//
+// The rules, which make callbacks idempotent and order-tolerant (a session is identified by
+// Source and Session; an empty Session is a session too, but cannot be told apart):
+//   - Published on an offline path: the path goes live (Change live, ReasonPublished).
+//   - Published by the current publisher again: refreshes LastSeen and fills fields still
+//     empty; nothing else.
+//   - Published by another session on a live path (a publisher reconnect whose old end is late
+//     or lost): the new session takes over silently; Started is kept; the old session is ended.
+//   - Unpublished by the current publisher: the path goes offline (Change offline,
+//     ReasonUnpublished). Unpublished by any other session, or on an unknown path, changes no
+//     stream.
+//   - Every end (Unpublished, Left, a takeover) is remembered for ReorderWindow, and a
+//     Published, Joined or Alive for an ended non-empty session in that time is ignored: it is
+//     a late duplicate or arrived out of order.
+//   - Joined adds a viewer once per session; Left removes it; both are idempotent. Viewers may
+//     join an offline path (players waiting for a publisher) and are counted when it goes live.
+//   - Alive refreshes the matching publisher or viewer session and marks it as one that sends
+//     keep-alives (see Config); Alive for an unknown session is ignored.
+func (r *Registry) Record(ev Event) {
+	if ev.Type < Published || ev.Type > Alive || ev.Source == "" {
+		return
+	}
+	path := strings.Trim(ev.Path, "/")
+	if path == "" {
+		return
+	}
+	t := ev.Time
+	key := sessionKey{ev.Source, ev.Session}
+	tk := tombKey{path, ev.Source, ev.Session}
+
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if t.IsZero() {
+		t = r.now()
+	}
+	e := r.paths[path]
+	if ev.Session != "" && (ev.Type == Published || ev.Type == Joined || ev.Type == Alive) {
+		if _, ended := r.tombs[tk]; ended {
+			return
+		}
+	}
+	switch ev.Type {
+	case Published:
+		if e == nil {
+			e = &entry{}
+			r.paths[path] = e
+		}
+		switch {
+		case e.pub == nil:
+			e.pub = newSession(key, ev, t)
+			e.liveSince = t
+			r.emit(Change{Live: true, Reason: ReasonPublished, Stream: e.snapshot(path, false), Time: t})
+		case e.pub.key == key:
+			e.pub.refresh(ev, t)
+		default:
+			r.tomb(tombKey{path, e.pub.key.source, e.pub.key.session}, t)
+			e.pub = newSession(key, ev, t)
+		}
+	case Unpublished:
+		r.tomb(tk, t)
+		if e == nil || e.pub == nil || e.pub.key != key {
+			return
+		}
+		c := Change{Live: false, Reason: ReasonUnpublished, Stream: e.snapshot(path, false), Time: t}
+		e.pub = nil
+		r.dropIfEmpty(path, e)
+		r.emit(c)
+	case Joined:
+		if e == nil {
+			e = &entry{}
+			r.paths[path] = e
+		}
+		if e.readers == nil {
+			e.readers = map[sessionKey]*session{}
+		}
+		if s, ok := e.readers[key]; ok {
+			s.refresh(ev, t)
+			return
+		}
+		e.readers[key] = newSession(key, ev, t)
+	case Left:
+		r.tomb(tk, t)
+		if e == nil {
+			return
+		}
+		delete(e.readers, key)
+		r.dropIfEmpty(path, e)
+	case Alive:
+		if e == nil {
+			return
+		}
+		s := e.readers[key]
+		if e.pub != nil && e.pub.key == key {
+			s = e.pub
+		}
+		if s != nil {
+			s.alive = true
+			if t.After(s.lastSeen) {
+				s.lastSeen = t
+			}
+		}
+	}
+}
+
+func newSession(key sessionKey, ev Event, t time.Time) *session {
+	return &session{key: key, identity: ev.Identity, protocol: ev.Protocol, remote: ev.Remote, started: t, lastSeen: t}
+}
+
+func (s *session) refresh(ev Event, t time.Time) {
+	if t.After(s.lastSeen) {
+		s.lastSeen = t
+	}
+	if s.identity == "" {
+		s.identity = ev.Identity
+	}
+	if s.protocol == "" {
+		s.protocol = ev.Protocol
+	}
+	if s.remote == "" {
+		s.remote = ev.Remote
+	}
+}
+
+// tomb remembers an ended session (mu held).
+func (r *Registry) tomb(k tombKey, t time.Time) {
+	if k.session == "" || r.cfg.ReorderWindow.Or(DefaultReorderWindow) <= 0 {
+		return
+	}
+	if _, ok := r.tombs[k]; !ok && len(r.tombs) >= maxTombs {
+		return
+	}
+	r.tombs[k] = t
+}
+
+func (r *Registry) dropIfEmpty(path string, e *entry) {
+	if e.pub == nil && len(e.readers) == 0 {
+		delete(r.paths, path)
+	}
+}
+
+// emit delivers c to every subscriber without blocking (mu held, so subscribers see changes in
+// order and cancel cannot close a channel mid-send).
+func (r *Registry) emit(c Change) {
+	for _, s := range r.subs {
+		select {
+		case s.ch <- c:
+		default:
+			r.dropped.Add(1)
+		}
+	}
+}
+
+func (e *entry) snapshot(path string, withReaders bool) Stream {
+	p := e.pub
+	st := Stream{
+		Path: path, Source: p.key.source, Session: p.key.session, Identity: p.identity,
+		Protocol: p.protocol, Remote: p.remote, Started: e.liveSince, LastSeen: p.lastSeen,
+		Viewers: len(e.readers),
+	}
+	if withReaders && len(e.readers) > 0 {
+		st.Readers = make([]Reader, 0, len(e.readers))
+		for _, s := range e.readers {
+			st.Readers = append(st.Readers, Reader{
+				Source: s.key.source, Session: s.key.session, Identity: s.identity,
+				Protocol: s.protocol, Remote: s.remote, Joined: s.started, LastSeen: s.lastSeen,
+			})
+		}
+		slices.SortFunc(st.Readers, func(a, b Reader) int {
+			return cmp.Or(a.Joined.Compare(b.Joined), cmp.Compare(a.Source, b.Source), cmp.Compare(a.Session, b.Session))
+		})
+	}
+	return st
+}
+
+// List returns every live stream sorted by path, without Readers (Viewers counts them).
+func (r *Registry) List() []Stream {
+	r.mu.Lock()
+	out := make([]Stream, 0, len(r.paths))
+	for path, e := range r.paths {
+		if e.pub != nil {
+			out = append(out, e.snapshot(path, false))
+		}
+	}
+	r.mu.Unlock()
+	slices.SortFunc(out, func(a, b Stream) int { return cmp.Compare(a.Path, b.Path) })
+	return out
+}
+
+// Get returns the live stream at path (slashes trimmed) with its Readers, and whether it is live.
+func (r *Registry) Get(path string) (Stream, bool) {
+	path = strings.Trim(path, "/")
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	e := r.paths[path]
+	if e == nil || e.pub == nil {
+		return Stream{}, false
+	}
+	return e.snapshot(path, true), true
+}
+
+// Subscribe returns a channel of Changes, buffered (WithSubscriberBuffer), and a cancel func that
+// unsubscribes and closes the channel; cancel is idempotent and safe to call concurrently with
+// Record. A full channel never blocks Record: the change is dropped for that subscriber and
+// counted in Dropped. The caller owns draining the channel and calling cancel.
+func (r *Registry) Subscribe() (<-chan Change, func()) {
+	s := &subscriber{ch: make(chan Change, r.subBuf)}
+	r.mu.Lock()
+	r.subs = append(r.subs, s)
+	r.mu.Unlock()
+	var once sync.Once
+	return s.ch, func() {
+		once.Do(func() {
+			r.mu.Lock()
+			r.subs = slices.DeleteFunc(r.subs, func(x *subscriber) bool { return x == s })
+			close(s.ch)
+			r.mu.Unlock()
+		})
+	}
+}
+
+// Dropped returns how many Changes were dropped because a subscriber's channel was full.
+func (r *Registry) Dropped() uint64 { return r.dropped.Load() }
+
+// Sweep expires sessions that have been silent too long at now (see Config), emits an offline
+// Change (ReasonExpired) for each expired publisher, and forgets ended sessions older than the
+// reorder window. Run calls it; tests call it with an injected now.
+func (r *Registry) Sweep(now time.Time) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for path, e := range r.paths {
+		for k, s := range e.readers {
+			if r.expired(s, now) {
+				delete(e.readers, k)
+			}
+		}
+		if e.pub != nil && r.expired(e.pub, now) {
+			c := Change{Live: false, Reason: ReasonExpired, Stream: e.snapshot(path, false), Time: now}
+			r.log.Info("live: stream expired without an end event", "path", path, "source", e.pub.key.source,
+				"identity", e.pub.identity, "last_seen", e.pub.lastSeen)
+			e.pub = nil
+			r.emit(c)
+		}
+		r.dropIfEmpty(path, e)
+	}
+	window := r.cfg.ReorderWindow.Or(DefaultReorderWindow)
+	for k, t := range r.tombs {
+		if now.Sub(t) >= window {
+			delete(r.tombs, k)
+		}
+	}
+	if d := r.dropped.Load(); d != r.logged {
+		r.log.Warn("live: subscribers too slow, changes dropped", "dropped", d-r.logged, "total", d)
+		r.logged = d
+	}
+}
+
+func (r *Registry) expired(s *session, now time.Time) bool {
+	ttl := r.cfg.staleFor(s.key.source, s.alive)
+	return ttl > 0 && now.Sub(s.lastSeen) >= ttl
+}
+
+// Run sweeps every Config.SweepInterval until ctx is done. It is the registry's only goroutine;
+// the caller owns it (go reg.Run(ctx)) and stops it by cancelling ctx. Subscriptions are not
+// closed by Run: each subscriber cancels its own.
+func (r *Registry) Run(ctx context.Context) {
+	t := time.NewTicker(r.cfg.SweepInterval.Or(DefaultSweepInterval))
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			r.Sweep(r.now())
+		}
+	}
+}
