@@ -1,0 +1,503 @@
+// Package ome answers OvenMediaEngine's AdmissionWebhooks (ControlServerUrl
+// http://127.0.0.1:8090/hooks/ome). OME posts one JSON document per session start ("opening") and
+// end ("closing"), signed with X-OME-Signature when a SecretKey is configured.
+//
+// Opening: the request becomes one authz.Request (direction incoming → publish, outgoing → read;
+// path app/stream from request.url; credentials from the URL query) and the engine's Decision is
+// answered as status 200 with {"allowed":…,"reason":…,"lifetime":ms[,"new_url":…]}. OME accepts only
+// status 200, so denials are 200 + allowed:false: OME then closes the RTMP/SRT connection, refuses
+// the WebRTC offer, or answers WHIP/LL-HLS clients 401 "AdmissionWebhooks error" itself.
+//
+// Closing: reported to the Recorder (Unpublished or Left) and answered 200 {}.
+//
+// Requests that are not OME's (bad or missing signature while a secret is configured, wrong method,
+// oversized or malformed body) get a 4xx status with {"allowed":false,…}: OME treats any non-200
+// status as a denial (fail closed), and a forged closing never reaches the Recorder.
+package ome
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha1"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"strings"
+	"time"
+
+	"gatehouse/authz"
+	"gatehouse/authz/creds"
+	"gatehouse/authz/live"
+)
+
+// MaxBody is the largest request body accepted. OME's documents are well under 1 KiB plus the URL;
+// 64 KiB leaves room for long signed-policy URLs and JWTs in the query.
+const MaxBody = 64 << 10
+
+// SignatureHeader carries base64url(HMAC-SHA1(SecretKey, body)) without padding.
+const SignatureHeader = "X-OME-Signature"
+
+// Source is the value of authz.Request.Source and live.Event.Source for this adapter.
+const Source = "ome"
+
+// Sentinel errors of package ome.
+var (
+	// ErrBadSignature is returned by Verify when the signature is missing or does not match.
+	ErrBadSignature = errors.New("ome: missing or invalid " + SignatureHeader)
+	// ErrMalformed is wrapped by every Decode error: the body is not an admission document.
+	ErrMalformed = errors.New("ome: malformed admission request")
+	// ErrBadURL is wrapped when request.url has no app/stream path or an unusable query.
+	ErrBadURL = errors.New("ome: unusable request url")
+)
+
+// Authorizer decides requests; *authz.Engine implements it.
+type Authorizer interface {
+	Authorize(ctx context.Context, req *authz.Request) authz.Decision
+}
+
+// Recorder receives session start and end events; the live registry implements it. It must be
+// idempotent per Session: OME duplicates and reorders opening/closing (issues #1909, #1991).
+type Recorder interface {
+	Record(live.Event)
+}
+
+// Config configures the OME adapter. The zero value accepts unsigned requests and reads the
+// token from token, jwt or access_key.
+type Config struct {
+	// Secret is OME's <SecretKey>. When set, every request (opening and closing) must carry a
+	// valid X-OME-Signature; others are refused with 401. Empty: signatures are not checked.
+	Secret string `yaml:"secret"`
+	// TrustRealIP uses client.real_ip (OME's X-Real-IP / X-Forwarded-For value) instead of
+	// client.address. Enable only when every HTTP path into OME passes a proxy that overwrites
+	// those headers; clients can forge them otherwise. Default false.
+	TrustRealIP bool `yaml:"trust_real_ip"`
+	// TokenParams are extra URL query names whose value is used as the token when neither token
+	// nor jwt is present. nil (unset): [access_key], the convention of OvenEmprex-style setups
+	// ("?access_key=KEY"); an explicit empty list disables the fallback.
+	TokenParams []string `yaml:"token_params"`
+}
+
+// Handler serves POST /hooks/ome. It starts no goroutines and is safe for concurrent use.
+type Handler struct {
+	auth        Authorizer
+	rec         Recorder
+	log         *slog.Logger
+	secret      []byte
+	trustRealIP bool
+	tokenParams []string
+	now         func() time.Time
+}
+
+// New returns a Handler asking auth and reporting sessions to rec (nil: not reported), logging to
+// log (nil: discard).
+func New(cfg Config, auth Authorizer, rec Recorder, log *slog.Logger) *Handler {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	tp := cfg.TokenParams
+	if tp == nil {
+		tp = []string{"access_key"}
+	}
+	h := &Handler{
+		auth:        auth,
+		rec:         rec,
+		log:         log,
+		trustRealIP: cfg.TrustRealIP,
+		tokenParams: append([]string(nil), tp...),
+		now:         time.Now,
+	}
+	if cfg.Secret != "" {
+		h.secret = []byte(cfg.Secret)
+	}
+	return h
+}
+
+// Sign returns the X-OME-Signature value for body under secret, as OME computes it.
+func Sign(secret, body []byte) string {
+	mac := hmac.New(sha1.New, secret)
+	mac.Write(body)
+	return base64.RawURLEncoding.EncodeToString(mac.Sum(nil))
+}
+
+// Verify checks sig against body in constant time. Padded and standard-alphabet encodings of the
+// same bytes are accepted too. It returns ErrBadSignature on any mismatch.
+func Verify(secret, body []byte, sig string) error {
+	sig = strings.TrimRight(strings.TrimSpace(sig), "=")
+	sig = strings.NewReplacer("+", "-", "/", "_").Replace(sig)
+	got, err := base64.RawURLEncoding.DecodeString(sig)
+	if err != nil || len(got) != sha1.Size {
+		return ErrBadSignature
+	}
+	mac := hmac.New(sha1.New, secret)
+	mac.Write(body)
+	if !hmac.Equal(got, mac.Sum(nil)) {
+		return ErrBadSignature
+	}
+	return nil
+}
+
+// Admission is OME's request document (admission_webhooks.cpp MakeMessageBody). Unknown fields are
+// ignored.
+type Admission struct {
+	Client struct {
+		Address   string      `json:"address"`
+		Port      json.Number `json:"port"`
+		RealIP    string      `json:"real_ip"`
+		UserAgent string      `json:"user_agent"`
+	} `json:"client"`
+	Request struct {
+		Direction string `json:"direction"` // incoming (publish) | outgoing (play)
+		Protocol  string `json:"protocol"`  // RTMP, WebRTC, SRT, LLHLS, HLSv3, ... (any case)
+		Status    string `json:"status"`    // opening | closing
+		Time      string `json:"time"`      // ISO 8601 with a numeric offset
+		URL       string `json:"url"`       // as requested, with port and query
+		NewURL    string `json:"new_url"`   // closing only: the URL after an earlier new_url
+	} `json:"request"`
+}
+
+// Decode parses and checks an admission body. Every error wraps ErrMalformed and never contains
+// the URL (which may carry a token).
+func Decode(body []byte) (*Admission, error) {
+	var a Admission
+	if err := json.Unmarshal(body, &a); err != nil {
+		var se *json.SyntaxError
+		var te *json.UnmarshalTypeError
+		switch {
+		case errors.As(err, &se):
+			return nil, fmt.Errorf("%w: invalid JSON at byte %d", ErrMalformed, se.Offset)
+		case errors.As(err, &te):
+			return nil, fmt.Errorf("%w: field %q must be a %s", ErrMalformed, te.Field, te.Type)
+		}
+		return nil, fmt.Errorf("%w: body is not a JSON object", ErrMalformed)
+	}
+	switch a.Request.Direction {
+	case "incoming", "outgoing":
+	default:
+		return nil, fmt.Errorf("%w: request.direction %q (want incoming or outgoing)", ErrMalformed, truncate(a.Request.Direction))
+	}
+	switch a.Request.Status {
+	case "opening", "closing":
+	default:
+		return nil, fmt.Errorf("%w: request.status %q (want opening or closing)", ErrMalformed, truncate(a.Request.Status))
+	}
+	if a.Request.URL == "" {
+		return nil, fmt.Errorf("%w: request.url is empty", ErrMalformed)
+	}
+	return &a, nil
+}
+
+// Action maps request.direction: incoming (a provider: RTMP, SRT, WebRTC/WHIP ingest) is publish,
+// outgoing (a publisher: WebRTC, LLHLS, HLSv3, SRT, thumbnail playback) is read.
+func (a *Admission) Action() authz.Action {
+	if a.Request.Direction == "incoming" {
+		return authz.ActionPublish
+	}
+	return authz.ActionRead
+}
+
+// Protocol maps OME's internal type name, compared case-insensitively, to gatehouse's lower-case
+// vocabulary: LLHLS and HLSv3 (and HLS) are hls, RTSPPull is rtsp, LLDASH/DASH are dash; other
+// names (rtmp, webrtc, srt, mpegts, ovt, thumbnail, ...) are lower-cased as they are.
+func Protocol(name string) string {
+	p := strings.ToLower(strings.TrimSpace(name))
+	switch p {
+	case "llhls", "hlsv3", "hls", "tshls":
+		return "hls"
+	case "rtsppull", "rtsp":
+		return "rtsp"
+	case "lldash", "dash", "cmaf":
+		return "dash"
+	case "whip":
+		return "webrtc"
+	}
+	return p
+}
+
+// Target is request.url split into what gatehouse needs.
+type Target struct {
+	Path   string     // app/stream
+	Rest   string     // what followed app/stream in the URL path ("/llhls.m3u8"), or ""
+	Query  url.Values // parsed query
+	RawQ   string     // raw query, without '?'
+	URL    *url.URL   // the parsed URL the path came from
+	Nested bool       // the path came from an SRT streamid query parameter
+}
+
+// ParseTarget splits an OME request URL. The host (OME's vhost domain) and port are dropped; the
+// first two path segments are app and stream, anything after them is a file name (llhls.m3u8,
+// thumb.jpg). A URL with fewer than two segments whose query has a streamid (SRT) is read through
+// that inner URL. Errors wrap ErrBadURL and never contain the URL.
+func ParseTarget(raw string) (*Target, error) {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return nil, fmt.Errorf("%w: not a URL", ErrBadURL)
+	}
+	q, err := url.ParseQuery(u.RawQuery)
+	if err != nil {
+		return nil, fmt.Errorf("%w: malformed query", ErrBadURL)
+	}
+	path, rest, ok := splitPath(u.Path)
+	nested := false
+	if !ok {
+		sid := q.Get("streamid")
+		if sid == "" {
+			return nil, fmt.Errorf("%w: path is not /app/stream", ErrBadURL)
+		}
+		if u, err = url.Parse(sid); err != nil {
+			return nil, fmt.Errorf("%w: streamid is not a URL", ErrBadURL)
+		}
+		if q, err = url.ParseQuery(u.RawQuery); err != nil {
+			return nil, fmt.Errorf("%w: malformed streamid query", ErrBadURL)
+		}
+		if path, rest, ok = splitPath(u.Path); !ok {
+			return nil, fmt.Errorf("%w: streamid path is not /app/stream", ErrBadURL)
+		}
+		nested = true
+	}
+	return &Target{Path: path, Rest: rest, Query: q, RawQ: u.RawQuery, URL: u, Nested: nested}, nil
+}
+
+// splitPath returns "app/stream" and the remainder ("/file" or "") of an URL path.
+func splitPath(p string) (path, rest string, ok bool) {
+	segs := strings.SplitN(strings.TrimPrefix(p, "/"), "/", 3)
+	if len(segs) < 2 || !validSegment(segs[0]) || !validSegment(segs[1]) {
+		return "", "", false
+	}
+	if len(segs) == 3 {
+		rest = "/" + segs[2]
+	}
+	return segs[0] + "/" + segs[1], rest, true
+}
+
+func validSegment(s string) bool {
+	return s != "" && s != "." && s != ".." && !strings.ContainsAny(s, "\x00\r\n")
+}
+
+// SessionID derives a stable session id from client.address, client.port and request.url (OME
+// sends no session id). The URL is hashed so that a token in its query never reaches the registry.
+func (a *Admission) SessionID() string {
+	sum := sha256.Sum256([]byte(a.Client.Address + "\x00" + a.Client.Port.String() + "\x00" + a.Request.URL))
+	return "ome-" + hex.EncodeToString(sum[:16])
+}
+
+// reply is OME's response document. Lifetime is omitted on denials.
+type reply struct {
+	Allowed  bool    `json:"allowed"`
+	Reason   string  `json:"reason,omitempty"`
+	Lifetime *uint64 `json:"lifetime,omitempty"`
+	NewURL   string  `json:"new_url,omitempty"`
+}
+
+// ServeHTTP implements http.Handler.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", http.MethodPost)
+		writeJSON(w, http.StatusMethodNotAllowed, reply{Reason: "use POST"})
+		return
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBody))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			writeJSON(w, http.StatusRequestEntityTooLarge, reply{Reason: fmt.Sprintf("body exceeds %d bytes", MaxBody)})
+			return
+		}
+		writeJSON(w, http.StatusBadRequest, reply{Reason: "could not read body"})
+		return
+	}
+	if h.secret != nil {
+		if err := Verify(h.secret, body, r.Header.Get(SignatureHeader)); err != nil {
+			h.log.Warn("ome: refused request", "error", err, "remote", r.RemoteAddr)
+			writeJSON(w, http.StatusUnauthorized, reply{Reason: "invalid signature"})
+			return
+		}
+	}
+	a, err := Decode(body)
+	if err != nil {
+		h.log.Warn("ome: refused request", "error", err, "remote", r.RemoteAddr)
+		writeJSON(w, http.StatusBadRequest, reply{Reason: err.Error()})
+		return
+	}
+	if a.Request.Status == "closing" {
+		h.closing(a)
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, "{}\n")
+		return
+	}
+	writeJSON(w, http.StatusOK, h.opening(r.Context(), a))
+}
+
+func (h *Handler) opening(ctx context.Context, a *Admission) reply {
+	t, err := ParseTarget(a.Request.URL)
+	if err != nil {
+		h.log.Warn("ome: denied", "error", err, "protocol", a.Request.Protocol)
+		return reply{Reason: "stream url must be scheme://host[:port]/app/stream"}
+	}
+	req := &authz.Request{
+		Action:    a.Action(),
+		Path:      t.Path,
+		Protocol:  Protocol(a.Request.Protocol),
+		IP:        h.clientIP(a),
+		Query:     t.RawQ,
+		ID:        a.SessionID(),
+		UserAgent: a.Client.UserAgent,
+		Source:    Source,
+	}
+	c, err := h.credentials(t.Query)
+	if err != nil {
+		return reply{Reason: "repeated credential parameter"}
+	}
+	req.User, req.Pass, req.Token = c.User, c.Pass, c.Token
+
+	d := h.auth.Authorize(ctx, req)
+	if !d.Allowed() {
+		return reply{Reason: reason(d)}
+	}
+	out := reply{Allowed: true, Reason: reason(d)}
+	now := h.now()
+	var ms uint64 // 0 = unlimited
+	if ttl, ok := d.TTL(now); ok {
+		if ttl <= 0 {
+			return reply{Reason: "grant already expired"}
+		}
+		// Round up: a sub-millisecond remainder must not become 0, which OME reads as unlimited.
+		ms = uint64(min(math.Ceil(float64(ttl)/float64(time.Millisecond)), float64(math.MaxInt64)))
+	}
+	out.Lifetime = &ms
+
+	path := t.Path
+	if d.Rename != "" && d.Rename != t.Path {
+		np, ok := renamed(t.Path, d.Rename)
+		if !ok || t.Nested {
+			// Fail closed: publishing under the presented (secret) name would expose it.
+			h.log.Warn("ome: denied: rename cannot be expressed as new_url", "path", t.Path)
+			return reply{Reason: "rename not supported for this url"}
+		}
+		nu := *t.URL
+		nu.Path = "/" + np + t.Rest
+		nu.RawPath = ""
+		out.NewURL = nu.String()
+		path = np
+	}
+	h.record(a, path, d.Identity, req.Protocol, req.IP)
+	return out
+}
+
+// renamed turns Decision.Rename into an OME app/stream: "stream" keeps the app, "app/stream"
+// replaces both. Anything else cannot be expressed (OME paths have exactly two segments).
+func renamed(orig, rename string) (string, bool) {
+	rename = strings.Trim(rename, "/")
+	if !strings.Contains(rename, "/") {
+		if !validSegment(rename) {
+			return "", false
+		}
+		app, _, _ := strings.Cut(orig, "/")
+		return app + "/" + rename, true
+	}
+	p, rest, ok := splitPath(rename)
+	return p, ok && rest == ""
+}
+
+func (h *Handler) closing(a *Admission) {
+	raw := a.Request.NewURL // the URL after our new_url, so the path matches the opening event
+	if raw == "" {
+		raw = a.Request.URL
+	}
+	t, err := ParseTarget(raw)
+	if err != nil {
+		h.log.Warn("ome: closing ignored", "error", err)
+		return
+	}
+	h.record(a, t.Path, "", Protocol(a.Request.Protocol), h.clientIP(a))
+}
+
+func (h *Handler) record(a *Admission, path, identity, protocol string, ip netip.Addr) {
+	if h.rec == nil {
+		return
+	}
+	var typ live.EventType
+	switch {
+	case a.Request.Status == "opening" && a.Action() == authz.ActionPublish:
+		typ = live.Published
+	case a.Request.Status == "opening":
+		typ = live.Joined
+	case a.Action() == authz.ActionPublish:
+		typ = live.Unpublished
+	default:
+		typ = live.Left
+	}
+	ev := live.Event{
+		Type:     typ,
+		Path:     path,
+		Source:   Source,
+		Session:  a.SessionID(),
+		Identity: identity,
+		Protocol: protocol,
+	}
+	if ip.IsValid() {
+		ev.Remote = ip.String()
+	}
+	if t, err := time.Parse(time.RFC3339Nano, a.Request.Time); err == nil {
+		ev.Time = t // OME's own clock orders reordered callbacks better than arrival time
+	}
+	h.rec.Record(ev)
+}
+
+func (h *Handler) clientIP(a *Admission) netip.Addr {
+	if h.trustRealIP {
+		if ip, err := netip.ParseAddr(a.Client.RealIP); err == nil {
+			return ip.Unmap()
+		}
+	}
+	if ip, err := netip.ParseAddr(a.Client.Address); err == nil {
+		return ip.Unmap()
+	}
+	return netip.Addr{}
+}
+
+// credentials reads user/pass/token/jwt and then the configured token parameters.
+func (h *Handler) credentials(q url.Values) (creds.Credentials, error) {
+	c, err := creds.FromQuery(q)
+	if err != nil {
+		return creds.Credentials{}, err
+	}
+	for _, name := range h.tokenParams {
+		if len(q[name]) > 1 {
+			return creds.Credentials{}, fmt.Errorf("%w %q", creds.ErrDuplicate, name)
+		}
+		if c.Token == "" {
+			c.Token = q.Get(name)
+		}
+	}
+	return c, nil
+}
+
+func reason(d authz.Decision) string {
+	if d.Message != "" {
+		return d.Message
+	}
+	return d.Reason
+}
+
+func truncate(s string) string {
+	if len(s) > 32 {
+		return s[:32] + "…"
+	}
+	return s
+}
+
+func writeJSON(w http.ResponseWriter, status int, v reply) {
+	b, _ := json.Marshal(v) // reply always marshals
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_, _ = w.Write(append(b, '\n'))
+}
