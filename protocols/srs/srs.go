@@ -1,0 +1,366 @@
+// Package srs answers SRS http_hooks (on_publish, on_play, ... → http://127.0.0.1:8090/hooks/srs).
+// SRS posts one JSON document per event and names it in "action", so one URL serves every hook.
+//
+// on_publish and on_play become one authz.Request each (path app/stream, credentials from param).
+// Allow is status 200 with the body {"code":0}, the one form every SRS version (3.0–7.0) accepts
+// (a bare 0 failed in 5.0.63–5.0.87). A denial is status 401 or 403 (Decision.HTTPStatus) with
+// {"code":401|403,"msg":…}: SRS requires 200/201 and code 0, so either part alone already denies.
+//
+// on_unpublish and on_stop are reported to the Recorder (Unpublished, Left) and answered
+// {"code":0}. on_connect, on_close, on_dvr, on_hls and on_hls_notify are accepted with {"code":0}
+// and no decision: they carry no new authorization question (publish and play are decided by
+// on_publish and on_play, which must therefore be configured). Any other action is refused with
+// 400, failing closed should a future SRS add a blocking hook.
+package srs
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"strings"
+
+	"gatehouse/authz"
+	"gatehouse/authz/creds"
+	"gatehouse/authz/live"
+)
+
+// MaxBody is the largest request body accepted. SRS's documents are well under 1 KiB plus the
+// param string; 64 KiB leaves room for large JWTs.
+const MaxBody = 64 << 10
+
+// Source is the value of authz.Request.Source and live.Event.Source for this adapter.
+const Source = "srs"
+
+// DefaultVhost is SRS's name for the default virtual host.
+const DefaultVhost = "__defaultVhost__"
+
+// Sentinel errors of package srs.
+var (
+	// ErrMalformed is wrapped by every Decode error: the body is not an SRS hook document.
+	ErrMalformed = errors.New("srs: malformed hook request")
+)
+
+// Authorizer decides requests; *authz.Engine implements it.
+type Authorizer interface {
+	Authorize(ctx context.Context, req *authz.Request) authz.Decision
+}
+
+// Recorder receives stream and viewer start and end events; the live registry implements it.
+type Recorder interface {
+	Record(live.Event)
+}
+
+// Config configures the SRS adapter. The zero value maps app/stream to the path and reads the
+// token from token or jwt in param.
+type Config struct {
+	// IncludeVhost prefixes the path with the vhost when it is not __defaultVhost__
+	// (video.example.com/live/cam), so several vhosts do not share one path namespace.
+	// Default false: the path is app/stream whatever the vhost.
+	IncludeVhost bool `yaml:"include_vhost"`
+	// TokenParams are extra param names whose value is used as the token when neither token nor
+	// jwt is present (e.g. [secret] for SRS's own examples). Default none.
+	TokenParams []string `yaml:"token_params"`
+}
+
+// Handler serves POST /hooks/srs. It starts no goroutines and is safe for concurrent use.
+type Handler struct {
+	auth         Authorizer
+	rec          Recorder
+	log          *slog.Logger
+	includeVhost bool
+	tokenParams  []string
+}
+
+// New returns a Handler asking auth and reporting streams and viewers to rec (nil: not
+// reported), logging to log (nil: discard).
+func New(cfg Config, auth Authorizer, rec Recorder, log *slog.Logger) *Handler {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Handler{
+		auth:         auth,
+		rec:          rec,
+		log:          log,
+		includeVhost: cfg.IncludeVhost,
+		tokenParams:  append([]string(nil), cfg.TokenParams...),
+	}
+}
+
+// Hook is an SRS http_hooks document (srs_app_http_hooks.cpp), the union of every action's
+// fields in v3–v7. Unknown fields are ignored.
+type Hook struct {
+	Action   string          `json:"action"`
+	ServerID string          `json:"server_id"` // v4+
+	ClientID json.RawMessage `json:"client_id"` // int in v3, string in v4+
+	IP       string          `json:"ip"`
+	Vhost    string          `json:"vhost"`
+	App      string          `json:"app"`
+	Stream   string          `json:"stream"`
+	Param    string          `json:"param"` // "?token=abc" (RTMP, HTTP-FLV) or "token=abc" (WHIP/WHEP)
+	TcURL    string          `json:"tcUrl"`
+	PageURL  string          `json:"pageUrl"`
+	File     string          `json:"file"` // on_dvr, on_hls
+}
+
+// Decode parses an SRS hook body. Every error wraps ErrMalformed and never contains param.
+func Decode(body []byte) (*Hook, error) {
+	var h Hook
+	if err := json.Unmarshal(body, &h); err != nil {
+		var se *json.SyntaxError
+		var te *json.UnmarshalTypeError
+		switch {
+		case errors.As(err, &se):
+			return nil, fmt.Errorf("%w: invalid JSON at byte %d", ErrMalformed, se.Offset)
+		case errors.As(err, &te):
+			return nil, fmt.Errorf("%w: field %q must be a %s", ErrMalformed, te.Field, te.Type)
+		}
+		return nil, fmt.Errorf("%w: body is not a JSON object", ErrMalformed)
+	}
+	if h.Action == "" {
+		return nil, fmt.Errorf("%w: no action", ErrMalformed)
+	}
+	return &h, nil
+}
+
+// SessionID is SRS's client_id (its context id, unique per connection), prefixed with server_id
+// when present so that several SRS processes reporting to one gatehouse do not collide.
+func (h *Hook) SessionID() string {
+	id := string(bytes.TrimSpace(h.ClientID))
+	var s string
+	if json.Unmarshal(h.ClientID, &s) == nil {
+		id = s
+	}
+	if id == "" || id == "null" {
+		return ""
+	}
+	if h.ServerID != "" {
+		return h.ServerID + "/" + id
+	}
+	return id
+}
+
+// Path returns app/stream (vhost/app/stream with includeVhost and a non-default vhost), or false
+// when app or stream is missing or unusable.
+func (h *Hook) Path(includeVhost bool) (string, bool) {
+	app, stream := strings.Trim(h.App, "/"), strings.Trim(h.Stream, "/")
+	if !validPath(app) || !validPath(stream) {
+		return "", false
+	}
+	p := app + "/" + stream
+	if includeVhost && h.Vhost != "" && h.Vhost != DefaultVhost {
+		if !validPath(h.Vhost) || strings.Contains(h.Vhost, "/") {
+			return "", false
+		}
+		p = h.Vhost + "/" + p
+	}
+	return p, true
+}
+
+func validPath(s string) bool {
+	if s == "" || strings.ContainsAny(s, "\x00\r\n?#") {
+		return false
+	}
+	for seg := range strings.SplitSeq(s, "/") {
+		if seg == "" || seg == "." || seg == ".." {
+			return false
+		}
+	}
+	return true
+}
+
+// Protocol infers the client's protocol, which SRS does not send: the tcUrl scheme (rtmp, rtmps →
+// rtmp; srt → srt), else webrtc when param has no leading '?' and tcUrl is empty (WHIP/WHEP, as
+// srs_app_rtc_api.cpp builds it) or param says upstream=rtc. Otherwise "" (unknown), which a
+// protocol-restricted permission never matches.
+func (h *Hook) Protocol() string {
+	if u, err := url.Parse(h.TcURL); err == nil && u.Scheme != "" {
+		switch strings.ToLower(u.Scheme) {
+		case "rtmp", "rtmps", "rtmpt", "rtmpe":
+			return "rtmp"
+		case "srt":
+			return "srt"
+		case "webrtc":
+			return "webrtc"
+		}
+		return ""
+	}
+	if h.TcURL == "" && h.Param != "" && !strings.HasPrefix(h.Param, "?") {
+		return "webrtc"
+	}
+	if strings.Contains(h.Param, "upstream=rtc") {
+		return "webrtc"
+	}
+	return ""
+}
+
+// reply is SRS's response document: code 0 allows, anything else denies.
+type reply struct {
+	Code int    `json:"code"`
+	Msg  string `json:"msg,omitempty"`
+}
+
+// ok is the exact allow body, accepted by every SRS version.
+const ok = `{"code":0}`
+
+// ServeHTTP implements http.Handler.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", http.MethodPost)
+		deny(w, http.StatusMethodNotAllowed, "use POST")
+		return
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBody))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			deny(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("body exceeds %d bytes", MaxBody))
+			return
+		}
+		deny(w, http.StatusBadRequest, "could not read body")
+		return
+	}
+	hook, err := Decode(body)
+	if err != nil {
+		h.log.Warn("srs: refused request", "error", err, "remote", r.RemoteAddr)
+		deny(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	switch hook.Action {
+	case "on_publish":
+		h.decide(r.Context(), w, hook, authz.ActionPublish, live.Published)
+	case "on_play":
+		h.decide(r.Context(), w, hook, authz.ActionRead, live.Joined)
+	case "on_unpublish":
+		h.record(hook, live.Unpublished, "")
+		allow(w)
+	case "on_stop":
+		h.record(hook, live.Left, "")
+		allow(w)
+	case "on_connect", "on_close", "on_dvr", "on_hls", "on_hls_notify":
+		h.log.Debug("srs: hook accepted", "action", hook.Action, "app", hook.App, "stream", hook.Stream)
+		allow(w)
+	default:
+		h.log.Warn("srs: unknown action refused", "action", truncate(hook.Action))
+		deny(w, http.StatusBadRequest, "unknown action")
+	}
+}
+
+func (h *Handler) decide(ctx context.Context, w http.ResponseWriter, hook *Hook, action authz.Action, ev live.EventType) {
+	path, okPath := hook.Path(h.includeVhost)
+	if !okPath {
+		h.log.Warn("srs: denied: no app/stream", "action", hook.Action)
+		deny(w, http.StatusBadRequest, "app and stream are required")
+		return
+	}
+	req := &authz.Request{
+		Action:   action,
+		Path:     path,
+		Protocol: hook.Protocol(),
+		ID:       hook.SessionID(),
+		Query:    strings.TrimPrefix(hook.Param, "?"),
+		Source:   Source,
+	}
+	if ip, err := netip.ParseAddr(hook.IP); err == nil {
+		req.IP = ip.Unmap()
+	}
+	c, err := h.credentials(hook.Param)
+	if err != nil {
+		deny(w, http.StatusUnauthorized, "malformed or repeated credential parameter")
+		return
+	}
+	req.User, req.Pass, req.Token = c.User, c.Pass, c.Token
+
+	d := h.auth.Authorize(ctx, req)
+	if !d.Allowed() {
+		deny(w, d.HTTPStatus(), message(d))
+		return
+	}
+	if d.Rename != "" && strings.Trim(d.Rename, "/") != path {
+		// SRS cannot rename a stream from a hook. Allowing would publish under the presented
+		// (secret) name and expose it to viewers, so fail closed.
+		h.log.Warn("srs: denied: rename not supported by SRS", "path", path)
+		deny(w, http.StatusForbidden, "this stream key needs a rename, which SRS cannot do")
+		return
+	}
+	h.record(hook, ev, d.Identity)
+	allow(w)
+}
+
+func (h *Handler) record(hook *Hook, typ live.EventType, identity string) {
+	if h.rec == nil {
+		return
+	}
+	path, ok := hook.Path(h.includeVhost)
+	if !ok {
+		return
+	}
+	// Time is left zero (arrival time): SRS sends no timestamp.
+	ev := live.Event{
+		Type:     typ,
+		Path:     path,
+		Source:   Source,
+		Session:  hook.SessionID(),
+		Identity: identity,
+		Protocol: hook.Protocol(),
+	}
+	if ip, err := netip.ParseAddr(hook.IP); err == nil {
+		ev.Remote = ip.Unmap().String()
+	}
+	h.rec.Record(ev)
+}
+
+// credentials parses param (with or without its leading '?') and reads user/pass/token/jwt, then
+// the configured token parameters. A malformed or repeated parameter is an error.
+func (h *Handler) credentials(param string) (creds.Credentials, error) {
+	if param == "" {
+		return creds.Credentials{}, nil
+	}
+	q, c, err := creds.ParseQuery(param)
+	if err != nil {
+		return creds.Credentials{}, err
+	}
+	for _, name := range h.tokenParams {
+		if len(q[name]) > 1 {
+			return creds.Credentials{}, fmt.Errorf("%w %q", creds.ErrDuplicate, name)
+		}
+		if c.Token == "" {
+			c.Token = q.Get(name)
+		}
+	}
+	return c, nil
+}
+
+func message(d authz.Decision) string {
+	if d.Message != "" {
+		return d.Message
+	}
+	return d.Reason
+}
+
+func truncate(s string) string {
+	if len(s) > 32 {
+		return s[:32] + "…"
+	}
+	return s
+}
+
+func allow(w http.ResponseWriter) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusOK)
+	_, _ = io.WriteString(w, ok)
+}
+
+// deny answers a non-200 status with a non-zero code; SRS fails on either.
+func deny(w http.ResponseWriter, status int, msg string) {
+	b, _ := json.Marshal(reply{Code: status, Msg: msg}) // reply always marshals
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_, _ = w.Write(b)
+}
