@@ -1,0 +1,185 @@
+package nginxrtmp
+
+import (
+	"fmt"
+	"net/netip"
+	"net/url"
+	"strings"
+
+	"gatehouse/authz"
+	"gatehouse/authz/creds"
+)
+
+// The values of the call field (hook-protocols.md §1.6, §1.10). All hooks may share one URL.
+const (
+	CallConnect       = "connect"
+	CallPublish       = "publish"
+	CallPlay          = "play"
+	CallUpdatePublish = "update_publish"
+	CallUpdatePlay    = "update_play"
+	CallUpdate        = "update" // on_update for a session neither publishing nor playing
+	CallPublishDone   = "publish_done"
+	CallPlayDone      = "play_done"
+	CallDone          = "done"
+	CallRecordDone    = "record_done"
+	CallDisconnect    = "disconnect"
+	CallRecordStarted = "record_started" // sergey-dryabzhinsky fork only
+	CallPlaylist      = "playlist"       // sergey-dryabzhinsky fork only
+)
+
+// maxField is nginx-rtmp's limit for app and name (NGX_RTMP_MAX_NAME - 1). Longer values
+// cannot come from nginx-rtmp.
+const maxField = 255
+
+// keyKind classifies a parameter name. server: a field nginx-rtmp (arut, Debian or the fork)
+// writes itself; a client can append any of them to its stream name's query, so each may appear
+// at most once, and they are not part of the client's args. cred: a client arg carrying
+// credentials (authz/creds, and the keys backend's key parameter); it stays in the args but may
+// appear only once.
+func keyKind(k string) (server, cred bool) {
+	switch k {
+	case "call", "app", "name", "addr", "clientid", "epoch",
+		"flashver", "swfurl", "tcurl", "pageurl",
+		"type", "start", "duration", "reset", "time", "timestamp",
+		"recorder", "path", "bytes_in", "bytes_out", "module":
+		return true, false
+	case "user", "pass", "token", "jwt", "key":
+		return false, true
+	}
+	return false, false
+}
+
+// credKeys lists the credential parameters of keyKind.
+const credKeys = "user pass token jwt key"
+
+// hook is one decoded nginx-rtmp callback.
+type hook struct {
+	call     string
+	app      string
+	name     string
+	clientID string
+	flashver string
+	addr     netip.Addr
+	args     string // the client's own parameters, as sent, '&'-joined (credential keys included)
+	creds    creds.Credentials
+}
+
+// decode parses a callback's form-encoded parameters (a POST body or a GET query). It rejects a
+// server key or credential key that appears twice (a client injecting call=, name=, app=, user=
+// … through its stream name's query), a missing call, and invalid percent-encoding. Errors wrap
+// ErrMalformed or ErrDuplicate and name keys, never values.
+func decode(raw string) (*hook, error) {
+	var (
+		seen = make(map[string][]string, 16)
+		args []string
+	)
+	for i, pair := range strings.Split(raw, "&") {
+		if pair == "" {
+			continue
+		}
+		rawKey, rawVal, _ := strings.Cut(pair, "=")
+		k, err := url.QueryUnescape(rawKey)
+		if err != nil {
+			return nil, fmt.Errorf("%w: parameter %d has invalid percent-encoding", ErrMalformed, i+1)
+		}
+		v, err := url.QueryUnescape(rawVal)
+		if err != nil {
+			return nil, fmt.Errorf("%w: value of parameter %d has invalid percent-encoding", ErrMalformed, i+1)
+		}
+		server, cred := keyKind(k)
+		if server || cred {
+			seen[k] = append(seen[k], v)
+		}
+		if !server {
+			args = append(args, pair)
+		}
+	}
+	calls := seen["call"]
+	switch {
+	case len(calls) == 0:
+		return nil, fmt.Errorf("%w: no call parameter", ErrMalformed)
+	case len(calls) > 1:
+		return nil, fmt.Errorf("%w %q", ErrDuplicate, "call")
+	}
+	h := &hook{call: calls[0]}
+	for k, vs := range seen {
+		if len(vs) < 2 {
+			continue
+		}
+		// arut's on_disconnect sends app twice (session prefix and event part) with one value.
+		if k == "app" && h.call == CallDisconnect && len(vs) == 2 && vs[0] == vs[1] {
+			continue
+		}
+		return nil, fmt.Errorf("%w %q", ErrDuplicate, k)
+	}
+	first := func(k string) string {
+		if vs := seen[k]; len(vs) > 0 {
+			return vs[0]
+		}
+		return ""
+	}
+	h.app = strings.Trim(first("app"), "/")
+	h.name = first("name")
+	h.clientID = first("clientid")
+	h.flashver = first("flashver")
+	if a, err := netip.ParseAddr(first("addr")); err == nil {
+		h.addr = a.Unmap()
+	}
+	h.args = strings.Join(args, "&")
+	if len(h.app) > maxField || len(h.name) > maxField {
+		return nil, fmt.Errorf("%w: app or name longer than %d bytes", ErrMalformed, maxField)
+	}
+	q := make(url.Values, 5)
+	for _, k := range strings.Fields(credKeys) {
+		if vs := seen[k]; len(vs) > 0 {
+			q[k] = vs
+		}
+	}
+	c, err := creds.FromQuery(q) // duplicates were rejected above
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
+	}
+	h.creds = c
+	return h, nil
+}
+
+// path returns the stream path app/name, or an error for a missing app or name or a name that no
+// stream should have (control characters, "." or ".." segments).
+func (h *hook) path() (string, error) {
+	name := strings.Trim(h.name, "/")
+	switch {
+	case h.app == "":
+		return "", fmt.Errorf("%w: no app parameter", ErrMalformed)
+	case name == "":
+		return "", fmt.Errorf("%w: no stream name", ErrMalformed)
+	}
+	p := h.app + "/" + name
+	for _, seg := range strings.Split(p, "/") {
+		if seg == "" || seg == "." || seg == ".." {
+			return "", fmt.Errorf("%w: stream path has an empty, \".\" or \"..\" segment", ErrMalformed)
+		}
+	}
+	for i := 0; i < len(p); i++ {
+		if p[i] < 0x20 || p[i] == 0x7f {
+			return "", fmt.Errorf("%w: stream path contains a control character", ErrMalformed)
+		}
+	}
+	return p, nil
+}
+
+// request builds the engine's question for this callback.
+func (h *hook) request(a authz.Action, path string) *authz.Request {
+	return &authz.Request{
+		Action:    a,
+		Path:      path,
+		Protocol:  "rtmp",
+		IP:        h.addr,
+		User:      h.creds.User,
+		Pass:      h.creds.Pass,
+		Token:     h.creds.Token,
+		Query:     h.args,
+		ID:        h.clientID,
+		UserAgent: h.flashver,
+		Source:    Source,
+	}
+}

@@ -1,0 +1,433 @@
+// Package nginxrtmp answers nginx-rtmp-module's notify callbacks (on_publish, on_play, on_update,
+// on_done, …) on one URL, telling them apart by the call field. Decisions come from the engine;
+// the answer is what nginx-rtmp understands (hook-protocols.md §1.7):
+//
+//   - publish, play: 200 allows; 302 with Location: <new stream name> allows and renames the
+//     stream (a secret stream key was the stream name: the engine's Decision.Rename); 403 denies
+//     (nginx-rtmp drops the connection on any non-2xx, so 401 would add nothing);
+//   - update_publish, update_play: the session is re-checked with the credentials it started
+//     with; 200 keeps it, 403 makes nginx-rtmp drop it (an expired or revoked grant);
+//   - publish_done, play_done, done, disconnect: registry events; always 200;
+//   - connect, record_done and the fork's record_started, playlist: 200 (connect carries no
+//     stream, so the checks happen at publish and play);
+//   - anything unparseable, a repeated reserved parameter, or an unknown call: 400 with the
+//     reason (nginx-rtmp denies).
+//
+// Replies are small text bodies with a Content-Length; nginx-rtmp speaks HTTP/1.0 and acts only
+// when the connection closes, which net/http does after an HTTP/1.0 reply.
+package nginxrtmp
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"gatehouse/authz"
+	"gatehouse/authz/conf"
+	"gatehouse/authz/live"
+)
+
+// Source is the adapter's name in authz.Request.Source and live.Event.Source.
+const Source = "nginx-rtmp"
+
+// Defaults of Config.
+const (
+	DefaultTimeout     = 5 * time.Second // under nginx-rtmp's netcall_timeout (10 s)
+	DefaultMaxBody     = 64 << 10
+	DefaultMaxSessions = 65536
+)
+
+// Sentinel errors of package nginxrtmp.
+var (
+	// ErrMalformed is wrapped by every decoding error: the request is not an nginx-rtmp callback.
+	ErrMalformed = errors.New("nginxrtmp: malformed callback")
+	// ErrDuplicate is returned when a reserved or credential parameter appears more than once: a
+	// client tried to inject it through its stream name's query.
+	ErrDuplicate = errors.New("nginxrtmp: repeated parameter")
+	// ErrRename is returned when the engine's rename target cannot be expressed as an nginx-rtmp
+	// stream name in the requested application.
+	ErrRename = errors.New("nginxrtmp: unusable rename")
+)
+
+// Authorizer decides requests; *authz.Engine implements it.
+type Authorizer interface {
+	Authorize(ctx context.Context, req *authz.Request) authz.Decision
+}
+
+// Recorder receives stream and session events; the live registry implements it. Record must not
+// block for long: it runs inside nginx-rtmp's callback.
+type Recorder interface {
+	Record(live.Event)
+}
+
+// Config tunes the handler. The zero Config uses the defaults.
+type Config struct {
+	// Timeout bounds one decision (default 5s). Keep it under nginx-rtmp's netcall_timeout (10s).
+	Timeout conf.Duration `yaml:"timeout"`
+	// MaxBody is the largest request body read, in bytes (default 64 KiB; nginx-rtmp sends < 2 KiB).
+	MaxBody int64 `yaml:"max_body"`
+	// MaxSessions bounds the table of live sessions kept to report done events under their public
+	// names (default 65536). Beyond it, sessions are still authorized but not reported.
+	MaxSessions int `yaml:"max_sessions"`
+	// Now is the clock used to refuse grants that have already expired (nil: time.Now).
+	Now func() time.Time `yaml:"-"`
+}
+
+// UnmarshalYAML decodes the config strictly.
+func (c *Config) UnmarshalYAML(n *yaml.Node) error {
+	type plain Config
+	var raw plain
+	if err := conf.Strict(n, &raw); err != nil {
+		return err
+	}
+	var errs []error
+	if raw.MaxBody < 0 {
+		errs = append(errs, conf.Errorf(n, "max_body must not be negative"))
+	}
+	if raw.MaxSessions < 0 {
+		errs = append(errs, conf.Errorf(n, "max_sessions must not be negative"))
+	}
+	*c = Config(raw)
+	return conf.Join(errs...)
+}
+
+// Handler serves nginx-rtmp's callbacks (mount it at /hooks/nginx-rtmp and point every on_* there).
+// It starts no goroutines; it keeps a bounded in-memory table of allowed sessions so that update
+// and done callbacks, which repeat the name the client first asked for, are reported under the
+// public name.
+type Handler struct {
+	auth    Authorizer
+	rec     Recorder
+	log     *slog.Logger
+	now     func() time.Time
+	timeout time.Duration
+	maxBody int64
+	maxSess int
+
+	mu       sync.Mutex
+	sessions map[sessionKey]session
+}
+
+type sessionKey struct {
+	server   string // nginx's address as seen by us: clientid is only unique per nginx instance
+	clientID string
+	publish  bool
+}
+
+type session struct {
+	path     string // public path
+	identity string
+	remote   string
+}
+
+// New returns a handler that asks auth and reports events to rec (nil: none), logging to log
+// (nil: discard).
+func New(cfg Config, auth Authorizer, rec Recorder, log *slog.Logger) *Handler {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	h := &Handler{
+		auth:     auth,
+		rec:      rec,
+		log:      log,
+		now:      cfg.Now,
+		timeout:  cfg.Timeout.Or(DefaultTimeout),
+		maxBody:  cfg.MaxBody,
+		maxSess:  cfg.MaxSessions,
+		sessions: make(map[sessionKey]session),
+	}
+	if h.now == nil {
+		h.now = time.Now
+	}
+	if h.maxBody == 0 {
+		h.maxBody = DefaultMaxBody
+	}
+	if h.maxSess == 0 {
+		h.maxSess = DefaultMaxSessions
+	}
+	return h
+}
+
+// ServeHTTP implements http.Handler for POST (notify_method post, the default) and GET.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	var raw string
+	switch r.Method {
+	case http.MethodPost:
+		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, h.maxBody))
+		if err != nil {
+			var mbe *http.MaxBytesError
+			if errors.As(err, &mbe) {
+				reply(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("body exceeds %d bytes", h.maxBody))
+				return
+			}
+			reply(w, http.StatusBadRequest, "could not read body")
+			return
+		}
+		raw = string(body)
+	case http.MethodGet:
+		if int64(len(r.URL.RawQuery)) > h.maxBody {
+			reply(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("query exceeds %d bytes", h.maxBody))
+			return
+		}
+		raw = r.URL.RawQuery
+	default:
+		w.Header().Set("Allow", "GET, POST")
+		reply(w, http.StatusMethodNotAllowed, "use POST or GET")
+		return
+	}
+	hk, err := decode(raw)
+	if err != nil {
+		h.badRequest(w, "", err)
+		return
+	}
+	server, _, _ := net.SplitHostPort(r.RemoteAddr)
+	switch hk.call {
+	case CallPublish:
+		h.start(r.Context(), w, server, hk, authz.ActionPublish)
+	case CallPlay:
+		h.start(r.Context(), w, server, hk, authz.ActionRead)
+	case CallUpdatePublish, CallUpdatePlay, CallUpdate:
+		h.update(r.Context(), w, server, hk)
+	case CallPublishDone, CallPlayDone, CallDone, CallDisconnect:
+		h.done(server, hk)
+		reply(w, http.StatusOK, "ok")
+	case CallConnect, CallRecordDone, CallRecordStarted, CallPlaylist:
+		reply(w, http.StatusOK, "ok")
+	default:
+		h.badRequest(w, hk.call, fmt.Errorf("%w: unknown call %q", ErrMalformed, truncate(hk.call)))
+	}
+}
+
+// start answers publish and play.
+func (h *Handler) start(ctx context.Context, w http.ResponseWriter, server string, hk *hook, a authz.Action) {
+	path, err := hk.path()
+	if err != nil {
+		h.badRequest(w, hk.call, err)
+		return
+	}
+	d := h.decide(ctx, hk.request(a, path))
+	if !d.Allowed() {
+		reply(w, http.StatusForbidden, "denied: "+d.Reason)
+		return
+	}
+	public, location := path, ""
+	if d.Rename != "" && d.Rename != path {
+		location, err = renameTarget(hk.app, d.Rename)
+		if err != nil {
+			// A configuration mistake (a key's public path in another app), never the client's.
+			h.log.Error("nginx-rtmp: cannot rename stream", "call", hk.call, "rename", d.Rename, "err", err)
+			reply(w, http.StatusForbidden, "denied: rename_invalid")
+			return
+		}
+		public = d.Rename
+	}
+	s := session{path: public, identity: d.Identity, remote: remote(hk)}
+	h.track(sessionKey{server: server, clientID: hk.clientID, publish: a == authz.ActionPublish}, s)
+	typ := live.Joined
+	if a == authz.ActionPublish {
+		typ = live.Published
+	}
+	h.record(typ, server, hk.clientID, s)
+	if location != "" {
+		// Set by hand: http.Redirect would turn the bare name into a path (/name), and
+		// nginx-rtmp would then publish a stream called "/name".
+		w.Header().Set("Location", location)
+		reply(w, http.StatusFound, "renamed")
+		return
+	}
+	reply(w, http.StatusOK, "ok")
+}
+
+// update re-checks a running session with the credentials it started with.
+func (h *Handler) update(ctx context.Context, w http.ResponseWriter, server string, hk *hook) {
+	var a authz.Action
+	switch hk.call {
+	case CallUpdatePublish:
+		a = authz.ActionPublish
+	case CallUpdatePlay:
+		a = authz.ActionRead
+	default: // bare "update": neither publishing nor playing; nothing to keep alive
+		reply(w, http.StatusForbidden, "denied: no_stream")
+		return
+	}
+	path, err := hk.path()
+	if err != nil {
+		h.badRequest(w, hk.call, err)
+		return
+	}
+	key := sessionKey{server: server, clientID: hk.clientID, publish: a == authz.ActionPublish}
+	d := h.decide(ctx, hk.request(a, path))
+	s, tracked := h.lookup(key)
+	if !d.Allowed() {
+		attrs := []any{"session", hk.clientID, "reason", d.Reason}
+		if tracked {
+			attrs = append(attrs, "path", s.path) // the public path; the presented one may be a key
+		}
+		h.log.Info("nginx-rtmp: session no longer authorized; nginx-rtmp will drop it", attrs...)
+		reply(w, http.StatusForbidden, "denied: "+d.Reason)
+		return
+	}
+	if !tracked { // e.g. gatehouse restarted while the stream ran
+		s = session{path: path, identity: d.Identity, remote: remote(hk)}
+		if d.Rename != "" {
+			if _, err := renameTarget(hk.app, d.Rename); err == nil {
+				s.path = d.Rename
+			}
+		}
+		h.track(key, s)
+	}
+	h.record(live.Alive, server, hk.clientID, s)
+	reply(w, http.StatusOK, "ok")
+}
+
+// done reports the end of publishing or playing for the sessions this callback closes. Only
+// tracked sessions are reported: the name in done callbacks is the one the client first asked
+// for, which may be a secret key.
+func (h *Handler) done(server string, hk *hook) {
+	var kinds []bool
+	switch hk.call {
+	case CallPublishDone:
+		kinds = []bool{true}
+	case CallPlayDone:
+		kinds = []bool{false}
+	default: // done, disconnect: whatever this connection did
+		kinds = []bool{true, false}
+	}
+	for _, publish := range kinds {
+		s, ok := h.take(sessionKey{server: server, clientID: hk.clientID, publish: publish})
+		if !ok {
+			continue
+		}
+		typ := live.Left
+		if publish {
+			typ = live.Unpublished
+		}
+		h.record(typ, server, hk.clientID, s)
+	}
+}
+
+// decide asks the engine within the handler's timeout and refuses a grant that has already
+// expired by the handler's clock.
+func (h *Handler) decide(ctx context.Context, req *authz.Request) authz.Decision {
+	ctx, cancel := context.WithTimeout(ctx, h.timeout)
+	defer cancel()
+	d := h.auth.Authorize(ctx, req)
+	if d.Allowed() && !d.Expires.IsZero() && !h.now().Before(d.Expires) {
+		return authz.Denying(authz.Unauthenticated, "expired", "the grant has expired")
+	}
+	return d
+}
+
+// renameTarget turns the engine's public path into what nginx-rtmp's Location means for publish
+// and play: a new stream name in the same application. It refuses anything nginx-rtmp would read
+// otherwise (an rtmp:// relay target, a name it would truncate, header-breaking bytes).
+func renameTarget(app, public string) (string, error) {
+	name, ok := strings.CutPrefix(strings.Trim(public, "/"), app+"/")
+	switch {
+	case !ok || name == "":
+		return "", fmt.Errorf("%w: %q is not a stream in application %q", ErrRename, public, app)
+	case len(name) > maxField:
+		return "", fmt.Errorf("%w: name longer than %d bytes", ErrRename, maxField)
+	case len(name) >= 7 && strings.EqualFold(name[:7], "rtmp://"):
+		return "", fmt.Errorf("%w: %q would be a relay target", ErrRename, public)
+	case strings.ContainsAny(name, "?&#"):
+		return "", fmt.Errorf("%w: %q contains ? & or #", ErrRename, public)
+	}
+	for i := 0; i < len(name); i++ {
+		if name[i] < 0x20 || name[i] == 0x7f {
+			return "", fmt.Errorf("%w: control character in %q", ErrRename, public)
+		}
+	}
+	return name, nil
+}
+
+func (h *Handler) track(k sessionKey, s session) {
+	if k.clientID == "" {
+		return
+	}
+	h.mu.Lock()
+	_, exists := h.sessions[k]
+	full := !exists && len(h.sessions) >= h.maxSess
+	if !full {
+		h.sessions[k] = s
+	}
+	h.mu.Unlock()
+	if full {
+		h.log.Warn("nginx-rtmp: session table full; done events for this session will not be reported",
+			"max_sessions", h.maxSess, "session", k.clientID)
+	}
+}
+
+func (h *Handler) lookup(k sessionKey) (session, bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	s, ok := h.sessions[k]
+	return s, ok
+}
+
+func (h *Handler) take(k sessionKey) (session, bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	s, ok := h.sessions[k]
+	delete(h.sessions, k)
+	return s, ok
+}
+
+func (h *Handler) record(t live.EventType, server, clientID string, s session) {
+	if h.rec == nil {
+		return
+	}
+	id := ""
+	if clientID != "" {
+		id = clientID + "@" + server
+	}
+	h.rec.Record(live.Event{
+		Type:     t,
+		Path:     s.path,
+		Source:   Source,
+		Session:  id,
+		Identity: s.identity,
+		Protocol: "rtmp",
+		Remote:   s.remote,
+		Time:     h.now(),
+	})
+}
+
+func (h *Handler) badRequest(w http.ResponseWriter, call string, err error) {
+	h.log.Warn("nginx-rtmp: bad callback", "call", truncate(call), "err", err)
+	reply(w, http.StatusBadRequest, err.Error())
+}
+
+func remote(hk *hook) string {
+	if hk.addr.IsValid() {
+		return hk.addr.String()
+	}
+	return ""
+}
+
+// reply writes a short text answer with an explicit Content-Length (nginx-rtmp is an HTTP/1.0
+// client: no chunking). nginx-rtmp reads only the status; the body is for people and logs.
+func reply(w http.ResponseWriter, status int, msg string) {
+	body := msg + "\n"
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+	w.WriteHeader(status)
+	_, _ = io.WriteString(w, body)
+}
+
+func truncate(s string) string {
+	if len(s) > 32 {
+		return s[:32] + "…"
+	}
+	return s
+}
