@@ -1,0 +1,227 @@
+package jwks
+
+import (
+	"encoding/hex"
+	"fmt"
+	"net/url"
+	"slices"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"gatehouse/authz"
+	"gatehouse/authz/conf"
+)
+
+// Defaults applied by New (and by YAML decoding) to zero Config and Provider fields.
+const (
+	DefaultClaimKey          = "mediamtx_permissions"
+	DefaultLeeway            = 10 * time.Second
+	DefaultRefreshInterval   = 5 * time.Minute
+	DefaultUnknownKIDRefresh = 30 * time.Second
+	DefaultFetchTimeout      = 5 * time.Second
+	DefaultMaxTokenSize      = 16 << 10 // bytes
+	DefaultCacheSize         = 10000    // verified tokens
+	MaxJWKSBody              = 1 << 20  // bytes read from a JWKS endpoint, at most
+	minHMACSecret            = 32       // bytes
+)
+
+// DefaultAlgorithms are the asymmetric algorithms a provider accepts when its config lists none.
+// HS256, HS384 and HS512 are added when the provider has an hmac_secret; "none" is never accepted.
+var DefaultAlgorithms = []string{"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "EdDSA"}
+
+var (
+	knownAsymmetric = []string{"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"}
+	knownHMAC       = []string{"HS256", "HS384", "HS512"}
+)
+
+// Config configures the JWKS backend (YAML key of the backend's section, e.g. `jwt:` in the lead's
+// config). The zero Config with at least one Provider (or WithIssuer) is valid.
+type Config struct {
+	// Providers are the token issuers trusted, each with its own key set and rules.
+	Providers []Provider `yaml:"providers"`
+	// QueryTokenOnHTTP accepts a token that arrived only in the query string (?token= or ?jwt=)
+	// for HTTP protocols (hls, webrtc, dash, http, and api/metrics/pprof/playback). Default false,
+	// as MediaMTX since v1.18 (#5648): query strings end up in access logs and browser history.
+	// RTSP, RTMP and SRT always accept query tokens, because their clients have no other way.
+	QueryTokenOnHTTP bool `yaml:"query_token_on_http"`
+	// MaxTokenSize rejects longer tokens with reason token_too_large before parsing. Default 16 KiB.
+	MaxTokenSize int `yaml:"max_token_size"`
+	// CacheSize bounds the verified-token cache. 0: DefaultCacheSize; negative: no cache.
+	CacheSize int `yaml:"cache_size"`
+}
+
+// Secret is a string that never prints: fmt and slog render it as "[redacted]".
+type Secret string
+
+// String implements fmt.Stringer.
+func (Secret) String() string { return "[redacted]" }
+
+// GoString implements fmt.GoStringer.
+func (Secret) GoString() string { return `"[redacted]"` }
+
+// Provider is one trusted issuer: where its keys are, which claims its tokens must carry and how
+// its claims map to permissions.
+type Provider struct {
+	// Name identifies the provider in logs and Stats; required, unique.
+	Name string `yaml:"name"`
+	// JWKS is the http(s) URL of the provider's JSON Web Key Set (Keycloak:
+	// https://kc.example.com/realms/<realm>/protocol/openid-connect/certs). Required unless
+	// HMACSecret is set.
+	JWKS string `yaml:"jwks"`
+	// Issuer, if set, must equal the token's iss (Keycloak: https://kc.example.com/realms/<realm>).
+	// Tokens are routed to the provider whose Issuer equals their iss; providers without Issuer
+	// get tokens whose iss matches no other provider.
+	Issuer string `yaml:"issuer"`
+	// Audience, if set, must be one of the token's aud (string or array), or equal azp when
+	// MatchAZP is set (Keycloak access tokens carry the client id in azp, not in aud, unless an
+	// audience mapper adds it).
+	Audience string `yaml:"audience"`
+	// MatchAZP also accepts a token whose azp equals Audience.
+	MatchAZP bool `yaml:"match_azp"`
+	// ClaimKey names the claim holding MediaMTX permissions, a JSON array of {"action","path"} or
+	// a JSON string containing that array. Default "mediamtx_permissions".
+	ClaimKey string `yaml:"claim_key"`
+	// Roles grants permissions to role names found in realm_access.roles,
+	// resource_access.<RolesClient>.roles and the space-separated scope claim.
+	Roles map[string][]authz.Permission `yaml:"roles"`
+	// RolesClient is the client whose resource_access roles count. Default: Audience.
+	RolesClient string `yaml:"roles_client"`
+	// Algorithms pins the accepted alg values. Default DefaultAlgorithms (+HS* with HMACSecret).
+	Algorithms []string `yaml:"algorithms"`
+	// HMACSecret, when set (at least 32 bytes), accepts HS256/HS384/HS512 tokens signed with it.
+	HMACSecret Secret `yaml:"hmac_secret"`
+	// Leeway tolerates clock skew on exp and nbf. Default 10s.
+	Leeway conf.Duration `yaml:"leeway"`
+	// RequireExp rejects tokens without exp. Default true.
+	RequireExp *bool `yaml:"require_exp"`
+	// RefreshInterval is how often the key set is fetched again in the background. Default 5m.
+	RefreshInterval conf.Duration `yaml:"refresh_interval"`
+	// UnknownKIDRefresh is the minimum time between key set fetches triggered by a token signed
+	// with an unknown kid (key rotation without waiting for RefreshInterval; rate-limited so
+	// random kids cannot make gatehouse hammer the IdP). Default 30s.
+	UnknownKIDRefresh conf.Duration `yaml:"unknown_kid_refresh"`
+	// FetchTimeout bounds one key set fetch. Default 5s.
+	FetchTimeout conf.Duration `yaml:"fetch_timeout"`
+	// Fingerprint pins the JWKS server's TLS leaf certificate: lower-case hex SHA-256 of its DER
+	// (colons allowed), as MediaMTX's authJWTJWKSFingerprint. When set it replaces chain
+	// verification.
+	Fingerprint string `yaml:"fingerprint"`
+}
+
+// UnmarshalYAML decodes a Provider strictly and validates it, reporting every problem with its line.
+func (p *Provider) UnmarshalYAML(n *yaml.Node) error {
+	type plain Provider
+	var raw plain
+	if err := conf.Strict(n, &raw); err != nil {
+		return err
+	}
+	*p = Provider(raw)
+	var errs []error
+	for _, msg := range p.problems() {
+		errs = append(errs, conf.Errorf(n, "%s", msg))
+	}
+	return conf.Join(errs...)
+}
+
+// UnmarshalYAML decodes a Config strictly and checks what spans providers (unique names).
+func (c *Config) UnmarshalYAML(n *yaml.Node) error {
+	type plain Config
+	var raw plain
+	if err := conf.Strict(n, &raw); err != nil {
+		return err
+	}
+	*c = Config(raw)
+	var errs []error
+	for _, msg := range c.problems() {
+		errs = append(errs, conf.Errorf(n, "%s", msg))
+	}
+	return conf.Join(errs...)
+}
+
+func (c *Config) problems() []string {
+	var out []string
+	seen := map[string]bool{}
+	for _, p := range c.Providers {
+		if p.Name != "" && seen[p.Name] {
+			out = append(out, fmt.Sprintf("provider name %q is used twice", p.Name))
+		}
+		seen[p.Name] = true
+	}
+	if c.MaxTokenSize < 0 {
+		out = append(out, "max_token_size must not be negative")
+	}
+	return out
+}
+
+// problems lists what is wrong with p (empty: valid). It does not modify p.
+func (p *Provider) problems() []string {
+	var out []string
+	add := func(format string, args ...any) { out = append(out, fmt.Sprintf(format, args...)) }
+	if p.Name == "" {
+		add("provider has no name")
+	}
+	if p.JWKS == "" && p.HMACSecret == "" {
+		add("provider %q: jwks (key set URL) is required unless hmac_secret is set", p.Name)
+	}
+	if p.JWKS != "" {
+		u, err := url.Parse(p.JWKS)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			add("provider %q: jwks must be an http:// or https:// URL", p.Name)
+		}
+	}
+	if p.HMACSecret != "" && len(p.HMACSecret) < minHMACSecret {
+		add("provider %q: hmac_secret must be at least %d bytes", p.Name, minHMACSecret)
+	}
+	if p.MatchAZP && p.Audience == "" {
+		add("provider %q: match_azp needs audience", p.Name)
+	}
+	if p.RolesClient != "" && len(p.Roles) == 0 {
+		add("provider %q: roles_client without roles", p.Name)
+	}
+	for _, a := range p.Algorithms {
+		switch {
+		case strings.EqualFold(a, "none"):
+			add("provider %q: algorithm %q is never accepted", p.Name, a)
+		case slices.Contains(knownHMAC, a):
+			if p.HMACSecret == "" {
+				add("provider %q: algorithm %s needs hmac_secret", p.Name, a)
+			}
+		case !slices.Contains(knownAsymmetric, a):
+			add("provider %q: unknown algorithm %q (want one of %s, %s)", p.Name, a,
+				strings.Join(knownAsymmetric, " "), strings.Join(knownHMAC, " "))
+		case p.JWKS == "":
+			add("provider %q: algorithm %s needs jwks", p.Name, a)
+		}
+	}
+	if p.Fingerprint != "" {
+		if _, err := parseFingerprint(p.Fingerprint); err != nil {
+			add("provider %q: fingerprint must be 64 hex digits (SHA-256 of the certificate DER)", p.Name)
+		}
+	}
+	return out
+}
+
+func parseFingerprint(s string) ([]byte, error) {
+	b, err := hex.DecodeString(strings.ToLower(strings.ReplaceAll(s, ":", "")))
+	if err != nil || len(b) != 32 {
+		return nil, ErrConfig
+	}
+	return b, nil
+}
+
+// algorithms returns the effective pinned list.
+func (p *Provider) algorithms() []string {
+	if len(p.Algorithms) > 0 {
+		return slices.Clone(p.Algorithms)
+	}
+	if p.JWKS == "" {
+		return slices.Clone(knownHMAC)
+	}
+	algs := slices.Clone(DefaultAlgorithms)
+	if p.HMACSecret != "" {
+		algs = append(algs, knownHMAC...)
+	}
+	return algs
+}

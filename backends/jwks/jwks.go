@@ -1,0 +1,414 @@
+// Package jwks verifies JSON Web Tokens against the key sets of trusted issuers (Keycloak or any
+// OIDC provider, via their JWKS URL) and mints gatehouse's own EdDSA tokens (Issuer), whose key
+// set it publishes so that MediaMTX's authJWTJWKS, or any JWKS consumer, can verify them too.
+//
+// Permissions come from the MediaMTX claim (default mediamtx_permissions, a JSON array of
+// {"action","path"} or a JSON string holding that array, parsed strictly) and from configured
+// role mappings (Keycloak realm_access / resource_access roles and scope).
+//
+// # Where the token is taken from
+//
+// Backend.Authorize looks at, in order:
+//  1. Request.Token, which adapters fill from "Authorization: Bearer", or from the ?token= / ?jwt=
+//     query. A Token that does not start with "eyJ" (a JSON object in base64url) is not a JWT
+//     and is left to other backends.
+//  2. Request.Pass, with any user, when it has the shape of a JWT ("token in the password field":
+//     RTSP URL passwords, SRT streamid passwords, OBS "Bearer user:pass").
+//
+// For HTTP protocols (hls, webrtc, dash, http, whip, whep, and the path-less api, metrics, pprof
+// and playback actions) a Token that also appears as the token or jwt parameter of Request.Query
+// is treated as having come from the query string and is refused with reason
+// query_token_not_allowed unless Config.QueryTokenOnHTTP is set. The Request cannot say where
+// adapters found the token, so a client that sends the same token in both the header and the
+// query is refused too; that is the conservative side.
+package jwks
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+
+	"gatehouse/authz"
+)
+
+// Sentinel errors of package jwks.
+var (
+	// ErrConfig is wrapped by every configuration error from New.
+	ErrConfig = errors.New("jwks: invalid configuration")
+	// ErrJWKSUnavailable is wrapped (inside an authz.ReasonError with reason jwks_unavailable)
+	// when a token must be checked against a provider whose keys were never fetched.
+	ErrJWKSUnavailable = errors.New("jwks: key set unavailable")
+	// ErrMalformedJWKS is wrapped by fetch errors for documents that are not a usable key set.
+	ErrMalformedJWKS = errors.New("jwks: malformed key set")
+	// ErrFingerprint is returned when a JWKS server's certificate does not match the pin.
+	ErrFingerprint = errors.New("jwks: TLS certificate does not match the pinned fingerprint")
+	// ErrNotReady is returned by Ready while some provider has no key set.
+	ErrNotReady = errors.New("jwks: not ready")
+	// ErrIssuer is wrapped by Issuer errors (key files, rotation, issuing).
+	ErrIssuer = errors.New("jwks: issuer")
+	// ErrAllow is returned by ParseAllow for an unusable permission string.
+	ErrAllow = errors.New("jwks: invalid permission")
+)
+
+// Reasons put in Decisions (and in the ReasonError for jwks_unavailable). Each failure has its own
+// so operators can tell an expired token from a forged one in the logs.
+const (
+	ReasonTokenExpired     = "token_expired"
+	ReasonTokenNotYetValid = "token_not_yet_valid"
+	ReasonMissingExp       = "token_missing_exp"
+	ReasonBadIssuer        = "bad_issuer"
+	ReasonBadAudience      = "bad_audience"
+	ReasonUnknownKey       = "unknown_key"
+	ReasonBadSignature     = "bad_signature"
+	ReasonAlgNotAllowed    = "alg_not_allowed"
+	ReasonMalformedToken   = "malformed_token"
+	ReasonTokenTooLarge    = "token_too_large"
+	ReasonBadPermissions   = "bad_permissions_claim"
+	ReasonQueryToken       = "query_token_not_allowed"
+	ReasonJWKSUnavailable  = "jwks_unavailable"
+)
+
+// Option configures New.
+type Option func(*options)
+
+type options struct {
+	log    *slog.Logger
+	now    func() time.Time
+	issuer *Issuer
+	client *http.Client
+}
+
+// WithLogger sets the logger (default: discard). Tokens are never logged.
+func WithLogger(l *slog.Logger) Option { return func(o *options) { o.log = l } }
+
+// WithClock sets the time source for exp/nbf checks, the cache and refresh rate limits (default
+// time.Now).
+func WithClock(now func() time.Time) Option { return func(o *options) { o.now = now } }
+
+// WithIssuer trusts gatehouse's own issuer with no further config: a provider named after the
+// issuer is added, with the issuer's in-process key set (rotations take effect at once), its
+// iss, algorithm EdDSA and claim mediamtx_permissions.
+func WithIssuer(iss *Issuer) Option { return func(o *options) { o.issuer = iss } }
+
+// WithHTTPClient sets the client used for JWKS fetches of providers without a fingerprint
+// (default: a client with its own transport). Its Timeout should not be shorter than the
+// providers' fetch_timeout.
+func WithHTTPClient(c *http.Client) Option { return func(o *options) { o.client = c } }
+
+// Backend verifies JWTs for authz. New starts one refresh goroutine per JWKS provider; Close
+// stops them and waits. It is safe for concurrent use.
+type Backend struct {
+	providers    []*provider
+	byIssuer     map[string][]*provider
+	wildcard     []*provider // providers without an issuer
+	queryOnHTTP  bool
+	maxTokenSize int
+	cache        *tokenCache
+	now          func() time.Time
+	log          *slog.Logger
+
+	cancel    context.CancelFunc
+	wg        sync.WaitGroup
+	closeOnce sync.Once
+	trs       []*http.Transport
+
+	hits, misses atomic.Uint64
+}
+
+// New validates cfg and returns a Backend. It does not block on the network: every JWKS provider
+// starts fetching its keys in its own goroutine at once and refreshes them every
+// refresh_interval; until a provider's first successful fetch, tokens for it are answered with an
+// error (reason jwks_unavailable: fail closed). Call Close to stop the goroutines.
+func New(cfg Config, opts ...Option) (*Backend, error) {
+	o := options{log: slog.New(slog.DiscardHandler), now: time.Now}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if o.log == nil {
+		o.log = slog.New(slog.DiscardHandler)
+	}
+	var problems []string
+	problems = append(problems, cfg.problems()...)
+	for i := range cfg.Providers {
+		problems = append(problems, cfg.Providers[i].problems()...)
+	}
+	if len(cfg.Providers) == 0 && o.issuer == nil {
+		problems = append(problems, "no providers (and no issuer)")
+	}
+	if len(problems) > 0 {
+		return nil, fmt.Errorf("%w: %s", ErrConfig, strings.Join(problems, "; "))
+	}
+	b := &Backend{
+		byIssuer:     map[string][]*provider{},
+		queryOnHTTP:  cfg.QueryTokenOnHTTP,
+		maxTokenSize: cfg.MaxTokenSize,
+		now:          o.now,
+		log:          o.log,
+	}
+	if b.maxTokenSize == 0 {
+		b.maxTokenSize = DefaultMaxTokenSize
+	}
+	switch {
+	case cfg.CacheSize == 0:
+		b.cache = newTokenCache(DefaultCacheSize)
+	case cfg.CacheSize > 0:
+		b.cache = newTokenCache(cfg.CacheSize)
+	}
+	for i := range cfg.Providers {
+		b.providers = append(b.providers, b.newProvider(&cfg.Providers[i], o.client))
+	}
+	if o.issuer != nil {
+		p := o.issuer.provider(b.now, b.log)
+		for _, q := range b.providers {
+			if q.issuer == p.issuer || q.name == p.name {
+				b.closeTransports()
+				return nil, fmt.Errorf("%w: provider %q clashes with the built-in issuer %q", ErrConfig, q.name, p.issuer)
+			}
+		}
+		b.providers = append(b.providers, p)
+	}
+	for _, p := range b.providers {
+		if p.issuer == "" {
+			b.wildcard = append(b.wildcard, p)
+		} else {
+			b.byIssuer[p.issuer] = append(b.byIssuer[p.issuer], p)
+		}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	b.cancel = cancel
+	for _, p := range b.providers {
+		if !p.remote() {
+			close(p.firstDone)
+			close(p.stopped)
+			continue
+		}
+		b.wg.Add(1)
+		go func() {
+			defer b.wg.Done()
+			p.run(ctx)
+		}()
+	}
+	return b, nil
+}
+
+func (b *Backend) newProvider(c *Provider, client *http.Client) *provider {
+	p := &provider{
+		name:         c.Name,
+		url:          c.JWKS,
+		issuer:       c.Issuer,
+		audience:     c.Audience,
+		matchAZP:     c.MatchAZP,
+		claimKey:     c.ClaimKey,
+		rolesClient:  c.RolesClient,
+		roles:        map[string]authz.Permissions{},
+		algs:         c.algorithms(),
+		leeway:       c.Leeway.Or(DefaultLeeway),
+		requireExp:   c.RequireExp == nil || *c.RequireExp,
+		refreshEvery: c.RefreshInterval.Or(DefaultRefreshInterval),
+		unknownEvery: c.UnknownKIDRefresh.Or(DefaultUnknownKIDRefresh),
+		fetchTimeout: c.FetchTimeout.Or(DefaultFetchTimeout),
+		log:          b.log,
+		now:          b.now,
+		keys:         &atomic.Pointer[keySet]{},
+		kick:         make(chan struct{}, 1),
+		firstDone:    make(chan struct{}),
+		stopped:      make(chan struct{}),
+	}
+	if p.claimKey == "" {
+		p.claimKey = DefaultClaimKey
+	}
+	if p.rolesClient == "" {
+		p.rolesClient = p.audience
+	}
+	if c.HMACSecret != "" {
+		p.hmac = []byte(c.HMACSecret)
+	}
+	for role, perms := range c.Roles {
+		p.roles[role] = authz.Permissions(perms)
+	}
+	if p.url != "" {
+		pin, _ := parseFingerprint(c.Fingerprint) // validated by problems
+		switch {
+		case client != nil && pin == nil:
+			p.client = client
+		default:
+			tr := pinnedTransport(pin)
+			b.trs = append(b.trs, tr)
+			p.client = &http.Client{Transport: tr, Timeout: p.fetchTimeout}
+		}
+	}
+	p.parser = p.newParser()
+	return p
+}
+
+func (p *provider) newParser() *jwt.Parser {
+	opts := []jwt.ParserOption{
+		jwt.WithValidMethods(p.algs),
+		jwt.WithLeeway(p.leeway),
+		jwt.WithTimeFunc(p.now),
+	}
+	if p.issuer != "" {
+		opts = append(opts, jwt.WithIssuer(p.issuer))
+	}
+	if p.requireExp {
+		opts = append(opts, jwt.WithExpirationRequired())
+	}
+	return jwt.NewParser(opts...)
+}
+
+// Close stops the refresh goroutines, cancels fetches in flight and waits for them. It is
+// idempotent; Authorize keeps working afterwards with the keys already fetched.
+func (b *Backend) Close() error {
+	b.closeOnce.Do(func() {
+		b.cancel()
+		b.wg.Wait()
+		b.closeTransports()
+	})
+	return nil
+}
+
+func (b *Backend) closeTransports() {
+	for _, tr := range b.trs {
+		tr.CloseIdleConnections()
+	}
+}
+
+// Ready returns nil once every provider can verify tokens (its key set was fetched at least
+// once), else an error wrapping ErrNotReady that names the providers still waiting.
+func (b *Backend) Ready() error {
+	var waiting []string
+	for _, p := range b.providers {
+		if !p.hasKeys() {
+			waiting = append(waiting, p.name)
+		}
+	}
+	if len(waiting) == 0 {
+		return nil
+	}
+	return fmt.Errorf("%w: no key set yet for %s", ErrNotReady, strings.Join(waiting, ", "))
+}
+
+// Stats is a snapshot of the backend's counters.
+type Stats struct {
+	CacheHits, CacheMisses uint64
+	CacheEntries           int
+	Providers              []ProviderStats
+}
+
+// ProviderStats describes one provider's key set.
+type ProviderStats struct {
+	Name        string
+	Keys        int    // usable keys in the current set (0: none yet)
+	Fetches     uint64 // successful fetches
+	FetchErrors uint64
+	LastError   string // of the last fetch attempt; "" if it succeeded
+}
+
+// Stats returns the current counters (cache hits are observable here, e.g. for metrics).
+func (b *Backend) Stats() Stats {
+	s := Stats{CacheHits: b.hits.Load(), CacheMisses: b.misses.Load()}
+	if b.cache != nil {
+		s.CacheEntries = b.cache.len()
+	}
+	for _, p := range b.providers {
+		ps := ProviderStats{Name: p.name, Fetches: p.fetches.Load(), FetchErrors: p.fetchErrors.Load()}
+		if ks := p.keys.Load(); ks != nil {
+			ps.Keys = len(ks.all)
+		}
+		p.mu.Lock()
+		if p.lastError != nil {
+			ps.LastError = p.lastError.Error()
+		}
+		p.mu.Unlock()
+		s.Providers = append(s.Providers, ps)
+	}
+	sort.SliceStable(s.Providers, func(i, j int) bool { return s.Providers[i].Name < s.Providers[j].Name })
+	return s
+}
+
+// Authorize implements authz.Backend. No JWT among the credentials: Abstain. A token that fails
+// verification: Unauthenticated with a reason naming the failure. A valid token: Allow when one of
+// its permissions (claim or role-mapped) covers the request, else Forbidden (not_permitted); the
+// Decision's Identity is preferred_username or sub and Expires is exp. A provider with no key set
+// yet: an *authz.ReasonError (jwks_unavailable).
+func (b *Backend) Authorize(ctx context.Context, req *authz.Request) (authz.Decision, error) {
+	tok, reject := b.tokenFrom(req)
+	if reject != "" {
+		return deny(reject), nil
+	}
+	if tok == "" {
+		return authz.Decision{}, nil
+	}
+	if len(tok) > b.maxTokenSize {
+		return deny(ReasonTokenTooLarge), nil
+	}
+	var key [32]byte
+	if b.cache != nil {
+		key = sha256.Sum256([]byte(tok))
+		if g, ok := b.cache.get(key, b.now()); ok {
+			b.hits.Add(1)
+			return g.decide(req), nil
+		}
+		b.misses.Add(1)
+	}
+	g, reason, err := b.verify(ctx, tok)
+	if err != nil {
+		return authz.Decision{}, err
+	}
+	if reason != "" {
+		return deny(reason), nil
+	}
+	if b.cache != nil && !g.exp.IsZero() {
+		b.cache.put(key, g, b.now())
+	}
+	return g.decide(req), nil
+}
+
+// grant is what a verified token establishes; cached by token digest.
+type grant struct {
+	prov     *provider
+	gen      uint64 // key set generation it was verified against
+	hmac     bool   // verified with the provider's HMAC secret (no key set involved)
+	identity string
+	perms    authz.Permissions
+	exp      time.Time
+}
+
+func (g *grant) decide(req *authz.Request) authz.Decision {
+	if g.perms.Match(req) {
+		return authz.Allowing(g.identity, g.exp)
+	}
+	d := authz.Denying(authz.Forbidden, authz.ReasonNotPermitted, "the token does not permit this action on this path")
+	d.Identity = g.identity
+	d.Expires = g.exp
+	return d
+}
+
+var messages = map[string]string{
+	ReasonTokenExpired:     "the token has expired",
+	ReasonTokenNotYetValid: "the token is not valid yet",
+	ReasonMissingExp:       "the token has no expiry (exp)",
+	ReasonBadIssuer:        "the token's issuer is not trusted",
+	ReasonBadAudience:      "the token is meant for another audience",
+	ReasonUnknownKey:       "the token is signed by an unknown key",
+	ReasonBadSignature:     "the token's signature is invalid",
+	ReasonAlgNotAllowed:    "the token's signing algorithm is not allowed",
+	ReasonMalformedToken:   "the token is malformed",
+	ReasonTokenTooLarge:    "the token is too large",
+	ReasonBadPermissions:   "the token's permissions claim is invalid",
+	ReasonQueryToken:       "tokens in the query string are not accepted over HTTP; send Authorization: Bearer",
+}
+
+func deny(reason string) authz.Decision {
+	return authz.Denying(authz.Unauthenticated, reason, messages[reason])
+}

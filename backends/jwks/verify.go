@@ -1,0 +1,380 @@
+package jwks
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/url"
+	"slices"
+	"strings"
+
+	"github.com/golang-jwt/jwt/v5"
+
+	"gatehouse/authz"
+)
+
+// httpProtocols are the protocols whose query-string tokens are refused unless
+// Config.QueryTokenOnHTTP (MediaMTX's authJWTInHTTPQuery).
+var httpProtocols = []string{"hls", "webrtc", "dash", "http", "https", "whip", "whep", "llhls"}
+
+// tokenFrom picks the JWT to verify (see the package doc). reject is a reason when a token was
+// found but must not be used.
+func (b *Backend) tokenFrom(req *authz.Request) (tok, reject string) {
+	if strings.HasPrefix(req.Token, "eyJ") {
+		if !b.queryOnHTTP && b.isHTTP(req) && inQuery(req.Query, req.Token) {
+			if jwtShaped(req.Pass) && req.Pass != req.Token {
+				return req.Pass, ""
+			}
+			return "", ReasonQueryToken
+		}
+		return req.Token, ""
+	}
+	if jwtShaped(req.Pass) {
+		return req.Pass, ""
+	}
+	return "", ""
+}
+
+func (b *Backend) isHTTP(req *authz.Request) bool {
+	p := strings.ToLower(req.Protocol)
+	if slices.Contains(httpProtocols, p) {
+		return true
+	}
+	// api, metrics, pprof and playback are only ever served over HTTP.
+	return p == "" && (!req.Action.HasPath() || req.Action == authz.ActionPlayback)
+}
+
+// jwtShaped reports whether s looks like a compact JWS: three segments, a JSON header.
+func jwtShaped(s string) bool {
+	return strings.HasPrefix(s, "eyJ") && strings.Count(s, ".") == 2
+}
+
+// inQuery reports whether tok is the value of the token or jwt parameter of the raw query.
+func inQuery(raw, tok string) bool {
+	if !strings.Contains(raw, "token=") && !strings.Contains(raw, "jwt=") {
+		return false
+	}
+	q, err := url.ParseQuery(strings.TrimPrefix(raw, "?"))
+	if err != nil {
+		// Undecodable query: fall back to a literal search, so a broken query cannot be used to
+		// slip a query token past the policy.
+		return strings.Contains(raw, tok)
+	}
+	return slices.Contains(q["token"], tok) || slices.Contains(q["jwt"], tok)
+}
+
+// header is the part of the JOSE header we route on.
+type header struct {
+	Alg string `json:"alg"`
+	Kid any    `json:"kid"`
+}
+
+// peek decodes the header and iss without verifying anything, to choose the provider.
+func peek(tok string) (alg, kid, iss, reason string) {
+	h, rest, ok1 := strings.Cut(tok, ".")
+	payload, _, ok2 := strings.Cut(rest, ".")
+	if !ok1 || !ok2 {
+		return "", "", "", ReasonMalformedToken
+	}
+	hb, err := base64.RawURLEncoding.DecodeString(h)
+	if err != nil {
+		return "", "", "", ReasonMalformedToken
+	}
+	var hd header
+	if err := json.Unmarshal(hb, &hd); err != nil {
+		return "", "", "", ReasonMalformedToken
+	}
+	switch k := hd.Kid.(type) {
+	case nil:
+	case string:
+		kid = k
+	default:
+		return "", "", "", ReasonMalformedToken
+	}
+	pb, err := base64.RawURLEncoding.DecodeString(payload)
+	if err != nil {
+		return "", "", "", ReasonMalformedToken
+	}
+	var pl struct {
+		Iss *string `json:"iss"`
+	}
+	if err := json.Unmarshal(pb, &pl); err != nil {
+		return "", "", "", ReasonMalformedToken
+	}
+	if pl.Iss != nil {
+		iss = *pl.Iss
+	}
+	if hd.Alg == "" {
+		return "", "", "", ReasonMalformedToken
+	}
+	return hd.Alg, kid, iss, ""
+}
+
+// verify checks tok against the providers its iss routes it to.
+func (b *Backend) verify(ctx context.Context, tok string) (*grant, string, error) {
+	alg, kid, iss, reason := peek(tok)
+	if reason != "" {
+		return nil, reason, nil
+	}
+	if strings.EqualFold(alg, "none") {
+		return nil, ReasonAlgNotAllowed, nil
+	}
+	cands := b.byIssuer[iss]
+	if len(cands) == 0 {
+		cands = b.wildcard
+	}
+	if len(cands) == 0 {
+		return nil, ReasonBadIssuer, nil
+	}
+	first := ""
+	for _, p := range cands {
+		g, reason, err := p.verify(ctx, tok, alg, kid)
+		if err != nil || reason == "" {
+			return g, "", err
+		}
+		if first == "" {
+			first = reason
+		}
+		if reason != ReasonUnknownKey {
+			break // the provider owning the key has spoken
+		}
+	}
+	return nil, first, nil
+}
+
+// errKeyMismatch: the key named by kid cannot verify the token's alg (algorithm confusion).
+var errKeyMismatch = errors.New("jwks: key cannot verify this algorithm")
+
+// errUnknownKey: no key with the token's kid (or, without kid, no key for its alg).
+var errUnknownKey = errors.New("jwks: unknown key")
+
+func (p *provider) verify(ctx context.Context, tok, alg, kid string) (*grant, string, error) {
+	if !slices.Contains(p.algs, alg) {
+		return nil, ReasonAlgNotAllowed, nil
+	}
+	var ks *keySet
+	if !strings.HasPrefix(alg, "HS") {
+		ks = p.keys.Load()
+		if ks == nil {
+			p.awaitFirst(ctx)
+			if ks = p.keys.Load(); ks == nil {
+				p.nudge()
+				return nil, "", p.unavailable()
+			}
+		}
+		if kid != "" && ks.byKID[kid] == nil {
+			if p.refreshForUnknownKID(ctx) {
+				ks = p.keys.Load()
+			}
+			if ks.byKID[kid] == nil {
+				return nil, ReasonUnknownKey, nil
+			}
+		}
+	}
+	var c claims
+	_, err := p.parser.ParseWithClaims(tok, &c, func(t *jwt.Token) (any, error) { return p.keyFor(ks, t) })
+	if err != nil {
+		return nil, classify(err), nil
+	}
+	if p.audience != "" && !slices.Contains(c.Audience, p.audience) && !(p.matchAZP && c.AZP == p.audience) {
+		return nil, ReasonBadAudience, nil
+	}
+	perms, err := c.permissions(p.claimKey)
+	if err != nil {
+		return nil, ReasonBadPermissions, nil
+	}
+	if len(p.roles) > 0 {
+		for role := range c.roleNames(p.rolesClient) {
+			perms = append(perms, p.roles[role]...)
+		}
+	}
+	g := &grant{prov: p, identity: c.PreferredUsername, perms: perms}
+	if g.identity == "" {
+		g.identity = c.Subject
+	}
+	if ks != nil {
+		g.gen = ks.gen
+	} else {
+		g.hmac = true
+	}
+	if c.ExpiresAt != nil {
+		g.exp = c.ExpiresAt.Time
+	}
+	return g, "", nil
+}
+
+// keyFor is the jwt.Keyfunc: it returns the key named by kid (which must suit alg), or every
+// key that suits alg when the token has no kid, or the HMAC secret for HS*.
+func (p *provider) keyFor(ks *keySet, t *jwt.Token) (any, error) {
+	alg := t.Method.Alg()
+	if strings.HasPrefix(alg, "HS") {
+		if p.hmac == nil {
+			return nil, errKeyMismatch
+		}
+		return p.hmac, nil
+	}
+	if ks == nil {
+		return nil, errUnknownKey
+	}
+	if kid, _ := t.Header["kid"].(string); kid != "" {
+		k := ks.byKID[kid]
+		switch {
+		case k == nil:
+			return nil, errUnknownKey
+		case !k.compatible(alg):
+			return nil, errKeyMismatch
+		}
+		return k.pub, nil
+	}
+	var set jwt.VerificationKeySet
+	for _, k := range ks.all {
+		if k.compatible(alg) {
+			set.Keys = append(set.Keys, k.pub)
+		}
+	}
+	if len(set.Keys) == 0 {
+		return nil, errUnknownKey
+	}
+	return set, nil
+}
+
+// classify maps a golang-jwt error to a reason. Order matters: a token that is both expired and
+// for the wrong issuer reports expiry.
+func classify(err error) string {
+	switch {
+	case errors.Is(err, errUnknownKey):
+		return ReasonUnknownKey
+	case errors.Is(err, errKeyMismatch):
+		return ReasonAlgNotAllowed
+	case errors.Is(err, jwt.ErrTokenMalformed):
+		return ReasonMalformedToken
+	case errors.Is(err, jwt.ErrTokenSignatureInvalid):
+		return ReasonBadSignature
+	case errors.Is(err, jwt.ErrTokenUnverifiable):
+		return ReasonAlgNotAllowed // unknown or unavailable alg
+	case errors.Is(err, jwt.ErrTokenExpired):
+		return ReasonTokenExpired
+	case errors.Is(err, jwt.ErrTokenNotValidYet), errors.Is(err, jwt.ErrTokenUsedBeforeIssued):
+		return ReasonTokenNotYetValid
+	case errors.Is(err, jwt.ErrTokenRequiredClaimMissing):
+		return ReasonMissingExp
+	case errors.Is(err, jwt.ErrTokenInvalidIssuer):
+		return ReasonBadIssuer
+	case errors.Is(err, jwt.ErrTokenInvalidAudience):
+		return ReasonBadAudience
+	}
+	return ReasonMalformedToken
+}
+
+// claims are the registered claims plus what gatehouse reads from Keycloak/OIDC tokens. All claims
+// are also kept raw, for the configurable permissions claim and the role claims.
+type claims struct {
+	jwt.RegisteredClaims
+	AZP               string `json:"azp"`
+	PreferredUsername string `json:"preferred_username"`
+	raw               map[string]json.RawMessage
+}
+
+// UnmarshalJSON keeps the raw claims besides the typed ones.
+func (c *claims) UnmarshalJSON(b []byte) error {
+	type typed claims
+	if err := json.Unmarshal(b, (*typed)(c)); err != nil {
+		return err
+	}
+	return json.Unmarshal(b, &c.raw)
+}
+
+// permissions parses the MediaMTX permissions claim: absent or null is none; otherwise a JSON
+// array, or a JSON string holding one, of objects with exactly the keys action (required, one of
+// the six actions) and path (optional). Anything else rejects the token, as MediaMTX.
+func (c *claims) permissions(key string) (authz.Permissions, error) {
+	raw, ok := c.raw[key]
+	if !ok {
+		return nil, nil
+	}
+	return parsePermissions(raw)
+}
+
+func parsePermissions(raw []byte) (authz.Permissions, error) {
+	raw = bytes.TrimSpace(raw)
+	if len(raw) > 0 && raw[0] == '"' {
+		var s string
+		if err := json.Unmarshal(raw, &s); err != nil {
+			return nil, err
+		}
+		raw = bytes.TrimSpace([]byte(s))
+	}
+	if bytes.Equal(raw, []byte("null")) {
+		return nil, nil
+	}
+	var items []map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &items); err != nil {
+		return nil, fmt.Errorf("jwks: permissions claim: want an array of {action, path}: %w", err)
+	}
+	perms := make(authz.Permissions, 0, len(items))
+	for i, it := range items {
+		var action, path string
+		for k, v := range it {
+			var s *string
+			if err := json.Unmarshal(v, &s); err != nil {
+				return nil, fmt.Errorf("jwks: permissions claim [%d]: %q must be a string", i, k)
+			}
+			switch k {
+			case "action":
+				if s == nil {
+					return nil, fmt.Errorf("jwks: permissions claim [%d]: action is null", i)
+				}
+				action = *s
+			case "path":
+				if s != nil {
+					path = *s
+				}
+			default:
+				return nil, fmt.Errorf("jwks: permissions claim [%d]: unknown key %q", i, k)
+			}
+		}
+		if action == "" {
+			return nil, fmt.Errorf("jwks: permissions claim [%d]: no action", i)
+		}
+		perm, err := authz.NewPermission(action, path, nil)
+		if err != nil {
+			return nil, fmt.Errorf("jwks: permissions claim [%d]: %w", i, err)
+		}
+		perms = append(perms, perm)
+	}
+	return perms, nil
+}
+
+// roleNames collects Keycloak realm roles, the client's resource roles and the scope values.
+// Claims of an unexpected shape contribute nothing (they are not ours to police).
+func (c *claims) roleNames(client string) map[string]bool {
+	out := map[string]bool{}
+	var realm struct {
+		Roles []string `json:"roles"`
+	}
+	if raw, ok := c.raw["realm_access"]; ok && json.Unmarshal(raw, &realm) == nil {
+		for _, r := range realm.Roles {
+			out[r] = true
+		}
+	}
+	if client != "" {
+		var res map[string]struct {
+			Roles []string `json:"roles"`
+		}
+		if raw, ok := c.raw["resource_access"]; ok && json.Unmarshal(raw, &res) == nil {
+			for _, r := range res[client].Roles {
+				out[r] = true
+			}
+		}
+	}
+	var scope string
+	if raw, ok := c.raw["scope"]; ok && json.Unmarshal(raw, &scope) == nil {
+		for _, s := range strings.Fields(scope) {
+			out[s] = true
+		}
+	}
+	return out
+}
