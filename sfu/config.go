@@ -1,0 +1,224 @@
+package sfu
+
+import (
+	"net/netip"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"gatehouse/authz/conf"
+)
+
+// Defaults used by DefaultConfig and, for zero durations and sizes, by New.
+const (
+	DefaultUDPPort        = 8189
+	DefaultGatherTimeout  = 3 * time.Second // OBS gives up on the whole POST after 8 s
+	DefaultReconnectGrace = 30 * time.Second
+	DefaultViewerQueue    = 256
+	DefaultMaxBody        = 64 << 10
+	// KeyframeInterval is the minimum time between two keyframe requests (PLI) sent to one
+	// publisher track, however many viewers join or ask.
+	KeyframeInterval = 500 * time.Millisecond
+)
+
+// Config configures an SFU. Build it with DefaultConfig (or decode it from YAML, which starts
+// from the defaults) and change what you need: New uses the fields as given, except that zero
+// durations and sizes fall back to their defaults.
+type Config struct {
+	// UDPPort is the one UDP port all ICE traffic uses (one socket per local address, via an
+	// ICE UDP mux). Default 8189; 0 picks an ephemeral port per address (tests).
+	UDPPort int `yaml:"udp_port"`
+	// TCP also accepts ICE over TCP (passive, RFC 6544) on the same port number.
+	TCP bool `yaml:"tcp"`
+	// PublicIPs are the addresses to announce instead of the local host addresses (1:1 NAT,
+	// e.g. a cloud VM's public IP). Empty: announce local addresses.
+	PublicIPs []string `yaml:"public_ips"`
+	// IncludeLoopback also gathers 127.0.0.1/::1 candidates (tests, local demos). Default false.
+	IncludeLoopback bool `yaml:"include_loopback"`
+	// ICEServers are STUN/TURN servers offered to clients in Link headers (RFC 9725 §4.6).
+	ICEServers []ICEServer `yaml:"ice_servers"`
+	// TrustedProxies are the reverse proxies whose X-Forwarded-For is believed. Empty: the
+	// client address is always the TCP peer.
+	TrustedProxies []netip.Prefix `yaml:"trusted_proxies"`
+	// AllowedOrigins lists the browser origins allowed by CORS; "*" (the default) allows any.
+	// Auth is a bearer header, never a cookie, so "*" is safe.
+	AllowedOrigins []string `yaml:"allowed_origins"`
+	// ReplacePublisher lets a new authorised publisher kick the current one off a path instead
+	// of getting 409 Conflict. Default false.
+	ReplacePublisher bool `yaml:"replace_publisher"`
+	// EnforceExpiry closes a session when its grant's Expires passes (checked by Run once a
+	// second). Default true.
+	EnforceExpiry bool `yaml:"enforce_expiry"`
+	// GatherTimeout bounds the wait for ICE gathering before answering. Default 3s.
+	GatherTimeout conf.Duration `yaml:"gather_timeout"`
+	// ReconnectGrace is how long viewers stay connected after their publisher left, waiting for
+	// it to come back. Default 30s.
+	ReconnectGrace conf.Duration `yaml:"reconnect_grace"`
+	// ViewerQueue is the per-viewer, per-track packet queue length. A viewer whose queue is full
+	// loses packets and restarts at the next keyframe. Default 256.
+	ViewerQueue int `yaml:"viewer_queue"`
+	// Pages serves the player (/watch/...) and publish (/publish/...) pages from Handler.
+	// Default true.
+	Pages bool `yaml:"pages"`
+
+	// Now is the clock used for grant expiry and the reconnect grace (nil: time.Now).
+	Now func() time.Time `yaml:"-"`
+}
+
+// ICEServer is one STUN or TURN server for clients. Each URL becomes one Link header.
+type ICEServer struct {
+	URLs       []string `yaml:"urls"`
+	Username   string   `yaml:"username"`
+	Credential string   `yaml:"credential"`
+}
+
+// DefaultConfig returns the defaults: UDP port 8189, no TCP, no loopback, expiry enforced,
+// any origin, one publisher per path, pages on.
+func DefaultConfig() Config {
+	return Config{
+		UDPPort:        DefaultUDPPort,
+		AllowedOrigins: []string{"*"},
+		EnforceExpiry:  true,
+		GatherTimeout:  conf.Duration(DefaultGatherTimeout),
+		ReconnectGrace: conf.Duration(DefaultReconnectGrace),
+		ViewerQueue:    DefaultViewerQueue,
+		Pages:          true,
+	}
+}
+
+// UnmarshalYAML decodes the sfu section strictly, starting from DefaultConfig, and reports every
+// invalid value with its line.
+func (c *Config) UnmarshalYAML(n *yaml.Node) error {
+	type raw struct {
+		UDPPort          *int          `yaml:"udp_port"`
+		TCP              bool          `yaml:"tcp"`
+		PublicIPs        []string      `yaml:"public_ips"`
+		IncludeLoopback  bool          `yaml:"include_loopback"`
+		ICEServers       []ICEServer   `yaml:"ice_servers"`
+		TrustedProxies   []string      `yaml:"trusted_proxies"`
+		AllowedOrigins   []string      `yaml:"allowed_origins"`
+		ReplacePublisher bool          `yaml:"replace_publisher"`
+		EnforceExpiry    *bool         `yaml:"enforce_expiry"`
+		GatherTimeout    conf.Duration `yaml:"gather_timeout"`
+		ReconnectGrace   conf.Duration `yaml:"reconnect_grace"`
+		ViewerQueue      int           `yaml:"viewer_queue"`
+		Pages            *bool         `yaml:"pages"`
+	}
+	var r raw
+	if err := conf.Strict(n, &r); err != nil {
+		return err
+	}
+	out := DefaultConfig()
+	var errs []error
+	if r.UDPPort != nil {
+		if *r.UDPPort < 0 || *r.UDPPort > 65535 {
+			errs = append(errs, conf.Errorf(field(n, "udp_port"), "udp_port %d out of range 0-65535", *r.UDPPort))
+		}
+		out.UDPPort = *r.UDPPort
+	}
+	out.TCP = r.TCP
+	for i, s := range r.PublicIPs {
+		if _, err := netip.ParseAddr(s); err != nil {
+			errs = append(errs, conf.Errorf(item(n, "public_ips", i), "public_ips: %q is not an IP address", s))
+		}
+	}
+	out.PublicIPs = r.PublicIPs
+	out.IncludeLoopback = r.IncludeLoopback
+	for i, s := range r.ICEServers {
+		if err := s.validate(); err != "" {
+			errs = append(errs, conf.Errorf(item(n, "ice_servers", i), "ice_servers: %s", err))
+		}
+	}
+	out.ICEServers = r.ICEServers
+	for i, s := range r.TrustedProxies {
+		p, err := parsePrefix(s)
+		if err != nil {
+			errs = append(errs, conf.Errorf(item(n, "trusted_proxies", i), "trusted_proxies: %q is not an IP or CIDR", s))
+			continue
+		}
+		out.TrustedProxies = append(out.TrustedProxies, p)
+	}
+	if r.AllowedOrigins != nil {
+		out.AllowedOrigins = r.AllowedOrigins
+	}
+	out.ReplacePublisher = r.ReplacePublisher
+	if r.EnforceExpiry != nil {
+		out.EnforceExpiry = *r.EnforceExpiry
+	}
+	if r.GatherTimeout != 0 {
+		out.GatherTimeout = r.GatherTimeout
+	}
+	if r.ReconnectGrace != 0 {
+		out.ReconnectGrace = r.ReconnectGrace
+	}
+	if r.ViewerQueue < 0 || r.ViewerQueue > 65536 {
+		errs = append(errs, conf.Errorf(field(n, "viewer_queue"), "viewer_queue %d out of range 1-65536", r.ViewerQueue))
+	} else if r.ViewerQueue != 0 {
+		out.ViewerQueue = r.ViewerQueue
+	}
+	if r.Pages != nil {
+		out.Pages = *r.Pages
+	}
+	if err := conf.Join(errs...); err != nil {
+		return err
+	}
+	*c = out
+	return nil
+}
+
+// validate returns a problem description, or "". Link header values are split on commas by
+// OBS and quoted by us, so commas, quotes and line breaks are refused.
+func (s ICEServer) validate() string {
+	if len(s.URLs) == 0 {
+		return "a server needs at least one url"
+	}
+	for _, u := range s.URLs {
+		scheme, _, _ := strings.Cut(u, ":")
+		switch scheme {
+		case "stun", "stuns", "turn", "turns":
+		default:
+			return "url must start with stun:, stuns:, turn: or turns:"
+		}
+		if strings.ContainsAny(u, ",;<>\"\r\n ") {
+			return "url must not contain , ; < > quotes or spaces"
+		}
+	}
+	if strings.ContainsAny(s.Username+s.Credential, ",\"\r\n") {
+		return "username and credential must not contain commas, quotes or line breaks (OBS splits Link headers on commas)"
+	}
+	return ""
+}
+
+func parsePrefix(s string) (netip.Prefix, error) {
+	if strings.Contains(s, "/") {
+		p, err := netip.ParsePrefix(s)
+		return p.Masked(), err
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Prefix{}, err
+	}
+	return netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()), nil
+}
+
+// field returns the value node of key in mapping n, or n itself.
+func field(n *yaml.Node, key string) *yaml.Node {
+	if n.Kind == yaml.MappingNode {
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			if n.Content[i].Value == key {
+				return n.Content[i+1]
+			}
+		}
+	}
+	return n
+}
+
+// item returns the i-th element of the sequence under key, or the closest node found.
+func item(n *yaml.Node, key string, i int) *yaml.Node {
+	f := field(n, key)
+	if f.Kind == yaml.SequenceNode && i < len(f.Content) {
+		return f.Content[i]
+	}
+	return f
+}

@@ -1,0 +1,392 @@
+package sfu
+
+import (
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/pion/rtcp"
+	"github.com/pion/rtp"
+	"github.com/pion/webrtc/v4"
+)
+
+// cacheSize is the number of packets kept per publisher track for NACK answers (a power of two).
+const cacheSize = 1024
+
+// packet is one received RTP packet, parsed once and shared read-only by the cache and every
+// viewer queue.
+type packet struct {
+	hdr     rtp.Header
+	payload []byte
+	key     bool // starts a keyframe (always true for audio)
+	up      *upTrack
+}
+
+// packetCache is a ring buffer of recent packets indexed by sequence number, shared by all
+// viewers of a track for retransmissions.
+type packetCache struct {
+	mu   sync.RWMutex
+	ring [cacheSize]*packet
+}
+
+func (c *packetCache) put(p *packet) {
+	c.mu.Lock()
+	c.ring[p.hdr.SequenceNumber%cacheSize] = p
+	c.mu.Unlock()
+}
+
+func (c *packetCache) get(seq uint16) *packet {
+	c.mu.RLock()
+	p := c.ring[seq%cacheSize]
+	c.mu.RUnlock()
+	if p == nil || p.hdr.SequenceNumber != seq {
+		return nil
+	}
+	return p
+}
+
+// slot is one media kind (audio or video) of a stream. It outlives publishers, so viewers bound
+// to it keep playing across a publisher reconnect. Readers load up and downs without locks;
+// writers hold the stream's lock and replace them.
+type slot struct {
+	kind  webrtc.RTPCodecType
+	codec atomic.Pointer[webrtc.RTPCodecParameters] // the publisher's codec; nil until published
+	up    atomic.Pointer[upTrack]
+	downs atomic.Pointer[[]*downTrack]
+}
+
+func (s *slot) viewers() []*downTrack {
+	if d := s.downs.Load(); d != nil {
+		return *d
+	}
+	return nil
+}
+
+// requestKeyframe asks the current publisher for a keyframe, at most once per KeyframeInterval.
+func (s *slot) requestKeyframe() {
+	if u := s.up.Load(); u != nil {
+		u.requestKeyframe()
+	}
+}
+
+// upTrack is one publisher track. Its reader goroutine (run) parses each packet once, stores it
+// in the cache and offers it to every viewer queue without ever blocking.
+type upTrack struct {
+	slot    *slot
+	track   *webrtc.TrackRemote
+	codec   webrtc.RTPCodecParameters
+	pli     func() // sends one PLI upstream
+	isKey   func([]byte) bool // nil for audio: every packet is a start point
+	cache   packetCache
+	lastPLI atomic.Int64 // unix nanoseconds of the last keyframe request
+	packets atomic.Uint64
+}
+
+func newUpTrack(sl *slot, pc *webrtc.PeerConnection, t *webrtc.TrackRemote) *upTrack {
+	u := &upTrack{slot: sl, track: t, codec: t.Codec()}
+	if t.Kind() == webrtc.RTPCodecTypeVideo {
+		u.isKey = keyframeFunc(u.codec.MimeType)
+	}
+	ssrc := uint32(t.SSRC())
+	u.pli = func() { _ = pc.WriteRTCP([]rtcp.Packet{&rtcp.PictureLossIndication{MediaSSRC: ssrc}}) }
+	return u
+}
+
+// requestKeyframe sends a PLI to the publisher unless one went out less than
+// KeyframeInterval ago. Safe for concurrent use.
+func (u *upTrack) requestKeyframe() {
+	if u.isKey == nil {
+		return
+	}
+	now := time.Now().UnixNano()
+	last := u.lastPLI.Load()
+	if now-last < int64(KeyframeInterval) || !u.lastPLI.CompareAndSwap(last, now) {
+		return
+	}
+	u.pli()
+}
+
+// run reads the track until it ends (the publisher's PeerConnection closed).
+func (u *upTrack) run() {
+	buf := make([]byte, 1500)
+	for {
+		n, _, err := u.track.Read(buf)
+		if err != nil {
+			return
+		}
+		u.handle(buf[:n])
+	}
+}
+
+// handle parses one packet and fans it out. Padding-only packets (bandwidth probes) are dropped.
+func (u *upTrack) handle(raw []byte) {
+	b := make([]byte, len(raw))
+	copy(b, raw)
+	var pkt rtp.Packet
+	if err := pkt.Unmarshal(b); err != nil || len(pkt.Payload) == 0 {
+		return
+	}
+	p := &packet{hdr: pkt.Header, payload: pkt.Payload, key: true, up: u}
+	p.hdr.Padding, p.hdr.PaddingSize = false, 0
+	p.hdr.Extension, p.hdr.Extensions, p.hdr.ExtensionProfile = false, nil, 0
+	if u.isKey != nil {
+		p.key = u.isKey(p.payload)
+	}
+	u.packets.Add(1)
+	u.cache.put(p)
+	if u.slot.up.Load() != u {
+		return // replaced by a newer publisher; this one is closing
+	}
+	for _, d := range u.slot.viewers() {
+		d.push(p)
+	}
+}
+
+// binding is what pion negotiated for one viewer: where to write and with which SSRC and PT.
+type binding struct {
+	ws   webrtc.TrackLocalWriter
+	ssrc uint32
+	pt   uint8
+}
+
+// downTrack is one viewer's copy of a slot: a webrtc.TrackLocal whose Bind picks the viewer's
+// payload type for the publisher's codec, plus a bounded queue drained by its own writer
+// goroutine (run), so a slow viewer only ever delays itself. The writer rewrites SSRC, payload
+// type, sequence numbers and timestamps so the viewer sees one continuous stream across
+// publisher reconnects and dropped runs, and answers NACKs from the publisher track's cache.
+type downTrack struct {
+	owner     *session
+	slot      *slot
+	codec     webrtc.RTPCodecParameters // the publisher codec this viewer negotiated
+	id        string
+	streamID  string
+	queue     chan *packet
+	nacks     chan []uint16
+	done      chan struct{}
+	stopOnce  sync.Once
+	bound     atomic.Pointer[binding]
+	active    atomic.Bool // the viewer's transport is up; packets before that are lost anyway
+	overflow  atomic.Bool // the queue overflowed: restart at the next keyframe
+	dropped   atomic.Uint64
+	forwarded atomic.Uint64
+
+	// writer-goroutine state
+	waitKey  bool
+	started  bool
+	sent     bool
+	gen      *upTrack // the publisher track the current mapping belongs to
+	seqDelta uint16   // viewer seq = source seq + seqDelta
+	tsDelta  uint32   // viewer ts = source ts + tsDelta
+	fromSeq  uint16   // first source seq sent with the current mapping
+	lastSeq  uint16
+	lastTS   uint32
+	lastAt   time.Time
+}
+
+func newDownTrack(sl *slot, codec webrtc.RTPCodecParameters, id, streamID string, queue int) *downTrack {
+	return &downTrack{
+		slot:     sl,
+		codec:    codec,
+		id:       id,
+		streamID: streamID,
+		queue:    make(chan *packet, queue),
+		nacks:    make(chan []uint16, 16),
+		done:     make(chan struct{}),
+		waitKey:  sl.kind == webrtc.RTPCodecTypeVideo,
+	}
+}
+
+// Bind implements webrtc.TrackLocal: it chooses the viewer's payload type for our codec.
+func (d *downTrack) Bind(ctx webrtc.TrackLocalContext) (webrtc.RTPCodecParameters, error) {
+	var best *webrtc.RTPCodecParameters
+	for _, c := range ctx.CodecParameters() {
+		if !codecCompatible(d.codec.RTPCodecCapability, c.RTPCodecCapability) {
+			continue
+		}
+		if best == nil || strings.EqualFold(c.SDPFmtpLine, d.codec.SDPFmtpLine) {
+			best = &c
+		}
+	}
+	if best == nil {
+		return webrtc.RTPCodecParameters{}, webrtc.ErrUnsupportedCodec
+	}
+	d.bound.Store(&binding{ws: ctx.WriteStream(), ssrc: uint32(ctx.SSRC()), pt: uint8(best.PayloadType)})
+	return *best, nil
+}
+
+// Unbind implements webrtc.TrackLocal.
+func (d *downTrack) Unbind(webrtc.TrackLocalContext) error {
+	d.bound.Store(nil)
+	return nil
+}
+
+// ID implements webrtc.TrackLocal.
+func (d *downTrack) ID() string { return d.id }
+
+// RID implements webrtc.TrackLocal.
+func (d *downTrack) RID() string { return "" }
+
+// StreamID implements webrtc.TrackLocal.
+func (d *downTrack) StreamID() string { return d.streamID }
+
+// Kind implements webrtc.TrackLocal.
+func (d *downTrack) Kind() webrtc.RTPCodecType { return d.slot.kind }
+
+// push offers p to the viewer's queue without blocking. On overflow the packet is dropped, the
+// writer restarts at the next keyframe and a (throttled) keyframe request goes upstream.
+func (d *downTrack) push(p *packet) {
+	if !d.active.Load() {
+		return
+	}
+	select {
+	case d.queue <- p:
+	default:
+		d.dropped.Add(1)
+		if !d.overflow.Swap(true) {
+			d.slot.requestKeyframe()
+		}
+	}
+}
+
+// activate starts delivery once the viewer's transport is connected and asks for a keyframe.
+func (d *downTrack) activate() {
+	if !d.active.Swap(true) {
+		d.slot.requestKeyframe()
+	}
+}
+
+// stop ends the writer goroutine. Idempotent.
+func (d *downTrack) stop() { d.stopOnce.Do(func() { close(d.done) }) }
+
+// run is the writer goroutine; it returns after stop.
+func (d *downTrack) run() {
+	for {
+		select {
+		case <-d.done:
+			return
+		case p := <-d.queue:
+			d.forward(p)
+		case seqs := <-d.nacks:
+			d.retransmit(seqs)
+		}
+	}
+}
+
+// forward rewrites and writes one packet, applying the keyframe gate.
+func (d *downTrack) forward(p *packet) {
+	if !strings.EqualFold(p.up.codec.MimeType, d.codec.MimeType) {
+		return // the publisher came back with another codec; this viewer is being closed
+	}
+	if d.overflow.Swap(false) && d.slot.kind == webrtc.RTPCodecTypeVideo {
+		d.waitKey = true
+	}
+	switch {
+	case p.up != d.gen:
+		// A new publisher track: video restarts at a keyframe, then seq and ts continue from
+		// what this viewer last saw.
+		if d.slot.kind == webrtc.RTPCodecTypeVideo && !p.key {
+			d.waitKey = true
+			return
+		}
+		d.rebase(p, time.Now(), true)
+	case d.waitKey:
+		if !p.key {
+			return
+		}
+		d.rebase(p, time.Now(), false) // close the gap left by dropped packets
+	}
+	d.waitKey = false
+	d.write(p, p.hdr.SequenceNumber+d.seqDelta)
+}
+
+// rebase maps p's source seq to lastSeq+1; for a new publisher track it also moves the
+// timestamp on by the wall time since the last packet (at least one tick).
+func (d *downTrack) rebase(p *packet, at time.Time, newTrack bool) {
+	if !d.started {
+		d.started = true
+		d.seqDelta, d.tsDelta = 0, 0
+	} else {
+		d.seqDelta = d.lastSeq + 1 - p.hdr.SequenceNumber
+		if newTrack {
+			ticks := uint32(1)
+			if el := at.Sub(d.lastAt); el > 0 && p.up.codec.ClockRate > 0 {
+				ticks = max(1, uint32(el.Seconds()*float64(p.up.codec.ClockRate)))
+			}
+			d.tsDelta = d.lastTS + ticks - p.hdr.Timestamp
+		}
+	}
+	d.gen = p.up
+	d.fromSeq = p.hdr.SequenceNumber
+	d.lastAt = at
+}
+
+func (d *downTrack) write(p *packet, seq uint16) {
+	b := d.bound.Load()
+	if b == nil {
+		return
+	}
+	hdr := p.hdr
+	hdr.SSRC = b.ssrc
+	hdr.PayloadType = b.pt
+	hdr.SequenceNumber = seq
+	hdr.Timestamp = p.hdr.Timestamp + d.tsDelta
+	if !d.sent || int16(seq-d.lastSeq) > 0 {
+		d.sent = true
+		d.lastSeq, d.lastTS = seq, hdr.Timestamp
+		d.lastAt = time.Now()
+	}
+	if _, err := b.ws.WriteRTP(&hdr, p.payload); err == nil {
+		d.forwarded.Add(1)
+	}
+}
+
+// retransmit answers a viewer NACK from the publisher track's shared cache. Only packets sent
+// under the current mapping can be found.
+func (d *downTrack) retransmit(seqs []uint16) {
+	if d.gen == nil {
+		return
+	}
+	for _, v := range seqs {
+		src := v - d.seqDelta
+		if int16(src-d.fromSeq) < 0 || int16(v-d.lastSeq) > 0 {
+			continue
+		}
+		if p := d.gen.cache.get(src); p != nil {
+			d.write(p, v)
+		}
+	}
+}
+
+// nack queues a viewer's NACK for the writer goroutine; dropped if the writer is busy.
+func (d *downTrack) nack(seqs []uint16) {
+	select {
+	case d.nacks <- seqs:
+	default:
+	}
+}
+
+// handleRTCP reads one viewer sender's RTCP until the sender closes: NACKs are answered from the
+// cache, PLI and FIR become throttled keyframe requests to the publisher.
+func (d *downTrack) handleRTCP(s *webrtc.RTPSender) {
+	for {
+		pkts, _, err := s.ReadRTCP()
+		if err != nil {
+			return
+		}
+		for _, p := range pkts {
+			switch p := p.(type) {
+			case *rtcp.PictureLossIndication, *rtcp.FullIntraRequest:
+				d.slot.requestKeyframe()
+			case *rtcp.TransportLayerNack:
+				var seqs []uint16
+				for _, n := range p.Nacks {
+					seqs = append(seqs, n.PacketList()...)
+				}
+				if len(seqs) > 0 {
+					d.nack(seqs)
+				}
+			}
+		}
+	}
+}

@@ -1,0 +1,560 @@
+// Package sfu is gatehouse's authenticated WebRTC selective forwarding unit: publishers push
+// over WHIP (RFC 9725, e.g. OBS), viewers play over WHEP, and every session is authorised
+// through the same authz engine as the streaming-server adapters, keeps its grant's expiry
+// and is bound to the credential that created it.
+//
+// Media is passed through unchanged (H.264, VP8, VP9, AV1, Opus). Each publisher track has one
+// reader goroutine that parses a packet once, keeps it in a shared NACK cache and offers it to
+// every viewer's bounded queue without blocking; each viewer track has its own writer goroutine
+// that rewrites SSRC, payload type, sequence numbers and timestamps. A viewer that cannot keep
+// up loses packets and resumes at the next keyframe; the others never wait for it. Viewers stay
+// connected across a publisher reconnect (within Config.ReconnectGrace) and see one continuous
+// stream.
+//
+// A viewer that arrives before its stream is published gets 409 Conflict with Retry-After
+// (WHEP draft behaviour): the answer must name the publisher's codecs, which are unknown until
+// then, and OBS-style clients retry.
+package sfu
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"slices"
+	"sort"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/pion/ice/v4"
+	"github.com/pion/interceptor"
+	"github.com/pion/interceptor/pkg/nack"
+	"github.com/pion/logging"
+	"github.com/pion/webrtc/v4"
+
+	"gatehouse/authz"
+	"gatehouse/authz/live"
+)
+
+// Sentinel errors of package sfu.
+var (
+	// ErrClosed is returned by New's results after Close, and by operations on a closed SFU.
+	ErrClosed = errors.New("sfu: closed")
+	// ErrNotFound is returned by Kick for an unknown session id.
+	ErrNotFound = errors.New("sfu: no such session")
+	// ErrBadFrag wraps every trickle-ice-sdpfrag parse error.
+	ErrBadFrag = errors.New("sfu: bad trickle-ice-sdpfrag")
+	// ErrConfig wraps invalid configuration passed to New.
+	ErrConfig = errors.New("sfu: invalid configuration")
+)
+
+// Authorizer decides whether a client may publish, read or use the API. *authz.Engine
+// implements it.
+type Authorizer interface {
+	Authorize(ctx context.Context, req *authz.Request) authz.Decision
+}
+
+// Recorder receives session events: Published/Unpublished for publishers and Joined/Left for
+// viewers, with Source "sfu" and Protocol "webrtc". Record must not block for long.
+type Recorder interface {
+	Record(ev live.Event)
+}
+
+// Kind says whether a session publishes or reads.
+type Kind string
+
+// Session kinds; the values are the authz actions.
+const (
+	KindPublish Kind = Kind(authz.ActionPublish)
+	KindRead    Kind = Kind(authz.ActionRead)
+)
+
+// SessionInfo describes one live session, as listed by Sessions.
+type SessionInfo struct {
+	ID       string
+	Kind     Kind
+	Path     string
+	Identity string
+	Remote   string
+	Created  time.Time
+	Expires  time.Time // zero: never
+}
+
+// SFU is the WHIP/WHEP server. Create it with New, serve Handler, run Run in a goroutine and
+// call Close when done. All methods are safe for concurrent use.
+type SFU struct {
+	cfg  Config
+	auth Authorizer
+	rec  Recorder
+	log  *slog.Logger
+	now  func() time.Time
+	api  *webrtc.API
+
+	udpMux ice.UDPMux
+	tcpMux ice.TCPMux
+
+	mu       sync.Mutex
+	shut     bool
+	sessions map[string]*session
+	streams  map[string]*stream
+
+	wg        sync.WaitGroup // Run's helpers and asynchronous session closes
+	done      chan struct{}
+	closeOnce sync.Once
+}
+
+// stream is one path: its publisher (if any), its viewers and the two media slots. Guarded by
+// SFU.mu except for the slots' atomics.
+type stream struct {
+	path          string
+	slots         [2]*slot // audio, video
+	pub           *session
+	viewers       map[*session]struct{}
+	unpublishedAt time.Time
+}
+
+func kindIndex(k webrtc.RTPCodecType) int {
+	if k == webrtc.RTPCodecTypeVideo {
+		return 1
+	}
+	return 0
+}
+
+// session is one WHIP or WHEP PeerConnection.
+type session struct {
+	id       string
+	kind     Kind
+	path     string
+	identity string
+	remote   string
+	req      authz.Request // with credentials, for Recheck; never logged
+	credHash [32]byte
+	created  time.Time
+	pc       *webrtc.PeerConnection
+
+	// guarded by SFU.mu
+	expires  time.Time
+	stream   *stream
+	attached bool
+	ups      []*upTrack
+
+	downs []*downTrack  // viewers; fixed before the answer is sent
+	ready chan struct{} // closed once attached to its stream
+
+	sig  sync.Mutex // serialises PATCH (trickle, ICE restart)
+	etag string     // guarded by sig
+
+	mu        sync.Mutex
+	closing   bool
+	wg        sync.WaitGroup // the session's reader and writer goroutines
+	closed    chan struct{}
+	closeOnce sync.Once
+}
+
+// spawn runs f in a goroutine owned by the session, unless the session is closing.
+func (sess *session) spawn(f func()) {
+	sess.mu.Lock()
+	defer sess.mu.Unlock()
+	if sess.closing {
+		return
+	}
+	sess.wg.Add(1)
+	go func() {
+		defer sess.wg.Done()
+		f()
+	}()
+}
+
+// New builds an SFU: its own pion API (codecs, interceptors, settings; no globals) and the ICE
+// sockets (UDP mux on cfg.UDPPort, and TCP on the same port number if cfg.TCP). auth decides
+// every request; rec (nil: none) gets session events; log (nil: discard) gets one line per
+// session start and end, never a credential. The caller must call Close.
+func New(cfg Config, auth Authorizer, rec Recorder, log *slog.Logger) (*SFU, error) {
+	if auth == nil {
+		return nil, fmt.Errorf("%w: nil Authorizer", ErrConfig)
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if rec == nil {
+		rec = nopRecorder{}
+	}
+	def := DefaultConfig()
+	if cfg.GatherTimeout <= 0 {
+		cfg.GatherTimeout = def.GatherTimeout
+	}
+	if cfg.ReconnectGrace <= 0 {
+		cfg.ReconnectGrace = def.ReconnectGrace
+	}
+	if cfg.ViewerQueue <= 0 {
+		cfg.ViewerQueue = def.ViewerQueue
+	}
+	if cfg.UDPPort < 0 || cfg.UDPPort > 65535 {
+		return nil, fmt.Errorf("%w: udp_port %d", ErrConfig, cfg.UDPPort)
+	}
+	for _, is := range cfg.ICEServers {
+		if msg := is.validate(); msg != "" {
+			return nil, fmt.Errorf("%w: ice_servers: %s", ErrConfig, msg)
+		}
+	}
+	s := &SFU{
+		cfg:      cfg,
+		auth:     auth,
+		rec:      rec,
+		log:      log,
+		now:      cfg.Now,
+		sessions: map[string]*session{},
+		streams:  map[string]*stream{},
+		done:     make(chan struct{}),
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	if err := s.buildAPI(); err != nil {
+		s.closeSockets()
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *SFU) buildAPI() error {
+	m := &webrtc.MediaEngine{}
+	if err := registerCodecs(m); err != nil {
+		return fmt.Errorf("sfu: register codecs: %w", err)
+	}
+	ir := &interceptor.Registry{}
+	// NACK generator towards publishers only: viewer NACKs are answered from the shared cache,
+	// not from pion's per-stream responder copies.
+	gen, err := nack.NewGeneratorInterceptor()
+	if err != nil {
+		return fmt.Errorf("sfu: nack generator: %w", err)
+	}
+	ir.Add(gen)
+	if err := webrtc.ConfigureRTCPReports(ir); err != nil {
+		return fmt.Errorf("sfu: rtcp reports: %w", err)
+	}
+	if err := webrtc.ConfigureTWCCSender(m, ir); err != nil {
+		return fmt.Errorf("sfu: twcc: %w", err)
+	}
+
+	lf := slogFactory{log: s.log}
+	se := webrtc.SettingEngine{LoggerFactory: lf}
+	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
+	se.SetIncludeLoopbackCandidate(s.cfg.IncludeLoopback)
+	opts := []ice.UDPMuxFromPortOption{ice.UDPMuxFromPortWithLogger(lf.NewLogger("udpmux"))}
+	if s.cfg.IncludeLoopback {
+		opts = append(opts, ice.UDPMuxFromPortWithLoopback())
+	}
+	mux, err := ice.NewMultiUDPMuxFromPort(s.cfg.UDPPort, opts...)
+	if err != nil {
+		return fmt.Errorf("sfu: listen udp port %d: %w", s.cfg.UDPPort, err)
+	}
+	s.udpMux = mux
+	se.SetICEUDPMux(mux)
+	networks := []webrtc.NetworkType{webrtc.NetworkTypeUDP4, webrtc.NetworkTypeUDP6}
+	if s.cfg.TCP {
+		ln, err := net.Listen("tcp", net.JoinHostPort("", strconv.Itoa(s.cfg.UDPPort)))
+		if err != nil {
+			return fmt.Errorf("sfu: listen tcp port %d: %w", s.cfg.UDPPort, err)
+		}
+		s.tcpMux = webrtc.NewICETCPMux(lf.NewLogger("tcpmux"), ln, 8)
+		se.SetICETCPMux(s.tcpMux)
+		se.DisableActiveTCP(true)
+		networks = append(networks, webrtc.NetworkTypeTCP4, webrtc.NetworkTypeTCP6)
+	}
+	se.SetNetworkTypes(networks)
+	if len(s.cfg.PublicIPs) > 0 {
+		var v4, v6 []string
+		for _, ip := range s.cfg.PublicIPs {
+			a, err := netip.ParseAddr(ip)
+			if err != nil {
+				return fmt.Errorf("%w: public_ips: %q is not an IP address", ErrConfig, ip)
+			}
+			if a.Unmap().Is4() {
+				v4 = append(v4, a.Unmap().String())
+			} else {
+				v6 = append(v6, a.String())
+			}
+		}
+		var rules []webrtc.ICEAddressRewriteRule
+		for _, ext := range [][]string{v4, v6} {
+			if len(ext) > 0 {
+				rules = append(rules, webrtc.ICEAddressRewriteRule{
+					External:        ext,
+					AsCandidateType: webrtc.ICECandidateTypeHost,
+					Mode:            webrtc.ICEAddressRewriteReplace,
+				})
+			}
+		}
+		if err := se.SetICEAddressRewriteRules(rules...); err != nil {
+			return fmt.Errorf("%w: public_ips: %v", ErrConfig, err)
+		}
+	}
+	s.api = webrtc.NewAPI(webrtc.WithMediaEngine(m), webrtc.WithInterceptorRegistry(ir), webrtc.WithSettingEngine(se))
+	return nil
+}
+
+func (s *SFU) closeSockets() {
+	if s.udpMux != nil {
+		_ = s.udpMux.Close()
+	}
+	if s.tcpMux != nil {
+		_ = s.tcpMux.Close()
+	}
+}
+
+// Run closes sessions whose grant expired (when Config.EnforceExpiry) and viewers whose
+// publisher did not come back within Config.ReconnectGrace, checking once a second. It returns
+// when ctx is done or Close is called; it does not close sessions itself (Close does).
+func (s *SFU) Run(ctx context.Context) error {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-s.done:
+			return nil
+		case <-t.C:
+			s.sweep()
+		}
+	}
+}
+
+// sweep does one round of Run's checks at s.now().
+func (s *SFU) sweep() {
+	now := s.now()
+	type victim struct {
+		sess   *session
+		reason string
+	}
+	var victims []victim
+	s.mu.Lock()
+	for _, sess := range s.sessions {
+		if s.cfg.EnforceExpiry && !sess.expires.IsZero() && !now.Before(sess.expires) {
+			victims = append(victims, victim{sess, "grant expired"})
+		}
+	}
+	for _, st := range s.streams {
+		if st.pub == nil && now.Sub(st.unpublishedAt) >= s.cfg.ReconnectGrace.Std() {
+			for v := range st.viewers {
+				victims = append(victims, victim{v, "publisher gone"})
+			}
+		}
+	}
+	s.mu.Unlock()
+	for _, v := range victims {
+		s.closeSession(v.sess, v.reason)
+	}
+}
+
+// Recheck re-authorises every session with the credentials it was created with (call it after
+// a configuration reload). Sessions now denied, or whose publish path would be renamed
+// elsewhere, are closed; the others take the new grant's expiry. It returns how many sessions
+// it closed.
+func (s *SFU) Recheck(ctx context.Context) int {
+	s.mu.Lock()
+	all := make([]*session, 0, len(s.sessions))
+	for _, sess := range s.sessions {
+		all = append(all, sess)
+	}
+	s.mu.Unlock()
+	closed := 0
+	for _, sess := range all {
+		req := sess.req
+		d := s.auth.Authorize(ctx, &req)
+		if ctx.Err() != nil {
+			return closed // a cancelled recheck says nothing about the grants
+		}
+		target := sess.req.Path
+		if sess.kind == KindPublish && d.Rename != "" {
+			target = d.Rename
+		}
+		if !d.Allowed() || cleanPath(target) != sess.path {
+			s.closeSession(sess, "revoked")
+			closed++
+			continue
+		}
+		s.mu.Lock()
+		sess.expires = d.Expires
+		s.mu.Unlock()
+	}
+	return closed
+}
+
+// Sessions lists the live sessions, oldest first.
+func (s *SFU) Sessions() []SessionInfo {
+	s.mu.Lock()
+	out := make([]SessionInfo, 0, len(s.sessions))
+	for _, sess := range s.sessions {
+		out = append(out, SessionInfo{
+			ID: sess.id, Kind: sess.kind, Path: sess.path, Identity: sess.identity,
+			Remote: sess.remote, Created: sess.created, Expires: sess.expires,
+		})
+	}
+	s.mu.Unlock()
+	sort.Slice(out, func(i, j int) bool {
+		if !out[i].Created.Equal(out[j].Created) {
+			return out[i].Created.Before(out[j].Created)
+		}
+		return out[i].ID < out[j].ID
+	})
+	return out
+}
+
+// Kick closes the session with the given id, or returns ErrNotFound. It does no authorisation:
+// the HTTP route DELETE /api/v1/sessions/{id} checks the api action first.
+func (s *SFU) Kick(id string) error {
+	s.mu.Lock()
+	sess := s.sessions[id]
+	s.mu.Unlock()
+	if sess == nil {
+		return ErrNotFound
+	}
+	s.closeSession(sess, "kicked")
+	return nil
+}
+
+// Close closes every PeerConnection and the ICE sockets and waits for every goroutine the SFU
+// started. It is idempotent; later calls wait for the first to finish.
+func (s *SFU) Close() error {
+	s.closeOnce.Do(func() {
+		s.mu.Lock()
+		s.shut = true
+		all := make([]*session, 0, len(s.sessions))
+		for _, sess := range s.sessions {
+			all = append(all, sess)
+		}
+		s.mu.Unlock()
+		close(s.done)
+		var wg sync.WaitGroup
+		for _, sess := range all {
+			wg.Go(func() { s.closeSession(sess, "shutdown") })
+		}
+		wg.Wait()
+		s.wg.Wait()
+		s.closeSockets()
+	})
+	return nil
+}
+
+// closeAsync closes sess from a pion callback, where closing synchronously could deadlock.
+func (s *SFU) closeAsync(sess *session, reason string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.shut {
+		return // Close is closing everything
+	}
+	s.wg.Go(func() { s.closeSession(sess, reason) })
+}
+
+// closeSession detaches sess from its stream, closes its PeerConnection, waits for its
+// goroutines and reports the end. Idempotent.
+func (s *SFU) closeSession(sess *session, reason string) {
+	sess.closeOnce.Do(func() {
+		s.mu.Lock()
+		attached := sess.attached
+		if s.sessions[sess.id] == sess {
+			delete(s.sessions, sess.id)
+		}
+		if st := sess.stream; st != nil {
+			if sess.kind == KindPublish {
+				if st.pub == sess {
+					st.pub = nil
+					st.unpublishedAt = s.now()
+				}
+				for _, u := range sess.ups {
+					u.slot.up.CompareAndSwap(u, nil)
+				}
+			} else {
+				delete(st.viewers, sess)
+				for _, d := range sess.downs {
+					removeDown(d.slot, d)
+				}
+			}
+			if st.pub == nil && len(st.viewers) == 0 && s.streams[st.path] == st {
+				delete(s.streams, st.path)
+			}
+		}
+		s.mu.Unlock()
+
+		sess.mu.Lock()
+		sess.closing = true
+		sess.mu.Unlock()
+		for _, d := range sess.downs {
+			d.stop()
+		}
+		close(sess.closed)
+		_ = sess.pc.Close()
+		sess.wg.Wait()
+		if !attached {
+			return
+		}
+		ev := live.Unpublished
+		if sess.kind == KindRead {
+			ev = live.Left
+		}
+		s.record(sess, ev)
+		s.log.Info("sfu session closed", "session", sess.id, "kind", string(sess.kind), "path", sess.path, "reason", reason)
+	})
+}
+
+func (s *SFU) record(sess *session, t live.EventType) {
+	s.rec.Record(live.Event{
+		Type: t, Path: sess.path, Source: "sfu", Session: sess.id, Identity: sess.identity,
+		Protocol: "webrtc", Remote: sess.remote, Time: s.now(),
+	})
+}
+
+// addDown and removeDown replace a slot's viewer list (copy on write); callers hold SFU.mu.
+func addDown(sl *slot, d *downTrack) {
+	next := append(slices.Clone(sl.viewers()), d)
+	sl.downs.Store(&next)
+}
+
+func removeDown(sl *slot, d *downTrack) {
+	next := slices.DeleteFunc(slices.Clone(sl.viewers()), func(x *downTrack) bool { return x == d })
+	sl.downs.Store(&next)
+}
+
+// randomID returns n random bytes in hex.
+func randomID(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b) // crypto/rand.Read never fails
+	return hex.EncodeToString(b)
+}
+
+type nopRecorder struct{}
+
+func (nopRecorder) Record(live.Event) {}
+
+// slogFactory routes pion's logs to slog (pion's trace, debug and info become Debug).
+type slogFactory struct{ log *slog.Logger }
+
+func (f slogFactory) NewLogger(scope string) logging.LeveledLogger {
+	return slogLeveled{f.log.With("pion", scope)}
+}
+
+type slogLeveled struct{ log *slog.Logger }
+
+func (l slogLeveled) logf(level slog.Level, format string, args ...any) {
+	if l.log.Enabled(context.Background(), level) {
+		l.log.Log(context.Background(), level, fmt.Sprintf(format, args...))
+	}
+}
+
+func (l slogLeveled) Trace(msg string)                  { l.logf(slog.LevelDebug, "%s", msg) }
+func (l slogLeveled) Tracef(format string, args ...any) { l.logf(slog.LevelDebug, format, args...) }
+func (l slogLeveled) Debug(msg string)                  { l.logf(slog.LevelDebug, "%s", msg) }
+func (l slogLeveled) Debugf(format string, args ...any) { l.logf(slog.LevelDebug, format, args...) }
+func (l slogLeveled) Info(msg string)                   { l.logf(slog.LevelDebug, "%s", msg) }
+func (l slogLeveled) Infof(format string, args ...any)  { l.logf(slog.LevelDebug, format, args...) }
+func (l slogLeveled) Warn(msg string)                   { l.logf(slog.LevelWarn, "%s", msg) }
+func (l slogLeveled) Warnf(format string, args ...any)  { l.logf(slog.LevelWarn, format, args...) }
+func (l slogLeveled) Error(msg string)                  { l.logf(slog.LevelError, "%s", msg) }
+func (l slogLeveled) Errorf(format string, args ...any) { l.logf(slog.LevelError, format, args...) }
