@@ -1,0 +1,405 @@
+package jwks
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"io/fs"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/MicahParks/keyfunc/v3"
+	"github.com/golang-jwt/jwt/v5"
+
+	"gatehouse/authz"
+)
+
+func mustAllow(t *testing.T, specs ...string) []authz.Permission {
+	t.Helper()
+	var out []authz.Permission
+	for _, s := range specs {
+		p, err := ParseAllow(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, p)
+	}
+	return out
+}
+
+func TestIssuerFiles(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "keys")
+	iss, err := LoadIssuer(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		path string
+		want fs.FileMode
+	}{
+		{dir, 0o700 | fs.ModeDir},
+		{filepath.Join(dir, SigningKeyFile), 0o600},
+	} {
+		st, err := os.Stat(tc.path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := st.Mode(); got != tc.want {
+			t.Errorf("%s: mode got %v, want %v", tc.path, got, tc.want)
+		}
+	}
+	b, _ := os.ReadFile(filepath.Join(dir, SigningKeyFile))
+	if !strings.HasPrefix(string(b), "-----BEGIN PRIVATE KEY-----") {
+		t.Errorf("key file is not PKCS#8 PEM: %.30q", b)
+	}
+	entries, _ := os.ReadDir(dir)
+	if len(entries) != 1 {
+		t.Errorf("want only the key file in %s, got %d entries (temp files left?)", dir, len(entries))
+	}
+
+	again, err := LoadIssuer(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := again.KeyID(), iss.KeyID(); got != want {
+		t.Fatalf("kid after reload: got %q, want %q", got, want)
+	}
+
+	t.Run("group-readable key refused", func(t *testing.T) {
+		if err := os.Chmod(filepath.Join(dir, SigningKeyFile), 0o640); err != nil {
+			t.Fatal(err)
+		}
+		defer os.Chmod(filepath.Join(dir, SigningKeyFile), 0o600)
+		if _, err := LoadIssuer(dir); !errors.Is(err, ErrIssuer) {
+			t.Fatalf("got %v, want ErrIssuer", err)
+		}
+	})
+	t.Run("not a key", func(t *testing.T) {
+		d := t.TempDir()
+		if err := os.WriteFile(filepath.Join(d, SigningKeyFile), []byte("hello"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		_, err := LoadIssuer(d)
+		if !errors.Is(err, ErrIssuer) {
+			t.Fatalf("got %v, want ErrIssuer", err)
+		}
+	})
+	t.Run("corrupt previous keys", func(t *testing.T) {
+		d := t.TempDir()
+		if err := os.WriteFile(filepath.Join(d, PreviousKeysFile), []byte("-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := LoadIssuer(d); !errors.Is(err, ErrIssuer) {
+			t.Fatalf("got %v, want ErrIssuer", err)
+		}
+	})
+}
+
+func TestIssuedTokenVerifiedWithIssuer(t *testing.T) {
+	clk := newClock()
+	iss, err := LoadIssuer(t.TempDir(), IssuerClock(clk.Now))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := newTestBackend(t, Config{}, WithIssuer(iss), WithClock(clk.Now))
+	if err := b.Ready(); err != nil {
+		t.Fatal(err)
+	}
+	tok, err := iss.Issue("alice", mustAllow(t, "publish:live/alice", "read:live/*"), 12*time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name   string
+		req    *authz.Request
+		want   authz.Outcome
+		reason string
+	}{
+		{"publish own path", publishReq("live/alice", ""), authz.Allow, authz.ReasonAllowed},
+		{"publish other path", publishReq("live/bob", ""), authz.Forbidden, authz.ReasonNotPermitted},
+		{"read glob", &authz.Request{Action: authz.ActionRead, Path: "live/bob", Protocol: "webrtc"}, authz.Allow, authz.ReasonAllowed},
+		{"read glob is one segment", &authz.Request{Action: authz.ActionRead, Path: "live/a/b", Protocol: "webrtc"}, authz.Forbidden, authz.ReasonNotPermitted},
+		{"no api", &authz.Request{Action: authz.ActionAPI}, authz.Forbidden, authz.ReasonNotPermitted},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.req.Token = tok
+			d, err := authorize(t, b, tc.req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if d.Outcome != tc.want || d.Reason != tc.reason {
+				t.Fatalf("got %v %q, want %v %q", d.Outcome, d.Reason, tc.want, tc.reason)
+			}
+			if got, want := d.Identity, "alice"; got != want {
+				t.Errorf("identity: got %q, want %q", got, want)
+			}
+			if got, want := d.Expires, clk.Now().Add(12*time.Hour).Truncate(time.Second); !got.Equal(want) {
+				t.Errorf("expires: got %v, want %v", got, want)
+			}
+		})
+	}
+	t.Run("expired", func(t *testing.T) {
+		short, _ := iss.Issue("alice", mustAllow(t, "publish:live/alice"), time.Minute)
+		clk2 := newClock()
+		clk2.Advance(2 * time.Minute)
+		b2 := newTestBackend(t, Config{}, WithIssuer(iss), WithClock(clk2.Now))
+		d, _ := authorize(t, b2, publishReq("live/alice", short))
+		if got, want := d.Reason, ReasonTokenExpired; got != want {
+			t.Fatalf("got %q, want %q", got, want)
+		}
+	})
+	t.Run("provider clash", func(t *testing.T) {
+		_, err := New(Config{Providers: []Provider{{Name: "x", JWKS: "http://x", Issuer: DefaultIssuerName}}}, WithIssuer(iss))
+		if !errors.Is(err, ErrConfig) {
+			t.Fatalf("got %v, want ErrConfig", err)
+		}
+	})
+}
+
+func TestIssuerRotate(t *testing.T) {
+	clk := newClock()
+	dir := t.TempDir()
+	iss, err := LoadIssuer(dir, IssuerClock(clk.Now))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := newTestBackend(t, Config{}, WithIssuer(iss), WithClock(clk.Now))
+	perms := mustAllow(t, "publish:live/alice")
+	first, _ := iss.Issue("alice", perms, time.Hour)
+	kid1 := iss.KeyID()
+	if err := iss.Rotate(); err != nil {
+		t.Fatal(err)
+	}
+	if iss.KeyID() == kid1 {
+		t.Fatal("Rotate kept the kid")
+	}
+	second, _ := iss.Issue("alice", perms, time.Hour)
+	for name, tok := range map[string]string{"before rotation": first, "after rotation": second} {
+		d, err := authorize(t, b, publishReq("live/alice", tok))
+		if err != nil || d.Outcome != authz.Allow {
+			t.Fatalf("%s: got %v %q %v, want allow", name, d.Outcome, d.Reason, err)
+		}
+	}
+	if st, err := os.Stat(filepath.Join(dir, PreviousKeysFile)); err != nil || st.Mode().Perm() != 0o600 {
+		t.Fatalf("previous keys file: %v %v, want mode 0600", st, err)
+	}
+
+	// From disk: same current key, previous key still published.
+	again, err := LoadIssuer(dir, IssuerClock(clk.Now))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := again.KeyID(), iss.KeyID(); got != want {
+		t.Fatalf("kid after reload: got %q, want %q", got, want)
+	}
+	b2 := newTestBackend(t, Config{}, WithIssuer(again), WithClock(clk.Now))
+	if d, _ := authorize(t, b2, publishReq("live/alice", first)); d.Outcome != authz.Allow {
+		t.Fatalf("old token after reload: got %v %q", d.Outcome, d.Reason)
+	}
+
+	// Retention is bounded: after MaxPreviousKeys more rotations the first key is gone.
+	for range MaxPreviousKeys {
+		if err := iss.Rotate(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got, want := len(iss.keys.Load().all), MaxPreviousKeys+1; got != want {
+		t.Fatalf("published keys: got %d, want %d", got, want)
+	}
+	if d, _ := authorize(t, b, publishReq("live/alice", first)); d.Reason != ReasonUnknownKey {
+		t.Fatalf("token of a dropped key: got %v %q, want %q", d.Outcome, d.Reason, ReasonUnknownKey)
+	}
+}
+
+// TestIssuerJWKSForMediaMTX serves JWKSHandler over HTTP and checks that a plain JWKS provider and
+// keyfunc (the library MediaMTX's authJWTJWKS uses) both verify issued tokens.
+func TestIssuerJWKSForMediaMTX(t *testing.T) {
+	iss, err := LoadIssuer(t.TempDir()) // real clock: keyfunc and jwt check exp against it
+	if err != nil {
+		t.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/.well-known/jwks.json", iss.JWKSHandler())
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+	url := srv.URL + "/.well-known/jwks.json"
+	tok, err := iss.Issue("alice", mustAllow(t, "publish:live/alice", "api"), 12*time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	t.Run("served document", func(t *testing.T) {
+		resp, err := http.Get(url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var doc struct {
+			Keys []map[string]string `json:"keys"`
+		}
+		if err := json.NewDecoder(resp.Body).Decode(&doc); err != nil {
+			t.Fatal(err)
+		}
+		if len(doc.Keys) != 1 {
+			t.Fatalf("got %d keys, want 1", len(doc.Keys))
+		}
+		k := doc.Keys[0]
+		for field, want := range map[string]string{"kty": "OKP", "crv": "Ed25519", "alg": "EdDSA", "use": "sig", "kid": iss.KeyID()} {
+			if k[field] != want {
+				t.Errorf("%s: got %q, want %q", field, k[field], want)
+			}
+		}
+		if _, ok := k["d"]; ok {
+			t.Fatal("the private key is published")
+		}
+		if got := resp.Header.Get("Cache-Control"); !strings.Contains(got, "max-age=60") {
+			t.Errorf("Cache-Control: got %q", got)
+		}
+		resp2, err := http.Post(url, "text/plain", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp2.Body.Close()
+		if got, want := resp2.StatusCode, http.StatusMethodNotAllowed; got != want {
+			t.Errorf("POST: got %d, want %d", got, want)
+		}
+	})
+
+	t.Run("MediaMTX claim format", func(t *testing.T) {
+		payload, err := base64.RawURLEncoding.DecodeString(strings.Split(tok, ".")[1])
+		if err != nil {
+			t.Fatal(err)
+		}
+		var c map[string]json.RawMessage
+		if err := json.Unmarshal(payload, &c); err != nil {
+			t.Fatal(err)
+		}
+		if got, want := string(c["mediamtx_permissions"]), `[{"action":"publish","path":"live/alice"},{"action":"api"}]`; got != want {
+			t.Fatalf("claim: got %s, want %s", got, want)
+		}
+		for _, k := range []string{"iss", "sub", "iat", "exp"} {
+			if _, ok := c[k]; !ok {
+				t.Errorf("claim %s missing", k)
+			}
+		}
+	})
+
+	t.Run("plain provider pointed at gatehouse", func(t *testing.T) {
+		b := newTestBackend(t, Config{Providers: []Provider{{Name: "gatehouse-remote", JWKS: url, Issuer: DefaultIssuerName}}})
+		d, err := authorize(t, b, publishReq("live/alice", tok))
+		if err != nil || d.Outcome != authz.Allow {
+			t.Fatalf("got %v %q %v, want allow", d.Outcome, d.Reason, err)
+		}
+	})
+
+	t.Run("keyfunc, as MediaMTX", func(t *testing.T) {
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		kf, err := keyfunc.NewDefaultCtx(ctx, []string{url})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var claims jwt.MapClaims
+		parsed, err := jwt.ParseWithClaims(tok, &claims, kf.Keyfunc, jwt.WithIssuer(DefaultIssuerName))
+		if err != nil || !parsed.Valid {
+			t.Fatalf("keyfunc verification: %v", err)
+		}
+		if got, want := claims["sub"], "alice"; got != want {
+			t.Errorf("sub: got %v, want %v", got, want)
+		}
+	})
+}
+
+// TestIssuedTokenFitsSRTStreamID measures the token for `--sub alice --allow publish:live/alice
+// --ttl 12h`: SRT's streamid is limited to 512 characters (MediaMTX #3430), and the token travels
+// there as the password of "publish:live/alice:<user>:<token>".
+func TestIssuedTokenFitsSRTStreamID(t *testing.T) {
+	iss, err := LoadIssuer(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := iss.Issue("alice", mustAllow(t, "publish:live/alice"), 12*time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	streamid := "publish:live/alice:alice:" + tok
+	t.Logf("token: %d characters; SRT streamid: %d of 512", len(tok), len(streamid))
+	if len(streamid) > 512 {
+		t.Fatalf("streamid is %d characters, SRT allows 512", len(streamid))
+	}
+}
+
+func TestIssueErrors(t *testing.T) {
+	iss, err := LoadIssuer(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	withProto, err := authz.NewPermission("read", "live/a", []string{"hls"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name  string
+		sub   string
+		perms []authz.Permission
+		ttl   time.Duration
+	}{
+		{"empty subject", "", mustAllow(t, "api"), time.Hour},
+		{"zero ttl", "a", mustAllow(t, "api"), 0},
+		{"no permissions", "a", nil, time.Hour},
+		{"protocols", "a", []authz.Permission{withProto}, time.Hour},
+		{"zero permission", "a", []authz.Permission{{}}, time.Hour},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if _, err := iss.Issue(tc.sub, tc.perms, tc.ttl); !errors.Is(err, ErrIssuer) {
+				t.Fatalf("got %v, want ErrIssuer", err)
+			}
+		})
+	}
+}
+
+func TestParseAllow(t *testing.T) {
+	req := func(a authz.Action, path string) *authz.Request { return &authz.Request{Action: a, Path: path} }
+	for _, tc := range []struct {
+		in      string
+		match   *authz.Request
+		nomatch *authz.Request
+		wantErr bool
+	}{
+		{in: "publish:live/alice", match: req(authz.ActionPublish, "live/alice"), nomatch: req(authz.ActionPublish, "live/bob")},
+		{in: "read:live/*", match: req(authz.ActionRead, "live/x"), nomatch: req(authz.ActionRead, "live/x/y")},
+		{in: "read:~^cam", match: req(authz.ActionRead, "cam7"), nomatch: req(authz.ActionRead, "mycam")},
+		{in: "read", match: req(authz.ActionRead, "anything"), nomatch: req(authz.ActionPublish, "anything")},
+		{in: "api", match: req(authz.ActionAPI, ""), nomatch: req(authz.ActionMetrics, "")},
+		{in: "api:foo", wantErr: true},
+		{in: "publish:", wantErr: true},
+		{in: "write:live", wantErr: true},
+		{in: "", wantErr: true},
+		{in: "read:~(", wantErr: true},
+	} {
+		t.Run(tc.in, func(t *testing.T) {
+			p, err := ParseAllow(tc.in)
+			if tc.wantErr {
+				if !errors.Is(err, ErrAllow) {
+					t.Fatalf("got %v, want ErrAllow", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !p.Matches(tc.match) {
+				t.Errorf("%s does not match %+v", p, tc.match)
+			}
+			if p.Matches(tc.nomatch) {
+				t.Errorf("%s matches %+v", p, tc.nomatch)
+			}
+		})
+	}
+}
