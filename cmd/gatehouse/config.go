@@ -1,0 +1,187 @@
+package main
+
+import (
+	"fmt"
+	"log/slog"
+	"os"
+	"slices"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+
+	"gatehouse/authz"
+	"gatehouse/authz/conf"
+	"gatehouse/backends/users"
+)
+
+// Config is gatehouse's configuration file. Every key is documented in config.example.yml.
+type Config struct {
+	Listen      string     `yaml:"listen"`       // public listener (WHIP/WHEP, pages, JWKS, API); default ":8089"
+	HooksListen string     `yaml:"hooks_listen"` // callbacks from streaming servers; default "127.0.0.1:8090"
+	DataDir     string     `yaml:"data_dir"`     // keys and state; default "./data"
+	WatchConfig *bool      `yaml:"watch_config"` // reload when the file changes; default true
+	Log         LogConfig  `yaml:"log"`
+	Auth        AuthConfig `yaml:"auth"`
+}
+
+// LogConfig selects the log level and format.
+type LogConfig struct {
+	Level  string `yaml:"level"`  // debug, info (default), warn, error
+	Format string `yaml:"format"` // text (default) or json
+}
+
+// AuthConfig lists the methods in evaluation order and each method's settings.
+type AuthConfig struct {
+	Methods  []MethodRef   `yaml:"methods"`
+	Internal *users.Config `yaml:"internal"`
+}
+
+// MethodRef names one method in auth.methods: either a bare name ("internal") or
+// {method: internal, actions: [api, publish]} to limit it to some actions.
+type MethodRef struct {
+	Name    string
+	Actions []authz.Action
+	node    *yaml.Node
+}
+
+// UnmarshalYAML implements yaml.Unmarshaler.
+func (m *MethodRef) UnmarshalYAML(n *yaml.Node) error {
+	m.node = n
+	if n.Kind == yaml.ScalarNode {
+		m.Name = n.Value
+		return nil
+	}
+	var raw struct {
+		Method  string   `yaml:"method"`
+		Actions []string `yaml:"actions"`
+	}
+	if err := conf.Strict(n, &raw); err != nil {
+		return err
+	}
+	if raw.Method == "" {
+		return conf.Errorf(n, "a method entry needs a name: write internal or {method: internal, actions: [publish]}")
+	}
+	m.Name = raw.Method
+	for _, a := range raw.Actions {
+		act, err := authz.ParseAction(a)
+		if err != nil {
+			return conf.Errorf(n, "%v", err)
+		}
+		m.Actions = append(m.Actions, act)
+	}
+	return nil
+}
+
+// methodNames are the method names gatehouse knows, in documentation order.
+var methodNames = []string{"internal"}
+
+// UnmarshalYAML applies the cross-key rules of the auth section, so their errors carry lines.
+func (a *AuthConfig) UnmarshalYAML(n *yaml.Node) error {
+	type plain AuthConfig
+	errs := []error{conf.Strict(n, (*plain)(a))} // keep going: report method errors too
+	seen := map[string]bool{}
+	for _, m := range a.Methods {
+		switch {
+		case !slices.Contains(methodNames, m.Name):
+			errs = append(errs, conf.Errorf(m.node, "unknown method %q (known: %s)", m.Name, strings.Join(methodNames, ", ")))
+		case seen[m.Name]:
+			errs = append(errs, conf.Errorf(m.node, "method %q listed twice", m.Name))
+		case !a.hasSection(m.Name):
+			errs = append(errs, conf.Errorf(m.node, "method %q is listed but auth.%s is not configured", m.Name, m.Name))
+		}
+		seen[m.Name] = true
+	}
+	return conf.Join(errs...)
+}
+
+func (a *AuthConfig) hasSection(name string) bool {
+	switch name {
+	case "internal":
+		return a.Internal != nil
+	}
+	return false
+}
+
+// defaultUsers is used when the file configures no method: anyone may read and play back, only
+// local clients may use api/metrics/pprof, and nobody may publish until a user is configured.
+// (MediaMTX's default also lets anyone publish; a gateway should not.)
+const defaultUsers = `
+users:
+  - user: any
+    permissions: [{action: read}, {action: playback}]
+  - user: any
+    ips: ["127.0.0.1", "::1"]
+    permissions: [{action: api}, {action: metrics}, {action: pprof}]
+`
+
+// loadConfig reads and validates the file at path. An empty path gives the built-in defaults.
+func loadConfig(path string) (*Config, error) {
+	var src []byte
+	name := "defaults"
+	if path != "" {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return nil, fmt.Errorf("read config: %w", err)
+		}
+		src, name = b, path
+	}
+	return parseConfig(name, src)
+}
+
+func parseConfig(name string, src []byte) (*Config, error) {
+	var c Config
+	if err := conf.Decode(name, src, os.LookupEnv, &c); err != nil {
+		return nil, err
+	}
+	if c.Listen == "" {
+		c.Listen = ":8089"
+	}
+	if c.HooksListen == "" {
+		c.HooksListen = "127.0.0.1:8090"
+	}
+	if c.DataDir == "" {
+		c.DataDir = "./data"
+	}
+	if c.WatchConfig == nil {
+		t := true
+		c.WatchConfig = &t
+	}
+	if len(c.Auth.Methods) == 0 && c.Auth.Internal == nil {
+		var u users.Config
+		if err := conf.Decode("defaults", []byte(defaultUsers), nil, &u); err != nil {
+			return nil, fmt.Errorf("built-in defaults: %w", err)
+		}
+		c.Auth.Internal = &u
+	}
+	if len(c.Auth.Methods) == 0 {
+		for _, n := range methodNames {
+			if c.Auth.hasSection(n) {
+				c.Auth.Methods = append(c.Auth.Methods, MethodRef{Name: n})
+			}
+		}
+	}
+	if _, err := c.logLevel(); err != nil {
+		return nil, err
+	}
+	return &c, nil
+}
+
+func (c *Config) logLevel() (slog.Level, error) {
+	var l slog.Level
+	if c.Log.Level == "" {
+		return slog.LevelInfo, nil
+	}
+	if err := l.UnmarshalText([]byte(c.Log.Level)); err != nil {
+		return 0, fmt.Errorf("log.level: %q is not one of debug, info, warn, error", c.Log.Level)
+	}
+	return l, nil
+}
+
+// warnings lists non-fatal findings to log at load.
+func (c *Config) warnings() []string {
+	var w []string
+	if c.Auth.Internal != nil {
+		w = append(w, c.Auth.Internal.Warnings()...)
+	}
+	return w
+}

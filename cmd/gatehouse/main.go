@@ -1,0 +1,252 @@
+// Command gatehouse is an authentication gateway for streaming servers: it answers the auth
+// callbacks of MediaMTX (and, as it grows, nginx-rtmp, OvenMediaEngine, SRS and reverse proxies)
+// from one policy engine.
+//
+// Usage:
+//
+//	gatehouse [run] [-config FILE]
+//	gatehouse validate -config FILE
+//	gatehouse hash [--argon2id|--sha256] < secret
+//	gatehouse check -config FILE --action publish --path live/cam --user u --pass p --ip 203.0.113.7 [--protocol rtmp]
+//	gatehouse version
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/netip"
+	"os"
+	"runtime/debug"
+	"strings"
+
+	"gatehouse/authz"
+	"gatehouse/authz/conf"
+	"gatehouse/backends/users"
+)
+
+// buildVersion is set with -ldflags "-X main.buildVersion=…" by the Makefile.
+var buildVersion = ""
+
+func version() string {
+	if buildVersion != "" {
+		return buildVersion
+	}
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+		return bi.Main.Version
+	}
+	return "dev"
+}
+
+// Exit codes: 0 success (or allow), 1 deny, 2 usage or configuration error.
+const (
+	exitOK     = 0
+	exitDeny   = 1
+	exitConfig = 2
+)
+
+func main() {
+	os.Exit(cli(context.Background(), os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+}
+
+func cli(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	cmd := "run"
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		cmd, args = args[0], args[1:]
+	}
+	switch cmd {
+	case "run":
+		return cmdRun(ctx, args, stderr)
+	case "validate":
+		return cmdValidate(args, stdout, stderr)
+	case "hash":
+		return cmdHash(args, stdin, stdout, stderr)
+	case "check":
+		return cmdCheck(ctx, args, stdout, stderr)
+	case "version":
+		fmt.Fprintln(stdout, "gatehouse", version())
+		return exitOK
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return exitOK
+	}
+	fmt.Fprintf(stderr, "gatehouse: unknown command %q\n%s", cmd, usage)
+	return exitConfig
+}
+
+const usage = `usage:
+  gatehouse [run] [-config FILE]         serve (built-in defaults without -config)
+  gatehouse validate -config FILE        check a config; print every error with its line
+  gatehouse hash [--argon2id|--sha256]   hash a secret read from stdin for 'pass:'
+  gatehouse check -config FILE --action A --path P [--user U --pass P --token T --ip IP --protocol PR]
+                                         dry-run one decision; exit 0 allow, 1 deny
+  gatehouse version
+`
+
+func newFlags(name string, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	return fs
+}
+
+func cmdRun(ctx context.Context, args []string, stderr io.Writer) int {
+	fs := newFlags("run", stderr)
+	path := fs.String("config", "", "config file (YAML); empty: built-in defaults")
+	if fs.Parse(args) != nil {
+		return exitConfig
+	}
+	if err := serve(ctx, *path, stderr, nil); err != nil {
+		printErr(stderr, err)
+		return exitConfig
+	}
+	return exitOK
+}
+
+func printErr(w io.Writer, err error) {
+	var ce *conf.Errors
+	if errors.As(err, &ce) {
+		fmt.Fprintf(w, "gatehouse: %d configuration error(s):\n", len(ce.Problems))
+		for _, p := range ce.Problems {
+			fmt.Fprintln(w, "  "+p.String())
+		}
+		return
+	}
+	fmt.Fprintln(w, "gatehouse:", err)
+}
+
+func cmdValidate(args []string, stdout, stderr io.Writer) int {
+	fs := newFlags("validate", stderr)
+	path := fs.String("config", "", "config file (YAML)")
+	if fs.Parse(args) != nil {
+		return exitConfig
+	}
+	if *path == "" {
+		fmt.Fprintln(stderr, "gatehouse validate: -config is required")
+		return exitConfig
+	}
+	cfg, err := loadConfig(*path)
+	if err == nil {
+		var g *generation
+		if g, err = build(context.Background(), cfg, slog.New(slog.DiscardHandler), false); err == nil {
+			g.stop()
+		}
+	}
+	if err != nil {
+		printErr(stderr, err)
+		return exitConfig
+	}
+	for _, w := range cfg.warnings() {
+		fmt.Fprintln(stderr, "warning:", w)
+	}
+	fmt.Fprintf(stdout, "%s: ok (methods: %s)\n", *path, strings.Join(methodList(cfg), ", "))
+	return exitOK
+}
+
+func cmdHash(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	fs := newFlags("hash", stderr)
+	useSHA := fs.Bool("sha256", false, "sha256:<base64> (fast; only for high-entropy secrets)")
+	_ = fs.Bool("argon2id", true, "argon2:$argon2id$… (default)")
+	if fs.Parse(args) != nil {
+		return exitConfig
+	}
+	line, err := bufio.NewReader(io.LimitReader(stdin, 4096)).ReadBytes('\n')
+	if err != nil && !errors.Is(err, io.EOF) {
+		fmt.Fprintln(stderr, "gatehouse hash: read stdin:", err)
+		return exitConfig
+	}
+	secret := bytes.TrimRight(line, "\r\n")
+	if len(secret) == 0 {
+		fmt.Fprintln(stderr, "gatehouse hash: empty secret on stdin (try: echo -n mypass | gatehouse hash)")
+		return exitConfig
+	}
+	if *useSHA {
+		fmt.Fprintln(stdout, users.HashSHA256(secret))
+		return exitOK
+	}
+	h, err := users.HashArgon2id(secret)
+	if err != nil {
+		fmt.Fprintln(stderr, "gatehouse hash:", err)
+		return exitConfig
+	}
+	fmt.Fprintln(stdout, h)
+	return exitOK
+}
+
+func cmdCheck(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := newFlags("check", stderr)
+	path := fs.String("config", "", "config file (YAML); empty: built-in defaults")
+	action := fs.String("action", "", "publish, read, playback, api, metrics or pprof")
+	var req authz.Request
+	fs.StringVar(&req.Path, "path", "", "stream path, e.g. live/cam")
+	fs.StringVar(&req.User, "user", "", "user name")
+	fs.StringVar(&req.Pass, "pass", "", "password")
+	fs.StringVar(&req.Token, "token", "", "token (JWT)")
+	fs.StringVar(&req.Protocol, "protocol", "", "rtmp, rtsp, srt, webrtc, hls, …")
+	fs.StringVar(&req.Query, "query", "", "raw query string")
+	ip := fs.String("ip", "", "client IP")
+	if fs.Parse(args) != nil {
+		return exitConfig
+	}
+	a, err := authz.ParseAction(*action)
+	if err != nil {
+		fmt.Fprintln(stderr, "gatehouse check: --action:", err)
+		return exitConfig
+	}
+	req.Action, req.Source = a, "cli"
+	req.Protocol = strings.ToLower(req.Protocol)
+	if *ip != "" {
+		addr, err := netip.ParseAddr(*ip)
+		if err != nil {
+			fmt.Fprintf(stderr, "gatehouse check: --ip %q is not an IP address\n", *ip)
+			return exitConfig
+		}
+		req.IP = addr
+	}
+	cfg, err := loadConfig(*path)
+	if err != nil {
+		printErr(stderr, err)
+		return exitConfig
+	}
+	log := slog.New(slog.DiscardHandler)
+	g, err := build(ctx, cfg, log, true)
+	if err != nil {
+		printErr(stderr, err)
+		return exitConfig
+	}
+	defer g.stop()
+	d := authz.NewEngine(g.chain, nil).Authorize(ctx, &req)
+	printDecision(stdout, d)
+	if d.Allowed() {
+		return exitOK
+	}
+	return exitDeny
+}
+
+func printDecision(w io.Writer, d authz.Decision) {
+	verdict := "DENY"
+	if d.Allowed() {
+		verdict = "ALLOW"
+	}
+	fmt.Fprintf(w, "%s (%d) reason=%s", verdict, d.HTTPStatus(), d.Reason)
+	if d.Backend != "" {
+		fmt.Fprintf(w, " method=%s", d.Backend)
+	}
+	if d.Identity != "" {
+		fmt.Fprintf(w, " identity=%s", d.Identity)
+	}
+	if !d.Expires.IsZero() {
+		fmt.Fprintf(w, " expires=%s", d.Expires.UTC().Format("2006-01-02T15:04:05Z"))
+	}
+	if d.Rename != "" {
+		fmt.Fprintf(w, " rename=%s", d.Rename)
+	}
+	fmt.Fprintf(w, "\n  %s\n", d.Message)
+	for _, s := range d.Steps {
+		fmt.Fprintf(w, "  step: %-10s %-16s %s\n", s.Method, s.Outcome, s.Reason)
+	}
+}
