@@ -5,9 +5,11 @@ import (
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
+	"hash"
 	"net/netip"
 	"runtime"
 	"slices"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -45,6 +47,7 @@ type Backend struct {
 	users  []User
 	cache  *cache // nil: caching disabled
 	key    [32]byte
+	macs   sync.Pool // of HMAC-SHA256 keyed with key: the cache-hit path allocates no hash state
 	now    func() time.Time
 	sem    chan struct{}
 	flight singleflight.Group
@@ -64,6 +67,7 @@ func New(cfg Config, opts ...Option) *Backend {
 	}
 	b := &Backend{now: o.now, sem: make(chan struct{}, o.maxArgon2)}
 	rand.Read(b.key[:]) // never fails since Go 1.24
+	b.macs.New = func() any { return hmac.New(sha256.New, b.key[:]) }
 	for _, u := range cfg.Users {
 		if u.User.IsEmpty() {
 			continue
@@ -158,7 +162,7 @@ func (b *Backend) Authorize(ctx context.Context, req *authz.Request) (authz.Deci
 	// Pass 1 is MediaMTX's loop. Users whose IP matches but whose permissions do not are set aside:
 	// their credentials matter only for choosing 403 over 401, so they are checked after, and
 	// only if, nothing allowed. An allowed request therefore costs what it costs in MediaMTX.
-	var buf [8]int
+	var buf [64]int32 // on the stack: no allocation for up to 64 set-aside users
 	deferred := buf[:0]
 	nameSeen := false
 	for i := range b.users {
@@ -174,7 +178,7 @@ func (b *Backend) Authorize(ctx context.Context, req *authz.Request) (authz.Deci
 			}
 			continue
 		case !permitted:
-			deferred = append(deferred, i)
+			deferred = append(deferred, int32(i))
 			continue
 		}
 		ok, err := b.check(ctx, &u.User, &user)
@@ -317,7 +321,9 @@ func (b *Backend) derive(ctx context.Context, p *phc, guess string) (bool, error
 // cacheKey is HMAC-SHA256(per-Backend random key, stored credential || 0 || guess): the cache
 // never holds a password, and its keys are useless outside this process.
 func (b *Backend) cacheKey(stored, guess string) [32]byte {
-	m := hmac.New(sha256.New, b.key[:])
+	m := b.macs.Get().(hash.Hash)
+	defer b.macs.Put(m)
+	m.Reset()
 	m.Write([]byte(stored))
 	m.Write([]byte{0})
 	m.Write([]byte(guess))
