@@ -96,7 +96,7 @@ func decode(raw string) (*hook, error) {
 	}
 	calls := seen["call"]
 	switch {
-	case len(calls) == 0:
+	case len(calls) == 0 || calls[0] == "":
 		return nil, fmt.Errorf("%w: no call parameter", ErrMalformed)
 	case len(calls) > 1:
 		return nil, fmt.Errorf("%w %q", ErrDuplicate, "call")
