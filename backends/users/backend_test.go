@@ -603,3 +603,21 @@ func TestConfigBuiltInCode(t *testing.T) {
 	b := New(Config{Users: []User{{Pass: pass, Permissions: perms}}})
 	checkOutcome(t, authorize(t, b, req(authz.ActionRead, "x", "", "anyone", "pw")), badCreds)
 }
+
+// TestHashPastesIntoConfig: the CLI helpers' output works as both user: and pass:.
+func TestHashPastesIntoConfig(t *testing.T) {
+	argonPass, err := HashArgon2id([]byte("p@ss word/with:odd chars"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := New(mustDecode(t, `
+internal:
+  users:
+  - user: `+HashSHA256([]byte("studio"))+`
+    pass: `+argonPass+`
+    permissions: [{action: publish}]
+`))
+	checkOutcome(t, authorize(t, b, req(authz.ActionPublish, "x", "", "studio", "p@ss word/with:odd chars")), allowAs("studio"))
+	checkOutcome(t, authorize(t, b, req(authz.ActionPublish, "x", "", "studio", "p@ss word/with:odd char")), badCreds)
+	checkOutcome(t, authorize(t, b, req(authz.ActionRead, "x", "", "studio", "p@ss word/with:odd chars")), forbiddenAs("studio"))
+}
