@@ -52,9 +52,13 @@ func (e *Engine) logDecision(ctx context.Context, req *Request, d Decision, took
 	if !e.log.Enabled(ctx, level) {
 		return
 	}
+	path := req.Path
+	if d.Rename != "" {
+		path = d.Rename // the presented path was a secret: a stream key used as the stream name
+	}
 	attrs := []slog.Attr{
 		slog.String("action", string(req.Action)),
-		slog.String("path", req.Path),
+		slog.String("path", path),
 		slog.String("protocol", req.Protocol),
 		slog.String("source", req.Source),
 		slog.String("result", d.Outcome.String()),
