@@ -146,7 +146,7 @@ func (b *Backend) Stats() Stats {
 // client sent as the identity. `user: any` matches without looking at credentials.
 //
 // When nothing allows:
-//   - no user and no pass in the request: Abstain. The chain then answers 401 no_credentials (so
+//   - no user and no pass in the request (nothing, or a token only): Abstain. The chain then answers 401 no_credentials (so
 //     MediaMTX challenges the client) unless another method has a stronger answer; returning
 //     Unauthenticated here would mask, e.g., a JWT method's "token expired" for token-only
 //     requests, because the chain keeps the first of equally ranked denials.
@@ -182,10 +182,10 @@ func (b *Backend) Authorize(ctx context.Context, req *authz.Request) (authz.Deci
 			continue
 		}
 		ok, err := b.check(ctx, &u.User, &user)
-		if err != nil || !ok {
-			if err != nil {
-				return authz.Decision{}, err
-			}
+		if err != nil {
+			return authz.Decision{}, err
+		}
+		if !ok {
 			continue
 		}
 		nameSeen = true
@@ -200,9 +200,12 @@ func (b *Backend) Authorize(ctx context.Context, req *authz.Request) (authz.Deci
 	}
 
 	// Pass 2, denials only: does any set-aside user's name and pass match? Its cost is bounded
-	// like pass 1's: one cheap name check per IP-matching user (an argon2 only for argon2-hashed
-	// names, whose successes are cached) and a pass check only for users whose name matched,
-	// usually one; it stops at the first match.
+	// like pass 1's: only users whose IP matched are set aside; each costs one name check (a
+	// digest compare, or an argon2 for argon2-hashed names, whose successes are cached), and only
+	// users whose name matched, usually one, cost a pass check. It stops at the first match.
+	// Over both passes a request costs at most one argon2 per IP-matching argon2-hashed name,
+	// one per IP-matching user carrying the sent name, and the dummy below: no more than
+	// MediaMTX's loop would cost if every permission matched.
 	for _, i := range deferred {
 		u := &b.users[i]
 		ok, err := b.check(ctx, &u.User, &user)
