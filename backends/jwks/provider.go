@@ -227,12 +227,14 @@ func (p *provider) refreshForUnknownKID(ctx context.Context) bool {
 		p.lastKick = now
 		ch = make(chan struct{})
 		p.waiters = ch
+		p.mu.Unlock()
+		select {
+		case p.kick <- struct{}{}:
+		default: // a kick is already pending
+		}
+		return p.await(ctx, ch)
 	}
-	p.mu.Unlock()
-	select {
-	case p.kick <- struct{}{}:
-	default: // a kick is already pending
-	}
+	p.mu.Unlock() // join the fetch already requested
 	return p.await(ctx, ch)
 }
 

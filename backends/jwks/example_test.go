@@ -1,0 +1,50 @@
+package jwks_test
+
+import (
+	"context"
+	"fmt"
+	"log"
+	"os"
+	"time"
+
+	"gatehouse/authz"
+	"gatehouse/backends/jwks"
+)
+
+// Gatehouse mints a token for a publisher and verifies it with no provider configured: the
+// Backend trusts its own Issuer.
+func ExampleIssuer() {
+	dir, err := os.MkdirTemp("", "gatehouse-keys")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+
+	iss, err := jwks.LoadIssuer(dir) // creates dir/signing-key.pem on first run
+	if err != nil {
+		log.Fatal(err)
+	}
+	allow, err := jwks.ParseAllow("publish:live/alice")
+	if err != nil {
+		log.Fatal(err)
+	}
+	tok, err := iss.Issue("alice", []authz.Permission{allow}, 12*time.Hour)
+	if err != nil {
+		log.Fatal(err)
+	}
+
+	b, err := jwks.New(jwks.Config{}, jwks.WithIssuer(iss))
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer b.Close()
+	for _, path := range []string{"live/alice", "live/bob"} {
+		d, _ := b.Authorize(context.Background(), &authz.Request{
+			Action: authz.ActionPublish, Path: path, Protocol: "srt", User: "alice", Pass: tok,
+		})
+		fmt.Println(path, d.Outcome, d.Reason, d.Identity)
+	}
+	// Output:
+	// live/alice allow allowed alice
+	// live/bob forbidden not_permitted alice
+}
