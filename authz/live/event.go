@@ -19,7 +19,9 @@ const (
 
 // Event is one report from an adapter or the SFU. Every field but Type, Path and Source is
 // optional. Events are idempotent: a repeated Published or Unpublished for the same Session
-// changes nothing, so servers that duplicate or reorder callbacks keep the registry consistent.
+// changes nothing, so servers that duplicate or reorder callbacks keep the registry consistent
+// (Registry.Record lists the rules). Path must be the public path (after Decision.Rename), never
+// a secret stream key: the registry's API and notifications show it.
 type Event struct {
 	Type     EventType
 	Path     string    // stream path, e.g. "live/alice"
