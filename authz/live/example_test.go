@@ -18,7 +18,7 @@ func ExampleRegistry() {
 	reg.Record(live.Event{Type: live.Published, Path: "live/alice", Source: "ome", Session: "A", Time: at}) // duplicate
 	reg.Record(live.Event{Type: live.Joined, Path: "live/alice", Source: "ome", Session: "V1", Time: at})
 	reg.Record(live.Event{Type: live.Published, Path: "live/alice", Source: "ome", Session: "B", Identity: "alice", Time: at}) // OBS reconnect
-	reg.Record(live.Event{Type: live.Unpublished, Path: "live/alice", Source: "ome", Session: "A", Time: at}) // late close of A
+	reg.Record(live.Event{Type: live.Unpublished, Path: "live/alice", Source: "ome", Session: "A", Time: at})                  // late close of A
 
 	for _, s := range reg.List() {
 		fmt.Println(s.Path, s.Identity, s.Session, "viewers:", s.Viewers)
