@@ -1,0 +1,455 @@
+// Package forwardauth is the /hooks/forward-auth endpoint that reverse proxies call before serving
+// HLS or DASH files: nginx auth_request, Traefik ForwardAuth and Caddy forward_auth (and
+// ingress-nginx's auth-url). The proxy sends a body-less subrequest carrying the original method
+// and URI in headers; gatehouse answers 2xx to let the file through, 401 or 403 to refuse. Those are
+// the only statuses it ever sends: nginx turns anything else, 405 and 3xx included, into a 500.
+//
+// Each request is mapped to (read, stream path, hls|dash) with Config.Rules. Credentials come from
+// the Authorization header or from token/jwt/user/pass in the original URI's query. After a
+// request with credentials is allowed, a signed cookie (path, identity, expiry ≤ the grant's) is
+// set, so the segments and variant playlists that follow — fetched by relative URLs, which never
+// carry the playlist's ?token= — need no credentials. With nginx the cookie must be copied to the
+// client explicitly (auth_request_set $auth_cookie $upstream_http_set_cookie; add_header
+// Set-Cookie $auth_cookie;); with Traefik list it in addAuthCookiesToResponse.
+package forwardauth
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"path"
+	"strings"
+	"time"
+
+	"gatehouse/authz"
+	"gatehouse/authz/creds"
+	"gatehouse/authz/live"
+)
+
+// Source is the value of authz.Request.Source and live.Event.Source for this adapter.
+const Source = "forward-auth"
+
+// Headers set on an allowed reply, for auth_request_set, authResponseHeaders or copy_headers.
+const (
+	HeaderUser   = "X-Auth-User"
+	HeaderStream = "X-Auth-Stream"
+)
+
+// Sentinel errors of package forwardauth.
+var (
+	// ErrConfig is wrapped by configuration errors.
+	ErrConfig = errors.New("forwardauth: invalid configuration")
+	// ErrNoTarget is returned by Original when the proxy sent no original URI.
+	ErrNoTarget = errors.New("forwardauth: no X-Forwarded-Uri, X-Original-URI or X-Original-URL")
+	// ErrAmbiguous is returned by Original when two original-URI or method headers disagree: one
+	// of them was sent by the client through a proxy that copies client headers.
+	ErrAmbiguous = errors.New("forwardauth: original request headers disagree")
+	// ErrBadCookie means a cookie value is malformed or its signature does not verify.
+	ErrBadCookie = errors.New("forwardauth: invalid cookie")
+	// ErrCookieExpired means a cookie verified but its grant has ended.
+	ErrCookieExpired = errors.New("forwardauth: cookie expired")
+)
+
+// Authorizer decides requests; *authz.Engine implements it.
+type Authorizer interface {
+	Authorize(ctx context.Context, req *authz.Request) authz.Decision
+}
+
+// Recorder receives viewer events; the live registry implements it. HLS has no "stop" signal, so
+// the adapter reports Joined and Alive on each allowed playlist fetch of a cookie session and never
+// Left: the registry expires the viewer after its stale time without playlist fetches.
+type Recorder interface {
+	Record(live.Event)
+}
+
+// Handler serves /hooks/forward-auth (any method: the original method is read from headers). It
+// starts no goroutines and is safe for concurrent use.
+type Handler struct {
+	auth      Authorizer
+	rec       Recorder
+	log       *slog.Logger
+	rules     []Rule
+	trusted   []netip.Prefix
+	challenge string
+	cookie    cookieSettings
+	now       func() time.Time
+}
+
+type cookieSettings struct {
+	enabled bool
+	name    string
+	maxAge  time.Duration
+	secure  bool
+	sealer  sealer
+}
+
+// New returns a Handler asking auth and reporting viewers to rec (nil: not reported), logging to log
+// (nil: discard). cfg should have passed Validate (YAML decoding does it); New drops invalid rules
+// and proxy entries with an error log rather than trusting them, and replaces a short secret with
+// a random key.
+func New(cfg Config, auth Authorizer, rec Recorder, log *slog.Logger) *Handler {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	h := &Handler{auth: auth, rec: rec, log: log, now: time.Now}
+	for i, rl := range cfg.Rules {
+		if err := rl.validate(); err != nil {
+			log.Error("forwardauth: rule ignored", "index", i, "error", err)
+			continue
+		}
+		rl.Protocol = strings.ToLower(rl.Protocol)
+		h.rules = append(h.rules, rl)
+	}
+	if len(cfg.Rules) == 0 {
+		h.rules = []Rule{{Prefix: "/", StripSuffix: true}}
+	}
+	proxies := cfg.TrustedProxies
+	if proxies == nil {
+		proxies = []string{"127.0.0.0/8", "::1"}
+	}
+	for _, p := range proxies {
+		pfx, err := parsePrefix(p)
+		if err != nil {
+			log.Error("forwardauth: trusted proxy ignored", "error", err)
+			continue
+		}
+		h.trusted = append(h.trusted, pfx)
+	}
+	realm := cfg.Realm
+	if realm == "" || strings.ContainsAny(realm, "\"\\\r\n") {
+		realm = DefaultRealm
+	}
+	h.challenge = `Bearer realm="` + realm + `"`
+
+	cc := cfg.Cookie
+	key := []byte(cc.Secret)
+	if len(key) < MinSecretLen {
+		if len(key) > 0 {
+			log.Error("forwardauth: cookie secret too short, using a random key")
+		}
+		key = make([]byte, 32)
+		_, _ = rand.Read(key) // never fails (crypto/rand)
+	}
+	h.cookie = cookieSettings{
+		enabled: !cc.Disable,
+		name:    cc.Name,
+		maxAge:  cc.MaxAge.Or(DefaultCookieMaxAge),
+		secure:  !cc.InsecureNoSecure,
+		sealer:  sealer{key: key},
+	}
+	if !validCookieName(h.cookie.name) {
+		h.cookie.name = DefaultCookieName
+	}
+	return h
+}
+
+// Target is a mapped original request.
+type Target struct {
+	Path     string // stream path, e.g. live/cam
+	Protocol string // hls or dash (or the rule's override)
+	Playlist bool   // .m3u8 or .mpd
+	Dir      string // URL directory of the file ("/hls/live/cam/"), the cookie's Path
+}
+
+// Map applies the first matching rule to an URL path. The path is percent-decoded and cleaned
+// first (as nginx normalises $uri before serving), so /hls/a/../b/x.ts is judged as /hls/b/x.ts.
+func (h *Handler) Map(urlPath string) (Target, bool) {
+	return mapPath(h.rules, urlPath)
+}
+
+func mapPath(rules []Rule, urlPath string) (Target, bool) {
+	if !strings.HasPrefix(urlPath, "/") || strings.ContainsAny(urlPath, "\x00\r\n\\") {
+		return Target{}, false
+	}
+	clean := path.Clean(urlPath)
+	if strings.HasSuffix(urlPath, "/") && clean != "/" {
+		clean += "/"
+	}
+	dir, file := path.Split(clean)
+	ext := strings.ToLower(path.Ext(file))
+	for _, rl := range rules {
+		if !strings.HasPrefix(clean, rl.Prefix) {
+			continue
+		}
+		rest := clean[len(rl.Prefix):]
+		var p string
+		if rl.StripSuffix {
+			p, _ = path.Split(rest)
+		} else {
+			d, f := path.Split(rest)
+			stem := strings.TrimSuffix(f, path.Ext(f))
+			if sep := rl.SegmentSeparator; sep != "" && ext != ".m3u8" && ext != ".mpd" {
+				if i := strings.LastIndex(stem, sep); i > 0 {
+					stem = stem[:i]
+				}
+			}
+			p = d + stem
+		}
+		inner := strings.Trim(p, "/")
+		if inner == "" {
+			continue // nothing left to name a stream
+		}
+		p = strings.Trim(rl.PathPrefix+inner, "/")
+		t := Target{Path: p, Protocol: rl.Protocol, Playlist: ext == ".m3u8" || ext == ".mpd", Dir: dir}
+		if t.Protocol == "" {
+			t.Protocol = "hls"
+			if ext == ".mpd" || ext == ".m4s" {
+				t.Protocol = "dash"
+			}
+		}
+		return t, true
+	}
+	return Target{}, false
+}
+
+// Original returns the method and URI of the request the proxy is asking about, from
+// X-Forwarded-Method/-Uri (Traefik, Caddy), X-Original-Method/-URI (nginx convention) and
+// X-Original-URL (ingress-nginx). Every header present must agree, else ErrAmbiguous: proxies copy
+// client headers into the subrequest, so a client could otherwise add the header the proxy does
+// not set and have another URL judged. Without a method header the subrequest's own method is used.
+func Original(r *http.Request) (method string, u *url.URL, err error) {
+	var uris []string
+	if v := r.Header.Values("X-Forwarded-Uri"); len(v) > 0 {
+		uris = append(uris, v...)
+	}
+	if v := r.Header.Values("X-Original-Uri"); len(v) > 0 {
+		uris = append(uris, v...)
+	}
+	for _, v := range r.Header.Values("X-Original-Url") {
+		full, err := url.Parse(v)
+		if err != nil {
+			return "", nil, fmt.Errorf("%w: X-Original-URL is not a URL", ErrAmbiguous)
+		}
+		uris = append(uris, full.RequestURI())
+	}
+	if len(uris) == 0 {
+		return "", nil, ErrNoTarget
+	}
+	for _, v := range uris[1:] {
+		if v != uris[0] {
+			return "", nil, fmt.Errorf("%w: original URI", ErrAmbiguous)
+		}
+	}
+	u, err = url.ParseRequestURI(uris[0])
+	if err != nil || u.Host != "" || u.Scheme != "" {
+		return "", nil, fmt.Errorf("%w: original URI is not a path", ErrAmbiguous)
+	}
+	methods := append(r.Header.Values("X-Forwarded-Method"), r.Header.Values("X-Original-Method")...)
+	method = r.Method
+	if len(methods) > 0 {
+		method = methods[0]
+		for _, m := range methods[1:] {
+			if !strings.EqualFold(m, method) {
+				return "", nil, fmt.Errorf("%w: original method", ErrAmbiguous)
+			}
+		}
+	}
+	return strings.ToUpper(method), u, nil
+}
+
+// ServeHTTP implements http.Handler. It answers only 204, 401 and 403.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	peer := remoteAddr(r.RemoteAddr)
+	if !h.isTrusted(peer) {
+		h.log.Warn("forwardauth: request from an untrusted address refused", "remote", r.RemoteAddr)
+		h.deny(w, http.StatusForbidden, "not a trusted proxy")
+		return
+	}
+	method, u, err := Original(r)
+	if err != nil {
+		h.log.Warn("forwardauth: refused", "error", err)
+		h.deny(w, http.StatusForbidden, "original request unknown")
+		return
+	}
+	switch method {
+	case http.MethodGet, http.MethodHead:
+	case http.MethodOptions:
+		// CORS preflights carry no credentials and fetch no content.
+		w.WriteHeader(http.StatusNoContent)
+		return
+	default:
+		h.deny(w, http.StatusForbidden, "method not allowed")
+		return
+	}
+	t, ok := h.Map(u.Path)
+	if !ok {
+		h.log.Debug("forwardauth: no rule maps the URL", "path", u.Path)
+		h.deny(w, http.StatusForbidden, "not a stream URL")
+		return
+	}
+	ip := h.clientIP(r, peer)
+
+	c := creds.FromAuthorization(r.Header.Get("Authorization"))
+	if c.Empty() {
+		q, err := url.ParseQuery(u.RawQuery)
+		if err == nil {
+			c, err = creds.FromQuery(q)
+		}
+		if err != nil {
+			h.deny(w, http.StatusUnauthorized, "malformed or repeated credential parameter")
+			return
+		}
+	}
+	var prior *Grant // a valid cookie for this path, if any
+	if h.cookie.enabled {
+		if ck, err := r.Cookie(h.cookie.name); err == nil {
+			g, err := h.cookie.sealer.open(ck.Value, h.now())
+			switch {
+			case err != nil:
+				h.log.Debug("forwardauth: cookie ignored", "error", err)
+			case g.Path != t.Path:
+				h.log.Debug("forwardauth: cookie for another path ignored", "path", t.Path)
+			default:
+				prior = &g
+			}
+		}
+	}
+	if c.Empty() && prior != nil {
+		h.allow(w, t, ip, prior.Identity, prior.Session)
+		return
+	}
+
+	req := &authz.Request{
+		Action:    authz.ActionRead,
+		Path:      t.Path,
+		Protocol:  t.Protocol,
+		IP:        ip,
+		User:      c.User,
+		Pass:      c.Pass,
+		Token:     c.Token,
+		Query:     u.RawQuery,
+		UserAgent: r.Header.Get("User-Agent"),
+		Source:    Source,
+	}
+	d := h.auth.Authorize(r.Context(), req)
+	if !d.Allowed() {
+		h.deny(w, d.HTTPStatus(), d.Message)
+		return
+	}
+	session := ""
+	if h.cookie.enabled && !c.Empty() {
+		if prior != nil && prior.Identity == d.Identity {
+			session = prior.Session // a playlist reload with its token: same viewer
+		}
+		session = h.setCookie(w, t, d, session)
+	}
+	h.allow(w, t, ip, d.Identity, session)
+}
+
+// setCookie issues a grant cookie for t and returns its session id ("" if none was set because
+// the grant ends within a second).
+func (h *Handler) setCookie(w http.ResponseWriter, t Target, d authz.Decision, session string) string {
+	now := h.now()
+	exp := now.Add(h.cookie.maxAge)
+	if !d.Expires.IsZero() && d.Expires.Before(exp) {
+		exp = d.Expires
+	}
+	exp = exp.Truncate(time.Second) // the wire form has seconds; never outlive the grant
+	if exp.Sub(now) < time.Second {
+		return ""
+	}
+	if session == "" {
+		var b [12]byte
+		_, _ = rand.Read(b[:]) // never fails (crypto/rand)
+		session = "fa-" + hex.EncodeToString(b[:])
+	}
+	http.SetCookie(w, &http.Cookie{
+		Name:     h.cookie.name,
+		Value:    h.cookie.sealer.seal(Grant{Path: t.Path, Identity: d.Identity, Session: session, Expires: exp}),
+		Path:     t.Dir,
+		Expires:  exp,
+		MaxAge:   int(exp.Sub(now) / time.Second),
+		Secure:   h.cookie.secure,
+		HttpOnly: true,
+		SameSite: http.SameSiteLaxMode,
+	})
+	return session
+}
+
+func (h *Handler) allow(w http.ResponseWriter, t Target, ip netip.Addr, identity, session string) {
+	if identity != "" && !strings.ContainsAny(identity, "\r\n") {
+		w.Header().Set(HeaderUser, identity)
+	}
+	w.Header().Set(HeaderStream, t.Path)
+	w.WriteHeader(http.StatusNoContent)
+	if h.rec == nil || session == "" || !t.Playlist {
+		return
+	}
+	// Playlist fetches are the HLS/DASH viewer's heartbeat (every target duration).
+	ev := live.Event{Type: live.Joined, Path: t.Path, Source: Source, Session: session, Identity: identity, Protocol: t.Protocol}
+	if ip.IsValid() {
+		ev.Remote = ip.String()
+	}
+	h.rec.Record(ev)
+	ev.Type = live.Alive
+	h.rec.Record(ev)
+}
+
+// deny answers 401 (with a Bearer challenge) or 403, the only refusals nginx passes on.
+func (h *Handler) deny(w http.ResponseWriter, status int, msg string) {
+	if status != http.StatusForbidden {
+		status = http.StatusUnauthorized
+		w.Header().Set("WWW-Authenticate", h.challenge)
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	if msg == "" {
+		msg = http.StatusText(status)
+	}
+	_, _ = w.Write([]byte(strings.ToValidUTF8(msg, "") + "\n"))
+}
+
+func (h *Handler) isTrusted(a netip.Addr) bool {
+	if !a.IsValid() {
+		return false
+	}
+	for _, p := range h.trusted {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
+
+// clientIP is the right-most X-Forwarded-For entry that is not a trusted proxy (proxies append
+// the address they saw, so entries left of it may be forged), else X-Real-IP, else the peer.
+func (h *Handler) clientIP(r *http.Request, peer netip.Addr) netip.Addr {
+	var hops []string
+	for _, v := range r.Header.Values("X-Forwarded-For") {
+		hops = append(hops, strings.Split(v, ",")...)
+	}
+	for i := len(hops) - 1; i >= 0; i-- {
+		a, err := netip.ParseAddr(strings.TrimSpace(hops[i]))
+		if err != nil {
+			break // a garbled hop: nothing further left can be trusted
+		}
+		a = a.Unmap()
+		if !h.isTrusted(a) {
+			return a
+		}
+	}
+	if a, err := netip.ParseAddr(strings.TrimSpace(r.Header.Get("X-Real-Ip"))); err == nil && len(hops) == 0 {
+		return a.Unmap()
+	}
+	return peer
+}
+
+func remoteAddr(s string) netip.Addr {
+	if ap, err := netip.ParseAddrPort(s); err == nil {
+		return ap.Addr().Unmap()
+	}
+	host, _, err := net.SplitHostPort(s)
+	if err != nil {
+		host = s
+	}
+	a, _ := netip.ParseAddr(host)
+	return a.Unmap()
+}
