@@ -27,14 +27,17 @@ const (
 	minHMACSecret            = 32       // bytes
 )
 
-// DefaultAlgorithms are the asymmetric algorithms a provider accepts when its config lists none.
-// HS256, HS384 and HS512 are added when the provider has an hmac_secret; "none" is never accepted.
-var DefaultAlgorithms = []string{"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "EdDSA"}
+// DefaultAlgorithms returns the asymmetric algorithms a provider with a jwks URL accepts when its
+// config lists none: RS256 RS384 RS512 PS256 PS384 PS512 ES256 ES384 EdDSA. HS256, HS384 and HS512
+// are added when the provider has an hmac_secret (and are the default of a provider with only an
+// hmac_secret); "none" is never accepted.
+func DefaultAlgorithms() []string {
+	return []string{"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "EdDSA"}
+}
 
-var (
-	knownAsymmetric = []string{"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"}
-	knownHMAC       = []string{"HS256", "HS384", "HS512"}
-)
+func asymmetricAlgorithms() []string { return append(DefaultAlgorithms(), "ES512") }
+
+func hmacAlgorithms() []string { return []string{"HS256", "HS384", "HS512"} }
 
 // Config configures the JWKS backend (YAML key of the backend's section, e.g. `jwt:` in the lead's
 // config). The zero Config with at least one Provider (or WithIssuer) is valid.
@@ -88,7 +91,7 @@ type Provider struct {
 	Roles map[string][]authz.Permission `yaml:"roles"`
 	// RolesClient is the client whose resource_access roles count. Default: Audience.
 	RolesClient string `yaml:"roles_client"`
-	// Algorithms pins the accepted alg values. Default DefaultAlgorithms (+HS* with HMACSecret).
+	// Algorithms pins the accepted alg values. Default: DefaultAlgorithms() (+HS* with HMACSecret).
 	Algorithms []string `yaml:"algorithms"`
 	// HMACSecret, when set (at least 32 bytes), accepts HS256/HS384/HS512 tokens signed with it.
 	HMACSecret Secret `yaml:"hmac_secret"`
@@ -184,13 +187,13 @@ func (p *Provider) problems() []string {
 		switch {
 		case strings.EqualFold(a, "none"):
 			add("provider %q: algorithm %q is never accepted", p.Name, a)
-		case slices.Contains(knownHMAC, a):
+		case slices.Contains(hmacAlgorithms(), a):
 			if p.HMACSecret == "" {
 				add("provider %q: algorithm %s needs hmac_secret", p.Name, a)
 			}
-		case !slices.Contains(knownAsymmetric, a):
+		case !slices.Contains(asymmetricAlgorithms(), a):
 			add("provider %q: unknown algorithm %q (want one of %s, %s)", p.Name, a,
-				strings.Join(knownAsymmetric, " "), strings.Join(knownHMAC, " "))
+				strings.Join(asymmetricAlgorithms(), " "), strings.Join(hmacAlgorithms(), " "))
 		case p.JWKS == "":
 			add("provider %q: algorithm %s needs jwks", p.Name, a)
 		}
@@ -217,11 +220,11 @@ func (p *Provider) algorithms() []string {
 		return slices.Clone(p.Algorithms)
 	}
 	if p.JWKS == "" {
-		return slices.Clone(knownHMAC)
+		return hmacAlgorithms()
 	}
-	algs := slices.Clone(DefaultAlgorithms)
+	algs := DefaultAlgorithms()
 	if p.HMACSecret != "" {
-		algs = append(algs, knownHMAC...)
+		algs = append(algs, hmacAlgorithms()...)
 	}
 	return algs
 }

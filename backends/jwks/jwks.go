@@ -58,6 +58,11 @@ var (
 	ErrIssuer = errors.New("jwks: issuer")
 	// ErrAllow is returned by ParseAllow for an unusable permission string.
 	ErrAllow = errors.New("jwks: invalid permission")
+
+	// errKeyMismatch: the key named by kid cannot verify the token's alg (algorithm confusion).
+	errKeyMismatch = errors.New("jwks: key cannot verify this algorithm")
+	// errUnknownKey: no key with the token's kid (or, without kid, no key for its alg).
+	errUnknownKey = errors.New("jwks: unknown key")
 )
 
 // Reasons put in Decisions (and in the ReasonError for jwks_unavailable). Each failure has its own
@@ -394,21 +399,37 @@ func (g *grant) decide(req *authz.Request) authz.Decision {
 	return d
 }
 
-var messages = map[string]string{
-	ReasonTokenExpired:     "the token has expired",
-	ReasonTokenNotYetValid: "the token is not valid yet",
-	ReasonMissingExp:       "the token has no expiry (exp)",
-	ReasonBadIssuer:        "the token's issuer is not trusted",
-	ReasonBadAudience:      "the token is meant for another audience",
-	ReasonUnknownKey:       "the token is signed by an unknown key",
-	ReasonBadSignature:     "the token's signature is invalid",
-	ReasonAlgNotAllowed:    "the token's signing algorithm is not allowed",
-	ReasonMalformedToken:   "the token is malformed",
-	ReasonTokenTooLarge:    "the token is too large",
-	ReasonBadPermissions:   "the token's permissions claim is invalid",
-	ReasonQueryToken:       "tokens in the query string are not accepted over HTTP; send Authorization: Bearer",
+// message is the human sentence for a reason.
+func message(reason string) string {
+	switch reason {
+	case ReasonTokenExpired:
+		return "the token has expired"
+	case ReasonTokenNotYetValid:
+		return "the token is not valid yet"
+	case ReasonMissingExp:
+		return "the token has no expiry (exp)"
+	case ReasonBadIssuer:
+		return "the token's issuer is not trusted"
+	case ReasonBadAudience:
+		return "the token is meant for another audience"
+	case ReasonUnknownKey:
+		return "the token is signed by an unknown key"
+	case ReasonBadSignature:
+		return "the token's signature is invalid"
+	case ReasonAlgNotAllowed:
+		return "the token's signing algorithm is not allowed"
+	case ReasonMalformedToken:
+		return "the token is malformed"
+	case ReasonTokenTooLarge:
+		return "the token is too large"
+	case ReasonBadPermissions:
+		return "the token's permissions claim is invalid"
+	case ReasonQueryToken:
+		return "tokens in the query string are not accepted over HTTP; send Authorization: Bearer"
+	}
+	return "the token was not accepted"
 }
 
 func deny(reason string) authz.Decision {
-	return authz.Denying(authz.Unauthenticated, reason, messages[reason])
+	return authz.Denying(authz.Unauthenticated, reason, message(reason))
 }

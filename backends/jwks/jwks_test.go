@@ -2,14 +2,17 @@ package jwks
 
 import (
 	"context"
+	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
 	"log"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -122,14 +125,17 @@ func TestAttacks(t *testing.T) {
 	}
 	valid := k.sign(t, good())
 	parts := strings.Split(valid, ".")
-	pubDER := func() []byte {
-		b, _ := json.Marshal(k.priv.Public()) // any stable byte form of the public key
-		return b
+	pubPEM := func() []byte { // the classic confusion: the RSA public key file used as an HMAC secret
+		der, err := x509.MarshalPKIXPublicKey(k.priv.Public())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der})
 	}()
 	hsWithPub := func() string {
 		tok := jwt.NewWithClaims(jwt.SigningMethodHS256, good())
 		tok.Header["kid"] = "rsa"
-		s, err := tok.SignedString(pubDER)
+		s, err := tok.SignedString(pubPEM)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -664,5 +670,34 @@ func TestNewErrors(t *testing.T) {
 				t.Fatalf("got %v, want ErrConfig", err)
 			}
 		})
+	}
+}
+
+func TestCloseStopsGoroutines(t *testing.T) {
+	srv := newJWKSServer(t, jwksDoc(t, edKey("k")))
+	before := runtime.NumGoroutine()
+	var backends []*Backend
+	for range 5 {
+		b, err := New(Config{Providers: []Provider{testProvider(srv.URL), {Name: "b", JWKS: srv.URL + "/other"}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		waitFirst(t, b)
+		backends = append(backends, b)
+	}
+	if runtime.NumGoroutine() <= before {
+		t.Fatal("want refresh goroutines while open")
+	}
+	for _, b := range backends {
+		b.Close()
+		b.Close() // idempotent
+	}
+	srv.CloseClientConnections()
+	deadline := time.Now().Add(5 * time.Second)
+	for runtime.NumGoroutine() > before {
+		if time.Now().After(deadline) {
+			t.Fatalf("goroutines: %d after Close, %d before New", runtime.NumGoroutine(), before)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }

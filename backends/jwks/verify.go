@@ -16,10 +16,6 @@ import (
 	"gatehouse/authz"
 )
 
-// httpProtocols are the protocols whose query-string tokens are refused unless
-// Config.QueryTokenOnHTTP (MediaMTX's authJWTInHTTPQuery).
-var httpProtocols = []string{"hls", "webrtc", "dash", "http", "https", "whip", "whep", "llhls"}
-
 // tokenFrom picks the JWT to verify (see the package doc). reject is a reason when a token was
 // found but must not be used.
 func (b *Backend) tokenFrom(req *authz.Request) (tok, reject string) {
@@ -38,9 +34,12 @@ func (b *Backend) tokenFrom(req *authz.Request) (tok, reject string) {
 	return "", ""
 }
 
+// isHTTP reports whether req came over an HTTP protocol, whose query-string tokens are refused
+// unless Config.QueryTokenOnHTTP (MediaMTX's authJWTInHTTPQuery).
 func (b *Backend) isHTTP(req *authz.Request) bool {
 	p := strings.ToLower(req.Protocol)
-	if slices.Contains(httpProtocols, p) {
+	switch p {
+	case "hls", "llhls", "webrtc", "whip", "whep", "dash", "http", "https":
 		return true
 	}
 	// api, metrics, pprof and playback are only ever served over HTTP.
@@ -144,12 +143,6 @@ func (b *Backend) verify(ctx context.Context, tok string) (*grant, string, error
 	}
 	return nil, first, nil
 }
-
-// errKeyMismatch: the key named by kid cannot verify the token's alg (algorithm confusion).
-var errKeyMismatch = errors.New("jwks: key cannot verify this algorithm")
-
-// errUnknownKey: no key with the token's kid (or, without kid, no key for its alg).
-var errUnknownKey = errors.New("jwks: unknown key")
 
 func (p *provider) verify(ctx context.Context, tok, alg, kid string) (*grant, string, error) {
 	if !slices.Contains(p.algs, alg) {
