@@ -6,7 +6,6 @@ import (
 	"crypto/subtle"
 	"encoding/base64"
 	"fmt"
-	"regexp"
 	"strconv"
 	"strings"
 
@@ -45,12 +44,26 @@ const (
 	hashArgon2Key     = 32
 )
 
-// MediaMTX's character sets (internal/conf/credential.go). Plain values exclude / : % , ? ~ space
-// and quotes.
-var (
-	plainRe  = regexp.MustCompile(`^[a-zA-Z0-9!\$\(\)\*\+\.;<=>\[\]\^_\-\{\}@#&]+$`)
-	sha256Re = regexp.MustCompile(`^[a-zA-Z0-9\+/=]+$`)
+// MediaMTX's character sets (internal/conf/credential.go), as constants rather than regexps to
+// keep package state out: plain values exclude / : % , ? ~ space and quotes.
+const (
+	alnum       = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+	plainChars  = alnum + `!$()*+.;<=>[]^_-{}@#&`
+	base64Chars = alnum + "+/="
 )
+
+// onlyChars reports whether s is non-empty and made only of bytes in set.
+func onlyChars(s, set string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if strings.IndexByte(set, s[i]) < 0 {
+			return false
+		}
+	}
+	return true
+}
 
 type credKind uint8
 
@@ -81,7 +94,7 @@ func ParseCredential(s string) (Credential, error) {
 		return Credential{}, nil
 	case strings.HasPrefix(s, prefixSHA256):
 		v := s[len(prefixSHA256):]
-		if !sha256Re.MatchString(v) {
+		if !onlyChars(v, base64Chars) {
 			return Credential{}, fmt.Errorf("%w: sha256 value must be standard base64 (A-Z a-z 0-9 + / =)", ErrInvalidCredential)
 		}
 		raw, err := base64.StdEncoding.Strict().DecodeString(v)
@@ -102,7 +115,7 @@ func ParseCredential(s string) (Credential, error) {
 		}
 		return Credential{kind: kindArgon2, phc: p, src: s}, nil
 	}
-	if !plainRe.MatchString(s) {
+	if !onlyChars(s, plainChars) {
 		return Credential{}, fmt.Errorf("%w: plain value contains a character that is not allowed "+
 			"(allowed: A-Z a-z 0-9 ! $ ( ) * + . ; < = > [ ] ^ _ - { } @ # &; hash it with sha256: or argon2: to use others)",
 			ErrInvalidCredential)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"regexp"
 	"strings"
 	"testing"
 )
@@ -245,5 +246,23 @@ func TestHashSHA256(t *testing.T) {
 				t.Error("hash does not verify its own secret")
 			}
 		})
+	}
+}
+
+// TestCharsetsMatchMediaMTX compares our character sets with MediaMTX's regular expressions.
+func TestCharsetsMatchMediaMTX(t *testing.T) {
+	plainRe := regexp.MustCompile(`^[a-zA-Z0-9!\$\(\)\*\+\.;<=>\[\]\^_\-\{\}@#&]+$`)
+	sha256Re := regexp.MustCompile(`^[a-zA-Z0-9\+/=]+$`)
+	for c := range 256 {
+		s := string([]byte{byte(c)})
+		if got, want := onlyChars(s, plainChars), plainRe.MatchString(s); got != want {
+			t.Errorf("plain %q: got %v, want %v", s, got, want)
+		}
+		if got, want := onlyChars(s, base64Chars), sha256Re.MatchString(s); got != want {
+			t.Errorf("sha256 %q: got %v, want %v", s, got, want)
+		}
+	}
+	if onlyChars("", plainChars) {
+		t.Error("empty string accepted")
 	}
 }
