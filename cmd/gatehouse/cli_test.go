@@ -69,7 +69,7 @@ func TestHashThenCheck(t *testing.T) {
 				t.Fatalf("hash: exit %d: %s", code, errs)
 			}
 			hash = strings.TrimSpace(hash)
-			cfg := "auth:\n  internal:\n    users:\n      - user: alice\n        pass: \"" + hash + "\"\n        permissions: [{action: publish, path: live/alice}]\n"
+			cfg := "data_dir: " + t.TempDir() + "\nauth:\n  internal:\n    users:\n      - user: alice\n        pass: \"" + hash + "\"\n        permissions: [{action: publish, path: live/alice}]\n"
 			path := filepath.Join(t.TempDir(), "c.yml")
 			if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 				t.Fatal(err)
@@ -97,6 +97,7 @@ func TestHashThenCheck(t *testing.T) {
 }
 
 func TestCLIUsageErrors(t *testing.T) {
+	t.Chdir(t.TempDir()) // the built-in defaults keep data_dir at ./data
 	tests := []struct {
 		name string
 		args []string

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"reflect"
 	"slices"
 	"strings"
 
@@ -11,17 +12,45 @@ import (
 
 	"gatehouse/authz"
 	"gatehouse/authz/conf"
+	"gatehouse/authz/live"
+	"gatehouse/authz/notify"
+	"gatehouse/backends/jwks"
+	"gatehouse/backends/keys"
 	"gatehouse/backends/users"
+	"gatehouse/protocols/forwardauth"
+	"gatehouse/protocols/nginxrtmp"
+	"gatehouse/protocols/ome"
+	"gatehouse/protocols/srs"
 )
 
 // Config is gatehouse's configuration file. Every key is documented in config.example.yml.
 type Config struct {
-	Listen      string     `yaml:"listen"`       // public listener (WHIP/WHEP, pages, JWKS, API); default ":8089"
-	HooksListen string     `yaml:"hooks_listen"` // callbacks from streaming servers; default "127.0.0.1:8090"
-	DataDir     string     `yaml:"data_dir"`     // keys and state; default "./data"
-	WatchConfig *bool      `yaml:"watch_config"` // reload when the file changes; default true
-	Log         LogConfig  `yaml:"log"`
-	Auth        AuthConfig `yaml:"auth"`
+	Listen      string       `yaml:"listen"`       // public listener (WHIP/WHEP, pages, JWKS, API); default ":8089"
+	HooksListen string       `yaml:"hooks_listen"` // callbacks from streaming servers; default "127.0.0.1:8090"
+	DataDir     string       `yaml:"data_dir"`     // keys and state; default "./data"
+	WatchConfig *bool        `yaml:"watch_config"` // reload when the file changes; default true
+	Log         LogConfig    `yaml:"log"`
+	Auth        AuthConfig   `yaml:"auth"`
+	Tokens      TokensConfig `yaml:"tokens"`
+	// The sections below are read at start; changing them needs a restart (a reload says so).
+	Hooks  HooksConfig   `yaml:"hooks"`
+	Live   live.Config   `yaml:"live"`
+	Notify notify.Config `yaml:"notify"`
+}
+
+// TokensConfig configures the tokens gatehouse mints (gatehouse token) and publishes at
+// /.well-known/jwks.json. The Ed25519 signing key lives in data_dir/keys.
+type TokensConfig struct {
+	Issuer string `yaml:"issuer"` // the iss claim; default "gatehouse"
+}
+
+// HooksConfig holds each streaming-server adapter's settings. Every adapter is always mounted on
+// the hooks listener; these only tune it.
+type HooksConfig struct {
+	NginxRTMP   nginxrtmp.Config   `yaml:"nginx_rtmp"`
+	OME         ome.Config         `yaml:"ome"`
+	SRS         srs.Config         `yaml:"srs"`
+	ForwardAuth forwardauth.Config `yaml:"forward_auth"`
 }
 
 // LogConfig selects the log level and format.
@@ -34,6 +63,8 @@ type LogConfig struct {
 type AuthConfig struct {
 	Methods  []MethodRef   `yaml:"methods"`
 	Internal *users.Config `yaml:"internal"`
+	Keys     *keys.Config  `yaml:"keys"`
+	JWT      *jwks.Config  `yaml:"jwt"`
 }
 
 // MethodRef names one method in auth.methods: either a bare name ("internal") or
@@ -73,7 +104,7 @@ func (m *MethodRef) UnmarshalYAML(n *yaml.Node) error {
 }
 
 // methodNames are the method names gatehouse knows, in documentation order.
-var methodNames = []string{"internal"}
+var methodNames = []string{"internal", "keys", "jwt"}
 
 // UnmarshalYAML applies the cross-key rules of the auth section, so their errors carry lines.
 func (a *AuthConfig) UnmarshalYAML(n *yaml.Node) error {
@@ -98,6 +129,10 @@ func (a *AuthConfig) hasSection(name string) bool {
 	switch name {
 	case "internal":
 		return a.Internal != nil
+	case "keys":
+		return a.Keys != nil
+	case "jwt":
+		return true // with no providers it trusts gatehouse's own tokens
 	}
 	return false
 }
@@ -142,6 +177,9 @@ func parseConfig(name string, src []byte) (*Config, error) {
 	if c.DataDir == "" {
 		c.DataDir = "./data"
 	}
+	if c.Tokens.Issuer == "" {
+		c.Tokens.Issuer = "gatehouse"
+	}
 	if c.WatchConfig == nil {
 		t := true
 		c.WatchConfig = &t
@@ -155,7 +193,7 @@ func parseConfig(name string, src []byte) (*Config, error) {
 	}
 	if len(c.Auth.Methods) == 0 {
 		for _, n := range methodNames {
-			if c.Auth.hasSection(n) {
+			if c.Auth.hasSection(n) && (n != "jwt" || c.Auth.JWT != nil) {
 				c.Auth.Methods = append(c.Auth.Methods, MethodRef{Name: n})
 			}
 		}
@@ -184,4 +222,26 @@ func (c *Config) warnings() []string {
 		w = append(w, c.Auth.Internal.Warnings()...)
 	}
 	return w
+}
+
+// restartOnly names the sections of next that differ from c but only take effect on restart.
+func (c *Config) restartOnly(next *Config) []string {
+	var out []string
+	for _, s := range []struct {
+		name string
+		a, b any
+	}{
+		{"listen", c.Listen, next.Listen},
+		{"hooks_listen", c.HooksListen, next.HooksListen},
+		{"data_dir", c.DataDir, next.DataDir},
+		{"tokens", c.Tokens, next.Tokens},
+		{"hooks", c.Hooks, next.Hooks},
+		{"live", c.Live, next.Live},
+		{"notify", c.Notify, next.Notify},
+	} {
+		if !reflect.DeepEqual(s.a, s.b) {
+			out = append(out, s.name)
+		}
+	}
+	return out
 }

@@ -128,7 +128,7 @@ func TestEndToEndMediaMTX(t *testing.T) {
 	if err := os.WriteFile(cfg, src, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	p := startBinary(t, cfg)
+	p := startBinary(t, cfg, "E2E_DATA_DIR="+filepath.Join(dir, "data"))
 
 	tests := []struct {
 		name       string

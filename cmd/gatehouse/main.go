@@ -2,12 +2,14 @@
 // callbacks of MediaMTX (and, as it grows, nginx-rtmp, OvenMediaEngine, SRS and reverse proxies)
 // from one policy engine.
 //
-// Usage:
+// Usage (see README.md):
 //
 //	gatehouse [run] [-config FILE]
 //	gatehouse validate -config FILE
 //	gatehouse hash [--argon2id|--sha256] < secret
 //	gatehouse check -config FILE --action publish --path live/cam --user u --pass p --ip 203.0.113.7 [--protocol rtmp]
+//	gatehouse token -config FILE --sub alice --allow publish:live/alice --allow read:live/* --ttl 12h
+//	gatehouse rotate-key -config FILE
 //	gatehouse version
 package main
 
@@ -24,9 +26,11 @@ import (
 	"os"
 	"runtime/debug"
 	"strings"
+	"time"
 
 	"gatehouse/authz"
 	"gatehouse/authz/conf"
+	"gatehouse/backends/jwks"
 	"gatehouse/backends/users"
 )
 
@@ -68,6 +72,10 @@ func cli(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return cmdHash(args, stdin, stdout, stderr)
 	case "check":
 		return cmdCheck(ctx, args, stdout, stderr)
+	case "token":
+		return cmdToken(args, stdout, stderr)
+	case "rotate-key":
+		return cmdRotateKey(args, stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "gatehouse", version())
 		return exitOK
@@ -85,6 +93,10 @@ const usage = `usage:
   gatehouse hash [--argon2id|--sha256]   hash a secret read from stdin for 'pass:'
   gatehouse check -config FILE --action A --path P [--user U --pass P --token T --ip IP --protocol PR]
                                          dry-run one decision; exit 0 allow, 1 deny
+  gatehouse token -config FILE --sub NAME --allow ACTION[:PATH] [--allow …] [--ttl 12h]
+                                         mint a signed token (verified by the jwt method, and by
+                                         MediaMTX with authJWTJWKS pointed at /.well-known/jwks.json)
+  gatehouse rotate-key -config FILE      new signing key; old tokens stay valid (SIGHUP the server)
   gatehouse version
 `
 
@@ -132,7 +144,7 @@ func cmdValidate(args []string, stdout, stderr io.Writer) int {
 	cfg, err := loadConfig(*path)
 	if err == nil {
 		var g *generation
-		if g, err = build(context.Background(), cfg, slog.New(slog.DiscardHandler), false); err == nil {
+		if g, err = build(context.Background(), cfg, deps{}, slog.New(slog.DiscardHandler), false); err == nil {
 			g.stop()
 		}
 	}
@@ -213,12 +225,18 @@ func cmdCheck(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		return exitConfig
 	}
 	log := slog.New(slog.DiscardHandler)
-	g, err := build(ctx, cfg, log, true)
+	iss, err := loadIssuer(cfg)
+	if err != nil {
+		printErr(stderr, err)
+		return exitConfig
+	}
+	g, err := build(ctx, cfg, deps{issuer: iss}, log, true)
 	if err != nil {
 		printErr(stderr, err)
 		return exitConfig
 	}
 	defer g.stop()
+	waitReady(ctx, g)
 	d := authz.NewEngine(g.chain, nil).Authorize(ctx, &req)
 	printDecision(stdout, d)
 	if d.Allowed() {
@@ -249,4 +267,91 @@ func printDecision(w io.Writer, d authz.Decision) {
 	for _, s := range d.Steps {
 		fmt.Fprintf(w, "  step: %-10s %-16s %s\n", s.Method, s.Outcome, s.Reason)
 	}
+}
+
+// waitReady gives background key fetches a moment so a dry run with a JWT reflects what the server
+// would answer once ready (bounded: a JWKS that is down is reported by the decision itself).
+func waitReady(ctx context.Context, g *generation) {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	for g.ready() != nil {
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// multiFlag collects a repeated string flag.
+type multiFlag []string
+
+func (m *multiFlag) String() string     { return strings.Join(*m, ",") }
+func (m *multiFlag) Set(v string) error { *m = append(*m, v); return nil }
+
+func cmdToken(args []string, stdout, stderr io.Writer) int {
+	fs := newFlags("token", stderr)
+	path := fs.String("config", "", "config file (for data_dir and tokens.issuer)")
+	sub := fs.String("sub", "", "subject (the identity gatehouse logs and registers)")
+	ttl := fs.Duration("ttl", 12*time.Hour, "lifetime")
+	var allows multiFlag
+	fs.Var(&allows, "allow", "permission ACTION[:PATH], repeatable: publish:live/alice, read:live/*, api")
+	if fs.Parse(args) != nil {
+		return exitConfig
+	}
+	if *sub == "" || len(allows) == 0 || *ttl <= 0 {
+		fmt.Fprintln(stderr, "gatehouse token: --sub, at least one --allow and a positive --ttl are required")
+		return exitConfig
+	}
+	perms := make([]authz.Permission, 0, len(allows))
+	for _, a := range allows {
+		p, err := jwks.ParseAllow(a)
+		if err != nil {
+			fmt.Fprintf(stderr, "gatehouse token: --allow %q: %v\n", a, err)
+			return exitConfig
+		}
+		perms = append(perms, p)
+	}
+	cfg, err := loadConfig(*path)
+	if err != nil {
+		printErr(stderr, err)
+		return exitConfig
+	}
+	iss, err := loadIssuer(cfg)
+	if err != nil {
+		printErr(stderr, err)
+		return exitConfig
+	}
+	tok, err := iss.Issue(*sub, perms, *ttl)
+	if err != nil {
+		fmt.Fprintln(stderr, "gatehouse token:", err)
+		return exitConfig
+	}
+	fmt.Fprintln(stdout, tok)
+	return exitOK
+}
+
+func cmdRotateKey(args []string, stdout, stderr io.Writer) int {
+	fs := newFlags("rotate-key", stderr)
+	path := fs.String("config", "", "config file (for data_dir)")
+	if fs.Parse(args) != nil {
+		return exitConfig
+	}
+	cfg, err := loadConfig(*path)
+	if err != nil {
+		printErr(stderr, err)
+		return exitConfig
+	}
+	iss, err := loadIssuer(cfg)
+	if err != nil {
+		printErr(stderr, err)
+		return exitConfig
+	}
+	old := iss.KeyID()
+	if err := iss.Rotate(); err != nil {
+		fmt.Fprintln(stderr, "gatehouse rotate-key:", err)
+		return exitConfig
+	}
+	fmt.Fprintf(stdout, "signing key rotated: %s -> %s (tokens signed by the old key stay valid; send SIGHUP to a running gatehouse)\n", old, iss.KeyID())
+	return exitOK
 }

@@ -14,11 +14,19 @@ import (
 	"os"
 	"os/signal"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
 	"gatehouse/authz"
+	"gatehouse/authz/live"
+	"gatehouse/authz/notify"
+	"gatehouse/backends/jwks"
+	"gatehouse/protocols/forwardauth"
 	"gatehouse/protocols/mediamtx"
+	"gatehouse/protocols/nginxrtmp"
+	"gatehouse/protocols/ome"
+	"gatehouse/protocols/srs"
 )
 
 // server owns everything a running gatehouse has: the engine, the current generation of
@@ -28,6 +36,8 @@ type server struct {
 	log    *slog.Logger
 	level  *slog.LevelVar
 	engine *authz.Engine
+	reg    *live.Registry
+	issuer atomic.Pointer[jwks.Issuer] // reloaded from data_dir on every reload (key rotation)
 
 	mu  sync.Mutex // guards gen and sum; held only while swapping, never across I/O
 	gen *generation
@@ -60,13 +70,34 @@ func serve(ctx context.Context, path string, stderr io.Writer, ready func(public
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
-	gen, err := build(ctx, cfg, log, true)
+	iss, err := loadIssuer(cfg)
+	if err != nil {
+		return err
+	}
+	gen, err := build(ctx, cfg, deps{issuer: iss}, log, true)
 	if err != nil {
 		return err
 	}
 	s := &server{path: path, log: log, level: level, gen: gen, sum: sha256.Sum256(src)}
+	s.issuer.Store(iss)
 	s.engine = authz.NewEngine(gen.chain, log.With("component", "authz"))
 	defer func() { s.mu.Lock(); s.gen.stop(); s.mu.Unlock() }()
+
+	// The live registry and notifications are fed by every adapter; both stop with ctx.
+	s.reg = live.NewRegistry(live.WithConfig(cfg.Live), live.WithLogger(log.With("component", "live")))
+	notifier, err := notify.New(cfg.Notify, log.With("component", "notify"))
+	if err != nil {
+		return err
+	}
+	changes, unsubscribe := s.reg.Subscribe()
+	defer unsubscribe()
+	var bg sync.WaitGroup
+	defer bg.Wait() // runs after the deferred cancel below
+	bgCtx, bgCancel := context.WithCancel(ctx)
+	defer bgCancel()
+	bg.Add(2)
+	go func() { defer bg.Done(); s.reg.Run(bgCtx) }()
+	go func() { defer bg.Done(); _ = notifier.Run(bgCtx, changes) }()
 
 	publicLn, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
@@ -78,7 +109,7 @@ func serve(ctx context.Context, path string, stderr io.Writer, ready func(public
 		return fmt.Errorf("hooks_listen %s: %w", cfg.HooksListen, err)
 	}
 	public := newHTTPServer(s.publicMux(), log)
-	hooks := newHTTPServer(s.hooksMux(), log)
+	hooks := newHTTPServer(s.hooksMux(cfg, log), log)
 
 	var wg sync.WaitGroup
 	errc := make(chan error, 2)
@@ -199,7 +230,12 @@ func (s *server) reload(ctx context.Context, why string) {
 		}
 		return
 	}
-	gen, err := build(ctx, cfg, s.log, true)
+	iss, err := loadIssuer(cfg) // picks up a key rotated with `gatehouse rotate-key`
+	if err != nil {
+		s.log.Error("reload failed; keeping the running config", "trigger", why, "error", err.Error())
+		return
+	}
+	gen, err := build(ctx, cfg, deps{issuer: iss}, s.log, true)
 	if err != nil {
 		s.log.Error("reload failed; keeping the running config", "trigger", why, "error", err.Error())
 		return
@@ -211,25 +247,58 @@ func (s *server) reload(ctx context.Context, why string) {
 	old := s.gen
 	s.gen, s.sum = gen, sha256.Sum256(src)
 	s.engine.Swap(gen.chain)
+	s.issuer.Store(iss)
 	s.mu.Unlock()
 	if lv, err := cfg.logLevel(); err == nil {
 		s.level.Set(lv)
 	}
 	old.stop()
 	s.log.Info("config reloaded", "trigger", why, "methods", methodList(cfg))
+	if diff := old.cfg.restartOnly(cfg); len(diff) > 0 {
+		s.log.Warn("config: these sections changed but apply only after a restart", "sections", diff)
+	}
 }
 
 func (s *server) publicMux() *http.ServeMux {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", s.healthz)
+	mux.HandleFunc("GET /readyz", s.readyz)
+	mux.HandleFunc("GET /.well-known/jwks.json", func(w http.ResponseWriter, r *http.Request) {
+		s.issuer.Load().JWKSHandler().ServeHTTP(w, r)
+	})
+	streams := live.APIHandler(s.reg, s.engine)
+	mux.Handle("/api/v1/streams", streams)
+	mux.Handle("/api/v1/streams/", streams)
 	return mux
 }
 
-func (s *server) hooksMux() *http.ServeMux {
+// hooksMux mounts every streaming-server adapter. Adapters are built once (their session tables
+// survive reloads); they read the engine's current chain on every request.
+func (s *server) hooksMux(cfg *Config, log *slog.Logger) *http.ServeMux {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", s.healthz)
 	mux.Handle("/hooks/mediamtx", mediamtx.New(s.engine))
+	mux.Handle("/hooks/nginx-rtmp", nginxrtmp.New(cfg.Hooks.NginxRTMP, s.engine, s.reg, log.With("adapter", "nginx-rtmp")))
+	mux.Handle("/hooks/ome", ome.New(cfg.Hooks.OME, s.engine, s.reg, log.With("adapter", "ome")))
+	mux.Handle("/hooks/srs", srs.New(cfg.Hooks.SRS, s.engine, s.reg, log.With("adapter", "srs")))
+	// No method pattern: Traefik with preserveRequestMethod forwards the client's method.
+	mux.Handle("/hooks/forward-auth", forwardauth.New(cfg.Hooks.ForwardAuth, s.engine, s.reg, log.With("adapter", "forward-auth")))
 	return mux
+}
+
+// readyz answers 200 once every backend has what it needs to decide (JWKS key sets fetched),
+// else 503 with the reason.
+func (s *server) readyz(w http.ResponseWriter, _ *http.Request) {
+	s.mu.Lock()
+	err := s.gen.ready()
+	s.mu.Unlock()
+	w.Header().Set("Content-Type", "application/json")
+	if err != nil {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		_ = json.NewEncoder(w).Encode(map[string]string{"status": "not ready", "reason": err.Error()})
+		return
+	}
+	_ = json.NewEncoder(w).Encode(map[string]string{"status": "ready"})
 }
 
 func (s *server) healthz(w http.ResponseWriter, _ *http.Request) {

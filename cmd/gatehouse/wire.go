@@ -4,8 +4,11 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"path/filepath"
 
 	"gatehouse/authz"
+	"gatehouse/backends/jwks"
+	"gatehouse/backends/keys"
 	"gatehouse/backends/users"
 )
 
@@ -28,20 +31,44 @@ func (g *generation) stop() {
 
 // builder constructs one method's backend. run, if set, is started in its own goroutine with the
 // generation's context; stop, if set, is called when the generation is replaced.
-type builder func(cfg *Config, log *slog.Logger) (b authz.Backend, run func(context.Context), stop func(), err error)
+type builder func(cfg *Config, d deps, log *slog.Logger) (b authz.Backend, run func(context.Context), stop func(), err error)
+
+// deps are the long-lived objects that outlive a generation and that builders may use.
+type deps struct {
+	issuer *jwks.Issuer // gatehouse's own token issuer; nil in commands that need none
+}
 
 // builders is the explicit table of methods (no self-registration).
 func builders() map[string]builder {
 	return map[string]builder{
-		"internal": func(cfg *Config, _ *slog.Logger) (authz.Backend, func(context.Context), func(), error) {
+		"internal": func(cfg *Config, _ deps, _ *slog.Logger) (authz.Backend, func(context.Context), func(), error) {
 			return users.New(*cfg.Auth.Internal), nil, nil, nil
+		},
+		"keys": func(cfg *Config, _ deps, _ *slog.Logger) (authz.Backend, func(context.Context), func(), error) {
+			b, err := keys.New(*cfg.Auth.Keys, nil)
+			return b, nil, nil, err
+		},
+		"jwt": func(cfg *Config, d deps, log *slog.Logger) (authz.Backend, func(context.Context), func(), error) {
+			var c jwks.Config
+			if cfg.Auth.JWT != nil {
+				c = *cfg.Auth.JWT
+			}
+			opts := []jwks.Option{jwks.WithLogger(log)}
+			if d.issuer != nil {
+				opts = append(opts, jwks.WithIssuer(d.issuer))
+			}
+			b, err := jwks.New(c, opts...) // starts its key fetchers; Close stops them
+			if err != nil {
+				return nil, nil, nil, err
+			}
+			return b, nil, func() { _ = b.Close() }, nil
 		},
 	}
 }
 
 // build creates every configured backend and the chain over them. Background tasks start only
 // when start is true (the CLI's check command builds without starting refreshers it won't need).
-func build(parent context.Context, cfg *Config, log *slog.Logger, start bool) (*generation, error) {
+func build(parent context.Context, cfg *Config, d deps, log *slog.Logger, start bool) (*generation, error) {
 	ctx, cancel := context.WithCancel(parent)
 	g := &generation{cfg: cfg, cancel: cancel}
 	table := builders()
@@ -52,7 +79,7 @@ func build(parent context.Context, cfg *Config, log *slog.Logger, start bool) (*
 			g.stop()
 			return nil, fmt.Errorf("method %q has no builder", m.Name)
 		}
-		b, run, stop, err := mk(cfg, log.With("method", m.Name))
+		b, run, stop, err := mk(cfg, d, log.With("method", m.Name))
 		if err != nil {
 			g.stop()
 			return nil, fmt.Errorf("auth method %s: %w", m.Name, err)
@@ -69,4 +96,24 @@ func build(parent context.Context, cfg *Config, log *slog.Logger, start bool) (*
 	}
 	g.chain = authz.NewChain(methods...)
 	return g, nil
+}
+
+// readier is implemented by backends that load state in the background (JWKS key sets).
+type readier interface{ Ready() error }
+
+// ready reports the first backend of the chain that is not ready yet.
+func (g *generation) ready() error {
+	for _, m := range g.chain.Methods() {
+		if r, ok := m.Backend.(readier); ok {
+			if err := r.Ready(); err != nil {
+				return fmt.Errorf("%s: %w", m.Name, err)
+			}
+		}
+	}
+	return nil
+}
+
+// loadIssuer opens (creating on first run) gatehouse's token signing key under data_dir/keys.
+func loadIssuer(cfg *Config) (*jwks.Issuer, error) {
+	return jwks.LoadIssuer(filepath.Join(cfg.DataDir, "keys"), jwks.IssuerName(cfg.Tokens.Issuer))
 }
