@@ -24,6 +24,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"runtime/debug"
 	"strings"
 	"time"
@@ -143,10 +144,7 @@ func cmdValidate(args []string, stdout, stderr io.Writer) int {
 	}
 	cfg, err := loadConfig(*path)
 	if err == nil {
-		var g *generation
-		if g, err = build(context.Background(), cfg, deps{}, slog.New(slog.DiscardHandler), false); err == nil {
-			g.stop()
-		}
+		err = dryBuild(cfg)
 	}
 	if err != nil {
 		printErr(stderr, err)
@@ -354,4 +352,24 @@ func cmdRotateKey(args []string, stdout, stderr io.Writer) int {
 	}
 	fmt.Fprintf(stdout, "signing key rotated: %s -> %s (tokens signed by the old key stay valid; send SIGHUP to a running gatehouse)\n", old, iss.KeyID())
 	return exitOK
+}
+
+// dryBuild constructs every backend without starting background work, with a throwaway token
+// issuer, so validate writes nothing to data_dir.
+func dryBuild(cfg *Config) error {
+	tmp, err := os.MkdirTemp("", "gatehouse-validate")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(tmp)
+	iss, err := jwks.LoadIssuer(filepath.Join(tmp, "keys"), jwks.IssuerName(cfg.Tokens.Issuer))
+	if err != nil {
+		return err
+	}
+	g, err := build(context.Background(), cfg, deps{issuer: iss}, slog.New(slog.DiscardHandler), false)
+	if err != nil {
+		return err
+	}
+	g.stop()
+	return nil
 }
