@@ -76,7 +76,7 @@ type upTrack struct {
 	slot    *slot
 	track   *webrtc.TrackRemote
 	codec   webrtc.RTPCodecParameters
-	pli     func() // sends one PLI upstream
+	pli     func()            // sends one PLI upstream
 	isKey   func([]byte) bool // nil for audio: every packet is a start point
 	cache   packetCache
 	lastPLI atomic.Int64 // unix nanoseconds of the last keyframe request

@@ -167,7 +167,10 @@ func TestStalledViewerDoesNotDelayOthers(t *testing.T) {
 	// Unblock the slow viewer: it delivers what was queued, then skips to the next keyframe
 	// with no sequence gap.
 	close(slow.block)
-	push(150) // packet 700 is a keyframe
+	for range 10 { // packets 640..789; 700 is a keyframe
+		eventually(t, 10*time.Second, "the slow viewer's queue to drain", func() bool { return len(dSlow.queue) == 0 })
+		push(15)
+	}
 	eventually(t, 10*time.Second, "the slow viewer to resume", func() bool {
 		_, p := slow.sent()
 		return len(p) > 0 && int(p[len(p)-1][2])<<8|int(p[len(p)-1][3]) == pushed-1

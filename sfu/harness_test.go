@@ -3,7 +3,6 @@ package sfu
 import (
 	"context"
 	"encoding/binary"
-	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -484,5 +483,3 @@ func mustStatus(t *testing.T, res *http.Response, want int) string {
 	}
 	return body
 }
-
-var _ = fmt.Sprintf
