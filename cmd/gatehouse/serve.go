@@ -62,7 +62,13 @@ func serve(ctx context.Context, path string, stderr io.Writer, ready func(public
 	level := new(slog.LevelVar)
 	lv, _ := cfg.logLevel()
 	level.Set(lv)
-	log := newLogger(stderr, cfg, level)
+	out := newLogWriter(stderr)
+	defer out.Flush()
+	log := newLogger(out, cfg, level)
+	flushCtx, stopFlush := context.WithCancel(context.WithoutCancel(ctx))
+	flushDone := make(chan struct{})
+	go func() { defer close(flushDone); out.Run(flushCtx, 100*time.Millisecond) }()
+	defer func() { stopFlush(); <-flushDone }()
 	for _, w := range cfg.warnings() {
 		log.Warn("config", "warning", w)
 	}
@@ -126,6 +132,7 @@ func serve(ctx context.Context, path string, stderr io.Writer, ready func(public
 		}()
 	}
 	log.Info("gatehouse started", "version", version(), "listen", publicLn.Addr().String(), "hooks_listen", hooksLn.Addr().String(), "methods", methodList(cfg))
+	out.Flush() // tell supervisors (and tests) at once that both listeners are up
 	if ready != nil {
 		ready(publicLn.Addr(), hooksLn.Addr())
 	}
@@ -266,6 +273,7 @@ func (s *server) publicMux() *http.ServeMux {
 	mux.HandleFunc("GET /.well-known/jwks.json", func(w http.ResponseWriter, r *http.Request) {
 		s.issuer.Load().JWKSHandler().ServeHTTP(w, r)
 	})
+	mux.Handle("/debug/pprof/", s.guarded(authz.ActionPprof, pprofHandler()))
 	streams := live.APIHandler(s.reg, s.engine)
 	mux.Handle("/api/v1/streams", streams)
 	mux.Handle("/api/v1/streams/", streams)

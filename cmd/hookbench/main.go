@@ -28,9 +28,11 @@ import (
 // target is one endpoint to load.
 type target struct {
 	name        string
-	path        string // on the hooks listener ("" base means the bare server)
+	method      string // default POST
+	path        string // on the hooks listener, or on the bare server when bare
 	contentType string
 	body        string
+	headers     map[string]string
 	bare        bool
 }
 
@@ -41,6 +43,14 @@ func targets() []target {
 			body: `{"ip":"127.0.0.1","user":"testuser","password":"testpass","token":"testpass","action":"publish","path":"live/cam","protocol":"rtmp","id":null,"query":"","userAgent":"bench"}`},
 		{name: "MediaMTX hook, anonymous read", path: "/hooks/mediamtx", contentType: "application/json",
 			body: `{"ip":"127.0.0.1","user":"","password":"","token":"","action":"read","path":"live/cam","protocol":"hls","id":null,"query":"","userAgent":"bench"}`},
+		{name: "nginx-rtmp on_publish, sha256 user", path: "/hooks/nginx-rtmp", contentType: "application/x-www-form-urlencoded",
+			body: "app=live&flashver=FMLE%2F3.0&swfurl=&tcurl=rtmp%3A%2F%2F127.0.0.1%2Flive&pageurl=&addr=127.0.0.1&clientid=1&call=publish&name=cam&type=live&user=testuser&pass=testpass"},
+		{name: "OME opening (publish), sha256 user", path: "/hooks/ome", contentType: "application/json",
+			body: `{"client":{"address":"127.0.0.1","port":51234},"request":{"direction":"incoming","protocol":"RTMP","status":"opening","time":"2026-05-12T13:45:00.123+00:00","url":"rtmp://127.0.0.1:1935/live/cam?user=testuser&pass=testpass"}}`},
+		{name: "SRS on_publish, sha256 user", path: "/hooks/srs", contentType: "application/json",
+			body: `{"server_id":"vid-0xk989d","service_id":"9ej8d2b6","action":"on_publish","client_id":"341w361a","ip":"127.0.0.1","vhost":"__defaultVhost__","app":"live","tcUrl":"rtmp://127.0.0.1/live","stream":"cam","param":"?user=testuser&pass=testpass","stream_url":"/live/cam","stream_id":"vid-6r1z1i3"}`},
+		{name: "forward-auth playlist, anonymous read", method: "GET", path: "/hooks/forward-auth",
+			headers: map[string]string{"X-Original-URI": "/hls/live/cam/index.m3u8", "X-Original-Method": "GET", "X-Forwarded-Proto": "https", "X-Forwarded-Host": "media.example.com"}},
 	}
 }
 
@@ -152,9 +162,18 @@ func run(bin, cfg string, dur time.Duration, conns, rounds int, out io.Writer) e
 
 func luaScript(t target, closeConn bool) string {
 	var b strings.Builder
-	b.WriteString("wrk.method = \"POST\"\n")
-	fmt.Fprintf(&b, "wrk.body = %q\n", t.body)
-	fmt.Fprintf(&b, "wrk.headers[\"Content-Type\"] = %q\n", t.contentType)
+	method := t.method
+	if method == "" {
+		method = "POST"
+	}
+	fmt.Fprintf(&b, "wrk.method = %q\n", method)
+	if t.body != "" {
+		fmt.Fprintf(&b, "wrk.body = %q\n", t.body)
+		fmt.Fprintf(&b, "wrk.headers[\"Content-Type\"] = %q\n", t.contentType)
+	}
+	for k, v := range t.headers {
+		fmt.Fprintf(&b, "wrk.headers[%q] = %q\n", k, v)
+	}
 	if closeConn {
 		b.WriteString("wrk.headers[\"Connection\"] = \"close\"\n")
 	}

@@ -12,6 +12,7 @@ import (
 	"io"
 	"net/http"
 	"net/netip"
+	"strconv"
 	"strings"
 
 	"gatehouse/authz"
@@ -59,6 +60,9 @@ type wireRequest struct {
 // never contains a credential.
 func Decode(body []byte) (*authz.Request, error) {
 	var w wireRequest
+	if decodeFast(body, &w) {
+		return toRequest(&w)
+	}
 	if err := json.Unmarshal(body, &w); err != nil {
 		var se *json.SyntaxError
 		var te *json.UnmarshalTypeError
@@ -70,6 +74,10 @@ func Decode(body []byte) (*authz.Request, error) {
 		}
 		return nil, fmt.Errorf("%w: body is not a JSON object", ErrMalformed)
 	}
+	return toRequest(&w)
+}
+
+func toRequest(w *wireRequest) (*authz.Request, error) {
 	action, err := authz.ParseAction(w.Action)
 	if err != nil {
 		return nil, fmt.Errorf("%w: unknown action %q", ErrMalformed, truncate(w.Action))
@@ -139,8 +147,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 func writeJSON(w http.ResponseWriter, status int, v reply) {
-	b, _ := json.Marshal(v) // reply always marshals
-	w.Header().Set("Content-Type", "application/json")
+	var buf [256]byte
+	b := appendReply(buf[:0], v)
+	h := w.Header()
+	h["Content-Type"] = []string{"application/json"}
+	h["Content-Length"] = []string{strconv.Itoa(len(b))}
 	w.WriteHeader(status)
-	_, _ = w.Write(append(b, '\n'))
+	_, _ = w.Write(b)
 }

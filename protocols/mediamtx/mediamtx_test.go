@@ -1,6 +1,7 @@
 package mediamtx
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -113,6 +114,87 @@ func FuzzDecode(f *testing.F) {
 		}
 		if err != nil && !errors.Is(err, ErrMalformed) {
 			t.Fatalf("error %v does not wrap ErrMalformed", err)
+		}
+	})
+}
+
+// FuzzDecodeFastMatchesJSON: whenever the fast path accepts a body, encoding/json accepts it too
+// and yields the same request.
+func FuzzDecodeFastMatchesJSON(f *testing.F) {
+	f.Add([]byte(`{"ip":"127.0.0.1","user":"u","password":"p","token":"p","action":"publish","path":"cam1","protocol":"rtsp","id":null,"query":"","userAgent":"Lavf"}`))
+	f.Add([]byte(` { "id" : "x" , "ID":"y", "action":"read" } `))
+	f.Add([]byte(`{"action":"read","user":"é","path":null,"future":"x"}`))
+	f.Add([]byte(`{"action":"read","User":"x"}`))
+	f.Add([]byte(`{}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var fast wireRequest
+		if !decodeFast(b, &fast) {
+			return
+		}
+		var slow wireRequest
+		if err := json.Unmarshal(b, &slow); err != nil {
+			t.Fatalf("fast path accepted what encoding/json rejects (%v): %q", err, b)
+		}
+		if (fast.ID == nil) != (slow.ID == nil) || (fast.ID != nil && *fast.ID != *slow.ID) {
+			t.Fatalf("id differs: fast %v slow %v for %q", fast.ID, slow.ID, b)
+		}
+		fast.ID, slow.ID = nil, nil
+		if fast != slow {
+			t.Fatalf("fast %+v != slow %+v for %q", fast, slow, b)
+		}
+	})
+}
+
+// FuzzAppendReply: the hand-written reply encoder always produces JSON that decodes to the input.
+func FuzzAppendReply(f *testing.F) {
+	f.Add(true, "allowed", "allowed")
+	f.Add(false, "x\"y", "<\u2028>\x01\xff")
+	f.Fuzz(func(t *testing.T, allowed bool, reason, message string) {
+		b := appendReply(nil, reply{Allowed: allowed, Reason: reason, Message: message})
+		var got reply
+		if err := json.Unmarshal(b, &got); err != nil {
+			t.Fatalf("invalid JSON %q: %v", b, err)
+		}
+		var want reply // the oracle: encoding/json's own round trip
+		ref, _ := json.Marshal(reply{Allowed: allowed, Reason: reason, Message: message})
+		if err := json.Unmarshal(ref, &want); err != nil {
+			t.Fatal(err)
+		}
+		if got != want {
+			t.Fatalf("got %+v, want %+v", got, want)
+		}
+	})
+}
+
+func BenchmarkHandler(b *testing.B) {
+	h := New(testEngine())
+	body := []byte(`{"ip":"127.0.0.1","user":"alice","password":"secret","token":"secret","action":"publish","path":"live/alice","protocol":"rtmp","id":null,"query":"","userAgent":"bench"}`)
+	b.ReportAllocs()
+	for b.Loop() {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest("POST", "/hooks/mediamtx", bytes.NewReader(body)))
+		if rec.Code != 200 {
+			b.Fatal(rec.Code)
+		}
+	}
+}
+
+func BenchmarkDecode(b *testing.B) {
+	body := []byte(`{"ip":"127.0.0.1","user":"alice","password":"secret","token":"secret","action":"publish","path":"live/alice","protocol":"rtmp","id":null,"query":"","userAgent":"bench"}`)
+	b.Run("fast", func(b *testing.B) {
+		for b.Loop() {
+			var w wireRequest
+			if !decodeFast(body, &w) {
+				b.Fatal("fallback")
+			}
+		}
+	})
+	b.Run("encoding/json", func(b *testing.B) {
+		for b.Loop() {
+			var w wireRequest
+			if err := json.Unmarshal(body, &w); err != nil {
+				b.Fatal(err)
+			}
 		}
 	})
 }

@@ -1,0 +1,45 @@
+package main
+
+import (
+	"net"
+	"net/http"
+	"net/http/pprof"
+	"net/netip"
+
+	"gatehouse/authz"
+	"gatehouse/authz/creds"
+)
+
+// guarded serves h only to clients the engine allows action a (credentials from the
+// Authorization header, client IP from the connection). 401 asks for Basic credentials.
+func (s *server) guarded(a authz.Action, h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c := creds.FromAuthorization(r.Header.Get("Authorization"))
+		req := &authz.Request{Action: a, User: c.User, Pass: c.Pass, Token: c.Token, Source: "gatehouse", UserAgent: r.UserAgent()}
+		if host, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
+			if ip, err := netip.ParseAddr(host); err == nil {
+				req.IP = ip.Unmap()
+			}
+		}
+		d := s.engine.Authorize(r.Context(), req)
+		if !d.Allowed() {
+			if d.HTTPStatus() == http.StatusUnauthorized {
+				w.Header().Set("WWW-Authenticate", `Basic realm="gatehouse"`)
+			}
+			http.Error(w, d.Message, d.HTTPStatus())
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+// pprofHandler is net/http/pprof's index and profiles, mounted explicitly (no DefaultServeMux).
+func pprofHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	return mux
+}
