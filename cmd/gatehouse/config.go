@@ -21,6 +21,7 @@ import (
 	"gatehouse/protocols/nginxrtmp"
 	"gatehouse/protocols/ome"
 	"gatehouse/protocols/srs"
+	"gatehouse/sfu"
 )
 
 // Config is gatehouse's configuration file. Every key is documented in config.example.yml.
@@ -36,6 +37,7 @@ type Config struct {
 	Hooks  HooksConfig   `yaml:"hooks"`
 	Live   live.Config   `yaml:"live"`
 	Notify notify.Config `yaml:"notify"`
+	SFU    *sfu.Config   `yaml:"sfu"` // nil: no WebRTC server
 }
 
 // TokensConfig configures the tokens gatehouse mints (gatehouse token) and publishes at
@@ -238,6 +240,7 @@ func (c *Config) restartOnly(next *Config) []string {
 		{"hooks", c.Hooks, next.Hooks},
 		{"live", c.Live, next.Live},
 		{"notify", c.Notify, next.Notify},
+		{"sfu", c.SFU, next.SFU},
 	} {
 		if !reflect.DeepEqual(s.a, s.b) {
 			out = append(out, s.name)

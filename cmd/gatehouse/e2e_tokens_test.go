@@ -37,6 +37,9 @@ auth:
         permissions: [{action: publish, path: "live/*"}]
       - user: any
         permissions: [{action: read}]
+sfu:
+  udp_port: 0
+  include_loopback: true
 `
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
@@ -124,6 +127,26 @@ auth:
 		}
 		if strings.Contains(body, tok) {
 			t.Error("streams API leaks the token")
+		}
+	})
+
+	t.Run("WHIP and the player page are on the public listener", func(t *testing.T) {
+		resp, err := http.Post(p.public+"/whip/live/alice", "application/sdp", strings.NewReader("v=0\r\n"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 401 || resp.Header.Get("Content-Type") != "application/problem+json" {
+			t.Errorf("WHIP without a token: got %d %s, want 401 problem+json", resp.StatusCode, resp.Header.Get("Content-Type"))
+		}
+		resp, err = http.Get(p.public + "/watch/live/alice")
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || !strings.Contains(string(b), "<html") {
+			t.Errorf("player page: got %d", resp.StatusCode)
 		}
 	})
 

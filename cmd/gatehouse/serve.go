@@ -27,6 +27,7 @@ import (
 	"gatehouse/protocols/nginxrtmp"
 	"gatehouse/protocols/ome"
 	"gatehouse/protocols/srs"
+	"gatehouse/sfu"
 )
 
 // server owns everything a running gatehouse has: the engine, the current generation of
@@ -37,6 +38,7 @@ type server struct {
 	level  *slog.LevelVar
 	engine *authz.Engine
 	reg    *live.Registry
+	sfu    *sfu.SFU // nil when the sfu section is absent
 	issuer atomic.Pointer[jwks.Issuer] // reloaded from data_dir on every reload (key rotation)
 
 	mu  sync.Mutex // guards gen and sum; held only while swapping, never across I/O
@@ -104,6 +106,16 @@ func serve(ctx context.Context, path string, stderr io.Writer, ready func(public
 	bg.Add(2)
 	go func() { defer bg.Done(); s.reg.Run(bgCtx) }()
 	go func() { defer bg.Done(); _ = notifier.Run(bgCtx, changes) }()
+
+	if cfg.SFU != nil {
+		s.sfu, err = sfu.New(*cfg.SFU, s.engine, s.reg, log.With("component", "sfu"))
+		if err != nil {
+			return err
+		}
+		defer s.sfu.Close() // closes every session and waits for its goroutines
+		bg.Add(1)
+		go func() { defer bg.Done(); _ = s.sfu.Run(bgCtx) }()
+	}
 
 	publicLn, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
@@ -261,6 +273,11 @@ func (s *server) reload(ctx context.Context, why string) {
 	}
 	old.stop()
 	s.log.Info("config reloaded", "trigger", why, "methods", methodList(cfg))
+	if s.sfu != nil { // grants may have been revoked: re-check every WebRTC session
+		if n := s.sfu.Recheck(ctx); n > 0 {
+			s.log.Info("sessions closed after reload", "count", n)
+		}
+	}
 	if diff := old.cfg.restartOnly(cfg); len(diff) > 0 {
 		s.log.Warn("config: these sections changed but apply only after a restart", "sections", diff)
 	}
@@ -277,6 +294,12 @@ func (s *server) publicMux() *http.ServeMux {
 	streams := live.APIHandler(s.reg, s.engine)
 	mux.Handle("/api/v1/streams", streams)
 	mux.Handle("/api/v1/streams/", streams)
+	if s.sfu != nil {
+		h := s.sfu.Handler()
+		for _, p := range []string{"/whip/", "/whep/", "/api/v1/sessions/", "/watch/", "/publish/"} {
+			mux.Handle(p, h)
+		}
+	}
 	return mux
 }
 
