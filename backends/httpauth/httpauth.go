@@ -210,9 +210,10 @@ func (b *Backend) Authorize(ctx context.Context, req *authz.Request) (authz.Deci
 			return d, nil
 		}
 	}
-	r := *req // the upstream call may outlive this caller and its req
-	ch := b.group.DoChan(string(key[:]), func() (any, error) {
-		return b.fetch(ctx, &r, key)
+	// A miss from here on: the copies below escape to the heap; the hit path allocates nothing.
+	r, k := *req, key // the upstream call may outlive this caller and its req
+	ch := b.group.DoChan(string(k[:]), func() (any, error) {
+		return b.fetch(ctx, &r, k)
 	})
 	if b.joined != nil {
 		b.joined()

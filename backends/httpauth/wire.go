@@ -66,28 +66,29 @@ func (b *Backend) key(req *authz.Request) cacheKey {
 	var arr [512]byte
 	buf := append(arr[:0], b.salt[:]...)
 	buf = append(buf, 1) // encoding version
-	field := func(s string) {
-		buf = binary.AppendUvarint(buf, uint64(len(s)))
-		buf = append(buf, s...)
-	}
-	field(string(req.Action))
-	field(req.Path)
-	field(req.Protocol)
+	buf = appendField(buf, string(req.Action))
+	buf = appendField(buf, req.Path)
+	buf = appendField(buf, req.Protocol)
 	if req.IP.IsValid() {
 		buf = req.IP.Unmap().AppendTo(append(buf, 1))
 	} else {
 		buf = append(buf, 0)
 	}
 	buf = append(buf, '|')
-	field(req.User)
-	field(req.Pass)
-	field(req.Token)
-	field(req.Query)
-	field(req.UserAgent)
+	buf = appendField(buf, req.User)
+	buf = appendField(buf, req.Pass)
+	buf = appendField(buf, req.Token)
+	buf = appendField(buf, req.Query)
+	buf = appendField(buf, req.UserAgent)
 	if b.cache == nil {
-		field(req.ID)
+		buf = appendField(buf, req.ID)
 	}
 	return sha256.Sum256(buf)
+}
+
+func appendField(buf []byte, s string) []byte {
+	buf = binary.AppendUvarint(buf, uint64(len(s)))
+	return append(buf, s...)
 }
 
 // Limits on what a 2xx reply body may set.

@@ -38,7 +38,7 @@ type server struct {
 	level  *slog.LevelVar
 	engine *authz.Engine
 	reg    *live.Registry
-	sfu    *sfu.SFU // nil when the sfu section is absent
+	sfu    *sfu.SFU                    // nil when the sfu section is absent
 	issuer atomic.Pointer[jwks.Issuer] // reloaded from data_dir on every reload (key rotation)
 
 	mu  sync.Mutex // guards gen and sum; held only while swapping, never across I/O

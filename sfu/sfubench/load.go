@@ -202,6 +202,7 @@ func (p *Publisher) sendVideo() {
 	var seq uint16
 	var ts uint32
 	var lastKey time.Time
+	pending := false
 	payload := make([]byte, VideoPayloadSize)
 	for frame := 0; ; frame++ {
 		select {
@@ -210,16 +211,14 @@ func (p *Publisher) sendVideo() {
 		case <-tick.C:
 		}
 		now := time.Now()
-		key := now.Sub(lastKey) >= KeyframeEvery
 		select {
 		case <-p.keyNow:
-			if now.Sub(lastKey) >= MinKeyframeGap {
-				key = true
-			}
+			pending = true // answered as soon as MinKeyframeGap allows, never dropped
 		default:
 		}
+		key := now.Sub(lastKey) >= KeyframeEvery || (pending && now.Sub(lastKey) >= MinKeyframeGap)
 		if key {
-			lastKey = now
+			lastKey, pending = now, false
 			p.keyframes.Add(1)
 		}
 		for i := range PacketsPerFrame {
@@ -283,13 +282,13 @@ func (p *Publisher) Close() error {
 // Viewer is one synthetic WHEP viewer. It reads raw RTP from each track and records, per
 // counter, the one-way latency of the packet that carried it.
 type Viewer struct {
-	pc        *webrtc.PeerConnection
-	postAt    time.Time
-	firstAt   atomic.Int64 // unix ns of the first media packet
-	firstKey  atomic.Int64 // unix ns of the first video keyframe start
-	tracks    sync.WaitGroup
-	mu        sync.Mutex
-	closed    bool // guarded by mu: no new track readers
+	pc       *webrtc.PeerConnection
+	postAt   time.Time
+	firstAt  atomic.Int64 // unix ns of the first media packet
+	firstKey atomic.Int64 // unix ns of the first video keyframe start
+	tracks   sync.WaitGroup
+	mu       sync.Mutex
+	closed   bool // guarded by mu: no new track readers
 
 	// written by the track readers, read after Close
 	lat [2][]int32 // [audio, video]: latency in µs by counter; 0 = not received
@@ -338,8 +337,8 @@ func (v *Viewer) Close() error {
 	return nil
 }
 
-// joined reports whether the viewer has received media.
-func (v *Viewer) joined() bool { return v.firstAt.Load() != 0 }
+// joined reports whether the viewer has received a video keyframe.
+func (v *Viewer) joined() bool { return v.firstKey.Load() != 0 }
 
 func (v *Viewer) read(tr *webrtc.TrackRemote, idx int) {
 	buf := make([]byte, 1600)
