@@ -1,12 +1,28 @@
 // Package httpauth delegates decisions to an external HTTP service that speaks MediaMTX's
-// authHTTPAddress protocol: gatehouse POSTs the same JSON body MediaMTX sends, so an auth server
-// written for MediaMTX works unchanged, and a 2xx reply allows.
+// authHTTPAddress protocol: gatehouse POSTs the same JSON body MediaMTX sends, fields in the same
+// order (ip, user, password, token, action, path, protocol, id, query, userAgent; id is null
+// without a session; token is the presented token, else the password), so an auth server written
+// for MediaMTX works unchanged.
 //
-// Unlike MediaMTX it keeps connections alive, bounds every call with a short timeout, never
-// follows redirects, caches decisions for a short while (allow and deny separately; errors never),
-// and collapses identical concurrent requests into one upstream call. When the service is slow,
-// down or answers 5xx, the backend returns an error with reason upstream_unavailable, which the
-// chain turns into a denial: it fails closed, fast.
+// Replies map to decisions:
+//   - 2xx: Allow. The identity is the request's user, unless the body is a JSON object with a
+//     non-empty "identity" (1–256 printable UTF-8 bytes); a positive "expires_in" (seconds, up to
+//     366 days) sets Decision.Expires and caps how long the allow is cached. Any other body,
+//     including invalid JSON, is ignored: the status code alone decides.
+//   - 401: Unauthenticated (reason bad_credentials, or no_credentials for an anonymous request).
+//   - 408, 429, 5xx and anything else: an error, reason upstream_unavailable (never cached).
+//   - other 3xx and 4xx: Forbidden (not_permitted) when the request carried credentials, else
+//     Unauthenticated (no_credentials), so that MediaMTX-style anonymous first attempts still get
+//     a 401 challenge. Redirects are never followed.
+//
+// Transport errors and timeouts are errors with reason upstream_unavailable: the chain fails
+// closed, and fast, because every call is bounded by Config.Timeout (default 2 s).
+//
+// Unlike MediaMTX, the backend keeps connections alive, caches decisions briefly (allows and
+// denials with separate TTLs; a revoked grant may therefore live up to allow_ttl), and collapses
+// identical concurrent requests into one upstream call. The cache and the collapsing key cover
+// every field the service sees except the session id, so a service that decides per session id
+// should run with the cache disabled (size 0), which also restores one call per request.
 package httpauth
 
 import (
@@ -192,8 +208,8 @@ func (b *Backend) Close() error {
 // identity "". Otherwise a cached decision for an identical request is returned, or the service
 // is asked; identical concurrent requests share one upstream call, which runs to the backend's
 // timeout even if the caller that started it goes away, while each caller still returns as soon
-// as its own ctx is done. Errors are *authz.ReasonError values: upstream_unavailable wrapping
-// ErrUnavailable, or canceled wrapping ctx.Err().
+// as its own ctx is done. Errors are ErrClosed after Close, or *authz.ReasonError values:
+// upstream_unavailable wrapping ErrUnavailable, or canceled wrapping ctx.Err().
 func (b *Backend) Authorize(ctx context.Context, req *authz.Request) (authz.Decision, error) {
 	if b.closed.Load() {
 		return authz.Decision{}, ErrClosed
