@@ -881,3 +881,66 @@ func TestNoSecretsInErrorsOrLogs(t *testing.T) {
 		})
 	}
 }
+
+// TestHangingCallBlocksNobodyElse: while one request hangs upstream, other requests to the same
+// backend are decided (no lock is held across the upstream call).
+func TestHangingCallBlocksNobodyElse(t *testing.T) {
+	release := make(chan struct{})
+	hanging := make(chan struct{})
+	up := newUpstream(t, func(w http.ResponseWriter, r *http.Request) {
+		var in struct{ Path string }
+		_ = json.NewDecoder(r.Body).Decode(&in)
+		if in.Path == "slow" {
+			close(hanging)
+			select {
+			case <-release:
+			case <-r.Context().Done():
+			}
+		}
+	})
+	b := newBackend(t, Config{Address: up.URL, Timeout: conf.Duration(30 * time.Second), Cache: DefaultCache()})
+	slowDone := make(chan error, 1)
+	go func() {
+		_, err := b.Authorize(context.Background(), publishReqWith(func(r *authz.Request) { r.Path = "slow" }))
+		slowDone <- err
+	}()
+	<-hanging
+	for i := range 3 {
+		d, err := b.Authorize(context.Background(), publishReqWith(func(r *authz.Request) { r.Path = fmt.Sprint("fast", i) }))
+		if err != nil || !d.Allowed() {
+			t.Errorf("fast request %d: got %v %v, want allow while another call hangs", i, d.Outcome, err)
+		}
+	}
+	close(release)
+	if err := <-slowDone; err != nil {
+		t.Errorf("slow request: %v", err)
+	}
+}
+
+// TestKeepAlive: sequential calls reuse one connection, whatever the reply status and body.
+func TestKeepAlive(t *testing.T) {
+	var n atomic.Int64
+	up := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		if n.Add(1)%2 == 0 {
+			w.WriteHeader(http.StatusForbidden)
+		}
+		_, _ = io.WriteString(w, strings.Repeat("x", 8<<10)) // a body to drain
+	}))
+	var conns atomic.Int64
+	up.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			conns.Add(1)
+		}
+	}
+	up.Start()
+	defer up.Close()
+	b := newBackend(t, Config{Address: up.URL}) // no cache: every call goes upstream
+	for i := range 10 {
+		if _, err := b.Authorize(context.Background(), publishReq()); err != nil {
+			t.Fatalf("call %d: %v", i, err)
+		}
+	}
+	if got := conns.Load(); got != 1 {
+		t.Errorf("got %d connections for 10 sequential calls, want 1", got)
+	}
+}
