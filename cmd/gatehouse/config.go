@@ -14,6 +14,7 @@ import (
 	"gatehouse/authz/conf"
 	"gatehouse/authz/live"
 	"gatehouse/authz/notify"
+	"gatehouse/backends/httpauth"
 	"gatehouse/backends/jwks"
 	"gatehouse/backends/keys"
 	"gatehouse/backends/users"
@@ -63,10 +64,11 @@ type LogConfig struct {
 
 // AuthConfig lists the methods in evaluation order and each method's settings.
 type AuthConfig struct {
-	Methods  []MethodRef   `yaml:"methods"`
-	Internal *users.Config `yaml:"internal"`
-	Keys     *keys.Config  `yaml:"keys"`
-	JWT      *jwks.Config  `yaml:"jwt"`
+	Methods  []MethodRef      `yaml:"methods"`
+	Internal *users.Config    `yaml:"internal"`
+	Keys     *keys.Config     `yaml:"keys"`
+	JWT      *jwks.Config     `yaml:"jwt"`
+	HTTP     *httpauth.Config `yaml:"http"`
 }
 
 // MethodRef names one method in auth.methods: either a bare name ("internal") or
@@ -106,7 +108,7 @@ func (m *MethodRef) UnmarshalYAML(n *yaml.Node) error {
 }
 
 // methodNames are the method names gatehouse knows, in documentation order.
-var methodNames = []string{"internal", "keys", "jwt"}
+var methodNames = []string{"internal", "keys", "jwt", "http"}
 
 // UnmarshalYAML applies the cross-key rules of the auth section, so their errors carry lines.
 func (a *AuthConfig) UnmarshalYAML(n *yaml.Node) error {
@@ -135,6 +137,8 @@ func (a *AuthConfig) hasSection(name string) bool {
 		return a.Keys != nil
 	case "jwt":
 		return true // with no providers it trusts gatehouse's own tokens
+	case "http":
+		return a.HTTP != nil
 	}
 	return false
 }

@@ -44,7 +44,13 @@ type server struct {
 	mu  sync.Mutex // guards gen and sum; held only while swapping, never across I/O
 	gen *generation
 	sum [32]byte
+
+	retiring sync.WaitGroup // old generations waiting out retireGrace before they stop
 }
+
+// retireGrace is how long a replaced generation keeps running, so requests that started on it
+// (an upstream call, a JWKS fetch) finish instead of being cancelled by the reload.
+const retireGrace = 5 * time.Second
 
 func newLogger(w io.Writer, cfg *Config, level *slog.LevelVar) *slog.Logger {
 	opts := &slog.HandlerOptions{Level: level}
@@ -164,6 +170,7 @@ func serve(ctx context.Context, path string, stderr io.Writer, ready func(public
 	_ = public.Shutdown(sctx)
 	_ = hooks.Shutdown(sctx)
 	wg.Wait()
+	s.retiring.Wait()
 	return runErr
 }
 
@@ -271,7 +278,15 @@ func (s *server) reload(ctx context.Context, why string) {
 	if lv, err := cfg.logLevel(); err == nil {
 		s.level.Set(lv)
 	}
-	old.stop()
+	s.retiring.Add(1)
+	go func() {
+		defer s.retiring.Done()
+		select {
+		case <-time.After(retireGrace):
+		case <-ctx.Done(): // shutting down: stop now
+		}
+		old.stop()
+	}()
 	s.log.Info("config reloaded", "trigger", why, "methods", methodList(cfg))
 	if s.sfu != nil { // grants may have been revoked: re-check every WebRTC session
 		if n := s.sfu.Recheck(ctx); n > 0 {

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 
 	"gatehouse/authz"
+	"gatehouse/backends/httpauth"
 	"gatehouse/backends/jwks"
 	"gatehouse/backends/keys"
 	"gatehouse/backends/users"
@@ -58,6 +59,13 @@ func builders() map[string]builder {
 				opts = append(opts, jwks.WithIssuer(d.issuer))
 			}
 			b, err := jwks.New(c, opts...) // starts its key fetchers; Close stops them
+			if err != nil {
+				return nil, nil, nil, err
+			}
+			return b, nil, func() { _ = b.Close() }, nil
+		},
+		"http": func(cfg *Config, _ deps, log *slog.Logger) (authz.Backend, func(context.Context), func(), error) {
+			b, err := httpauth.New(*cfg.Auth.HTTP, httpauth.WithLogger(log))
 			if err != nil {
 				return nil, nil, nil, err
 			}

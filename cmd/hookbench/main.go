@@ -22,6 +22,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 )
 
@@ -33,7 +34,18 @@ type target struct {
 	contentType string
 	body        string
 	headers     map[string]string
+	bodies      []string // alternated per request instead of body
 	bare        bool
+	notify      bool // send to the gatehouse whose go-live webhooks are configured
+}
+
+// goLive alternates on_publish and on_publish_done for one stream, so every pair of requests is a
+// live and an offline transition that produces two notifications when webhooks are configured.
+// Each pair uses its own stream name and client id (SEQ is replaced per pair), because the
+// registry rightly ignores a session that has ended.
+var goLive = []string{
+	"app=live&flashver=FMLE%2F3.0&swfurl=&tcurl=rtmp%3A%2F%2F127.0.0.1%2Flive&pageurl=&addr=127.0.0.1&clientid=SEQ&call=publish&name=showSEQ&type=live&user=testuser&pass=testpass",
+	"app=live&flashver=FMLE%2F3.0&swfurl=&tcurl=rtmp%3A%2F%2F127.0.0.1%2Flive&pageurl=&addr=127.0.0.1&clientid=SEQ&call=publish_done&name=showSEQ",
 }
 
 func targets() []target {
@@ -51,6 +63,8 @@ func targets() []target {
 			body: `{"server_id":"vid-0xk989d","service_id":"9ej8d2b6","action":"on_publish","client_id":"341w361a","ip":"127.0.0.1","vhost":"__defaultVhost__","app":"live","tcUrl":"rtmp://127.0.0.1/live","stream":"cam","param":"?user=testuser&pass=testpass","stream_url":"/live/cam","stream_id":"vid-6r1z1i3"}`},
 		{name: "forward-auth playlist, anonymous read", method: "GET", path: "/hooks/forward-auth",
 			headers: map[string]string{"X-Original-URI": "/hls/live/cam/index.m3u8", "X-Original-Method": "GET", "X-Forwarded-Proto": "https", "X-Forwarded-Host": "media.example.com"}},
+		{name: "nginx-rtmp publish/done alternating, no webhooks", path: "/hooks/nginx-rtmp", contentType: "application/x-www-form-urlencoded", bodies: goLive},
+		{name: "nginx-rtmp publish/done alternating, 2 webhooks", path: "/hooks/nginx-rtmp", contentType: "application/x-www-form-urlencoded", bodies: goLive, notify: true},
 	}
 }
 
@@ -76,47 +90,57 @@ func run(bin, cfg string, dur time.Duration, conns, rounds int, out io.Writer) e
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 
-	gh := exec.CommandContext(ctx, bin, "run", "-config", cfg)
-	stderr, err := gh.StderrPipe()
+	dir, err := os.MkdirTemp("", "hookbench")
 	if err != nil {
 		return err
 	}
-	if err := gh.Start(); err != nil {
+	defer os.RemoveAll(dir)
+
+	// A webhook receiver that counts deliveries, for the gatehouse with notifications.
+	var delivered atomic.Int64
+	recvLn, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
 		return err
 	}
-	defer func() { cancel(); _ = gh.Wait() }()
-	hooks := make(chan string, 1)
-	go func() { // read (and discard) the decision log for the whole run, as a log shipper would
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			if m := startedRe.FindStringSubmatch(sc.Text()); m != nil {
-				hooks <- m[1]
-			}
-		}
-	}()
-	var hooksAddr string
-	select {
-	case hooksAddr = <-hooks:
-	case <-time.After(20 * time.Second):
-		return errors.New("gatehouse did not start")
+	recv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		delivered.Add(1)
+		w.WriteHeader(http.StatusNoContent)
+	})}
+	go func() { _ = recv.Serve(recvLn) }()
+	defer recv.Close()
+	base, err := os.ReadFile(cfg)
+	if err != nil {
+		return err
+	}
+	notifyCfg := filepath.Join(dir, "notify.yml")
+	hook := "http://" + recvLn.Addr().String() + "/hook"
+	extra := fmt.Sprintf("notify:\n  webhooks:\n    - {name: discord, url: %q, format: discord}\n    - {name: json, url: %q, format: json, secret: bench-secret-0123456789}\n", hook, hook)
+	if err := os.WriteFile(notifyCfg, append(base, extra...), 0o600); err != nil {
+		return err
+	}
+
+	hooksAddr, err := startGatehouse(ctx, bin, cfg)
+	if err != nil {
+		return err
+	}
+	notifyAddr, err := startGatehouse(ctx, bin, notifyCfg)
+	if err != nil {
+		return err
 	}
 
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return err
 	}
-	bare := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		_, _ = io.Copy(io.Discard, r.Body)
-		w.WriteHeader(http.StatusNoContent)
-	})}
+	// The floor: the same net/http server settings as gatehouse's, a handler that does nothing.
+	bare := &http.Server{ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second, IdleTimeout: 120 * time.Second,
+		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			_, _ = io.Copy(io.Discard, r.Body)
+			w.WriteHeader(http.StatusNoContent)
+		})}
 	go func() { _ = bare.Serve(ln) }()
 	defer bare.Close()
-
-	dir, err := os.MkdirTemp("", "hookbench")
-	if err != nil {
-		return err
-	}
-	defer os.RemoveAll(dir)
 
 	ts := targets()
 	modes := []string{"keep-alive", "new connection"}
@@ -125,8 +149,11 @@ func run(bin, cfg string, dur time.Duration, conns, rounds int, out io.Writer) e
 		for _, mode := range modes {
 			for i, t := range ts {
 				base := "http://" + hooksAddr
-				if t.bare {
+				switch {
+				case t.bare:
 					base = "http://" + ln.Addr().String()
+				case t.notify:
+					base = "http://" + notifyAddr
 				}
 				script := filepath.Join(dir, fmt.Sprintf("t%d-%d.lua", i, len(mode)))
 				if err := os.WriteFile(script, []byte(luaScript(t, mode == "new connection")), 0o600); err != nil {
@@ -148,6 +175,7 @@ func run(bin, cfg string, dur time.Duration, conns, rounds int, out io.Writer) e
 
 	fmt.Fprintf(out, "hookbench: %s/%s, %d CPUs, Go %s, wrk -t2 -c%d, %v per round (half for new connections), %d interleaved rounds, medians\n\n",
 		runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), runtime.Version(), conns, dur, rounds)
+	fmt.Fprintf(out, "Go-live webhooks delivered during the run (receiver on loopback): %d\n\n", delivered.Load())
 	fmt.Fprintln(out, "| mode | target | req/s (median) | ratio to bare |")
 	fmt.Fprintln(out, "|---|---|---:|---:|")
 	for _, mode := range modes {
@@ -170,6 +198,17 @@ func luaScript(t target, closeConn bool) string {
 	if t.body != "" {
 		fmt.Fprintf(&b, "wrk.body = %q\n", t.body)
 		fmt.Fprintf(&b, "wrk.headers[\"Content-Type\"] = %q\n", t.contentType)
+	}
+	if len(t.bodies) > 0 {
+		fmt.Fprintf(&b, "wrk.headers[\"Content-Type\"] = %q\n", t.contentType)
+		b.WriteString("local bodies = {")
+		for _, body := range t.bodies {
+			fmt.Fprintf(&b, "%q, ", body)
+		}
+		b.WriteString("}\nlocal n = 1\nfunction setup(thread) thread:set(\"tid\", n); n = n + 1 end\n" +
+			"local i = 0\nrequest = function()\n  local body = bodies[(i % #bodies) + 1]\n" +
+			"  local seq = tostring(tid) .. \"x\" .. tostring(math.floor(i / #bodies))\n  i = i + 1\n" +
+			"  return wrk.format(nil, nil, nil, (body:gsub(\"SEQ\", seq)))\nend\n")
 	}
 	for k, v := range t.headers {
 		fmt.Fprintf(&b, "wrk.headers[%q] = %q\n", k, v)
@@ -206,4 +245,33 @@ func median(xs []float64) float64 {
 	s := slices.Clone(xs)
 	slices.Sort(s)
 	return s[len(s)/2]
+}
+
+// startGatehouse runs the binary on cfg until ctx ends and returns its hooks address. Its log is
+// read (and discarded) for the whole run, as a log shipper would.
+func startGatehouse(ctx context.Context, bin, cfg string) (string, error) {
+	gh := exec.CommandContext(ctx, bin, "run", "-config", cfg)
+	stderr, err := gh.StderrPipe()
+	if err != nil {
+		return "", err
+	}
+	if err := gh.Start(); err != nil {
+		return "", err
+	}
+	go func() { _ = gh.Wait() }()
+	hooks := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			if m := startedRe.FindStringSubmatch(sc.Text()); m != nil {
+				hooks <- m[1]
+			}
+		}
+	}()
+	select {
+	case addr := <-hooks:
+		return addr, nil
+	case <-time.After(20 * time.Second):
+		return "", errors.New("gatehouse did not start")
+	}
 }
