@@ -56,27 +56,36 @@ func FromAuthorization(h string) Credentials {
 // Names of the query parameters read by FromQuery.
 var queryNames = [...]string{"user", "pass", "token", "jwt"}
 
-// FromQuery reads user, pass and token (or its legacy name jwt) from q. A parameter given more
+// FromQuery reads user, pass and token (or its legacy name jwt) from q, then, while no token was
+// found, each of tokenParams in order (e.g. OvenMediaEngine's access_key). A parameter given more
 // than once is ErrDuplicate (and nothing is returned).
-func FromQuery(q url.Values) (Credentials, error) {
-	for _, k := range queryNames {
-		if len(q[k]) > 1 {
-			return Credentials{}, fmt.Errorf("%w %q", ErrDuplicate, k)
+func FromQuery(q url.Values, tokenParams ...string) (Credentials, error) {
+	for _, names := range [][]string{queryNames[:], tokenParams} {
+		for _, k := range names {
+			if len(q[k]) > 1 {
+				return Credentials{}, fmt.Errorf("%w %q", ErrDuplicate, k)
+			}
 		}
 	}
 	c := Credentials{User: q.Get("user"), Pass: q.Get("pass"), Token: q.Get("token")}
 	if c.Token == "" {
 		c.Token = q.Get("jwt")
 	}
+	for _, k := range tokenParams {
+		if c.Token != "" {
+			break
+		}
+		c.Token = q.Get(k)
+	}
 	return c, nil
 }
 
 // ParseQuery parses a raw query (with or without a leading '?') and calls FromQuery.
-func ParseQuery(raw string) (url.Values, Credentials, error) {
+func ParseQuery(raw string, tokenParams ...string) (url.Values, Credentials, error) {
 	q, err := url.ParseQuery(strings.TrimPrefix(raw, "?"))
 	if err != nil {
 		return nil, Credentials{}, fmt.Errorf("creds: malformed query: %w", err)
 	}
-	c, err := FromQuery(q)
+	c, err := FromQuery(q, tokenParams...)
 	return q, c, err
 }

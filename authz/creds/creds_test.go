@@ -43,6 +43,22 @@ func TestFromQuery(t *testing.T) {
 		{"duplicate user", "user=a&user=b", Credentials{}, ErrDuplicate},
 		{"duplicate token", "token=a&token=b", Credentials{}, ErrDuplicate},
 	}
+	for _, tt := range []struct {
+		name, raw string
+		want      Credentials
+		wantErr   error
+	}{
+		{"extra token param", "access_key=k", Credentials{Token: "k"}, nil},
+		{"token wins over extra", "token=t&access_key=k", Credentials{Token: "t"}, nil},
+		{"duplicate extra", "access_key=a&access_key=b", Credentials{}, ErrDuplicate},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			_, got, err := ParseQuery(tt.raw, "access_key")
+			if !errors.Is(err, tt.wantErr) || got != tt.want {
+				t.Errorf("got %+v %v, want %+v %v", got, err, tt.want, tt.wantErr)
+			}
+		})
+	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			_, got, err := ParseQuery(tt.raw)

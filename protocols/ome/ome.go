@@ -466,19 +466,7 @@ func (h *Handler) clientIP(a *Admission) netip.Addr {
 
 // credentials reads user/pass/token/jwt and then the configured token parameters.
 func (h *Handler) credentials(q url.Values) (creds.Credentials, error) {
-	c, err := creds.FromQuery(q)
-	if err != nil {
-		return creds.Credentials{}, err
-	}
-	for _, name := range h.tokenParams {
-		if len(q[name]) > 1 {
-			return creds.Credentials{}, fmt.Errorf("%w %q", creds.ErrDuplicate, name)
-		}
-		if c.Token == "" {
-			c.Token = q.Get(name)
-		}
-	}
-	return c, nil
+	return creds.FromQuery(q, h.tokenParams...)
 }
 
 func reason(d authz.Decision) string {

@@ -322,19 +322,8 @@ func (h *Handler) credentials(param string) (creds.Credentials, error) {
 	if param == "" {
 		return creds.Credentials{}, nil
 	}
-	q, c, err := creds.ParseQuery(param)
-	if err != nil {
-		return creds.Credentials{}, err
-	}
-	for _, name := range h.tokenParams {
-		if len(q[name]) > 1 {
-			return creds.Credentials{}, fmt.Errorf("%w %q", creds.ErrDuplicate, name)
-		}
-		if c.Token == "" {
-			c.Token = q.Get(name)
-		}
-	}
-	return c, nil
+	_, c, err := creds.ParseQuery(param, h.tokenParams...)
+	return c, err
 }
 
 func message(d authz.Decision) string {
