@@ -38,12 +38,14 @@ fuzz:
 	  done; \
 	done
 
-# bench runs the Go benchmarks and the HTTP load comparison; results go to docs/benchmarks.md by hand
-# (raw output in bench-out/).
+# bench runs the Go benchmarks, the HTTP load comparison of every hook endpoint against a bare
+# handler (wrk), and the SFU load comparison against a naive pion forwarder. Raw output goes to
+# bench-out/; docs/benchmarks.md records a run with its machine and method. About 10 minutes.
 bench: deps build
 	@mkdir -p bench-out
 	$(GO) test -run '^$$' -bench . -benchmem -count 3 ./... | tee bench-out/go-bench.txt
 	$(GO) run ./cmd/hookbench -gatehouse ./$(BIN) | tee bench-out/hookbench.md
+	$(GO) run ./cmd/sfubench run -out bench-out/sfubench.md | tee bench-out/sfubench.log
 
 clean:
 	rm -rf bin bench-out
