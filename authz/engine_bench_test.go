@@ -1,0 +1,35 @@
+package authz
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net/netip"
+	"testing"
+	"time"
+)
+
+// BenchmarkEngineLog compares a decision without logging, with slog's text and JSON handlers
+// writing to io.Discard: the cost of the one line per decision.
+func BenchmarkEngineLog(b *testing.B) {
+	chain := NewChain(Method{Name: "internal", Backend: fixed(Allowing("alice", time.Time{}), nil)})
+	req := &Request{Action: ActionPublish, Path: "live/alice", Protocol: "rtmp", Source: "mediamtx", IP: netip.MustParseAddr("203.0.113.7"), User: "alice", Pass: "pw"}
+	for _, c := range []struct {
+		name string
+		log  *slog.Logger
+	}{
+		{"no log", nil},
+		{"text", slog.New(slog.NewTextHandler(io.Discard, nil))},
+		{"json", slog.New(slog.NewJSONHandler(io.Discard, nil))},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			e := NewEngine(chain, c.log)
+			b.ReportAllocs()
+			for b.Loop() {
+				if !e.Authorize(context.Background(), req).Allowed() {
+					b.Fatal("denied")
+				}
+			}
+		})
+	}
+}
