@@ -19,7 +19,8 @@ const cacheSize = 1024
 type packet struct {
 	hdr     rtp.Header
 	payload []byte
-	key     bool // starts a keyframe (always true for audio)
+	key     bool      // starts a keyframe (always true for audio)
+	at      time.Time // when it was received, stamped once for every viewer
 	up      *upTrack
 }
 
@@ -70,6 +71,12 @@ func (s *slot) requestKeyframe() {
 	}
 }
 
+// afterFunc schedules f to run in its own goroutine after d, like time.AfterFunc; the returned
+// function cancels it and reports whether it did.
+type afterFunc func(d time.Duration, f func()) (stop func() bool)
+
+func realAfter(d time.Duration, f func()) func() bool { return time.AfterFunc(d, f).Stop }
+
 // upTrack is one publisher track. Its reader goroutine (run) parses each packet once, stores it
 // in the cache and offers it to every viewer queue without ever blocking.
 type upTrack struct {
@@ -78,13 +85,20 @@ type upTrack struct {
 	codec   webrtc.RTPCodecParameters
 	pli     func()            // sends one PLI upstream
 	isKey   func([]byte) bool // nil for audio: every packet is a start point
+	now     func() time.Time  // the clock for the PLI throttle and packet stamps
+	after   afterFunc         // schedules a deferred PLI
 	cache   packetCache
-	lastPLI atomic.Int64 // unix nanoseconds of the last keyframe request
 	packets atomic.Uint64
+
+	kmu       sync.Mutex // guards the keyframe-request state below
+	lastPLI   time.Time  // when the last PLI went out; zero: never
+	pending   bool       // a request arrived within KeyframeInterval; the timer will send it
+	stopTimer func() bool
+	ended     bool // the track ended: no more PLIs
 }
 
 func newUpTrack(sl *slot, pc *webrtc.PeerConnection, t *webrtc.TrackRemote) *upTrack {
-	u := &upTrack{slot: sl, track: t, codec: t.Codec()}
+	u := &upTrack{slot: sl, track: t, codec: t.Codec(), now: time.Now, after: realAfter}
 	if t.Kind() == webrtc.RTPCodecTypeVideo {
 		u.isKey = keyframeFunc(u.codec.MimeType)
 	}
@@ -93,22 +107,59 @@ func newUpTrack(sl *slot, pc *webrtc.PeerConnection, t *webrtc.TrackRemote) *upT
 	return u
 }
 
-// requestKeyframe sends a PLI to the publisher unless one went out less than
-// KeyframeInterval ago. Safe for concurrent use.
+// requestKeyframe sends a PLI to the publisher now, or, if one went out less than
+// KeyframeInterval ago, makes the request pending: a timer sends one PLI when the interval has
+// passed, however many requests arrive meanwhile. So the publisher sees at most one PLI per
+// KeyframeInterval and no request is lost. Safe for concurrent use.
 func (u *upTrack) requestKeyframe() {
 	if u.isKey == nil {
 		return
 	}
-	now := time.Now().UnixNano()
-	last := u.lastPLI.Load()
-	if now-last < int64(KeyframeInterval) || !u.lastPLI.CompareAndSwap(last, now) {
+	u.kmu.Lock()
+	if u.ended || u.pending {
+		u.kmu.Unlock()
 		return
 	}
+	now := u.now()
+	if wait := KeyframeInterval - now.Sub(u.lastPLI); !u.lastPLI.IsZero() && wait > 0 {
+		u.pending = true
+		u.stopTimer = u.after(wait, u.sendPending)
+		u.kmu.Unlock()
+		return
+	}
+	u.lastPLI = now
+	u.kmu.Unlock()
 	u.pli()
 }
 
-// run reads the track until it ends (the publisher's PeerConnection closed).
+// sendPending is the deferred-request timer: it sends the pending PLI unless the track ended.
+func (u *upTrack) sendPending() {
+	u.kmu.Lock()
+	if u.ended || !u.pending {
+		u.kmu.Unlock()
+		return
+	}
+	u.pending, u.stopTimer = false, nil
+	u.lastPLI = u.now()
+	u.kmu.Unlock()
+	u.pli()
+}
+
+// end stops keyframe requests and cancels a pending one. Idempotent.
+func (u *upTrack) end() {
+	u.kmu.Lock()
+	u.ended, u.pending = true, false
+	if u.stopTimer != nil {
+		u.stopTimer()
+		u.stopTimer = nil
+	}
+	u.kmu.Unlock()
+}
+
+// run reads the track until it ends (the publisher's PeerConnection closed), then cancels any
+// pending keyframe request.
 func (u *upTrack) run() {
+	defer u.end()
 	buf := make([]byte, 1500)
 	for {
 		n, _, err := u.track.Read(buf)
@@ -127,7 +178,7 @@ func (u *upTrack) handle(raw []byte) {
 	if err := pkt.Unmarshal(b); err != nil || len(pkt.Payload) == 0 {
 		return
 	}
-	p := &packet{hdr: pkt.Header, payload: pkt.Payload, key: true, up: u}
+	p := &packet{hdr: pkt.Header, payload: pkt.Payload, key: true, at: u.now(), up: u}
 	p.hdr.Padding, p.hdr.PaddingSize = false, 0
 	p.hdr.Extension, p.hdr.Extensions, p.hdr.ExtensionProfile = false, nil, 0
 	if u.isKey != nil {
@@ -289,20 +340,20 @@ func (d *downTrack) forward(p *packet) {
 			d.waitKey = true
 			return
 		}
-		d.rebase(p, time.Now(), true)
+		d.rebase(p, true)
 	case d.waitKey:
 		if !p.key {
 			return
 		}
-		d.rebase(p, time.Now(), false) // close the gap left by dropped packets
+		d.rebase(p, false) // close the gap left by dropped packets
 	}
 	d.waitKey = false
 	d.write(p, p.hdr.SequenceNumber+d.seqDelta)
 }
 
 // rebase maps p's source seq to lastSeq+1; for a new publisher track it also moves the
-// timestamp on by the wall time since the last packet (at least one tick).
-func (d *downTrack) rebase(p *packet, at time.Time, newTrack bool) {
+// timestamp on by the time between the two packets' arrival (at least one tick).
+func (d *downTrack) rebase(p *packet, newTrack bool) {
 	if !d.started {
 		d.started = true
 		d.seqDelta, d.tsDelta = 0, 0
@@ -310,7 +361,7 @@ func (d *downTrack) rebase(p *packet, at time.Time, newTrack bool) {
 		d.seqDelta = d.lastSeq + 1 - p.hdr.SequenceNumber
 		if newTrack {
 			ticks := uint32(1)
-			if el := at.Sub(d.lastAt); el > 0 && p.up.codec.ClockRate > 0 {
+			if el := p.at.Sub(d.lastAt); el > 0 && p.up.codec.ClockRate > 0 {
 				ticks = max(1, uint32(el.Seconds()*float64(p.up.codec.ClockRate)))
 			}
 			d.tsDelta = d.lastTS + ticks - p.hdr.Timestamp
@@ -318,7 +369,7 @@ func (d *downTrack) rebase(p *packet, at time.Time, newTrack bool) {
 	}
 	d.gen = p.up
 	d.fromSeq = p.hdr.SequenceNumber
-	d.lastAt = at
+	d.lastAt = p.at
 }
 
 func (d *downTrack) write(p *packet, seq uint16) {
@@ -334,7 +385,7 @@ func (d *downTrack) write(p *packet, seq uint16) {
 	if !d.sent || int16(seq-d.lastSeq) > 0 {
 		d.sent = true
 		d.lastSeq, d.lastTS = seq, hdr.Timestamp
-		d.lastAt = time.Now()
+		d.lastAt = p.at
 	}
 	if _, err := b.ws.WriteRTP(&hdr, p.payload); err == nil {
 		d.forwarded.Add(1)

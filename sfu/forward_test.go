@@ -64,7 +64,7 @@ var vp8 = webrtc.RTPCodecParameters{
 
 // testUp returns a video publisher track without a PeerConnection; plis counts keyframe requests.
 func testUp(sl *slot, plis *atomic.Int64) *upTrack {
-	u := &upTrack{slot: sl, codec: vp8, isKey: isVP8Keyframe, pli: func() { plis.Add(1) }}
+	u := &upTrack{slot: sl, codec: vp8, isKey: isVP8Keyframe, pli: func() { plis.Add(1) }, now: time.Now, after: realAfter}
 	sl.up.Store(u)
 	return u
 }
@@ -229,19 +229,134 @@ func TestNACKServedFromSharedCache(t *testing.T) {
 	}
 }
 
+// fakeTimers is an injected afterFunc: tests fire the scheduled functions by hand.
+type fakeTimers struct {
+	mu      sync.Mutex
+	delays  []time.Duration
+	funcs   []func()
+	stopped []bool
+}
+
+func (f *fakeTimers) after(d time.Duration, fn func()) func() bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	i := len(f.funcs)
+	f.delays, f.funcs, f.stopped = append(f.delays, d), append(f.funcs, fn), append(f.stopped, false)
+	return func() bool {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		was := !f.stopped[i]
+		f.stopped[i] = true
+		return was
+	}
+}
+
+// fire runs timer i as if it had expired (even if it was stopped, like a timer that fires while
+// being stopped).
+func (f *fakeTimers) fire(i int) {
+	f.mu.Lock()
+	fn := f.funcs[i]
+	f.mu.Unlock()
+	fn()
+}
+
+func (f *fakeTimers) count() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.funcs)
+}
+
 func TestKeyframeRequestsThrottled(t *testing.T) {
 	var plis atomic.Int64
 	sl := &slot{kind: webrtc.RTPCodecTypeVideo}
 	u := testUp(sl, &plis)
+	clock := &fakeClock{now: time.Unix(1000, 0)}
+	timers := &fakeTimers{}
+	u.now, u.after = clock.Now, timers.after
+
 	for range 100 {
 		sl.requestKeyframe()
 	}
 	if got := plis.Load(); got != 1 {
-		t.Errorf("PLIs for 100 requests within %v: got %d, want 1", KeyframeInterval, got)
+		t.Fatalf("PLIs for 100 requests within %v: got %d, want 1", KeyframeInterval, got)
 	}
-	u.lastPLI.Add(-int64(KeyframeInterval)) // as if the interval had passed
-	sl.requestKeyframe()
+	if got := timers.count(); got != 1 {
+		t.Fatalf("deferred requests scheduled: got %d, want 1", got)
+	}
+	if got, want := timers.delays[0], KeyframeInterval; got != want {
+		t.Errorf("deferred request delay: got %v, want %v", got, want)
+	}
+	clock.Advance(KeyframeInterval)
+	timers.fire(0)
 	if got := plis.Load(); got != 2 {
-		t.Errorf("PLIs after the interval: got %d, want 2", got)
+		t.Fatalf("PLIs after the deferred request fired: got %d, want 2", got)
+	}
+	timers.fire(0) // a stale firing sends nothing
+	if got := plis.Load(); got != 2 {
+		t.Errorf("PLIs after a stale timer: got %d, want 2", got)
+	}
+
+	// A request 100ms after that PLI waits for the rest of the interval.
+	clock.Advance(100 * time.Millisecond)
+	sl.requestKeyframe()
+	if got, want := timers.delays[1], KeyframeInterval-100*time.Millisecond; timers.count() != 2 || got != want {
+		t.Fatalf("second deferred request: %d timers, delay %v; want 2 timers, delay %v", timers.count(), got, want)
+	}
+	// The deferred PLI goes out; a request right behind it is deferred again.
+	clock.Advance(KeyframeInterval)
+	timers.fire(1)
+	sl.requestKeyframe()
+	if got := plis.Load(); got != 3 {
+		t.Fatalf("PLIs: got %d, want 3", got)
+	}
+	if got := timers.count(); got != 3 {
+		t.Fatalf("timers after a request right behind a deferred PLI: got %d, want 3", got)
+	}
+
+	// The track ends: the pending request is cancelled, its timer stopped, and nothing more goes out.
+	u.end()
+	if !timers.stopped[2] {
+		t.Error("the pending request's timer was not stopped when the track ended")
+	}
+	timers.fire(2)
+	clock.Advance(time.Hour)
+	sl.requestKeyframe()
+	if got := plis.Load(); got != 3 {
+		t.Errorf("PLIs after the track ended: got %d, want 3", got)
+	}
+}
+
+func TestKeyframeRequestDeferredWithRealTimer(t *testing.T) {
+	var plis atomic.Int64
+	sl := &slot{kind: webrtc.RTPCodecTypeVideo}
+	u := testUp(sl, &plis)
+	sl.requestKeyframe() // sent
+	sl.requestKeyframe() // a viewer joining right after: deferred, not dropped
+	sl.requestKeyframe()
+	eventually(t, 10*time.Second, "the deferred PLI", func() bool { return plis.Load() == 2 })
+	u.kmu.Lock()
+	pending := u.pending
+	u.kmu.Unlock()
+	if pending {
+		t.Error("a request is still pending after the deferred PLI went out")
+	}
+	sl.requestKeyframe() // pending again; end cancels it
+	u.end()
+	if got := plis.Load(); got != 2 {
+		t.Errorf("PLIs: got %d, want 2", got)
+	}
+}
+
+func TestAudioTrackSendsNoPLI(t *testing.T) {
+	var plis atomic.Int64
+	sl := &slot{kind: webrtc.RTPCodecTypeAudio}
+	u := testUp(sl, &plis)
+	u.isKey = nil
+	timers := &fakeTimers{}
+	u.after = timers.after
+	sl.requestKeyframe()
+	sl.requestKeyframe()
+	if plis.Load() != 0 || timers.count() != 0 {
+		t.Errorf("audio track: got %d PLIs and %d timers, want none", plis.Load(), timers.count())
 	}
 }
