@@ -22,12 +22,14 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/netip"
 	"slices"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -533,7 +535,9 @@ type nopRecorder struct{}
 
 func (nopRecorder) Record(live.Event) {}
 
-// slogFactory routes pion's logs to slog (pion's trace, debug and info become Debug).
+// slogFactory routes pion's logs to slog (pion's trace, debug and info become Debug, and so do
+// warnings that only report a socket closed under a reader, which pion logs once per candidate
+// whenever a session ends).
 type slogFactory struct{ log *slog.Logger }
 
 func (f slogFactory) NewLogger(scope string) logging.LeveledLogger {
@@ -543,9 +547,24 @@ func (f slogFactory) NewLogger(scope string) logging.LeveledLogger {
 type slogLeveled struct{ log *slog.Logger }
 
 func (l slogLeveled) logf(level slog.Level, format string, args ...any) {
-	if l.log.Enabled(context.Background(), level) {
-		l.log.Log(context.Background(), level, fmt.Sprintf(format, args...))
+	ctx := context.Background()
+	if !l.log.Enabled(ctx, level) {
+		return // a downgraded message would not be enabled either
 	}
+	msg := fmt.Sprintf(format, args...)
+	if level == slog.LevelWarn && expectedAtClose(msg) {
+		level = slog.LevelDebug
+	}
+	if l.log.Enabled(ctx, level) {
+		l.log.Log(ctx, level, msg)
+	}
+}
+
+// expectedAtClose reports whether a pion warning only carries the error a reader gets when its
+// pipe or socket is closed under it (io.ErrClosedPipe, net.ErrClosed): expected whenever a
+// session ends.
+func expectedAtClose(msg string) bool {
+	return strings.Contains(msg, io.ErrClosedPipe.Error()) || strings.Contains(msg, net.ErrClosed.Error())
 }
 
 func (l slogLeveled) Trace(msg string)                  { l.logf(slog.LevelDebug, "%s", msg) }
