@@ -458,7 +458,7 @@ func (s *SFU) handlePublish(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	sess := s.newSession(id, KindPublish, target, req, c, d)
-	pc, err := s.api.NewPeerConnection(webrtc.Configuration{})
+	pc, err := s.pubAPI.NewPeerConnection(webrtc.Configuration{})
 	if err != nil {
 		problem(w, http.StatusInternalServerError, "could not create a peer connection")
 		return
@@ -668,7 +668,7 @@ func (s *SFU) handleView(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	sess := s.newSession(id, KindRead, path, req, c, d)
-	pc, err := s.api.NewPeerConnection(webrtc.Configuration{})
+	pc, err := s.viewAPI.NewPeerConnection(webrtc.Configuration{})
 	if err != nil {
 		problem(w, http.StatusInternalServerError, "could not create a peer connection")
 		return

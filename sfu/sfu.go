@@ -36,6 +36,7 @@ import (
 	"github.com/pion/ice/v4"
 	"github.com/pion/interceptor"
 	"github.com/pion/interceptor/pkg/nack"
+	"github.com/pion/interceptor/pkg/report"
 	"github.com/pion/logging"
 	"github.com/pion/webrtc/v4"
 
@@ -95,7 +96,9 @@ type SFU struct {
 	rec  Recorder
 	log  *slog.Logger
 	now  func() time.Time
-	api  *webrtc.API
+
+	pubAPI  *webrtc.API // publisher PeerConnections
+	viewAPI *webrtc.API // viewer PeerConnections: a lighter interceptor chain
 
 	udpMux ice.UDPMux
 	tcpMux ice.TCPMux
@@ -224,25 +227,41 @@ func New(cfg Config, auth Authorizer, rec Recorder, log *slog.Logger) (*SFU, err
 	return s, nil
 }
 
+// buildAPI builds the two pion APIs. They share codecs and settings (and so the ICE sockets)
+// but not interceptors:
+//
+//   - publishers get NACK generation (we ask for lost packets; no responder: viewer NACKs are
+//     answered from the shared cache, not from pion's per-stream copies), receiver and sender
+//     reports, and TWCC feedback for the publisher's bandwidth estimation;
+//   - viewers only get sender reports (browsers need them for A/V sync). Viewer connections
+//     receive no media, and forwarded packets carry no transport-wide sequence numbers, so the
+//     NACK generator, receiver reports and TWCC feedback would only add three ticker goroutines
+//     per viewer connection, and transport-cc would be advertised for nothing.
 func (s *SFU) buildAPI() error {
-	m := &webrtc.MediaEngine{}
-	if err := registerCodecs(m); err != nil {
-		return fmt.Errorf("sfu: register codecs: %w", err)
+	pm, vm := &webrtc.MediaEngine{}, &webrtc.MediaEngine{}
+	for _, m := range []*webrtc.MediaEngine{pm, vm} {
+		if err := registerCodecs(m); err != nil {
+			return fmt.Errorf("sfu: register codecs: %w", err)
+		}
 	}
-	ir := &interceptor.Registry{}
-	// NACK generator towards publishers only: viewer NACKs are answered from the shared cache,
-	// not from pion's per-stream responder copies.
+	pir := &interceptor.Registry{}
 	gen, err := nack.NewGeneratorInterceptor()
 	if err != nil {
 		return fmt.Errorf("sfu: nack generator: %w", err)
 	}
-	ir.Add(gen)
-	if err := webrtc.ConfigureRTCPReports(ir); err != nil {
+	pir.Add(gen)
+	if err := webrtc.ConfigureRTCPReports(pir); err != nil {
 		return fmt.Errorf("sfu: rtcp reports: %w", err)
 	}
-	if err := webrtc.ConfigureTWCCSender(m, ir); err != nil {
+	if err := webrtc.ConfigureTWCCSender(pm, pir); err != nil {
 		return fmt.Errorf("sfu: twcc: %w", err)
 	}
+	vir := &interceptor.Registry{}
+	sr, err := report.NewSenderInterceptor()
+	if err != nil {
+		return fmt.Errorf("sfu: sender reports: %w", err)
+	}
+	vir.Add(sr)
 
 	lf := slogFactory{log: s.log}
 	se := webrtc.SettingEngine{LoggerFactory: lf}
@@ -297,7 +316,8 @@ func (s *SFU) buildAPI() error {
 			return fmt.Errorf("%w: public_ips: %v", ErrConfig, err)
 		}
 	}
-	s.api = webrtc.NewAPI(webrtc.WithMediaEngine(m), webrtc.WithInterceptorRegistry(ir), webrtc.WithSettingEngine(se))
+	s.pubAPI = webrtc.NewAPI(webrtc.WithMediaEngine(pm), webrtc.WithInterceptorRegistry(pir), webrtc.WithSettingEngine(se))
+	s.viewAPI = webrtc.NewAPI(webrtc.WithMediaEngine(vm), webrtc.WithInterceptorRegistry(vir), webrtc.WithSettingEngine(se))
 	return nil
 }
 
