@@ -43,14 +43,14 @@ func TestMediaReachesEveryViewer(t *testing.T) {
 	if got, want := e.sessionCount(), 4; got != want {
 		t.Errorf("sessions: got %d, want %d", got, want)
 	}
-	if got, want := e.rec.count(live.Published, "live/cam"), 1; got != want {
+	if got, want := e.rec.Count(live.Published, "live/cam"), 1; got != want {
 		t.Errorf("Published events: got %d, want %d", got, want)
 	}
-	if got, want := e.rec.count(live.Joined, "live/cam"), 3; got != want {
+	if got, want := e.rec.Count(live.Joined, "live/cam"), 3; got != want {
 		t.Errorf("Joined events: got %d, want %d", got, want)
 	}
 	mustStatus(t, e.do(http.MethodDelete, pub.location, tokPub, "", ""), http.StatusOK)
-	if got, want := e.rec.count(live.Unpublished, "live/cam"), 1; got != want {
+	if got, want := e.rec.Count(live.Unpublished, "live/cam"), 1; got != want {
 		t.Errorf("Unpublished events: got %d, want %d", got, want)
 	}
 	if got, want := e.sessionCount(), 3; got != want {
@@ -174,8 +174,8 @@ func TestExpiredGrantClosesSessions(t *testing.T) {
 	if got := e.sessionCount(); got != 0 {
 		t.Fatalf("sessions after expiry: got %d, want 0", got)
 	}
-	if e.rec.count(live.Unpublished, "live/cam") != 1 || e.rec.count(live.Left, "live/cam") != 1 {
-		t.Errorf("events: want one Unpublished and one Left, got %+v", e.rec.events)
+	if e.rec.Count(live.Unpublished, "live/cam") != 1 || e.rec.Count(live.Left, "live/cam") != 1 {
+		t.Errorf("events: want one Unpublished and one Left, got %+v", e.rec.Events())
 	}
 	eventually(t, 20*time.Second, "the viewer's connection to end", func() bool {
 		switch v.pc.ConnectionState() {
@@ -290,7 +290,7 @@ func TestPublisherReconnectKeepsViewers(t *testing.T) {
 			t.Error("the first packet from the new publisher is not a keyframe")
 		}
 	}
-	if got := e.rec.count(live.Joined, "live/cam"); got != 1 {
+	if got := e.rec.Count(live.Joined, "live/cam"); got != 1 {
 		t.Errorf("Joined events: got %d, want 1 (the viewer never left)", got)
 	}
 }

@@ -21,7 +21,7 @@ import (
 	"github.com/pion/webrtc/v4"
 
 	"gatehouse/authz"
-	"gatehouse/authz/live"
+	"gatehouse/authz/live/livetest"
 )
 
 // testTimeout bounds every end-to-end test.
@@ -46,28 +46,7 @@ func (c *fakeClock) Advance(d time.Duration) {
 }
 
 // recorder collects live events.
-type recorder struct {
-	mu     sync.Mutex
-	events []live.Event
-}
-
-func (r *recorder) Record(ev live.Event) {
-	r.mu.Lock()
-	r.events = append(r.events, ev)
-	r.mu.Unlock()
-}
-
-func (r *recorder) count(t live.EventType, path string) int {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	n := 0
-	for _, ev := range r.events {
-		if ev.Type == t && ev.Path == path {
-			n++
-		}
-	}
-	return n
-}
+type recorder = livetest.Recorder
 
 // env is one SFU on loopback with an HTTP server, a fake clock and a recorder.
 type env struct {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"io/fs"
 	"net/http"
@@ -55,8 +56,8 @@ func TestIssuerFiles(t *testing.T) {
 		}
 	}
 	b, _ := os.ReadFile(filepath.Join(dir, SigningKeyFile))
-	if !strings.HasPrefix(string(b), "-----BEGIN PRIVATE KEY-----") {
-		t.Errorf("key file is not PKCS#8 PEM: %.30q", b)
+	if blk, _ := pem.Decode(b); blk == nil || blk.Type != "PRIVATE KEY" { // PKCS#8
+		t.Errorf("key file is not PKCS#8 PEM")
 	}
 	entries, _ := os.ReadDir(dir)
 	if len(entries) != 1 {

@@ -17,24 +17,10 @@ import (
 	"gatehouse/authz"
 	"gatehouse/authz/conf"
 	"gatehouse/authz/live"
+	"gatehouse/authz/live/livetest"
 )
 
-type recorder struct {
-	mu     sync.Mutex
-	events []live.Event
-}
-
-func (r *recorder) Record(ev live.Event) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.events = append(r.events, ev)
-}
-
-func (r *recorder) snapshot() []live.Event {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return append([]live.Event(nil), r.events...)
-}
+type recorder = livetest.Recorder
 
 // backend: token viewer may read live/cam only (bob); user/pass carol/secret may read anything;
 // public/* is readable anonymously; everything else abstains.
@@ -229,7 +215,7 @@ func TestProxyHeaderSets(t *testing.T) {
 			if c.Name != DefaultCookieName || c.Path != "/hls/live/cam/" || !c.Secure || !c.HttpOnly || c.SameSite != http.SameSiteLaxMode || c.MaxAge <= 0 {
 				t.Errorf("got cookie %s, want %s with Path=/hls/live/cam/ Secure HttpOnly SameSite=Lax Max-Age>0", c, DefaultCookieName)
 			}
-			if events := rec.snapshot(); len(events) != 2 || events[0].Type != live.Joined || events[1].Type != live.Alive || events[0].Remote != tt.wantIP {
+			if events := rec.Events(); len(events) != 2 || events[0].Type != live.Joined || events[1].Type != live.Alive || events[0].Remote != tt.wantIP {
 				t.Errorf("got events %+v, want Joined and Alive from %s", events, tt.wantIP)
 			}
 
@@ -471,7 +457,7 @@ func TestSessionsAndEvents(t *testing.T) {
 	serve(h, variant)
 	other := serve(h, ask("/live/cam/index.m3u8?token=viewer")) // another viewer (no cookie)
 
-	events := rec.snapshot()
+	events := rec.Events()
 	if len(events) != 8 { // Joined+Alive for each of the four playlist fetches; none for the segment
 		t.Fatalf("got %d events, want 8: %+v", len(events), events)
 	}

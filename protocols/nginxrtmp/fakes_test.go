@@ -9,6 +9,7 @@ import (
 
 	"gatehouse/authz"
 	"gatehouse/authz/live"
+	"gatehouse/authz/live/livetest"
 )
 
 // fakeAuth answers with decide and remembers every request.
@@ -44,54 +45,13 @@ func (f *fakeAuth) count() int {
 	return len(f.reqs)
 }
 
-// recorder is an in-memory Recorder whose waitFor blocks until a matching event arrives.
-type recorder struct {
-	mu      sync.Mutex
-	events  []live.Event
-	changed chan struct{}
-}
+// recorder is the shared in-memory Recorder.
+type recorder = livetest.Recorder
 
-func newRecorder() *recorder { return &recorder{changed: make(chan struct{})} }
+func newRecorder() *recorder { return &recorder{} }
 
-func (r *recorder) Record(e live.Event) {
-	r.mu.Lock()
-	r.events = append(r.events, e)
-	close(r.changed)
-	r.changed = make(chan struct{})
-	r.mu.Unlock()
-}
-
-func (r *recorder) all() []live.Event {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return append([]live.Event(nil), r.events...)
-}
-
-// waitFor returns the first event matching match, waiting up to d.
-func (r *recorder) waitFor(t *testing.T, d time.Duration, what string, match func(live.Event) bool) live.Event {
-	t.Helper()
-	timer := time.NewTimer(d)
-	defer timer.Stop()
-	for {
-		r.mu.Lock()
-		for _, e := range r.events {
-			if match(e) {
-				r.mu.Unlock()
-				return e
-			}
-		}
-		ch := r.changed
-		r.mu.Unlock()
-		select {
-		case <-ch:
-		case <-timer.C:
-			t.Fatalf("no %s event within %v; got %s", what, d, describe(r.all()))
-		}
-	}
-}
-
-func (r *recorder) has(match func(live.Event) bool) bool {
-	for _, e := range r.all() {
+func has(r *recorder, match func(live.Event) bool) bool {
+	for _, e := range r.Events() {
 		if match(e) {
 			return true
 		}

@@ -304,17 +304,17 @@ func TestNginxRTMP(t *testing.T) {
 
 	// One publisher serves the read tests.
 	cam := publish(t, base+"/live/cam?user=pub&pass=pubpass", 50*time.Second)
-	rec.waitFor(t, 15*time.Second, "published live/cam", is(live.Published, "live/cam"))
+	rec.WaitFor(t, 15*time.Second, "published live/cam", is(live.Published, "live/cam"))
 
 	t.Run("publish and read with valid credentials", func(t *testing.T) {
 		if err := play(t, base+"/live/cam?user=viewer&pass=viewpass"); err != nil {
 			t.Fatalf("reader: %v", err)
 		}
-		e := rec.waitFor(t, 5*time.Second, "joined live/cam", is(live.Joined, "live/cam"))
+		e := rec.WaitFor(t, 5*time.Second, "joined live/cam", is(live.Joined, "live/cam"))
 		if e.Identity != "viewer" || e.Protocol != "rtmp" || e.Remote != "127.0.0.1" {
 			t.Errorf("got joined event %+v, want identity viewer, rtmp, 127.0.0.1", e)
 		}
-		rec.waitFor(t, 5*time.Second, "left live/cam", is(live.Left, "live/cam"))
+		rec.WaitFor(t, 5*time.Second, "left live/cam", is(live.Left, "live/cam"))
 	})
 
 	t.Run("publish refused", func(t *testing.T) {
@@ -334,8 +334,8 @@ func TestNginxRTMP(t *testing.T) {
 				if p.err == nil {
 					t.Errorf("publisher exited cleanly; want an error")
 				}
-				if rec.has(func(e live.Event) bool { return strings.HasPrefix(e.Path, "live/bad") }) {
-					t.Errorf("got events %s, want none for live/bad*", describe(rec.all()))
+				if has(rec, func(e live.Event) bool { return strings.HasPrefix(e.Path, "live/bad") }) {
+					t.Errorf("got events %s, want none for live/bad*", describe(rec.Events()))
 				}
 			})
 		}
@@ -364,7 +364,7 @@ func TestNginxRTMP(t *testing.T) {
 
 	t.Run("secret stream key is renamed to the public name", func(t *testing.T) {
 		p := publish(t, base+"/live/"+streamKey, 40*time.Second)
-		e := rec.waitFor(t, 15*time.Second, "published live/alice", is(live.Published, "live/alice"))
+		e := rec.WaitFor(t, 15*time.Second, "published live/alice", is(live.Published, "live/alice"))
 		if e.Identity != "alice" {
 			t.Errorf("got identity %q, want alice", e.Identity)
 		}
@@ -372,8 +372,8 @@ func TestNginxRTMP(t *testing.T) {
 			t.Fatalf("reader of the public name: %v", err)
 		}
 		p.kill()
-		rec.waitFor(t, 10*time.Second, "unpublished live/alice", is(live.Unpublished, "live/alice"))
-		for _, e := range rec.all() {
+		rec.WaitFor(t, 10*time.Second, "unpublished live/alice", is(live.Unpublished, "live/alice"))
+		for _, e := range rec.Events() {
 			if strings.Contains(e.Path, streamKey) {
 				t.Errorf("event %+v carries the stream key", e)
 			}
@@ -386,8 +386,8 @@ func TestNginxRTMP(t *testing.T) {
 
 	t.Run("grant expiring mid-stream drops the publisher at the next update", func(t *testing.T) {
 		p := publish(t, base+"/live/short?user=short&pass=shortpass", 40*time.Second)
-		rec.waitFor(t, 15*time.Second, "published live/short", is(live.Published, "live/short"))
-		rec.waitFor(t, 5*time.Second, "alive live/short", is(live.Alive, "live/short"))
+		rec.WaitFor(t, 15*time.Second, "published live/short", is(live.Published, "live/short"))
+		rec.WaitFor(t, 5*time.Second, "alive live/short", is(live.Alive, "live/short"))
 		if waitExit(p, 0) {
 			t.Fatalf("publisher exited before expiry: %v %s", p.err, p.output())
 		}
@@ -395,7 +395,7 @@ func TestNginxRTMP(t *testing.T) {
 		if !waitExit(p, 10*time.Second) {
 			t.Fatalf("publisher still running 10s after its grant expired (notify_update_timeout 1s)")
 		}
-		rec.waitFor(t, 10*time.Second, "unpublished live/short", is(live.Unpublished, "live/short"))
+		rec.WaitFor(t, 10*time.Second, "unpublished live/short", is(live.Unpublished, "live/short"))
 		if waitExit(cam, 0) { // only the expired grant is affected: pub's never expires
 			t.Errorf("the live/cam publisher was dropped too: %v %s", cam.err, cam.output())
 		}

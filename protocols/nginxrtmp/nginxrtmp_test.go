@@ -107,7 +107,7 @@ func TestCapturedRequests(t *testing.T) {
 	}
 	for _, tt := range tests { // in order: the session table carries state between steps
 		t.Run(tt.file, func(t *testing.T) {
-			asked, events := auth.count(), len(rec.all())
+			asked, events := auth.count(), len(rec.Events())
 			resp, all := sendRaw(t, srv, readCaptured(t, tt.file))
 			if resp.StatusCode != tt.status {
 				t.Errorf("got status %d, want %d", resp.StatusCode, tt.status)
@@ -123,7 +123,7 @@ func TestCapturedRequests(t *testing.T) {
 					t.Errorf("got request\n%+v\nwant\n%+v", got, tt.want)
 				}
 			}
-			evs := rec.all()[events:]
+			evs := rec.Events()[events:]
 			switch {
 			case tt.event == 0 && len(evs) != 0:
 				t.Errorf("got events %s, want none", describe(evs))
@@ -133,7 +133,7 @@ func TestCapturedRequests(t *testing.T) {
 		})
 	}
 	t.Run("session ids pair up", func(t *testing.T) {
-		evs := rec.all()
+		evs := rec.Events()
 		if len(evs) < 3 || evs[0].Session == "" || evs[0].Session != evs[2].Session {
 			t.Errorf("got %s, want Published and Unpublished with one non-empty session", describe(evs))
 		}
@@ -286,7 +286,7 @@ func TestDecisions(t *testing.T) {
 			if got := w.Header().Get("Location"); got != tt.location {
 				t.Errorf("got Location %q, want %q", got, tt.location)
 			}
-			evs := rec.all()
+			evs := rec.Events()
 			switch {
 			case tt.event == 0 && len(evs) != 0:
 				t.Errorf("got events %s, want none", describe(evs))
@@ -329,17 +329,17 @@ func TestStreamKeyLifecycle(t *testing.T) {
 		if call == "revoke" {
 			revoked, call = true, "update_publish"
 		}
-		n := len(rec.all())
+		n := len(rec.Events())
 		w := hookPost(h, sessionPrefix+"&call="+call+"&name="+secret+"&type=live")
 		if w.Code != s.status {
 			t.Fatalf("step %d %s: got %d, want %d", i, s.call, w.Code, s.status)
 		}
-		evs := rec.all()[n:]
+		evs := rec.Events()[n:]
 		if (s.event == 0) != (len(evs) == 0) || (s.event != 0 && (len(evs) != 1 || evs[0].Type != s.event)) {
 			t.Fatalf("step %d %s: got events %s, want %s", i, s.call, describe(evs), typeNames[s.event])
 		}
 	}
-	for _, e := range rec.all() {
+	for _, e := range rec.Events() {
 		if e.Path != "live/alice" || strings.Contains(e.Session+e.Identity+e.Remote, secret) {
 			t.Errorf("event %+v names something other than the public path", e)
 		}
@@ -356,7 +356,7 @@ func TestUpdateRecoversUntrackedSession(t *testing.T) {
 		t.Fatalf("got %d, want 200", w.Code)
 	}
 	hookPost(h, sessionPrefix+"&call=done&name=secretname")
-	if got := describe(rec.all()); got != "[alive live/alice 7@127.0.0.1, unpublished live/alice 7@127.0.0.1]" {
+	if got := describe(rec.Events()); got != "[alive live/alice 7@127.0.0.1, unpublished live/alice 7@127.0.0.1]" {
 		t.Errorf("got %s", got)
 	}
 	if w := hookPost(h, sessionPrefix+"&call=update&time=30&timestamp=1"); w.Code != 403 {
@@ -374,7 +374,7 @@ func TestSessionTableBound(t *testing.T) {
 	}
 	hookPost(h, "app=live&addr=127.0.0.1&clientid=1&call=done&name=s1")
 	hookPost(h, "app=live&addr=127.0.0.1&clientid=2&call=done&name=s2")
-	if got, want := describe(rec.all()), "[published live/s1 1@127.0.0.1, published live/s2 2@127.0.0.1, unpublished live/s1 1@127.0.0.1]"; got != want {
+	if got, want := describe(rec.Events()), "[published live/s1 1@127.0.0.1, published live/s2 2@127.0.0.1, unpublished live/s1 1@127.0.0.1]"; got != want {
 		t.Errorf("got %s, want %s", got, want)
 	}
 }

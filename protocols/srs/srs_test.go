@@ -18,24 +18,10 @@ import (
 
 	"gatehouse/authz"
 	"gatehouse/authz/live"
+	"gatehouse/authz/live/livetest"
 )
 
-type recorder struct {
-	mu     sync.Mutex
-	events []live.Event
-}
-
-func (r *recorder) Record(ev live.Event) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.events = append(r.events, ev)
-}
-
-func (r *recorder) snapshot() []live.Event {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return append([]live.Event(nil), r.events...)
-}
+type recorder = livetest.Recorder
 
 // backend accepts token abc (alice, publish), viewer-xyz or xxx (bob, read and publish),
 // user/pass carol/secret; token forbidden is Forbidden; anything else abstains.
@@ -181,7 +167,7 @@ func TestReferenceExchanges(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			_, callsBefore := be.lastRequest()
-			nBefore := len(rec.snapshot())
+			nBefore := len(rec.Events())
 			status, body := post(t, srv.URL, tt.body)
 			if status != http.StatusOK || string(body) != `{"code":0}` || !srsAccepts(status, body) {
 				t.Fatalf("got %d %q, want 200 {\"code\":0}", status, body)
@@ -194,7 +180,7 @@ func TestReferenceExchanges(t *testing.T) {
 			} else if got != *tt.wantReq {
 				t.Errorf("got request %+v, want %+v", got, *tt.wantReq)
 			}
-			events := rec.snapshot()[nBefore:]
+			events := rec.Events()[nBefore:]
 			switch {
 			case tt.wantEvent == nil && len(events) != 0:
 				t.Errorf("got events %+v, want none", events)
@@ -298,7 +284,7 @@ func TestDecisions(t *testing.T) {
 				t.Errorf("got %s %s token=%q user=%q ip=%s, want %s %s token=%q user=%q ip=%s",
 					got.Path, got.Protocol, got.Token, got.User, got.IP, tt.wantPath, tt.wantProto, tt.wantToken, tt.wantUser, tt.wantIP)
 			}
-			if n := len(rec.snapshot()); (tt.wantStatus == 200) != (n == 1) {
+			if n := len(rec.Events()); (tt.wantStatus == 200) != (n == 1) {
 				t.Errorf("got %d events, want one per allowed request", n)
 			}
 		})
