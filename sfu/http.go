@@ -225,6 +225,22 @@ func (s *SFU) trusted(ip netip.Addr) bool {
 }
 
 // authorize builds the request, asks the Authorizer and writes 401/403 on denial.
+// admit is the common start of a WHIP or WHEP POST: read the SDP offer, validate the stream path,
+// mint the session id and authorise. On false the problem response has been written.
+func (s *SFU) admit(w http.ResponseWriter, r *http.Request, action authz.Action) (offer, path, id string, req authz.Request, c creds.Credentials, d authz.Decision, ok bool) {
+	if offer, ok = readBody(w, r, typeSDP); !ok {
+		return
+	}
+	path = cleanPath(r.PathValue("path"))
+	if path == "" || path == "session" || strings.HasPrefix(path, "session/") {
+		problem(w, http.StatusBadRequest, "invalid stream path")
+		return offer, path, id, req, c, d, false
+	}
+	id = randomID(16)
+	req, c, d, ok = s.authorize(w, r, action, path, id)
+	return
+}
+
 func (s *SFU) authorize(w http.ResponseWriter, r *http.Request, action authz.Action, path, id string) (authz.Request, creds.Credentials, authz.Decision, bool) {
 	c, err := credentials(r)
 	if err != nil {
@@ -428,17 +444,7 @@ func (s *SFU) linkHeaders() []string {
 }
 
 func (s *SFU) handlePublish(w http.ResponseWriter, r *http.Request) {
-	offer, ok := readBody(w, r, typeSDP)
-	if !ok {
-		return
-	}
-	path := cleanPath(r.PathValue("path"))
-	if path == "" || path == "session" || strings.HasPrefix(path, "session/") {
-		problem(w, http.StatusBadRequest, "invalid stream path")
-		return
-	}
-	id := randomID(16)
-	req, c, d, ok := s.authorize(w, r, authz.ActionPublish, path, id)
+	offer, path, id, req, c, d, ok := s.admit(w, r, authz.ActionPublish)
 	if !ok {
 		return
 	}
@@ -613,17 +619,7 @@ func (s *SFU) onTrack(sess *session, t *webrtc.TrackRemote, rcv *webrtc.RTPRecei
 }
 
 func (s *SFU) handleView(w http.ResponseWriter, r *http.Request) {
-	offer, ok := readBody(w, r, typeSDP)
-	if !ok {
-		return
-	}
-	path := cleanPath(r.PathValue("path"))
-	if path == "" || path == "session" || strings.HasPrefix(path, "session/") {
-		problem(w, http.StatusBadRequest, "invalid stream path")
-		return
-	}
-	id := randomID(16)
-	req, c, d, ok := s.authorize(w, r, authz.ActionRead, path, id)
+	offer, path, id, req, c, d, ok := s.admit(w, r, authz.ActionRead)
 	if !ok {
 		return
 	}
