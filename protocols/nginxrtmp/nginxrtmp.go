@@ -6,7 +6,8 @@
 //     stream (a secret stream key was the stream name: the engine's Decision.Rename); 403 denies
 //     (nginx-rtmp drops the connection on any non-2xx, so 401 would add nothing);
 //   - update_publish, update_play: the session is re-checked with the credentials it started
-//     with; 200 keeps it, 403 makes nginx-rtmp drop it (an expired or revoked grant);
+//     with; 200 keeps it, 403 makes nginx-rtmp drop it (an expired or revoked grant, or a session
+//     gatehouse did not see start whose key maps to a path nginx-rtmp cannot rename to);
 //   - publish_done, play_done, done, disconnect: registry events; always 200;
 //   - connect, record_done and the fork's record_started, playlist: 200 (connect carries no
 //     stream, so the checks happen at publish and play);
@@ -279,10 +280,15 @@ func (h *Handler) update(ctx context.Context, w http.ResponseWriter, server stri
 	}
 	if !tracked { // e.g. gatehouse restarted while the stream ran
 		s = session{path: path, identity: d.Identity, remote: remote(hk)}
-		if d.Rename != "" {
-			if _, err := renameTarget(hk.app, d.Rename); err == nil {
-				s.path = d.Rename
+		if d.Rename != "" && d.Rename != path {
+			if _, err := renameTarget(hk.app, d.Rename); err != nil {
+				// As in start: the presented name may be a secret key, so never report the
+				// session under it; nginx-rtmp drops it instead.
+				h.log.Error("nginx-rtmp: cannot rename stream", "call", hk.call, "rename", d.Rename, "err", err)
+				reply(w, http.StatusForbidden, "denied: rename_invalid")
+				return
 			}
+			s.path = d.Rename
 		}
 		h.track(key, s)
 	}

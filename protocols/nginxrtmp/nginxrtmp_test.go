@@ -364,6 +364,42 @@ func TestUpdateRecoversUntrackedSession(t *testing.T) {
 	}
 }
 
+// An untracked session whose key maps to a path nginx-rtmp cannot rename to is dropped, not
+// reported under the presented (secret) name.
+func TestUpdateUntrackedUnusableRenameFailsClosed(t *testing.T) {
+	for _, tt := range []struct {
+		name, rename string
+		wantStatus   int
+		wantEvents   string
+	}{
+		{"usable rename", "live/alice", 200, "[alive live/alice 7@127.0.0.1]"},
+		{"rename into another app", "other/alice", 403, "[]"},
+		{"rename to a relay", "live/rtmp://192.0.2.1/x/y", 403, "[]"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			rec := newRecorder()
+			h := New(Config{}, &fakeAuth{decide: func(*authz.Request) authz.Decision {
+				return authz.Decision{Outcome: authz.Allow, Rename: tt.rename}
+			}}, rec, nil)
+			w := hookPost(h, sessionPrefix+"&call=update_publish&time=30&timestamp=1&name=secretname")
+			if w.Code != tt.wantStatus {
+				t.Fatalf("got %d, want %d", w.Code, tt.wantStatus)
+			}
+			hookPost(h, sessionPrefix+"&call=publish_done&name=secretname")
+			got := describe(rec.Events())
+			if tt.wantStatus == 200 {
+				tt.wantEvents = strings.TrimSuffix(tt.wantEvents, "]") + ", unpublished live/alice 7@127.0.0.1]"
+			}
+			if got != tt.wantEvents {
+				t.Errorf("got events %s, want %s", got, tt.wantEvents)
+			}
+			if strings.Contains(got, "secretname") {
+				t.Errorf("events %s name the presented key", got)
+			}
+		})
+	}
+}
+
 func TestSessionTableBound(t *testing.T) {
 	rec := newRecorder()
 	h := New(Config{MaxSessions: 1}, &fakeAuth{}, rec, nil)
