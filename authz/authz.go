@@ -19,6 +19,9 @@ var (
 	ErrUnknownAction = errors.New("authz: unknown action")
 	// ErrInvalidPath is returned by ParsePathPattern for an unusable pattern.
 	ErrInvalidPath = errors.New("authz: invalid path pattern")
+
+	// errNoBackend fails a Method built without a Backend closed instead of panicking.
+	errNoBackend = errors.New("authz: method has no backend")
 )
 
 // Action is what a client wants to do. The six values and their spelling are MediaMTX's.
@@ -118,8 +121,11 @@ type Decision struct {
 	Backend  string    // the method that decided (the engine fills it from the chain)
 	Identity string    // who the client is, if established ("" for anonymous)
 	Expires  time.Time // when the grant ends; the zero Time means never
-	Rename   string    // for publish: the public path to use instead of Request.Path (a secret stream key was presented)
-	Steps    []Step    // engine only: what each consulted method answered, in order
+	// Rename is set when Request.Path presented a secret (a stream key used as the stream name):
+	// the public path to use instead. On an Allow, adapters publish under it; on a denial it only
+	// keeps the secret out of the engine's log line, and adapters must not act on it.
+	Rename string
+	Steps  []Step // engine only: what each consulted method answered, in order
 }
 
 // Step records one method's answer inside an engine Decision.

@@ -20,7 +20,9 @@ func (m Method) handles(a Action) bool {
 
 // Chain evaluates methods in order; the first Allow wins. When nothing allows, the overall
 // denial is Forbidden if any method established the identity (or could not decide), else
-// Unauthenticated. A Chain is itself a Backend, so chains compose. A Chain is immutable.
+// Unauthenticated, and it carries the first Rename any method set, so a secret path never
+// reaches the log whichever method's denial wins. A Chain is itself a Backend, so chains
+// compose. A Chain is immutable; a nil *Chain, like an empty one, denies with no_method.
 type Chain struct {
 	methods []Method
 }
@@ -30,30 +32,46 @@ func NewChain(methods ...Method) *Chain {
 	return &Chain{methods: slices.Clone(methods)}
 }
 
-// Methods returns a copy of the chain's methods.
-func (c *Chain) Methods() []Method { return slices.Clone(c.methods) }
+// Methods returns a copy of the chain's methods (nil for a nil Chain).
+func (c *Chain) Methods() []Method {
+	if c == nil {
+		return nil
+	}
+	return slices.Clone(c.methods)
+}
 
 // Authorize implements Backend. It never returns an error: a method's error is recorded as a
 // failed-closed step (reason backend_error, or the error's Reason if it has one) and the chain
 // moves on, because another method may still independently allow.
 func (c *Chain) Authorize(ctx context.Context, req *Request) (Decision, error) {
+	var methods []Method
+	if c != nil {
+		methods = c.methods
+	}
 	var (
-		steps    = make([]Step, 0, len(c.methods))
+		steps    = make([]Step, 0, len(methods))
 		best     Decision // strongest denial seen so far
 		bestRank = -1
 		consult  int
+		rename   string // the first Rename of a denial: the request path is a secret
 	)
-	for _, m := range c.methods {
+	for _, m := range methods {
 		if !m.handles(req.Action) {
 			continue
 		}
 		if err := ctx.Err(); err != nil {
 			d := Denying(Forbidden, ReasonCanceled, "request canceled before a decision")
-			d.Steps = steps
+			d.Rename, d.Steps = rename, steps
 			return d, nil
 		}
 		consult++
-		d, err := m.Backend.Authorize(ctx, req)
+		var (
+			d   Decision
+			err = errNoBackend
+		)
+		if m.Backend != nil {
+			d, err = m.Backend.Authorize(ctx, req)
+		}
 		if err != nil {
 			d = denialFromError(err)
 		}
@@ -62,6 +80,9 @@ func (c *Chain) Authorize(ctx context.Context, req *Request) (Decision, error) {
 		if d.Outcome == Allow {
 			d.Steps = steps
 			return d, nil
+		}
+		if rename == "" {
+			rename = d.Rename
 		}
 		if r := denialRank(d.Outcome); r > bestRank {
 			best, bestRank = d, r
@@ -76,6 +97,9 @@ func (c *Chain) Authorize(ctx context.Context, req *Request) (Decision, error) {
 		} else {
 			best = Denying(Unauthenticated, ReasonNoCredentials, "credentials required")
 		}
+	}
+	if best.Rename == "" {
+		best.Rename = rename
 	}
 	best.Steps = steps
 	return best, nil

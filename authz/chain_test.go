@@ -42,6 +42,7 @@ func TestChain(t *testing.T) {
 		{"action limits select methods", []Method{{Name: "a", Backend: allow, Actions: []Action{ActionAPI, ActionPublish}}}, Request{Action: ActionPublish}, Allow, ReasonAllowed, "a", 1},
 		{"no method handles action", []Method{{Name: "a", Backend: allow, Actions: []Action{ActionAPI}}}, Request{Action: ActionRead}, Forbidden, ReasonNoMethod, "", 0},
 		{"empty chain", nil, Request{Action: ActionRead}, Forbidden, ReasonNoMethod, "", 0},
+		{"method without backend fails closed", []Method{{Name: "a"}}, Request{Action: ActionRead}, Forbidden, ReasonBackendError, "a", 1},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -54,6 +55,49 @@ func TestChain(t *testing.T) {
 			}
 			if d.Outcome == Allow && !d.Expires.Equal(exp) {
 				t.Errorf("got expiry %v, want %v", d.Expires, exp)
+			}
+		})
+	}
+}
+
+func TestNilChainDenies(t *testing.T) {
+	var c *Chain
+	if m := c.Methods(); m != nil {
+		t.Errorf("got methods %v, want nil", m)
+	}
+	d, err := c.Authorize(context.Background(), &Request{Action: ActionRead})
+	if err != nil || d.Allowed() || d.Reason != ReasonNoMethod {
+		t.Errorf("got %v %q %v, want a no_method denial", d.Outcome, d.Reason, err)
+	}
+	if d := NewEngine(nil, nil).Authorize(context.Background(), &Request{Action: ActionRead}); d.Allowed() {
+		t.Errorf("engine without a chain: got %v, want a denial", d.Outcome)
+	}
+}
+
+// TestChainKeepsRenameOnDenial: a method that recognised a secret in the path says so with
+// Rename; the final denial keeps it even when another method's denial ranks higher.
+func TestChainKeepsRenameOnDenial(t *testing.T) {
+	expired := Denying(Unauthenticated, "key_expired", "stream key expired")
+	expired.Rename = "live/alice"
+	tests := []struct {
+		name    string
+		methods []Method
+		want    string
+	}{
+		{"own denial", []Method{{Name: "keys", Backend: fixed(expired, nil)}}, "live/alice"},
+		{"outranked by a later denial", []Method{{Name: "keys", Backend: fixed(expired, nil)},
+			{Name: "users", Backend: fixed(Denying(Forbidden, ReasonNotPermitted, "no"), nil)}}, "live/alice"},
+		{"others abstain", []Method{{Name: "users", Backend: fixed(Decision{}, nil)}, {Name: "keys", Backend: fixed(expired, nil)}}, "live/alice"},
+		{"no rename", []Method{{Name: "users", Backend: fixed(Denying(Forbidden, ReasonNotPermitted, "no"), nil)}}, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			d, _ := NewChain(tt.methods...).Authorize(context.Background(), &Request{Action: ActionPublish, Path: "live/secret"})
+			if d.Allowed() {
+				t.Fatal("got allow, want a denial")
+			}
+			if d.Rename != tt.want {
+				t.Errorf("got rename %q, want %q", d.Rename, tt.want)
 			}
 		})
 	}
