@@ -285,7 +285,8 @@ func (h *Handler) decide(ctx context.Context, w http.ResponseWriter, hook *Hook,
 	if d.Rename != "" && strings.Trim(d.Rename, "/") != path {
 		// SRS cannot rename a stream from a hook. Allowing would publish under the presented
 		// (secret) name and expose it to viewers, so fail closed.
-		h.log.Warn("srs: denied: rename not supported by SRS", "path", path)
+		// Log the public target only: the presented path is the secret key.
+		h.log.Warn("srs: denied: rename not supported by SRS", "rename", d.Rename, "session", hook.SessionID())
 		deny(w, http.StatusForbidden, "this stream key needs a rename, which SRS cannot do")
 		return
 	}
