@@ -379,7 +379,8 @@ func (h *Handler) opening(ctx context.Context, a *Admission) reply {
 		np, ok := renamed(t.Path, d.Rename)
 		if !ok || t.Nested {
 			// Fail closed: publishing under the presented (secret) name would expose it.
-			h.log.Warn("ome: denied: rename cannot be expressed as new_url", "path", t.Path)
+			// Log the public target only: the presented path is the secret key.
+			h.log.Warn("ome: denied: rename cannot be expressed as new_url", "rename", d.Rename, "session", req.ID)
 			return reply{Reason: "rename not supported for this url"}
 		}
 		nu := *t.URL

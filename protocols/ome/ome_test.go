@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
@@ -98,7 +99,22 @@ func newHandler(t testing.TB, cfg Config) (*Handler, *backend, *recorder) {
 	be := &backend{}
 	eng := authz.NewEngine(authz.NewChain(authz.Method{Name: "test", Backend: be}), nil)
 	rec := &recorder{}
-	return New(cfg, eng, rec, nil), be, rec
+	return New(cfg, eng, rec, keyFreeLog(t)), be, rec
+}
+
+// testKey is the secret stream key the rename cases present as the stream name.
+const testKey = "s3cret"
+
+// keyFreeLog returns a logger (all levels) that fails t if any line names testKey.
+func keyFreeLog(t testing.TB) *slog.Logger {
+	var buf bytes.Buffer
+	log := slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	t.Cleanup(func() {
+		if strings.Contains(buf.String(), testKey) {
+			t.Errorf("the log names the stream key:\n%s", buf.String())
+		}
+	})
+	return log
 }
 
 // readReference loads a raw HTTP request from testdata (reference §2.2–2.4, exact bytes).
