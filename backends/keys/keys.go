@@ -120,6 +120,9 @@ func parseSecret(secret string) (digest [sha256.Size]byte, err error) {
 			return digest, fmt.Errorf("%w: sha256: form needs exactly 64 hex digits", ErrInvalid)
 		}
 		copy(digest[:], b)
+		if digest == sha256.Sum256(nil) { // would let an empty ?key= in
+			return digest, fmt.Errorf("%w: sha256: form is the digest of an empty key", ErrInvalid)
+		}
 		return digest, nil
 	}
 	switch {
@@ -332,12 +335,14 @@ func (b *Backend) Authorize(_ context.Context, req *authz.Request) (authz.Decisi
 	}
 	switch {
 	case segIdx >= 0 && last != "":
+		// The presented path holds a key: every answer carries Rename (the public path), so the
+		// engine's log line never shows the key, whether it allows or denies.
 		k := &b.keys[segIdx]
-		if keyParent, _ := splitLast(k.Path); keyParent != parent {
-			return authz.Denying(authz.Forbidden, ReasonWrongPath, "this stream key belongs to another application"), nil
+		d := authz.Denying(authz.Forbidden, ReasonWrongPath, "this stream key belongs to another application")
+		if keyParent, _ := splitLast(k.Path); keyParent == parent {
+			d = b.grant(k, req.Action)
 		}
-		d := b.grant(k, req.Action)
-		if d.Allowed() && k.Path != req.Path {
+		if k.Path != req.Path {
 			d.Rename = k.Path
 		}
 		return d, nil

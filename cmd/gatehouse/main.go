@@ -258,7 +258,7 @@ func printDecision(w io.Writer, d authz.Decision) {
 	if !d.Expires.IsZero() {
 		fmt.Fprintf(w, " expires=%s", d.Expires.UTC().Format("2006-01-02T15:04:05Z"))
 	}
-	if d.Rename != "" {
+	if d.Allowed() && d.Rename != "" { // on a denial Rename only keeps a key out of logs
 		fmt.Fprintf(w, " rename=%s", d.Rename)
 	}
 	fmt.Fprintf(w, "\n  %s\n", d.Message)
