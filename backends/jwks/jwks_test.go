@@ -1,6 +1,7 @@
 package jwks
 
 import (
+	"bytes"
 	"context"
 	"crypto/x509"
 	"encoding/base64"
@@ -10,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"log"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"runtime"
@@ -416,6 +418,53 @@ func TestUnreachableJWKS(t *testing.T) {
 	if got := b.Stats().Providers[0].LastError; got == "" {
 		t.Fatal("want the fetch error in Stats")
 	}
+}
+
+// TestFetchErrorsHideURLSecrets: a JWKS URL may carry a secret in its user info or query; fetch
+// errors reach the log, Stats and the jwks_unavailable error, and must show neither.
+func TestFetchErrorsHideURLSecrets(t *testing.T) {
+	srv := httptest.NewServer(http.NotFoundHandler())
+	addr := srv.Listener.Addr().String()
+	srv.Close()           // connection refused
+	var logs lockedBuffer // the refresh goroutine keeps logging retries while the test reads
+	clk := newClock()
+	p := testProvider("http://idp:pa55word@" + addr + "/certs?api_key=s3cr3t-query#frag")
+	b := newTestBackend(t, Config{Providers: []Provider{p}}, WithClock(clk.Now),
+		WithLogger(slog.New(slog.NewTextHandler(&logs, nil))))
+	k := edKey("k")
+	_, err := authorize(t, b, publishReq("cam1", k.sign(t, claimsAt(clk.Now(), publishPerm("cam1")))))
+	if !errors.Is(err, ErrJWKSUnavailable) {
+		t.Fatalf("got %v, want ErrJWKSUnavailable", err)
+	}
+	last := b.Stats().Providers[0].LastError
+	if !strings.Contains(last, addr+"/certs") {
+		t.Errorf("got last error %q, want it to name %s/certs", last, addr)
+	}
+	for name, s := range map[string]string{"error": err.Error(), "stats": last, "log": logs.String()} {
+		for _, secret := range []string{"pa55word", "s3cr3t-query", "idp:", "frag"} {
+			if strings.Contains(s, secret) {
+				t.Errorf("%s %q contains %q", name, s, secret)
+			}
+		}
+	}
+}
+
+// lockedBuffer is a bytes.Buffer safe for a logging goroutine and a reading test.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
 
 func TestHangingJWKS(t *testing.T) {

@@ -6,10 +6,12 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -162,12 +164,16 @@ func (p *provider) fetch(ctx context.Context) (*keySet, int, error) {
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, p.url, nil)
 	if err != nil {
-		return nil, 0, fmt.Errorf("jwks: fetch keys: %w", err)
+		return nil, 0, fmt.Errorf("jwks: fetch keys: GET %s: invalid URL", safeURL(p.url))
 	}
 	req.Header.Set("Accept", "application/jwk-set+json, application/json")
 	resp, err := p.client.Do(req)
 	if err != nil {
-		return nil, 0, fmt.Errorf("jwks: fetch keys: %w", err)
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err // url.Error repeats the URL, whose query or user info may hold a secret
+		}
+		return nil, 0, fmt.Errorf("jwks: fetch keys: GET %s: %w", safeURL(p.url), err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
@@ -186,6 +192,17 @@ func (p *provider) fetch(ctx context.Context) (*keySet, int, error) {
 		return nil, skipped, fmt.Errorf("jwks: fetch keys: %w", err)
 	}
 	return ks, skipped, nil
+}
+
+// safeURL renders a JWKS URL for logs and errors: scheme, host and path, without the user info,
+// query or fragment, any of which may carry a secret.
+func safeURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "(unparsable URL)"
+	}
+	c := url.URL{Scheme: u.Scheme, Host: u.Host, Path: u.Path, RawPath: u.RawPath}
+	return c.String()
 }
 
 // awaitFirst waits, bounded by ctx and fetchTimeout, for the first fetch attempt to finish, so
