@@ -1,6 +1,7 @@
 package sfu
 
 import (
+	"context"
 	"net/http"
 	"strings"
 	"testing"
@@ -391,5 +392,48 @@ func TestRecheckClosesRevokedSessions(t *testing.T) {
 	}
 	if got := e.sessionCount(); got != 0 {
 		t.Errorf("sessions: got %d, want 0", got)
+	}
+}
+
+// TestStreamKeyRename publishes to a path that is a stream key: the session, its events, its
+// Location and the log name only the public path, viewers find it there, and a key that maps to
+// an unusable path is refused.
+func TestStreamKeyRename(t *testing.T) {
+	e := newEnv(t, nil)
+	pub, res := e.publish(keyPath, tokPub, 1)
+	if pub == nil {
+		t.Fatalf("publish: got %d, want 201 (%s)", res.StatusCode, readAll(t, res))
+	}
+	if strings.Contains(pub.location, streamKey) {
+		t.Errorf("Location %q names the stream key", pub.location)
+	}
+	e.waitLive("live/alice")
+	if got := e.sfu.Sessions(); len(got) != 1 || got[0].Path != "live/alice" {
+		t.Fatalf("sessions: got %+v, want one on live/alice", got)
+	}
+	v, res := e.view("live/alice", tokView, false)
+	if v == nil {
+		t.Fatalf("view live/alice: got %d, want 201 (%s)", res.StatusCode, readAll(t, res))
+	}
+	defer v.close()
+	if got := e.sfu.Recheck(context.Background()); got != 0 {
+		t.Errorf("Recheck closed %d sessions, want 0 (the key still maps to live/alice)", got)
+	}
+	if _, res := e.publish(badKeyPath, tokPub, 2); res.StatusCode != http.StatusForbidden {
+		t.Errorf("publish to a key with an unusable rename: got %d, want 403", res.StatusCode)
+	} else if body := readAll(t, res); strings.Contains(body, streamKey) {
+		t.Errorf("the refusal names the stream key: %q", body)
+	}
+	mustStatus(t, e.do(http.MethodDelete, pub.location, tokPub, "", ""), http.StatusOK)
+	if got, want := e.rec.Count(live.Published, "live/alice"), 1; got != want {
+		t.Errorf("Published events on live/alice: got %d, want %d", got, want)
+	}
+	if got, want := e.rec.Count(live.Unpublished, "live/alice"), 1; got != want {
+		t.Errorf("Unpublished events on live/alice: got %d, want %d", got, want)
+	}
+	for _, ev := range e.rec.Events() {
+		if strings.Contains(ev.Path+ev.Session+ev.Identity, streamKey) {
+			t.Errorf("event %+v names the stream key", ev)
+		}
 	}
 }

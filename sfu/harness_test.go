@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -71,6 +72,32 @@ const (
 	tokNoPerm  = "noperm-token"  // known identity, nothing permitted
 )
 
+// Stream-key paths: publishing to them with tokPub is allowed and renamed (keyPath to
+// live/alice; badKeyPath to a path the SFU must refuse). No log line may name them.
+const (
+	streamKey  = "s3cret-key"
+	keyPath    = "ingest/" + streamKey
+	badKeyPath = "ingest/" + streamKey + "-bad"
+)
+
+// lockedBuffer is a log sink safe for pion's and the SFU's goroutines.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf strings.Builder
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
 func (e *env) authorize(_ context.Context, req *authz.Request) (authz.Decision, error) {
 	if req.Token == "" {
 		return authz.Decision{}, nil // abstain: no credentials
@@ -86,7 +113,14 @@ func (e *env) authorize(_ context.Context, req *authz.Request) (authz.Decision, 
 			if req.Token == tokPub2 {
 				id = "bob"
 			}
-			return authz.Allowing(id, time.Time{}), nil
+			d := authz.Allowing(id, time.Time{})
+			switch req.Path {
+			case keyPath:
+				d.Rename = "live/alice"
+			case badKeyPath:
+				d.Rename = "../escape"
+			}
+			return d, nil
 		}
 	case tokView:
 		if req.Action == authz.ActionRead {
@@ -123,7 +157,8 @@ func newEnv(t *testing.T, mutate func(*Config)) *env {
 		mutate(&cfg)
 	}
 	engine := authz.NewEngine(authz.NewChain(authz.Method{Name: "test", Backend: authz.BackendFunc(e.authorize)}), nil)
-	s, err := New(cfg, engine, e.rec, nil)
+	logs := &lockedBuffer{}
+	s, err := New(cfg, engine, e.rec, slog.New(slog.NewTextHandler(logs, nil)))
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
@@ -145,6 +180,12 @@ func newEnv(t *testing.T, mutate func(*Config)) *env {
 		cancel()
 		<-runDone
 		checkGoroutines(t, base)
+		out := logs.String()
+		for _, secret := range []string{tokPub, tokPub2, tokView, tokAdmin, tokShort, tokExpired, tokNoPerm, streamKey} {
+			if strings.Contains(out, secret) {
+				t.Errorf("the log names the secret %q:\n%s", secret, out)
+			}
+		}
 	})
 	return e
 }
