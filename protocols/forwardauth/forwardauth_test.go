@@ -409,7 +409,10 @@ func TestCookieMisuse(t *testing.T) {
 	w := serve(h, ask("/live/cam/index.m3u8?token=viewer"))
 	c := w.Result().Cookies()[0]
 	other, _, _ := newHandler(t, Config{Cookie: CookieConfig{Secret: strings.Repeat("j", 32)}})
-	g, _ := h.cookie.sealer.open(c.Value, time.Now())
+	g, err := h.cookie.sealer.open(c.Value, time.Now())
+	if err != nil {
+		t.Fatalf("open the issued cookie: %v", err) // the forgeries below start from a valid grant
+	}
 	g.Path = "live/other"
 	forged := sealer{key: []byte(strings.Repeat("j", 32))}.seal(g)
 	parts := strings.Split(c.Value, ".")
@@ -470,9 +473,14 @@ func TestSessionsAndEvents(t *testing.T) {
 	if events[6].Session == s1 {
 		t.Errorf("another viewer got the same session %s", s1)
 	}
-	g1, _ := h.cookie.sealer.open(c.Value, time.Now())
-	g2, _ := h.cookie.sealer.open(second.Result().Cookies()[0].Value, time.Now())
-	g3, _ := h.cookie.sealer.open(other.Result().Cookies()[0].Value, time.Now())
+	var gs [3]Grant
+	for i, v := range []string{c.Value, second.Result().Cookies()[0].Value, other.Result().Cookies()[0].Value} {
+		var err error
+		if gs[i], err = h.cookie.sealer.open(v, time.Now()); err != nil {
+			t.Fatalf("cookie %d: %v", i+1, err)
+		}
+	}
+	g1, g2, g3 := gs[0], gs[1], gs[2]
 	if g1.Session != g2.Session || g1.Session == g3.Session {
 		t.Errorf("got sessions %s, %s, %s; want the first two equal and the third different", g1.Session, g2.Session, g3.Session)
 	}

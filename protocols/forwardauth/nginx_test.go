@@ -161,8 +161,14 @@ func TestNginxAuthRequest(t *testing.T) {
 		body, _ := io.ReadAll(resp.Body)
 		return resp, body
 	}
-	camPlaylist, _ := os.ReadFile("testdata/hls/live/cam/index.m3u8")
-	camSegment, _ := os.ReadFile("testdata/hls/live/cam/seg0.ts")
+	camPlaylist, err := os.ReadFile("testdata/hls/live/cam/index.m3u8")
+	if err != nil {
+		t.Fatal(err)
+	}
+	camSegment, err := os.ReadFile("testdata/hls/live/cam/seg0.ts")
+	if err != nil {
+		t.Fatal(err)
+	}
 
 	// The playlist with its token: 200, the file, and the cookie copied by add_header.
 	resp, body := get(t, "GET", "/hls/live/cam/index.m3u8?token=viewer")
