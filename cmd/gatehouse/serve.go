@@ -83,6 +83,11 @@ func serve(ctx context.Context, path string, stderr io.Writer, ready func(public
 
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	// SIGHUP is caught before the listeners are announced: its default action ends the process,
+	// and a supervisor may send it as soon as it sees "gatehouse started".
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 
 	iss, err := loadIssuer(cfg)
 	if err != nil {
@@ -156,7 +161,7 @@ func serve(ctx context.Context, path string, stderr io.Writer, ready func(public
 	}
 
 	wg.Add(1)
-	go func() { defer wg.Done(); s.reloadLoop(ctx, *cfg.WatchConfig) }()
+	go func() { defer wg.Done(); s.reloadLoop(ctx, hup, *cfg.WatchConfig) }()
 
 	var runErr error
 	select {
@@ -210,12 +215,10 @@ func readConfig(path string) ([]byte, *Config, error) {
 	return src, cfg, err
 }
 
-// reloadLoop reloads on SIGHUP and, when watch is set, when the file's content changes (polled:
-// portable, and editors that replace the file by rename are handled).
-func (s *server) reloadLoop(ctx context.Context, watch bool) {
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
+// reloadLoop reloads on every value from hup (SIGHUP, registered by serve) and, when watch is
+// set, when the file's content changes (polled: portable, and editors that replace the file by
+// rename are handled). It returns when ctx ends.
+func (s *server) reloadLoop(ctx context.Context, hup <-chan os.Signal, watch bool) {
 	var tick <-chan time.Time
 	if watch && s.path != "" {
 		t := time.NewTicker(2 * time.Second)
