@@ -301,7 +301,15 @@ func openTab(t *testing.T, bctx context.Context, name, url string) *tab {
 		tb.mu.Unlock()
 	}))
 	tb.ctx = ctx
+	_, token, _ := strings.Cut(url, "#token=")
 	t.Cleanup(func() {
+		tb.mu.Lock()
+		for _, l := range tb.logs {
+			if token != "" && strings.Contains(l, token) {
+				t.Errorf("%s: the console shows the token: %s", name, l)
+			}
+		}
+		tb.mu.Unlock()
 		if t.Failed() {
 			tb.mu.Lock()
 			t.Logf("%s console:\n%s", name, strings.Join(tb.logs, "\n"))
@@ -447,6 +455,20 @@ func TestChromiumPublishAndWatch(t *testing.T) {
 		for _, s := range f.sfu.Sessions() {
 			if s.Kind == sfu.KindRead && s.Identity != "alice" {
 				t.Errorf("a refused viewer has a session: %+v", s)
+			}
+		}
+	})
+
+	// %C3%28 is a valid URL escape but not UTF-8: decodeURIComponent throws. The pages must still
+	// run and report the server's refusal of the path instead of dying silently.
+	t.Run("undecodable path", func(t *testing.T) {
+		for _, page := range []string{"watch", "publish"} {
+			tb := openTab(t, bctx, "undecodable-"+page, f.srv.URL+"/"+page+"/live/%C3%28#token="+viewTok)
+			st := tb.await(t, 15*time.Second, "the "+page+" page to report an error", func(s pageState) bool {
+				return s.State == "error"
+			})
+			if !strings.HasPrefix(st.Error, "400 ") {
+				t.Errorf("%s page error: got %q, want status 400", page, st.Error)
 			}
 		}
 	})
