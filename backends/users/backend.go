@@ -26,8 +26,14 @@ type options struct {
 	maxArgon2 int
 }
 
-// WithClock sets the clock used for cache expiry (default time.Now).
-func WithClock(now func() time.Time) Option { return func(o *options) { o.now = now } }
+// WithClock sets the clock used for cache expiry (default time.Now; nil keeps the default).
+func WithClock(now func() time.Time) Option {
+	return func(o *options) {
+		if now != nil {
+			o.now = now
+		}
+	}
+}
 
 // WithMaxConcurrentArgon2 bounds how many argon2 derivations run at once (default GOMAXPROCS).
 // Each one allocates its m KiB, so this bounds the memory an unauthenticated flood can claim.

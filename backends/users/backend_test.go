@@ -621,3 +621,27 @@ internal:
 	checkOutcome(t, authorize(t, b, req(authz.ActionPublish, "x", "", "studio", "p@ss word/with:odd char")), badCreds)
 	checkOutcome(t, authorize(t, b, req(authz.ActionRead, "x", "", "studio", "p@ss word/with:odd chars")), forbiddenAs("studio"))
 }
+
+// TestWithClockNil: a nil clock keeps time.Now instead of panicking on the first argon2 check.
+func TestWithClockNil(t *testing.T) {
+	hash, err := HashArgon2id([]byte("pw-for-nil-clock"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pass, err := ParseCredential(hash)
+	if err != nil {
+		t.Fatal(err)
+	}
+	user, _ := ParseCredential("alice")
+	perm, _ := authz.NewPermission("read", "", nil)
+	b := New(Config{Users: []User{{User: user, Pass: pass, Permissions: authz.Permissions{perm}}}}, WithClock(nil))
+	for range 2 { // derive, then a cache hit
+		d, err := b.Authorize(context.Background(), &authz.Request{Action: authz.ActionRead, Path: "x", User: "alice", Pass: "pw-for-nil-clock"})
+		if err != nil || !d.Allowed() {
+			t.Fatalf("got %v %q %v, want allow", d.Outcome, d.Reason, err)
+		}
+	}
+	if s := b.Stats(); s.CacheHits != 1 {
+		t.Errorf("got %d cache hits, want 1", s.CacheHits)
+	}
+}
