@@ -43,8 +43,14 @@ type IssuerOption func(*Issuer)
 // IssuerName sets the iss claim of issued tokens (default "gatehouse").
 func IssuerName(name string) IssuerOption { return func(i *Issuer) { i.name = name } }
 
-// IssuerClock sets the time source for iat and exp (default time.Now).
-func IssuerClock(now func() time.Time) IssuerOption { return func(i *Issuer) { i.now = now } }
+// IssuerClock sets the time source for iat and exp (default time.Now; nil keeps the default).
+func IssuerClock(now func() time.Time) IssuerOption {
+	return func(i *Issuer) {
+		if now != nil {
+			i.now = now
+		}
+	}
+}
 
 // signingKey is the current private key and its kid.
 type signingKey struct {

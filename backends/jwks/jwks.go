@@ -97,8 +97,14 @@ type options struct {
 func WithLogger(l *slog.Logger) Option { return func(o *options) { o.log = l } }
 
 // WithClock sets the time source for exp/nbf checks, the cache and refresh rate limits (default
-// time.Now).
-func WithClock(now func() time.Time) Option { return func(o *options) { o.now = now } }
+// time.Now; nil keeps the default).
+func WithClock(now func() time.Time) Option {
+	return func(o *options) {
+		if now != nil {
+			o.now = now
+		}
+	}
+}
 
 // WithIssuer trusts gatehouse's own issuer with no further config: a provider named after the
 // issuer is added, with the issuer's in-process key set (rotations take effect at once), its

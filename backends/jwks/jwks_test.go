@@ -750,3 +750,17 @@ func TestCloseStopsGoroutines(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// TestWithClockNil: a nil clock keeps time.Now instead of panicking on the first token.
+func TestWithClockNil(t *testing.T) {
+	secret := strings.Repeat("s", 32)
+	b := newTestBackend(t, Config{Providers: []Provider{{Name: "hs", HMACSecret: Secret(secret), Issuer: "test-issuer"}}}, WithClock(nil))
+	tok, err := jwt.NewWithClaims(jwt.SigningMethodHS256, claimsAt(time.Now(), publishPerm("cam1"))).SignedString([]byte(secret))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := authorize(t, b, publishReq("cam1", tok))
+	if err != nil || !d.Allowed() {
+		t.Fatalf("got %v %q %v, want allow", d.Outcome, d.Reason, err)
+	}
+}
