@@ -100,9 +100,16 @@ func serve(ctx context.Context, path string, stderr io.Writer, ready func(public
 	s := &server{path: path, log: log, level: level, gen: gen, sum: sha256.Sum256(src)}
 	s.issuer.Store(iss)
 	s.engine = authz.NewEngine(gen.chain, log.With("component", "authz"))
-	defer func() { s.mu.Lock(); s.gen.stop(); s.mu.Unlock() }()
+	defer func() { // never hold s.mu while a generation waits for its goroutines
+		s.mu.Lock()
+		g := s.gen
+		s.mu.Unlock()
+		g.stop()
+	}()
 
-	// The live registry and notifications are fed by every adapter; both stop with ctx.
+	// The live registry and notifications are fed by every adapter; both stop with ctx. Shutdown
+	// never waits for webhook deliveries: queued ones (such as offline events of WebRTC sessions
+	// that the shutdown itself ends) are abandoned.
 	s.reg = live.NewRegistry(live.WithConfig(cfg.Live), live.WithLogger(log.With("component", "live")))
 	notifier, err := notify.New(cfg.Notify, log.With("component", "notify"))
 	if err != nil {
