@@ -3,6 +3,7 @@ package sfu
 import (
 	"context"
 	"encoding/binary"
+	"gatehouse/authz/logtest"
 	"io"
 	"log/slog"
 	"net"
@@ -80,23 +81,7 @@ const (
 	badKeyPath = "ingest/" + streamKey + "-bad"
 )
 
-// lockedBuffer is a log sink safe for pion's and the SFU's goroutines.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf strings.Builder
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
+type lockedBuffer = logtest.Buffer
 
 func (e *env) authorize(_ context.Context, req *authz.Request) (authz.Decision, error) {
 	if req.Token == "" {

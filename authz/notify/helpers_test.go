@@ -1,8 +1,8 @@
 package notify
 
 import (
-	"bytes"
 	"context"
+	"gatehouse/authz/logtest"
 	"io"
 	"log/slog"
 	"net/http"
@@ -121,23 +121,7 @@ func (s *sleeps) list() []time.Duration {
 	return append([]time.Duration(nil), s.got...)
 }
 
-// syncBuffer is a log sink safe for concurrent writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+type syncBuffer = logtest.Buffer
 
 // testNotifier builds a notifier with a fixed clock, fixed jitter, recorded sleeps, sequential
 // ids and a captured debug log.

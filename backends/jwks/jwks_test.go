@@ -1,7 +1,6 @@
 package jwks
 
 import (
-	"bytes"
 	"context"
 	"crypto/x509"
 	"encoding/base64"
@@ -9,6 +8,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"gatehouse/authz/logtest"
 	"io"
 	"log"
 	"log/slog"
@@ -449,23 +449,7 @@ func TestFetchErrorsHideURLSecrets(t *testing.T) {
 	}
 }
 
-// lockedBuffer is a bytes.Buffer safe for a logging goroutine and a reading test.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
+type lockedBuffer = logtest.Buffer
 
 func TestHangingJWKS(t *testing.T) {
 	clk := newClock()

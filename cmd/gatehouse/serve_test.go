@@ -1,35 +1,18 @@
 package main
 
 import (
-	"bytes"
 	"context"
+	"gatehouse/authz/logtest"
 	"net"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 )
 
-// syncWriter lets serve's goroutines log while the test reads.
-type syncWriter struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (w *syncWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.buf.Write(p)
-}
-
-func (w *syncWriter) String() string {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.buf.String()
-}
+type syncWriter = logtest.Buffer
 
 // TestSIGHUPRightAfterReady: a SIGHUP sent the moment gatehouse announces its listeners must
 // reload, not kill the process (SIGHUP's default action) because the handler was not yet
