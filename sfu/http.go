@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"io"
 	"mime"
-	"net"
 	"net/http"
 	"net/netip"
 	"slices"
@@ -22,6 +21,7 @@ import (
 	"github.com/pion/webrtc/v4"
 
 	"gatehouse/authz"
+	"gatehouse/authz/clientip"
 	"gatehouse/authz/creds"
 	"gatehouse/authz/live"
 	"gatehouse/web"
@@ -182,49 +182,11 @@ func hashCreds(c creds.Credentials) [32]byte {
 	return out
 }
 
-// clientIP is the TCP peer, or, when the peer is a trusted proxy, the right-most address in
-// X-Forwarded-For that is not itself a trusted proxy.
+// clientIP is the TCP peer or, behind a trusted proxy, the address it forwarded.
 func (s *SFU) clientIP(r *http.Request) netip.Addr {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		host = r.RemoteAddr
-	}
-	ip, err := netip.ParseAddr(host)
-	if err != nil {
-		return netip.Addr{}
-	}
-	ip = ip.Unmap()
-	if !s.trusted(ip) {
-		return ip
-	}
-	var hops []string
-	for _, v := range r.Header.Values("X-Forwarded-For") {
-		hops = append(hops, strings.Split(v, ",")...)
-	}
-	for i := len(hops) - 1; i >= 0; i-- {
-		a, err := netip.ParseAddr(strings.TrimSpace(hops[i]))
-		if err != nil {
-			return ip // garbage from an untrusted hop: stop at the proxy
-		}
-		a = a.Unmap()
-		if !s.trusted(a) {
-			return a
-		}
-		ip = a
-	}
-	return ip
+	return clientip.Proxies(s.cfg.TrustedProxies).Of(r)
 }
 
-func (s *SFU) trusted(ip netip.Addr) bool {
-	for _, p := range s.cfg.TrustedProxies {
-		if p.Contains(ip) {
-			return true
-		}
-	}
-	return false
-}
-
-// authorize builds the request, asks the Authorizer and writes 401/403 on denial.
 // admit is the common start of a WHIP or WHEP POST: read the SDP offer, validate the stream path,
 // mint the session id and authorise. On false the problem response has been written.
 func (s *SFU) admit(w http.ResponseWriter, r *http.Request, action authz.Action) (offer, path, id string, req authz.Request, c creds.Credentials, d authz.Decision, ok bool) {
@@ -241,6 +203,7 @@ func (s *SFU) admit(w http.ResponseWriter, r *http.Request, action authz.Action)
 	return
 }
 
+// authorize builds the request, asks the Authorizer and writes 401/403 on denial.
 func (s *SFU) authorize(w http.ResponseWriter, r *http.Request, action authz.Action, path, id string) (authz.Request, creds.Credentials, authz.Decision, bool) {
 	c, err := credentials(r)
 	if err != nil {

@@ -3,11 +3,10 @@ package live
 import (
 	"context"
 	"encoding/json"
-	"net"
 	"net/http"
-	"net/netip"
 
 	"gatehouse/authz"
+	"gatehouse/authz/clientip"
 	"gatehouse/authz/creds"
 )
 
@@ -71,7 +70,7 @@ func (h *apiHandler) authorize(w http.ResponseWriter, r *http.Request) bool {
 	c := creds.FromAuthorization(r.Header.Get("Authorization"))
 	req := &authz.Request{
 		Action:    authz.ActionAPI,
-		IP:        remoteIP(r.RemoteAddr),
+		IP:        clientip.Parse(r.RemoteAddr),
 		User:      c.User,
 		Pass:      c.Pass,
 		Token:     c.Token,
@@ -89,21 +88,6 @@ func (h *apiHandler) authorize(w http.ResponseWriter, r *http.Request) bool {
 		writeError(w, http.StatusUnauthorized, d.Message)
 	}
 	return false
-}
-
-func remoteIP(addr string) netip.Addr {
-	if ap, err := netip.ParseAddrPort(addr); err == nil {
-		return ap.Addr().Unmap()
-	}
-	host, _, err := net.SplitHostPort(addr)
-	if err != nil {
-		host = addr
-	}
-	ip, err := netip.ParseAddr(host)
-	if err != nil {
-		return netip.Addr{}
-	}
-	return ip.Unmap()
 }
 
 func writeError(w http.ResponseWriter, status int, msg string) {

@@ -145,20 +145,3 @@ func TestAPIHandler(t *testing.T) {
 		}
 	})
 }
-
-func TestRemoteIP(t *testing.T) {
-	tests := []struct{ in, want string }{
-		{"127.0.0.1:1234", "127.0.0.1"},
-		{"[::ffff:192.0.2.1]:80", "192.0.2.1"},
-		{"[2001:db8::1]:443", "2001:db8::1"},
-		{"192.0.2.9", "192.0.2.9"},
-		{"@", "invalid IP"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.in, func(t *testing.T) {
-			if got := remoteIP(tt.in).String(); got != tt.want {
-				t.Errorf("got %s, want %s", got, tt.want)
-			}
-		})
-	}
-}

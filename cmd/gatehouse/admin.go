@@ -1,12 +1,11 @@
 package main
 
 import (
-	"net"
 	"net/http"
 	"net/http/pprof"
-	"net/netip"
 
 	"gatehouse/authz"
+	"gatehouse/authz/clientip"
 	"gatehouse/authz/creds"
 )
 
@@ -15,12 +14,8 @@ import (
 func (s *server) guarded(a authz.Action, h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		c := creds.FromAuthorization(r.Header.Get("Authorization"))
-		req := &authz.Request{Action: a, User: c.User, Pass: c.Pass, Token: c.Token, Source: "gatehouse", UserAgent: r.UserAgent()}
-		if host, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
-			if ip, err := netip.ParseAddr(host); err == nil {
-				req.IP = ip.Unmap()
-			}
-		}
+		req := &authz.Request{Action: a, User: c.User, Pass: c.Pass, Token: c.Token, Source: "gatehouse",
+			UserAgent: r.UserAgent(), IP: clientip.Parse(r.RemoteAddr)}
 		d := s.engine.Authorize(r.Context(), req)
 		if !d.Allowed() {
 			if d.HTTPStatus() == http.StatusUnauthorized {

@@ -20,7 +20,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/netip"
 	"net/url"
@@ -29,6 +28,7 @@ import (
 	"time"
 
 	"gatehouse/authz"
+	"gatehouse/authz/clientip"
 	"gatehouse/authz/creds"
 	"gatehouse/authz/live"
 )
@@ -76,7 +76,7 @@ type Handler struct {
 	rec       Recorder
 	log       *slog.Logger
 	rules     []Rule
-	trusted   []netip.Prefix
+	trusted   clientip.Proxies
 	challenge string
 	cookie    cookieSettings
 	now       func() time.Time
@@ -256,8 +256,8 @@ func Original(r *http.Request) (method string, u *url.URL, err error) {
 
 // ServeHTTP implements http.Handler. It answers only 204, 401 and 403.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	peer := remoteAddr(r.RemoteAddr)
-	if !h.isTrusted(peer) {
+	peer := clientip.Parse(r.RemoteAddr)
+	if !h.trusted.Trusts(peer) {
 		h.log.Warn("forwardauth: request from an untrusted address refused", "remote", r.RemoteAddr)
 		h.deny(w, http.StatusForbidden, "not a trusted proxy")
 		return
@@ -407,49 +407,8 @@ func (h *Handler) deny(w http.ResponseWriter, status int, msg string) {
 	_, _ = w.Write([]byte(strings.ToValidUTF8(msg, "") + "\n"))
 }
 
-func (h *Handler) isTrusted(a netip.Addr) bool {
-	if !a.IsValid() {
-		return false
-	}
-	for _, p := range h.trusted {
-		if p.Contains(a) {
-			return true
-		}
-	}
-	return false
-}
-
 // clientIP is the right-most X-Forwarded-For entry that is not a trusted proxy (proxies append
 // the address they saw, so entries left of it may be forged), else X-Real-IP, else the peer.
 func (h *Handler) clientIP(r *http.Request, peer netip.Addr) netip.Addr {
-	var hops []string
-	for _, v := range r.Header.Values("X-Forwarded-For") {
-		hops = append(hops, strings.Split(v, ",")...)
-	}
-	for i := len(hops) - 1; i >= 0; i-- {
-		a, err := netip.ParseAddr(strings.TrimSpace(hops[i]))
-		if err != nil {
-			break // a garbled hop: nothing further left can be trusted
-		}
-		a = a.Unmap()
-		if !h.isTrusted(a) {
-			return a
-		}
-	}
-	if a, err := netip.ParseAddr(strings.TrimSpace(r.Header.Get("X-Real-Ip"))); err == nil && len(hops) == 0 {
-		return a.Unmap()
-	}
-	return peer
-}
-
-func remoteAddr(s string) netip.Addr {
-	if ap, err := netip.ParseAddrPort(s); err == nil {
-		return ap.Addr().Unmap()
-	}
-	host, _, err := net.SplitHostPort(s)
-	if err != nil {
-		host = s
-	}
-	a, _ := netip.ParseAddr(host)
-	return a.Unmap()
+	return h.trusted.From(peer, r.Header)
 }

@@ -1,0 +1,76 @@
+package clientip
+
+import (
+	"net/http"
+	"net/netip"
+	"testing"
+)
+
+func TestParse(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{"127.0.0.1:1234", "127.0.0.1"},
+		{"[::ffff:192.0.2.1]:80", "192.0.2.1"},
+		{"[2001:db8::1]:443", "2001:db8::1"},
+		{"192.0.2.9", "192.0.2.9"},
+		{"::ffff:192.0.2.9", "192.0.2.9"},
+		{"@", "invalid IP"},
+		{"", "invalid IP"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.in, func(t *testing.T) {
+			if got := Parse(tt.in).String(); got != tt.want {
+				t.Errorf("got %s, want %s", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestFrom(t *testing.T) {
+	p := Proxies{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("127.0.0.0/8")}
+	tests := []struct {
+		name, peer string
+		xff        []string
+		realIP     string
+		want       string
+	}{
+		{"untrusted peer is the client", "203.0.113.5", []string{"198.51.100.1"}, "198.51.100.2", "203.0.113.5"},
+		{"trusted peer, one hop", "10.1.1.1", []string{"198.51.100.1"}, "", "198.51.100.1"},
+		{"forged left hops ignored", "10.1.1.1", []string{"1.2.3.4, 198.51.100.1, 10.2.2.2"}, "", "198.51.100.1"},
+		{"repeated headers", "10.1.1.1", []string{"1.2.3.4", "198.51.100.7"}, "", "198.51.100.7"},
+		{"malformed hop stops at the last trusted", "10.1.1.1", []string{"198.51.100.1, junk, 10.2.2.2"}, "", "10.2.2.2"},
+		{"all hops trusted", "10.1.1.1", []string{"10.3.3.3"}, "", "10.3.3.3"},
+		{"x-real-ip without xff", "127.0.0.1", nil, "198.51.100.9", "198.51.100.9"},
+		{"xff wins over x-real-ip", "127.0.0.1", []string{"203.0.113.7"}, "1.2.3.4", "203.0.113.7"},
+		{"mapped hop", "127.0.0.1", []string{"::ffff:203.0.113.7"}, "", "203.0.113.7"},
+		{"nothing forwarded", "127.0.0.1", nil, "", "127.0.0.1"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := http.Header{}
+			for _, v := range tt.xff {
+				h.Add("X-Forwarded-For", v)
+			}
+			if tt.realIP != "" {
+				h.Set("X-Real-Ip", tt.realIP)
+			}
+			if got := p.From(netip.MustParseAddr(tt.peer), h).String(); got != tt.want {
+				t.Errorf("got %s, want %s", got, tt.want)
+			}
+		})
+	}
+	if got := (Proxies{}).Trusts(netip.Addr{}); got {
+		t.Error("the zero Addr is trusted")
+	}
+}
+
+func FuzzFrom(f *testing.F) {
+	f.Add("10.1.1.1:1", "1.2.3.4, 10.2.2.2", "")
+	f.Add("[::1]:9", "", "2001:db8::1")
+	f.Fuzz(func(t *testing.T, remote, xff, realIP string) {
+		r := &http.Request{RemoteAddr: remote, Header: http.Header{"X-Forwarded-For": {xff}, "X-Real-Ip": {realIP}}}
+		got := Proxies{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("::1/128")}.Of(r)
+		if got.Is4In6() {
+			t.Fatalf("mapped address %s returned", got)
+		}
+	})
+}
