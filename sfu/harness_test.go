@@ -26,9 +26,6 @@ import (
 	"gatehouse/authz/live/livetest"
 )
 
-// testTimeout bounds every end-to-end test.
-const testTimeout = 60 * time.Second
-
 // fakeClock is the SFU's injected clock.
 type fakeClock struct {
 	mu  sync.Mutex
