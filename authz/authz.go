@@ -111,6 +111,7 @@ const (
 	ReasonBackendError   = "backend_error" // a backend could not decide; the chain fails closed
 	ReasonUpstream       = "upstream_unavailable"
 	ReasonCanceled       = "canceled"
+	ReasonInvalidPath    = "invalid_path" // the engine refused a path that fails CheckPath
 )
 
 // Decision is the answer to a Request. The zero Decision is an Abstain.
@@ -125,7 +126,12 @@ type Decision struct {
 	// the public path to use instead. On an Allow, adapters publish under it; on a denial it only
 	// keeps the secret out of the engine's log line, and adapters must not act on it.
 	Rename string
-	Steps  []Step // engine only: what each consulted method answered, in order
+	// Undecided is set on a denial when some consulted method could not decide (it returned an
+	// error: key set unavailable, upstream down, timeout). Such a method might have allowed, so
+	// the denial is not proof that the grant is gone: a new session is refused (fail closed), but
+	// a re-check of a running session keeps it (see Keep). Never set on an Allow.
+	Undecided bool
+	Steps     []Step // engine only: what each consulted method answered, in order
 }
 
 // Step records one method's answer inside an engine Decision.
@@ -137,6 +143,12 @@ type Step struct {
 
 // Allowed reports whether the decision permits the request.
 func (d Decision) Allowed() bool { return d.Outcome == Allow }
+
+// Keep reports whether a running session that was re-checked (after a reload, at an nginx-rtmp
+// on_update, on a timer) may continue: it was allowed, or nothing could decide. A session ends
+// only on a real denial, never because an IdP or upstream was down at the moment of the re-check.
+// New sessions must use Allowed instead.
+func (d Decision) Keep() bool { return d.Outcome == Allow || d.Undecided }
 
 // HTTPStatus maps the outcome to the status most hooks answer with: 200, 401 or 403.
 func (d Decision) HTTPStatus() int {

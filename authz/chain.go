@@ -22,7 +22,8 @@ func (m Method) handles(a Action) bool {
 // denial is Forbidden if any method established the identity (or could not decide), else
 // Unauthenticated, and it carries the first Rename any method set, so a secret path never
 // reaches the log whichever method's denial wins. A Chain is itself a Backend, so chains
-// compose. A Chain is immutable; a nil *Chain, like an empty one, denies with no_method.
+// compose. A Chain is immutable; a nil *Chain, like an empty one, denies with no_method. A
+// denial is marked Undecided when any consulted method returned an error (it might have allowed).
 type Chain struct {
 	methods []Method
 }
@@ -54,6 +55,7 @@ func (c *Chain) Authorize(ctx context.Context, req *Request) (Decision, error) {
 		bestRank = -1
 		consult  int
 		rename   string // the first Rename of a denial: the request path is a secret
+		errored  bool   // some method could not decide
 	)
 	for _, m := range methods {
 		if !m.handles(req.Action) {
@@ -61,7 +63,7 @@ func (c *Chain) Authorize(ctx context.Context, req *Request) (Decision, error) {
 		}
 		if err := ctx.Err(); err != nil {
 			d := Denying(Forbidden, ReasonCanceled, "request canceled before a decision")
-			d.Rename, d.Steps = rename, steps
+			d.Rename, d.Steps, d.Undecided = rename, steps, true
 			return d, nil
 		}
 		consult++
@@ -74,6 +76,7 @@ func (c *Chain) Authorize(ctx context.Context, req *Request) (Decision, error) {
 		}
 		if err != nil {
 			d = denialFromError(err)
+			errored = true
 		}
 		d.Backend = m.Name
 		steps = append(steps, Step{Method: m.Name, Outcome: d.Outcome, Reason: d.Reason})
@@ -102,6 +105,7 @@ func (c *Chain) Authorize(ctx context.Context, req *Request) (Decision, error) {
 		best.Rename = rename
 	}
 	best.Steps = steps
+	best.Undecided = errored
 	return best, nil
 }
 

@@ -114,18 +114,18 @@ func TestChainCanceled(t *testing.T) {
 
 func TestEngineSwapAndStatus(t *testing.T) {
 	e := NewEngine(NewChain(Method{Name: "a", Backend: fixed(Allowing("x", time.Time{}), nil)}), nil)
-	if d := e.Authorize(context.Background(), &Request{Action: ActionRead}); d.HTTPStatus() != 200 {
+	if d := e.Authorize(context.Background(), &Request{Action: ActionRead, Path: "live/a"}); d.HTTPStatus() != 200 {
 		t.Fatalf("got %d, want 200", d.HTTPStatus())
 	}
 	old := e.Swap(NewChain(Method{Name: "b", Backend: fixed(Denying(Forbidden, ReasonNotPermitted, "no"), nil)}))
 	if len(old.Methods()) != 1 || old.Methods()[0].Name != "a" {
 		t.Errorf("Swap returned %v, want the old chain", old.Methods())
 	}
-	if d := e.Authorize(context.Background(), &Request{Action: ActionRead}); d.HTTPStatus() != 403 {
+	if d := e.Authorize(context.Background(), &Request{Action: ActionRead, Path: "live/a"}); d.HTTPStatus() != 403 {
 		t.Errorf("got %d, want 403 after swap", d.HTTPStatus())
 	}
 	e.Swap(NewChain(Method{Name: "c", Backend: fixed(Decision{}, nil)}))
-	if d := e.Authorize(context.Background(), &Request{Action: ActionRead}); d.HTTPStatus() != 401 || d.Outcome == Abstain {
+	if d := e.Authorize(context.Background(), &Request{Action: ActionRead, Path: "live/a"}); d.HTTPStatus() != 401 || d.Outcome == Abstain {
 		t.Errorf("got %d %v, want 401 and never Abstain", d.HTTPStatus(), d.Outcome)
 	}
 }

@@ -3,6 +3,7 @@ package authz
 import (
 	"context"
 	"log/slog"
+	"strings"
 	"sync/atomic"
 	"time"
 )
@@ -13,6 +14,7 @@ import (
 // no goroutines and is safe for concurrent use.
 type Engine struct {
 	chain atomic.Pointer[Chain]
+	gen   atomic.Uint64
 	log   *slog.Logger
 	now   func() time.Time
 }
@@ -27,8 +29,18 @@ func NewEngine(chain *Chain, log *slog.Logger) *Engine {
 	return e
 }
 
-// Swap replaces the chain used by new requests and returns the previous one.
-func (e *Engine) Swap(c *Chain) *Chain { return e.chain.Swap(c) }
+// Swap replaces the chain used by new requests and returns the previous one. Every Swap
+// advances Generation.
+func (e *Engine) Swap(c *Chain) *Chain {
+	old := e.chain.Swap(c)
+	e.gen.Add(1)
+	return old
+}
+
+// Generation counts the chains this engine has used: 0 for the one it was built with, +1 per
+// Swap. Anything that caches a grant outside the engine (a signed cookie, a session) binds it to
+// the generation it was decided in, so a reload that revoked it is noticed.
+func (e *Engine) Generation() uint64 { return e.gen.Load() }
 
 // Chain returns the chain currently in force.
 func (e *Engine) Chain() *Chain { return e.chain.Load() }
@@ -36,7 +48,15 @@ func (e *Engine) Chain() *Chain { return e.chain.Load() }
 // Authorize decides req with the current chain and logs the decision (never a secret).
 func (e *Engine) Authorize(ctx context.Context, req *Request) Decision {
 	start := e.now()
-	d, _ := e.chain.Load().Authorize(ctx, req) // a Chain never returns an error
+	var d Decision
+	if req.Action.HasPath() {
+		if err := CheckPath(req.Path); err != nil {
+			d = Denying(Forbidden, ReasonInvalidPath, "stream path refused: "+strings.TrimPrefix(err.Error(), ErrBadStreamPath.Error()+": "))
+			e.logDecision(ctx, req, d, e.now().Sub(start))
+			return d
+		}
+	}
+	d, _ = e.chain.Load().Authorize(ctx, req) // a Chain never returns an error
 	if d.Outcome == Abstain {
 		d = Denying(Unauthenticated, ReasonNoCredentials, "credentials required")
 	}
@@ -53,8 +73,11 @@ func (e *Engine) logDecision(ctx context.Context, req *Request, d Decision, took
 		return
 	}
 	path := req.Path
-	if d.Rename != "" {
+	switch {
+	case d.Rename != "":
 		path = d.Rename // the presented path was a secret: a stream key used as the stream name
+	case d.Reason == ReasonInvalidPath:
+		path = "" // nothing resolved it, and it may embed a stream key
 	}
 	attrs := []slog.Attr{
 		slog.String("action", string(req.Action)),
@@ -74,6 +97,9 @@ func (e *Engine) logDecision(ctx context.Context, req *Request, d Decision, took
 	}
 	if !d.Expires.IsZero() {
 		attrs = append(attrs, slog.Time("expires", d.Expires))
+	}
+	if d.Undecided {
+		attrs = append(attrs, slog.Bool("undecided", true))
 	}
 	e.log.LogAttrs(ctx, level, "decision", attrs...)
 }

@@ -149,7 +149,8 @@ func (b *Backend) Stats() Stats {
 
 // Authorize implements authz.Backend with MediaMTX's algorithm: users in order, the first whose
 // IPs, permissions and credentials (in that order) all match allows, with the user name the
-// client sent as the identity. `user: any` matches without looking at credentials.
+// client sent as the identity. `user: any` matches without looking at credentials and allows
+// anonymously (empty Identity), whatever user name the client sent.
 //
 // When nothing allows:
 //   - no user and no pass in the request (nothing, or a token only): Abstain. The chain then answers 401 no_credentials (so
@@ -180,7 +181,9 @@ func (b *Backend) Authorize(ctx context.Context, req *authz.Request) (authz.Deci
 		switch {
 		case u.User.IsAny():
 			if permitted {
-				return authz.Allowing(req.User, time.Time{}), nil
+				// An any grant carries no identity, whatever the client sent: a name it
+				// chose must never reach X-Auth-User, a cookie, the registry or a webhook.
+				return authz.Allowing("", time.Time{}), nil
 			}
 			continue
 		case !permitted:

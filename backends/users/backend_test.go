@@ -119,7 +119,8 @@ internal:
 		want outcome
 	}{
 		{"anonymous", req(authz.ActionRead, "cam", "192.0.2.1", "", ""), allowAnon},
-		{"wrong credentials still allowed", req(authz.ActionRead, "cam", "192.0.2.1", "mallory", "nope"), allowAs("mallory")},
+		{"wrong credentials still allowed, anonymously", req(authz.ActionRead, "cam", "192.0.2.1", "mallory", "nope"), allowAnon},
+		{"a chosen name is not an identity", req(authz.ActionRead, "cam", "192.0.2.1", "alice", "whatever"), allowAnon},
 		{"any is not a password for others", req(authz.ActionPublish, "cam", "192.0.2.1", "alice", "any"), badCreds},
 		{"named user still works", req(authz.ActionPublish, "cam", "192.0.2.1", "alice", "secret"), allowAs("alice")},
 		{"literal user any with a pass", req(authz.ActionPublish, "cam", "192.0.2.1", "any", ""), badCreds},
