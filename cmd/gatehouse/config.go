@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"fmt"
 	"log/slog"
 	"os"
@@ -157,23 +158,67 @@ users:
 
 // loadConfig reads and validates the file at path. An empty path gives the built-in defaults.
 func loadConfig(path string) (*Config, error) {
-	var src []byte
-	name := "defaults"
-	if path != "" {
-		b, err := os.ReadFile(path)
-		if err != nil {
-			return nil, fmt.Errorf("read config: %w", err)
-		}
-		src, name = b, path
-	}
-	return parseConfig(name, src)
+	_, cfg, err := readConfig(path)
+	return cfg, err
 }
 
+// readConfig reads and validates the file at path and returns its bytes too (the reload loop
+// compares them). An empty path gives the built-in defaults; a named file never does: an empty
+// file, or one without an auth section (what a truncated or half-written file usually is), is an
+// error, so a reload keeps the running config instead of opening every stream to anyone.
+func readConfig(path string) ([]byte, *Config, error) {
+	if path == "" {
+		cfg, err := parseConfig("defaults", nil)
+		return nil, cfg, err
+	}
+	src, err := os.ReadFile(path)
+	if err != nil {
+		return nil, nil, fmt.Errorf("read config: %w", err)
+	}
+	if len(bytes.TrimSpace(src)) == 0 {
+		return src, nil, fmt.Errorf("%s: the file is empty; refusing to fall back to the built-in defaults (run without -config to use them)", path)
+	}
+	cfg, err := decodeConfig(path, src)
+	if err != nil {
+		return src, nil, err
+	}
+	if cfg.Auth.empty() {
+		return src, nil, fmt.Errorf("%s: no auth section configures a method; refusing to fall back to the built-in defaults (a truncated file looks like this)", path)
+	}
+	if err := cfg.applyDefaults(); err != nil {
+		return src, nil, err
+	}
+	return src, cfg, nil
+}
+
+// parseConfig decodes src (a whole file or a snippet) and fills every default, including the
+// built-in users when no auth method is configured. Files go through readConfig, which refuses
+// that fallback.
 func parseConfig(name string, src []byte) (*Config, error) {
+	c, err := decodeConfig(name, src)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.applyDefaults(); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+func decodeConfig(name string, src []byte) (*Config, error) {
 	var c Config
 	if err := conf.Decode(name, src, os.LookupEnv, &c); err != nil {
 		return nil, err
 	}
+	return &c, nil
+}
+
+// empty reports whether the auth section configures nothing (absent, null or {}).
+func (a *AuthConfig) empty() bool {
+	return len(a.Methods) == 0 && a.Internal == nil && a.Keys == nil && a.JWT == nil && a.HTTP == nil
+}
+
+func (c *Config) applyDefaults() error {
 	if c.Listen == "" {
 		c.Listen = ":8089"
 	}
@@ -193,7 +238,7 @@ func parseConfig(name string, src []byte) (*Config, error) {
 	if len(c.Auth.Methods) == 0 && c.Auth.Internal == nil {
 		var u users.Config
 		if err := conf.Decode("defaults", []byte(defaultUsers), nil, &u); err != nil {
-			return nil, fmt.Errorf("built-in defaults: %w", err)
+			return fmt.Errorf("built-in defaults: %w", err)
 		}
 		c.Auth.Internal = &u
 	}
@@ -204,10 +249,8 @@ func parseConfig(name string, src []byte) (*Config, error) {
 			}
 		}
 	}
-	if _, err := c.logLevel(); err != nil {
-		return nil, err
-	}
-	return &c, nil
+	_, err := c.logLevel()
+	return err
 }
 
 func (c *Config) logLevel() (slog.Level, error) {
@@ -228,6 +271,13 @@ func (c *Config) warnings() []string {
 		w = append(w, c.Auth.Internal.Warnings()...)
 	}
 	return w
+}
+
+// keepRestartOnly copies into c the running values of every section that applies only after a
+// restart (the ones restartOnly compares).
+func (c *Config) keepRestartOnly(running *Config) {
+	c.Listen, c.HooksListen, c.DataDir, c.Tokens = running.Listen, running.HooksListen, running.DataDir, running.Tokens
+	c.Hooks, c.Live, c.Notify, c.SFU = running.Hooks, running.Live, running.Notify, running.SFU
 }
 
 // restartOnly names the sections of next that differ from c but only take effect on restart.

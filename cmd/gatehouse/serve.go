@@ -205,23 +205,6 @@ func methodList(cfg *Config) []string {
 	return out
 }
 
-func readConfig(path string) ([]byte, *Config, error) {
-	var src []byte
-	if path != "" {
-		b, err := os.ReadFile(path)
-		if err != nil {
-			return nil, nil, fmt.Errorf("read config: %w", err)
-		}
-		src = b
-	}
-	name := path
-	if name == "" {
-		name = "defaults"
-	}
-	cfg, err := parseConfig(name, src)
-	return src, cfg, err
-}
-
 // reloadLoop reloads on every value from hup (SIGHUP, registered by serve) and, when watch is
 // set, when the file's content changes (polled: portable, and editors that replace the file by
 // rename are handled). It returns when ctx ends.
@@ -246,12 +229,26 @@ func (s *server) reloadLoop(ctx context.Context, hup <-chan os.Signal, watch boo
 			s.mu.Lock()
 			changed := sha256.Sum256(b) != s.sum
 			s.mu.Unlock()
-			if changed {
-				s.reload(ctx, "file change")
+			if !changed {
+				continue
 			}
+			// A writer that is not atomic (cat > file, cp, an editor saving in place) leaves
+			// the file half-written for a moment: reload only content that has settled.
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(settleDelay):
+			}
+			if again, err := os.ReadFile(s.path); err != nil || !bytes.Equal(again, b) {
+				continue // still changing: the next tick looks again
+			}
+			s.reload(ctx, "file change")
 		}
 	}
 }
+
+// settleDelay is how long a changed config file must stay unchanged before a watch reload.
+const settleDelay = 300 * time.Millisecond
 
 // reload validates the file and swaps in a new generation. On any error the running config stays.
 // Requests in flight finish on the chain they started with.
@@ -259,13 +256,21 @@ func (s *server) reload(ctx context.Context, why string) {
 	src, cfg, err := readConfig(s.path)
 	if err != nil {
 		s.log.Error("reload failed; keeping the running config", "trigger", why, "errors", err.Error())
-		if len(src) > 0 {
+		if src != nil {
 			s.mu.Lock()
 			s.sum = sha256.Sum256(src) // do not retry the same broken file every tick
 			s.mu.Unlock()
 		}
 		return
 	}
+	s.mu.Lock()
+	running := s.gen.cfg
+	s.mu.Unlock()
+	restart := running.restartOnly(cfg)
+	// Sections that apply only after a restart keep their running values, so what the log says
+	// is what happens: a changed data_dir or tokens.issuer would otherwise load another signing
+	// key at once and refuse every token minted so far.
+	cfg.keepRestartOnly(running)
 	iss, err := loadIssuer(cfg) // picks up a key rotated with `gatehouse rotate-key`
 	if err != nil {
 		s.log.Error("reload failed; keeping the running config", "trigger", why, "error", err.Error())
@@ -303,8 +308,8 @@ func (s *server) reload(ctx context.Context, why string) {
 			s.log.Info("sessions closed after reload", "count", n)
 		}
 	}
-	if diff := old.cfg.restartOnly(cfg); len(diff) > 0 {
-		s.log.Warn("config: these sections changed but apply only after a restart", "sections", diff)
+	if len(restart) > 0 {
+		s.log.Warn("config: these sections changed but apply only after a restart", "sections", restart)
 	}
 }
 

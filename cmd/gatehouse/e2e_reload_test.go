@@ -1,0 +1,133 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+)
+
+// reloadBase is a config where anonymous clients may read nothing: the built-in defaults, by
+// contrast, let anyone read every stream, so falling back to them on reload opens everything.
+func reloadBase(data string, watch bool) string {
+	w := "false"
+	if watch {
+		w = "true"
+	}
+	return `listen: "127.0.0.1:0"
+hooks_listen: "127.0.0.1:0"
+watch_config: ` + w + `
+data_dir: ` + data + `
+auth:
+  internal:
+    users:
+      - user: viewer
+        pass: viewerpass
+        permissions: [{action: read}]
+`
+}
+
+// TestReloadNeverFallsBackToDefaults: an empty, blank, truncated (cut before auth) or auth-less
+// file is refused on reload, by signal and by the file watcher; the running config keeps
+// serving, so an anonymous read stays 401 instead of the defaults' 200.
+func TestReloadNeverFallsBackToDefaults(t *testing.T) {
+	dir := t.TempDir()
+	data := filepath.Join(dir, "data")
+	good := reloadBase(data, true)
+	bad := []struct{ name, src string }{
+		{"empty", ""},
+		{"blank", "\n  \n"},
+		{"truncated before auth", good[:strings.Index(good, "auth:")]},
+		{"auth without methods", strings.SplitAfter(good, "auth:")[0] + " {}\n"},
+		{"only a comment", "# nothing here\n"},
+	}
+	for _, trigger := range []string{"signal", "file change"} {
+		t.Run(trigger, func(t *testing.T) {
+			cfg := filepath.Join(t.TempDir(), "gatehouse.yml")
+			if err := os.WriteFile(cfg, []byte(good), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			p := startBinary(t, cfg)
+			anon := mtx("127.0.0.1", "", "", "read", "live/cam", "hls")
+			if status, r := postMediaMTX(t, p.hooks, anon); status != 401 {
+				t.Fatalf("before: anonymous read got %d %q, want 401", status, r.Reason)
+			}
+			for i, b := range bad {
+				if err := os.WriteFile(cfg, []byte(b.src), 0o600); err != nil {
+					t.Fatal(err)
+				}
+				if trigger == "signal" {
+					if err := p.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+						t.Fatal(err)
+					}
+				}
+				waitLog(t, p, "reload failed", i)
+				if status, r := postMediaMTX(t, p.hooks, anon); status != 401 {
+					t.Errorf("%s: anonymous read after reload got %d %q, want 401 (running config kept)", b.name, status, r.Reason)
+				}
+				if status, r := postMediaMTX(t, p.hooks, mtx("127.0.0.1", "viewer", "viewerpass", "read", "live/cam", "hls")); status != 200 {
+					t.Errorf("%s: viewer got %d %q, want 200", b.name, status, r.Reason)
+				}
+			}
+			if strings.Contains(p.logs(), "config reloaded") {
+				t.Errorf("a broken file was reloaded:\n%s", p.logs())
+			}
+		})
+	}
+}
+
+// TestStartRefusesEmptyConfig: a named file that is empty or has no auth section is an error at
+// start and in validate, never the built-in defaults.
+func TestStartRefusesEmptyConfig(t *testing.T) {
+	for _, src := range []string{"", "listen: 127.0.0.1:0\n", "auth:\n"} {
+		cfg := filepath.Join(t.TempDir(), "gatehouse.yml")
+		if err := os.WriteFile(cfg, []byte(src), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if code, _, errs := runCLI(t, "", "validate", "-config", cfg); code != exitConfig || !strings.Contains(errs, "refusing to fall back") {
+			t.Errorf("validate %q: exit %d %q, want %d and a refusal", src, code, errs, exitConfig)
+		}
+		if code, _, errs := runCLI(t, "", "run", "-config", cfg); code != exitConfig {
+			t.Errorf("run %q: exit %d %q, want %d", src, code, errs, exitConfig)
+		}
+	}
+}
+
+// TestReloadKeepsRestartOnlySections: data_dir and tokens.issuer apply only after a restart, as
+// the reload log says; before, a reload loaded a new signing key at once and every token minted
+// so far was refused.
+func TestReloadKeepsRestartOnlySections(t *testing.T) {
+	dir := t.TempDir()
+	data := filepath.Join(dir, "data")
+	cfgPath := filepath.Join(dir, "gatehouse.yml")
+	src := reloadBase(data, false) + "  methods: [internal, jwt]\n"
+	if err := os.WriteFile(cfgPath, []byte(src), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errs := runCLI(t, "", "token", "-config", cfgPath, "--sub", "alice", "--allow", "read:live/*", "--ttl", "1h")
+	if code != exitOK {
+		t.Fatalf("token: exit %d: %s", code, errs)
+	}
+	tok := strings.TrimSpace(out)
+	p := startBinary(t, cfgPath)
+	read := jsonReq(map[string]any{"action": "read", "path": "live/cam", "protocol": "rtsp", "token": tok})
+	if status, r := postMediaMTX(t, p.hooks, read); status != 200 {
+		t.Fatalf("before reload: got %d %q, want 200", status, r.Reason)
+	}
+	other := filepath.Join(dir, "other-data")
+	changed := strings.Replace(src, "data_dir: "+data, "data_dir: "+other, 1) + "tokens:\n  issuer: somewhere-else\n"
+	if err := os.WriteFile(cfgPath, []byte(changed), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	waitLog(t, p, "apply only after a restart", 0)
+	if status, r := postMediaMTX(t, p.hooks, read); status != 200 {
+		t.Errorf("after reload: got %d %q, want 200 (data_dir and tokens apply after a restart)", status, r.Reason)
+	}
+	if _, err := os.Stat(other); !os.IsNotExist(err) {
+		t.Errorf("reload created the new data_dir %s (stat: %v); it applies only after a restart", other, err)
+	}
+}
