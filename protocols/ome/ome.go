@@ -4,10 +4,11 @@
 //
 // Opening: the request becomes one authz.Request (direction incoming → publish, outgoing → read;
 // path app/stream from request.url, read as OME reads it, see ParseTarget; credentials from the
-// URL query) and the engine's Decision is
-// answered as status 200 with {"allowed":…,"reason":…,"lifetime":ms[,"new_url":…]}. OME accepts only
-// status 200, so denials are 200 + allowed:false: OME then closes the RTMP/SRT connection, refuses
-// the WebRTC offer, or answers WHIP/LL-HLS clients 401 "AdmissionWebhooks error" itself.
+// URL query) and the engine's Decision is answered as status 200 with
+// {"allowed":…,"reason":…,"lifetime":ms[,"new_url":…]}. OME accepts only status 200, so denials
+// are 200 + allowed:false: OME then closes the RTMP/SRT connection, refuses the WebRTC offer, or
+// answers WHIP/LL-HLS clients 401 "AdmissionWebhooks error" itself. OME never re-checks a running
+// session: the grant's expiry travels as lifetime, after which OME disconnects it.
 //
 // Closing: reported to the Recorder (Unpublished or Left) and answered 200 {}.
 //
