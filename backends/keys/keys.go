@@ -156,8 +156,9 @@ func unreserved(c byte) bool {
 		c == '-' || c == '.' || c == '_' || c == '~'
 }
 
-// checkPath accepts a concrete stream path: no leading or trailing slash, no empty, "." or ".."
-// segment, no pattern syntax, nothing a streaming server could read as a URL or a relay target.
+// checkPath accepts a concrete stream path: authz.CheckPath (no leading or trailing slash, no
+// empty, "." or ".." segment, no control character), no pattern syntax, nothing a streaming server
+// could read as a URL or a relay target.
 func checkPath(p string) error {
 	switch {
 	case p == "":
@@ -167,15 +168,8 @@ func checkPath(p string) error {
 	case strings.ContainsAny(p, "?#&%:\\ "):
 		return fmt.Errorf("%w: path %q contains one of ? # & %% : \\ or a space", ErrInvalid, p)
 	}
-	for _, seg := range strings.Split(p, "/") {
-		if seg == "" || seg == "." || seg == ".." {
-			return fmt.Errorf("%w: path %q has an empty, \".\" or \"..\" segment (no leading or trailing slash)", ErrInvalid, p)
-		}
-		for i := 0; i < len(seg); i++ {
-			if seg[i] < 0x20 || seg[i] == 0x7f {
-				return fmt.Errorf("%w: path %q contains a control character", ErrInvalid, p)
-			}
-		}
+	if err := authz.CheckPath(p); err != nil {
+		return fmt.Errorf("%w: path %q: %w", ErrInvalid, p, err)
 	}
 	return nil
 }

@@ -198,3 +198,44 @@ func BenchmarkDecode(b *testing.B) {
 		}
 	})
 }
+
+// TestDotDotPathsRefused: a permission on ~^live/ must not reach live/../admin. MediaMTX passes
+// the path as its client wrote it; the engine's authz.CheckPath refuses it (403 invalid_path)
+// before any method sees it.
+func TestDotDotPathsRefused(t *testing.T) {
+	var asked []string
+	liveOnly := authz.BackendFunc(func(_ context.Context, r *authz.Request) (authz.Decision, error) {
+		asked = append(asked, r.Path)
+		if strings.HasPrefix(r.Path, "live/") { // what a ~^live/ permission matches
+			return authz.Allowing("alice", time.Time{}), nil
+		}
+		return authz.Denying(authz.Forbidden, authz.ReasonNotPermitted, "not permitted"), nil
+	})
+	h := New(authz.NewEngine(authz.NewChain(authz.Method{Name: "live-only", Backend: liveOnly}), nil))
+	for _, tt := range []struct {
+		path       string
+		wantStatus int
+		wantReason string
+	}{
+		{"live/cam", 200, "allowed"},
+		{"live/../admin", 403, authz.ReasonInvalidPath},
+		{"live/../../etc", 403, authz.ReasonInvalidPath},
+	} {
+		for _, action := range []string{"publish", "read"} {
+			asked = nil
+			body := `{"ip":"127.0.0.1","user":"alice","password":"secret","action":"` + action + `","path":"` + tt.path + `","protocol":"rtsp","id":null}`
+			w := httptest.NewRecorder()
+			h.ServeHTTP(w, httptest.NewRequest(http.MethodPost, "/hooks/mediamtx", strings.NewReader(body)))
+			var got reply
+			if err := json.Unmarshal(w.Body.Bytes(), &got); err != nil {
+				t.Fatalf("%s %s: reply %q: %v", action, tt.path, w.Body, err)
+			}
+			if w.Code != tt.wantStatus || got.Reason != tt.wantReason || got.Allowed != (tt.wantStatus == 200) {
+				t.Errorf("%s %s: got %d %q allowed=%v, want %d %q", action, tt.path, w.Code, got.Reason, got.Allowed, tt.wantStatus, tt.wantReason)
+			}
+			if tt.wantStatus != 200 && len(asked) != 0 {
+				t.Errorf("%s %s: the backend was asked about %q, want refused before any method", action, tt.path, asked)
+			}
+		}
+	}
+}

@@ -143,8 +143,8 @@ func decode(raw string) (*hook, error) {
 	return h, nil
 }
 
-// path returns the stream path app/name, or an error for a missing app or name or a name that no
-// stream should have (control characters, "." or ".." segments).
+// path returns the stream path app/name, or an error for a missing app or name or a path that
+// fails authz.CheckPath (control characters, empty, "." or ".." segments).
 func (h *hook) path() (string, error) {
 	name := strings.Trim(h.name, "/")
 	switch {
@@ -154,15 +154,8 @@ func (h *hook) path() (string, error) {
 		return "", fmt.Errorf("%w: no stream name", ErrMalformed)
 	}
 	p := h.app + "/" + name
-	for _, seg := range strings.Split(p, "/") {
-		if seg == "" || seg == "." || seg == ".." {
-			return "", fmt.Errorf("%w: stream path has an empty, \".\" or \"..\" segment", ErrMalformed)
-		}
-	}
-	for i := 0; i < len(p); i++ {
-		if p[i] < 0x20 || p[i] == 0x7f {
-			return "", fmt.Errorf("%w: stream path contains a control character", ErrMalformed)
-		}
+	if err := authz.CheckPath(p); err != nil {
+		return "", fmt.Errorf("%w: %w", ErrMalformed, err)
 	}
 	return p, nil
 }

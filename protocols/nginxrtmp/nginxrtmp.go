@@ -7,7 +7,9 @@
 //     (nginx-rtmp drops the connection on any non-2xx, so 401 would add nothing);
 //   - update_publish, update_play: the session is re-checked with the credentials it started
 //     with; 200 keeps it, 403 makes nginx-rtmp drop it (an expired or revoked grant, or a session
-//     gatehouse did not see start whose key maps to a path nginx-rtmp cannot rename to);
+//     gatehouse did not see start whose key maps to a path nginx-rtmp cannot rename to). A
+//     re-check that no method could decide (IdP or upstream down) keeps the session (200) until
+//     the grant it last had expires; new publishes and plays are refused meanwhile;
 //   - publish_done, play_done, done, disconnect: registry events; always 200;
 //   - connect, record_done and the fork's record_started, playlist: 200 (connect carries no
 //     stream, so the checks happen at publish and play);
@@ -129,6 +131,7 @@ type session struct {
 	path     string // public path
 	identity string
 	remote   string
+	expires  time.Time // of the last grant that allowed it; zero: none
 }
 
 // New returns a handler that asks auth and reports events to rec (nil: none), logging to log
@@ -232,7 +235,7 @@ func (h *Handler) start(ctx context.Context, w http.ResponseWriter, server strin
 		}
 		public = d.Rename
 	}
-	s := session{path: public, identity: d.Identity, remote: remote(hk)}
+	s := session{path: public, identity: d.Identity, remote: remote(hk), expires: d.Expires}
 	h.track(sessionKey{server: server, clientID: hk.clientID, publish: a == authz.ActionPublish}, s)
 	typ := live.Joined
 	if a == authz.ActionPublish {
@@ -249,7 +252,10 @@ func (h *Handler) start(ctx context.Context, w http.ResponseWriter, server strin
 	reply(w, http.StatusOK, "ok")
 }
 
-// update re-checks a running session with the credentials it started with.
+// update re-checks a running session with the credentials it started with. Only a real denial
+// ends it (authz.Decision.Keep): when no method could decide (an IdP or upstream down), the
+// session continues until the expiry of the grant it last had, and is re-checked at the next
+// update.
 func (h *Handler) update(ctx context.Context, w http.ResponseWriter, server string, hk *hook) {
 	var a authz.Action
 	switch hk.call {
@@ -269,13 +275,27 @@ func (h *Handler) update(ctx context.Context, w http.ResponseWriter, server stri
 	key := sessionKey{server: server, clientID: hk.clientID, publish: a == authz.ActionPublish}
 	d := h.decide(ctx, hk.request(a, path))
 	s, tracked := h.lookup(key)
+	if !d.Allowed() && d.Keep() && (!tracked || s.expires.IsZero() || h.now().Before(s.expires)) {
+		attrs := []any{"session", hk.clientID, "reason", d.Reason}
+		if tracked {
+			attrs = append(attrs, "path", s.path)
+			h.record(live.Alive, server, hk.clientID, s)
+		} // untracked: the presented path may be a secret key, so it is neither logged nor reported
+		h.log.Warn("nginx-rtmp: could not re-check session; keeping it", attrs...)
+		reply(w, http.StatusOK, "kept: "+d.Reason)
+		return
+	}
 	if !d.Allowed() {
 		attrs := []any{"session", hk.clientID, "reason", d.Reason}
 		if tracked {
 			attrs = append(attrs, "path", s.path) // the public path; the presented one may be a key
 		}
 		h.log.Info("nginx-rtmp: session no longer authorized; nginx-rtmp will drop it", attrs...)
-		reply(w, http.StatusForbidden, "denied: "+d.Reason)
+		reason := d.Reason
+		if d.Keep() {
+			reason = "expired" // undecided, and the grant it last had has run out
+		}
+		reply(w, http.StatusForbidden, "denied: "+reason)
 		return
 	}
 	if !tracked { // e.g. gatehouse restarted while the stream ran
@@ -290,8 +310,9 @@ func (h *Handler) update(ctx context.Context, w http.ResponseWriter, server stri
 			}
 			s.path = d.Rename
 		}
-		h.track(key, s)
 	}
+	s.expires = d.Expires
+	h.track(key, s)
 	h.record(live.Alive, server, hk.clientID, s)
 	reply(w, http.StatusOK, "ok")
 }

@@ -542,3 +542,65 @@ func BenchmarkHandler(b *testing.B) {
 type discardRecorder struct{}
 
 func (discardRecorder) Record(live.Event) {}
+
+// TestUpdateKeepsSessionsWhenUndecided: an on_update while the backend cannot decide (key set or
+// upstream unavailable) keeps the running session until the grant it last had expires; a real
+// denial still ends it, and new publishes and plays are refused meanwhile.
+func TestUpdateKeepsSessionsWhenUndecided(t *testing.T) {
+	t0 := time.Date(2026, 5, 12, 12, 0, 0, 0, time.UTC)
+	for _, reason := range []string{"jwks_unavailable", authz.ReasonUpstream} {
+		t.Run(reason, func(t *testing.T) {
+			var (
+				now     = t0
+				down    bool
+				revoked bool
+			)
+			be := authz.BackendFunc(func(_ context.Context, r *authz.Request) (authz.Decision, error) {
+				switch {
+				case down:
+					return authz.Decision{}, &authz.ReasonError{Reason: reason, Message: "cannot reach it"}
+				case revoked || r.Token != "good":
+					return authz.Denying(authz.Forbidden, authz.ReasonNotPermitted, "no"), nil
+				}
+				return authz.Allowing("alice", now.Add(time.Minute)), nil
+			})
+			eng := authz.NewEngine(authz.NewChain(authz.Method{Name: "idp", Backend: be}), nil)
+			rec := newRecorder()
+			h := New(Config{Now: func() time.Time { return now }}, eng, rec, nil)
+			call := func(clientID, call string) int {
+				return hookPost(h, "app=live&addr=127.0.0.1&clientid="+clientID+"&call="+call+"&name=cam&token=good").Code
+			}
+			steps := []struct {
+				name       string
+				at         time.Duration
+				down, deny bool
+				client     string
+				call       string
+				want       int
+			}{
+				{"publish", 0, false, false, "1", "publish", 200},
+				{"play", 0, false, false, "2", "play", 200},
+				{"update while down keeps the publisher", 30 * time.Second, true, false, "1", "update_publish", 200},
+				{"update while down keeps the player", 30 * time.Second, true, false, "2", "update_play", 200},
+				{"new publish while down is refused", 30 * time.Second, true, false, "3", "publish", 403},
+				{"new play while down is refused", 30 * time.Second, true, false, "4", "play", 403},
+				{"untracked session while down is kept", 30 * time.Second, true, false, "5", "update_play", 200},
+				{"allowed update renews the expiry", 50 * time.Second, false, false, "1", "update_publish", 200},
+				{"still down within the renewed grant", 100 * time.Second, true, false, "1", "update_publish", 200},
+				{"a real denial ends it", 105 * time.Second, false, true, "1", "update_publish", 403},
+				{"down past the grant's expiry ends it", 2 * time.Minute, true, false, "2", "update_play", 403},
+			}
+			for _, s := range steps {
+				now, down, revoked = t0.Add(s.at), s.down, s.deny
+				if got := call(s.client, s.call); got != s.want {
+					t.Errorf("%s: got %d, want %d", s.name, got, s.want)
+				}
+			}
+			for _, e := range rec.Events() {
+				if e.Session == "5@127.0.0.1" {
+					t.Errorf("an untracked session kept while undecided was reported: %+v", e)
+				}
+			}
+		})
+	}
+}

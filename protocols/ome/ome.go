@@ -3,10 +3,12 @@
 // end ("closing"), signed with X-OME-Signature when a SecretKey is configured.
 //
 // Opening: the request becomes one authz.Request (direction incoming → publish, outgoing → read;
-// path app/stream from request.url; credentials from the URL query) and the engine's Decision is
-// answered as status 200 with {"allowed":…,"reason":…,"lifetime":ms[,"new_url":…]}. OME accepts only
-// status 200, so denials are 200 + allowed:false: OME then closes the RTMP/SRT connection, refuses
-// the WebRTC offer, or answers WHIP/LL-HLS clients 401 "AdmissionWebhooks error" itself.
+// path app/stream from request.url, read as OME reads it, see ParseTarget; credentials from the
+// URL query) and the engine's Decision is answered as status 200 with
+// {"allowed":…,"reason":…,"lifetime":ms[,"new_url":…]}. OME accepts only status 200, so denials
+// are 200 + allowed:false: OME then closes the RTMP/SRT connection, refuses the WebRTC offer, or
+// answers WHIP/LL-HLS clients 401 "AdmissionWebhooks error" itself. OME never re-checks a running
+// session: the grant's expiry travels as lifetime, after which OME disconnects it.
 //
 // Closing: reported to the Recorder (Unpublished or Left) and answered 200 {}.
 //
@@ -31,8 +33,10 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
+	"regexp"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"gatehouse/authz"
 	"gatehouse/authz/creds"
@@ -224,62 +228,107 @@ func Protocol(name string) string {
 
 // Target is request.url split into what gatehouse needs.
 type Target struct {
-	Path   string     // app/stream
-	Rest   string     // what followed app/stream in the URL path ("/llhls.m3u8"), or ""
+	Path   string     // app/stream: the stream OME publishes or plays
+	Rest   string     // "/file" after app/stream (llhls.m3u8, abr, thumb.jpg, a playlist), or ""
 	Query  url.Values // parsed query
 	RawQ   string     // raw query, without '?'
 	URL    *url.URL   // the parsed URL the path came from
 	Nested bool       // the path came from an SRT streamid query parameter
 }
 
-// ParseTarget splits an OME request URL. The host (OME's vhost domain) and port are dropped; the
-// first two path segments are app and stream, anything after them is a file name (llhls.m3u8,
-// thumb.jpg). A URL with fewer than two segments whose query has a streamid (SRT) is read through
-// that inner URL. Errors wrap ErrBadURL and never contain the URL.
-func ParseTarget(raw string) (*Target, error) {
+// omeURL is OME's own URL grammar (ov::Url, src/base/ovlibrary/url.cpp), which OME matches
+// unanchored with PCRE2; Go's regexp picks the same leftmost-first submatches. OME takes app,
+// stream and file from the path's first three segments and ignores the rest.
+var omeURL = regexp.MustCompile(`(?P<scheme>.*)://((?P<id>.+):(?P<password>.+)@)?` +
+	`(?P<host>(\[[0-9A-Za-z:.]+\]|[^:/?#]*))(:(?P<port>[0-9]+))?` +
+	`(?P<path>/([^?]+)?)?(\?(?P<qs>[^?]+)?(.+)?)?`)
+
+var (
+	omeScheme = omeURL.SubexpIndex("scheme")
+	omeID     = omeURL.SubexpIndex("id")
+	omePass   = omeURL.SubexpIndex("password")
+	omePath   = omeURL.SubexpIndex("path")
+	omeQuery  = omeURL.SubexpIndex("qs")
+)
+
+// ParseTarget splits the request.url of an opening or closing for protocol (OME's type name) into
+// the stream that OME will publish or play and what follows it. The host (OME's vhost domain)
+// and port are dropped.
+//
+// The path decided is exactly OME's stream: the URL is read with OME's own grammar, and it is
+// refused (ErrBadURL) when Go's URL parser reads it differently. That happens with a second
+// "://", an "@" after the host, a '#', a second '?', or percent-encoding in the path; OME would
+// take another app/stream than the one in plain sight. The path is /app/stream[/file]: file is
+// the playlist or file name of a playback URL (llhls.m3u8, abr.m3u8, abr, thumb.jpg,
+// ts:playlist.m3u8), which OME serves from app/stream. RTMP is stricter: OME builds that URL
+// from the client's tcUrl and the publish name, and /app/a/b may be stream "a/b" (a name with a
+// slash) or stream "a" (a longer tcUrl), so an RTMP URL must be exactly /app/stream. A longer
+// path, or any empty, "." or ".." segment (authz.CheckPath), is refused rather than truncated.
+// A URL with fewer than two segments whose query has one streamid (older OME's SRT form) is read
+// through that inner URL under the same rules. Errors never contain the URL.
+func ParseTarget(raw, protocol string) (*Target, error) {
+	t, err := parseTarget(raw, protocol)
+	if err == nil && t == nil { // fewer than two segments: older OME's SRT streamid form
+		var outer *url.URL
+		if outer, err = url.Parse(raw); err != nil {
+			return nil, fmt.Errorf("%w: not a URL", ErrBadURL)
+		}
+		q, err := url.ParseQuery(outer.RawQuery)
+		if err != nil {
+			return nil, fmt.Errorf("%w: malformed query", ErrBadURL)
+		}
+		if sid := q["streamid"]; len(sid) != 1 || sid[0] == "" {
+			return nil, fmt.Errorf("%w: path is not /app/stream", ErrBadURL)
+		}
+		if t, err = parseTarget(q.Get("streamid"), protocol); err == nil && t == nil {
+			return nil, fmt.Errorf("%w: streamid path is not /app/stream", ErrBadURL)
+		}
+		if t != nil {
+			t.Nested = true
+		}
+	}
+	return t, err
+}
+
+// parseTarget is ParseTarget for one URL; nil, nil means the path has fewer than two segments.
+func parseTarget(raw, protocol string) (*Target, error) {
+	if !utf8.ValidString(raw) || strings.ContainsFunc(raw, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
+		return nil, fmt.Errorf("%w: invalid UTF-8 or a control character", ErrBadURL)
+	}
+	m := omeURL.FindStringSubmatch(raw)
 	u, err := url.Parse(raw)
-	if err != nil {
+	if m == nil || err != nil {
 		return nil, fmt.Errorf("%w: not a URL", ErrBadURL)
+	}
+	if !strings.EqualFold(m[omeScheme], u.Scheme) || m[omeID] != "" || m[omePass] != "" || u.User != nil ||
+		u.Opaque != "" || u.Fragment != "" || strings.Contains(raw, "#") ||
+		m[omeQuery] != u.RawQuery || m[omePath] != u.EscapedPath() || strings.Contains(m[omePath], "%") {
+		return nil, fmt.Errorf("%w: OME would read another stream from this url", ErrBadURL)
 	}
 	q, err := url.ParseQuery(u.RawQuery)
 	if err != nil {
 		return nil, fmt.Errorf("%w: malformed query", ErrBadURL)
 	}
-	path, rest, ok := splitPath(u.Path)
-	nested := false
-	if !ok {
-		sid := q.Get("streamid")
-		if sid == "" {
-			return nil, fmt.Errorf("%w: path is not /app/stream", ErrBadURL)
-		}
-		if u, err = url.Parse(sid); err != nil {
-			return nil, fmt.Errorf("%w: streamid is not a URL", ErrBadURL)
-		}
-		if q, err = url.ParseQuery(u.RawQuery); err != nil {
-			return nil, fmt.Errorf("%w: malformed streamid query", ErrBadURL)
-		}
-		if path, rest, ok = splitPath(u.Path); !ok {
-			return nil, fmt.Errorf("%w: streamid path is not /app/stream", ErrBadURL)
-		}
-		nested = true
+	p := strings.TrimPrefix(u.Path, "/")
+	segs := strings.Split(p, "/")
+	if len(segs) < 2 {
+		return nil, nil
 	}
-	return &Target{Path: path, Rest: rest, Query: q, RawQ: u.RawQuery, URL: u, Nested: nested}, nil
-}
-
-// splitPath returns "app/stream" and the remainder ("/file" or "") of an URL path.
-func splitPath(p string) (path, rest string, ok bool) {
-	segs := strings.SplitN(strings.TrimPrefix(p, "/"), "/", 3)
-	if len(segs) < 2 || !validSegment(segs[0]) || !validSegment(segs[1]) {
-		return "", "", false
+	max := 3 // app/stream/file
+	if Protocol(protocol) == "rtmp" {
+		max = 2
 	}
+	if len(segs) > max {
+		return nil, fmt.Errorf("%w: path has %d segments, at most %d for this protocol", ErrBadURL, len(segs), max)
+	}
+	if err := authz.CheckPath(p); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrBadURL, err)
+	}
+	t := &Target{Path: segs[0] + "/" + segs[1], Query: q, RawQ: u.RawQuery, URL: u}
 	if len(segs) == 3 {
-		rest = "/" + segs[2]
+		t.Rest = "/" + segs[2]
 	}
-	return segs[0] + "/" + segs[1], rest, true
-}
-
-func validSegment(s string) bool {
-	return s != "" && s != "." && s != ".." && !strings.ContainsAny(s, "\x00\r\n")
+	return t, nil
 }
 
 // SessionID derives a stable session id from client.address, client.port and request.url (OME
@@ -337,10 +386,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *Handler) opening(ctx context.Context, a *Admission) reply {
-	t, err := ParseTarget(a.Request.URL)
+	t, err := ParseTarget(a.Request.URL, a.Request.Protocol)
 	if err != nil {
 		h.log.Warn("ome: denied", "error", err, "protocol", a.Request.Protocol)
-		return reply{Reason: "stream url must be scheme://host[:port]/app/stream"}
+		return reply{Reason: "stream url must be scheme://host[:port]/app/stream[/file]"}
 	}
 	req := &authz.Request{
 		Action:    a.Action(),
@@ -397,15 +446,17 @@ func (h *Handler) opening(ctx context.Context, a *Admission) reply {
 // replaces both. Anything else cannot be expressed (OME paths have exactly two segments).
 func renamed(orig, rename string) (string, bool) {
 	rename = strings.Trim(rename, "/")
-	if !strings.Contains(rename, "/") {
-		if !validSegment(rename) {
-			return "", false
-		}
+	if authz.CheckPath(rename) != nil || strings.ContainsAny(rename, "?#%@") || strings.Contains(rename, "://") {
+		return "", false
+	}
+	switch strings.Count(rename, "/") {
+	case 0:
 		app, _, _ := strings.Cut(orig, "/")
 		return app + "/" + rename, true
+	case 1:
+		return rename, true
 	}
-	p, rest, ok := splitPath(rename)
-	return p, ok && rest == ""
+	return "", false
 }
 
 func (h *Handler) closing(a *Admission) {
@@ -413,7 +464,7 @@ func (h *Handler) closing(a *Admission) {
 	if raw == "" {
 		raw = a.Request.URL
 	}
-	t, err := ParseTarget(raw)
+	t, err := ParseTarget(raw, a.Request.Protocol)
 	if err != nil {
 		h.log.Warn("ome: closing ignored", "error", err)
 		return

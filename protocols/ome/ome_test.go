@@ -340,9 +340,9 @@ func TestOpening(t *testing.T) {
 		{name: "repeated access_key", direction: "incoming", protocol: "RTMP", url: "rtmp://h:1935/live/cam?access_key=a&access_key=b",
 			wantReason: "repeated credential parameter", wantBackendNotCalled: true},
 		{name: "no stream in url", direction: "incoming", protocol: "RTMP", url: "rtmp://h:1935/live?token=abc",
-			wantReason: "stream url must be scheme://host[:port]/app/stream", wantBackendNotCalled: true},
+			wantReason: badURL, wantBackendNotCalled: true},
 		{name: "dot-dot segment", direction: "incoming", protocol: "RTMP", url: "rtmp://h:1935/../cam?token=abc",
-			wantReason: "stream url must be scheme://host[:port]/app/stream", wantBackendNotCalled: true},
+			wantReason: badURL, wantBackendNotCalled: true},
 		{name: "forbidden", direction: "outgoing", protocol: "WebRTC", url: "ws://h:3333/live/cam?token=forbidden",
 			wantAction: authz.ActionRead, wantProto: "webrtc", wantPath: "live/cam", wantToken: "forbidden", wantReason: "not permitted on this path"},
 		{name: "lifetime in ms", direction: "incoming", protocol: "RTMP", url: "rtmp://h:1935/live/cam?token=abc", expire: now.Add(90 * time.Minute),
@@ -526,7 +526,7 @@ func FuzzDecode(f *testing.F) {
 	f.Fuzz(func(t *testing.T, body []byte) {
 		a, err := Decode(body)
 		if err == nil {
-			if _, err := ParseTarget(a.Request.URL); err == nil {
+			if _, err := ParseTarget(a.Request.URL, a.Request.Protocol); err == nil {
 				_ = a.SessionID()
 			}
 		}
@@ -576,5 +576,79 @@ func BenchmarkHandler(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// badURL is the reason of an opening whose url is refused before the engine is asked.
+const badURL = "stream url must be scheme://host[:port]/app/stream[/file]"
+
+// TestTargetIsTheStreamOMEUses sends the exact request.url values OME produces (or a client can
+// make it produce) and checks that the path decided is the stream OME publishes or plays, and that
+// a url OME could read as another stream is refused rather than truncated.
+func TestTargetIsTheStreamOMEUses(t *testing.T) {
+	tests := []struct {
+		name, direction, protocol, url string
+		wantPath                       string // "": refused before the engine is asked
+	}{
+		{"rtmp app/stream", "incoming", "RTMP", "rtmp://h:1935/live/bob?token=abc", "live/bob"},
+		// ffmpeg rtmp://h/live/bob/anything/more: app live, publish name "bob/anything/more";
+		// OBS server rtmp://h/live/x/more, key bob: the same url, stream "bob". Ambiguous.
+		{"rtmp extra segments", "incoming", "RTMP", "rtmp://h:1935/live/bob/anything/more?token=abc", ""},
+		{"rtmp one extra segment", "incoming", "RTMP", "rtmp://h:1935/live/bob/anything?token=abc", ""},
+		{"rtmp trailing slash", "incoming", "RTMP", "rtmp://h:1935/live/bob/?token=abc", ""},
+		{"whip", "incoming", "WebRTC", "https://h:3334/live/bob?direction=whip&token=abc", "live/bob"},
+		{"llhls master playlist", "outgoing", "LLHLS", "https://h:3334/live/bob/llhls.m3u8?token=viewer-xyz", "live/bob"},
+		{"llhls abr playlist", "outgoing", "LLHLS", "https://h:3334/live/bob/abr.m3u8?token=viewer-xyz", "live/bob"},
+		{"hlsv3 ts playlist", "outgoing", "HLSv3", "http://h:3333/live/bob/ts:playlist.m3u8?token=viewer-xyz", "live/bob"},
+		{"webrtc abr playlist", "outgoing", "WebRTC", "wss://h:3334/live/bob/abr?token=viewer-xyz", "live/bob"},
+		{"srt playlist", "outgoing", "SRT", "srt://h:9998/live/bob/playlist?token=viewer-xyz", "live/bob"},
+		{"llhls beyond file", "outgoing", "LLHLS", "https://h:3334/live/bob/llhls.m3u8/more?token=viewer-xyz", ""},
+		{"webrtc beyond file", "outgoing", "WebRTC", "wss://h:3334/live/bob/abr/extra?token=viewer-xyz", ""},
+		{"dot-dot file", "outgoing", "Thumbnail", "http://h:20080/live/bob/..?token=viewer-xyz", ""},
+		{"empty stream", "outgoing", "WebRTC", "wss://h:3334/live//abr?token=viewer-xyz", ""},
+		// OME's grammar takes the last "://": it would publish live/alice.
+		{"second scheme in query", "incoming", "RTMP", "rtmp://h:1935/live/bob?x=rtmp://h/live/alice&token=abc", ""},
+		// OME's grammar reads "h:1935/live/bob?u=x" as a user name: live/alice again.
+		{"user info in query", "incoming", "RTMP", "rtmp://h:1935/live/bob?token=abc&u=x:y@h/live/alice", ""},
+		{"fragment", "outgoing", "WebRTC", "ws://h:3333/live/bob#/live/alice?token=viewer-xyz", ""},
+		{"percent-encoded stream", "incoming", "RTMP", "rtmp://h:1935/live/bo%62?token=abc", ""},
+		{"second question mark", "incoming", "RTMP", "rtmp://h:1935/live/bob?token=abc?token=zzz", ""},
+		{"user info", "incoming", "RTMP", "rtmp://u:p@h:1935/live/bob?token=abc", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h, be, _ := newHandler(t, Config{})
+			r := httptest.NewRequest(http.MethodPost, "/hooks/ome", bytes.NewReader(doc("opening", tt.direction, tt.protocol, tt.url)))
+			w := httptest.NewRecorder()
+			h.ServeHTTP(w, r)
+			var rep wireReply
+			if err := json.Unmarshal(w.Body.Bytes(), &rep); err != nil || rep.Allowed == nil || w.Code != http.StatusOK {
+				t.Fatalf("got %d %q, want 200 with a bool allowed", w.Code, w.Body)
+			}
+			got, calls := be.lastRequest()
+			if tt.wantPath == "" {
+				if *rep.Allowed || calls != 0 || rep.Reason != badURL {
+					t.Errorf("got allowed=%v reason %q after %d backend calls (path %q), want refused before the engine", *rep.Allowed, rep.Reason, calls, got.Path)
+				}
+				return
+			}
+			if !*rep.Allowed || got.Path != tt.wantPath {
+				t.Errorf("got allowed=%v (%s) path %q, want allowed path %q", *rep.Allowed, rep.Reason, got.Path, tt.wantPath)
+			}
+		})
+	}
+}
+
+// TestOMEGrammar pins the reading of OME's URL grammar the refusals above rely on: where Go's
+// parser sees live/bob, OME sees live/alice.
+func TestOMEGrammar(t *testing.T) {
+	for _, raw := range []string{
+		"rtmp://h:1935/live/bob?x=rtmp://h/live/alice",
+		"rtmp://h:1935/live/bob?u=x:y@h/live/alice",
+	} {
+		m := omeURL.FindStringSubmatch(raw)
+		if m == nil || m[omePath] != "/live/alice" {
+			t.Errorf("%s: got OME path %q, want /live/alice", raw, m)
+		}
 	}
 }

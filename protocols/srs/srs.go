@@ -23,7 +23,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/netip"
-	"net/url"
 	"strings"
 
 	"gatehouse/authz"
@@ -107,6 +106,8 @@ type Hook struct {
 	TcURL    string          `json:"tcUrl"`
 	PageURL  string          `json:"pageUrl"`
 	File     string          `json:"file"` // on_dvr, on_hls
+
+	tcURLSent bool // the document had a tcUrl field (v3/v4 on_play has none)
 }
 
 // Decode parses an SRS hook body. Every error wraps ErrMalformed and never contains param.
@@ -126,6 +127,11 @@ func Decode(body []byte) (*Hook, error) {
 	if h.Action == "" {
 		return nil, fmt.Errorf("%w: no action", ErrMalformed)
 	}
+	var probe struct {
+		TcURL *string `json:"tcUrl"`
+	}
+	_ = json.Unmarshal(body, &probe) // body already decoded once
+	h.tcURLSent = probe.TcURL != nil
 	return &h, nil
 }
 
@@ -147,54 +153,32 @@ func (h *Hook) SessionID() string {
 }
 
 // Path returns app/stream (vhost/app/stream with includeVhost and a non-default vhost), or false
-// when app or stream is missing or unusable.
+// when app or stream is missing or the path fails authz.CheckPath or contains '?' or '#'.
 func (h *Hook) Path(includeVhost bool) (string, bool) {
-	app, stream := strings.Trim(h.App, "/"), strings.Trim(h.Stream, "/")
-	if !validPath(app) || !validPath(stream) {
-		return "", false
-	}
-	p := app + "/" + stream
+	p := strings.Trim(h.App, "/") + "/" + strings.Trim(h.Stream, "/")
 	if includeVhost && h.Vhost != "" && h.Vhost != DefaultVhost {
-		if !validPath(h.Vhost) || strings.Contains(h.Vhost, "/") {
+		if strings.Contains(h.Vhost, "/") {
 			return "", false
 		}
 		p = h.Vhost + "/" + p
 	}
+	if authz.CheckPath(p) != nil || strings.ContainsAny(p, "?#") {
+		return "", false
+	}
 	return p, true
 }
 
-func validPath(s string) bool {
-	if s == "" || strings.ContainsAny(s, "\x00\r\n?#") {
-		return false
-	}
-	for seg := range strings.SplitSeq(s, "/") {
-		if seg == "" || seg == "." || seg == ".." {
-			return false
-		}
-	}
-	return true
-}
-
-// Protocol infers the client's protocol, which SRS does not send: the tcUrl scheme (rtmp, rtmps →
-// rtmp; srt → srt), else webrtc when param has no leading '?' and tcUrl is empty (WHIP/WHEP, as
-// srs_app_rtc_api.cpp builds it) or param says upstream=rtc. Otherwise "" (unknown), which a
-// protocol-restricted permission never matches.
+// Protocol is the client's protocol as far as SRS itself establishes it; SRS does not send one.
+// It is "webrtc" when the document has a tcUrl field and it is empty: SRS's WHIP/WHEP API (v5+)
+// leaves tcUrl unset, while every RTMP connection has a tcUrl with a scheme (SRS refuses one
+// without: "discovery tcUrl failed") and SRS builds one for SRT, HTTP-FLV and HLS. Otherwise it
+// is "" (unknown), which a protocol-restricted permission never matches: an RTMP client writes
+// its tcUrl and param itself (tcUrl=webrtc://…, srt://…, ?upstream=rtc), SRS gives HTTP-FLV and
+// HLS viewers an rtmp:// tcUrl, the legacy RTC API takes tcUrl from the client's streamurl, and
+// v3/v4 on_play has no tcUrl at all, so no field tells RTMP, SRT, HTTP-FLV, HLS or the legacy
+// RTC API apart. Permissions restricted to rtmp or srt therefore never match SRS requests.
 func (h *Hook) Protocol() string {
-	if u, err := url.Parse(h.TcURL); err == nil && u.Scheme != "" {
-		switch strings.ToLower(u.Scheme) {
-		case "rtmp", "rtmps", "rtmpt", "rtmpe":
-			return "rtmp"
-		case "srt":
-			return "srt"
-		case "webrtc":
-			return "webrtc"
-		}
-		return ""
-	}
-	if h.TcURL == "" && h.Param != "" && !strings.HasPrefix(h.Param, "?") {
-		return "webrtc"
-	}
-	if strings.Contains(h.Param, "upstream=rtc") {
+	if h.tcURLSent && h.TcURL == "" {
 		return "webrtc"
 	}
 	return ""

@@ -165,20 +165,20 @@ func TestReferenceExchanges(t *testing.T) {
 		wantEvent *live.Event
 	}{
 		{name: "on_publish v6", body: reference(t, "on_publish_v6.http"),
-			wantReq:   &authz.Request{Action: authz.ActionPublish, Path: "live/livestream", Protocol: "rtmp", IP: netip.MustParseAddr("203.0.113.7"), Token: "abc", Query: "token=abc", ID: "vid-0xk989d/341w361a", Source: Source},
-			wantEvent: &live.Event{Type: live.Published, Path: "live/livestream", Source: Source, Session: "vid-0xk989d/341w361a", Identity: "alice", Protocol: "rtmp", Remote: "203.0.113.7"}},
+			wantReq:   &authz.Request{Action: authz.ActionPublish, Path: "live/livestream", Protocol: "", IP: netip.MustParseAddr("203.0.113.7"), Token: "abc", Query: "token=abc", ID: "vid-0xk989d/341w361a", Source: Source},
+			wantEvent: &live.Event{Type: live.Published, Path: "live/livestream", Source: Source, Session: "vid-0xk989d/341w361a", Identity: "alice", Protocol: "", Remote: "203.0.113.7"}},
 		{name: "on_play whep v6", body: reference(t, "on_play_whep_v6.json"),
 			wantReq:   &authz.Request{Action: authz.ActionRead, Path: "live/livestream", Protocol: "webrtc", IP: netip.MustParseAddr("198.51.100.20"), Token: "viewer-xyz", Query: "app=live&stream=livestream&token=viewer-xyz", ID: "vid-0xk989d/7y0m3e5s", Source: Source},
 			wantEvent: &live.Event{Type: live.Joined, Path: "live/livestream", Source: Source, Session: "vid-0xk989d/7y0m3e5s", Identity: "bob", Protocol: "webrtc", Remote: "198.51.100.20"}},
 		{name: "on_unpublish v6", body: reference(t, "on_unpublish_v6.json"),
-			wantEvent: &live.Event{Type: live.Unpublished, Path: "live/livestream", Source: Source, Session: "vid-0xk989d/341w361a", Protocol: "rtmp", Remote: "203.0.113.7"}},
+			wantEvent: &live.Event{Type: live.Unpublished, Path: "live/livestream", Source: Source, Session: "vid-0xk989d/341w361a", Protocol: "", Remote: "203.0.113.7"}},
 		{name: "on_stop v6", body: playClient,
-			wantEvent: &live.Event{Type: live.Left, Path: "live/livestream", Source: Source, Session: "vid-0xk989d/7y0m3e5s", Protocol: "rtmp", Remote: "203.0.113.7"}},
+			wantEvent: &live.Event{Type: live.Left, Path: "live/livestream", Source: Source, Session: "vid-0xk989d/7y0m3e5s", Protocol: "", Remote: "203.0.113.7"}},
 		{name: "on_dvr v6", body: reference(t, "on_dvr_v6.json")},
 		{name: "on_connect v4", body: reference(t, "on_connect_v4.json")},
 		{name: "on_publish v3", body: reference(t, "on_publish_v3.json"),
-			wantReq:   &authz.Request{Action: authz.ActionPublish, Path: "live/livestream", Protocol: "rtmp", IP: netip.MustParseAddr("192.168.1.10"), Token: "xxx", Query: "token=xxx", ID: "1985", Source: Source},
-			wantEvent: &live.Event{Type: live.Published, Path: "live/livestream", Source: Source, Session: "1985", Identity: "bob", Protocol: "rtmp", Remote: "192.168.1.10"}},
+			wantReq:   &authz.Request{Action: authz.ActionPublish, Path: "live/livestream", Protocol: "", IP: netip.MustParseAddr("192.168.1.10"), Token: "xxx", Query: "token=xxx", ID: "1985", Source: Source},
+			wantEvent: &live.Event{Type: live.Published, Path: "live/livestream", Source: Source, Session: "1985", Identity: "bob", Protocol: "", Remote: "192.168.1.10"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -229,37 +229,37 @@ func TestDecisions(t *testing.T) {
 		wantEngineNotConsumed bool
 	}{
 		{name: "param with ?", body: hookBody("on_publish", DefaultVhost, "live", "cam", "?token=abc", rtmp),
-			wantStatus: 200, wantPath: "live/cam", wantProto: "rtmp", wantToken: "abc", wantIP: "203.0.113.7"},
+			wantStatus: 200, wantPath: "live/cam", wantProto: "", wantToken: "abc", wantIP: "203.0.113.7"},
 		{name: "param without ?", body: hookBody("on_publish", DefaultVhost, "live", "cam", "token=abc", ""),
 			wantStatus: 200, wantPath: "live/cam", wantProto: "webrtc", wantToken: "abc", wantIP: "203.0.113.7"},
 		{name: "user and pass", body: hookBody("on_play", DefaultVhost, "live", "cam", "?user=carol&pass=secret", rtmp),
-			wantStatus: 200, wantPath: "live/cam", wantProto: "rtmp", wantUser: "carol", wantIP: "203.0.113.7"},
+			wantStatus: 200, wantPath: "live/cam", wantProto: "", wantUser: "carol", wantIP: "203.0.113.7"},
 		{name: "legacy rtc api", body: hookBody("on_play", DefaultVhost, "live", "cam", "?token=viewer-xyz&upstream=rtc", ""),
 			wantStatus: 200, wantPath: "live/cam", wantProto: "webrtc", wantToken: "viewer-xyz", wantIP: "203.0.113.7"},
 		{name: "srt", body: hookBody("on_publish", DefaultVhost, "live", "cam", "?token=abc", "srt://h:10080/live"),
-			wantStatus: 200, wantPath: "live/cam", wantProto: "srt", wantToken: "abc", wantIP: "203.0.113.7"},
+			wantStatus: 200, wantPath: "live/cam", wantProto: "", wantToken: "abc", wantIP: "203.0.113.7"},
 		{name: "no credentials", body: hookBody("on_publish", DefaultVhost, "live", "cam", "", rtmp),
-			wantStatus: 401, wantPath: "live/cam", wantProto: "rtmp", wantIP: "203.0.113.7"},
+			wantStatus: 401, wantPath: "live/cam", wantProto: "", wantIP: "203.0.113.7"},
 		{name: "wrong token", body: hookBody("on_play", DefaultVhost, "live", "cam", "?token=nope", rtmp),
-			wantStatus: 401, wantPath: "live/cam", wantProto: "rtmp", wantToken: "nope", wantIP: "203.0.113.7"},
+			wantStatus: 401, wantPath: "live/cam", wantProto: "", wantToken: "nope", wantIP: "203.0.113.7"},
 		{name: "forbidden", body: hookBody("on_play", DefaultVhost, "live", "cam", "?token=forbidden", rtmp),
-			wantStatus: 403, wantPath: "live/cam", wantProto: "rtmp", wantToken: "forbidden", wantIP: "203.0.113.7"},
+			wantStatus: 403, wantPath: "live/cam", wantProto: "", wantToken: "forbidden", wantIP: "203.0.113.7"},
 		{name: "repeated token", body: hookBody("on_publish", DefaultVhost, "live", "cam", "?token=abc&token=abc", rtmp),
 			wantStatus: 401, wantEngineNotConsumed: true},
 		{name: "malformed param", body: hookBody("on_publish", DefaultVhost, "live", "cam", "?token=%zz", rtmp),
 			wantStatus: 401, wantEngineNotConsumed: true},
 		{name: "custom token param", cfg: Config{TokenParams: []string{"secret"}}, body: hookBody("on_publish", DefaultVhost, "live", "cam", "?secret=abc", rtmp),
-			wantStatus: 200, wantPath: "live/cam", wantProto: "rtmp", wantToken: "abc", wantIP: "203.0.113.7"},
+			wantStatus: 200, wantPath: "live/cam", wantProto: "", wantToken: "abc", wantIP: "203.0.113.7"},
 		{name: "vhost ignored by default", body: hookBody("on_publish", "v.example.com", "live", "cam", "?token=abc", rtmp),
-			wantStatus: 200, wantPath: "live/cam", wantProto: "rtmp", wantToken: "abc", wantIP: "203.0.113.7"},
+			wantStatus: 200, wantPath: "live/cam", wantProto: "", wantToken: "abc", wantIP: "203.0.113.7"},
 		{name: "vhost included", cfg: Config{IncludeVhost: true}, body: hookBody("on_publish", "v.example.com", "live", "cam", "?token=abc", rtmp),
-			wantStatus: 200, wantPath: "v.example.com/live/cam", wantProto: "rtmp", wantToken: "abc", wantIP: "203.0.113.7"},
+			wantStatus: 200, wantPath: "v.example.com/live/cam", wantProto: "", wantToken: "abc", wantIP: "203.0.113.7"},
 		{name: "default vhost never included", cfg: Config{IncludeVhost: true}, body: hookBody("on_publish", DefaultVhost, "live", "cam", "?token=abc", rtmp),
-			wantStatus: 200, wantPath: "live/cam", wantProto: "rtmp", wantToken: "abc", wantIP: "203.0.113.7"},
+			wantStatus: 200, wantPath: "live/cam", wantProto: "", wantToken: "abc", wantIP: "203.0.113.7"},
 		{name: "rename fails closed", rename: "live/alice", body: hookBody("on_publish", DefaultVhost, "live", "s3cret", "?token=abc", rtmp),
-			wantStatus: 403, wantPath: "live/s3cret", wantProto: "rtmp", wantToken: "abc", wantIP: "203.0.113.7"},
+			wantStatus: 403, wantPath: "live/s3cret", wantProto: "", wantToken: "abc", wantIP: "203.0.113.7"},
 		{name: "rename to itself is fine", rename: "/live/cam", body: hookBody("on_publish", DefaultVhost, "live", "cam", "?token=abc", rtmp),
-			wantStatus: 200, wantPath: "live/cam", wantProto: "rtmp", wantToken: "abc", wantIP: "203.0.113.7"},
+			wantStatus: 200, wantPath: "live/cam", wantProto: "", wantToken: "abc", wantIP: "203.0.113.7"},
 		{name: "missing stream", body: hookBody("on_publish", DefaultVhost, "live", "", "?token=abc", rtmp),
 			wantStatus: 400, wantEngineNotConsumed: true},
 		{name: "dot-dot stream", body: hookBody("on_play", DefaultVhost, "live", "..", "?token=abc", rtmp),
@@ -402,6 +402,48 @@ func BenchmarkHandler(b *testing.B) {
 				if w.Code != http.StatusOK {
 					b.Fatalf("got %d", w.Code)
 				}
+			}
+		})
+	}
+}
+
+// TestProtocolNotForgeable: a permission restricted to webrtc must not be met by an RTMP (or SRT,
+// HTTP-FLV) client whatever tcUrl and param it writes; only SRS's WHIP/WHEP documents, whose
+// tcUrl SRS leaves empty, are webrtc.
+func TestProtocolNotForgeable(t *testing.T) {
+	webrtcOnly := authz.BackendFunc(func(_ context.Context, req *authz.Request) (authz.Decision, error) {
+		if req.Protocol != "webrtc" {
+			return authz.Denying(authz.Forbidden, authz.ReasonNotPermitted, "webrtc only"), nil
+		}
+		return authz.Allowing("anyone", time.Time{}), nil
+	})
+	eng := authz.NewEngine(authz.NewChain(authz.Method{Name: "webrtc-only", Backend: webrtcOnly}), nil)
+	h := New(Config{}, eng, nil, keyFreeLog(t))
+	v4Play := func(param string) []byte { // v3/v4 on_play: no tcUrl field
+		b, _ := json.Marshal(map[string]any{"action": "on_play", "client_id": "c1", "ip": "203.0.113.7",
+			"vhost": DefaultVhost, "app": "live", "stream": "cam", "param": param})
+		return b
+	}
+	tests := []struct {
+		name string
+		body []byte
+		want int
+	}{
+		{"rtmp tcUrl webrtc://", hookBody("on_publish", DefaultVhost, "live", "cam", "?token=abc", "webrtc://h/live"), 403},
+		{"rtmp tcUrl webrtc:// with port", hookBody("on_play", DefaultVhost, "live", "cam", "", "webrtc://h:1985/live"), 403},
+		{"rtmp param upstream=rtc", hookBody("on_publish", DefaultVhost, "live", "cam", "?upstream=rtc", "rtmp://h/live"), 403},
+		{"rtmp tcUrl without scheme, upstream=rtc", hookBody("on_publish", DefaultVhost, "live", "cam", "?upstream=rtc", "h/live"), 403},
+		{"v4 on_play, param without ?", v4Play("#token=abc"), 403},
+		{"v4 on_play, WHEP-like param", v4Play("app=live&stream=cam"), 403},
+		{"whep (tcUrl empty)", reference(t, "on_play_whep_v6.json"), 200},
+		{"whip (tcUrl empty)", hookBody("on_publish", DefaultVhost, "live", "cam", "app=live&stream=cam", ""), 200},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			w := httptest.NewRecorder()
+			h.ServeHTTP(w, httptest.NewRequest(http.MethodPost, "/hooks/srs", bytes.NewReader(tt.body)))
+			if w.Code != tt.want {
+				t.Errorf("got %d %s, want %d", w.Code, w.Body, tt.want)
 			}
 		})
 	}
