@@ -268,12 +268,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.deny(w, http.StatusForbidden, "original request unknown")
 		return
 	}
+	// The method is never a reason to skip authentication: a proxy block that sets only
+	// X-Original-URI passes the client's own X-Original-Method through. OPTIONS is judged as a
+	// read like GET, so a CORS preflight (no credentials, no cookie) passes only where an
+	// anonymous read does; browsers do not preflight same-origin HLS.
 	switch method {
-	case http.MethodGet, http.MethodHead:
-	case http.MethodOptions:
-		// CORS preflights carry no credentials and fetch no content.
-		w.WriteHeader(http.StatusNoContent)
-		return
+	case http.MethodGet, http.MethodHead, http.MethodOptions:
 	default:
 		h.deny(w, http.StatusForbidden, "method not allowed")
 		return

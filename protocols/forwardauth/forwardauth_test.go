@@ -277,9 +277,12 @@ func TestDecisions(t *testing.T) {
 		{"anonymous public stream", Config{}, ask("/public/cam/index.m3u8"), 204, false},
 		{"cookie disabled", Config{Cookie: CookieConfig{Disable: true}}, ask("/live/cam/index.m3u8?token=viewer"), 204, false},
 		{"method headers disagree", Config{}, ask("/live/cam/index.m3u8?token=viewer", "X-Forwarded-Method", "HEAD"), 403, false},
-		{"cors preflight", Config{}, withoutHeader(ask("/live/cam/index.m3u8", "X-Forwarded-Method", "OPTIONS"), "X-Original-Method"), 204, false},
+		{"cors preflight is authenticated", Config{}, withoutHeader(ask("/live/cam/index.m3u8", "X-Forwarded-Method", "OPTIONS"), "X-Original-Method"), 401, false},
+		{"client-sent method header does not skip authentication", Config{}, withHeader(ask("/live/cam/index.m3u8"), "X-Original-Method", "OPTIONS"), 401, false},
 		{"post", Config{}, withMethod(ask("/live/cam/index.m3u8?token=viewer"), "POST"), 403, false},
-		{"options", Config{}, withMethod(ask("/live/cam/index.m3u8"), "OPTIONS"), 204, false},
+		{"options is authenticated", Config{}, withMethod(ask("/live/cam/index.m3u8"), "OPTIONS"), 401, false},
+		{"options with credentials", Config{}, withMethod(ask("/live/cam/index.m3u8?token=viewer"), "OPTIONS"), 204, true},
+		{"options on a public stream", Config{}, withMethod(ask("/public/cam/index.m3u8"), "OPTIONS"), 204, false},
 		{"head alone", Config{}, withMethod(ask("/live/cam/seg0.ts?token=viewer"), "HEAD"), 204, true},
 		{"no rule", Config{Rules: []Rule{{Prefix: "/hls/", StripSuffix: true}}}, ask("/admin/index.m3u8?token=viewer"), 403, false},
 		{"untrusted peer", Config{}, withPeer(ask("/live/cam/index.m3u8?token=viewer"), "192.0.2.1:1234"), 403, false},
@@ -314,6 +317,10 @@ func withMethod(r *http.Request, m string) *http.Request {
 func withPeer(r *http.Request, peer string) *http.Request { r.RemoteAddr = peer; return r }
 
 func withoutHeader(r *http.Request, k string) *http.Request { r.Header.Del(k); return r }
+
+// withHeader replaces header k: a client's own header, passed through by a proxy block that does
+// not set k.
+func withHeader(r *http.Request, k, v string) *http.Request { r.Header.Set(k, v); return r }
 
 func TestClientIP(t *testing.T) {
 	tests := []struct {
@@ -573,7 +580,7 @@ func FuzzForwardAuth(f *testing.F) {
 		default:
 			t.Fatalf("got status %d: nginx would turn it into 500", w.Code)
 		}
-		if w.Code == http.StatusNoContent && method != "OPTIONS" {
+		if w.Code == http.StatusNoContent {
 			if _, u, err := Original(r); err != nil {
 				t.Fatalf("allowed a request whose original URI does not parse: %v", err)
 			} else if tg, ok := h.Map(u.Path); !ok || strings.Contains(tg.Path, "..") || strings.HasPrefix(tg.Path, "/") {
