@@ -451,6 +451,76 @@ func TestCookieMisuse(t *testing.T) {
 	}
 }
 
+// TestCookieEndsWithReload: a reload that removes a user ends the cookies it granted, as it ends
+// the user's password (the cookie used to stay valid for max_age).
+func TestCookieEndsWithReload(t *testing.T) {
+	secret := strings.Repeat("k", 32)
+	be := &backend{}
+	eng := authz.NewEngine(authz.NewChain(authz.Method{Name: "test", Backend: be}), nil)
+	h := New(Config{Cookie: CookieConfig{Secret: secret}}, eng, &recorder{}, nil)
+
+	w := serve(h, ask("/live/cam/index.m3u8", "Authorization", "Basic Y2Fyb2w6c2VjcmV0")) // carol:secret
+	if w.Code != http.StatusNoContent || len(w.Result().Cookies()) != 1 {
+		t.Fatalf("with the password: got %d and %d cookies, want 204 and a cookie", w.Code, len(w.Result().Cookies()))
+	}
+	c := w.Result().Cookies()[0]
+	segment := func(h *Handler) int {
+		r := ask("/live/cam/seg0.ts")
+		r.AddCookie(c)
+		return serve(h, r).Code
+	}
+	if got := segment(h); got != http.StatusNoContent {
+		t.Fatalf("segment with the cookie before the reload: got %d, want 204", got)
+	}
+
+	// A restart (a new Handler with the same secret) refuses the cookie too: the generation
+	// counter starts again at 0, so the cookie's own generation would otherwise match.
+	restarted := New(Config{Cookie: CookieConfig{Secret: secret}}, eng, &recorder{}, nil)
+	if got := segment(restarted); got != http.StatusUnauthorized {
+		t.Errorf("segment with the cookie after a restart: got %d, want 401", got)
+	}
+
+	// The reload: carol is gone from the new configuration.
+	eng.Swap(authz.NewChain(authz.Method{Name: "test", Backend: authz.BackendFunc(
+		func(context.Context, *authz.Request) (authz.Decision, error) { return authz.Decision{}, nil })}))
+	if got := segment(h); got != http.StatusUnauthorized {
+		t.Errorf("segment with the cookie after the reload: got %d, want 401", got)
+	}
+	if w := serve(h, ask("/live/cam/seg0.ts", "Authorization", "Basic Y2Fyb2w6c2VjcmV0")); w.Code != http.StatusUnauthorized {
+		t.Errorf("the password after the reload: got %d, want 401", w.Code)
+	}
+}
+
+func TestCookieCurrent(t *testing.T) {
+	h, _, _ := newHandler(t, Config{})
+	ep := epoch{gen: 3, since: 1_000}
+	tests := []struct {
+		name string
+		g    Grant
+		want bool
+	}{
+		{"this instance, this generation", Grant{Instance: h.instance, Generation: 3, Issued: 1}, true},
+		{"this instance, an earlier generation", Grant{Instance: h.instance, Generation: 2, Issued: 5_000}, false},
+		{"another instance, issued after this one saw the generation", Grant{Instance: "other", Generation: 0, Issued: 1_001}, true},
+		{"another instance, issued as it saw it", Grant{Instance: "other", Generation: 3, Issued: 1_000}, false},
+		{"another instance or a restart, issued before", Grant{Instance: "other", Generation: 3, Issued: 999}, false},
+		{"no binding (an empty instance)", Grant{}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := h.current(tt.g, ep); got != tt.want {
+				t.Errorf("got %v, want %v", got, tt.want)
+			}
+		})
+	}
+	t.Run("observe never goes back", func(t *testing.T) {
+		h.epoch.Store(&epoch{gen: 7, since: 42})
+		if got := h.observe(); got.gen != 7 || got.since != 42 {
+			t.Errorf("engine at generation 0 after the handler saw 7: got %+v, want {7 42}", got)
+		}
+	})
+}
+
 func TestSessionsAndEvents(t *testing.T) {
 	h, _, rec := newHandler(t, Config{})
 	first := serve(h, ask("/live/cam/index.m3u8?token=viewer"))
@@ -593,11 +663,11 @@ func FuzzForwardAuth(f *testing.F) {
 func FuzzCookie(f *testing.F) {
 	s := sealer{key: []byte(strings.Repeat("k", 32))}
 	now := time.Unix(1_800_000_000, 0)
-	valid := s.seal(Grant{Path: "live/cam", Identity: "bob", Session: "fa-1", Expires: now.Add(time.Hour)})
+	valid := s.seal(Grant{Path: "live/cam", Identity: "bob", Session: "fa-1", Instance: "i", Generation: 2, Issued: 1, Expires: now.Add(time.Hour)})
 	f.Add(valid)
 	f.Add("v1..")
 	f.Add("v1.e30.")
-	f.Add(strings.Replace(valid, "v1.", "v2.", 1))
+	f.Add(strings.Replace(valid, cookieVersion+".", "v1.", 1))
 	f.Fuzz(func(t *testing.T, v string) {
 		g, err := s.open(v, now)
 		if err != nil {
@@ -607,7 +677,8 @@ func FuzzCookie(f *testing.F) {
 			return
 		}
 		g2, err := s.open(s.seal(g), now)
-		if err != nil || g2.Path != g.Path || g2.Identity != g.Identity || g2.Session != g.Session || !g2.Expires.Equal(g.Expires) {
+		if err != nil || g2.Path != g.Path || g2.Identity != g.Identity || g2.Session != g.Session || !g2.Expires.Equal(g.Expires) ||
+			g2.Instance != g.Instance || g2.Generation != g.Generation || g2.Issued != g.Issued {
 			t.Fatalf("grant %+v does not round-trip: %+v, %v", g, g2, err)
 		}
 		if g.Path == "" || !now.Before(g.Expires) {
