@@ -41,6 +41,10 @@ import (
 const Source = "forward-auth"
 
 // Headers set on an allowed reply, for auth_request_set, authResponseHeaders or copy_headers.
+// HeaderUser is absent when the grant is anonymous (`user: any`, a public path, a backend that
+// names nobody), whatever user name the client sent: nginx's $upstream_http_x_auth_user is then
+// empty (and proxy_set_header with an empty value sends nothing), and Traefik's
+// authResponseHeaders removes a client-sent X-Auth-User before copying ours.
 const (
 	HeaderUser   = "X-Auth-User"
 	HeaderStream = "X-Auth-Stream"
@@ -72,7 +76,9 @@ type Authorizer interface {
 
 // Recorder receives viewer events; the live registry implements it. HLS has no "stop" signal, so
 // the adapter reports Joined and Alive on each allowed playlist fetch of a cookie session and never
-// Left: the registry expires the viewer after its stale time without playlist fetches.
+// Left: the registry expires the viewer after its stale time without playlist fetches. Anonymous
+// grants are not reported: nothing tells one anonymous viewer from another, and each request
+// would otherwise be a new session (the registry is also bounded: live.Config.MaxViewers).
 type Recorder interface {
 	Record(live.Event)
 }
@@ -437,7 +443,7 @@ func (h *Handler) allow(w http.ResponseWriter, t Target, ip netip.Addr, identity
 	}
 	w.Header().Set(HeaderStream, t.Path)
 	w.WriteHeader(http.StatusNoContent)
-	if h.rec == nil || session == "" || !t.Playlist {
+	if h.rec == nil || session == "" || identity == "" || !t.Playlist {
 		return
 	}
 	// Playlist fetches are the HLS/DASH viewer's heartbeat (every target duration).

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
@@ -18,6 +19,7 @@ import (
 	"gatehouse/authz/conf"
 	"gatehouse/authz/live"
 	"gatehouse/authz/live/livetest"
+	"gatehouse/backends/users"
 )
 
 type recorder = livetest.Recorder
@@ -718,4 +720,104 @@ func BenchmarkHandler(b *testing.B) {
 			}
 		})
 	}
+}
+
+// usersEngine is the engine over the real users backend with cfg (a `users:` list in YAML).
+func usersEngine(t testing.TB, src string) *authz.Engine {
+	t.Helper()
+	var cfg struct {
+		Users users.Config `yaml:"users"`
+	}
+	if err := conf.Decode("test.yml", []byte(src), nil, &cfg); err != nil {
+		t.Fatal(err)
+	}
+	return authz.NewEngine(authz.NewChain(authz.Method{Name: "users", Backend: users.New(cfg.Users)}), nil)
+}
+
+// anyRead lets anyone read live/*, first; admin's password is never needed for a read.
+const anyRead = `
+users:
+  users:
+  - user: any
+    permissions: [{action: read, path: ~^live/}]
+  - user: admin
+    pass: admin-secret
+    permissions: [{action: publish}, {action: read}]
+`
+
+// TestAnonymousGrantCarriesNoIdentity: under `user: any`, `curl -u admin:whatever` used to get
+// X-Auth-User: admin, a cookie for admin and a viewer listed as admin. The grant is anonymous:
+// no header, no identity in the cookie, nothing in the registry.
+func TestAnonymousGrantCarriesNoIdentity(t *testing.T) {
+	reg := live.NewRegistry()
+	reg.Record(live.Event{Type: live.Published, Path: "live/cam", Source: "nginx-rtmp", Session: "pub", Identity: "studio"})
+	h := New(Config{}, usersEngine(t, anyRead), reg, nil)
+
+	for _, r := range []*http.Request{
+		ask("/live/cam/index.m3u8", "Authorization", "Basic YWRtaW46d2hhdGV2ZXI="), // -u admin:whatever
+		ask("/live/cam/index.m3u8?user=admin&pass=whatever"),
+	} {
+		w := serve(h, r)
+		if w.Code != http.StatusNoContent {
+			t.Fatalf("got %d %q, want 204 (any may read)", w.Code, w.Body)
+		}
+		if v, ok := w.Header()[HeaderUser]; ok {
+			t.Errorf("got %s %q, want no such header for an anonymous grant", HeaderUser, v)
+		}
+		cs := w.Result().Cookies()
+		if len(cs) != 1 {
+			t.Fatalf("got %d cookies, want 1", len(cs))
+		}
+		g, err := h.cookie.sealer.open(cs[0].Value, time.Now())
+		if err != nil || g.Identity != "" {
+			t.Errorf("got cookie grant %+v (%v), want no identity", g, err)
+		}
+		seg := ask("/live/cam/seg0.ts")
+		seg.AddCookie(cs[0])
+		if w := serve(h, seg); w.Code != http.StatusNoContent || w.Header().Get(HeaderUser) != "" {
+			t.Errorf("segment with the cookie: got %d user %q, want 204 and no user", w.Code, w.Header().Get(HeaderUser))
+		}
+	}
+	st, ok := reg.Get("live/cam")
+	if !ok || st.Identity != "studio" {
+		t.Fatalf("got %+v %v, want live/cam published by studio", st, ok)
+	}
+	for _, rd := range st.Readers {
+		if rd.Identity == "admin" {
+			t.Errorf("the registry lists a viewer as admin: %+v", rd)
+		}
+	}
+	if n := reg.Viewers(); n != 0 {
+		t.Errorf("got %d viewer sessions, want 0: anonymous grants are not recorded per request", n)
+	}
+}
+
+// TestRegistryBounded: anonymous requests with made-up user names (each used to be a new viewer
+// session, held for stale_after) leave the registry empty, and named viewers stop at the bound.
+func TestRegistryBounded(t *testing.T) {
+	t.Run("anonymous", func(t *testing.T) {
+		reg := live.NewRegistry()
+		h := New(Config{}, usersEngine(t, anyRead), reg, nil)
+		for i := range 20_000 {
+			if w := serve(h, ask(fmt.Sprintf("/live/cam/index.m3u8?user=u%d&pass=x", i))); w.Code != http.StatusNoContent {
+				t.Fatalf("request %d: got %d, want 204", i, w.Code)
+			}
+		}
+		if n := reg.Viewers(); n != 0 {
+			t.Errorf("got %d viewer sessions after 20000 anonymous requests, want 0", n)
+		}
+	})
+	t.Run("named beyond the bound", func(t *testing.T) {
+		reg := live.NewRegistry(live.WithConfig(live.Config{MaxViewers: 100}))
+		be := &backend{}
+		h := New(Config{}, authz.NewEngine(authz.NewChain(authz.Method{Name: "test", Backend: be}), nil), reg, nil)
+		for i := range 1_000 { // every request without a cookie is a new viewer session of bob
+			if w := serve(h, ask("/live/cam/index.m3u8?token=viewer")); w.Code != http.StatusNoContent {
+				t.Fatalf("request %d: got %d, want 204 (a full registry refuses nobody)", i, w.Code)
+			}
+		}
+		if n := reg.Viewers(); n != 100 {
+			t.Errorf("got %d viewer sessions, want the bound 100", n)
+		}
+	})
 }
