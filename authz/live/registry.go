@@ -10,6 +10,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"gopkg.in/yaml.v3"
+
 	"gatehouse/authz/conf"
 )
 
@@ -20,6 +22,7 @@ const (
 	DefaultSilentStaleAfter = 24 * time.Hour
 	DefaultReorderWindow    = time.Minute
 	DefaultSubscriberBuffer = 256
+	DefaultMaxViewers       = 10_000
 )
 
 // Reasons carried by a Change.
@@ -50,6 +53,35 @@ type Config struct {
 	ReorderWindow conf.Duration `yaml:"reorder_window"`
 	// Sources sets per-source expiry, keyed by Event.Source ("nginx-rtmp", "ome", "srs", ...).
 	Sources map[string]SourceConfig `yaml:"sources"`
+	// MaxViewers bounds the viewer sessions held, over all paths (default 10000). Beyond it a
+	// Joined for a new session is not recorded (the viewer was already admitted: the registry is
+	// bookkeeping, not admission), and Sweep logs a warning. Publishers are never limited.
+	MaxViewers int `yaml:"max_viewers"`
+}
+
+// UnmarshalYAML decodes strictly and reports a negative max_viewers with its line.
+func (c *Config) UnmarshalYAML(n *yaml.Node) error {
+	type plain Config // no UnmarshalYAML: avoids recursion
+	var raw plain
+	err := conf.Strict(n, &raw)
+	*c = Config(raw)
+	if c.MaxViewers < 0 {
+		at := n
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			if n.Content[i].Value == "max_viewers" {
+				at = n.Content[i+1]
+			}
+		}
+		err = conf.Join(err, conf.Errorf(at, "max_viewers must be 0 (the default, %d) or more", DefaultMaxViewers))
+	}
+	return err
+}
+
+func (c Config) maxViewers() int {
+	if c.MaxViewers <= 0 {
+		return DefaultMaxViewers
+	}
+	return c.MaxViewers
 }
 
 // SourceConfig is the expiry of one source's sessions.
@@ -154,6 +186,9 @@ type Registry struct {
 	subs    []*subscriber
 	dropped atomic.Uint64
 	logged  uint64 // dropped count at the last sweep's log line (guarded by mu)
+	viewers int    // viewer sessions over all paths (guarded by mu)
+	refused uint64 // Joined events not recorded because of MaxViewers (guarded by mu)
+	warned  uint64 // refused count at the last sweep's log line (guarded by mu)
 }
 
 // NewRegistry returns an empty registry. It starts no goroutine; call Run to expire stale
@@ -200,6 +235,7 @@ const maxTombs = 100_000
 //     a late duplicate or arrived out of order.
 //   - Joined adds a viewer once per session; Left removes it; both are idempotent. Viewers may
 //     join an offline path (players waiting for a publisher) and are counted when it goes live.
+//     A Joined for a new session while Config.MaxViewers sessions are held is not recorded.
 //   - Alive refreshes the matching publisher or viewer session and marks it as one that sends
 //     keep-alives (see Config); Alive for an unknown session is ignored.
 func (r *Registry) Record(ev Event) {
@@ -252,6 +288,16 @@ func (r *Registry) Record(ev Event) {
 		r.dropIfEmpty(path, e)
 		r.emit(c)
 	case Joined:
+		if e != nil {
+			if s, ok := e.readers[key]; ok {
+				s.refresh(ev, t)
+				return
+			}
+		}
+		if r.viewers >= r.cfg.maxViewers() {
+			r.refused++ // logged by Sweep: Record does no I/O
+			return
+		}
 		if e == nil {
 			e = &entry{}
 			r.paths[path] = e
@@ -259,17 +305,17 @@ func (r *Registry) Record(ev Event) {
 		if e.readers == nil {
 			e.readers = map[sessionKey]*session{}
 		}
-		if s, ok := e.readers[key]; ok {
-			s.refresh(ev, t)
-			return
-		}
 		e.readers[key] = newSession(key, ev, t)
+		r.viewers++
 	case Left:
 		r.tomb(tk, t)
 		if e == nil {
 			return
 		}
-		delete(e.readers, key)
+		if _, ok := e.readers[key]; ok {
+			delete(e.readers, key)
+			r.viewers--
+		}
 		r.dropIfEmpty(path, e)
 	case Alive:
 		if e == nil {
@@ -407,6 +453,14 @@ func (r *Registry) Subscribe() (<-chan Change, func()) {
 // Dropped returns how many Changes were dropped because a subscriber's channel was full.
 func (r *Registry) Dropped() uint64 { return r.dropped.Load() }
 
+// Viewers returns how many viewer sessions the registry holds, over all paths, live or not; it
+// never exceeds Config.MaxViewers.
+func (r *Registry) Viewers() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.viewers
+}
+
 // Sweep expires sessions that have been silent too long at now (see Config), emits an offline
 // Change (ReasonExpired) for each expired publisher, and forgets ended sessions older than the
 // reorder window. Run calls it; tests call it with an injected now.
@@ -417,6 +471,7 @@ func (r *Registry) Sweep(now time.Time) {
 		for k, s := range e.readers {
 			if r.expired(s, now) {
 				delete(e.readers, k)
+				r.viewers--
 			}
 		}
 		if e.pub != nil && r.expired(e.pub, now) {
@@ -437,6 +492,11 @@ func (r *Registry) Sweep(now time.Time) {
 	if d := r.dropped.Load(); d != r.logged {
 		r.log.Warn("live: subscribers too slow, changes dropped", "dropped", d-r.logged, "total", d)
 		r.logged = d
+	}
+	if r.refused != r.warned { // at most one line per sweep, however many were refused
+		r.log.Warn("live: viewer sessions not recorded, the registry is full", "max_viewers", r.cfg.maxViewers(),
+			"not_recorded", r.refused-r.warned, "total", r.refused)
+		r.warned = r.refused
 	}
 }
 

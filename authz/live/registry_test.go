@@ -3,12 +3,14 @@ package live
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"gatehouse/authz/conf"
+	"gatehouse/authz/logtest"
 )
 
 var t0 = time.Date(2026, 5, 12, 13, 45, 0, 0, time.UTC)
@@ -577,14 +579,16 @@ func TestConfigDecode(t *testing.T) {
 		{
 			name: "full",
 			src: "live:\n  sweep_interval: 10s\n  stale_after: 90s\n  silent_stale_after: 48h\n  reorder_window: 2m\n" +
-				"  sources:\n    srs:\n      stale_after: 1h\n",
+				"  sources:\n    srs:\n      stale_after: 1h\n  max_viewers: 500\n",
 			want: Config{
 				SweepInterval: conf.Duration(10 * time.Second), StaleAfter: conf.Duration(90 * time.Second),
 				SilentStaleAfter: conf.Duration(48 * time.Hour), ReorderWindow: conf.Duration(2 * time.Minute),
-				Sources: map[string]SourceConfig{"srs": {StaleAfter: conf.Duration(time.Hour)}},
+				Sources:    map[string]SourceConfig{"srs": {StaleAfter: conf.Duration(time.Hour)}},
+				MaxViewers: 500,
 			},
 		},
 		{name: "unknown key", src: "live:\n  stale: 1m\n", wantErr: `x.yml:2: live.stale: unknown key "stale"`},
+		{name: "negative max_viewers", src: "live:\n  stale_after: 1m\n  max_viewers: -1\n", wantErr: "x.yml:3:"},
 		{name: "bad duration", src: "live:\n  sources:\n    ome: {stale_after: soon}\n", wantErr: "x.yml:3:"},
 	}
 	for _, tt := range tests {
@@ -606,5 +610,59 @@ func TestConfigDecode(t *testing.T) {
 				t.Errorf("got %s, want %s", got, want)
 			}
 		})
+	}
+}
+
+// TestMaxViewers: viewer sessions are bounded (they come from anonymous or cheap requests);
+// publishers never are, and a full registry is reported once per sweep, not per event.
+func TestMaxViewers(t *testing.T) {
+	t.Run("default bound", func(t *testing.T) {
+		r := NewRegistry()
+		for i := range DefaultMaxViewers + 2_000 {
+			r.Record(withIdentity(ev(Joined, "live/cam", "forward-auth", fmt.Sprintf("s%d", i), 1), fmt.Sprintf("u%d", i)))
+		}
+		if got := r.Viewers(); got != DefaultMaxViewers {
+			t.Errorf("got %d viewer sessions, want the default bound %d", got, DefaultMaxViewers)
+		}
+	})
+
+	var logs logtest.Buffer
+	r := NewRegistry(WithConfig(Config{MaxViewers: 3}), WithLogger(slog.New(slog.NewTextHandler(&logs, nil))))
+	for i := range 10 { // viewers on many paths, most of them offline
+		r.Record(ev(Joined, fmt.Sprintf("p%d", i), "forward-auth", fmt.Sprintf("s%d", i), 1))
+	}
+	if got := r.Viewers(); got != 3 {
+		t.Fatalf("got %d viewer sessions, want 3", got)
+	}
+	r.Record(ev(Published, "p9", "nginx-rtmp", "pub", 2))
+	r.Record(ev(Published, "live/new", "nginx-rtmp", "pub2", 2))
+	if _, ok := r.Get("live/new"); !ok {
+		t.Error("a publisher was not recorded because the viewers are full")
+	}
+	if st, ok := r.Get("p9"); !ok || st.Viewers != 0 {
+		t.Errorf("got %+v %v, want p9 live without the refused viewer", st, ok)
+	}
+	r.Record(ev(Joined, "p0", "forward-auth", "s0", 3)) // a known session is refreshed, not refused
+	if got := r.Viewers(); got != 3 {
+		t.Errorf("after a refresh: got %d viewer sessions, want 3", got)
+	}
+	r.Record(ev(Left, "p0", "forward-auth", "s0", 4))
+	r.Record(ev(Left, "p0", "forward-auth", "s0", 4)) // idempotent: counted once
+	r.Record(ev(Joined, "p9", "forward-auth", "late", 5))
+	if st, _ := r.Get("p9"); st.Viewers != 1 || r.Viewers() != 3 {
+		t.Errorf("after one left: got p9 viewers %d, total %d; want 1 and 3", st.Viewers, r.Viewers())
+	}
+
+	r.Sweep(t0.Add(10 * time.Second))
+	r.Sweep(t0.Add(20 * time.Second))
+	if got := strings.Count(logs.String(), "registry is full"); got != 1 {
+		t.Errorf("got %d warnings for one burst, want 1: %s", got, logs.String())
+	}
+	if !strings.Contains(logs.String(), "not_recorded=7") {
+		t.Errorf("warning %q does not count the 7 viewers not recorded", logs.String())
+	}
+	r.Sweep(t0.Add(DefaultSilentStaleAfter + time.Hour)) // every viewer expires
+	if got := r.Viewers(); got != 0 {
+		t.Errorf("after expiry: got %d viewer sessions, want 0", got)
 	}
 }

@@ -14,7 +14,7 @@ import (
 // Defaults used when the corresponding Config field is zero.
 const (
 	DefaultCookieName   = "gatehouse_media"
-	DefaultCookieMaxAge = 6 * time.Hour
+	DefaultCookieMaxAge = 2 * time.Hour
 	DefaultRealm        = "gatehouse"
 	// MinSecretLen is the shortest accepted cookie secret (bytes).
 	MinSecretLen = 32
@@ -38,18 +38,23 @@ type Config struct {
 
 // CookieConfig configures the cookie set after a request with credentials is allowed, so that
 // the segments and variant playlists that follow (fetched by relative URLs, without the token)
-// need no credentials. The cookie is an HMAC-SHA256-signed (path, identity, session, expiry).
+// need no credentials. The cookie is an HMAC-SHA256-signed (path, identity, session, expiry,
+// configuration generation): a reload or a restart ends every cookie issued before it, so a
+// removed user or permission loses access at once, as with credentials.
 type CookieConfig struct {
 	// Disable turns the cookie off: every request then needs its own credentials.
 	Disable bool `yaml:"disable"`
 	// Name of the cookie. Default gatehouse_media.
 	Name string `yaml:"name"`
 	// Secret is the HMAC key, at least 32 bytes; share it between gatehouse instances behind one
-	// proxy. Empty: a random key per process (cookies die with a restart; viewers reload the
-	// playlist with their token).
+	// proxy (their clocks in step: another instance's cookie is accepted if it was issued after
+	// this one last reloaded). Empty: a random key per process. Either way a cookie issued before
+	// a restart or a reload is refused; viewers then fetch the playlist with their token again.
 	Secret string `yaml:"secret"`
 	// MaxAge bounds the cookie's life; it is also never longer than the grant (Decision.Expires).
-	// Default 6h.
+	// It is how long a viewer whose player fetches variant playlists by relative URL (a master
+	// playlist: MediaMTX, OME) can watch without sending credentials again, and how long a grant
+	// revoked without a gatehouse reload (an http backend's upstream) stays usable. Default 2h.
 	MaxAge conf.Duration `yaml:"max_age"`
 	// InsecureNoSecure omits the Secure attribute, for plain-HTTP test setups only: browsers
 	// drop Secure cookies set over http (except on localhost). Default false.

@@ -13,20 +13,25 @@ import (
 // maxCookieLen bounds the cookie value accepted for verification.
 const maxCookieLen = 4096
 
-// cookieVersion prefixes every value; the MAC also covers a domain-separation label.
+// cookieVersion prefixes every value; the MAC also covers a domain-separation label. v2 added
+// the configuration binding (Instance, Generation, Issued); v1 cookies are refused.
 const (
-	cookieVersion = "v1"
-	macLabel      = "gatehouse/forwardauth/cookie/v1\x00"
+	cookieVersion = "v2"
+	macLabel      = "gatehouse/forwardauth/cookie/v2\x00"
 )
 
 // Grant is what a segment cookie proves: the holder was allowed to read Path, as Identity, until
-// Expires. Session is a random id kept across refreshes, used for viewer events.
+// Expires, by the configuration that Instance had at Generation, in a decision that started at
+// Issued. Session is a random id kept across refreshes, used for viewer events.
 type Grant struct {
-	Path     string    `json:"p"`
-	Identity string    `json:"i,omitempty"`
-	Session  string    `json:"s"`
-	Expires  time.Time `json:"-"`
-	Exp      int64     `json:"e"` // Expires in Unix seconds (wire form)
+	Path       string    `json:"p"`
+	Identity   string    `json:"i,omitempty"`
+	Session    string    `json:"s"`
+	Instance   string    `json:"n"`           // the issuing Handler's random id (one per process)
+	Generation uint64    `json:"g,omitempty"` // the Authorizer's Generation when the decision started
+	Issued     int64     `json:"t"`           // Unix nanoseconds, taken before Generation was read
+	Expires    time.Time `json:"-"`
+	Exp        int64     `json:"e"` // Expires in Unix seconds (wire form)
 }
 
 // sealer signs and opens grant cookies with one HMAC-SHA256 key.

@@ -5,10 +5,12 @@
 // the only statuses it ever sends: nginx turns anything else, 405 and 3xx included, into a 500.
 //
 // Each request is mapped to (read, stream path, hls|dash) with Config.Rules. Credentials come from
-// the Authorization header or from token/jwt/user/pass in the original URI's query. After a
-// request with credentials is allowed, a signed cookie (path, identity, expiry ≤ the grant's) is
-// set, so the segments and variant playlists that follow — fetched by relative URLs, which never
-// carry the playlist's ?token= — need no credentials. With nginx the cookie must be copied to the
+// the Authorization header or from token/jwt/user/pass in the original URI's query. The original
+// method only tells reads (GET, HEAD, OPTIONS, all authenticated alike) from other methods (403):
+// it may come from the client. After a request with credentials is allowed, a signed cookie (path,
+// identity, expiry ≤ the grant's, configuration generation) is set, so the segments and variant
+// playlists that follow — fetched by relative URLs, which never carry the playlist's ?token= —
+// need no credentials; a reload or restart ends it. With nginx the cookie must be copied to the
 // client explicitly (auth_request_set $auth_cookie $upstream_http_set_cookie; add_header
 // Set-Cookie $auth_cookie;); with Traefik list it in addAuthCookiesToResponse.
 package forwardauth
@@ -16,6 +18,7 @@ package forwardauth
 import (
 	"context"
 	"crypto/rand"
+	"encoding/base64"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -25,6 +28,7 @@ import (
 	"net/url"
 	"path"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"gatehouse/authz"
@@ -37,6 +41,10 @@ import (
 const Source = "forward-auth"
 
 // Headers set on an allowed reply, for auth_request_set, authResponseHeaders or copy_headers.
+// HeaderUser is absent when the grant is anonymous (`user: any`, a public path, a backend that
+// names nobody), whatever user name the client sent: nginx's $upstream_http_x_auth_user is then
+// empty (and proxy_set_header with an empty value sends nothing), and Traefik's
+// authResponseHeaders removes a client-sent X-Auth-User before copying ours.
 const (
 	HeaderUser   = "X-Auth-User"
 	HeaderStream = "X-Auth-Stream"
@@ -57,14 +65,20 @@ var (
 	ErrCookieExpired = errors.New("forwardauth: cookie expired")
 )
 
-// Authorizer decides requests; *authz.Engine implements it.
+// Authorizer decides requests and numbers the configurations it decides them with;
+// *authz.Engine implements it.
 type Authorizer interface {
 	Authorize(ctx context.Context, req *authz.Request) authz.Decision
+	// Generation changes whenever what is granted may have changed (every reload). A request
+	// that reads it before Authorize is decided by that generation's configuration or a later one.
+	Generation() uint64
 }
 
 // Recorder receives viewer events; the live registry implements it. HLS has no "stop" signal, so
 // the adapter reports Joined and Alive on each allowed playlist fetch of a cookie session and never
-// Left: the registry expires the viewer after its stale time without playlist fetches.
+// Left: the registry expires the viewer after its stale time without playlist fetches. Anonymous
+// grants are not reported: nothing tells one anonymous viewer from another, and each request
+// would otherwise be a new session (the registry is also bounded: live.Config.MaxViewers).
 type Recorder interface {
 	Record(live.Event)
 }
@@ -80,6 +94,15 @@ type Handler struct {
 	challenge string
 	cookie    cookieSettings
 	now       func() time.Time
+	instance  string                // random id of this Handler, put in its cookies
+	epoch     atomic.Pointer[epoch] // the newest generation seen, and since when
+}
+
+// epoch is a configuration generation of the Authorizer and when this Handler first saw it
+// (Unix nanoseconds).
+type epoch struct {
+	gen   uint64
+	since int64
 }
 
 type cookieSettings struct {
@@ -99,6 +122,10 @@ func New(cfg Config, auth Authorizer, rec Recorder, log *slog.Logger) *Handler {
 		log = slog.New(slog.DiscardHandler)
 	}
 	h := &Handler{auth: auth, rec: rec, log: log, now: time.Now}
+	var id [9]byte
+	_, _ = rand.Read(id[:]) // never fails (crypto/rand)
+	h.instance = base64.RawURLEncoding.EncodeToString(id[:])
+	h.epoch.Store(&epoch{gen: auth.Generation(), since: h.now().UnixNano()})
 	for i, rl := range cfg.Rules {
 		if err := rl.validate(); err != nil {
 			log.Error("forwardauth: rule ignored", "index", i, "error", err)
@@ -268,12 +295,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.deny(w, http.StatusForbidden, "original request unknown")
 		return
 	}
+	// The method is never a reason to skip authentication: a proxy block that sets only
+	// X-Original-URI passes the client's own X-Original-Method through. OPTIONS is judged as a
+	// read like GET, so a CORS preflight (no credentials, no cookie) passes only where an
+	// anonymous read does; browsers do not preflight same-origin HLS.
 	switch method {
-	case http.MethodGet, http.MethodHead:
-	case http.MethodOptions:
-		// CORS preflights carry no credentials and fetch no content.
-		w.WriteHeader(http.StatusNoContent)
-		return
+	case http.MethodGet, http.MethodHead, http.MethodOptions:
 	default:
 		h.deny(w, http.StatusForbidden, "method not allowed")
 		return
@@ -285,6 +312,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ip := h.clientIP(r, peer)
+	issued := h.now().UnixNano() // before the generation is read: see current
+	ep := h.observe()
 
 	c := creds.FromAuthorization(r.Header.Get("Authorization"))
 	if c.Empty() {
@@ -297,7 +326,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	var prior *Grant // a valid cookie for this path, if any
+	var prior *Grant // a verified, unexpired cookie for this path, if any
+	fresh := false   // prior was issued under the configuration in force: it grants access
 	if h.cookie.enabled {
 		if ck, err := r.Cookie(h.cookie.name); err == nil {
 			g, err := h.cookie.sealer.open(ck.Value, h.now())
@@ -307,11 +337,14 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			case g.Path != t.Path:
 				h.log.Debug("forwardauth: cookie for another path ignored", "path", t.Path)
 			default:
-				prior = &g
+				prior, fresh = &g, h.current(g, ep)
+				if !fresh {
+					h.log.Debug("forwardauth: cookie from before the last reload ignored", "path", t.Path)
+				}
 			}
 		}
 	}
-	if c.Empty() && prior != nil {
+	if c.Empty() && fresh {
 		h.allow(w, t, ip, prior.Identity, prior.Session)
 		return
 	}
@@ -338,14 +371,44 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if prior != nil && prior.Identity == d.Identity {
 			session = prior.Session // a playlist reload with its token: same viewer
 		}
-		session = h.setCookie(w, t, d, session)
+		session = h.setCookie(w, t, d, Grant{Session: session, Generation: ep.gen, Issued: issued})
 	}
 	h.allow(w, t, ip, d.Identity, session)
 }
 
-// setCookie issues a grant cookie for t and returns its session id ("" if none was set because
-// the grant ends within a second).
-func (h *Handler) setCookie(w http.ResponseWriter, t Target, d authz.Decision, session string) string {
+// observe returns the Authorizer's current generation and when this Handler first saw it.
+// Generations only advance, so a stale read never replaces a newer epoch.
+func (h *Handler) observe() epoch {
+	g := h.auth.Generation()
+	for {
+		cur := h.epoch.Load()
+		if g <= cur.gen {
+			return *cur
+		}
+		next := &epoch{gen: g, since: h.now().UnixNano()}
+		if h.epoch.CompareAndSwap(cur, next) {
+			return *next
+		}
+	}
+}
+
+// current reports whether a verified cookie was issued under the configuration in force (ep), so
+// that a reload that removed a user or a permission ends the cookies it granted:
+//   - issued by this Handler: only if in the same generation (exact; no clock involved);
+//   - issued by another process sharing the secret, or before a restart: only if its decision
+//     started after this Handler first saw the current generation. Issued is taken before the
+//     generation is read and the generation advances after the chain is swapped, so a decision
+//     by an older chain always has Issued < since (with clocks in step between instances).
+func (h *Handler) current(g Grant, ep epoch) bool {
+	if g.Instance == h.instance {
+		return g.Generation == ep.gen
+	}
+	return g.Issued > ep.since
+}
+
+// setCookie issues a grant cookie for t, with g's Session (empty: a new one), Generation and
+// Issued, and returns its session id ("" if none was set because the grant ends within a second).
+func (h *Handler) setCookie(w http.ResponseWriter, t Target, d authz.Decision, g Grant) string {
 	now := h.now()
 	exp := now.Add(h.cookie.maxAge)
 	if !d.Expires.IsZero() && d.Expires.Before(exp) {
@@ -355,14 +418,15 @@ func (h *Handler) setCookie(w http.ResponseWriter, t Target, d authz.Decision, s
 	if exp.Sub(now) < time.Second {
 		return ""
 	}
-	if session == "" {
+	if g.Session == "" {
 		var b [12]byte
 		_, _ = rand.Read(b[:]) // never fails (crypto/rand)
-		session = "fa-" + hex.EncodeToString(b[:])
+		g.Session = "fa-" + hex.EncodeToString(b[:])
 	}
+	g.Path, g.Identity, g.Instance, g.Expires = t.Path, d.Identity, h.instance, exp
 	http.SetCookie(w, &http.Cookie{
 		Name:     h.cookie.name,
-		Value:    h.cookie.sealer.seal(Grant{Path: t.Path, Identity: d.Identity, Session: session, Expires: exp}),
+		Value:    h.cookie.sealer.seal(g),
 		Path:     t.Dir,
 		Expires:  exp,
 		MaxAge:   int(exp.Sub(now) / time.Second),
@@ -370,7 +434,7 @@ func (h *Handler) setCookie(w http.ResponseWriter, t Target, d authz.Decision, s
 		HttpOnly: true,
 		SameSite: http.SameSiteLaxMode,
 	})
-	return session
+	return g.Session
 }
 
 func (h *Handler) allow(w http.ResponseWriter, t Target, ip netip.Addr, identity, session string) {
@@ -379,7 +443,7 @@ func (h *Handler) allow(w http.ResponseWriter, t Target, ip netip.Addr, identity
 	}
 	w.Header().Set(HeaderStream, t.Path)
 	w.WriteHeader(http.StatusNoContent)
-	if h.rec == nil || session == "" || !t.Playlist {
+	if h.rec == nil || session == "" || identity == "" || !t.Playlist {
 		return
 	}
 	// Playlist fetches are the HLS/DASH viewer's heartbeat (every target duration).

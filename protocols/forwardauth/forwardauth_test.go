@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
@@ -18,6 +19,7 @@ import (
 	"gatehouse/authz/conf"
 	"gatehouse/authz/live"
 	"gatehouse/authz/live/livetest"
+	"gatehouse/backends/users"
 )
 
 type recorder = livetest.Recorder
@@ -277,9 +279,12 @@ func TestDecisions(t *testing.T) {
 		{"anonymous public stream", Config{}, ask("/public/cam/index.m3u8"), 204, false},
 		{"cookie disabled", Config{Cookie: CookieConfig{Disable: true}}, ask("/live/cam/index.m3u8?token=viewer"), 204, false},
 		{"method headers disagree", Config{}, ask("/live/cam/index.m3u8?token=viewer", "X-Forwarded-Method", "HEAD"), 403, false},
-		{"cors preflight", Config{}, withoutHeader(ask("/live/cam/index.m3u8", "X-Forwarded-Method", "OPTIONS"), "X-Original-Method"), 204, false},
+		{"cors preflight is authenticated", Config{}, withoutHeader(ask("/live/cam/index.m3u8", "X-Forwarded-Method", "OPTIONS"), "X-Original-Method"), 401, false},
+		{"client-sent method header does not skip authentication", Config{}, withHeader(ask("/live/cam/index.m3u8"), "X-Original-Method", "OPTIONS"), 401, false},
 		{"post", Config{}, withMethod(ask("/live/cam/index.m3u8?token=viewer"), "POST"), 403, false},
-		{"options", Config{}, withMethod(ask("/live/cam/index.m3u8"), "OPTIONS"), 204, false},
+		{"options is authenticated", Config{}, withMethod(ask("/live/cam/index.m3u8"), "OPTIONS"), 401, false},
+		{"options with credentials", Config{}, withMethod(ask("/live/cam/index.m3u8?token=viewer"), "OPTIONS"), 204, true},
+		{"options on a public stream", Config{}, withMethod(ask("/public/cam/index.m3u8"), "OPTIONS"), 204, false},
 		{"head alone", Config{}, withMethod(ask("/live/cam/seg0.ts?token=viewer"), "HEAD"), 204, true},
 		{"no rule", Config{Rules: []Rule{{Prefix: "/hls/", StripSuffix: true}}}, ask("/admin/index.m3u8?token=viewer"), 403, false},
 		{"untrusted peer", Config{}, withPeer(ask("/live/cam/index.m3u8?token=viewer"), "192.0.2.1:1234"), 403, false},
@@ -314,6 +319,10 @@ func withMethod(r *http.Request, m string) *http.Request {
 func withPeer(r *http.Request, peer string) *http.Request { r.RemoteAddr = peer; return r }
 
 func withoutHeader(r *http.Request, k string) *http.Request { r.Header.Del(k); return r }
+
+// withHeader replaces header k: a client's own header, passed through by a proxy block that does
+// not set k.
+func withHeader(r *http.Request, k, v string) *http.Request { r.Header.Set(k, v); return r }
 
 func TestClientIP(t *testing.T) {
 	tests := []struct {
@@ -442,6 +451,76 @@ func TestCookieMisuse(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestCookieEndsWithReload: a reload that removes a user ends the cookies it granted, as it ends
+// the user's password (the cookie used to stay valid for max_age).
+func TestCookieEndsWithReload(t *testing.T) {
+	secret := strings.Repeat("k", 32)
+	be := &backend{}
+	eng := authz.NewEngine(authz.NewChain(authz.Method{Name: "test", Backend: be}), nil)
+	h := New(Config{Cookie: CookieConfig{Secret: secret}}, eng, &recorder{}, nil)
+
+	w := serve(h, ask("/live/cam/index.m3u8", "Authorization", "Basic Y2Fyb2w6c2VjcmV0")) // carol:secret
+	if w.Code != http.StatusNoContent || len(w.Result().Cookies()) != 1 {
+		t.Fatalf("with the password: got %d and %d cookies, want 204 and a cookie", w.Code, len(w.Result().Cookies()))
+	}
+	c := w.Result().Cookies()[0]
+	segment := func(h *Handler) int {
+		r := ask("/live/cam/seg0.ts")
+		r.AddCookie(c)
+		return serve(h, r).Code
+	}
+	if got := segment(h); got != http.StatusNoContent {
+		t.Fatalf("segment with the cookie before the reload: got %d, want 204", got)
+	}
+
+	// A restart (a new Handler with the same secret) refuses the cookie too: the generation
+	// counter starts again at 0, so the cookie's own generation would otherwise match.
+	restarted := New(Config{Cookie: CookieConfig{Secret: secret}}, eng, &recorder{}, nil)
+	if got := segment(restarted); got != http.StatusUnauthorized {
+		t.Errorf("segment with the cookie after a restart: got %d, want 401", got)
+	}
+
+	// The reload: carol is gone from the new configuration.
+	eng.Swap(authz.NewChain(authz.Method{Name: "test", Backend: authz.BackendFunc(
+		func(context.Context, *authz.Request) (authz.Decision, error) { return authz.Decision{}, nil })}))
+	if got := segment(h); got != http.StatusUnauthorized {
+		t.Errorf("segment with the cookie after the reload: got %d, want 401", got)
+	}
+	if w := serve(h, ask("/live/cam/seg0.ts", "Authorization", "Basic Y2Fyb2w6c2VjcmV0")); w.Code != http.StatusUnauthorized {
+		t.Errorf("the password after the reload: got %d, want 401", w.Code)
+	}
+}
+
+func TestCookieCurrent(t *testing.T) {
+	h, _, _ := newHandler(t, Config{})
+	ep := epoch{gen: 3, since: 1_000}
+	tests := []struct {
+		name string
+		g    Grant
+		want bool
+	}{
+		{"this instance, this generation", Grant{Instance: h.instance, Generation: 3, Issued: 1}, true},
+		{"this instance, an earlier generation", Grant{Instance: h.instance, Generation: 2, Issued: 5_000}, false},
+		{"another instance, issued after this one saw the generation", Grant{Instance: "other", Generation: 0, Issued: 1_001}, true},
+		{"another instance, issued as it saw it", Grant{Instance: "other", Generation: 3, Issued: 1_000}, false},
+		{"another instance or a restart, issued before", Grant{Instance: "other", Generation: 3, Issued: 999}, false},
+		{"no binding (an empty instance)", Grant{}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := h.current(tt.g, ep); got != tt.want {
+				t.Errorf("got %v, want %v", got, tt.want)
+			}
+		})
+	}
+	t.Run("observe never goes back", func(t *testing.T) {
+		h.epoch.Store(&epoch{gen: 7, since: 42})
+		if got := h.observe(); got.gen != 7 || got.since != 42 {
+			t.Errorf("engine at generation 0 after the handler saw 7: got %+v, want {7 42}", got)
+		}
+	})
 }
 
 func TestSessionsAndEvents(t *testing.T) {
@@ -573,7 +652,7 @@ func FuzzForwardAuth(f *testing.F) {
 		default:
 			t.Fatalf("got status %d: nginx would turn it into 500", w.Code)
 		}
-		if w.Code == http.StatusNoContent && method != "OPTIONS" {
+		if w.Code == http.StatusNoContent {
 			if _, u, err := Original(r); err != nil {
 				t.Fatalf("allowed a request whose original URI does not parse: %v", err)
 			} else if tg, ok := h.Map(u.Path); !ok || strings.Contains(tg.Path, "..") || strings.HasPrefix(tg.Path, "/") {
@@ -586,11 +665,11 @@ func FuzzForwardAuth(f *testing.F) {
 func FuzzCookie(f *testing.F) {
 	s := sealer{key: []byte(strings.Repeat("k", 32))}
 	now := time.Unix(1_800_000_000, 0)
-	valid := s.seal(Grant{Path: "live/cam", Identity: "bob", Session: "fa-1", Expires: now.Add(time.Hour)})
+	valid := s.seal(Grant{Path: "live/cam", Identity: "bob", Session: "fa-1", Instance: "i", Generation: 2, Issued: 1, Expires: now.Add(time.Hour)})
 	f.Add(valid)
 	f.Add("v1..")
 	f.Add("v1.e30.")
-	f.Add(strings.Replace(valid, "v1.", "v2.", 1))
+	f.Add(strings.Replace(valid, cookieVersion+".", "v1.", 1))
 	f.Fuzz(func(t *testing.T, v string) {
 		g, err := s.open(v, now)
 		if err != nil {
@@ -600,7 +679,8 @@ func FuzzCookie(f *testing.F) {
 			return
 		}
 		g2, err := s.open(s.seal(g), now)
-		if err != nil || g2.Path != g.Path || g2.Identity != g.Identity || g2.Session != g.Session || !g2.Expires.Equal(g.Expires) {
+		if err != nil || g2.Path != g.Path || g2.Identity != g.Identity || g2.Session != g.Session || !g2.Expires.Equal(g.Expires) ||
+			g2.Instance != g.Instance || g2.Generation != g.Generation || g2.Issued != g.Issued {
 			t.Fatalf("grant %+v does not round-trip: %+v, %v", g, g2, err)
 		}
 		if g.Path == "" || !now.Before(g.Expires) {
@@ -640,4 +720,104 @@ func BenchmarkHandler(b *testing.B) {
 			}
 		})
 	}
+}
+
+// usersEngine is the engine over the real users backend with cfg (a `users:` list in YAML).
+func usersEngine(t testing.TB, src string) *authz.Engine {
+	t.Helper()
+	var cfg struct {
+		Users users.Config `yaml:"users"`
+	}
+	if err := conf.Decode("test.yml", []byte(src), nil, &cfg); err != nil {
+		t.Fatal(err)
+	}
+	return authz.NewEngine(authz.NewChain(authz.Method{Name: "users", Backend: users.New(cfg.Users)}), nil)
+}
+
+// anyRead lets anyone read live/*, first; admin's password is never needed for a read.
+const anyRead = `
+users:
+  users:
+  - user: any
+    permissions: [{action: read, path: ~^live/}]
+  - user: admin
+    pass: admin-secret
+    permissions: [{action: publish}, {action: read}]
+`
+
+// TestAnonymousGrantCarriesNoIdentity: under `user: any`, `curl -u admin:whatever` used to get
+// X-Auth-User: admin, a cookie for admin and a viewer listed as admin. The grant is anonymous:
+// no header, no identity in the cookie, nothing in the registry.
+func TestAnonymousGrantCarriesNoIdentity(t *testing.T) {
+	reg := live.NewRegistry()
+	reg.Record(live.Event{Type: live.Published, Path: "live/cam", Source: "nginx-rtmp", Session: "pub", Identity: "studio"})
+	h := New(Config{}, usersEngine(t, anyRead), reg, nil)
+
+	for _, r := range []*http.Request{
+		ask("/live/cam/index.m3u8", "Authorization", "Basic YWRtaW46d2hhdGV2ZXI="), // -u admin:whatever
+		ask("/live/cam/index.m3u8?user=admin&pass=whatever"),
+	} {
+		w := serve(h, r)
+		if w.Code != http.StatusNoContent {
+			t.Fatalf("got %d %q, want 204 (any may read)", w.Code, w.Body)
+		}
+		if v, ok := w.Header()[HeaderUser]; ok {
+			t.Errorf("got %s %q, want no such header for an anonymous grant", HeaderUser, v)
+		}
+		cs := w.Result().Cookies()
+		if len(cs) != 1 {
+			t.Fatalf("got %d cookies, want 1", len(cs))
+		}
+		g, err := h.cookie.sealer.open(cs[0].Value, time.Now())
+		if err != nil || g.Identity != "" {
+			t.Errorf("got cookie grant %+v (%v), want no identity", g, err)
+		}
+		seg := ask("/live/cam/seg0.ts")
+		seg.AddCookie(cs[0])
+		if w := serve(h, seg); w.Code != http.StatusNoContent || w.Header().Get(HeaderUser) != "" {
+			t.Errorf("segment with the cookie: got %d user %q, want 204 and no user", w.Code, w.Header().Get(HeaderUser))
+		}
+	}
+	st, ok := reg.Get("live/cam")
+	if !ok || st.Identity != "studio" {
+		t.Fatalf("got %+v %v, want live/cam published by studio", st, ok)
+	}
+	for _, rd := range st.Readers {
+		if rd.Identity == "admin" {
+			t.Errorf("the registry lists a viewer as admin: %+v", rd)
+		}
+	}
+	if n := reg.Viewers(); n != 0 {
+		t.Errorf("got %d viewer sessions, want 0: anonymous grants are not recorded per request", n)
+	}
+}
+
+// TestRegistryBounded: anonymous requests with made-up user names (each used to be a new viewer
+// session, held for stale_after) leave the registry empty, and named viewers stop at the bound.
+func TestRegistryBounded(t *testing.T) {
+	t.Run("anonymous", func(t *testing.T) {
+		reg := live.NewRegistry()
+		h := New(Config{}, usersEngine(t, anyRead), reg, nil)
+		for i := range 20_000 {
+			if w := serve(h, ask(fmt.Sprintf("/live/cam/index.m3u8?user=u%d&pass=x", i))); w.Code != http.StatusNoContent {
+				t.Fatalf("request %d: got %d, want 204", i, w.Code)
+			}
+		}
+		if n := reg.Viewers(); n != 0 {
+			t.Errorf("got %d viewer sessions after 20000 anonymous requests, want 0", n)
+		}
+	})
+	t.Run("named beyond the bound", func(t *testing.T) {
+		reg := live.NewRegistry(live.WithConfig(live.Config{MaxViewers: 100}))
+		be := &backend{}
+		h := New(Config{}, authz.NewEngine(authz.NewChain(authz.Method{Name: "test", Backend: be}), nil), reg, nil)
+		for i := range 1_000 { // every request without a cookie is a new viewer session of bob
+			if w := serve(h, ask("/live/cam/index.m3u8?token=viewer")); w.Code != http.StatusNoContent {
+				t.Fatalf("request %d: got %d, want 204 (a full registry refuses nobody)", i, w.Code)
+			}
+		}
+		if n := reg.Viewers(); n != 100 {
+			t.Errorf("got %d viewer sessions, want the bound 100", n)
+		}
+	})
 }

@@ -604,3 +604,46 @@ func TestUpdateKeepsSessionsWhenUndecided(t *testing.T) {
 		})
 	}
 }
+
+// TestAnyGrantRecordsNoChosenName: under `user: any` the engine allows anonymously, whatever
+// name the client sent (?user=the-owner&pass=x used to be listed in the registry as the-owner).
+// The adapter records the decision's identity, never the name from the hook.
+func TestAnyGrantRecordsNoChosenName(t *testing.T) {
+	auth := &fakeAuth{decide: func(r *authz.Request) authz.Decision {
+		return authz.Allowing("", time.Time{}) // what users.Backend answers for `user: any`
+	}}
+	rec := newRecorder()
+	reg := live.NewRegistry()
+	h := New(Config{}, auth, multiRecorder{rec, reg}, nil)
+	creds := "&user=the-owner&pass=x&type=live"
+	if w := hookPost(h, sessionPrefix+"&call=publish&name=cam"+creds); w.Code != 200 {
+		t.Fatalf("publish: got %d, want 200", w.Code)
+	}
+	play := strings.Replace(sessionPrefix, "clientid=7", "clientid=8", 1)
+	for _, call := range []string{"play", "update_play"} {
+		if w := hookPost(h, play+"&call="+call+"&name=cam"+creds); w.Code != 200 {
+			t.Fatalf("%s: got %d, want 200", call, w.Code)
+		}
+	}
+	if got := auth.last(t); got.User != "the-owner" {
+		t.Fatalf("the engine was asked as %q, want the name the client sent (the engine decides what it means)", got.User)
+	}
+	st, ok := reg.Get("live/cam")
+	if !ok || st.Identity != "" || len(st.Readers) != 1 || st.Readers[0].Identity != "" {
+		t.Errorf("got %+v %v, want live/cam with an anonymous publisher and one anonymous reader", st, ok)
+	}
+	for _, e := range rec.Events() {
+		if e.Identity != "" {
+			t.Errorf("event %s %s carries identity %q, want none", typeNames[e.Type], e.Path, e.Identity)
+		}
+	}
+}
+
+// multiRecorder sends every event to each recorder.
+type multiRecorder []Recorder
+
+func (m multiRecorder) Record(ev live.Event) {
+	for _, r := range m {
+		r.Record(ev)
+	}
+}
