@@ -81,6 +81,9 @@ const (
 	ReasonBadPermissions   = "bad_permissions_claim"
 	ReasonQueryToken       = "query_token_not_allowed"
 	ReasonJWKSUnavailable  = "jwks_unavailable"
+	// ReasonTokenLifetime: one of gatehouse's own tokens without iat, or whose exp - iat is longer
+	// than the issuer's maximum lifetime (tokens.max_ttl).
+	ReasonTokenLifetime = "token_lifetime_exceeded"
 )
 
 // Option configures New.
@@ -222,6 +225,7 @@ func (b *Backend) newProvider(c *Provider, client *http.Client) *provider {
 		claimKey:     c.ClaimKey,
 		rolesClient:  c.RolesClient,
 		roles:        map[string]authz.Permissions{},
+		scopes:       map[string]authz.Permissions{},
 		algs:         c.algorithms(),
 		leeway:       c.Leeway.Or(DefaultLeeway),
 		requireExp:   c.RequireExp == nil || *c.RequireExp,
@@ -247,6 +251,9 @@ func (b *Backend) newProvider(c *Provider, client *http.Client) *provider {
 	for role, perms := range c.Roles {
 		p.roles[role] = authz.Permissions(perms)
 	}
+	for scope, perms := range c.Scopes {
+		p.scopes[scope] = authz.Permissions(perms)
+	}
 	if p.url != "" {
 		pin, _ := parseFingerprint(c.Fingerprint) // validated by problems
 		switch {
@@ -267,6 +274,7 @@ func (p *provider) newParser() *jwt.Parser {
 		jwt.WithValidMethods(p.algs),
 		jwt.WithLeeway(p.leeway),
 		jwt.WithTimeFunc(p.now),
+		jwt.WithIssuedAt(), // an iat in the future (beyond leeway) is refused, as a future nbf
 	}
 	if p.issuer != "" {
 		opts = append(opts, jwt.WithIssuer(p.issuer))
@@ -430,6 +438,8 @@ func message(reason string) string {
 		return "the token is too large"
 	case ReasonBadPermissions:
 		return "the token's permissions claim is invalid"
+	case ReasonTokenLifetime:
+		return "the token's lifetime is longer than this issuer allows"
 	case ReasonQueryToken:
 		return "tokens in the query string are not accepted over HTTP; send Authorization: Bearer"
 	}

@@ -33,7 +33,9 @@ type provider struct {
 	matchAZP    bool
 	claimKey    string
 	rolesClient string
-	roles       map[string]authz.Permissions
+	roles       map[string]authz.Permissions // by realm or resource role
+	scopes      map[string]authz.Permissions // by scope value
+	maxLifetime time.Duration                // >0: iat required and exp - iat at most this
 	algs        []string
 	hmac        []byte
 	leeway      time.Duration

@@ -89,7 +89,7 @@ func serve(ctx context.Context, path string, stderr io.Writer, ready func(public
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
 
-	iss, err := loadIssuer(cfg)
+	iss, err := loadIssuer(cfg, nil)
 	if err != nil {
 		return err
 	}
@@ -266,7 +266,7 @@ func (s *server) reload(ctx context.Context, why string) {
 		}
 		return
 	}
-	iss, err := loadIssuer(cfg) // picks up a key rotated with `gatehouse rotate-key`
+	iss, err := loadIssuer(cfg, s.issuer.Load()) // keeps the running issuer; picks up `gatehouse rotate-key`
 	if err != nil {
 		s.log.Error("reload failed; keeping the running config", "trigger", why, "error", err.Error())
 		return

@@ -121,7 +121,27 @@ func (g *generation) ready() error {
 	return nil
 }
 
-// loadIssuer opens (creating on first run) gatehouse's token signing key under data_dir/keys.
-func loadIssuer(cfg *Config) (*jwks.Issuer, error) {
-	return jwks.LoadIssuer(filepath.Join(cfg.DataDir, "keys"), jwks.IssuerName(cfg.Tokens.Issuer))
+// loadIssuer returns gatehouse's token issuer. With running nil it opens (creating on first run)
+// the signing key under cfg's data_dir/keys with cfg's tokens settings. With a running issuer it
+// keeps that issuer (same key directory, iss, aud and max_ttl, whatever cfg says: data_dir and
+// tokens apply after a restart) and only re-reads its key files, so a key written by `gatehouse
+// rotate-key` is picked up; keeping the same *jwks.Issuer also lets the jwt backend keep its
+// verified-token cache across the reload.
+func loadIssuer(cfg *Config, running *jwks.Issuer) (*jwks.Issuer, error) {
+	if running != nil {
+		if _, err := running.Reload(); err != nil {
+			return nil, err
+		}
+		return running, nil
+	}
+	return jwks.LoadIssuer(filepath.Join(cfg.DataDir, "keys"), issuerOptions(cfg)...)
+}
+
+// issuerOptions are the jwks.Issuer settings from the tokens section.
+func issuerOptions(cfg *Config) []jwks.IssuerOption {
+	return []jwks.IssuerOption{
+		jwks.IssuerName(cfg.Tokens.Issuer),
+		jwks.IssuerAudience(cfg.Tokens.Audience),
+		jwks.IssuerMaxTTL(cfg.Tokens.MaxTTL.Std()),
+	}
 }
