@@ -496,6 +496,7 @@ func (i *Issuer) JWKSHandler() http.Handler {
 // provider returns the in-process provider that verifies this issuer's tokens.
 func (i *Issuer) provider(now func() time.Time, log *slog.Logger) *provider {
 	p := &provider{
+		src:         i,
 		name:        i.name,
 		issuer:      i.name,
 		audience:    i.audience,
