@@ -271,7 +271,10 @@ func (s *server) reload(ctx context.Context, why string) {
 		s.log.Error("reload failed; keeping the running config", "trigger", why, "error", err.Error())
 		return
 	}
-	gen, err := build(ctx, cfg, deps{issuer: iss}, s.log, true)
+	s.mu.Lock()
+	prev := s.gen
+	s.mu.Unlock()
+	gen, err := build(ctx, cfg, deps{issuer: iss, prev: prev}, s.log, true) // takes over unchanged JWKS providers
 	if err != nil {
 		s.log.Error("reload failed; keeping the running config", "trigger", why, "error", err.Error())
 		return

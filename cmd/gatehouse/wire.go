@@ -37,6 +37,9 @@ type builder func(cfg *Config, d deps, log *slog.Logger) (b authz.Backend, run f
 // deps are the long-lived objects that outlive a generation and that builders may use.
 type deps struct {
 	issuer *jwks.Issuer // gatehouse's own token issuer; nil in commands that need none
+	// prev is the running generation a reload replaces (nil at start). Builders may take over its
+	// unchanged parts (the jwt method's providers); prev still stops its own references later.
+	prev *generation
 }
 
 // builders is the explicit table of methods (no self-registration).
@@ -58,7 +61,13 @@ func builders() map[string]builder {
 			if d.issuer != nil {
 				opts = append(opts, jwks.WithIssuer(d.issuer))
 			}
-			b, err := jwks.New(c, opts...) // starts its key fetchers; Close stops them
+			if prev, ok := d.prev.backend("jwt").(*jwks.Backend); ok {
+				// Unchanged providers keep their keys, refresh goroutine and token cache: a reload
+				// during an IdP outage refuses nothing and fetches nothing. Reference counted:
+				// prev's stop releases its share, the last Close stops the goroutine.
+				opts = append(opts, jwks.WithPrevious(prev))
+			}
+			b, err := jwks.New(c, opts...) // starts (or shares) its key fetchers; Close releases them
 			if err != nil {
 				return nil, nil, nil, err
 			}
@@ -104,6 +113,19 @@ func build(parent context.Context, cfg *Config, d deps, log *slog.Logger, start 
 	}
 	g.chain = authz.NewChain(methods...)
 	return g, nil
+}
+
+// backend returns the backend of the named method, or nil (also for a nil generation).
+func (g *generation) backend(name string) authz.Backend {
+	if g == nil || g.chain == nil {
+		return nil
+	}
+	for _, m := range g.chain.Methods() {
+		if m.Name == name {
+			return m.Backend
+		}
+	}
+	return nil
 }
 
 // readier is implemented by backends that load state in the background (JWKS key sets).
