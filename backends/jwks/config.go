@@ -86,9 +86,12 @@ type Provider struct {
 	// ClaimKey names the claim holding MediaMTX permissions, a JSON array of {"action","path"} or
 	// a JSON string containing that array. Default "mediamtx_permissions".
 	ClaimKey string `yaml:"claim_key"`
-	// Roles grants permissions to role names found in realm_access.roles,
-	// resource_access.<RolesClient>.roles and the space-separated scope claim.
+	// Roles grants permissions to role names found in realm_access.roles and
+	// resource_access.<RolesClient>.roles. Scope values never match a role (before, they did:
+	// a token whose scope happened to share a role's name got the role); map scopes in Scopes.
 	Roles map[string][]authz.Permission `yaml:"roles"`
+	// Scopes grants permissions to values of the space-separated scope claim.
+	Scopes map[string][]authz.Permission `yaml:"scopes"`
 	// RolesClient is the client whose resource_access roles count. Default: Audience.
 	RolesClient string `yaml:"roles_client"`
 	// Algorithms pins the accepted alg values. Default: DefaultAlgorithms() (+HS* with HMACSecret).

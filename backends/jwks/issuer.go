@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"encoding/pem"
 	"errors"
@@ -15,6 +16,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -35,13 +37,38 @@ const (
 	MaxPreviousKeys = 4
 	// DefaultIssuerName is the iss of tokens gatehouse mints unless IssuerName says otherwise.
 	DefaultIssuerName = "gatehouse"
+	// AudienceFile holds the default aud of issued tokens, "gatehouse-" and 16 random hex digits,
+	// created next to the signing key on first run (mode 0600) unless IssuerAudience is given.
+	// It travels with the key: a copy of the key directory is the same deployment.
+	AudienceFile = "audience"
+	// DefaultMaxTTL is the longest lifetime an issued token may have unless IssuerMaxTTL says
+	// otherwise. Own tokens cannot be revoked one by one (only by rotating the key out of the
+	// published set, MaxPreviousKeys+1 rotations), so their lifetime is the bound on a leaked one.
+	DefaultMaxTTL = 24 * time.Hour
 )
+
+// ErrTTL is wrapped (with ErrIssuer) by Issue when the requested lifetime exceeds the maximum.
+var ErrTTL = errors.New("jwks: token lifetime exceeds the issuer's maximum")
 
 // IssuerOption configures LoadIssuer.
 type IssuerOption func(*Issuer)
 
 // IssuerName sets the iss claim of issued tokens (default "gatehouse").
 func IssuerName(name string) IssuerOption { return func(i *Issuer) { i.name = name } }
+
+// IssuerAudience sets the aud claim of issued tokens, which the Backend's built-in provider then
+// requires (default: the content of AudienceFile in the key directory, created on first run).
+func IssuerAudience(aud string) IssuerOption { return func(i *Issuer) { i.audience = aud } }
+
+// IssuerMaxTTL sets the longest lifetime Issue accepts and the longest exp - iat the Backend's
+// built-in provider accepts (default DefaultMaxTTL; zero or negative keeps the default).
+func IssuerMaxTTL(d time.Duration) IssuerOption {
+	return func(i *Issuer) {
+		if d > 0 {
+			i.maxTTL = d
+		}
+	}
+}
 
 // IssuerClock sets the time source for iat and exp (default time.Now; nil keeps the default).
 func IssuerClock(now func() time.Time) IssuerOption {
@@ -63,9 +90,11 @@ type signingKey struct {
 // goroutines and is safe for concurrent use; Rotate takes effect at once for Issue, JWKSHandler
 // and every Backend built WithIssuer.
 type Issuer struct {
-	dir  string
-	name string
-	now  func() time.Time
+	dir      string
+	name     string
+	audience string
+	maxTTL   time.Duration
+	now      func() time.Time
 
 	mu   sync.Mutex // serialises Rotate
 	cur  atomic.Pointer[signingKey]
@@ -79,7 +108,7 @@ type Issuer struct {
 // Ed25519 key in it (mode 0600). A key file readable by group or others is refused, as ssh does.
 // Retired public keys saved by Rotate are loaded too.
 func LoadIssuer(dir string, opts ...IssuerOption) (*Issuer, error) {
-	i := &Issuer{dir: dir, name: DefaultIssuerName, now: time.Now}
+	i := &Issuer{dir: dir, name: DefaultIssuerName, maxTTL: DefaultMaxTTL, now: time.Now}
 	for _, o := range opts {
 		o(i)
 	}
@@ -92,6 +121,11 @@ func LoadIssuer(dir string, opts ...IssuerOption) (*Issuer, error) {
 	priv, err := i.loadOrCreateKey()
 	if err != nil {
 		return nil, err
+	}
+	if i.audience == "" {
+		if i.audience, err = i.loadOrCreateAudience(); err != nil {
+			return nil, err
+		}
 	}
 	prev, err := i.loadPrevious()
 	if err != nil {
@@ -158,6 +192,45 @@ func readPrivateKey(path string) (ed25519.PrivateKey, error) {
 		return nil, fmt.Errorf("%w: %s holds a %T, want an Ed25519 key", ErrIssuer, path, k)
 	}
 	return priv, nil
+}
+
+// maxAudience bounds the audience file (it is put in every token).
+const maxAudience = 256
+
+func (i *Issuer) loadOrCreateAudience() (string, error) {
+	path := filepath.Join(i.dir, AudienceFile)
+	read := func() (string, error) {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return "", err
+		}
+		aud := strings.TrimSpace(string(b))
+		if aud == "" || len(aud) > maxAudience || strings.ContainsFunc(aud, func(r rune) bool { return r < ' ' || r == 0x7f }) {
+			return "", fmt.Errorf("%w: %s must hold one line of at most %d printable characters", ErrIssuer, path, maxAudience)
+		}
+		return aud, nil
+	}
+	aud, err := read()
+	if !errors.Is(err, fs.ErrNotExist) {
+		return aud, err
+	}
+	var rnd [8]byte
+	if _, err := rand.Read(rnd[:]); err != nil {
+		return "", fmt.Errorf("%w: generate audience: %w", ErrIssuer, err)
+	}
+	aud = "gatehouse-" + hex.EncodeToString(rnd[:])
+	tmp, err := writeTemp(i.dir, []byte(aud+"\n"))
+	if err != nil {
+		return "", err
+	}
+	defer os.Remove(tmp)
+	if err := os.Link(tmp, path); err != nil { // as for the key: another process may have won
+		if errors.Is(err, fs.ErrExist) {
+			return read()
+		}
+		return "", fmt.Errorf("%w: save audience: %w", ErrIssuer, err)
+	}
+	return aud, nil
 }
 
 func (i *Issuer) loadPrevious() ([]ed25519.PublicKey, error) {
@@ -260,6 +333,43 @@ func (i *Issuer) install(priv ed25519.PrivateKey) {
 // Name returns the iss of issued tokens.
 func (i *Issuer) Name() string { return i.name }
 
+// Audience returns the aud of issued tokens.
+func (i *Issuer) Audience() string { return i.audience }
+
+// MaxTTL returns the longest lifetime Issue accepts.
+func (i *Issuer) MaxTTL() time.Duration { return i.maxTTL }
+
+// Dir returns the key directory the issuer was loaded from.
+func (i *Issuer) Dir() string { return i.dir }
+
+// Reload reads the signing key and the retired public keys from the key directory again and,
+// when they differ from the current ones (gatehouse rotate-key ran in another process), makes
+// them current, at once for Issue, JWKSHandler and every Backend built WithIssuer. It reports
+// whether they changed; on error the current keys stay. Name, audience and maximum lifetime stay
+// as loaded. A missing key file is an error here: Reload never creates a key.
+func (i *Issuer) Reload() (bool, error) {
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	priv, err := readPrivateKey(i.keyPath())
+	if err != nil {
+		if errors.Is(err, ErrIssuer) {
+			return false, err
+		}
+		return false, fmt.Errorf("%w: read key: %w", ErrIssuer, err)
+	}
+	prev, err := i.loadPrevious()
+	if err != nil {
+		return false, err
+	}
+	eq := func(a, b ed25519.PublicKey) bool { return a.Equal(b) }
+	if priv.Equal(i.cur.Load().priv) && slices.EqualFunc(prev, i.prev, eq) {
+		return false, nil
+	}
+	i.prev = prev
+	i.install(priv)
+	return true, nil
+}
+
 // KeyID returns the kid of the current signing key.
 func (i *Issuer) KeyID() string { return i.cur.Load().kid }
 
@@ -310,8 +420,9 @@ type claimPermission struct {
 	Path   string `json:"path,omitempty"`
 }
 
-// Issue returns a compact EdDSA JWT for subject with the given permissions, valid for ttl: header
-// alg, kid, typ; claims iss, sub, iat, exp and mediamtx_permissions. Permissions limited to
+// Issue returns a compact EdDSA JWT for subject with the given permissions, valid for ttl (at
+// most MaxTTL, else an error wrapping ErrTTL): header alg, kid, typ; claims iss, aud, sub, iat,
+// exp and mediamtx_permissions. Permissions limited to
 // protocols cannot be expressed in MediaMTX's format and are refused. Note that MediaMTX reads
 // "live/*" literally; for tokens that MediaMTX verifies itself, write a regular expression
 // ("~^live/").
@@ -321,6 +432,9 @@ func (i *Issuer) Issue(subject string, perms []authz.Permission, ttl time.Durati
 	}
 	if ttl <= 0 {
 		return "", fmt.Errorf("%w: ttl must be positive", ErrIssuer)
+	}
+	if ttl > i.maxTTL {
+		return "", fmt.Errorf("%w: %w: %s > %s", ErrIssuer, ErrTTL, ttl, i.maxTTL)
 	}
 	if len(perms) == 0 {
 		return "", fmt.Errorf("%w: no permissions", ErrIssuer)
@@ -343,6 +457,7 @@ func (i *Issuer) Issue(subject string, perms []authz.Permission, ttl time.Durati
 	cur := i.cur.Load()
 	t := jwt.NewWithClaims(jwt.SigningMethodEdDSA, jwt.MapClaims{
 		"iss":           i.name,
+		"aud":           i.audience,
 		"sub":           subject,
 		"iat":           now.Unix(),
 		"exp":           now.Add(ttl).Unix(),
@@ -381,20 +496,24 @@ func (i *Issuer) JWKSHandler() http.Handler {
 // provider returns the in-process provider that verifies this issuer's tokens.
 func (i *Issuer) provider(now func() time.Time, log *slog.Logger) *provider {
 	p := &provider{
-		name:       i.name,
-		issuer:     i.name,
-		claimKey:   DefaultClaimKey,
-		roles:      map[string]authz.Permissions{},
-		algs:       []string{"EdDSA"},
-		leeway:     DefaultLeeway,
-		requireExp: true,
-		log:        log,
-		now:        now,
-		keys:       &i.keys,
-		static:     true,
-		kick:       make(chan struct{}, 1),
-		firstDone:  make(chan struct{}),
-		stopped:    make(chan struct{}),
+		src:         i,
+		name:        i.name,
+		issuer:      i.name,
+		audience:    i.audience,
+		maxLifetime: i.maxTTL,
+		claimKey:    DefaultClaimKey,
+		roles:       map[string]authz.Permissions{},
+		scopes:      map[string]authz.Permissions{},
+		algs:        []string{"EdDSA"},
+		leeway:      DefaultLeeway,
+		requireExp:  true,
+		log:         log,
+		now:         now,
+		keys:        &i.keys,
+		static:      true,
+		kick:        make(chan struct{}, 1),
+		firstDone:   make(chan struct{}),
+		stopped:     make(chan struct{}),
 	}
 	p.parser = p.newParser()
 	return p

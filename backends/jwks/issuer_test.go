@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"errors"
+	"fmt"
 	"io/fs"
 	"net/http"
 	"net/http/httptest"
@@ -60,8 +61,11 @@ func TestIssuerFiles(t *testing.T) {
 		t.Errorf("key file is not PKCS#8 PEM")
 	}
 	entries, _ := os.ReadDir(dir)
-	if len(entries) != 1 {
-		t.Errorf("want only the key file in %s, got %d entries (temp files left?)", dir, len(entries))
+	if len(entries) != 2 {
+		t.Errorf("want only the key and audience files in %s, got %d entries (temp files left?)", dir, len(entries))
+	}
+	if st, err := os.Stat(filepath.Join(dir, AudienceFile)); err != nil || st.Mode() != 0o600 {
+		t.Errorf("audience file: %v %v, want mode 0600", st, err)
 	}
 
 	again, err := LoadIssuer(dir)
@@ -70,6 +74,9 @@ func TestIssuerFiles(t *testing.T) {
 	}
 	if got, want := again.KeyID(), iss.KeyID(); got != want {
 		t.Fatalf("kid after reload: got %q, want %q", got, want)
+	}
+	if got, want := again.Audience(), iss.Audience(); got != want || !strings.HasPrefix(got, "gatehouse-") {
+		t.Fatalf("audience after reload: got %q, want %q (gatehouse-…)", got, want)
 	}
 
 	t.Run("group-readable key refused", func(t *testing.T) {
@@ -198,6 +205,9 @@ func TestIssuerRotate(t *testing.T) {
 	}
 	if got, want := again.KeyID(), iss.KeyID(); got != want {
 		t.Fatalf("kid after reload: got %q, want %q", got, want)
+	}
+	if got, want := again.Audience(), iss.Audience(); got != want || !strings.HasPrefix(got, "gatehouse-") {
+		t.Fatalf("audience after reload: got %q, want %q (gatehouse-…)", got, want)
 	}
 	b2 := newTestBackend(t, Config{}, WithIssuer(again), WithClock(clk.Now))
 	if d, _ := authorize(t, b2, publishReq("live/alice", first)); d.Outcome != authz.Allow {
@@ -402,5 +412,178 @@ func TestParseAllow(t *testing.T) {
 				t.Errorf("%s matches %+v", p, tc.nomatch)
 			}
 		})
+	}
+}
+
+// signOwn signs claims with iss's current key, as a forger holding a leaked or copied key (or an
+// older gatehouse) would: it is how tokens that Issue refuses to mint reach the verifier.
+func signOwn(t *testing.T, iss *Issuer, claims jwt.MapClaims) string {
+	t.Helper()
+	cur := iss.cur.Load()
+	tok := jwt.NewWithClaims(jwt.SigningMethodEdDSA, claims)
+	tok.Header["kid"] = cur.kid
+	s, err := tok.SignedString(cur.priv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// TestOwnTokenLeniencies: gatehouse's own tokens have a bounded lifetime, are bound to the
+// deployment by aud, and have numeric time claims with no iat in the future.
+func TestOwnTokenLeniencies(t *testing.T) {
+	clk := newClock()
+	dir := t.TempDir()
+	iss, err := LoadIssuer(dir, IssuerClock(clk.Now), IssuerMaxTTL(2*time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := newTestBackend(t, Config{}, WithIssuer(iss), WithClock(clk.Now))
+	perms := mustAllow(t, "publish:live/alice")
+
+	t.Run("mint beyond max ttl refused", func(t *testing.T) {
+		if _, err := iss.Issue("alice", perms, 2*time.Hour+time.Second); !errors.Is(err, ErrTTL) || !errors.Is(err, ErrIssuer) {
+			t.Fatalf("got %v, want ErrTTL and ErrIssuer", err)
+		}
+		def, err := LoadIssuer(t.TempDir())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := def.Issue("alice", perms, 1000000*time.Hour); !errors.Is(err, ErrTTL) {
+			t.Fatalf("default issuer, ttl 1000000h: got %v, want ErrTTL", err)
+		}
+		if got, want := def.MaxTTL(), DefaultMaxTTL; got != want {
+			t.Fatalf("default max ttl: got %v, want %v", got, want)
+		}
+	})
+	t.Run("minted token carries the audience", func(t *testing.T) {
+		tok, err := iss.Issue("alice", perms, 2*time.Hour)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var c claims
+		if _, _, err := jwt.NewParser().ParseUnverified(tok, &c); err != nil {
+			t.Fatal(err)
+		}
+		if got, want := []string(c.Audience), []string{iss.Audience()}; len(got) != 1 || got[0] != want[0] {
+			t.Fatalf("aud: got %q, want %q", got, want)
+		}
+		d, err := authorize(t, b, publishReq("live/alice", tok))
+		if err != nil || !d.Allowed() {
+			t.Fatalf("got %v %q %v, want allow", d.Outcome, d.Reason, err)
+		}
+	})
+
+	now := clk.Now()
+	base := func() jwt.MapClaims {
+		return jwt.MapClaims{
+			"iss": iss.Name(), "aud": iss.Audience(), "sub": "alice", "iat": now.Unix(),
+			"exp": now.Add(time.Hour).Unix(), DefaultClaimKey: []claimPermission{{Action: "publish", Path: "live/alice"}},
+		}
+	}
+	with := func(kv ...any) jwt.MapClaims {
+		c := base()
+		for i := 0; i < len(kv); i += 2 {
+			if kv[i+1] == nil {
+				delete(c, kv[i].(string))
+			} else {
+				c[kv[i].(string)] = kv[i+1]
+			}
+		}
+		return c
+	}
+	// Another deployment with the same key files but its own audience (tokens.audience).
+	other, err := LoadIssuer(dir, IssuerClock(clk.Now), IssuerAudience("staging"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fromOther, err := other.Issue("alice", perms, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name, token, reason string
+	}{
+		{"well-formed", signOwn(t, iss, base()), ""},
+		{"lifetime 1000000h", signOwn(t, iss, with("exp", now.Add(1000000*time.Hour).Unix())), ReasonTokenLifetime},
+		{"lifetime just over max", signOwn(t, iss, with("iat", now.Add(-time.Hour).Unix(), "exp", now.Add(time.Hour+time.Second).Unix())), ReasonTokenLifetime},
+		{"no iat", signOwn(t, iss, with("iat", nil)), ReasonTokenLifetime},
+		{"no aud (older gatehouse)", signOwn(t, iss, with("aud", nil)), ReasonBadAudience},
+		{"other deployment's aud", fromOther, ReasonBadAudience},
+		{"exp as string", signOwn(t, iss, with("exp", fmt.Sprint(now.Add(time.Hour).Unix()))), ReasonMalformedToken},
+		{"iat a year ahead", signOwn(t, iss, with("iat", now.AddDate(1, 0, 0).Unix(), "exp", now.AddDate(1, 0, 0).Add(time.Hour).Unix())), ReasonTokenNotYetValid},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			d, err := authorize(t, b, publishReq("live/alice", tc.token))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tc.reason == "" {
+				if !d.Allowed() {
+					t.Fatalf("got %v %q, want allow", d.Outcome, d.Reason)
+				}
+				return
+			}
+			if d.Outcome != authz.Unauthenticated || d.Reason != tc.reason {
+				t.Fatalf("got %v %q, want unauthenticated %q", d.Outcome, d.Reason, tc.reason)
+			}
+		})
+	}
+	t.Run("audience differs per key directory", func(t *testing.T) {
+		a, _ := LoadIssuer(t.TempDir())
+		b, _ := LoadIssuer(t.TempDir())
+		if a.Audience() == b.Audience() {
+			t.Fatalf("two deployments share audience %q", a.Audience())
+		}
+	})
+}
+
+// TestIssuerReload: Reload picks up a key rotated by another process (gatehouse rotate-key) in
+// the running Issuer, so Backends built WithIssuer verify new tokens at once; without a change
+// it keeps everything, including the key set generation cached grants depend on.
+func TestIssuerReload(t *testing.T) {
+	clk := newClock()
+	dir := t.TempDir()
+	running, err := LoadIssuer(dir, IssuerClock(clk.Now))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := newTestBackend(t, Config{}, WithIssuer(running), WithClock(clk.Now))
+	gen := running.keys.Load().gen
+	if changed, err := running.Reload(); err != nil || changed {
+		t.Fatalf("unchanged: got %v %v, want false nil", changed, err)
+	}
+	if running.keys.Load().gen != gen {
+		t.Fatal("Reload without a change republished the key set")
+	}
+	cli, err := LoadIssuer(dir, IssuerClock(clk.Now)) // the rotate-key command
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cli.Rotate(); err != nil {
+		t.Fatal(err)
+	}
+	tok, err := cli.Issue("alice", mustAllow(t, "publish:live/alice"), time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if changed, err := running.Reload(); err != nil || !changed {
+		t.Fatalf("after rotate: got %v %v, want true nil", changed, err)
+	}
+	if got, want := running.KeyID(), cli.KeyID(); got != want {
+		t.Fatalf("kid: got %s, want %s", got, want)
+	}
+	d, err := authorize(t, b, publishReq("live/alice", tok))
+	if err != nil || !d.Allowed() {
+		t.Fatalf("token from the rotated key: got %v %q %v, want allow", d.Outcome, d.Reason, err)
+	}
+	if err := os.Remove(filepath.Join(dir, SigningKeyFile)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := running.Reload(); !errors.Is(err, ErrIssuer) {
+		t.Fatalf("key file gone: got %v, want ErrIssuer", err)
+	}
+	if got, want := running.KeyID(), cli.KeyID(); got != want {
+		t.Fatalf("kid after failed reload: got %s, want %s", got, want)
 	}
 }

@@ -30,6 +30,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"reflect"
 	"sort"
 	"strings"
 	"sync"
@@ -81,6 +82,9 @@ const (
 	ReasonBadPermissions   = "bad_permissions_claim"
 	ReasonQueryToken       = "query_token_not_allowed"
 	ReasonJWKSUnavailable  = "jwks_unavailable"
+	// ReasonTokenLifetime: one of gatehouse's own tokens without iat, or whose exp - iat is longer
+	// than the issuer's maximum lifetime (tokens.max_ttl).
+	ReasonTokenLifetime = "token_lifetime_exceeded"
 )
 
 // Option configures New.
@@ -91,6 +95,7 @@ type options struct {
 	now    func() time.Time
 	issuer *Issuer
 	client *http.Client
+	prev   *Backend
 }
 
 // WithLogger sets the logger (default: discard). Tokens are never logged.
@@ -116,30 +121,41 @@ func WithIssuer(iss *Issuer) Option { return func(o *options) { o.issuer = iss }
 // providers' fetch_timeout.
 func WithHTTPClient(c *http.Client) Option { return func(o *options) { o.client = c } }
 
-// Backend verifies JWTs for authz. New starts one refresh goroutine per JWKS provider; Close
-// stops them and waits. It is safe for concurrent use.
+// WithPrevious lets New take over, from prev (the Backend that the new one replaces on a config
+// reload), every provider whose configuration is unchanged: same Provider settings (URL, issuer,
+// audience, algorithms, roles, ...), same WithHTTPClient, or the same *Issuer for the built-in
+// provider. A provider taken over keeps its key set, its refresh goroutine and its logger and
+// clock, so the reload causes no fetch and no moment without keys; the verified-token cache is
+// shared too (when cache_size is unchanged), serving only grants of providers the new Backend
+// has. A changed provider starts fresh. prev stays usable until its Close; the goroutine of a
+// shared provider stops when the last Backend holding it is closed. nil is ignored.
+func WithPrevious(prev *Backend) Option { return func(o *options) { o.prev = prev } }
+
+// Backend verifies JWTs for authz. New starts one refresh goroutine per JWKS provider, or shares
+// the running one of a provider taken over WithPrevious; Close releases them, stopping and
+// waiting for those no other open Backend holds. It is safe for concurrent use.
 type Backend struct {
 	providers    []*provider
+	owned        map[*provider]bool // the providers above, for cache lookups
 	byIssuer     map[string][]*provider
 	wildcard     []*provider // providers without an issuer
 	queryOnHTTP  bool
 	maxTokenSize int
 	cache        *tokenCache
+	client       *http.Client // WithHTTPClient, compared by WithPrevious
 	now          func() time.Time
 	log          *slog.Logger
 
-	cancel    context.CancelFunc
-	wg        sync.WaitGroup
 	closeOnce sync.Once
-	trs       []*http.Transport
 
 	hits, misses atomic.Uint64
 }
 
 // New validates cfg and returns a Backend. It does not block on the network: every JWKS provider
-// starts fetching its keys in its own goroutine at once and refreshes them every
-// refresh_interval; until a provider's first successful fetch, tokens for it are answered with an
-// error (reason jwks_unavailable: fail closed). Call Close to stop the goroutines.
+// not taken over WithPrevious starts fetching its keys in its own goroutine at once and refreshes
+// them every refresh_interval; until a provider's first successful fetch, tokens for it are
+// answered with an error (reason jwks_unavailable: fail closed). Call Close to stop the
+// goroutines.
 func New(cfg Config, opts ...Option) (*Backend, error) {
 	o := options{log: slog.New(slog.DiscardHandler), now: time.Now}
 	for _, opt := range opts {
@@ -156,64 +172,92 @@ func New(cfg Config, opts ...Option) (*Backend, error) {
 	if len(cfg.Providers) == 0 && o.issuer == nil {
 		problems = append(problems, "no providers (and no issuer)")
 	}
+	if o.issuer != nil {
+		for _, q := range cfg.Providers {
+			if q.Issuer == o.issuer.Name() || q.Name == o.issuer.Name() {
+				problems = append(problems, fmt.Sprintf("provider %q clashes with the built-in issuer %q", q.Name, o.issuer.Name()))
+			}
+		}
+	}
 	if len(problems) > 0 {
 		return nil, fmt.Errorf("%w: %s", ErrConfig, strings.Join(problems, "; "))
 	}
 	b := &Backend{
+		owned:        map[*provider]bool{},
 		byIssuer:     map[string][]*provider{},
 		queryOnHTTP:  cfg.QueryTokenOnHTTP,
 		maxTokenSize: cfg.MaxTokenSize,
+		client:       o.client,
 		now:          o.now,
 		log:          o.log,
 	}
 	if b.maxTokenSize == 0 {
 		b.maxTokenSize = DefaultMaxTokenSize
 	}
-	switch {
-	case cfg.CacheSize == 0:
-		b.cache = newTokenCache(DefaultCacheSize)
-	case cfg.CacheSize > 0:
-		b.cache = newTokenCache(cfg.CacheSize)
+	size := cfg.CacheSize
+	if size == 0 {
+		size = DefaultCacheSize
 	}
+	switch {
+	case size < 0:
+	case o.prev != nil && o.prev.cache != nil && o.prev.cache.max == size:
+		b.cache = o.prev.cache
+	default:
+		b.cache = newTokenCache(size)
+	}
+	var fresh []*provider
 	for i := range cfg.Providers {
-		b.providers = append(b.providers, b.newProvider(&cfg.Providers[i], o.client))
+		p := b.adopt(o.prev, func(q *provider) bool {
+			return q.conf != nil && reflect.DeepEqual(*q.conf, cfg.Providers[i]) && q.clientOpt == o.client
+		})
+		if p == nil {
+			p = b.newProvider(&cfg.Providers[i], o.client)
+			fresh = append(fresh, p)
+		}
+		b.providers = append(b.providers, p)
 	}
 	if o.issuer != nil {
-		p := o.issuer.provider(b.now, b.log)
-		for _, q := range b.providers {
-			if q.issuer == p.issuer || q.name == p.name {
-				b.closeTransports()
-				return nil, fmt.Errorf("%w: provider %q clashes with the built-in issuer %q", ErrConfig, q.name, p.issuer)
-			}
+		p := b.adopt(o.prev, func(q *provider) bool { return q.src == o.issuer })
+		if p == nil {
+			p = o.issuer.provider(b.now, b.log)
+			fresh = append(fresh, p)
 		}
 		b.providers = append(b.providers, p)
 	}
 	for _, p := range b.providers {
+		b.owned[p] = true
 		if p.issuer == "" {
 			b.wildcard = append(b.wildcard, p)
 		} else {
 			b.byIssuer[p.issuer] = append(b.byIssuer[p.issuer], p)
 		}
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	b.cancel = cancel
-	for _, p := range b.providers {
-		if !p.remote() {
-			close(p.firstDone)
-			close(p.stopped)
-			continue
-		}
-		b.wg.Add(1)
-		go func() {
-			defer b.wg.Done()
-			p.run(ctx)
-		}()
+	for _, p := range fresh {
+		p.start()
 	}
 	return b, nil
 }
 
+// adopt returns the provider of prev that match accepts, with a reference taken for b, or nil
+// when there is none or it was released meanwhile (prev closed).
+func (b *Backend) adopt(prev *Backend, match func(*provider) bool) *provider {
+	if prev == nil {
+		return nil
+	}
+	for _, q := range prev.providers {
+		if match(q) && !b.owned[q] && q.acquire() {
+			b.log.Debug("jwks: provider kept across reload", "provider", q.name)
+			return q
+		}
+	}
+	return nil
+}
+
 func (b *Backend) newProvider(c *Provider, client *http.Client) *provider {
+	conf := *c
 	p := &provider{
+		conf:         &conf,
+		clientOpt:    client,
 		name:         c.Name,
 		url:          c.JWKS,
 		issuer:       c.Issuer,
@@ -222,6 +266,7 @@ func (b *Backend) newProvider(c *Provider, client *http.Client) *provider {
 		claimKey:     c.ClaimKey,
 		rolesClient:  c.RolesClient,
 		roles:        map[string]authz.Permissions{},
+		scopes:       map[string]authz.Permissions{},
 		algs:         c.algorithms(),
 		leeway:       c.Leeway.Or(DefaultLeeway),
 		requireExp:   c.RequireExp == nil || *c.RequireExp,
@@ -247,15 +292,17 @@ func (b *Backend) newProvider(c *Provider, client *http.Client) *provider {
 	for role, perms := range c.Roles {
 		p.roles[role] = authz.Permissions(perms)
 	}
+	for scope, perms := range c.Scopes {
+		p.scopes[scope] = authz.Permissions(perms)
+	}
 	if p.url != "" {
 		pin, _ := parseFingerprint(c.Fingerprint) // validated by problems
 		switch {
 		case client != nil && pin == nil:
 			p.client = client
 		default:
-			tr := pinnedTransport(pin)
-			b.trs = append(b.trs, tr)
-			p.client = &http.Client{Transport: tr, Timeout: p.fetchTimeout}
+			p.tr = pinnedTransport(pin)
+			p.client = &http.Client{Transport: p.tr, Timeout: p.fetchTimeout}
 		}
 	}
 	p.parser = p.newParser()
@@ -267,6 +314,7 @@ func (p *provider) newParser() *jwt.Parser {
 		jwt.WithValidMethods(p.algs),
 		jwt.WithLeeway(p.leeway),
 		jwt.WithTimeFunc(p.now),
+		jwt.WithIssuedAt(), // an iat in the future (beyond leeway) is refused, as a future nbf
 	}
 	if p.issuer != "" {
 		opts = append(opts, jwt.WithIssuer(p.issuer))
@@ -277,21 +325,16 @@ func (p *provider) newParser() *jwt.Parser {
 	return jwt.NewParser(opts...)
 }
 
-// Close stops the refresh goroutines, cancels fetches in flight and waits for them. It is
+// Close releases the providers: the refresh goroutines that no other open Backend shares (see
+// WithPrevious) are stopped, their fetches in flight cancelled, and waited for. It is
 // idempotent; Authorize keeps working afterwards with the keys already fetched.
 func (b *Backend) Close() error {
 	b.closeOnce.Do(func() {
-		b.cancel()
-		b.wg.Wait()
-		b.closeTransports()
+		for _, p := range b.providers {
+			p.release()
+		}
 	})
 	return nil
-}
-
-func (b *Backend) closeTransports() {
-	for _, tr := range b.trs {
-		tr.CloseIdleConnections()
-	}
 }
 
 // Ready returns nil once every provider can verify tokens (its key set was fetched at least
@@ -366,7 +409,9 @@ func (b *Backend) Authorize(ctx context.Context, req *authz.Request) (authz.Deci
 	var key [32]byte
 	if b.cache != nil {
 		key = sha256.Sum256([]byte(tok))
-		if g, ok := b.cache.get(key, b.now()); ok {
+		// The cache may be shared with the Backend this one replaced: only grants of our own
+		// providers count (a removed or changed provider's grants are not ours to serve).
+		if g, ok := b.cache.get(key, b.now()); ok && b.owned[g.prov] {
 			b.hits.Add(1)
 			return g.decide(req), nil
 		}
@@ -430,6 +475,8 @@ func message(reason string) string {
 		return "the token is too large"
 	case ReasonBadPermissions:
 		return "the token's permissions claim is invalid"
+	case ReasonTokenLifetime:
+		return "the token's lifetime is longer than this issuer allows"
 	case ReasonQueryToken:
 		return "tokens in the query string are not accepted over HTTP; send Authorization: Bearer"
 	}

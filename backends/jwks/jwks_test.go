@@ -186,6 +186,14 @@ func TestAttacks(t *testing.T) {
 		{"no alg", seg(`{"kid":"rsa"}`) + "." + parts[1] + "." + parts[2], ReasonMalformedToken},
 		{"payload not JSON", parts[0] + "." + seg(`[1,2`) + "." + parts[2], ReasonMalformedToken},
 		{"bad exp type", k.sign(t, with("exp", "tomorrow")), ReasonMalformedToken},
+		// golang-jwt reads a string holding digits as a NumericDate; RFC 7519 says number.
+		{"exp as numeric string", k.sign(t, with("exp", fmt.Sprint(now.Add(time.Hour).Unix()))), ReasonMalformedToken},
+		{"iat as numeric string", k.sign(t, with("iat", fmt.Sprint(now.Unix()))), ReasonMalformedToken},
+		{"nbf as numeric string", k.sign(t, with("nbf", fmt.Sprint(now.Unix()))), ReasonMalformedToken},
+		{"exp null", k.sign(t, with("exp", json.RawMessage("null"))), ReasonMalformedToken},
+		{"iat a year ahead", k.sign(t, with("iat", now.AddDate(1, 0, 0).Unix())), ReasonTokenNotYetValid},
+		{"iat ahead within leeway is fine", k.sign(t, with("iat", now.Add(5*time.Second).Unix())), ""},
+		{"fractional exp is a number", k.sign(t, with("exp", float64(now.Add(time.Hour).Unix())+0.5)), ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			d, err := authorize(t, b, publishReq("cam1", tc.token))

@@ -43,6 +43,7 @@ roles:
     - {action: read, path: "live/**"}
   streamer:
     - {action: publish, path: "live/*"}
+scopes:
   "stream:admin":
     - {action: api}
 `
@@ -70,6 +71,10 @@ func TestKeycloak(t *testing.T) {
 	std := newB(nil)
 	noAZP := newB(func(p *Provider) { p.MatchAZP = false })
 	recorder := newB(func(p *Provider) { p.Audience = "recorder" })
+	// The pre-scopes config: "stream:admin" under roles. A scope value must not match it.
+	scopeAsRole := newB(func(p *Provider) {
+		p.Roles["stream:admin"], p.Scopes = []authz.Permission{{Action: authz.ActionAPI}}, nil
+	})
 	req := func(a authz.Action, path string) *authz.Request {
 		return &authz.Request{Action: a, Path: path, Protocol: "hls"}
 	}
@@ -89,7 +94,11 @@ func TestKeycloak(t *testing.T) {
 		{"claim regex read", std, "keycloak_streamer.json", req(authz.ActionRead, "live/anyone"), authz.Allow, authz.ReasonAllowed, "bob"},
 		{"client role streamer", std, "keycloak_streamer.json", req(authz.ActionPublish, "live/carol"), authz.Allow, authz.ReasonAllowed, "bob"},
 		{"client role is one segment", std, "keycloak_streamer.json", req(authz.ActionPublish, "live/a/b"), authz.Forbidden, authz.ReasonNotPermitted, "bob"},
-		{"scope role", std, "keycloak_streamer.json", req(authz.ActionAPI, ""), authz.Allow, authz.ReasonAllowed, "bob"},
+		{"scope mapped in scopes", std, "keycloak_streamer.json", req(authz.ActionAPI, ""), authz.Allow, authz.ReasonAllowed, "bob"},
+		{"scope value is not a role", scopeAsRole, "keycloak_streamer.json", req(authz.ActionAPI, ""), authz.Forbidden, authz.ReasonNotPermitted, "bob"},
+		{"role is not a scope", newB(func(p *Provider) {
+			p.Scopes = map[string][]authz.Permission{"streamer": {{Action: authz.ActionAPI}}}
+		}), "keycloak_streamer.json", req(authz.ActionAPI, ""), authz.Forbidden, authz.ReasonNotPermitted, "bob"},
 		{"service account: wrong azp", std, "keycloak_service.json", req(authz.ActionRead, "live/x"), authz.Unauthenticated, ReasonBadAudience, ""},
 		{"service account: sub as identity", recorder, "keycloak_service.json", req(authz.ActionPlayback, "live/x"), authz.Allow, authz.ReasonAllowed, "2c4e6a8b-0d1f-4e3a-9b5c-7d9f1a3b5c7e"},
 		{"service account: array claim", recorder, "keycloak_service.json", req(authz.ActionRead, "other"), authz.Allow, authz.ReasonAllowed, "2c4e6a8b-0d1f-4e3a-9b5c-7d9f1a3b5c7e"},

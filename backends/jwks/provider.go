@@ -26,6 +26,9 @@ import (
 // already known. All fetching happens in the provider's own goroutine (run), which requests wake
 // through kick.
 type provider struct {
+	conf        *Provider    // the config it was built from (nil: built-in issuer), for WithPrevious
+	clientOpt   *http.Client // the WithHTTPClient it was built with, for WithPrevious
+	src         *Issuer      // the built-in issuer it verifies, for WithPrevious
 	name        string
 	url         string // "" for HMAC-only and in-process providers
 	issuer      string
@@ -33,7 +36,9 @@ type provider struct {
 	matchAZP    bool
 	claimKey    string
 	rolesClient string
-	roles       map[string]authz.Permissions
+	roles       map[string]authz.Permissions // by realm or resource role
+	scopes      map[string]authz.Permissions // by scope value
+	maxLifetime time.Duration                // >0: iat required and exp - iat at most this
 	algs        []string
 	hmac        []byte
 	leeway      time.Duration
@@ -44,6 +49,7 @@ type provider struct {
 	unknownEvery time.Duration
 	fetchTimeout time.Duration
 	client       *http.Client
+	tr           *http.Transport // own transport (nil: the WithHTTPClient client); idled on stop
 	log          *slog.Logger
 	now          func() time.Time
 
@@ -53,6 +59,10 @@ type provider struct {
 	kick      chan struct{} // cap 1: ask run to fetch now
 	firstDone chan struct{} // closed when the first fetch attempt has finished
 	stopped   chan struct{} // closed when run returns
+
+	refMu  sync.Mutex
+	refs   int                // Backends holding the provider; the goroutine stops at 0
+	cancel context.CancelFunc // stops run; nil for providers without a goroutine
 
 	mu        sync.Mutex
 	waiters   chan struct{} // closed when the next fetch attempt finishes; nil: none requested
@@ -70,6 +80,50 @@ func (p *provider) remote() bool { return p.url != "" && !p.static }
 // hasKeys reports whether the provider can verify tokens now.
 func (p *provider) hasKeys() bool {
 	return p.static || p.url == "" || p.keys.Load() != nil
+}
+
+// start begins the provider's life with one reference (the Backend that built it): a remote
+// provider's run goroutine starts; the others have none, so they are ready and stopped at once.
+func (p *provider) start() {
+	p.refs = 1
+	if !p.remote() {
+		close(p.firstDone)
+		close(p.stopped)
+		return
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	p.cancel = cancel
+	go p.run(ctx)
+}
+
+// acquire takes a reference for another Backend. It fails once the last reference was released
+// (the goroutine is stopping or stopped; a stopped provider is never restarted).
+func (p *provider) acquire() bool {
+	p.refMu.Lock()
+	defer p.refMu.Unlock()
+	if p.refs == 0 {
+		return false
+	}
+	p.refs++
+	return true
+}
+
+// release drops a reference; the last one stops run, waits for it and idles the transport.
+func (p *provider) release() {
+	p.refMu.Lock()
+	p.refs--
+	last := p.refs == 0
+	p.refMu.Unlock()
+	if !last {
+		return
+	}
+	if p.cancel != nil {
+		p.cancel()
+	}
+	<-p.stopped
+	if p.tr != nil {
+		p.tr.CloseIdleConnections()
+	}
 }
 
 // run fetches the key set now and then every refreshEvery, or sooner when kicked, until ctx ends.

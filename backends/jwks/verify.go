@@ -175,6 +175,9 @@ func (p *provider) verify(ctx context.Context, tok, alg, kid string) (*grant, st
 	if p.audience != "" && !slices.Contains(c.Audience, p.audience) && !(p.matchAZP && c.AZP == p.audience) {
 		return nil, ReasonBadAudience, nil
 	}
+	if p.maxLifetime > 0 && (c.IssuedAt == nil || c.ExpiresAt == nil || c.ExpiresAt.Sub(c.IssuedAt.Time) > p.maxLifetime) {
+		return nil, ReasonTokenLifetime, nil
+	}
 	perms, err := c.permissions(p.claimKey)
 	if err != nil {
 		return nil, ReasonBadPermissions, nil
@@ -182,6 +185,11 @@ func (p *provider) verify(ctx context.Context, tok, alg, kid string) (*grant, st
 	if len(p.roles) > 0 {
 		for role := range c.roleNames(p.rolesClient) {
 			perms = append(perms, p.roles[role]...)
+		}
+	}
+	if len(p.scopes) > 0 {
+		for scope := range c.scopeNames() {
+			perms = append(perms, p.scopes[scope]...)
 		}
 	}
 	g := &grant{prov: p, identity: c.PreferredUsername, perms: perms}
@@ -271,13 +279,29 @@ type claims struct {
 	raw               map[string]json.RawMessage
 }
 
-// UnmarshalJSON keeps the raw claims besides the typed ones.
+// UnmarshalJSON keeps the raw claims besides the typed ones. The time claims exp, iat and nbf
+// must be JSON numbers (RFC 7519 NumericDate): golang-jwt also accepts a string holding a number
+// ("exp":"1700000000") and reads null as absent; both are refused here as malformed.
 func (c *claims) UnmarshalJSON(b []byte) error {
 	type typed claims
 	if err := json.Unmarshal(b, (*typed)(c)); err != nil {
 		return err
 	}
-	return json.Unmarshal(b, &c.raw)
+	if err := json.Unmarshal(b, &c.raw); err != nil {
+		return err
+	}
+	for _, k := range []string{"exp", "iat", "nbf"} {
+		if v, ok := c.raw[k]; ok && !jsonNumber(v) {
+			return fmt.Errorf("jwks: claim %s must be a JSON number", k)
+		}
+	}
+	return nil
+}
+
+// jsonNumber reports whether v, a valid JSON value, is a number.
+func jsonNumber(v json.RawMessage) bool {
+	v = bytes.TrimSpace(v)
+	return len(v) > 0 && (v[0] == '-' || v[0] >= '0' && v[0] <= '9')
 }
 
 // permissions parses the MediaMTX permissions claim: absent or null is none; otherwise a JSON
@@ -341,7 +365,9 @@ func parsePermissions(raw []byte) (authz.Permissions, error) {
 	return perms, nil
 }
 
-// roleNames collects Keycloak realm roles, the client's resource roles and the scope values.
+// roleNames collects Keycloak realm roles and the client's resource roles. Scope values are not
+// roles (a client may request any scope its IdP lets it, and a scope named like a role must not
+// grant that role): they are matched separately, by scopeNames against Provider.Scopes.
 // Claims of an unexpected shape contribute nothing (they are not ours to police).
 func (c *claims) roleNames(client string) map[string]bool {
 	out := map[string]bool{}
@@ -363,6 +389,12 @@ func (c *claims) roleNames(client string) map[string]bool {
 			}
 		}
 	}
+	return out
+}
+
+// scopeNames collects the values of the space-separated scope claim (RFC 8693 / RFC 9068).
+func (c *claims) scopeNames() map[string]bool {
+	out := map[string]bool{}
 	var scope string
 	if raw, ok := c.raw["scope"]; ok && json.Unmarshal(raw, &scope) == nil {
 		for _, s := range strings.Fields(scope) {

@@ -121,3 +121,37 @@ func TestCLIUsageErrors(t *testing.T) {
 		})
 	}
 }
+
+// TestTokenTTLCap: gatehouse token refuses a lifetime beyond tokens.max_ttl (default 24h) with an
+// error naming the key, and mints up to a raised maximum.
+func TestTokenTTLCap(t *testing.T) {
+	dir := t.TempDir()
+	write := func(extra string) string {
+		p := filepath.Join(dir, "gatehouse.yml")
+		src := "data_dir: " + filepath.Join(dir, "data") + "\n" + extra
+		if err := os.WriteFile(p, []byte(src), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	for _, tc := range []struct {
+		name, extra, ttl string
+		want             int
+	}{
+		{"default refuses 1000000h", "", "1000000h", exitConfig},
+		{"default refuses 25h", "", "25h", exitConfig},
+		{"default mints 24h", "", "24h", exitOK},
+		{"raised max mints 48h", "tokens: {max_ttl: 48h}\n", "48h", exitOK},
+		{"raised max refuses 49h", "tokens: {max_ttl: 48h}\n", "49h", exitConfig},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			code, out, errs := runCLI(t, "", "token", "-config", write(tc.extra), "--sub", "alice", "--allow", "read:live/*", "--ttl", tc.ttl)
+			if code != tc.want {
+				t.Fatalf("got exit %d, want %d\n%s%s", code, tc.want, out, errs)
+			}
+			if tc.want != exitOK && (!strings.Contains(errs, "tokens.max_ttl") || out != "") {
+				t.Errorf("stderr %q, stdout %q: want an error naming tokens.max_ttl and no token", errs, out)
+			}
+		})
+	}
+}

@@ -45,7 +45,9 @@ type Config struct {
 // TokensConfig configures the tokens gatehouse mints (gatehouse token) and publishes at
 // /.well-known/jwks.json. The Ed25519 signing key lives in data_dir/keys.
 type TokensConfig struct {
-	Issuer string `yaml:"issuer"` // the iss claim; default "gatehouse"
+	Issuer   string        `yaml:"issuer"`   // the iss claim; default "gatehouse"
+	Audience string        `yaml:"audience"` // the aud claim, required on own tokens; default: data_dir/keys/audience (random, made on first run)
+	MaxTTL   conf.Duration `yaml:"max_ttl"`  // longest lifetime minted or accepted; default 24h (jwks.DefaultMaxTTL)
 }
 
 // HooksConfig holds each streaming-server adapter's settings. Every adapter is always mounted on

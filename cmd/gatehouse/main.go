@@ -223,7 +223,7 @@ func cmdCheck(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		return exitConfig
 	}
 	log := slog.New(slog.DiscardHandler)
-	iss, err := loadIssuer(cfg)
+	iss, err := loadIssuer(cfg, nil)
 	if err != nil {
 		printErr(stderr, err)
 		return exitConfig
@@ -289,9 +289,9 @@ func (m *multiFlag) Set(v string) error { *m = append(*m, v); return nil }
 
 func cmdToken(args []string, stdout, stderr io.Writer) int {
 	fs := newFlags("token", stderr)
-	path := fs.String("config", "", "config file (for data_dir and tokens.issuer)")
+	path := fs.String("config", "", "config file (for data_dir and tokens)")
 	sub := fs.String("sub", "", "subject (the identity gatehouse logs and registers)")
-	ttl := fs.Duration("ttl", 12*time.Hour, "lifetime")
+	ttl := fs.Duration("ttl", 12*time.Hour, "lifetime (at most tokens.max_ttl, default 24h)")
 	var allows multiFlag
 	fs.Var(&allows, "allow", "permission ACTION[:PATH], repeatable: publish:live/alice, read:live/*, api")
 	if fs.Parse(args) != nil {
@@ -315,12 +315,16 @@ func cmdToken(args []string, stdout, stderr io.Writer) int {
 		printErr(stderr, err)
 		return exitConfig
 	}
-	iss, err := loadIssuer(cfg)
+	iss, err := loadIssuer(cfg, nil)
 	if err != nil {
 		printErr(stderr, err)
 		return exitConfig
 	}
 	tok, err := iss.Issue(*sub, perms, *ttl)
+	if errors.Is(err, jwks.ErrTTL) {
+		fmt.Fprintf(stderr, "gatehouse token: --ttl %s is longer than tokens.max_ttl (%s): a token cannot be revoked before it expires; mint a shorter one, or raise tokens.max_ttl in the config\n", *ttl, iss.MaxTTL())
+		return exitConfig
+	}
 	if err != nil {
 		fmt.Fprintln(stderr, "gatehouse token:", err)
 		return exitConfig
@@ -340,7 +344,7 @@ func cmdRotateKey(args []string, stdout, stderr io.Writer) int {
 		printErr(stderr, err)
 		return exitConfig
 	}
-	iss, err := loadIssuer(cfg)
+	iss, err := loadIssuer(cfg, nil)
 	if err != nil {
 		printErr(stderr, err)
 		return exitConfig
@@ -362,7 +366,7 @@ func dryBuild(cfg *Config) error {
 		return err
 	}
 	defer os.RemoveAll(tmp)
-	iss, err := jwks.LoadIssuer(filepath.Join(tmp, "keys"), jwks.IssuerName(cfg.Tokens.Issuer))
+	iss, err := jwks.LoadIssuer(filepath.Join(tmp, "keys"), issuerOptions(cfg)...)
 	if err != nil {
 		return err
 	}

@@ -89,7 +89,7 @@ func serve(ctx context.Context, path string, stderr io.Writer, ready func(public
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
 
-	iss, err := loadIssuer(cfg)
+	iss, err := loadIssuer(cfg, nil)
 	if err != nil {
 		return err
 	}
@@ -264,19 +264,19 @@ func (s *server) reload(ctx context.Context, why string) {
 		return
 	}
 	s.mu.Lock()
-	running := s.gen.cfg
+	running := s.gen
 	s.mu.Unlock()
-	restart := running.restartOnly(cfg)
+	restart := running.cfg.restartOnly(cfg)
 	// Sections that apply only after a restart keep their running values, so what the log says
 	// is what happens: a changed data_dir or tokens.issuer would otherwise load another signing
 	// key at once and refuse every token minted so far.
-	cfg.keepRestartOnly(running)
-	iss, err := loadIssuer(cfg) // picks up a key rotated with `gatehouse rotate-key`
+	cfg.keepRestartOnly(running.cfg)
+	iss, err := loadIssuer(cfg, s.issuer.Load()) // keeps the running issuer; picks up `gatehouse rotate-key`
 	if err != nil {
 		s.log.Error("reload failed; keeping the running config", "trigger", why, "error", err.Error())
 		return
 	}
-	gen, err := build(ctx, cfg, deps{issuer: iss}, s.log, true)
+	gen, err := build(ctx, cfg, deps{issuer: iss, prev: running}, s.log, true) // takes over unchanged JWKS providers
 	if err != nil {
 		s.log.Error("reload failed; keeping the running config", "trigger", why, "error", err.Error())
 		return

@@ -37,6 +37,9 @@ type builder func(cfg *Config, d deps, log *slog.Logger) (b authz.Backend, run f
 // deps are the long-lived objects that outlive a generation and that builders may use.
 type deps struct {
 	issuer *jwks.Issuer // gatehouse's own token issuer; nil in commands that need none
+	// prev is the running generation a reload replaces (nil at start). Builders may take over its
+	// unchanged parts (the jwt method's providers); prev still stops its own references later.
+	prev *generation
 }
 
 // builders is the explicit table of methods (no self-registration).
@@ -58,7 +61,13 @@ func builders() map[string]builder {
 			if d.issuer != nil {
 				opts = append(opts, jwks.WithIssuer(d.issuer))
 			}
-			b, err := jwks.New(c, opts...) // starts its key fetchers; Close stops them
+			if prev, ok := d.prev.backend("jwt").(*jwks.Backend); ok {
+				// Unchanged providers keep their keys, refresh goroutine and token cache: a reload
+				// during an IdP outage refuses nothing and fetches nothing. Reference counted:
+				// prev's stop releases its share, the last Close stops the goroutine.
+				opts = append(opts, jwks.WithPrevious(prev))
+			}
+			b, err := jwks.New(c, opts...) // starts (or shares) its key fetchers; Close releases them
 			if err != nil {
 				return nil, nil, nil, err
 			}
@@ -106,6 +115,19 @@ func build(parent context.Context, cfg *Config, d deps, log *slog.Logger, start 
 	return g, nil
 }
 
+// backend returns the backend of the named method, or nil (also for a nil generation).
+func (g *generation) backend(name string) authz.Backend {
+	if g == nil || g.chain == nil {
+		return nil
+	}
+	for _, m := range g.chain.Methods() {
+		if m.Name == name {
+			return m.Backend
+		}
+	}
+	return nil
+}
+
 // readier is implemented by backends that load state in the background (JWKS key sets).
 type readier interface{ Ready() error }
 
@@ -121,7 +143,27 @@ func (g *generation) ready() error {
 	return nil
 }
 
-// loadIssuer opens (creating on first run) gatehouse's token signing key under data_dir/keys.
-func loadIssuer(cfg *Config) (*jwks.Issuer, error) {
-	return jwks.LoadIssuer(filepath.Join(cfg.DataDir, "keys"), jwks.IssuerName(cfg.Tokens.Issuer))
+// loadIssuer returns gatehouse's token issuer. With running nil it opens (creating on first run)
+// the signing key under cfg's data_dir/keys with cfg's tokens settings. With a running issuer it
+// keeps that issuer (same key directory, iss, aud and max_ttl, whatever cfg says: data_dir and
+// tokens apply after a restart) and only re-reads its key files, so a key written by `gatehouse
+// rotate-key` is picked up; keeping the same *jwks.Issuer also lets the jwt backend keep its
+// verified-token cache across the reload.
+func loadIssuer(cfg *Config, running *jwks.Issuer) (*jwks.Issuer, error) {
+	if running != nil {
+		if _, err := running.Reload(); err != nil {
+			return nil, err
+		}
+		return running, nil
+	}
+	return jwks.LoadIssuer(filepath.Join(cfg.DataDir, "keys"), issuerOptions(cfg)...)
+}
+
+// issuerOptions are the jwks.Issuer settings from the tokens section.
+func issuerOptions(cfg *Config) []jwks.IssuerOption {
+	return []jwks.IssuerOption{
+		jwks.IssuerName(cfg.Tokens.Issuer),
+		jwks.IssuerAudience(cfg.Tokens.Audience),
+		jwks.IssuerMaxTTL(cfg.Tokens.MaxTTL.Std()),
+	}
 }
