@@ -395,6 +395,35 @@ func TestRecheckClosesRevokedSessions(t *testing.T) {
 	}
 }
 
+// TestRecheckKeepsSessionsWhenUndecided: a re-check during which the backend could not decide
+// (IdP or upstream down) keeps the session and its previous grant expiry; a real denial ends it.
+func TestRecheckKeepsSessionsWhenUndecided(t *testing.T) {
+	e := newEnv(t, nil)
+	if pub, res := e.publish("live/cam", tokShort, 1); pub == nil {
+		t.Fatalf("publish: got %d", res.StatusCode)
+	}
+	before := e.sfu.Sessions()
+	if len(before) != 1 || before[0].Expires.IsZero() {
+		t.Fatalf("sessions: got %+v, want one with an expiry", before)
+	}
+	e.broken.Store(true)
+	if got := e.sfu.Recheck(t.Context()); got != 0 {
+		t.Errorf("Recheck while the backend cannot decide closed %d sessions, want 0", got)
+	}
+	after := e.sfu.Sessions()
+	if len(after) != 1 || !after[0].Expires.Equal(before[0].Expires) {
+		t.Fatalf("sessions after an undecided recheck: got %+v, want the session with expiry %v", after, before[0].Expires)
+	}
+	e.broken.Store(false)
+	e.revoke.Store(true)
+	if got := e.sfu.Recheck(t.Context()); got != 1 {
+		t.Errorf("Recheck after a real denial closed %d sessions, want 1", got)
+	}
+	if got := e.sessionCount(); got != 0 {
+		t.Errorf("sessions: got %d, want 0", got)
+	}
+}
+
 // TestStreamKeyRename publishes to a path that is a stream key: the session, its events, its
 // Location and the log name only the public path, viewers find it there, and a key that maps to
 // an unusable path is refused.

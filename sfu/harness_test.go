@@ -3,6 +3,7 @@ package sfu
 import (
 	"context"
 	"encoding/binary"
+	"errors"
 	"gatehouse/authz/logtest"
 	"io"
 	"log/slog"
@@ -57,6 +58,7 @@ type env struct {
 	client *http.Client
 	api    *webrtc.API
 	revoke atomic.Bool // when set, every token is refused (Recheck tests)
+	broken atomic.Bool // when set, the backend cannot decide (returns an error) for every token
 }
 
 // Test tokens understood by env's authorizer.
@@ -80,9 +82,15 @@ const (
 
 type lockedBuffer = logtest.Buffer
 
+// errBackendDown is what env's backend returns when it cannot decide (env.broken).
+var errBackendDown = errors.New("test backend: upstream unavailable")
+
 func (e *env) authorize(_ context.Context, req *authz.Request) (authz.Decision, error) {
 	if req.Token == "" {
 		return authz.Decision{}, nil // abstain: no credentials
+	}
+	if e.broken.Load() {
+		return authz.Decision{}, errBackendDown
 	}
 	if e.revoke.Load() {
 		return authz.Denying(authz.Unauthenticated, authz.ReasonBadCredentials, "revoked"), nil
