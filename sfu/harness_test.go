@@ -72,8 +72,8 @@ const (
 	tokNoPerm  = "noperm-token"  // known identity, nothing permitted
 )
 
-// Stream-key paths: publishing to them with tokPub is allowed and renamed (keyPath to
-// live/alice; badKeyPath to a path the SFU must refuse). No log line may name them.
+// Stream-key paths: publishing to them with tokPub, or reading them with tokView, is allowed and
+// renamed (keyPath to live/alice; badKeyPath to a path the SFU must refuse). No log line may name them.
 const (
 	streamKey  = "s3cret-key"
 	keyPath    = "ingest/" + streamKey
@@ -114,7 +114,14 @@ func (e *env) authorize(_ context.Context, req *authz.Request) (authz.Decision, 
 		}
 	case tokView:
 		if req.Action == authz.ActionRead {
-			return authz.Allowing("viewer", time.Time{}), nil
+			d := authz.Allowing("viewer", time.Time{})
+			switch req.Path {
+			case keyPath:
+				d.Rename = "live/alice"
+			case badKeyPath:
+				d.Rename = "../escape"
+			}
+			return d, nil
 		}
 	case tokAdmin:
 		if req.Action == authz.ActionAPI {

@@ -411,12 +411,9 @@ func (s *SFU) handlePublish(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	target := path
-	if d.Rename != "" {
-		if target = cleanPath(d.Rename); target == "" {
-			problem(w, http.StatusForbidden, "the stream key maps to an invalid path")
-			return
-		}
+	target, ok := renamed(w, path, d)
+	if !ok {
+		return
 	}
 	if _, err := parseOffer(offer); err != nil {
 		problem(w, http.StatusBadRequest, err.Error())
@@ -463,6 +460,21 @@ func (s *SFU) handlePublish(w http.ResponseWriter, r *http.Request) {
 	}
 	s.log.Info("sfu publish", "session", id, "path", target, "identity", sess.identity, "ip", sess.remote)
 	s.created(w, sess, "/whip/", answer)
+}
+
+// renamed returns the path a session attaches to: the decision's Rename when the requested path
+// was a stream key (for publishers and viewers alike), else path. It writes 403 and returns
+// false when the key maps to an unusable path.
+func renamed(w http.ResponseWriter, path string, d authz.Decision) (string, bool) {
+	if d.Rename == "" {
+		return path, true
+	}
+	target := cleanPath(d.Rename)
+	if target == "" {
+		problem(w, http.StatusForbidden, "the stream key maps to an invalid path")
+		return "", false
+	}
+	return target, true
 }
 
 func (s *SFU) isLive(path string) bool {
@@ -582,7 +594,11 @@ func (s *SFU) onTrack(sess *session, t *webrtc.TrackRemote, rcv *webrtc.RTPRecei
 }
 
 func (s *SFU) handleView(w http.ResponseWriter, r *http.Request) {
-	offer, path, id, req, c, d, ok := s.admit(w, r, authz.ActionRead)
+	offer, reqPath, id, req, c, d, ok := s.admit(w, r, authz.ActionRead)
+	if !ok {
+		return
+	}
+	path, ok := renamed(w, reqPath, d)
 	if !ok {
 		return
 	}

@@ -376,10 +376,10 @@ func (s *SFU) sweep() {
 }
 
 // Recheck re-authorises every session with the credentials it was created with (call it after
-// a configuration reload). Sessions now really denied (see authz.Decision.Keep), or whose
-// publish path would be renamed elsewhere, are closed; allowed ones take the new grant's expiry,
-// and undecided ones (a backend could not decide) keep running with their previous expiry. It
-// returns how many sessions it closed.
+// a configuration reload). Sessions now really denied (see authz.Decision.Keep), or whose path
+// (after a stream key's rename) would now be another, are closed; allowed ones take the new
+// grant's expiry, and undecided ones (a backend could not decide) keep running with their
+// previous expiry. It returns how many sessions it closed.
 func (s *SFU) Recheck(ctx context.Context) int {
 	s.mu.Lock()
 	all := make([]*session, 0, len(s.sessions))
@@ -403,7 +403,7 @@ func (s *SFU) Recheck(ctx context.Context) int {
 			continue // nothing could decide: keep the session and its previous expiry
 		}
 		target := sess.req.Path
-		if sess.kind == KindPublish && d.Rename != "" {
+		if d.Rename != "" {
 			target = d.Rename
 		}
 		if cleanPath(target) != sess.path {
