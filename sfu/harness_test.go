@@ -24,6 +24,7 @@ import (
 	"github.com/pion/webrtc/v4"
 
 	"gatehouse/authz"
+	"gatehouse/authz/conf"
 	"gatehouse/authz/live/livetest"
 )
 
@@ -150,6 +151,9 @@ func newEnv(t *testing.T, mutate func(*Config)) *env {
 	cfg.UDPPort = 0
 	cfg.IncludeLoopback = true
 	cfg.Now = e.clock.Now
+	// Tests advance the fake clock by minutes (expiry, reconnect grace) while pion connects in
+	// real time: the connect timeout must not race them. Connect-timeout tests set their own.
+	cfg.ConnectTimeout = conf.Duration(24 * time.Hour)
 	if mutate != nil {
 		mutate(&cfg)
 	}

@@ -31,6 +31,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/pion/ice/v4"
@@ -103,6 +104,9 @@ type SFU struct {
 	udpMux ice.UDPMux
 	tcpMux ice.TCPMux
 
+	limits *limiter     // session caps, checked before a PeerConnection is created
+	pcs    atomic.Int64 // PeerConnections created so far (tests: a refusal creates none)
+
 	mu       sync.Mutex
 	shut     bool
 	sessions map[string]*session
@@ -132,15 +136,17 @@ func kindIndex(k webrtc.RTPCodecType) int {
 
 // session is one WHIP or WHEP PeerConnection.
 type session struct {
-	id       string
-	kind     Kind
-	path     string
-	identity string
-	remote   string
-	req      authz.Request // with credentials, for Recheck; never logged
-	credHash [32]byte
-	created  time.Time
-	pc       *webrtc.PeerConnection
+	id        string
+	kind      Kind
+	path      string
+	identity  string
+	remote    string
+	req       authz.Request // with credentials, for Recheck; never logged
+	credHash  [32]byte
+	created   time.Time
+	pc        *webrtc.PeerConnection
+	lease     *lease      // its slot under the caps; released when it closes
+	connected atomic.Bool // ICE and DTLS connected at least once
 
 	// guarded by SFU.mu
 	expires  time.Time
@@ -199,6 +205,29 @@ func New(cfg Config, auth Authorizer, rec Recorder, log *slog.Logger) (*SFU, err
 	if cfg.ViewerQueue <= 0 {
 		cfg.ViewerQueue = def.ViewerQueue
 	}
+	// Caps: zero means the default, never unlimited; a negative value is a mistake.
+	for _, c := range []struct {
+		key string
+		v   *int
+		def int
+	}{
+		{"max_sessions", &cfg.MaxSessions, def.MaxSessions},
+		{"max_sessions_per_client", &cfg.MaxSessionsPerClient, def.MaxSessionsPerClient},
+		{"max_viewers_per_path", &cfg.MaxViewersPerPath, def.MaxViewersPerPath},
+	} {
+		if *c.v < 0 {
+			return nil, fmt.Errorf("%w: %s %d", ErrConfig, c.key, *c.v)
+		}
+		if *c.v == 0 {
+			*c.v = c.def
+		}
+	}
+	if cfg.ConnectTimeout < 0 {
+		return nil, fmt.Errorf("%w: connect_timeout %v", ErrConfig, cfg.ConnectTimeout.Std())
+	}
+	if cfg.ConnectTimeout == 0 {
+		cfg.ConnectTimeout = def.ConnectTimeout
+	}
 	if cfg.UDPPort < 0 || cfg.UDPPort > 65535 {
 		return nil, fmt.Errorf("%w: udp_port %d", ErrConfig, cfg.UDPPort)
 	}
@@ -215,6 +244,7 @@ func New(cfg Config, auth Authorizer, rec Recorder, log *slog.Logger) (*SFU, err
 		now:      cfg.Now,
 		sessions: map[string]*session{},
 		streams:  map[string]*stream{},
+		limits:   newLimiter(cfg.MaxSessions, cfg.MaxSessionsPerClient, cfg.MaxViewersPerPath),
 		done:     make(chan struct{}),
 	}
 	if s.now == nil {
@@ -330,8 +360,9 @@ func (s *SFU) closeSockets() {
 	}
 }
 
-// Run closes sessions whose grant expired (when Config.EnforceExpiry) and viewers whose
-// publisher did not come back within Config.ReconnectGrace, checking once a second. It returns
+// Run closes sessions whose grant expired (when Config.EnforceExpiry), sessions that did not
+// connect within Config.ConnectTimeout and viewers whose publisher did not come back within
+// Config.ReconnectGrace, checking once a second. It returns
 // when ctx is done or Close is called; it does not close sessions itself (Close does).
 func (s *SFU) Run(ctx context.Context) error {
 	t := time.NewTicker(time.Second)
@@ -358,8 +389,11 @@ func (s *SFU) sweep() {
 	var victims []victim
 	s.mu.Lock()
 	for _, sess := range s.sessions {
-		if s.cfg.EnforceExpiry && !sess.expires.IsZero() && !now.Before(sess.expires) {
+		switch {
+		case s.cfg.EnforceExpiry && !sess.expires.IsZero() && !now.Before(sess.expires):
 			victims = append(victims, victim{sess, "grant expired"})
+		case !sess.connected.Load() && now.Sub(sess.created) >= s.cfg.ConnectTimeout.Std():
+			victims = append(victims, victim{sess, "did not connect in time"})
 		}
 	}
 	for _, st := range s.streams {
@@ -523,6 +557,7 @@ func (s *SFU) closeSession(sess *session, reason string) {
 		close(sess.closed)
 		_ = sess.pc.Close()
 		sess.wg.Wait()
+		sess.lease.release()
 		if !attached {
 			return
 		}
