@@ -25,6 +25,9 @@ const (
 	// DefaultConnectTimeout is how long a session may take to connect (ICE and DTLS) after
 	// its answer before it is closed and its slot freed.
 	DefaultConnectTimeout = 10 * time.Second
+	// DefaultMaxCandidates is how many remote ICE candidates (offer and trickle together) one
+	// session may name; a browser names a handful.
+	DefaultMaxCandidates = 20
 	// KeyframeInterval is the minimum time between two keyframe requests (PLI) sent to one
 	// publisher track, however many viewers join or ask.
 	KeyframeInterval = 500 * time.Millisecond
@@ -80,6 +83,16 @@ type Config struct {
 	// ConnectTimeout closes a session that has not connected (ICE and DTLS) this long after it
 	// was created, freeing its slot (checked by Run once a second). Default 10s.
 	ConnectTimeout conf.Duration `yaml:"connect_timeout"`
+	// MaxCandidates caps the distinct remote ICE candidates one session may name, in its offer
+	// and trickled PATCHes together (the SFU sends connectivity checks to each); over it, 400.
+	// Default 20.
+	MaxCandidates int `yaml:"max_candidates"`
+	// AllowPrivateCandidates lets clients name loopback, private (RFC 1918, RFC 4193, RFC
+	// 6598) and link-local ICE candidates. Default false: such candidates are dropped, so a
+	// client cannot aim the SFU's connectivity checks at its internal networks. Turn it on when
+	// clients share a LAN with the SFU. mDNS (.local) and hostname candidates are always dropped,
+	// multicast and unspecified ones too.
+	AllowPrivateCandidates bool `yaml:"allow_private_candidates"`
 	// Pages serves the player (/watch/...) and publish (/publish/...) pages from Handler.
 	// Default true.
 	Pages bool `yaml:"pages"`
@@ -111,6 +124,7 @@ func DefaultConfig() Config {
 		MaxSessionsPerClient: DefaultMaxSessionsPerClient,
 		MaxViewersPerPath:    DefaultMaxViewersPerPath,
 		ConnectTimeout:       conf.Duration(DefaultConnectTimeout),
+		MaxCandidates:        DefaultMaxCandidates,
 	}
 }
 
@@ -136,6 +150,9 @@ func (c *Config) UnmarshalYAML(n *yaml.Node) error {
 		MaxSessionsPerClient int           `yaml:"max_sessions_per_client"`
 		MaxViewersPerPath    int           `yaml:"max_viewers_per_path"`
 		ConnectTimeout       conf.Duration `yaml:"connect_timeout"`
+
+		MaxCandidates          int  `yaml:"max_candidates"`
+		AllowPrivateCandidates bool `yaml:"allow_private_candidates"`
 	}
 	var r raw
 	if err := conf.Strict(n, &r); err != nil {
@@ -200,6 +217,7 @@ func (c *Config) UnmarshalYAML(n *yaml.Node) error {
 		{"max_sessions", r.MaxSessions, &out.MaxSessions},
 		{"max_sessions_per_client", r.MaxSessionsPerClient, &out.MaxSessionsPerClient},
 		{"max_viewers_per_path", r.MaxViewersPerPath, &out.MaxViewersPerPath},
+		{"max_candidates", r.MaxCandidates, &out.MaxCandidates},
 	} {
 		switch {
 		case c.v < 0:
@@ -208,6 +226,7 @@ func (c *Config) UnmarshalYAML(n *yaml.Node) error {
 			*c.dst = c.v
 		}
 	}
+	out.AllowPrivateCandidates = r.AllowPrivateCandidates
 	if r.ConnectTimeout > 0 { // conf.Duration refuses negative values with their line
 		out.ConnectTimeout = r.ConnectTimeout
 	}

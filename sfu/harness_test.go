@@ -154,6 +154,7 @@ func newEnv(t *testing.T, mutate func(*Config)) *env {
 	// Tests advance the fake clock by minutes (expiry, reconnect grace) while pion connects in
 	// real time: the connect timeout must not race them. Connect-timeout tests set their own.
 	cfg.ConnectTimeout = conf.Duration(24 * time.Hour)
+	cfg.AllowPrivateCandidates = true // every test client is on loopback
 	if mutate != nil {
 		mutate(&cfg)
 	}

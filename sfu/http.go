@@ -267,7 +267,7 @@ func (s *SFU) newSession(id string, kind Kind, path string, req authz.Request, c
 	return &session{
 		id: id, kind: kind, path: path, identity: d.Identity, remote: addrString(req.IP), lease: le,
 		req: req, credHash: hashCreds(c), created: s.now(), expires: d.Expires,
-		ready: make(chan struct{}), closed: make(chan struct{}), etag: newETag(),
+		ready: make(chan struct{}), closed: make(chan struct{}), etag: newETag(), cands: candidateSet{},
 	}
 }
 
@@ -448,11 +448,17 @@ func (s *SFU) handlePublish(w http.ResponseWriter, r *http.Request) {
 		problem(w, http.StatusBadRequest, err.Error())
 		return
 	}
+	offer, cands, err := s.cands.filterOffer(offer)
+	if err != nil {
+		problem(w, http.StatusBadRequest, err.Error())
+		return
+	}
 	if !s.cfg.ReplacePublisher && s.isLive(target) {
 		problem(w, http.StatusConflict, "the stream already has a publisher")
 		return
 	}
 	sess := s.newSession(id, KindPublish, target, req, c, d, le)
+	sess.cands = cands
 	pc, err := s.newPeerConnection(s.pubAPI)
 	if err != nil {
 		problem(w, http.StatusInternalServerError, "could not create a peer connection")
@@ -650,6 +656,11 @@ func (s *SFU) handleView(w http.ResponseWriter, r *http.Request) {
 		problem(w, http.StatusBadRequest, err.Error())
 		return
 	}
+	offer, cands, err := s.cands.filterOffer(offer)
+	if err != nil {
+		problem(w, http.StatusBadRequest, err.Error())
+		return
+	}
 	s.mu.Lock()
 	st := s.streams[path]
 	var codecs [2]*webrtc.RTPCodecParameters
@@ -686,6 +697,7 @@ func (s *SFU) handleView(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	sess := s.newSession(id, KindRead, path, req, c, d, le)
+	sess.cands = cands
 	pc, err := s.newPeerConnection(s.viewAPI)
 	if err != nil {
 		problem(w, http.StatusInternalServerError, "could not create a peer connection")
@@ -825,11 +837,16 @@ func (s *SFU) handlePatch(kind Kind) http.HandlerFunc {
 			problem(w, http.StatusPreconditionFailed, "the session has changed (ETag mismatch)")
 			return
 		}
-		if frag.Ufrag != "" && frag.Ufrag != remoteUfrag(sess.pc) {
-			if im == "" {
-				problem(w, http.StatusPreconditionRequired, "an ICE restart needs If-Match")
-				return
-			}
+		restart := frag.Ufrag != "" && frag.Ufrag != remoteUfrag(sess.pc)
+		if restart && im == "" {
+			problem(w, http.StatusPreconditionRequired, "an ICE restart needs If-Match")
+			return
+		}
+		if err := s.cands.filterFrag(&frag, sess.cands); err != nil {
+			problem(w, http.StatusBadRequest, err.Error())
+			return
+		}
+		if restart {
 			out, err := s.iceRestart(r.Context(), sess, frag)
 			if err != nil {
 				problem(w, http.StatusBadRequest, "ICE restart failed")

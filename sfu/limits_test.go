@@ -165,11 +165,12 @@ func TestNewCapDefaults(t *testing.T) {
 	}
 	defer s.Close()
 	if s.cfg.MaxSessions != DefaultMaxSessions || s.cfg.MaxSessionsPerClient != DefaultMaxSessionsPerClient ||
-		s.cfg.MaxViewersPerPath != DefaultMaxViewersPerPath || s.cfg.ConnectTimeout.Std() != DefaultConnectTimeout {
+		s.cfg.MaxViewersPerPath != DefaultMaxViewersPerPath || s.cfg.ConnectTimeout.Std() != DefaultConnectTimeout ||
+		s.cfg.MaxCandidates != DefaultMaxCandidates || s.cfg.AllowPrivateCandidates {
 		t.Errorf("zero config: got caps %d/%d/%d and connect timeout %v, want the defaults",
 			s.cfg.MaxSessions, s.cfg.MaxSessionsPerClient, s.cfg.MaxViewersPerPath, s.cfg.ConnectTimeout.Std())
 	}
-	for _, c := range []Config{{MaxSessions: -1}, {MaxSessionsPerClient: -1}, {MaxViewersPerPath: -1}, {ConnectTimeout: -1}} {
+	for _, c := range []Config{{MaxSessions: -1}, {MaxSessionsPerClient: -1}, {MaxViewersPerPath: -1}, {ConnectTimeout: -1}, {MaxCandidates: -1}} {
 		if _, err := New(c, auth, nil, nil); !errors.Is(err, ErrConfig) {
 			t.Errorf("New(%+v): got %v, want ErrConfig", c, err)
 		}

@@ -158,19 +158,21 @@ func TestConfigYAML(t *testing.T) {
 		if f.SFU.UDPPort != def.UDPPort || !f.SFU.EnforceExpiry || !f.SFU.Pages || f.SFU.ViewerQueue != def.ViewerQueue ||
 			f.SFU.GatherTimeout.Std() != DefaultGatherTimeout || len(f.SFU.AllowedOrigins) != 1 ||
 			f.SFU.MaxSessions != DefaultMaxSessions || f.SFU.MaxSessionsPerClient != DefaultMaxSessionsPerClient ||
-			f.SFU.MaxViewersPerPath != DefaultMaxViewersPerPath || f.SFU.ConnectTimeout.Std() != DefaultConnectTimeout {
+			f.SFU.MaxViewersPerPath != DefaultMaxViewersPerPath || f.SFU.ConnectTimeout.Std() != DefaultConnectTimeout ||
+			f.SFU.MaxCandidates != DefaultMaxCandidates || f.SFU.AllowPrivateCandidates {
 			t.Errorf("got %+v, want the defaults", f.SFU)
 		}
 	})
 	t.Run("zero caps are the defaults, not unlimited", func(t *testing.T) {
 		var f file
-		src := "sfu:\n  max_sessions: 0\n  max_sessions_per_client: 0\n  max_viewers_per_path: 0\n  connect_timeout: 0s\n"
+		src := "sfu:\n  max_sessions: 0\n  max_sessions_per_client: 0\n  max_viewers_per_path: 0\n  connect_timeout: 0s\n  max_candidates: 0\n"
 		if err := conf.Decode("t.yml", []byte(src), nil, &f); err != nil {
 			t.Fatal(err)
 		}
 		c := f.SFU
 		if c.MaxSessions != DefaultMaxSessions || c.MaxSessionsPerClient != DefaultMaxSessionsPerClient ||
-			c.MaxViewersPerPath != DefaultMaxViewersPerPath || c.ConnectTimeout.Std() != DefaultConnectTimeout {
+			c.MaxViewersPerPath != DefaultMaxViewersPerPath || c.ConnectTimeout.Std() != DefaultConnectTimeout ||
+			c.MaxCandidates != DefaultMaxCandidates {
 			t.Errorf("got %+v, want the default caps", c)
 		}
 	})
@@ -197,6 +199,8 @@ func TestConfigYAML(t *testing.T) {
   max_sessions_per_client: 5
   max_viewers_per_path: 40
   connect_timeout: 4s
+  max_candidates: 8
+  allow_private_candidates: true
 `
 		var f file
 		if err := conf.Decode("t.yml", []byte(src), nil, &f); err != nil {
@@ -206,7 +210,8 @@ func TestConfigYAML(t *testing.T) {
 		if c.UDPPort != 0 || !c.TCP || len(c.PublicIPs) != 2 || !c.IncludeLoopback || len(c.ICEServers) != 2 ||
 			len(c.TrustedProxies) != 2 || c.TrustedProxies[1].Bits() != 32 || !c.ReplacePublisher || c.EnforceExpiry ||
 			c.GatherTimeout.Std().String() != "2s" || c.ReconnectGrace.Std().String() != "1m0s" || c.ViewerQueue != 64 || c.Pages ||
-			c.MaxSessions != 50 || c.MaxSessionsPerClient != 5 || c.MaxViewersPerPath != 40 || c.ConnectTimeout.Std().String() != "4s" {
+			c.MaxSessions != 50 || c.MaxSessionsPerClient != 5 || c.MaxViewersPerPath != 40 || c.ConnectTimeout.Std().String() != "4s" ||
+			c.MaxCandidates != 8 || !c.AllowPrivateCandidates {
 			t.Errorf("got %+v", c)
 		}
 	})
@@ -220,6 +225,7 @@ func TestConfigYAML(t *testing.T) {
 		{"bad duration", "sfu:\n  gather_timeout: soon\n", "invalid duration"},
 		{"negative max_sessions", "sfu:\n  max_sessions: -1\n", "max_sessions -1 must be positive"},
 		{"negative per-client cap", "sfu:\n  max_sessions_per_client: -5\n", "max_sessions_per_client"},
+		{"negative candidate cap", "sfu:\n  max_candidates: -1\n", "max_candidates"},
 		{"negative per-path cap", "sfu:\n  max_viewers_per_path: -5\n", "max_viewers_per_path"},
 		{"negative connect_timeout", "sfu:\n  connect_timeout: -1s\n", "must not be negative"},
 	}

@@ -104,8 +104,9 @@ type SFU struct {
 	udpMux ice.UDPMux
 	tcpMux ice.TCPMux
 
-	limits *limiter     // session caps, checked before a PeerConnection is created
-	pcs    atomic.Int64 // PeerConnections created so far (tests: a refusal creates none)
+	limits *limiter        // session caps, checked before a PeerConnection is created
+	cands  candidatePolicy // which remote ICE candidates reach pion, and how many
+	pcs    atomic.Int64    // PeerConnections created so far (tests: a refusal creates none)
 
 	mu       sync.Mutex
 	shut     bool
@@ -157,8 +158,9 @@ type session struct {
 	downs []*downTrack  // viewers; fixed before the answer is sent
 	ready chan struct{} // closed once attached to its stream
 
-	sig  sync.Mutex // serialises PATCH (trickle, ICE restart)
-	etag string     // guarded by sig
+	sig   sync.Mutex   // serialises PATCH (trickle, ICE restart)
+	etag  string       // guarded by sig
+	cands candidateSet // usable remote candidates named so far; guarded by sig
 
 	mu        sync.Mutex
 	closing   bool
@@ -214,6 +216,7 @@ func New(cfg Config, auth Authorizer, rec Recorder, log *slog.Logger) (*SFU, err
 		{"max_sessions", &cfg.MaxSessions, def.MaxSessions},
 		{"max_sessions_per_client", &cfg.MaxSessionsPerClient, def.MaxSessionsPerClient},
 		{"max_viewers_per_path", &cfg.MaxViewersPerPath, def.MaxViewersPerPath},
+		{"max_candidates", &cfg.MaxCandidates, def.MaxCandidates},
 	} {
 		if *c.v < 0 {
 			return nil, fmt.Errorf("%w: %s %d", ErrConfig, c.key, *c.v)
@@ -245,6 +248,7 @@ func New(cfg Config, auth Authorizer, rec Recorder, log *slog.Logger) (*SFU, err
 		sessions: map[string]*session{},
 		streams:  map[string]*stream{},
 		limits:   newLimiter(cfg.MaxSessions, cfg.MaxSessionsPerClient, cfg.MaxViewersPerPath),
+		cands:    candidatePolicy{max: cfg.MaxCandidates, allowPrivate: cfg.AllowPrivateCandidates},
 		done:     make(chan struct{}),
 	}
 	if s.now == nil {
@@ -296,6 +300,9 @@ func (s *SFU) buildAPI() error {
 	lf := slogFactory{log: s.log}
 	se := webrtc.SettingEngine{LoggerFactory: lf}
 	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
+	// With at most Config.MaxCandidates remote candidates per session, this bounds the checks a
+	// session that never connects sends to MaxCandidates × local candidates × (this + 1).
+	se.SetICEMaxBindingRequests(maxBindingRequests)
 	se.SetIncludeLoopbackCandidate(s.cfg.IncludeLoopback)
 	opts := []ice.UDPMuxFromPortOption{ice.UDPMuxFromPortWithLogger(lf.NewLogger("udpmux"))}
 	if s.cfg.IncludeLoopback {
