@@ -17,6 +17,17 @@ const (
 	DefaultReconnectGrace = 30 * time.Second
 	DefaultViewerQueue    = 256
 	DefaultMaxBody        = 64 << 10
+	// DefaultMaxSessions, DefaultMaxSessionsPerClient and DefaultMaxViewersPerPath cap the
+	// sessions (publishers and viewers, connected or still negotiating) the SFU holds.
+	DefaultMaxSessions          = 1000
+	DefaultMaxSessionsPerClient = 20
+	DefaultMaxViewersPerPath    = 500
+	// DefaultConnectTimeout is how long a session may take to connect (ICE and DTLS) after
+	// its answer before it is closed and its slot freed.
+	DefaultConnectTimeout = 10 * time.Second
+	// DefaultMaxCandidates is how many remote ICE candidates (offer and trickle together) one
+	// session may name; a browser names a handful.
+	DefaultMaxCandidates = 20
 	// KeyframeInterval is the minimum time between two keyframe requests (PLI) sent to one
 	// publisher track, however many viewers join or ask.
 	KeyframeInterval = 500 * time.Millisecond
@@ -58,6 +69,30 @@ type Config struct {
 	// ViewerQueue is the per-viewer, per-track packet queue length. A viewer whose queue is full
 	// loses packets and restarts at the next keyframe. Default 256.
 	ViewerQueue int `yaml:"viewer_queue"`
+	// MaxSessions caps the sessions of the whole SFU, counted from the moment an offer is
+	// admitted (before any PeerConnection exists); an offer over it gets 503 with Retry-After.
+	// Default 1000 (0 means the default, never unlimited).
+	MaxSessions int `yaml:"max_sessions"`
+	// MaxSessionsPerClient caps the sessions of one client address (an IPv4 address or an
+	// IPv6 /64, as the SFU determines the client address); over it, 429 with Retry-After.
+	// Default 20.
+	MaxSessionsPerClient int `yaml:"max_sessions_per_client"`
+	// MaxViewersPerPath caps the viewers of one stream path; over it, 503 with Retry-After.
+	// Default 500.
+	MaxViewersPerPath int `yaml:"max_viewers_per_path"`
+	// ConnectTimeout closes a session that has not connected (ICE and DTLS) this long after it
+	// was created, freeing its slot (checked by Run once a second). Default 10s.
+	ConnectTimeout conf.Duration `yaml:"connect_timeout"`
+	// MaxCandidates caps the distinct remote ICE candidates one session may name, in its offer
+	// and trickled PATCHes together (the SFU sends connectivity checks to each); over it, 400.
+	// Default 20.
+	MaxCandidates int `yaml:"max_candidates"`
+	// AllowPrivateCandidates lets clients name loopback, private (RFC 1918, RFC 4193, RFC
+	// 6598) and link-local ICE candidates. Default false: such candidates are dropped, so a
+	// client cannot aim the SFU's connectivity checks at its internal networks. Turn it on when
+	// clients share a LAN with the SFU. mDNS (.local) and hostname candidates are always dropped,
+	// multicast and unspecified ones too.
+	AllowPrivateCandidates bool `yaml:"allow_private_candidates"`
 	// Pages serves the player (/watch/...) and publish (/publish/...) pages from Handler.
 	// Default true.
 	Pages bool `yaml:"pages"`
@@ -84,6 +119,12 @@ func DefaultConfig() Config {
 		ReconnectGrace: conf.Duration(DefaultReconnectGrace),
 		ViewerQueue:    DefaultViewerQueue,
 		Pages:          true,
+
+		MaxSessions:          DefaultMaxSessions,
+		MaxSessionsPerClient: DefaultMaxSessionsPerClient,
+		MaxViewersPerPath:    DefaultMaxViewersPerPath,
+		ConnectTimeout:       conf.Duration(DefaultConnectTimeout),
+		MaxCandidates:        DefaultMaxCandidates,
 	}
 }
 
@@ -104,6 +145,14 @@ func (c *Config) UnmarshalYAML(n *yaml.Node) error {
 		ReconnectGrace   conf.Duration `yaml:"reconnect_grace"`
 		ViewerQueue      int           `yaml:"viewer_queue"`
 		Pages            *bool         `yaml:"pages"`
+
+		MaxSessions          int           `yaml:"max_sessions"`
+		MaxSessionsPerClient int           `yaml:"max_sessions_per_client"`
+		MaxViewersPerPath    int           `yaml:"max_viewers_per_path"`
+		ConnectTimeout       conf.Duration `yaml:"connect_timeout"`
+
+		MaxCandidates          int  `yaml:"max_candidates"`
+		AllowPrivateCandidates bool `yaml:"allow_private_candidates"`
 	}
 	var r raw
 	if err := conf.Strict(n, &r); err != nil {
@@ -159,6 +208,27 @@ func (c *Config) UnmarshalYAML(n *yaml.Node) error {
 	}
 	if r.Pages != nil {
 		out.Pages = *r.Pages
+	}
+	for _, c := range []struct {
+		key string
+		v   int
+		dst *int
+	}{
+		{"max_sessions", r.MaxSessions, &out.MaxSessions},
+		{"max_sessions_per_client", r.MaxSessionsPerClient, &out.MaxSessionsPerClient},
+		{"max_viewers_per_path", r.MaxViewersPerPath, &out.MaxViewersPerPath},
+		{"max_candidates", r.MaxCandidates, &out.MaxCandidates},
+	} {
+		switch {
+		case c.v < 0:
+			errs = append(errs, conf.Errorf(field(n, c.key), "%s %d must be positive (0 or absent: the default)", c.key, c.v))
+		case c.v > 0:
+			*c.dst = c.v
+		}
+	}
+	out.AllowPrivateCandidates = r.AllowPrivateCandidates
+	if r.ConnectTimeout > 0 { // conf.Duration refuses negative values with their line
+		out.ConnectTimeout = r.ConnectTimeout
 	}
 	if err := conf.Join(errs...); err != nil {
 		return err

@@ -395,9 +395,38 @@ func TestRecheckClosesRevokedSessions(t *testing.T) {
 	}
 }
 
+// TestRecheckKeepsSessionsWhenUndecided: a re-check during which the backend could not decide
+// (IdP or upstream down) keeps the session and its previous grant expiry; a real denial ends it.
+func TestRecheckKeepsSessionsWhenUndecided(t *testing.T) {
+	e := newEnv(t, nil)
+	if pub, res := e.publish("live/cam", tokShort, 1); pub == nil {
+		t.Fatalf("publish: got %d", res.StatusCode)
+	}
+	before := e.sfu.Sessions()
+	if len(before) != 1 || before[0].Expires.IsZero() {
+		t.Fatalf("sessions: got %+v, want one with an expiry", before)
+	}
+	e.broken.Store(true)
+	if got := e.sfu.Recheck(t.Context()); got != 0 {
+		t.Errorf("Recheck while the backend cannot decide closed %d sessions, want 0", got)
+	}
+	after := e.sfu.Sessions()
+	if len(after) != 1 || !after[0].Expires.Equal(before[0].Expires) {
+		t.Fatalf("sessions after an undecided recheck: got %+v, want the session with expiry %v", after, before[0].Expires)
+	}
+	e.broken.Store(false)
+	e.revoke.Store(true)
+	if got := e.sfu.Recheck(t.Context()); got != 1 {
+		t.Errorf("Recheck after a real denial closed %d sessions, want 1", got)
+	}
+	if got := e.sessionCount(); got != 0 {
+		t.Errorf("sessions: got %d, want 0", got)
+	}
+}
+
 // TestStreamKeyRename publishes to a path that is a stream key: the session, its events, its
-// Location and the log name only the public path, viewers find it there, and a key that maps to
-// an unusable path is refused.
+// Location and the log name only the public path, viewers find it there (also a viewer whose
+// read key is renamed to it), and a key that maps to an unusable path is refused.
 func TestStreamKeyRename(t *testing.T) {
 	e := newEnv(t, nil)
 	pub, res := e.publish(keyPath, tokPub, 1)
@@ -421,6 +450,35 @@ func TestStreamKeyRename(t *testing.T) {
 	}
 	if _, res := e.publish(badKeyPath, tokPub, 2); res.StatusCode != http.StatusForbidden {
 		t.Errorf("publish to a key with an unusable rename: got %d, want 403", res.StatusCode)
+	} else if body := readAll(t, res); strings.Contains(body, streamKey) {
+		t.Errorf("the refusal names the stream key: %q", body)
+	}
+	// A viewer holding a stream key with a read grant plays the public path it maps to.
+	kv, res := e.view(keyPath, tokView, false)
+	if kv == nil {
+		t.Fatalf("view the stream key: got %d, want 201 (%s)", res.StatusCode, readAll(t, res))
+	}
+	defer kv.close()
+	if strings.Contains(kv.location, streamKey) {
+		t.Errorf("Location %q names the stream key", kv.location)
+	}
+	viewers := 0
+	for _, si := range e.sfu.Sessions() {
+		if si.Kind == KindRead {
+			viewers++
+			if si.Path != "live/alice" {
+				t.Errorf("viewer session on %q, want live/alice", si.Path)
+			}
+		}
+	}
+	if viewers != 2 {
+		t.Errorf("viewer sessions: got %d, want 2", viewers)
+	}
+	if got := e.sfu.Recheck(context.Background()); got != 0 {
+		t.Errorf("Recheck closed %d sessions, want 0 (the read key still maps to live/alice)", got)
+	}
+	if _, res := e.view(badKeyPath, tokView, false); res.StatusCode != http.StatusForbidden {
+		t.Errorf("view a key with an unusable rename: got %d, want 403", res.StatusCode)
 	} else if body := readAll(t, res); strings.Contains(body, streamKey) {
 		t.Errorf("the refusal names the stream key: %q", body)
 	}

@@ -3,6 +3,7 @@ package sfu
 import (
 	"context"
 	"encoding/binary"
+	"errors"
 	"gatehouse/authz/logtest"
 	"io"
 	"log/slog"
@@ -23,6 +24,7 @@ import (
 	"github.com/pion/webrtc/v4"
 
 	"gatehouse/authz"
+	"gatehouse/authz/conf"
 	"gatehouse/authz/live/livetest"
 )
 
@@ -57,6 +59,7 @@ type env struct {
 	client *http.Client
 	api    *webrtc.API
 	revoke atomic.Bool // when set, every token is refused (Recheck tests)
+	broken atomic.Bool // when set, the backend cannot decide (returns an error) for every token
 }
 
 // Test tokens understood by env's authorizer.
@@ -70,8 +73,8 @@ const (
 	tokNoPerm  = "noperm-token"  // known identity, nothing permitted
 )
 
-// Stream-key paths: publishing to them with tokPub is allowed and renamed (keyPath to
-// live/alice; badKeyPath to a path the SFU must refuse). No log line may name them.
+// Stream-key paths: publishing to them with tokPub, or reading them with tokView, is allowed and
+// renamed (keyPath to live/alice; badKeyPath to a path the SFU must refuse). No log line may name them.
 const (
 	streamKey  = "s3cret-key"
 	keyPath    = "ingest/" + streamKey
@@ -80,9 +83,15 @@ const (
 
 type lockedBuffer = logtest.Buffer
 
+// errBackendDown is what env's backend returns when it cannot decide (env.broken).
+var errBackendDown = errors.New("test backend: upstream unavailable")
+
 func (e *env) authorize(_ context.Context, req *authz.Request) (authz.Decision, error) {
 	if req.Token == "" {
 		return authz.Decision{}, nil // abstain: no credentials
+	}
+	if e.broken.Load() {
+		return authz.Decision{}, errBackendDown
 	}
 	if e.revoke.Load() {
 		return authz.Denying(authz.Unauthenticated, authz.ReasonBadCredentials, "revoked"), nil
@@ -106,7 +115,14 @@ func (e *env) authorize(_ context.Context, req *authz.Request) (authz.Decision, 
 		}
 	case tokView:
 		if req.Action == authz.ActionRead {
-			return authz.Allowing("viewer", time.Time{}), nil
+			d := authz.Allowing("viewer", time.Time{})
+			switch req.Path {
+			case keyPath:
+				d.Rename = "live/alice"
+			case badKeyPath:
+				d.Rename = "../escape"
+			}
+			return d, nil
 		}
 	case tokAdmin:
 		if req.Action == authz.ActionAPI {
@@ -135,6 +151,10 @@ func newEnv(t *testing.T, mutate func(*Config)) *env {
 	cfg.UDPPort = 0
 	cfg.IncludeLoopback = true
 	cfg.Now = e.clock.Now
+	// Tests advance the fake clock by minutes (expiry, reconnect grace) while pion connects in
+	// real time: the connect timeout must not race them. Connect-timeout tests set their own.
+	cfg.ConnectTimeout = conf.Duration(24 * time.Hour)
+	cfg.AllowPrivateCandidates = true // every test client is on loopback
 	if mutate != nil {
 		mutate(&cfg)
 	}

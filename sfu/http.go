@@ -188,19 +188,42 @@ func (s *SFU) clientIP(r *http.Request) netip.Addr {
 }
 
 // admit is the common start of a WHIP or WHEP POST: read the SDP offer, validate the stream path,
-// mint the session id and authorise. On false the problem response has been written.
-func (s *SFU) admit(w http.ResponseWriter, r *http.Request, action authz.Action) (offer, path, id string, req authz.Request, c creds.Credentials, d authz.Decision, ok bool) {
+// take a slot under the global and per-client caps (before anything costly: authorisation, a
+// PeerConnection), mint the session id and authorise. On false the problem response has been
+// written and no slot is held; on true the caller owns le and must release it unless a session
+// takes it over.
+func (s *SFU) admit(w http.ResponseWriter, r *http.Request, action authz.Action) (offer, path, id string, req authz.Request, c creds.Credentials, d authz.Decision, le *lease, ok bool) {
 	if offer, ok = readBody(w, r, typeSDP); !ok {
 		return
 	}
 	path = cleanPath(r.PathValue("path"))
 	if path == "" || path == "session" || strings.HasPrefix(path, "session/") {
 		problem(w, http.StatusBadRequest, "invalid stream path")
-		return offer, path, id, req, c, d, false
+		return offer, path, id, req, c, d, nil, false
+	}
+	le, capErr := s.limits.acquire(s.clientIP(r))
+	if capErr != nil {
+		s.refuse(w, capErr)
+		return offer, path, id, req, c, d, nil, false
 	}
 	id = randomID(16)
-	req, c, d, ok = s.authorize(w, r, action, path, id)
-	return
+	if req, c, d, ok = s.authorize(w, r, action, path, id); !ok {
+		le.release()
+		return offer, path, id, req, c, d, nil, false
+	}
+	return offer, path, id, req, c, d, le, true
+}
+
+// refuse answers an offer refused by a cap. Retry-After is the connect timeout: the longest a
+// session that never connects holds its slot.
+func (s *SFU) refuse(w http.ResponseWriter, e *capError) {
+	refuse(w, e, int((s.cfg.ConnectTimeout.Std()+time.Second-1)/time.Second))
+}
+
+// newPeerConnection creates a PeerConnection from api and counts it.
+func (s *SFU) newPeerConnection(api *webrtc.API) (*webrtc.PeerConnection, error) {
+	s.pcs.Add(1)
+	return api.NewPeerConnection(webrtc.Configuration{})
 }
 
 // authorize builds the request, asks the Authorizer and writes 401/403 on denial.
@@ -239,12 +262,12 @@ func (s *SFU) authorize(w http.ResponseWriter, r *http.Request, action authz.Act
 	return req, c, d, true
 }
 
-// newSession prepares a session; it is not visible until attached.
-func (s *SFU) newSession(id string, kind Kind, path string, req authz.Request, c creds.Credentials, d authz.Decision) *session {
+// newSession prepares a session holding le; it is not visible until attached.
+func (s *SFU) newSession(id string, kind Kind, path string, req authz.Request, c creds.Credentials, d authz.Decision, le *lease) *session {
 	return &session{
-		id: id, kind: kind, path: path, identity: d.Identity, remote: addrString(req.IP),
+		id: id, kind: kind, path: path, identity: d.Identity, remote: addrString(req.IP), lease: le,
 		req: req, credHash: hashCreds(c), created: s.now(), expires: d.Expires,
-		ready: make(chan struct{}), closed: make(chan struct{}), etag: newETag(),
+		ready: make(chan struct{}), closed: make(chan struct{}), etag: newETag(), cands: candidateSet{},
 	}
 }
 
@@ -407,18 +430,26 @@ func (s *SFU) linkHeaders() []string {
 }
 
 func (s *SFU) handlePublish(w http.ResponseWriter, r *http.Request) {
-	offer, path, id, req, c, d, ok := s.admit(w, r, authz.ActionPublish)
+	offer, path, id, req, c, d, le, ok := s.admit(w, r, authz.ActionPublish)
 	if !ok {
 		return
 	}
-	target := path
-	if d.Rename != "" {
-		if target = cleanPath(d.Rename); target == "" {
-			problem(w, http.StatusForbidden, "the stream key maps to an invalid path")
-			return
+	kept := false // set once the session holds the slot: closeSession releases it from then on
+	defer func() {
+		if !kept {
+			le.release() // idempotent: a session closed on a failure path already released it
 		}
+	}()
+	target, ok := renamed(w, path, d)
+	if !ok {
+		return
 	}
 	if _, err := parseOffer(offer); err != nil {
+		problem(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	offer, cands, err := s.cands.filterOffer(offer)
+	if err != nil {
 		problem(w, http.StatusBadRequest, err.Error())
 		return
 	}
@@ -426,8 +457,9 @@ func (s *SFU) handlePublish(w http.ResponseWriter, r *http.Request) {
 		problem(w, http.StatusConflict, "the stream already has a publisher")
 		return
 	}
-	sess := s.newSession(id, KindPublish, target, req, c, d)
-	pc, err := s.pubAPI.NewPeerConnection(webrtc.Configuration{})
+	sess := s.newSession(id, KindPublish, target, req, c, d, le)
+	sess.cands = cands
+	pc, err := s.newPeerConnection(s.pubAPI)
 	if err != nil {
 		problem(w, http.StatusInternalServerError, "could not create a peer connection")
 		return
@@ -435,7 +467,10 @@ func (s *SFU) handlePublish(w http.ResponseWriter, r *http.Request) {
 	sess.pc = pc
 	pc.OnTrack(func(t *webrtc.TrackRemote, rcv *webrtc.RTPReceiver) { s.onTrack(sess, t, rcv) })
 	pc.OnConnectionStateChange(func(st webrtc.PeerConnectionState) {
-		if st == webrtc.PeerConnectionStateFailed || st == webrtc.PeerConnectionStateClosed {
+		switch st {
+		case webrtc.PeerConnectionStateConnected:
+			sess.connected.Store(true)
+		case webrtc.PeerConnectionStateFailed, webrtc.PeerConnectionStateClosed:
 			s.closeAsync(sess, "connection "+st.String())
 		}
 	})
@@ -461,8 +496,24 @@ func (s *SFU) handlePublish(w http.ResponseWriter, r *http.Request) {
 		problem(w, status, msg)
 		return
 	}
+	kept = true
 	s.log.Info("sfu publish", "session", id, "path", target, "identity", sess.identity, "ip", sess.remote)
 	s.created(w, sess, "/whip/", answer)
+}
+
+// renamed returns the path a session attaches to: the decision's Rename when the requested path
+// was a stream key (for publishers and viewers alike), else path. It writes 403 and returns
+// false when the key maps to an unusable path.
+func renamed(w http.ResponseWriter, path string, d authz.Decision) (string, bool) {
+	if d.Rename == "" {
+		return path, true
+	}
+	target := cleanPath(d.Rename)
+	if target == "" {
+		problem(w, http.StatusForbidden, "the stream key maps to an invalid path")
+		return "", false
+	}
+	return target, true
 }
 
 func (s *SFU) isLive(path string) bool {
@@ -582,11 +633,30 @@ func (s *SFU) onTrack(sess *session, t *webrtc.TrackRemote, rcv *webrtc.RTPRecei
 }
 
 func (s *SFU) handleView(w http.ResponseWriter, r *http.Request) {
-	offer, path, id, req, c, d, ok := s.admit(w, r, authz.ActionRead)
+	offer, reqPath, id, req, c, d, le, ok := s.admit(w, r, authz.ActionRead)
 	if !ok {
 		return
 	}
+	kept := false // set once the session holds the slot: closeSession releases it from then on
+	defer func() {
+		if !kept {
+			le.release() // idempotent: a session closed on a failure path already released it
+		}
+	}()
+	path, ok := renamed(w, reqPath, d)
+	if !ok {
+		return
+	}
+	if capErr := le.addPath(path); capErr != nil {
+		s.refuse(w, capErr)
+		return
+	}
 	sd, err := parseOffer(offer)
+	if err != nil {
+		problem(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	offer, cands, err := s.cands.filterOffer(offer)
 	if err != nil {
 		problem(w, http.StatusBadRequest, err.Error())
 		return
@@ -626,8 +696,9 @@ func (s *SFU) handleView(w http.ResponseWriter, r *http.Request) {
 		problem(w, http.StatusUnprocessableEntity, "the offer cannot receive the stream's codecs")
 		return
 	}
-	sess := s.newSession(id, KindRead, path, req, c, d)
-	pc, err := s.viewAPI.NewPeerConnection(webrtc.Configuration{})
+	sess := s.newSession(id, KindRead, path, req, c, d, le)
+	sess.cands = cands
+	pc, err := s.newPeerConnection(s.viewAPI)
 	if err != nil {
 		problem(w, http.StatusInternalServerError, "could not create a peer connection")
 		return
@@ -636,6 +707,7 @@ func (s *SFU) handleView(w http.ResponseWriter, r *http.Request) {
 	pc.OnConnectionStateChange(func(st webrtc.PeerConnectionState) {
 		switch st {
 		case webrtc.PeerConnectionStateConnected:
+			sess.connected.Store(true)
 			for _, d := range sess.downs {
 				d.activate()
 			}
@@ -697,6 +769,7 @@ func (s *SFU) handleView(w http.ResponseWriter, r *http.Request) {
 			d.activate()
 		}
 	}
+	kept = true
 	s.record(sess, live.Joined)
 	s.log.Info("sfu play", "session", id, "path", path, "identity", sess.identity, "ip", sess.remote)
 	s.created(w, sess, "/whep/", answer)
@@ -764,11 +837,16 @@ func (s *SFU) handlePatch(kind Kind) http.HandlerFunc {
 			problem(w, http.StatusPreconditionFailed, "the session has changed (ETag mismatch)")
 			return
 		}
-		if frag.Ufrag != "" && frag.Ufrag != remoteUfrag(sess.pc) {
-			if im == "" {
-				problem(w, http.StatusPreconditionRequired, "an ICE restart needs If-Match")
-				return
-			}
+		restart := frag.Ufrag != "" && frag.Ufrag != remoteUfrag(sess.pc)
+		if restart && im == "" {
+			problem(w, http.StatusPreconditionRequired, "an ICE restart needs If-Match")
+			return
+		}
+		if err := s.cands.filterFrag(&frag, sess.cands); err != nil {
+			problem(w, http.StatusBadRequest, err.Error())
+			return
+		}
+		if restart {
 			out, err := s.iceRestart(r.Context(), sess, frag)
 			if err != nil {
 				problem(w, http.StatusBadRequest, "ICE restart failed")

@@ -156,8 +156,24 @@ func TestConfigYAML(t *testing.T) {
 		}
 		def := DefaultConfig()
 		if f.SFU.UDPPort != def.UDPPort || !f.SFU.EnforceExpiry || !f.SFU.Pages || f.SFU.ViewerQueue != def.ViewerQueue ||
-			f.SFU.GatherTimeout.Std() != DefaultGatherTimeout || len(f.SFU.AllowedOrigins) != 1 {
+			f.SFU.GatherTimeout.Std() != DefaultGatherTimeout || len(f.SFU.AllowedOrigins) != 1 ||
+			f.SFU.MaxSessions != DefaultMaxSessions || f.SFU.MaxSessionsPerClient != DefaultMaxSessionsPerClient ||
+			f.SFU.MaxViewersPerPath != DefaultMaxViewersPerPath || f.SFU.ConnectTimeout.Std() != DefaultConnectTimeout ||
+			f.SFU.MaxCandidates != DefaultMaxCandidates || f.SFU.AllowPrivateCandidates {
 			t.Errorf("got %+v, want the defaults", f.SFU)
+		}
+	})
+	t.Run("zero caps are the defaults, not unlimited", func(t *testing.T) {
+		var f file
+		src := "sfu:\n  max_sessions: 0\n  max_sessions_per_client: 0\n  max_viewers_per_path: 0\n  connect_timeout: 0s\n  max_candidates: 0\n"
+		if err := conf.Decode("t.yml", []byte(src), nil, &f); err != nil {
+			t.Fatal(err)
+		}
+		c := f.SFU
+		if c.MaxSessions != DefaultMaxSessions || c.MaxSessionsPerClient != DefaultMaxSessionsPerClient ||
+			c.MaxViewersPerPath != DefaultMaxViewersPerPath || c.ConnectTimeout.Std() != DefaultConnectTimeout ||
+			c.MaxCandidates != DefaultMaxCandidates {
+			t.Errorf("got %+v, want the default caps", c)
 		}
 	})
 	t.Run("full", func(t *testing.T) {
@@ -179,6 +195,12 @@ func TestConfigYAML(t *testing.T) {
   reconnect_grace: 1m
   viewer_queue: 64
   pages: false
+  max_sessions: 50
+  max_sessions_per_client: 5
+  max_viewers_per_path: 40
+  connect_timeout: 4s
+  max_candidates: 8
+  allow_private_candidates: true
 `
 		var f file
 		if err := conf.Decode("t.yml", []byte(src), nil, &f); err != nil {
@@ -187,7 +209,9 @@ func TestConfigYAML(t *testing.T) {
 		c := f.SFU
 		if c.UDPPort != 0 || !c.TCP || len(c.PublicIPs) != 2 || !c.IncludeLoopback || len(c.ICEServers) != 2 ||
 			len(c.TrustedProxies) != 2 || c.TrustedProxies[1].Bits() != 32 || !c.ReplacePublisher || c.EnforceExpiry ||
-			c.GatherTimeout.Std().String() != "2s" || c.ReconnectGrace.Std().String() != "1m0s" || c.ViewerQueue != 64 || c.Pages {
+			c.GatherTimeout.Std().String() != "2s" || c.ReconnectGrace.Std().String() != "1m0s" || c.ViewerQueue != 64 || c.Pages ||
+			c.MaxSessions != 50 || c.MaxSessionsPerClient != 5 || c.MaxViewersPerPath != 40 || c.ConnectTimeout.Std().String() != "4s" ||
+			c.MaxCandidates != 8 || !c.AllowPrivateCandidates {
 			t.Errorf("got %+v", c)
 		}
 	})
@@ -199,6 +223,11 @@ func TestConfigYAML(t *testing.T) {
 		{"bad ice scheme", "sfu:\n  ice_servers: [{urls: [\"http://x\"]}]\n", "must start with stun:"},
 		{"comma in credential", "sfu:\n  ice_servers: [{urls: [\"turn:x\"], username: u, credential: \"a,b\"}]\n", "commas"},
 		{"bad duration", "sfu:\n  gather_timeout: soon\n", "invalid duration"},
+		{"negative max_sessions", "sfu:\n  max_sessions: -1\n", "max_sessions -1 must be positive"},
+		{"negative per-client cap", "sfu:\n  max_sessions_per_client: -5\n", "max_sessions_per_client"},
+		{"negative candidate cap", "sfu:\n  max_candidates: -1\n", "max_candidates"},
+		{"negative per-path cap", "sfu:\n  max_viewers_per_path: -5\n", "max_viewers_per_path"},
+		{"negative connect_timeout", "sfu:\n  connect_timeout: -1s\n", "must not be negative"},
 	}
 	for _, tt := range errs {
 		t.Run(tt.name, func(t *testing.T) {

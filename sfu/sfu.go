@@ -31,6 +31,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/pion/ice/v4"
@@ -103,6 +104,10 @@ type SFU struct {
 	udpMux ice.UDPMux
 	tcpMux ice.TCPMux
 
+	limits *limiter        // session caps, checked before a PeerConnection is created
+	cands  candidatePolicy // which remote ICE candidates reach pion, and how many
+	pcs    atomic.Int64    // PeerConnections created so far (tests: a refusal creates none)
+
 	mu       sync.Mutex
 	shut     bool
 	sessions map[string]*session
@@ -132,15 +137,17 @@ func kindIndex(k webrtc.RTPCodecType) int {
 
 // session is one WHIP or WHEP PeerConnection.
 type session struct {
-	id       string
-	kind     Kind
-	path     string
-	identity string
-	remote   string
-	req      authz.Request // with credentials, for Recheck; never logged
-	credHash [32]byte
-	created  time.Time
-	pc       *webrtc.PeerConnection
+	id        string
+	kind      Kind
+	path      string
+	identity  string
+	remote    string
+	req       authz.Request // with credentials, for Recheck; never logged
+	credHash  [32]byte
+	created   time.Time
+	pc        *webrtc.PeerConnection
+	lease     *lease      // its slot under the caps; released when it closes
+	connected atomic.Bool // ICE and DTLS connected at least once
 
 	// guarded by SFU.mu
 	expires  time.Time
@@ -151,8 +158,9 @@ type session struct {
 	downs []*downTrack  // viewers; fixed before the answer is sent
 	ready chan struct{} // closed once attached to its stream
 
-	sig  sync.Mutex // serialises PATCH (trickle, ICE restart)
-	etag string     // guarded by sig
+	sig   sync.Mutex   // serialises PATCH (trickle, ICE restart)
+	etag  string       // guarded by sig
+	cands candidateSet // usable remote candidates named so far; guarded by sig
 
 	mu        sync.Mutex
 	closing   bool
@@ -199,6 +207,30 @@ func New(cfg Config, auth Authorizer, rec Recorder, log *slog.Logger) (*SFU, err
 	if cfg.ViewerQueue <= 0 {
 		cfg.ViewerQueue = def.ViewerQueue
 	}
+	// Caps: zero means the default, never unlimited; a negative value is a mistake.
+	for _, c := range []struct {
+		key string
+		v   *int
+		def int
+	}{
+		{"max_sessions", &cfg.MaxSessions, def.MaxSessions},
+		{"max_sessions_per_client", &cfg.MaxSessionsPerClient, def.MaxSessionsPerClient},
+		{"max_viewers_per_path", &cfg.MaxViewersPerPath, def.MaxViewersPerPath},
+		{"max_candidates", &cfg.MaxCandidates, def.MaxCandidates},
+	} {
+		if *c.v < 0 {
+			return nil, fmt.Errorf("%w: %s %d", ErrConfig, c.key, *c.v)
+		}
+		if *c.v == 0 {
+			*c.v = c.def
+		}
+	}
+	if cfg.ConnectTimeout < 0 {
+		return nil, fmt.Errorf("%w: connect_timeout %v", ErrConfig, cfg.ConnectTimeout.Std())
+	}
+	if cfg.ConnectTimeout == 0 {
+		cfg.ConnectTimeout = def.ConnectTimeout
+	}
 	if cfg.UDPPort < 0 || cfg.UDPPort > 65535 {
 		return nil, fmt.Errorf("%w: udp_port %d", ErrConfig, cfg.UDPPort)
 	}
@@ -215,6 +247,8 @@ func New(cfg Config, auth Authorizer, rec Recorder, log *slog.Logger) (*SFU, err
 		now:      cfg.Now,
 		sessions: map[string]*session{},
 		streams:  map[string]*stream{},
+		limits:   newLimiter(cfg.MaxSessions, cfg.MaxSessionsPerClient, cfg.MaxViewersPerPath),
+		cands:    candidatePolicy{max: cfg.MaxCandidates, allowPrivate: cfg.AllowPrivateCandidates},
 		done:     make(chan struct{}),
 	}
 	if s.now == nil {
@@ -266,6 +300,9 @@ func (s *SFU) buildAPI() error {
 	lf := slogFactory{log: s.log}
 	se := webrtc.SettingEngine{LoggerFactory: lf}
 	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
+	// With at most Config.MaxCandidates remote candidates per session, this bounds the checks a
+	// session that never connects sends to MaxCandidates × local candidates × (this + 1).
+	se.SetICEMaxBindingRequests(maxBindingRequests)
 	se.SetIncludeLoopbackCandidate(s.cfg.IncludeLoopback)
 	opts := []ice.UDPMuxFromPortOption{ice.UDPMuxFromPortWithLogger(lf.NewLogger("udpmux"))}
 	if s.cfg.IncludeLoopback {
@@ -330,8 +367,9 @@ func (s *SFU) closeSockets() {
 	}
 }
 
-// Run closes sessions whose grant expired (when Config.EnforceExpiry) and viewers whose
-// publisher did not come back within Config.ReconnectGrace, checking once a second. It returns
+// Run closes sessions whose grant expired (when Config.EnforceExpiry), sessions that did not
+// connect within Config.ConnectTimeout and viewers whose publisher did not come back within
+// Config.ReconnectGrace, checking once a second. It returns
 // when ctx is done or Close is called; it does not close sessions itself (Close does).
 func (s *SFU) Run(ctx context.Context) error {
 	t := time.NewTicker(time.Second)
@@ -358,8 +396,11 @@ func (s *SFU) sweep() {
 	var victims []victim
 	s.mu.Lock()
 	for _, sess := range s.sessions {
-		if s.cfg.EnforceExpiry && !sess.expires.IsZero() && !now.Before(sess.expires) {
+		switch {
+		case s.cfg.EnforceExpiry && !sess.expires.IsZero() && !now.Before(sess.expires):
 			victims = append(victims, victim{sess, "grant expired"})
+		case !sess.connected.Load() && now.Sub(sess.created) >= s.cfg.ConnectTimeout.Std():
+			victims = append(victims, victim{sess, "did not connect in time"})
 		}
 	}
 	for _, st := range s.streams {
@@ -376,9 +417,10 @@ func (s *SFU) sweep() {
 }
 
 // Recheck re-authorises every session with the credentials it was created with (call it after
-// a configuration reload). Sessions now denied, or whose publish path would be renamed
-// elsewhere, are closed; the others take the new grant's expiry. It returns how many sessions
-// it closed.
+// a configuration reload). Sessions now really denied (see authz.Decision.Keep), or whose path
+// (after a stream key's rename) would now be another, are closed; allowed ones take the new
+// grant's expiry, and undecided ones (a backend could not decide) keep running with their
+// previous expiry. It returns how many sessions it closed.
 func (s *SFU) Recheck(ctx context.Context) int {
 	s.mu.Lock()
 	all := make([]*session, 0, len(s.sessions))
@@ -393,11 +435,19 @@ func (s *SFU) Recheck(ctx context.Context) int {
 		if ctx.Err() != nil {
 			return closed // a cancelled recheck says nothing about the grants
 		}
+		if !d.Keep() {
+			s.closeSession(sess, "revoked")
+			closed++
+			continue
+		}
+		if !d.Allowed() {
+			continue // nothing could decide: keep the session and its previous expiry
+		}
 		target := sess.req.Path
-		if sess.kind == KindPublish && d.Rename != "" {
+		if d.Rename != "" {
 			target = d.Rename
 		}
-		if !d.Allowed() || cleanPath(target) != sess.path {
+		if cleanPath(target) != sess.path {
 			s.closeSession(sess, "revoked")
 			closed++
 			continue
@@ -514,6 +564,7 @@ func (s *SFU) closeSession(sess *session, reason string) {
 		close(sess.closed)
 		_ = sess.pc.Close()
 		sess.wg.Wait()
+		sess.lease.release()
 		if !attached {
 			return
 		}

@@ -40,6 +40,7 @@ auth:
 sfu:
   udp_port: 0
   include_loopback: true
+  allow_private_candidates: true
 `
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)

@@ -153,6 +153,7 @@ func newFixture(t *testing.T) *fixture {
 	cfg := sfu.DefaultConfig()
 	cfg.UDPPort = 0
 	cfg.IncludeLoopback = true
+	cfg.AllowPrivateCandidates = true // the browser runs on this host
 	s, err := sfu.New(cfg, engine, nil, log)
 	if err != nil {
 		t.Fatalf("sfu.New: %v", err)

@@ -79,7 +79,8 @@ func (g *gatehouseServer) Close() error {
 
 // NewServer builds the server for mode. The gatehouse SFU gets an authz engine whose only
 // backend allows everything (authorisation happens once per session, off the media path),
-// an ephemeral UDP port and loopback candidates. log may be nil.
+// an ephemeral UDP port, loopback candidates (local and remote) and no session caps. log may
+// be nil.
 func NewServer(mode Mode, log *slog.Logger) (Server, error) {
 	switch mode {
 	case ModeNaive:
@@ -93,6 +94,9 @@ func NewServer(mode Mode, log *slog.Logger) (Server, error) {
 		cfg.UDPPort = 0
 		cfg.IncludeLoopback = true
 		cfg.Pages = false
+		// One load generator on loopback opens every session from one address: lift the caps.
+		cfg.MaxSessions, cfg.MaxSessionsPerClient, cfg.MaxViewersPerPath = 1<<20, 1<<20, 1<<20
+		cfg.AllowPrivateCandidates = true
 		s, err := sfu.New(cfg, engine, nil, log)
 		if err != nil {
 			return nil, err
