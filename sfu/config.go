@@ -49,9 +49,6 @@ type Config struct {
 	IncludeLoopback bool `yaml:"include_loopback"`
 	// ICEServers are STUN/TURN servers offered to clients in Link headers (RFC 9725 §4.6).
 	ICEServers []ICEServer `yaml:"ice_servers"`
-	// TrustedProxies are the reverse proxies whose X-Forwarded-For is believed. Empty: the
-	// client address is always the TCP peer.
-	TrustedProxies []netip.Prefix `yaml:"trusted_proxies"`
 	// AllowedOrigins lists the browser origins allowed by CORS; "*" (the default) allows any.
 	// Auth is a bearer header, never a cookie, so "*" is safe.
 	AllowedOrigins []string `yaml:"allowed_origins"`
@@ -137,7 +134,7 @@ func (c *Config) UnmarshalYAML(n *yaml.Node) error {
 		PublicIPs        []string      `yaml:"public_ips"`
 		IncludeLoopback  bool          `yaml:"include_loopback"`
 		ICEServers       []ICEServer   `yaml:"ice_servers"`
-		TrustedProxies   []string      `yaml:"trusted_proxies"`
+		TrustedProxies   yaml.Node     `yaml:"trusted_proxies"` // moved: refused with a pointer
 		AllowedOrigins   []string      `yaml:"allowed_origins"`
 		ReplacePublisher bool          `yaml:"replace_publisher"`
 		EnforceExpiry    *bool         `yaml:"enforce_expiry"`
@@ -180,13 +177,11 @@ func (c *Config) UnmarshalYAML(n *yaml.Node) error {
 		}
 	}
 	out.ICEServers = r.ICEServers
-	for i, s := range r.TrustedProxies {
-		p, err := parsePrefix(s)
-		if err != nil {
-			errs = append(errs, conf.Errorf(item(n, "trusted_proxies", i), "trusted_proxies: %q is not an IP or CIDR", s))
-			continue
-		}
-		out.TrustedProxies = append(out.TrustedProxies, p)
+	if tp := r.TrustedProxies; tp.Kind != 0 && tp.Tag != "!!null" && (tp.Kind != yaml.SequenceNode || len(tp.Content) > 0) {
+		// One client-address policy per listener: a key here that silently widened to pprof
+		// and the API (or only half applied) would be two. An empty list changes nothing.
+		errs = append(errs, conf.Errorf(field(n, "trusted_proxies"), "sfu.trusted_proxies moved to the top-level trusted_proxies, "+
+			"which sets the client address for the whole public listener (WHIP/WHEP, sessions, API, pprof): move the list there"))
 	}
 	if r.AllowedOrigins != nil {
 		out.AllowedOrigins = r.AllowedOrigins
@@ -258,18 +253,6 @@ func (s ICEServer) validate() string {
 		return "username and credential must not contain commas, quotes or line breaks (OBS splits Link headers on commas)"
 	}
 	return ""
-}
-
-func parsePrefix(s string) (netip.Prefix, error) {
-	if strings.Contains(s, "/") {
-		p, err := netip.ParsePrefix(s)
-		return p.Masked(), err
-	}
-	a, err := netip.ParseAddr(s)
-	if err != nil {
-		return netip.Prefix{}, err
-	}
-	return netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()), nil
 }
 
 // field returns the value node of key in mapping n, or n itself.

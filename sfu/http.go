@@ -182,9 +182,10 @@ func hashCreds(c creds.Credentials) [32]byte {
 	return out
 }
 
-// clientIP is the TCP peer or, behind a trusted proxy, the address it forwarded.
+// clientIP is the address that the listener's clientip.Handler resolved (trusted proxies are a
+// listener-wide setting); without that middleware, the TCP peer.
 func (s *SFU) clientIP(r *http.Request) netip.Addr {
-	return clientip.Proxies(s.cfg.TrustedProxies).Of(r)
+	return clientip.Addr(r)
 }
 
 // admit is the common start of a WHIP or WHEP POST: read the SDP offer, validate the stream path,

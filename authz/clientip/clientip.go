@@ -1,9 +1,11 @@
 // Package clientip finds the address of the client behind an HTTP request: the TCP peer, or,
-// when the peer is a trusted reverse proxy, the address the proxies forwarded. The SFU, the
-// forward-auth adapter, the streams API and the admin endpoints all use it, so they agree.
+// when the peer is a trusted reverse proxy, the address the proxies forwarded. One Proxies.Handler
+// in front of the public listener resolves it once per request and every route reads it with Addr,
+// so the SFU, the streams API and the admin endpoints all see the same client.
 package clientip
 
 import (
+	"context"
 	"net"
 	"net/http"
 	"net/netip"
@@ -24,32 +26,25 @@ func Parse(s string) netip.Addr {
 	return a.Unmap()
 }
 
-// Proxies lists the networks of reverse proxies whose forwarding headers are believed. The zero
-// value trusts nobody.
-type Proxies []netip.Prefix
-
-// Trusts reports whether a is in one of the networks.
-func (p Proxies) Trusts(a netip.Addr) bool {
-	if !a.IsValid() {
-		return false
-	}
-	for _, n := range p {
-		if n.Contains(a) {
-			return true
-		}
-	}
-	return false
-}
-
 // Of returns the client address of r; see From.
 func (p Proxies) Of(r *http.Request) netip.Addr { return p.From(Parse(r.RemoteAddr), r.Header) }
 
-// From returns the client address of a request from peer with headers h: peer itself unless it
-// is a trusted proxy; then the right-most X-Forwarded-For hop that is not itself trusted
-// (proxies append what they saw, so hops further left may be forged; a malformed hop stops the
-// walk at the last trusted address), or X-Real-IP when no X-Forwarded-For was sent.
+// From returns the client address of a request from peer with headers h:
+//
+//   - peer is a trusted proxy: the right-most X-Forwarded-For hop that is not itself trusted
+//     (proxies append what they saw, so hops further left may be forged; a malformed hop stops
+//     the walk at the last trusted address), or X-Real-IP when no X-Forwarded-For was sent.
+//   - peer is not trusted: its forwarding headers are ignored and peer is the client, except
+//     that a loopback peer that sent forwarding headers gives the zero Addr (unknown): it is a
+//     same-host reverse proxy nobody listed in the trusted proxies, its clients are anywhere, and
+//     calling them 127.0.0.1 would hand them every grant meant for local tools.
+//
+// The zero Addr matches no IP-restricted grant and is never loopback.
 func (p Proxies) From(peer netip.Addr, h http.Header) netip.Addr {
 	if !p.Trusts(peer) {
+		if peer.IsLoopback() && forwarded(h) {
+			return netip.Addr{}
+		}
 		return peer
 	}
 	var hops []string
@@ -75,4 +70,35 @@ func (p Proxies) From(peer netip.Addr, h http.Header) netip.Addr {
 		last = a
 	}
 	return last
+}
+
+// forwarded reports whether h carries a header that reverse proxies add for their client.
+func forwarded(h http.Header) bool {
+	for _, k := range []string{"X-Forwarded-For", "X-Real-Ip", "Forwarded"} {
+		if len(h.Values(k)) > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+type ctxKey struct{}
+
+// Handler returns next behind a middleware that resolves the client address of every request
+// once (Of) and stores it in the request context, where Addr finds it. Mount it in front of a
+// whole listener so every route answers the same client the same way. It starts no goroutines.
+func (p Proxies) Handler(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), ctxKey{}, p.Of(r))))
+	})
+}
+
+// Addr returns the client address that Handler stored for r. Without Handler in front it applies
+// the same rules trusting no proxy (Proxies(nil).Of): the TCP peer, or the zero Addr for a
+// loopback peer that forwarded headers. The zero Addr means the address is unknown.
+func Addr(r *http.Request) netip.Addr {
+	if a, ok := r.Context().Value(ctxKey{}).(netip.Addr); ok {
+		return a
+	}
+	return Proxies(nil).Of(r)
 }

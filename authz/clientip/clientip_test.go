@@ -74,3 +74,47 @@ func FuzzFrom(f *testing.F) {
 		}
 	})
 }
+
+// TestUntrustedLoopbackProxy: a same-host proxy that is not listed hides its clients; they must not
+// inherit the loopback address (and so loopback-only grants).
+func TestUntrustedLoopbackProxy(t *testing.T) {
+	p := Proxies{netip.MustParsePrefix("10.0.0.0/8")}
+	tests := []struct {
+		name, peer string
+		h          http.Header
+		want       string
+	}{
+		{"loopback, nothing forwarded", "127.0.0.1", http.Header{}, "127.0.0.1"},
+		{"loopback with xff", "127.0.0.1", http.Header{"X-Forwarded-For": {"203.0.113.9"}}, "invalid IP"},
+		{"loopback claims loopback", "::1", http.Header{"X-Forwarded-For": {"127.0.0.1"}}, "invalid IP"},
+		{"loopback with x-real-ip", "127.0.0.5", http.Header{"X-Real-Ip": {"203.0.113.9"}}, "invalid IP"},
+		{"loopback with forwarded", "127.0.0.1", http.Header{"Forwarded": {"for=203.0.113.9"}}, "invalid IP"},
+		{"remote untrusted peer stays itself", "203.0.113.5", http.Header{"X-Forwarded-For": {"127.0.0.1"}}, "203.0.113.5"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := p.From(netip.MustParseAddr(tt.peer), tt.h).String(); got != tt.want {
+				t.Errorf("got %s, want %s", got, tt.want)
+			}
+		})
+	}
+}
+
+// TestHandlerStoresOneAddress: routes behind Handler read the address it resolved; without it Addr
+// trusts nobody.
+func TestHandlerStoresOneAddress(t *testing.T) {
+	var got netip.Addr
+	h := Proxies{netip.MustParsePrefix("127.0.0.2/32")}.Handler(http.HandlerFunc(func(_ http.ResponseWriter, r *http.Request) {
+		got = Addr(r)
+	}))
+	r, _ := http.NewRequest(http.MethodGet, "/", nil)
+	r.RemoteAddr = "127.0.0.2:4000"
+	r.Header.Set("X-Forwarded-For", "127.0.0.1, 203.0.113.9")
+	h.ServeHTTP(nil, r)
+	if got.String() != "203.0.113.9" {
+		t.Errorf("behind Handler: got %s, want 203.0.113.9", got)
+	}
+	if a := Addr(r); a.IsValid() {
+		t.Errorf("without Handler, a loopback peer with X-Forwarded-For: got %s, want unknown", a)
+	}
+}

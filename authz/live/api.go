@@ -21,7 +21,8 @@ type Authorizer interface {
 //	GET /api/v1/streams/{path...} one Stream with its readers, or 404
 //
 // Every request is decided by auth as action "api" (Source "api") with the credentials of the
-// Authorization header (Basic, Bearer; see authz/creds) and the client IP from RemoteAddr. A
+// Authorization header (Basic, Bearer; see authz/creds) and the client address from
+// clientip.Addr (mount it behind the listener's clientip.Proxies.Handler). A
 // request that is not allowed gets 401 with WWW-Authenticate: Basic realm="gatehouse" (missing
 // or bad credentials) or 403 (forbidden). Responses never contain session ids or credentials.
 // Mount it at both "/api/v1/streams" and "/api/v1/streams/". It starts no goroutines.
@@ -70,7 +71,7 @@ func (h *apiHandler) authorize(w http.ResponseWriter, r *http.Request) bool {
 	c := creds.FromAuthorization(r.Header.Get("Authorization"))
 	req := &authz.Request{
 		Action:    authz.ActionAPI,
-		IP:        clientip.Parse(r.RemoteAddr),
+		IP:        clientip.Addr(r),
 		User:      c.User,
 		Pass:      c.Pass,
 		Token:     c.Token,

@@ -10,12 +10,13 @@ import (
 )
 
 // guarded serves h only to clients the engine allows action a (credentials from the
-// Authorization header, client IP from the connection). 401 asks for Basic credentials.
+// Authorization header, client address as the public listener's clientip.Handler resolved it).
+// 401 asks for Basic credentials.
 func (s *server) guarded(a authz.Action, h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		c := creds.FromAuthorization(r.Header.Get("Authorization"))
 		req := &authz.Request{Action: a, User: c.User, Pass: c.Pass, Token: c.Token, Source: "gatehouse",
-			UserAgent: r.UserAgent(), IP: clientip.Parse(r.RemoteAddr)}
+			UserAgent: r.UserAgent(), IP: clientip.Addr(r)}
 		d := s.engine.Authorize(r.Context(), req)
 		if !d.Allowed() {
 			if d.HTTPStatus() == http.StatusUnauthorized {

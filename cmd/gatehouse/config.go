@@ -12,6 +12,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"gatehouse/authz"
+	"gatehouse/authz/clientip"
 	"gatehouse/authz/conf"
 	"gatehouse/authz/live"
 	"gatehouse/authz/notify"
@@ -28,13 +29,19 @@ import (
 
 // Config is gatehouse's configuration file. Every key is documented in config.example.yml.
 type Config struct {
-	Listen      string       `yaml:"listen"`       // public listener (WHIP/WHEP, pages, JWKS, API); default ":8089"
-	HooksListen string       `yaml:"hooks_listen"` // callbacks from streaming servers; default "127.0.0.1:8090"
-	DataDir     string       `yaml:"data_dir"`     // keys and state; default "./data"
-	WatchConfig *bool        `yaml:"watch_config"` // reload when the file changes; default true
-	Log         LogConfig    `yaml:"log"`
-	Auth        AuthConfig   `yaml:"auth"`
-	Tokens      TokensConfig `yaml:"tokens"`
+	Listen      string `yaml:"listen"`       // public listener (WHIP/WHEP, pages, JWKS, API); default ":8089"
+	HooksListen string `yaml:"hooks_listen"` // callbacks from streaming servers; default "127.0.0.1:8090"
+	DataDir     string `yaml:"data_dir"`     // keys and state; default "./data"
+	WatchConfig *bool  `yaml:"watch_config"` // reload when the file changes; default true
+	// TrustedProxies are the reverse proxies (addresses or CIDRs) whose X-Forwarded-For /
+	// X-Real-IP the public listener believes, for every route; default none. Restart to change.
+	TrustedProxies clientip.Proxies `yaml:"trusted_proxies"`
+	// AllowedHosts are the Host names the public listener answers (421 otherwise); default any.
+	AllowedHosts hostList     `yaml:"allowed_hosts"`
+	Limits       LimitsConfig `yaml:"limits"` // connection caps; restart to change
+	Log          LogConfig    `yaml:"log"`
+	Auth         AuthConfig   `yaml:"auth"`
+	Tokens       TokensConfig `yaml:"tokens"`
 	// The sections below are read at start; changing them needs a restart (a reload says so).
 	Hooks  HooksConfig   `yaml:"hooks"`
 	Live   live.Config   `yaml:"live"`
@@ -147,15 +154,16 @@ func (a *AuthConfig) hasSection(name string) bool {
 }
 
 // defaultUsers is used when the file configures no method: anyone may read and play back, only
-// local clients may use api/metrics/pprof, and nobody may publish until a user is configured.
-// (MediaMTX's default also lets anyone publish; a gateway should not.)
+// local clients may use api/metrics, nobody may use pprof (stack dumps, the command line) or
+// publish until a user is configured. (MediaMTX's default also lets anyone publish and local
+// clients use pprof; a gateway should not.)
 const defaultUsers = `
 users:
   - user: any
     permissions: [{action: read}, {action: playback}]
   - user: any
     ips: ["127.0.0.1", "::1"]
-    permissions: [{action: api}, {action: metrics}, {action: pprof}]
+    permissions: [{action: api}, {action: metrics}]
 `
 
 // loadConfig reads and validates the file at path. An empty path gives the built-in defaults.
@@ -291,6 +299,9 @@ func (c *Config) restartOnly(next *Config) []string {
 	}{
 		{"listen", c.Listen, next.Listen},
 		{"hooks_listen", c.HooksListen, next.HooksListen},
+		{"trusted_proxies", c.TrustedProxies, next.TrustedProxies},
+		{"allowed_hosts", c.AllowedHosts, next.AllowedHosts},
+		{"limits", c.Limits, next.Limits},
 		{"data_dir", c.DataDir, next.DataDir},
 		{"tokens", c.Tokens, next.Tokens},
 		{"hooks", c.Hooks, next.Hooks},

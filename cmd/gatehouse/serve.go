@@ -135,17 +135,28 @@ func serve(ctx context.Context, path string, stderr io.Writer, ready func(public
 		go func() { defer bg.Done(); _ = s.sfu.Run(bgCtx) }()
 	}
 
-	publicLn, err := net.Listen("tcp", cfg.Listen)
+	fds := raiseFDLimit()
+	caps := sizeLimits(cfg.Limits, fds)
+	log.Info("connection limits", "fd_limit", fds, "public_max_conns", caps.public,
+		"public_max_conns_per_ip", caps.perIP, "hooks_max_conns", caps.hooks)
+	if fds > 0 && caps.public+caps.hooks >= fds {
+		log.Warn("config: limits exceed the file descriptor limit; a flood on the public listener can starve the hooks",
+			"fd_limit", fds, "public_max_conns", caps.public, "hooks_max_conns", caps.hooks)
+	}
+	rawPublic, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return fmt.Errorf("listen %s: %w", cfg.Listen, err)
 	}
-	hooksLn, err := net.Listen("tcp", cfg.HooksListen)
+	rawHooks, err := net.Listen("tcp", cfg.HooksListen)
 	if err != nil {
-		publicLn.Close()
+		rawPublic.Close()
 		return fmt.Errorf("hooks_listen %s: %w", cfg.HooksListen, err)
 	}
-	public := newHTTPServer(s.publicMux(), log)
-	hooks := newHTTPServer(s.hooksMux(cfg, log), log)
+	// Trusted proxies are exempt from the per-address cap: all their clients share their address.
+	publicLn := newLimitListener(rawPublic, "public", caps.public, caps.perIP, cfg.TrustedProxies, log)
+	hooksLn := newLimitListener(rawHooks, "hooks", caps.hooks, 0, nil, log)
+	public := newHTTPServer(s.publicHandler(cfg), log, true)
+	hooks := newHTTPServer(s.hooksMux(cfg, log), log, false)
 
 	var wg sync.WaitGroup
 	errc := make(chan error, 2)
@@ -186,8 +197,13 @@ func serve(ctx context.Context, path string, stderr io.Writer, ready func(public
 	return runErr
 }
 
-func newHTTPServer(h http.Handler, log *slog.Logger) *http.Server {
-	return &http.Server{
+// newHTTPServer returns the server for one listener. The public one has short timeouts: each
+// connection holds a file descriptor and ~20 KB, so a silent or idle client must let go soon.
+// WHIP/WHEP are unaffected: a request is a few KB of SDP sent at once, and the ICE gathering wait
+// (sfu.gather_timeout) is handler time, which no read timeout counts. No WriteTimeout: a pprof
+// profile streams for its full duration.
+func newHTTPServer(h http.Handler, log *slog.Logger, public bool) *http.Server {
+	srv := &http.Server{
 		Handler:           h,
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
@@ -195,6 +211,12 @@ func newHTTPServer(h http.Handler, log *slog.Logger) *http.Server {
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
+	if public {
+		srv.ReadHeaderTimeout = 5 * time.Second
+		srv.ReadTimeout = 15 * time.Second
+		srv.IdleTimeout = 30 * time.Second
+	}
+	return srv
 }
 
 func methodList(cfg *Config) []string {
@@ -311,6 +333,13 @@ func (s *server) reload(ctx context.Context, why string) {
 	if len(restart) > 0 {
 		s.log.Warn("config: these sections changed but apply only after a restart", "sections", restart)
 	}
+}
+
+// publicHandler is the public listener's one front door: the Host check (allowed_hosts), then
+// the client address resolved once (trusted_proxies) and stored in the request context, where the
+// pprof guard, the streams API and the SFU read it with clientip.Addr.
+func (s *server) publicHandler(cfg *Config) http.Handler {
+	return cfg.AllowedHosts.handler(cfg.TrustedProxies.Handler(s.publicMux()))
 }
 
 func (s *server) publicMux() *http.ServeMux {

@@ -2,12 +2,12 @@ package forwardauth
 
 import (
 	"fmt"
-	"net/netip"
 	"strings"
 	"time"
 
 	"gopkg.in/yaml.v3"
 
+	"gatehouse/authz/clientip"
 	"gatehouse/authz/conf"
 )
 
@@ -28,8 +28,8 @@ type Config struct {
 	Rules []Rule `yaml:"rules"`
 	// TrustedProxies lists the addresses or CIDRs allowed to call the endpoint; their
 	// X-Forwarded-* / X-Original-* headers are believed. Requests from anywhere else get 403.
-	// Default: 127.0.0.0/8 and ::1.
-	TrustedProxies []string `yaml:"trusted_proxies"`
+	// Default (nil): 127.0.0.0/8 and ::1; an empty list trusts nobody.
+	TrustedProxies clientip.Proxies `yaml:"trusted_proxies"`
 	// Realm is the realm of the WWW-Authenticate: Bearer challenge sent with 401. Default gatehouse.
 	Realm string `yaml:"realm"`
 	// Cookie configures the segment cookie.
@@ -95,11 +95,6 @@ func (c *Config) UnmarshalYAML(n *yaml.Node) error {
 			errs = append(errs, conf.Errorf(n, "rules[%d]: %v", i, err))
 		}
 	}
-	for _, p := range c.TrustedProxies {
-		if _, err := parsePrefix(p); err != nil {
-			errs = append(errs, conf.Errorf(n, "trusted_proxies: %v", err))
-		}
-	}
 	if err := c.Cookie.validate(); err != nil {
 		errs = append(errs, conf.Errorf(n, "cookie: %v", err))
 	}
@@ -114,11 +109,6 @@ func (c Config) Validate() error {
 	for i, rl := range c.Rules {
 		if err := rl.validate(); err != nil {
 			return fmt.Errorf("forwardauth: rules[%d]: %w", i, err)
-		}
-	}
-	for _, p := range c.TrustedProxies {
-		if _, err := parsePrefix(p); err != nil {
-			return fmt.Errorf("forwardauth: trusted_proxies: %w", err)
 		}
 	}
 	if err := c.Cookie.validate(); err != nil {
@@ -163,22 +153,4 @@ func validCookieName(s string) bool {
 		}
 	}
 	return s != ""
-}
-
-// parsePrefix accepts a CIDR or a bare address (a host prefix).
-func parsePrefix(s string) (netip.Prefix, error) {
-	s = strings.TrimSpace(s)
-	if strings.Contains(s, "/") {
-		p, err := netip.ParsePrefix(s)
-		if err != nil {
-			return netip.Prefix{}, fmt.Errorf("%w: %q is not an address or CIDR", ErrConfig, s)
-		}
-		return p.Masked(), nil
-	}
-	a, err := netip.ParseAddr(s)
-	if err != nil {
-		return netip.Prefix{}, fmt.Errorf("%w: %q is not an address or CIDR", ErrConfig, s)
-	}
-	a = a.Unmap()
-	return netip.PrefixFrom(a, a.BitLen()), nil
 }

@@ -137,17 +137,9 @@ func New(cfg Config, auth Authorizer, rec Recorder, log *slog.Logger) *Handler {
 	if len(cfg.Rules) == 0 {
 		h.rules = []Rule{{Prefix: "/", StripSuffix: true}}
 	}
-	proxies := cfg.TrustedProxies
-	if proxies == nil {
-		proxies = []string{"127.0.0.0/8", "::1"}
-	}
-	for _, p := range proxies {
-		pfx, err := parsePrefix(p)
-		if err != nil {
-			log.Error("forwardauth: trusted proxy ignored", "error", err)
-			continue
-		}
-		h.trusted = append(h.trusted, pfx)
+	h.trusted = cfg.TrustedProxies
+	if h.trusted == nil {
+		h.trusted = clientip.Proxies{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")}
 	}
 	realm := cfg.Realm
 	if realm == "" || strings.ContainsAny(realm, "\"\\\r\n") {

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"gatehouse/authz"
+	"gatehouse/authz/clientip"
 	"gatehouse/authz/conf"
 	"gatehouse/authz/live"
 	"gatehouse/authz/live/livetest"
@@ -188,7 +189,7 @@ func TestProxyHeaderSets(t *testing.T) {
 		{"nginx_auth_request.http", "127.0.0.1:51000", Config{}, "203.0.113.7"},
 		{"traefik.http", "[::1]:51000", Config{}, "203.0.113.7"},
 		{"caddy.http", "127.0.0.1:51000", Config{}, "203.0.113.7"},
-		{"ingress_nginx.http", "10.244.1.9:51000", Config{TrustedProxies: []string{"10.244.0.0/16"}}, "203.0.113.7"},
+		{"ingress_nginx.http", "10.244.1.9:51000", Config{TrustedProxies: proxies("10.244.0.0/16")}, "203.0.113.7"},
 	}
 	for _, tt := range tests {
 		t.Run(strings.TrimSuffix(tt.file, ".http"), func(t *testing.T) {
@@ -288,8 +289,8 @@ func TestDecisions(t *testing.T) {
 		{"head alone", Config{}, withMethod(ask("/live/cam/seg0.ts?token=viewer"), "HEAD"), 204, true},
 		{"no rule", Config{Rules: []Rule{{Prefix: "/hls/", StripSuffix: true}}}, ask("/admin/index.m3u8?token=viewer"), 403, false},
 		{"untrusted peer", Config{}, withPeer(ask("/live/cam/index.m3u8?token=viewer"), "192.0.2.1:1234"), 403, false},
-		{"trusted peer by config", Config{TrustedProxies: []string{"192.0.2.1"}}, withPeer(ask("/live/cam/index.m3u8?token=viewer"), "192.0.2.1:1234"), 204, true},
-		{"loopback no longer trusted", Config{TrustedProxies: []string{"192.0.2.0/24"}}, ask("/live/cam/index.m3u8?token=viewer"), 403, false},
+		{"trusted peer by config", Config{TrustedProxies: proxies("192.0.2.1")}, withPeer(ask("/live/cam/index.m3u8?token=viewer"), "192.0.2.1:1234"), 204, true},
+		{"loopback no longer trusted", Config{TrustedProxies: proxies("192.0.2.0/24")}, ask("/live/cam/index.m3u8?token=viewer"), 403, false},
 		{"no original uri", Config{}, withoutHeader(ask("/x"), "X-Original-Uri"), 403, false},
 		{"spoofed forwarded uri", Config{}, ask("/live/other/seg0.ts", "X-Forwarded-Uri", "/public/x/index.m3u8"), 403, false},
 	}
@@ -327,15 +328,15 @@ func withHeader(r *http.Request, k, v string) *http.Request { r.Header.Set(k, v)
 func TestClientIP(t *testing.T) {
 	tests := []struct {
 		name    string
-		trusted []string
+		trusted clientip.Proxies
 		xff     []string
 		realIP  string
 		want    string
 	}{
 		{"xff single", nil, []string{"203.0.113.7"}, "", "203.0.113.7"},
 		{"client-forged left entries ignored", nil, []string{"1.2.3.4, 203.0.113.7"}, "", "203.0.113.7"},
-		{"trusted hops skipped", []string{"127.0.0.0/8", "10.0.0.0/8"}, []string{"203.0.113.7, 10.0.0.5"}, "", "203.0.113.7"},
-		{"repeated headers", []string{"127.0.0.0/8", "10.0.0.0/8"}, []string{"1.2.3.4", "203.0.113.7", "10.0.0.5"}, "", "203.0.113.7"},
+		{"trusted hops skipped", proxies("127.0.0.0/8", "10.0.0.0/8"), []string{"203.0.113.7, 10.0.0.5"}, "", "203.0.113.7"},
+		{"repeated headers", proxies("127.0.0.0/8", "10.0.0.0/8"), []string{"1.2.3.4", "203.0.113.7", "10.0.0.5"}, "", "203.0.113.7"},
 		{"mapped v4", nil, []string{"::ffff:203.0.113.7"}, "", "203.0.113.7"},
 		{"x-real-ip without xff", nil, nil, "198.51.100.9", "198.51.100.9"},
 		{"xff wins over x-real-ip", nil, []string{"203.0.113.7"}, "1.2.3.4", "203.0.113.7"},
@@ -585,7 +586,7 @@ func TestConfigYAML(t *testing.T) {
 	}{
 		{"unknown key", "forward_auth:\n  rulez: []\n", `unknown key "rulez"`},
 		{"bad prefix", "forward_auth:\n  rules:\n    - prefix: hls\n", "prefix \"hls\" must start and end with /"},
-		{"bad proxy", "forward_auth:\n  trusted_proxies: [localhost]\n", `"localhost" is not an address or CIDR`},
+		{"bad proxy", "forward_auth:\n  trusted_proxies: [localhost]\n", `"localhost" is not an IP address or CIDR network`},
 		{"short secret", "forward_auth:\n  cookie:\n    secret: abc\n", "secret must be at least 32 bytes"},
 		{"conflicting rule", "forward_auth:\n  rules:\n    - {prefix: /a/, strip_suffix: true, segment_separator: \"-\"}\n", "segment_separator applies only without strip_suffix"},
 		{"bad duration", "forward_auth:\n  cookie:\n    max_age: soon\n", "invalid duration"},
@@ -610,11 +611,11 @@ func TestConfigYAML(t *testing.T) {
 func TestInvalidConfigFailsClosed(t *testing.T) {
 	h, _, _ := newHandler(t, Config{
 		Rules:          []Rule{{Prefix: "nope"}},
-		TrustedProxies: []string{"not-an-ip"},
+		TrustedProxies: clientip.Proxies{},
 		Cookie:         CookieConfig{Name: "bad name;", Secret: "short"},
 	})
 	if w := serve(h, ask("/live/cam/index.m3u8?token=viewer")); w.Code != http.StatusForbidden {
-		t.Errorf("got %d, want 403: no valid trusted proxy is left", w.Code)
+		t.Errorf("got %d, want 403: an empty trusted_proxies trusts nobody", w.Code)
 	}
 	if h.cookie.name != DefaultCookieName || len(h.cookie.sealer.key) != 32 {
 		t.Errorf("got cookie name %q key %d bytes, want defaults", h.cookie.name, len(h.cookie.sealer.key))
@@ -820,4 +821,16 @@ func TestRegistryBounded(t *testing.T) {
 			t.Errorf("got %d viewer sessions, want the bound 100", n)
 		}
 	})
+}
+
+func proxies(s ...string) clientip.Proxies {
+	var p clientip.Proxies
+	for _, x := range s {
+		pfx, err := clientip.ParsePrefix(x)
+		if err != nil {
+			panic(err)
+		}
+		p = append(p, pfx)
+	}
+	return p
 }
