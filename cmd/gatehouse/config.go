@@ -283,34 +283,46 @@ func (c *Config) warnings() []string {
 	return w
 }
 
-// keepRestartOnly copies into c the running values of every section that applies only after a
-// restart (the ones restartOnly compares).
+// restartOnlySections lists the sections that apply only after a restart, each as a pointer
+// into cfg: one table for both restartOnly (what the reload warns about) and keepRestartOnly
+// (what a reload leaves as it runs), so the two never disagree.
+func restartOnlySections(cfg *Config) []struct {
+	name string
+	ptr  any
+} {
+	return []struct {
+		name string
+		ptr  any
+	}{
+		{"listen", &cfg.Listen},
+		{"hooks_listen", &cfg.HooksListen},
+		{"trusted_proxies", &cfg.TrustedProxies},
+		{"allowed_hosts", &cfg.AllowedHosts},
+		{"limits", &cfg.Limits},
+		{"data_dir", &cfg.DataDir},
+		{"tokens", &cfg.Tokens},
+		{"hooks", &cfg.Hooks},
+		{"live", &cfg.Live},
+		{"notify", &cfg.Notify},
+		{"sfu", &cfg.SFU},
+	}
+}
+
+// keepRestartOnly copies into c the running values of every restart-only section.
 func (c *Config) keepRestartOnly(running *Config) {
-	c.Listen, c.HooksListen, c.DataDir, c.Tokens = running.Listen, running.HooksListen, running.DataDir, running.Tokens
-	c.Hooks, c.Live, c.Notify, c.SFU = running.Hooks, running.Live, running.Notify, running.SFU
+	dst, src := restartOnlySections(c), restartOnlySections(running)
+	for i := range dst {
+		reflect.ValueOf(dst[i].ptr).Elem().Set(reflect.ValueOf(src[i].ptr).Elem())
+	}
 }
 
 // restartOnly names the sections of next that differ from c but only take effect on restart.
 func (c *Config) restartOnly(next *Config) []string {
 	var out []string
-	for _, s := range []struct {
-		name string
-		a, b any
-	}{
-		{"listen", c.Listen, next.Listen},
-		{"hooks_listen", c.HooksListen, next.HooksListen},
-		{"trusted_proxies", c.TrustedProxies, next.TrustedProxies},
-		{"allowed_hosts", c.AllowedHosts, next.AllowedHosts},
-		{"limits", c.Limits, next.Limits},
-		{"data_dir", c.DataDir, next.DataDir},
-		{"tokens", c.Tokens, next.Tokens},
-		{"hooks", c.Hooks, next.Hooks},
-		{"live", c.Live, next.Live},
-		{"notify", c.Notify, next.Notify},
-		{"sfu", c.SFU, next.SFU},
-	} {
-		if !reflect.DeepEqual(s.a, s.b) {
-			out = append(out, s.name)
+	a, b := restartOnlySections(c), restartOnlySections(next)
+	for i := range a {
+		if !reflect.DeepEqual(a[i].ptr, b[i].ptr) {
+			out = append(out, a[i].name)
 		}
 	}
 	return out

@@ -131,3 +131,23 @@ func TestReloadKeepsRestartOnlySections(t *testing.T) {
 		t.Errorf("reload created the new data_dir %s (stat: %v); it applies only after a restart", other, err)
 	}
 }
+
+// TestKeepRestartOnlyCoversEverySection: every section restartOnly reports is restored by
+// keepRestartOnly, so nothing the reload log calls restart-only applies at once.
+func TestKeepRestartOnlyCoversEverySection(t *testing.T) {
+	a, err := parseConfig("a", []byte("listen: 127.0.0.1:1\nhooks_listen: 127.0.0.1:2\ndata_dir: /a\ntrusted_proxies: [10.0.0.1]\nallowed_hosts: [a.example]\nlimits: {public_max_conns: 10}\ntokens: {issuer: a}\nlive: {max_viewers: 5}\nsfu: {udp_port: 1}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := parseConfig("b", []byte("listen: 127.0.0.1:3\nhooks_listen: 127.0.0.1:4\ndata_dir: /b\ntrusted_proxies: [10.0.0.2]\nallowed_hosts: [b.example]\nlimits: {public_max_conns: 20}\ntokens: {issuer: b}\nlive: {max_viewers: 6}\nhooks: {forward_auth: {realm: x}}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := a.restartOnly(b); len(d) < 9 {
+		t.Fatalf("restartOnly found %v, want every changed section", d)
+	}
+	b.keepRestartOnly(a)
+	if d := a.restartOnly(b); len(d) != 0 {
+		t.Errorf("after keepRestartOnly these still differ: %v", d)
+	}
+}
