@@ -128,7 +128,7 @@ func TestTokenTTLCap(t *testing.T) {
 	dir := t.TempDir()
 	write := func(extra string) string {
 		p := filepath.Join(dir, "gatehouse.yml")
-		src := "data_dir: " + filepath.Join(dir, "data") + "\n" + extra
+		src := "data_dir: " + filepath.Join(dir, "data") + "\n" + extra + "auth: {methods: [jwt]}\n"
 		if err := os.WriteFile(p, []byte(src), 0o600); err != nil {
 			t.Fatal(err)
 		}

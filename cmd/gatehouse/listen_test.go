@@ -20,10 +20,14 @@ import (
 	"gatehouse/authz/logtest"
 )
 
-// startServe runs serve in-process on the config body (data_dir and loopback listeners added)
+// startServe runs serve in-process on the config body (data_dir and loopback listeners added;
+// without an auth section, the built-in default users, which a named file never falls back to)
 // and returns the public and hooks addresses. It stops with the test.
 func startServe(t *testing.T, body string) (public, hooks string, logs *logtest.Buffer) {
 	t.Helper()
+	if !strings.Contains(body, "auth:") {
+		body += "auth:\n  internal:\n" + indent(defaultUsers, "    ")
+	}
 	dir := t.TempDir()
 	path := filepath.Join(dir, "gatehouse.yml")
 	src := "listen: 127.0.0.1:0\nhooks_listen: 127.0.0.1:0\nwatch_config: false\ndata_dir: " + filepath.Join(dir, "data") + "\n" + body
@@ -389,4 +393,16 @@ func TestDefaultsKeepPprofClosed(t *testing.T) {
 			t.Errorf("%s: got %d, want %d", route, res.StatusCode, want)
 		}
 	}
+}
+
+// indent prefixes every non-empty line of s.
+func indent(s, prefix string) string {
+	var b strings.Builder
+	for line := range strings.Lines(s) {
+		if strings.TrimSpace(line) != "" {
+			b.WriteString(prefix)
+		}
+		b.WriteString(line)
+	}
+	return b.String()
 }
