@@ -1,6 +1,7 @@
 package main
 
 import (
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -149,5 +150,56 @@ func TestKeepRestartOnlyCoversEverySection(t *testing.T) {
 	b.keepRestartOnly(a)
 	if d := a.restartOnly(b); len(d) != 0 {
 		t.Errorf("after keepRestartOnly these still differ: %v", d)
+	}
+}
+
+// TestReloadEndsCookiesOnlyWhenAuthChanges: through the real binary, a forward-auth segment
+// cookie survives a reload that changed nothing that decides (a log level), and is refused after
+// a reload that removed its user (it used to stay valid for max_age, 6 h).
+func TestReloadEndsCookiesOnlyWhenAuthChanges(t *testing.T) {
+	dir := t.TempDir()
+	cfgPath := filepath.Join(dir, "gatehouse.yml")
+	base := reloadBase(filepath.Join(dir, "data"), false)
+	if err := os.WriteFile(cfgPath, []byte(base), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p := startBinary(t, cfgPath)
+	fa := func(uri string, cookie *http.Cookie) *http.Response {
+		t.Helper()
+		req, _ := http.NewRequest("GET", p.hooks+"/hooks/forward-auth", nil)
+		req.Header.Set("X-Original-URI", uri)
+		req.Header.Set("X-Forwarded-Proto", "https")
+		if cookie != nil {
+			req.AddCookie(cookie)
+		}
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		return res
+	}
+	res := fa("/live/cam/index.m3u8?user=viewer&pass=viewerpass", nil)
+	if res.StatusCode != http.StatusNoContent || len(res.Cookies()) != 1 {
+		t.Fatalf("playlist with credentials: got %d and %d cookies, want 204 and a cookie", res.StatusCode, len(res.Cookies()))
+	}
+	cookie := res.Cookies()[0]
+	reload := func(src string, n int) {
+		t.Helper()
+		if err := os.WriteFile(cfgPath, []byte(src), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := p.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+			t.Fatal(err)
+		}
+		waitLog(t, p, "config reloaded", n)
+	}
+	reload(base+"log:\n  level: debug\n", 0)
+	if got := fa("/live/cam/seg1.ts", cookie).StatusCode; got != http.StatusNoContent {
+		t.Errorf("cookie after a log-level reload: got %d, want 204", got)
+	}
+	reload(strings.Replace(base, "viewerpass", "newpass", 1), 1)
+	if got := fa("/live/cam/seg2.ts", cookie).StatusCode; got != http.StatusUnauthorized {
+		t.Errorf("cookie after the user's password changed: got %d, want 401", got)
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"reflect"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -296,6 +297,23 @@ func (s *server) reload(ctx context.Context, why string) {
 	iss, err := loadIssuer(cfg, s.issuer.Load()) // keeps the running issuer; picks up `gatehouse rotate-key`
 	if err != nil {
 		s.log.Error("reload failed; keeping the running config", "trigger", why, "error", err.Error())
+		return
+	}
+	if reflect.DeepEqual(running.cfg.Auth, cfg.Auth) {
+		// Nothing that decides changed (a log level, say): keep the running generation, so
+		// no grant is re-checked and no forward-auth cookie ends for an unrelated edit. A key
+		// rotated with `gatehouse rotate-key` is already in the running issuer.
+		s.mu.Lock()
+		s.sum = sha256.Sum256(src)
+		running.cfg = cfg
+		s.mu.Unlock()
+		if lv, err := cfg.logLevel(); err == nil {
+			s.level.Set(lv)
+		}
+		s.log.Info("config reloaded; auth unchanged, running decisions kept", "trigger", why)
+		if len(restart) > 0 {
+			s.log.Warn("config: these sections changed but apply only after a restart", "sections", restart)
+		}
 		return
 	}
 	gen, err := build(ctx, cfg, deps{issuer: iss, prev: running}, s.log, true) // takes over unchanged JWKS providers
