@@ -1,10 +1,14 @@
 package sfu
 
 import (
+	"errors"
 	"fmt"
 	"net/netip"
 	"slices"
 	"strings"
+
+	"github.com/pion/ice/v4"
+	"github.com/pion/sdp/v3"
 )
 
 // The SFU sends STUN connectivity checks to every remote ICE candidate a client names (pion
@@ -22,21 +26,23 @@ type candidatePolicy struct {
 	allowPrivate bool // loopback, private and link-local targets allowed (LAN and test setups)
 }
 
-// candidateTarget returns a candidate line's ("candidate:..." or "a=candidate:...") target
-// address and a key that identifies it (component, transport, address, port), or ok false when
-// the address is not an IP literal (mDNS ".local" names, which pion ignores with mDNS off, and
-// any other hostname, which pion would resolve).
+// candidateTarget returns a candidate's ("candidate:..." or "a=candidate:...") target address
+// and a key that identifies it (component, transport, address, port), or ok false when pion would
+// not parse it or its address is not an IP literal (mDNS ".local" names, which pion ignores with
+// mDNS off, and any other hostname, which pion would resolve). It reads the candidate with pion's
+// own parser, so the address judged is exactly the one pion would send checks to: a hand-written
+// tokenizer disagreed with pion on tabs and non-ASCII spaces and let 127.0.0.1 through.
 func candidateTarget(c string) (addr netip.Addr, key string, ok bool) {
-	f := strings.Fields(strings.TrimPrefix(strings.TrimPrefix(c, "a="), "candidate:"))
-	if len(f) < 6 {
+	cand, err := ice.UnmarshalCandidate(strings.TrimPrefix(c, "a="))
+	if err != nil {
 		return netip.Addr{}, "", false
 	}
-	a, err := netip.ParseAddr(f[4])
+	a, err := netip.ParseAddr(cand.Address())
 	if err != nil || a.Zone() != "" {
 		return netip.Addr{}, "", false
 	}
 	a = a.Unmap()
-	return a, f[1] + " " + strings.ToLower(f[2]) + " " + a.String() + " " + f[5], true
+	return a, fmt.Sprintf("%d %s %s %d", cand.Component(), cand.NetworkType(), a, cand.Port()), true
 }
 
 // allowed reports whether the SFU may send connectivity checks to a. Multicast, broadcast and
@@ -58,31 +64,49 @@ var sharedSpace = netip.MustParsePrefix("100.64.0.0/10") // RFC 6598 carrier-gra
 // candidateSet is the set of usable remote candidates a session has named.
 type candidateSet map[string]struct{}
 
-// filterOffer removes from an SDP offer every candidate line the policy refuses and returns the
+// filterOffer removes from an SDP offer every candidate the policy refuses and returns the
 // rewritten offer and the set of usable candidates (a candidate repeated in several bundled
-// sections counts once). It fails when the offer names more usable candidates than allowed.
+// sections counts once). It works on the offer as pion's SDP parser reads it and returns that
+// parse re-marshalled, so pion is handed exactly what was judged (a line-based filter missed
+// candidate lines that pion's lexer accepts, such as one after a bare CR). It fails when the
+// offer is not SDP or names more usable candidates than allowed.
 func (p candidatePolicy) filterOffer(offer string) (string, candidateSet, error) {
-	set := candidateSet{}
-	var b strings.Builder
-	b.Grow(len(offer))
-	for line := range strings.SplitSeq(offer, "\n") {
-		if line == "" {
-			continue
-		}
-		if strings.HasPrefix(line, "a=candidate:") {
-			a, key, ok := candidateTarget(strings.TrimRight(line, "\r"))
-			if !ok || !p.allowed(a) {
-				continue
-			}
-			set[key] = struct{}{}
-			if len(set) > p.max {
-				return "", nil, fmt.Errorf("the offer names more than %d usable ICE candidates", p.max)
-			}
-		}
-		b.WriteString(line)
-		b.WriteByte('\n')
+	var sd sdp.SessionDescription
+	if err := sd.UnmarshalString(offer); err != nil {
+		return "", nil, errors.New("the body is not valid SDP")
 	}
-	return b.String(), set, nil
+	set := candidateSet{}
+	filter := func(attrs []sdp.Attribute) ([]sdp.Attribute, error) {
+		kept := attrs[:0]
+		for _, at := range attrs {
+			if at.Key == "candidate" {
+				a, key, ok := candidateTarget(at.Value)
+				if !ok || !p.allowed(a) {
+					continue
+				}
+				set[key] = struct{}{}
+				if len(set) > p.max {
+					return nil, fmt.Errorf("the offer names more than %d usable ICE candidates", p.max)
+				}
+			}
+			kept = append(kept, at)
+		}
+		return kept, nil
+	}
+	var err error
+	if sd.Attributes, err = filter(sd.Attributes); err != nil {
+		return "", nil, err
+	}
+	for _, md := range sd.MediaDescriptions {
+		if md.Attributes, err = filter(md.Attributes); err != nil {
+			return "", nil, err
+		}
+	}
+	out, err := sd.Marshal()
+	if err != nil {
+		return "", nil, errors.New("the offer cannot be re-encoded as SDP")
+	}
+	return string(out), set, nil
 }
 
 // filterFrag removes from a trickled fragment the candidates the policy refuses and adds the

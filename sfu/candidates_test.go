@@ -32,7 +32,7 @@ func TestCandidatePolicy(t *testing.T) {
 		{"broadcast", "255.255.255.255", false, false},
 		{"mDNS name", "4b1c5e0a-1111-2222-3333-444455556666.local", false, false},
 		{"hostname", "internal.example.com", false, false},
-		{"zoned IPv6", "fe80::1%eth0", false, false},
+		{"zoned IPv6 is its link-local address (pion drops the zone)", "fe80::1%eth0", false, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
