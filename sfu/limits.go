@@ -1,6 +1,7 @@
 package sfu
 
 import (
+	"gatehouse/authz/clientip"
 	"net/http"
 	"net/netip"
 	"strconv"
@@ -34,20 +35,8 @@ type lease struct {
 	done   bool   // guarded by l.mu
 }
 
-// clientKey groups addresses that one client controls: an IPv4 address, or an IPv6 /64 (one
-// subscriber's allocation; counting single IPv6 addresses would give each client 2^64 slots).
-// Unknown addresses share one key.
-func clientKey(a netip.Addr) netip.Prefix {
-	a = a.Unmap()
-	switch {
-	case !a.IsValid():
-		return netip.Prefix{}
-	case a.Is4():
-		return netip.PrefixFrom(a, 32)
-	}
-	p, _ := a.WithZone("").Prefix(64)
-	return p
-}
+// clientKey groups addresses that one client controls (see clientip.Key).
+func clientKey(a netip.Addr) netip.Prefix { return clientip.Key(a) }
 
 // capError is a refusal by a cap: the HTTP status (503 for the global and per-path caps, 429
 // for the per-client cap) and a message safe to show.

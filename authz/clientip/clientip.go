@@ -29,47 +29,81 @@ func Parse(s string) netip.Addr {
 // Of returns the client address of r; see From.
 func (p Proxies) Of(r *http.Request) netip.Addr { return p.From(Parse(r.RemoteAddr), r.Header) }
 
-// From returns the client address of a request from peer with headers h:
+// From returns the client address of a request from peer with headers h, or the zero Addr
+// (unknown) whenever the headers leave any doubt:
 //
 //   - peer is a trusted proxy: the right-most X-Forwarded-For hop that is not itself trusted
-//     (proxies append what they saw, so hops further left may be forged; a malformed hop stops
-//     the walk at the last trusted address), or X-Real-IP when no X-Forwarded-For was sent.
+//     (proxies append what they saw, so hops further left may be forged), or the left-most hop
+//     when every hop is trusted; X-Real-IP when no X-Forwarded-For was sent. A malformed hop or
+//     X-Real-IP is unknown. When both headers name an untrusted client and disagree, the client is
+//     unknown: a proxy sets one of them and passes the other through from its client, and which
+//     one it sets cannot be told from here (nginx with only `X-Real-IP $remote_addr` passes the
+//     client's own X-Forwarded-For: 127.0.0.1 through).
 //   - peer is not trusted: its forwarding headers are ignored and peer is the client, except
-//     that a loopback peer that sent forwarding headers gives the zero Addr (unknown): it is a
-//     same-host reverse proxy nobody listed in the trusted proxies, its clients are anywhere, and
-//     calling them 127.0.0.1 would hand them every grant meant for local tools.
+//     that a loopback, private or link-local peer that sent forwarding headers gives the zero
+//     Addr: it is a reverse proxy on this host or network (a container bridge) that nobody
+//     listed in the trusted proxies, its clients are anywhere, and calling them by its address
+//     would hand them every grant meant for local or LAN clients.
 //
 // The zero Addr matches no IP-restricted grant and is never loopback.
 func (p Proxies) From(peer netip.Addr, h http.Header) netip.Addr {
 	if !p.Trusts(peer) {
-		if peer.IsLoopback() && forwarded(h) {
+		if (peer.IsLoopback() || peer.IsPrivate() || peer.IsLinkLocalUnicast()) && forwarded(h) {
 			return netip.Addr{}
 		}
 		return peer
+	}
+	var (
+		real   netip.Addr
+		hasXRI bool
+	)
+	if v := h.Values("X-Real-Ip"); len(v) > 0 {
+		a, err := netip.ParseAddr(strings.TrimSpace(v[0]))
+		if len(v) > 1 || err != nil || a.Zone() != "" {
+			return netip.Addr{}
+		}
+		real, hasXRI = a.Unmap(), true
 	}
 	var hops []string
 	for _, v := range h.Values("X-Forwarded-For") {
 		hops = append(hops, strings.Split(v, ",")...)
 	}
 	if len(hops) == 0 {
-		if a, err := netip.ParseAddr(strings.TrimSpace(h.Get("X-Real-Ip"))); err == nil {
-			return a.Unmap()
+		if hasXRI {
+			return real
 		}
 		return peer
 	}
-	last := peer
+	fwd := netip.Addr{}
 	for i := len(hops) - 1; i >= 0; i-- {
 		a, err := netip.ParseAddr(strings.TrimSpace(hops[i]))
-		if err != nil {
-			return last
+		if err != nil || a.Zone() != "" {
+			return netip.Addr{}
 		}
-		a = a.Unmap()
-		if !p.Trusts(a) {
-			return a
+		fwd = a.Unmap()
+		if !p.Trusts(fwd) {
+			break
 		}
-		last = a
 	}
-	return last
+	if hasXRI && !p.Trusts(real) && real != fwd {
+		return netip.Addr{}
+	}
+	return fwd
+}
+
+// Key groups addresses that one client controls, for per-client counters and caps: an IPv4
+// address, or an IPv6 /64 (one subscriber's allocation; counting single IPv6 addresses would give
+// each client 2^64 slots). IPv4-mapped addresses count as IPv4; unknown addresses share one key.
+func Key(a netip.Addr) netip.Prefix {
+	a = a.Unmap()
+	switch {
+	case !a.IsValid():
+		return netip.Prefix{}
+	case a.Is4():
+		return netip.PrefixFrom(a, 32)
+	}
+	p, _ := a.WithZone("").Prefix(64)
+	return p
 }
 
 // forwarded reports whether h carries a header that reverse proxies add for their client.

@@ -37,10 +37,16 @@ func TestFrom(t *testing.T) {
 		{"trusted peer, one hop", "10.1.1.1", []string{"198.51.100.1"}, "", "198.51.100.1"},
 		{"forged left hops ignored", "10.1.1.1", []string{"1.2.3.4, 198.51.100.1, 10.2.2.2"}, "", "198.51.100.1"},
 		{"repeated headers", "10.1.1.1", []string{"1.2.3.4", "198.51.100.7"}, "", "198.51.100.7"},
-		{"malformed hop stops at the last trusted", "10.1.1.1", []string{"198.51.100.1, junk, 10.2.2.2"}, "", "10.2.2.2"},
+		{"malformed hop is unknown, never the trusted proxy", "10.1.1.1", []string{"198.51.100.1, junk, 10.2.2.2"}, "", "invalid IP"},
+		{"malformed only hop is unknown", "127.0.0.1", []string{"garbage"}, "", "invalid IP"},
 		{"all hops trusted", "10.1.1.1", []string{"10.3.3.3"}, "", "10.3.3.3"},
 		{"x-real-ip without xff", "127.0.0.1", nil, "198.51.100.9", "198.51.100.9"},
-		{"xff wins over x-real-ip", "127.0.0.1", []string{"203.0.113.7"}, "1.2.3.4", "203.0.113.7"},
+		{"xff and x-real-ip disagree: unknown (one was passed through from the client)", "127.0.0.1", []string{"203.0.113.7"}, "1.2.3.4", "invalid IP"},
+		{"client xff 127.0.0.1 passed through a proxy that sets x-real-ip", "127.0.0.1", []string{"127.0.0.1"}, "203.0.113.9", "invalid IP"},
+		{"client xff passed through a proxy that sets x-real-ip", "127.0.0.1", []string{"10.0.0.5"}, "203.0.113.9", "invalid IP"},
+		{"xff and x-real-ip agree", "127.0.0.1", []string{"1.2.3.4, 203.0.113.7"}, "203.0.113.7", "203.0.113.7"},
+		{"x-real-ip names a trusted hop: xff decides", "127.0.0.1", []string{"203.0.113.7, 10.2.2.2"}, "10.2.2.2", "203.0.113.7"},
+		{"malformed x-real-ip is unknown", "127.0.0.1", nil, "nope", "invalid IP"},
 		{"mapped hop", "127.0.0.1", []string{"::ffff:203.0.113.7"}, "", "203.0.113.7"},
 		{"nothing forwarded", "127.0.0.1", nil, "", "127.0.0.1"},
 	}
@@ -76,7 +82,8 @@ func FuzzFrom(f *testing.F) {
 }
 
 // TestUntrustedLoopbackProxy: a same-host proxy that is not listed hides its clients; they must not
-// inherit the loopback address (and so loopback-only grants).
+// inherit the loopback address (and so loopback-only grants); nor do those of an unlisted proxy
+// on a private network (a container bridge), whose address LAN grants would match.
 func TestUntrustedLoopbackProxy(t *testing.T) {
 	p := Proxies{netip.MustParsePrefix("10.0.0.0/8")}
 	tests := []struct {
@@ -90,6 +97,10 @@ func TestUntrustedLoopbackProxy(t *testing.T) {
 		{"loopback with x-real-ip", "127.0.0.5", http.Header{"X-Real-Ip": {"203.0.113.9"}}, "invalid IP"},
 		{"loopback with forwarded", "127.0.0.1", http.Header{"Forwarded": {"for=203.0.113.9"}}, "invalid IP"},
 		{"remote untrusted peer stays itself", "203.0.113.5", http.Header{"X-Forwarded-For": {"127.0.0.1"}}, "203.0.113.5"},
+		{"container-bridge proxy with xff", "172.17.0.1", http.Header{"X-Forwarded-For": {"203.0.113.9"}}, "invalid IP"},
+		{"LAN proxy with x-real-ip", "192.168.1.10", http.Header{"X-Real-Ip": {"203.0.113.9"}}, "invalid IP"},
+		{"ULA proxy with xff", "fd00::2", http.Header{"X-Forwarded-For": {"203.0.113.9"}}, "invalid IP"},
+		{"LAN client, nothing forwarded", "192.168.1.10", http.Header{}, "192.168.1.10"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

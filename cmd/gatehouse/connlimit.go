@@ -95,13 +95,13 @@ type limitListener struct {
 
 	mu      sync.Mutex
 	open    int
-	byIP    map[netip.Addr]int
-	refused int       // since the last log line
-	logged  time.Time // when refusals were last logged
+	byIP    map[netip.Prefix]int // by clientip.Key: an IPv6 /64 is one client
+	refused int                  // since the last log line
+	logged  time.Time            // when refusals were last logged
 }
 
 func newLimitListener(ln net.Listener, name string, max, perIP int, exempt clientip.Proxies, log *slog.Logger) *limitListener {
-	return &limitListener{Listener: ln, name: name, max: max, perIP: perIP, exempt: exempt, log: log, byIP: map[netip.Addr]int{}}
+	return &limitListener{Listener: ln, name: name, max: max, perIP: perIP, exempt: exempt, log: log, byIP: map[netip.Prefix]int{}}
 }
 
 // Accept implements net.Listener.
@@ -132,12 +132,13 @@ func (l *limitListener) admit(ip netip.Addr) string {
 		return "max_conns"
 	}
 	perIP := l.perIP > 0 && !l.exempt.Trusts(ip)
-	if perIP && l.byIP[ip] >= l.perIP {
+	k := clientip.Key(ip)
+	if perIP && l.byIP[k] >= l.perIP {
 		return "max_conns_per_ip"
 	}
 	l.open++
 	if perIP {
-		l.byIP[ip]++
+		l.byIP[k]++
 	}
 	return ""
 }
@@ -147,10 +148,11 @@ func (l *limitListener) release(ip netip.Addr) {
 	defer l.mu.Unlock()
 	l.open--
 	if l.perIP > 0 && !l.exempt.Trusts(ip) {
-		if l.byIP[ip] <= 1 {
-			delete(l.byIP, ip)
+		k := clientip.Key(ip)
+		if l.byIP[k] <= 1 {
+			delete(l.byIP, k)
 		} else {
-			l.byIP[ip]--
+			l.byIP[k]--
 		}
 	}
 }
