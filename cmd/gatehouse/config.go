@@ -296,6 +296,7 @@ func restartOnlySections(cfg *Config) []struct {
 	}{
 		{"listen", &cfg.Listen},
 		{"hooks_listen", &cfg.HooksListen},
+		{"watch_config", &cfg.WatchConfig},
 		{"trusted_proxies", &cfg.TrustedProxies},
 		{"allowed_hosts", &cfg.AllowedHosts},
 		{"limits", &cfg.Limits},
