@@ -125,8 +125,8 @@ func (p *Provider) UnmarshalYAML(n *yaml.Node) error {
 	}
 	*p = Provider(raw)
 	var errs []error
-	for _, msg := range p.problems() {
-		errs = append(errs, conf.Errorf(n, "%s", msg))
+	for _, pr := range p.problems() {
+		errs = append(errs, conf.Errorf(pr.node(n), "%s", pr.msg))
 	}
 	return conf.Join(errs...)
 }
@@ -140,53 +140,88 @@ func (c *Config) UnmarshalYAML(n *yaml.Node) error {
 	}
 	*c = Config(raw)
 	var errs []error
-	for _, msg := range c.problems() {
-		errs = append(errs, conf.Errorf(n, "%s", msg))
+	for _, pr := range c.problems() {
+		errs = append(errs, conf.Errorf(pr.node(n), "%s", pr.msg))
 	}
 	return conf.Join(errs...)
 }
 
-func (c *Config) problems() []string {
-	var out []string
+// problem is one thing wrong with a Config or Provider, with the key (and list item) it is
+// about, so that YAML decoding reports it at that key's line.
+type problem struct {
+	key  string // "": the whole section
+	item int    // index in the list under key; -1: the key itself
+	msg  string
+}
+
+func (pr problem) node(n *yaml.Node) *yaml.Node {
+	if pr.key == "" {
+		return n
+	}
+	if pr.item >= 0 {
+		return conf.Item(n, pr.key, pr.item)
+	}
+	return conf.Value(n, pr.key)
+}
+
+func messages(prs []problem) []string {
+	out := make([]string, len(prs))
+	for i, pr := range prs {
+		out[i] = pr.msg
+	}
+	return out
+}
+
+func (c *Config) problems() []problem {
+	var out []problem
 	seen := map[string]bool{}
-	for _, p := range c.Providers {
+	for i, p := range c.Providers {
 		if p.Name != "" && seen[p.Name] {
-			out = append(out, fmt.Sprintf("provider name %q is used twice", p.Name))
+			out = append(out, problem{"providers", i, fmt.Sprintf("provider name %q is used twice", p.Name)})
 		}
 		seen[p.Name] = true
 	}
 	if c.MaxTokenSize < 0 {
-		out = append(out, "max_token_size must not be negative")
+		out = append(out, problem{"max_token_size", -1, "max_token_size must not be negative"})
 	}
 	return out
 }
 
 // problems lists what is wrong with p (empty: valid). It does not modify p.
-func (p *Provider) problems() []string {
-	var out []string
-	add := func(format string, args ...any) { out = append(out, fmt.Sprintf(format, args...)) }
+func (p *Provider) problems() []problem {
+	var out []problem
+	key, item := "", -1
+	add := func(format string, args ...any) { out = append(out, problem{key, item, fmt.Sprintf(format, args...)}) }
+	at := func(k string, i int) { key, item = k, i }
 	if p.Name == "" {
+		at("", -1)
 		add("provider has no name")
 	}
 	if p.JWKS == "" && p.HMACSecret == "" {
+		at("", -1)
 		add("provider %q: jwks (key set URL) is required unless hmac_secret is set", p.Name)
 	}
 	if p.JWKS != "" {
+		at("jwks", -1)
 		u, err := url.Parse(p.JWKS)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 			add("provider %q: jwks must be an http:// or https:// URL", p.Name)
 		}
 	}
 	if p.HMACSecret != "" && len(p.HMACSecret) < minHMACSecret {
+		at("hmac_secret", -1)
 		add("provider %q: hmac_secret must be at least %d bytes", p.Name, minHMACSecret)
 	}
 	if p.MatchAZP && p.Audience == "" {
+		at("match_azp", -1)
 		add("provider %q: match_azp needs audience", p.Name)
 	}
 	if p.RolesClient != "" && len(p.Roles) == 0 {
+		at("roles_client", -1)
 		add("provider %q: roles_client without roles", p.Name)
 	}
-	for _, a := range p.Algorithms {
+	for i, a := range p.Algorithms {
+		at("algorithms", i)
 		switch {
 		case strings.EqualFold(a, "none"):
 			add("provider %q: algorithm %q is never accepted", p.Name, a)
@@ -202,6 +237,7 @@ func (p *Provider) problems() []string {
 		}
 	}
 	if p.Fingerprint != "" {
+		at("fingerprint", -1)
 		if _, err := parseFingerprint(p.Fingerprint); err != nil {
 			add("provider %q: fingerprint must be 64 hex digits (SHA-256 of the certificate DER)", p.Name)
 		}

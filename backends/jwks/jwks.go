@@ -165,9 +165,9 @@ func New(cfg Config, opts ...Option) (*Backend, error) {
 		o.log = slog.New(slog.DiscardHandler)
 	}
 	var problems []string
-	problems = append(problems, cfg.problems()...)
+	problems = append(problems, messages(cfg.problems())...)
 	for i := range cfg.Providers {
-		problems = append(problems, cfg.Providers[i].problems()...)
+		problems = append(problems, messages(cfg.Providers[i].problems())...)
 	}
 	if len(cfg.Providers) == 0 && o.issuer == nil {
 		problems = append(problems, "no providers (and no issuer)")

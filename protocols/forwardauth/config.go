@@ -92,14 +92,14 @@ func (c *Config) UnmarshalYAML(n *yaml.Node) error {
 	var errs []error
 	for i, rl := range c.Rules {
 		if err := rl.validate(); err != nil {
-			errs = append(errs, conf.Errorf(n, "rules[%d]: %v", i, err))
+			errs = append(errs, conf.Errorf(conf.Item(n, "rules", i), "%v", err))
 		}
 	}
 	if err := c.Cookie.validate(); err != nil {
-		errs = append(errs, conf.Errorf(n, "cookie: %v", err))
+		errs = append(errs, conf.Errorf(conf.Value(conf.Value(n, "cookie"), c.Cookie.badKey()), "%v", err))
 	}
 	if strings.ContainsAny(c.Realm, "\"\\\r\n") {
-		errs = append(errs, conf.Errorf(n, "realm must not contain quotes, backslashes or newlines"))
+		errs = append(errs, conf.Errorf(conf.Value(n, "realm"), "realm must not contain quotes, backslashes or newlines"))
 	}
 	return conf.Join(errs...)
 }
@@ -144,6 +144,14 @@ func (cc CookieConfig) validate() error {
 		return fmt.Errorf("%w: name %q is not a valid cookie name", ErrConfig, cc.Name)
 	}
 	return nil
+}
+
+// badKey names the key validate complains about, so the error carries that key's line.
+func (cc CookieConfig) badKey() string {
+	if cc.Secret != "" && len(cc.Secret) < MinSecretLen {
+		return "secret"
+	}
+	return "name"
 }
 
 func validCookieName(s string) bool {

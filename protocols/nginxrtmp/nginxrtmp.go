@@ -95,10 +95,10 @@ func (c *Config) UnmarshalYAML(n *yaml.Node) error {
 	}
 	var errs []error
 	if raw.MaxBody < 0 {
-		errs = append(errs, conf.Errorf(n, "max_body must not be negative"))
+		errs = append(errs, conf.Errorf(conf.Value(n, "max_body"), "max_body must not be negative"))
 	}
 	if raw.MaxSessions < 0 {
-		errs = append(errs, conf.Errorf(n, "max_sessions must not be negative"))
+		errs = append(errs, conf.Errorf(conf.Value(n, "max_sessions"), "max_sessions must not be negative"))
 	}
 	*c = Config(raw)
 	return conf.Join(errs...)
