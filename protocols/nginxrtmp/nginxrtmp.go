@@ -6,7 +6,8 @@
 //     stream (a secret stream key was the stream name: the engine's Decision.Rename); 403 denies
 //     (nginx-rtmp drops the connection on any non-2xx, so 401 would add nothing);
 //   - update_publish, update_play: the session is re-checked with the credentials it started
-//     with; 200 keeps it, 403 makes nginx-rtmp drop it (an expired or revoked grant, or a session
+//     with; 200 keeps it (and re-learns a session gatehouse did not see start, e.g. after a
+//     restart, reporting it to the registry under its public path), 403 makes nginx-rtmp drop it (an expired or revoked grant, or a session
 //     gatehouse did not see start whose key maps to a path nginx-rtmp cannot rename to). A
 //     re-check that no method could decide (IdP or upstream down) keeps the session (200) until
 //     the grant it last had expires; new publishes and plays are refused meanwhile;
@@ -313,6 +314,16 @@ func (h *Handler) update(ctx context.Context, w http.ResponseWriter, server stri
 	}
 	s.expires = d.Expires
 	h.track(key, s)
+	if !tracked {
+		// The first allowed keep-alive of a session this process did not see start (gatehouse
+		// restarted while it ran): the registry learns it again, under the public path, as a
+		// start (an Alive for a session it does not know is ignored).
+		typ := live.Joined
+		if key.publish {
+			typ = live.Published
+		}
+		h.record(typ, server, hk.clientID, s)
+	}
 	h.record(live.Alive, server, hk.clientID, s)
 	reply(w, http.StatusOK, "ok")
 }
