@@ -143,6 +143,18 @@ func decode(raw string) (*hook, error) {
 	return h, nil
 }
 
+// truncated reports whether the stream name and its query (name?args) reached nginx-rtmp's
+// limit: nginx-rtmp reads them as one string of at most maxField bytes and silently drops the
+// rest, so a credential in them (a JWT is longer) arrives cut. A value exactly at the limit is
+// taken as cut; one cut right at its '?' loses the '?' too.
+func (h *hook) truncated() bool {
+	n := len(h.name)
+	if h.args != "" {
+		n += 1 + len(h.args)
+	}
+	return n >= maxField || (n == maxField-1 && h.args == "")
+}
+
 // path returns the stream path app/name, or an error for a missing app or name or a path that
 // fails authz.CheckPath (control characters, empty, "." or ".." segments).
 func (h *hook) path() (string, error) {

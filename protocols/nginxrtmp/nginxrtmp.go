@@ -63,6 +63,10 @@ var (
 	ErrRename = errors.New("nginxrtmp: unusable rename")
 )
 
+// ReasonTruncated replaces the engine's reason when a request is denied and its name?args
+// reached nginx-rtmp's 255-byte limit: the credential was cut by nginx-rtmp before the hook.
+const ReasonTruncated = "credential_truncated"
+
 // Authorizer decides requests; *authz.Engine implements it.
 type Authorizer interface {
 	Authorize(ctx context.Context, req *authz.Request) authz.Decision
@@ -222,7 +226,7 @@ func (h *Handler) start(ctx context.Context, w http.ResponseWriter, server strin
 	}
 	d := h.decide(ctx, hk.request(a, path))
 	if !d.Allowed() {
-		reply(w, http.StatusForbidden, "denied: "+d.Reason)
+		reply(w, http.StatusForbidden, "denied: "+h.denialReason(hk, d))
 		return
 	}
 	public, location := path, ""
@@ -292,7 +296,7 @@ func (h *Handler) update(ctx context.Context, w http.ResponseWriter, server stri
 			attrs = append(attrs, "path", s.path) // the public path; the presented one may be a key
 		}
 		h.log.Info("nginx-rtmp: session no longer authorized; nginx-rtmp will drop it", attrs...)
-		reason := d.Reason
+		reason := h.denialReason(hk, d)
 		if d.Keep() {
 			reason = "expired" // undecided, and the grant it last had has run out
 		}
@@ -352,6 +356,19 @@ func (h *Handler) done(server string, hk *hook) {
 		}
 		h.record(typ, server, hk.clientID, s)
 	}
+}
+
+// denialReason is the reason answered for a denial: the engine's, or ReasonTruncated (logged with
+// what to do instead) when nginx-rtmp cut the name?args that carried the credential, because the
+// engine's own reason (malformed_token, bad_signature, bad_credentials) would not say why.
+func (h *Handler) denialReason(hk *hook, d authz.Decision) string {
+	if !hk.truncated() {
+		return d.Reason
+	}
+	h.log.Warn(fmt.Sprintf("nginx-rtmp: nginx-rtmp cuts name?args at %d bytes, so the credential arrived "+
+		"incomplete: use a stream key (rtmp://host/app/<key>, or ?key=<key>)", maxField), "call", hk.call, "app", truncate(hk.app),
+		"session", hk.clientID, "reason", ReasonTruncated, "engine_reason", d.Reason)
+	return ReasonTruncated
 }
 
 // decide asks the engine within the handler's timeout and refuses a grant that has already
