@@ -47,7 +47,8 @@ var (
 	// ErrConfig is wrapped by every configuration error from New.
 	ErrConfig = errors.New("jwks: invalid configuration")
 	// ErrJWKSUnavailable is wrapped (inside an authz.ReasonError with reason jwks_unavailable)
-	// when a token must be checked against a provider whose keys were never fetched.
+	// when a token must be checked against a provider whose keys were never fetched, and by the
+	// fetch error of a key set URL that answers an error status (HTTP 503: the IdP is down).
 	ErrJWKSUnavailable = errors.New("jwks: key set unavailable")
 	// ErrMalformedJWKS is wrapped by fetch errors for documents that are not a usable key set.
 	ErrMalformedJWKS = errors.New("jwks: malformed key set")

@@ -196,7 +196,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	hk, err := decode(raw)
 	if err != nil {
-		h.badRequest(w, "", err)
+		h.badRequest(w, callOf(raw), err)
 		return
 	}
 	server, _, _ := net.SplitHostPort(r.RemoteAddr)
@@ -459,6 +459,9 @@ func (h *Handler) record(t live.EventType, server, clientID string, s session) {
 }
 
 func (h *Handler) badRequest(w http.ResponseWriter, call string, err error) {
+	if call == "" {
+		call = "(none)" // an empty value reads as a logging bug
+	}
 	h.log.Warn("nginx-rtmp: bad callback", "call", truncate(call), "err", err)
 	reply(w, http.StatusBadRequest, err.Error())
 }

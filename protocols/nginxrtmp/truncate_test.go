@@ -55,3 +55,23 @@ func TestTruncatedCredential(t *testing.T) {
 		})
 	}
 }
+
+// TestRefusedCallbackLogsCall: a callback refused while decoding is logged with its call (it was
+// logged as call=""), or "(none)" when it has no single call.
+func TestRefusedCallbackLogsCall(t *testing.T) {
+	for _, tt := range []struct{ body, want string }{
+		{sessionPrefix + "&call=publish&name=cam&type=live&user=a&user=b", "call=publish "},
+		{sessionPrefix + "&call=play&name=cam&token=%zz", "call=play "},
+		{sessionPrefix + "&name=cam", "call=(none) "},
+		{"call=play&call=publish&name=cam&app=live", "call=(none) "},
+	} {
+		var buf logtest.Buffer
+		h := New(Config{}, &fakeAuth{}, nil, slog.New(slog.NewTextHandler(&buf, nil)))
+		if w := hookPost(h, tt.body); w.Code != 400 {
+			t.Errorf("%s: got %d, want 400", tt.body, w.Code)
+		}
+		if !strings.Contains(buf.String(), tt.want) || strings.Contains(buf.String(), `call=""`) {
+			t.Errorf("%s: logged %q, want %s", tt.body, buf.String(), tt.want)
+		}
+	}
+}
