@@ -55,9 +55,10 @@ type Config struct {
 	// ReplacePublisher lets a new authorised publisher kick the current one off a path instead
 	// of getting 409 Conflict. Default false.
 	ReplacePublisher bool `yaml:"replace_publisher"`
-	// EnforceExpiry closes a session when its grant's Expires passes (checked by Run once a
-	// second). Default true.
-	EnforceExpiry bool `yaml:"enforce_expiry"`
+	// IgnoreExpiry keeps sessions running after their grant's Expires passes. Default false:
+	// Run closes a session when its grant expires (checked once a second), so a hand-built
+	// Config{} enforces expiry too. In YAML it is enforce_expiry: false.
+	IgnoreExpiry bool `yaml:"-"`
 	// GatherTimeout bounds the wait for ICE gathering before answering. Default 3s.
 	GatherTimeout conf.Duration `yaml:"gather_timeout"`
 	// ReconnectGrace is how long viewers stay connected after their publisher left, waiting for
@@ -111,7 +112,6 @@ func DefaultConfig() Config {
 	return Config{
 		UDPPort:        DefaultUDPPort,
 		AllowedOrigins: []string{"*"},
-		EnforceExpiry:  true,
 		GatherTimeout:  conf.Duration(DefaultGatherTimeout),
 		ReconnectGrace: conf.Duration(DefaultReconnectGrace),
 		ViewerQueue:    DefaultViewerQueue,
@@ -188,7 +188,7 @@ func (c *Config) UnmarshalYAML(n *yaml.Node) error {
 	}
 	out.ReplacePublisher = r.ReplacePublisher
 	if r.EnforceExpiry != nil {
-		out.EnforceExpiry = *r.EnforceExpiry
+		out.IgnoreExpiry = !*r.EnforceExpiry
 	}
 	if r.GatherTimeout != 0 {
 		out.GatherTimeout = r.GatherTimeout

@@ -155,7 +155,7 @@ func TestConfigYAML(t *testing.T) {
 			t.Fatal(err)
 		}
 		def := DefaultConfig()
-		if f.SFU.UDPPort != def.UDPPort || !f.SFU.EnforceExpiry || !f.SFU.Pages || f.SFU.ViewerQueue != def.ViewerQueue ||
+		if f.SFU.UDPPort != def.UDPPort || f.SFU.IgnoreExpiry || !f.SFU.Pages || f.SFU.ViewerQueue != def.ViewerQueue ||
 			f.SFU.GatherTimeout.Std() != DefaultGatherTimeout || len(f.SFU.AllowedOrigins) != 1 ||
 			f.SFU.MaxSessions != DefaultMaxSessions || f.SFU.MaxSessionsPerClient != DefaultMaxSessionsPerClient ||
 			f.SFU.MaxViewersPerPath != DefaultMaxViewersPerPath || f.SFU.ConnectTimeout.Std() != DefaultConnectTimeout ||
@@ -208,7 +208,7 @@ func TestConfigYAML(t *testing.T) {
 		}
 		c := f.SFU
 		if c.UDPPort != 0 || !c.TCP || len(c.PublicIPs) != 2 || !c.IncludeLoopback || len(c.ICEServers) != 2 ||
-			!c.ReplacePublisher || c.EnforceExpiry ||
+			!c.ReplacePublisher || !c.IgnoreExpiry ||
 			c.GatherTimeout.Std().String() != "2s" || c.ReconnectGrace.Std().String() != "1m0s" || c.ViewerQueue != 64 || c.Pages ||
 			c.MaxSessions != 50 || c.MaxSessionsPerClient != 5 || c.MaxViewersPerPath != 40 || c.ConnectTimeout.Std().String() != "4s" ||
 			c.MaxCandidates != 8 || !c.AllowPrivateCandidates {
