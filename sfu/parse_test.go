@@ -2,6 +2,7 @@ package sfu
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -163,17 +164,15 @@ func TestConfigYAML(t *testing.T) {
 			t.Errorf("got %+v, want the defaults", f.SFU)
 		}
 	})
-	t.Run("zero caps are the defaults, not unlimited", func(t *testing.T) {
+	t.Run("written zero caps are refused, never unlimited nor silently the default", func(t *testing.T) {
 		var f file
 		src := "sfu:\n  max_sessions: 0\n  max_sessions_per_client: 0\n  max_viewers_per_path: 0\n  connect_timeout: 0s\n  max_candidates: 0\n"
-		if err := conf.Decode("t.yml", []byte(src), nil, &f); err != nil {
-			t.Fatal(err)
-		}
-		c := f.SFU
-		if c.MaxSessions != DefaultMaxSessions || c.MaxSessionsPerClient != DefaultMaxSessionsPerClient ||
-			c.MaxViewersPerPath != DefaultMaxViewersPerPath || c.ConnectTimeout.Std() != DefaultConnectTimeout ||
-			c.MaxCandidates != DefaultMaxCandidates {
-			t.Errorf("got %+v, want the default caps", c)
+		err := conf.Decode("t.yml", []byte(src), nil, &f)
+		for i, key := range []string{"max_sessions", "max_sessions_per_client", "max_viewers_per_path", "connect_timeout", "max_candidates"} {
+			want := fmt.Sprintf("t.yml:%d: sfu.%s: %s must not be 0", i+2, key, key)
+			if err == nil || !strings.Contains(err.Error(), want) {
+				t.Errorf("got %v, want an error containing %q", err, want)
+			}
 		}
 	})
 	t.Run("full", func(t *testing.T) {

@@ -201,9 +201,6 @@ func New(cfg Config, auth Authorizer, rec Recorder, log *slog.Logger) (*SFU, err
 	if cfg.GatherTimeout <= 0 {
 		cfg.GatherTimeout = def.GatherTimeout
 	}
-	if cfg.ReconnectGrace <= 0 {
-		cfg.ReconnectGrace = def.ReconnectGrace
-	}
 	if cfg.ViewerQueue <= 0 {
 		cfg.ViewerQueue = def.ViewerQueue
 	}

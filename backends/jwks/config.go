@@ -50,8 +50,9 @@ type Config struct {
 	// RTSP, RTMP and SRT always accept query tokens, because their clients have no other way.
 	QueryTokenOnHTTP bool `yaml:"query_token_on_http"`
 	// MaxTokenSize rejects longer tokens with reason token_too_large before parsing. Default 16 KiB.
-	MaxTokenSize int `yaml:"max_token_size"`
-	// CacheSize bounds the verified-token cache. 0: DefaultCacheSize; negative: no cache.
+	MaxTokenSize int `yaml:"max_token_size" conf:"nonzero"`
+	// CacheSize bounds the verified-token cache. 0: DefaultCacheSize; negative: no cache. In
+	// YAML, absent means the default and a written 0 means no cache.
 	CacheSize int `yaml:"cache_size"`
 }
 
@@ -98,18 +99,19 @@ type Provider struct {
 	Algorithms []string `yaml:"algorithms"`
 	// HMACSecret, when set (at least 32 bytes), accepts HS256/HS384/HS512 tokens signed with it.
 	HMACSecret Secret `yaml:"hmac_secret"`
-	// Leeway tolerates clock skew on exp and nbf. Default 10s.
-	Leeway conf.Duration `yaml:"leeway"`
+	// Leeway tolerates clock skew on exp and nbf. nil: the default, 10s; a written 0s is kept
+	// (no tolerance).
+	Leeway *conf.Duration `yaml:"leeway"`
 	// RequireExp rejects tokens without exp. Default true.
 	RequireExp *bool `yaml:"require_exp"`
 	// RefreshInterval is how often the key set is fetched again in the background. Default 5m.
-	RefreshInterval conf.Duration `yaml:"refresh_interval"`
+	RefreshInterval conf.Duration `yaml:"refresh_interval" conf:"nonzero"`
 	// UnknownKIDRefresh is the minimum time between key set fetches triggered by a token signed
 	// with an unknown kid (key rotation without waiting for RefreshInterval; rate-limited so
 	// random kids cannot make gatehouse hammer the IdP). Default 30s.
-	UnknownKIDRefresh conf.Duration `yaml:"unknown_kid_refresh"`
+	UnknownKIDRefresh conf.Duration `yaml:"unknown_kid_refresh" conf:"nonzero"`
 	// FetchTimeout bounds one key set fetch. Default 5s.
-	FetchTimeout conf.Duration `yaml:"fetch_timeout"`
+	FetchTimeout conf.Duration `yaml:"fetch_timeout" conf:"nonzero"`
 	// Fingerprint pins the JWKS server's TLS leaf certificate: lower-case hex SHA-256 of its DER
 	// (colons allowed), as MediaMTX's authJWTJWKSFingerprint. When set it replaces chain
 	// verification.
@@ -139,6 +141,9 @@ func (c *Config) UnmarshalYAML(n *yaml.Node) error {
 		return err
 	}
 	*c = Config(raw)
+	if v := conf.Value(n, "cache_size"); v != n && c.CacheSize == 0 {
+		c.CacheSize = -1 // written 0: no cache, not the default
+	}
 	var errs []error
 	for _, pr := range c.problems() {
 		errs = append(errs, conf.Errorf(pr.node(n), "%s", pr.msg))

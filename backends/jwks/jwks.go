@@ -40,6 +40,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"gatehouse/authz"
+	"gatehouse/authz/conf"
 )
 
 // Sentinel errors of package jwks.
@@ -269,7 +270,7 @@ func (b *Backend) newProvider(c *Provider, client *http.Client) *provider {
 		roles:        map[string]authz.Permissions{},
 		scopes:       map[string]authz.Permissions{},
 		algs:         c.algorithms(),
-		leeway:       c.Leeway.Or(DefaultLeeway),
+		leeway:       leeway(c.Leeway),
 		requireExp:   c.RequireExp == nil || *c.RequireExp,
 		refreshEvery: c.RefreshInterval.Or(DefaultRefreshInterval),
 		unknownEvery: c.UnknownKIDRefresh.Or(DefaultUnknownKIDRefresh),
@@ -486,4 +487,13 @@ func message(reason string) string {
 
 func deny(reason string) authz.Decision {
 	return authz.Denying(authz.Unauthenticated, reason, message(reason))
+}
+
+// leeway returns the configured leeway: the default when none was given, else exactly the value
+// given, 0 included (a zero the user wrote must not become 10s).
+func leeway(d *conf.Duration) time.Duration {
+	if d == nil {
+		return DefaultLeeway
+	}
+	return d.Std()
 }

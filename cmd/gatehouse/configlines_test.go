@@ -39,3 +39,37 @@ func TestConfigErrorLines(t *testing.T) {
 		})
 	}
 }
+
+// TestWrittenZero: through the real loader, a 0 the user wrote is kept where it means something
+// (leeway, reconnect_grace) and refused with its line where it would silently have meant the
+// default; an absent key takes the default.
+func TestWrittenZero(t *testing.T) {
+	c, err := parseConfig("t.yml", []byte("auth:\n  methods: [jwt]\n  jwt:\n    providers:\n      - {name: kc, jwks: https://kc.example/certs, leeway: 0s}\n      - {name: kd, jwks: https://kd.example/certs}\nsfu:\n  reconnect_grace: 0s\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l := c.Auth.JWT.Providers[0].Leeway; l == nil || *l != 0 {
+		t.Errorf("leeway: 0s: got %v, want a kept 0", l)
+	}
+	if l := c.Auth.JWT.Providers[1].Leeway; l != nil {
+		t.Errorf("absent leeway: got %v, want nil (the default)", *l)
+	}
+	if g := c.SFU.ReconnectGrace; g != 0 {
+		t.Errorf("reconnect_grace: 0s: got %v, want 0", g.Std())
+	}
+	for _, tt := range []struct{ src, want string }{
+		{"hooks:\n  nginx_rtmp:\n    timeout: 0s\n", "t.yml:3: hooks.nginx_rtmp.timeout: timeout must not be 0"},
+		{"hooks:\n  nginx_rtmp:\n    max_body: 0\n", "t.yml:3: hooks.nginx_rtmp.max_body: max_body must not be 0"},
+		{"hooks:\n  forward_auth:\n    cookie:\n      max_age: 0s\n", "t.yml:4: hooks.forward_auth.cookie.max_age: max_age must not be 0"},
+		{"live:\n  sweep_interval: 0s\n", "t.yml:2: live.sweep_interval: sweep_interval must not be 0"},
+		{"live:\n  sources:\n    srs: {stale_after: 0s}\n", "t.yml:3: live.sources.srs.stale_after: stale_after must not be 0"},
+		{"notify:\n  webhooks:\n    - url: http://127.0.0.1:1/x\n      timeout: 0s\n", "t.yml:4: notify.webhooks[0].timeout: timeout must not be 0"},
+		{"auth:\n  internal:\n    cache_ttl: 0s\n    users: []\n", "t.yml:3: auth.internal.cache_ttl: cache_ttl must not be 0"},
+		{"sfu:\n  max_sessions: 0\n", "t.yml:2: sfu.max_sessions: max_sessions must not be 0"},
+		{"sfu:\n  gather_timeout: 0s\n", "t.yml:2: sfu.gather_timeout: gather_timeout must not be 0"},
+	} {
+		if _, err := parseConfig("t.yml", []byte(tt.src)); err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("%q: got %v, want an error containing %q", tt.src, err, tt.want)
+		}
+	}
+}

@@ -55,7 +55,7 @@ type CookieConfig struct {
 	// It is how long a viewer whose player fetches variant playlists by relative URL (a master
 	// playlist: MediaMTX, OME) can watch without sending credentials again, and how long a grant
 	// revoked without a gatehouse reload (an http backend's upstream) stays usable. Default 2h.
-	MaxAge conf.Duration `yaml:"max_age"`
+	MaxAge conf.Duration `yaml:"max_age" conf:"nonzero"`
 	// InsecureNoSecure omits the Secure attribute, for plain-HTTP test setups only: browsers
 	// drop Secure cookies set over http (except on localhost). Default false.
 	InsecureNoSecure bool `yaml:"insecure_no_secure"`

@@ -81,12 +81,12 @@ type Recorder interface {
 // Config tunes the handler. The zero Config uses the defaults.
 type Config struct {
 	// Timeout bounds one decision (default 5s). Keep it under nginx-rtmp's netcall_timeout (10s).
-	Timeout conf.Duration `yaml:"timeout"`
+	Timeout conf.Duration `yaml:"timeout" conf:"nonzero"`
 	// MaxBody is the largest request body read, in bytes (default 64 KiB; nginx-rtmp sends < 2 KiB).
-	MaxBody int64 `yaml:"max_body"`
+	MaxBody int64 `yaml:"max_body" conf:"nonzero"`
 	// MaxSessions bounds the table of live sessions kept to report done events under their public
 	// names (default 65536). Beyond it, sessions are still authorized but not reported.
-	MaxSessions int `yaml:"max_sessions"`
+	MaxSessions int `yaml:"max_sessions" conf:"nonzero"`
 	// Now is the clock used to refuse grants that have already expired (nil: time.Now).
 	Now func() time.Time `yaml:"-"`
 }
