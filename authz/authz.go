@@ -123,7 +123,8 @@ type Decision struct {
 	Identity string    // who the client is, if established ("" for anonymous)
 	Expires  time.Time // when the grant ends; the zero Time means never
 	// Rename is set when Request.Path presented a secret (a stream key used as the stream name):
-	// the public path to use instead. On an Allow, adapters publish under it; on a denial it only
+	// the public path to use instead, set by the method that decided or, when that method did
+	// not know the secret, by the engine (see SecretPaths). On an Allow, adapters publish under it; on a denial it only
 	// keeps the secret out of the engine's log line, and adapters must not act on it.
 	Rename string
 	// Undecided is set on a denial when some consulted method could not decide (it returned an

@@ -52,19 +52,34 @@ func (e *Engine) Authorize(ctx context.Context, req *Request) Decision {
 	if req.Action.HasPath() {
 		if err := CheckPath(req.Path); err != nil {
 			d = Denying(Forbidden, ReasonInvalidPath, "stream path refused: "+strings.TrimPrefix(err.Error(), ErrBadStreamPath.Error()+": "))
-			e.logDecision(ctx, req, d, e.now().Sub(start))
+			e.logDecision(ctx, req, d, false, e.now().Sub(start))
 			return d
 		}
 	}
-	d, _ = e.chain.Load().Authorize(ctx, req) // a Chain never returns an error
+	chain := e.chain.Load()
+	d, _ = chain.Authorize(ctx, req) // a Chain never returns an error
 	if d.Outcome == Abstain {
 		d = Denying(Unauthenticated, ReasonNoCredentials, "credentials required")
 	}
-	e.logDecision(ctx, req, d, e.now().Sub(start))
+	hidden := false
+	if req.Action.HasPath() && d.Rename == "" {
+		// The method that decided may not know the path holds a secret (a rule allowing read
+		// on live/* decides live/<stream key> without the keys method): ask every method.
+		if public, secret := chain.PublicPath(req.Path); secret {
+			if public != "" && public != req.Path {
+				d.Rename = public
+			} else {
+				hidden = true
+			}
+		}
+	}
+	e.logDecision(ctx, req, d, hidden, e.now().Sub(start))
 	return d
 }
 
-func (e *Engine) logDecision(ctx context.Context, req *Request, d Decision, took time.Duration) {
+// logDecision writes the decision's log line. hidden keeps the request path out of it: it holds
+// a secret with no public path to show instead.
+func (e *Engine) logDecision(ctx context.Context, req *Request, d Decision, hidden bool, took time.Duration) {
 	level := slog.LevelInfo
 	if !d.Allowed() && req.HasCredentials() {
 		level = slog.LevelWarn // a failed attempt that carried credentials: what fail2ban watches
@@ -76,7 +91,7 @@ func (e *Engine) logDecision(ctx context.Context, req *Request, d Decision, took
 	switch {
 	case d.Rename != "":
 		path = d.Rename // the presented path was a secret: a stream key used as the stream name
-	case d.Reason == ReasonInvalidPath:
+	case d.Reason == ReasonInvalidPath, hidden:
 		path = "" // nothing resolved it, and it may embed a stream key
 	}
 	attrs := []slog.Attr{

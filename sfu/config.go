@@ -35,7 +35,7 @@ const (
 
 // Config configures an SFU. Build it with DefaultConfig (or decode it from YAML, which starts
 // from the defaults) and change what you need: New uses the fields as given, except that zero
-// durations and sizes fall back to their defaults.
+// durations and sizes other than ReconnectGrace fall back to their defaults.
 type Config struct {
 	// UDPPort is the one UDP port all ICE traffic uses (one socket per local address, via an
 	// ICE UDP mux). Default 8189; 0 picks an ephemeral port per address (tests).
@@ -55,35 +55,37 @@ type Config struct {
 	// ReplacePublisher lets a new authorised publisher kick the current one off a path instead
 	// of getting 409 Conflict. Default false.
 	ReplacePublisher bool `yaml:"replace_publisher"`
-	// EnforceExpiry closes a session when its grant's Expires passes (checked by Run once a
-	// second). Default true.
-	EnforceExpiry bool `yaml:"enforce_expiry"`
+	// IgnoreExpiry keeps sessions running after their grant's Expires passes. Default false:
+	// Run closes a session when its grant expires (checked once a second), so a hand-built
+	// Config{} enforces expiry too. In YAML it is enforce_expiry: false.
+	IgnoreExpiry bool `yaml:"-"`
 	// GatherTimeout bounds the wait for ICE gathering before answering. Default 3s.
-	GatherTimeout conf.Duration `yaml:"gather_timeout"`
+	GatherTimeout conf.Duration `yaml:"gather_timeout" conf:"nonzero"`
 	// ReconnectGrace is how long viewers stay connected after their publisher left, waiting for
-	// it to come back. Default 30s.
+	// it to come back. DefaultConfig and YAML: 30s; 0 (a hand-built Config, or 0s written in
+	// the file): viewers are closed at the next check after their publisher left.
 	ReconnectGrace conf.Duration `yaml:"reconnect_grace"`
 	// ViewerQueue is the per-viewer, per-track packet queue length. A viewer whose queue is full
 	// loses packets and restarts at the next keyframe. Default 256.
-	ViewerQueue int `yaml:"viewer_queue"`
+	ViewerQueue int `yaml:"viewer_queue" conf:"nonzero"`
 	// MaxSessions caps the sessions of the whole SFU, counted from the moment an offer is
 	// admitted (before any PeerConnection exists); an offer over it gets 503 with Retry-After.
-	// Default 1000 (0 means the default, never unlimited).
-	MaxSessions int `yaml:"max_sessions"`
+	// Default 1000 (in Go, 0 means the default, never unlimited; in YAML a written 0 is refused).
+	MaxSessions int `yaml:"max_sessions" conf:"nonzero"`
 	// MaxSessionsPerClient caps the sessions of one client address (an IPv4 address or an
 	// IPv6 /64, as the SFU determines the client address); over it, 429 with Retry-After.
 	// Default 20.
-	MaxSessionsPerClient int `yaml:"max_sessions_per_client"`
+	MaxSessionsPerClient int `yaml:"max_sessions_per_client" conf:"nonzero"`
 	// MaxViewersPerPath caps the viewers of one stream path; over it, 503 with Retry-After.
 	// Default 500.
-	MaxViewersPerPath int `yaml:"max_viewers_per_path"`
+	MaxViewersPerPath int `yaml:"max_viewers_per_path" conf:"nonzero"`
 	// ConnectTimeout closes a session that has not connected (ICE and DTLS) this long after it
 	// was created, freeing its slot (checked by Run once a second). Default 10s.
-	ConnectTimeout conf.Duration `yaml:"connect_timeout"`
+	ConnectTimeout conf.Duration `yaml:"connect_timeout" conf:"nonzero"`
 	// MaxCandidates caps the distinct remote ICE candidates one session may name, in its offer
 	// and trickled PATCHes together (the SFU sends connectivity checks to each); over it, 400.
 	// Default 20.
-	MaxCandidates int `yaml:"max_candidates"`
+	MaxCandidates int `yaml:"max_candidates" conf:"nonzero"`
 	// AllowPrivateCandidates lets clients name loopback, private (RFC 1918, RFC 4193, RFC
 	// 6598) and link-local ICE candidates. Default false: such candidates are dropped, so a
 	// client cannot aim the SFU's connectivity checks at its internal networks. Turn it on when
@@ -111,7 +113,6 @@ func DefaultConfig() Config {
 	return Config{
 		UDPPort:        DefaultUDPPort,
 		AllowedOrigins: []string{"*"},
-		EnforceExpiry:  true,
 		GatherTimeout:  conf.Duration(DefaultGatherTimeout),
 		ReconnectGrace: conf.Duration(DefaultReconnectGrace),
 		ViewerQueue:    DefaultViewerQueue,
@@ -129,26 +130,26 @@ func DefaultConfig() Config {
 // invalid value with its line.
 func (c *Config) UnmarshalYAML(n *yaml.Node) error {
 	type raw struct {
-		UDPPort          *int          `yaml:"udp_port"`
-		TCP              bool          `yaml:"tcp"`
-		PublicIPs        []string      `yaml:"public_ips"`
-		IncludeLoopback  bool          `yaml:"include_loopback"`
-		ICEServers       []ICEServer   `yaml:"ice_servers"`
-		TrustedProxies   yaml.Node     `yaml:"trusted_proxies"` // moved: refused with a pointer
-		AllowedOrigins   []string      `yaml:"allowed_origins"`
-		ReplacePublisher bool          `yaml:"replace_publisher"`
-		EnforceExpiry    *bool         `yaml:"enforce_expiry"`
-		GatherTimeout    conf.Duration `yaml:"gather_timeout"`
-		ReconnectGrace   conf.Duration `yaml:"reconnect_grace"`
-		ViewerQueue      int           `yaml:"viewer_queue"`
-		Pages            *bool         `yaml:"pages"`
+		UDPPort          *int           `yaml:"udp_port"`
+		TCP              bool           `yaml:"tcp"`
+		PublicIPs        []string       `yaml:"public_ips"`
+		IncludeLoopback  bool           `yaml:"include_loopback"`
+		ICEServers       []ICEServer    `yaml:"ice_servers"`
+		TrustedProxies   yaml.Node      `yaml:"trusted_proxies"` // moved: refused with a pointer
+		AllowedOrigins   []string       `yaml:"allowed_origins"`
+		ReplacePublisher bool           `yaml:"replace_publisher"`
+		EnforceExpiry    *bool          `yaml:"enforce_expiry"`
+		GatherTimeout    conf.Duration  `yaml:"gather_timeout" conf:"nonzero"`
+		ReconnectGrace   *conf.Duration `yaml:"reconnect_grace"`
+		ViewerQueue      int            `yaml:"viewer_queue" conf:"nonzero"`
+		Pages            *bool          `yaml:"pages"`
 
-		MaxSessions          int           `yaml:"max_sessions"`
-		MaxSessionsPerClient int           `yaml:"max_sessions_per_client"`
-		MaxViewersPerPath    int           `yaml:"max_viewers_per_path"`
-		ConnectTimeout       conf.Duration `yaml:"connect_timeout"`
+		MaxSessions          int           `yaml:"max_sessions" conf:"nonzero"`
+		MaxSessionsPerClient int           `yaml:"max_sessions_per_client" conf:"nonzero"`
+		MaxViewersPerPath    int           `yaml:"max_viewers_per_path" conf:"nonzero"`
+		ConnectTimeout       conf.Duration `yaml:"connect_timeout" conf:"nonzero"`
 
-		MaxCandidates          int  `yaml:"max_candidates"`
+		MaxCandidates          int  `yaml:"max_candidates" conf:"nonzero"`
 		AllowPrivateCandidates bool `yaml:"allow_private_candidates"`
 	}
 	var r raw
@@ -188,13 +189,13 @@ func (c *Config) UnmarshalYAML(n *yaml.Node) error {
 	}
 	out.ReplacePublisher = r.ReplacePublisher
 	if r.EnforceExpiry != nil {
-		out.EnforceExpiry = *r.EnforceExpiry
+		out.IgnoreExpiry = !*r.EnforceExpiry
 	}
 	if r.GatherTimeout != 0 {
 		out.GatherTimeout = r.GatherTimeout
 	}
-	if r.ReconnectGrace != 0 {
-		out.ReconnectGrace = r.ReconnectGrace
+	if r.ReconnectGrace != nil { // a written 0s is kept: viewers leave with their publisher
+		out.ReconnectGrace = *r.ReconnectGrace
 	}
 	if r.ViewerQueue < 0 || r.ViewerQueue > 65536 {
 		errs = append(errs, conf.Errorf(field(n, "viewer_queue"), "viewer_queue %d out of range 1-65536", r.ViewerQueue))
@@ -216,7 +217,7 @@ func (c *Config) UnmarshalYAML(n *yaml.Node) error {
 	} {
 		switch {
 		case c.v < 0:
-			errs = append(errs, conf.Errorf(field(n, c.key), "%s %d must be positive (0 or absent: the default)", c.key, c.v))
+			errs = append(errs, conf.Errorf(field(n, c.key), "%s %d must be positive (leave the key out for the default)", c.key, c.v))
 		case c.v > 0:
 			*c.dst = c.v
 		}

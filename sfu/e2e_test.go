@@ -188,7 +188,7 @@ func TestExpiredGrantClosesSessions(t *testing.T) {
 }
 
 func TestExpiryNotEnforcedWhenDisabled(t *testing.T) {
-	e := newEnv(t, func(c *Config) { c.EnforceExpiry = false })
+	e := newEnv(t, func(c *Config) { c.IgnoreExpiry = true })
 	if pub, res := e.publish("live/cam", tokShort, 1); pub == nil {
 		t.Fatalf("publish: got %d", res.StatusCode)
 	}
@@ -493,5 +493,21 @@ func TestStreamKeyRename(t *testing.T) {
 		if strings.Contains(ev.Path+ev.Session+ev.Identity, streamKey) {
 			t.Errorf("event %+v names the stream key", ev)
 		}
+	}
+}
+
+// TestHandBuiltConfigEnforcesExpiry: zero values are the safe ones: a Config{} built by hand (not
+// from DefaultConfig or YAML) ends sessions whose grant expired.
+func TestHandBuiltConfigEnforcesExpiry(t *testing.T) {
+	e := newEnv(t, func(c *Config) {
+		*c = Config{UDPPort: c.UDPPort, IncludeLoopback: true, Now: c.Now, ConnectTimeout: c.ConnectTimeout, AllowPrivateCandidates: true}
+	})
+	if pub, res := e.publish("live/cam", tokShort, 1); pub == nil {
+		t.Fatalf("publish: got %d", res.StatusCode)
+	}
+	e.clock.Advance(time.Minute)
+	e.sfu.sweep()
+	if got := e.sessionCount(); got != 0 {
+		t.Errorf("sessions after the grant expired: got %d, want 0", got)
 	}
 }

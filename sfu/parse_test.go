@@ -2,6 +2,7 @@ package sfu
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -155,7 +156,7 @@ func TestConfigYAML(t *testing.T) {
 			t.Fatal(err)
 		}
 		def := DefaultConfig()
-		if f.SFU.UDPPort != def.UDPPort || !f.SFU.EnforceExpiry || !f.SFU.Pages || f.SFU.ViewerQueue != def.ViewerQueue ||
+		if f.SFU.UDPPort != def.UDPPort || f.SFU.IgnoreExpiry || !f.SFU.Pages || f.SFU.ViewerQueue != def.ViewerQueue ||
 			f.SFU.GatherTimeout.Std() != DefaultGatherTimeout || len(f.SFU.AllowedOrigins) != 1 ||
 			f.SFU.MaxSessions != DefaultMaxSessions || f.SFU.MaxSessionsPerClient != DefaultMaxSessionsPerClient ||
 			f.SFU.MaxViewersPerPath != DefaultMaxViewersPerPath || f.SFU.ConnectTimeout.Std() != DefaultConnectTimeout ||
@@ -163,17 +164,15 @@ func TestConfigYAML(t *testing.T) {
 			t.Errorf("got %+v, want the defaults", f.SFU)
 		}
 	})
-	t.Run("zero caps are the defaults, not unlimited", func(t *testing.T) {
+	t.Run("written zero caps are refused, never unlimited nor silently the default", func(t *testing.T) {
 		var f file
 		src := "sfu:\n  max_sessions: 0\n  max_sessions_per_client: 0\n  max_viewers_per_path: 0\n  connect_timeout: 0s\n  max_candidates: 0\n"
-		if err := conf.Decode("t.yml", []byte(src), nil, &f); err != nil {
-			t.Fatal(err)
-		}
-		c := f.SFU
-		if c.MaxSessions != DefaultMaxSessions || c.MaxSessionsPerClient != DefaultMaxSessionsPerClient ||
-			c.MaxViewersPerPath != DefaultMaxViewersPerPath || c.ConnectTimeout.Std() != DefaultConnectTimeout ||
-			c.MaxCandidates != DefaultMaxCandidates {
-			t.Errorf("got %+v, want the default caps", c)
+		err := conf.Decode("t.yml", []byte(src), nil, &f)
+		for i, key := range []string{"max_sessions", "max_sessions_per_client", "max_viewers_per_path", "connect_timeout", "max_candidates"} {
+			want := fmt.Sprintf("t.yml:%d: sfu.%s: %s must not be 0", i+2, key, key)
+			if err == nil || !strings.Contains(err.Error(), want) {
+				t.Errorf("got %v, want an error containing %q", err, want)
+			}
 		}
 	})
 	t.Run("full", func(t *testing.T) {
@@ -208,7 +207,7 @@ func TestConfigYAML(t *testing.T) {
 		}
 		c := f.SFU
 		if c.UDPPort != 0 || !c.TCP || len(c.PublicIPs) != 2 || !c.IncludeLoopback || len(c.ICEServers) != 2 ||
-			!c.ReplacePublisher || c.EnforceExpiry ||
+			!c.ReplacePublisher || !c.IgnoreExpiry ||
 			c.GatherTimeout.Std().String() != "2s" || c.ReconnectGrace.Std().String() != "1m0s" || c.ViewerQueue != 64 || c.Pages ||
 			c.MaxSessions != 50 || c.MaxSessionsPerClient != 5 || c.MaxViewersPerPath != 40 || c.ConnectTimeout.Std().String() != "4s" ||
 			c.MaxCandidates != 8 || !c.AllowPrivateCandidates {

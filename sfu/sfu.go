@@ -201,9 +201,6 @@ func New(cfg Config, auth Authorizer, rec Recorder, log *slog.Logger) (*SFU, err
 	if cfg.GatherTimeout <= 0 {
 		cfg.GatherTimeout = def.GatherTimeout
 	}
-	if cfg.ReconnectGrace <= 0 {
-		cfg.ReconnectGrace = def.ReconnectGrace
-	}
 	if cfg.ViewerQueue <= 0 {
 		cfg.ViewerQueue = def.ViewerQueue
 	}
@@ -367,7 +364,7 @@ func (s *SFU) closeSockets() {
 	}
 }
 
-// Run closes sessions whose grant expired (when Config.EnforceExpiry), sessions that did not
+// Run closes sessions whose grant expired (unless Config.IgnoreExpiry), sessions that did not
 // connect within Config.ConnectTimeout and viewers whose publisher did not come back within
 // Config.ReconnectGrace, checking once a second. It returns
 // when ctx is done or Close is called; it does not close sessions itself (Close does).
@@ -397,7 +394,7 @@ func (s *SFU) sweep() {
 	s.mu.Lock()
 	for _, sess := range s.sessions {
 		switch {
-		case s.cfg.EnforceExpiry && !sess.expires.IsZero() && !now.Before(sess.expires):
+		case !s.cfg.IgnoreExpiry && !sess.expires.IsZero() && !now.Before(sess.expires):
 			victims = append(victims, victim{sess, "grant expired"})
 		case !sess.connected.Load() && now.Sub(sess.created) >= s.cfg.ConnectTimeout.Std():
 			victims = append(victims, victim{sess, "did not connect in time"})

@@ -290,6 +290,9 @@ func checkKeys(n *yaml.Node, t reflect.Type, errs *[]string) {
 				*errs = append(*errs, at(k)+fmt.Sprintf("unknown key %q (known keys: %s)", k.Value, knownKeys(fields)))
 				continue
 			}
+			if nonZero(t, k.Value) && writtenZero(n.Content[i+1]) {
+				*errs = append(*errs, at(n.Content[i+1])+fmt.Sprintf("%s must not be 0: leave the key out for the default, or write a positive value", k.Value))
+			}
 			checkKeys(n.Content[i+1], ft, errs)
 		}
 	case reflect.Slice, reflect.Array:
@@ -305,6 +308,35 @@ func checkKeys(n *yaml.Node, t reflect.Type, errs *[]string) {
 			}
 		}
 	}
+}
+
+// nonZero reports whether the field of struct t named key in YAML carries the tag conf:"nonzero":
+// a number or duration for which 0 is no sensible value and the Go zero value means "the
+// default". Written in a file, such a 0 is refused (it would silently become the default); only
+// an absent key takes the default. Keys for which 0 is meaningful (a leeway of 0s) have no tag
+// and keep a written 0 instead.
+func nonZero(t reflect.Type, key string) bool {
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		if name, _, _ := strings.Cut(f.Tag.Get("yaml"), ","); name == key {
+			return f.Tag.Get("conf") == "nonzero"
+		}
+	}
+	return false
+}
+
+// writtenZero reports whether n is a scalar that decodes to the number or duration 0.
+func writtenZero(n *yaml.Node) bool {
+	if n == nil || n.Kind != yaml.ScalarNode || n.Tag == "!!null" || n.Value == "" {
+		return false
+	}
+	if f, err := strconv.ParseFloat(n.Value, 64); err == nil {
+		return f == 0
+	}
+	if d, err := time.ParseDuration(n.Value); err == nil {
+		return d == 0
+	}
+	return false
 }
 
 func collectFields(t reflect.Type, out map[string]reflect.Type) {

@@ -42,21 +42,21 @@ const (
 // it (e.g. 8760h) for 24/7 streams. Sources overrides both for every session of one source.
 type Config struct {
 	// SweepInterval is how often Run sweeps (default 30s).
-	SweepInterval conf.Duration `yaml:"sweep_interval"`
+	SweepInterval conf.Duration `yaml:"sweep_interval" conf:"nonzero"`
 	// StaleAfter expires a session that has sent Alive and then gone silent (default 2m: four
 	// nginx-rtmp on_update periods).
-	StaleAfter conf.Duration `yaml:"stale_after"`
+	StaleAfter conf.Duration `yaml:"stale_after" conf:"nonzero"`
 	// SilentStaleAfter expires a session that never sent Alive (default 24h).
-	SilentStaleAfter conf.Duration `yaml:"silent_stale_after"`
+	SilentStaleAfter conf.Duration `yaml:"silent_stale_after" conf:"nonzero"`
 	// ReorderWindow is how long an ended session is remembered so that its late or duplicated
 	// start (OME delivering "closing" before "opening") is ignored (default 1m).
-	ReorderWindow conf.Duration `yaml:"reorder_window"`
+	ReorderWindow conf.Duration `yaml:"reorder_window" conf:"nonzero"`
 	// Sources sets per-source expiry, keyed by Event.Source ("nginx-rtmp", "ome", "srs", ...).
 	Sources map[string]SourceConfig `yaml:"sources"`
 	// MaxViewers bounds the viewer sessions held, over all paths (default 10000). Beyond it a
 	// Joined for a new session is not recorded (the viewer was already admitted: the registry is
 	// bookkeeping, not admission), and Sweep logs a warning. Publishers are never limited.
-	MaxViewers int `yaml:"max_viewers"`
+	MaxViewers int `yaml:"max_viewers" conf:"nonzero"`
 }
 
 // UnmarshalYAML decodes strictly and reports a negative max_viewers with its line.
@@ -87,8 +87,8 @@ func (c Config) maxViewers() int {
 // SourceConfig is the expiry of one source's sessions.
 type SourceConfig struct {
 	// StaleAfter expires every session of the source after this much silence, whether or not it
-	// sends Alive. Zero: the global rules.
-	StaleAfter conf.Duration `yaml:"stale_after"`
+	// sends Alive. Absent (Go: zero): the global rules; a written 0 is refused.
+	StaleAfter conf.Duration `yaml:"stale_after" conf:"nonzero"`
 }
 
 func (c Config) staleFor(source string, alive bool) time.Duration {

@@ -50,7 +50,7 @@ const (
 type Config struct {
 	// QueueSize bounds each webhook's queue of pending notifications (default 64); when it is
 	// full, new notifications for that webhook are dropped, counted and logged.
-	QueueSize int `yaml:"queue_size"`
+	QueueSize int `yaml:"queue_size" conf:"nonzero"`
 	// Webhooks are delivered independently: a slow one never delays another.
 	Webhooks []Webhook `yaml:"webhooks"`
 }
@@ -100,10 +100,10 @@ func (w *Webhook) UnmarshalYAML(n *yaml.Node) error {
 		LiveMessage    string            `yaml:"live_message"`
 		OfflineMessage string            `yaml:"offline_message"`
 		Headers        map[string]string `yaml:"headers"`
-		Timeout        conf.Duration     `yaml:"timeout"`
-		MaxAttempts    int               `yaml:"max_attempts"`
-		Backoff        conf.Duration     `yaml:"backoff"`
-		MaxBackoff     conf.Duration     `yaml:"max_backoff"`
+		Timeout        conf.Duration     `yaml:"timeout" conf:"nonzero"`
+		MaxAttempts    int               `yaml:"max_attempts" conf:"nonzero"`
+		Backoff        conf.Duration     `yaml:"backoff" conf:"nonzero"`
+		MaxBackoff     conf.Duration     `yaml:"max_backoff" conf:"nonzero"`
 	}
 	if err := conf.Strict(n, &raw); err != nil {
 		return err
@@ -129,7 +129,7 @@ func (w *Webhook) UnmarshalYAML(n *yaml.Node) error {
 // unique.
 func (c *Config) UnmarshalYAML(n *yaml.Node) error {
 	var raw struct {
-		QueueSize int       `yaml:"queue_size"`
+		QueueSize int       `yaml:"queue_size" conf:"nonzero"`
 		Webhooks  []Webhook `yaml:"webhooks"`
 	}
 	err := conf.Strict(n, &raw)

@@ -50,8 +50,9 @@ type Config struct {
 	// RTSP, RTMP and SRT always accept query tokens, because their clients have no other way.
 	QueryTokenOnHTTP bool `yaml:"query_token_on_http"`
 	// MaxTokenSize rejects longer tokens with reason token_too_large before parsing. Default 16 KiB.
-	MaxTokenSize int `yaml:"max_token_size"`
-	// CacheSize bounds the verified-token cache. 0: DefaultCacheSize; negative: no cache.
+	MaxTokenSize int `yaml:"max_token_size" conf:"nonzero"`
+	// CacheSize bounds the verified-token cache. 0: DefaultCacheSize; negative: no cache. In
+	// YAML, absent means the default and a written 0 means no cache.
 	CacheSize int `yaml:"cache_size"`
 }
 
@@ -98,18 +99,19 @@ type Provider struct {
 	Algorithms []string `yaml:"algorithms"`
 	// HMACSecret, when set (at least 32 bytes), accepts HS256/HS384/HS512 tokens signed with it.
 	HMACSecret Secret `yaml:"hmac_secret"`
-	// Leeway tolerates clock skew on exp and nbf. Default 10s.
-	Leeway conf.Duration `yaml:"leeway"`
+	// Leeway tolerates clock skew on exp and nbf. nil: the default, 10s; a written 0s is kept
+	// (no tolerance).
+	Leeway *conf.Duration `yaml:"leeway"`
 	// RequireExp rejects tokens without exp. Default true.
 	RequireExp *bool `yaml:"require_exp"`
 	// RefreshInterval is how often the key set is fetched again in the background. Default 5m.
-	RefreshInterval conf.Duration `yaml:"refresh_interval"`
+	RefreshInterval conf.Duration `yaml:"refresh_interval" conf:"nonzero"`
 	// UnknownKIDRefresh is the minimum time between key set fetches triggered by a token signed
 	// with an unknown kid (key rotation without waiting for RefreshInterval; rate-limited so
 	// random kids cannot make gatehouse hammer the IdP). Default 30s.
-	UnknownKIDRefresh conf.Duration `yaml:"unknown_kid_refresh"`
+	UnknownKIDRefresh conf.Duration `yaml:"unknown_kid_refresh" conf:"nonzero"`
 	// FetchTimeout bounds one key set fetch. Default 5s.
-	FetchTimeout conf.Duration `yaml:"fetch_timeout"`
+	FetchTimeout conf.Duration `yaml:"fetch_timeout" conf:"nonzero"`
 	// Fingerprint pins the JWKS server's TLS leaf certificate: lower-case hex SHA-256 of its DER
 	// (colons allowed), as MediaMTX's authJWTJWKSFingerprint. When set it replaces chain
 	// verification.
@@ -125,8 +127,8 @@ func (p *Provider) UnmarshalYAML(n *yaml.Node) error {
 	}
 	*p = Provider(raw)
 	var errs []error
-	for _, msg := range p.problems() {
-		errs = append(errs, conf.Errorf(n, "%s", msg))
+	for _, pr := range p.problems() {
+		errs = append(errs, conf.Errorf(pr.node(n), "%s", pr.msg))
 	}
 	return conf.Join(errs...)
 }
@@ -139,54 +141,92 @@ func (c *Config) UnmarshalYAML(n *yaml.Node) error {
 		return err
 	}
 	*c = Config(raw)
+	if v := conf.Value(n, "cache_size"); v != n && c.CacheSize == 0 {
+		c.CacheSize = -1 // written 0: no cache, not the default
+	}
 	var errs []error
-	for _, msg := range c.problems() {
-		errs = append(errs, conf.Errorf(n, "%s", msg))
+	for _, pr := range c.problems() {
+		errs = append(errs, conf.Errorf(pr.node(n), "%s", pr.msg))
 	}
 	return conf.Join(errs...)
 }
 
-func (c *Config) problems() []string {
-	var out []string
+// problem is one thing wrong with a Config or Provider, with the key (and list item) it is
+// about, so that YAML decoding reports it at that key's line.
+type problem struct {
+	key  string // "": the whole section
+	item int    // index in the list under key; -1: the key itself
+	msg  string
+}
+
+func (pr problem) node(n *yaml.Node) *yaml.Node {
+	if pr.key == "" {
+		return n
+	}
+	if pr.item >= 0 {
+		return conf.Item(n, pr.key, pr.item)
+	}
+	return conf.Value(n, pr.key)
+}
+
+func messages(prs []problem) []string {
+	out := make([]string, len(prs))
+	for i, pr := range prs {
+		out[i] = pr.msg
+	}
+	return out
+}
+
+func (c *Config) problems() []problem {
+	var out []problem
 	seen := map[string]bool{}
-	for _, p := range c.Providers {
+	for i, p := range c.Providers {
 		if p.Name != "" && seen[p.Name] {
-			out = append(out, fmt.Sprintf("provider name %q is used twice", p.Name))
+			out = append(out, problem{"providers", i, fmt.Sprintf("provider name %q is used twice", p.Name)})
 		}
 		seen[p.Name] = true
 	}
 	if c.MaxTokenSize < 0 {
-		out = append(out, "max_token_size must not be negative")
+		out = append(out, problem{"max_token_size", -1, "max_token_size must not be negative"})
 	}
 	return out
 }
 
 // problems lists what is wrong with p (empty: valid). It does not modify p.
-func (p *Provider) problems() []string {
-	var out []string
-	add := func(format string, args ...any) { out = append(out, fmt.Sprintf(format, args...)) }
+func (p *Provider) problems() []problem {
+	var out []problem
+	key, item := "", -1
+	add := func(format string, args ...any) { out = append(out, problem{key, item, fmt.Sprintf(format, args...)}) }
+	at := func(k string, i int) { key, item = k, i }
 	if p.Name == "" {
+		at("", -1)
 		add("provider has no name")
 	}
 	if p.JWKS == "" && p.HMACSecret == "" {
+		at("", -1)
 		add("provider %q: jwks (key set URL) is required unless hmac_secret is set", p.Name)
 	}
 	if p.JWKS != "" {
+		at("jwks", -1)
 		u, err := url.Parse(p.JWKS)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 			add("provider %q: jwks must be an http:// or https:// URL", p.Name)
 		}
 	}
 	if p.HMACSecret != "" && len(p.HMACSecret) < minHMACSecret {
+		at("hmac_secret", -1)
 		add("provider %q: hmac_secret must be at least %d bytes", p.Name, minHMACSecret)
 	}
 	if p.MatchAZP && p.Audience == "" {
+		at("match_azp", -1)
 		add("provider %q: match_azp needs audience", p.Name)
 	}
 	if p.RolesClient != "" && len(p.Roles) == 0 {
+		at("roles_client", -1)
 		add("provider %q: roles_client without roles", p.Name)
 	}
-	for _, a := range p.Algorithms {
+	for i, a := range p.Algorithms {
+		at("algorithms", i)
 		switch {
 		case strings.EqualFold(a, "none"):
 			add("provider %q: algorithm %q is never accepted", p.Name, a)
@@ -202,6 +242,7 @@ func (p *Provider) problems() []string {
 		}
 	}
 	if p.Fingerprint != "" {
+		at("fingerprint", -1)
 		if _, err := parseFingerprint(p.Fingerprint); err != nil {
 			add("provider %q: fingerprint must be 64 hex digits (SHA-256 of the certificate DER)", p.Name)
 		}

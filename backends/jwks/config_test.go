@@ -69,23 +69,25 @@ func TestConfigYAML(t *testing.T) {
 	b.Close()
 }
 
+// TestConfigYAMLErrors: each problem is reported at the line of the key (or list entry) it is
+// about, not at the first line of its provider.
 func TestConfigYAMLErrors(t *testing.T) {
 	for _, tc := range []struct {
 		name, yaml, want string
 		line             int
 	}{
 		{"unknown key", "jwt:\n  providers:\n    - name: a\n      jwks: http://x/certs\n      audiences: [a]\n", `unknown key "audiences"`, 5},
-		{"ftp URL", "jwt:\n  providers:\n    - name: a\n      jwks: ftp://x/certs\n", "must be an http:// or https:// URL", 3},
+		{"ftp URL", "jwt:\n  providers:\n    - name: a\n      jwks: ftp://x/certs\n", "must be an http:// or https:// URL", 4},
 		{"no jwks", "jwt:\n  providers:\n    - name: a\n", "jwks (key set URL) is required", 3},
-		{"alg none", "jwt:\n  providers:\n    - name: a\n      jwks: http://x\n      algorithms: [RS256, none]\n", "never accepted", 3},
-		{"HS without secret", "jwt:\n  providers:\n    - name: a\n      jwks: http://x\n      algorithms: [HS256]\n", "needs hmac_secret", 3},
-		{"unknown alg", "jwt:\n  providers:\n    - name: a\n      jwks: http://x\n      algorithms: [RS1]\n", "unknown algorithm", 3},
-		{"short secret", "jwt:\n  providers:\n    - name: a\n      hmac_secret: short\n", "at least 32 bytes", 3},
+		{"alg none", "jwt:\n  providers:\n    - name: a\n      jwks: http://x\n      algorithms: [RS256, none]\n", "never accepted", 5},
+		{"HS without secret", "jwt:\n  providers:\n    - name: a\n      jwks: http://x\n      algorithms: [HS256]\n", "needs hmac_secret", 5},
+		{"unknown alg", "jwt:\n  providers:\n    - name: a\n      jwks: http://x\n      algorithms: [RS1]\n", "unknown algorithm", 5},
+		{"short secret", "jwt:\n  providers:\n    - name: a\n      hmac_secret: short\n", "at least 32 bytes", 4},
 		{"bad duration", "jwt:\n  providers:\n    - name: a\n      jwks: http://x\n      leeway: soon\n", "invalid duration", 5},
 		{"bad role permission", "jwt:\n  providers:\n    - name: a\n      jwks: http://x\n      roles:\n        r: [{action: write}]\n", "unknown action", 6},
-		{"match_azp without audience", "jwt:\n  providers:\n    - name: a\n      jwks: http://x\n      match_azp: true\n", "match_azp needs audience", 3},
-		{"bad fingerprint", "jwt:\n  providers:\n    - name: a\n      jwks: https://x\n      fingerprint: zz\n", "fingerprint must be 64 hex", 3},
-		{"duplicate names", "jwt:\n  providers:\n    - {name: a, jwks: http://x}\n    - {name: a, jwks: http://y}\n", "used twice", 2},
+		{"match_azp without audience", "jwt:\n  providers:\n    - name: a\n      jwks: http://x\n      match_azp: true\n", "match_azp needs audience", 5},
+		{"bad fingerprint", "jwt:\n  providers:\n    - name: a\n      jwks: https://x\n      fingerprint: zz\n", "fingerprint must be 64 hex", 5},
+		{"duplicate names", "jwt:\n  providers:\n    - {name: a, jwks: http://x}\n    - {name: a, jwks: http://y}\n", "used twice", 4},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var f file

@@ -40,6 +40,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"gatehouse/authz"
+	"gatehouse/authz/conf"
 )
 
 // Sentinel errors of package jwks.
@@ -47,7 +48,8 @@ var (
 	// ErrConfig is wrapped by every configuration error from New.
 	ErrConfig = errors.New("jwks: invalid configuration")
 	// ErrJWKSUnavailable is wrapped (inside an authz.ReasonError with reason jwks_unavailable)
-	// when a token must be checked against a provider whose keys were never fetched.
+	// when a token must be checked against a provider whose keys were never fetched, and by the
+	// fetch error of a key set URL that answers an error status (HTTP 503: the IdP is down).
 	ErrJWKSUnavailable = errors.New("jwks: key set unavailable")
 	// ErrMalformedJWKS is wrapped by fetch errors for documents that are not a usable key set.
 	ErrMalformedJWKS = errors.New("jwks: malformed key set")
@@ -165,9 +167,9 @@ func New(cfg Config, opts ...Option) (*Backend, error) {
 		o.log = slog.New(slog.DiscardHandler)
 	}
 	var problems []string
-	problems = append(problems, cfg.problems()...)
+	problems = append(problems, messages(cfg.problems())...)
 	for i := range cfg.Providers {
-		problems = append(problems, cfg.Providers[i].problems()...)
+		problems = append(problems, messages(cfg.Providers[i].problems())...)
 	}
 	if len(cfg.Providers) == 0 && o.issuer == nil {
 		problems = append(problems, "no providers (and no issuer)")
@@ -268,7 +270,7 @@ func (b *Backend) newProvider(c *Provider, client *http.Client) *provider {
 		roles:        map[string]authz.Permissions{},
 		scopes:       map[string]authz.Permissions{},
 		algs:         c.algorithms(),
-		leeway:       c.Leeway.Or(DefaultLeeway),
+		leeway:       leeway(c.Leeway),
 		requireExp:   c.RequireExp == nil || *c.RequireExp,
 		refreshEvery: c.RefreshInterval.Or(DefaultRefreshInterval),
 		unknownEvery: c.UnknownKIDRefresh.Or(DefaultUnknownKIDRefresh),
@@ -485,4 +487,13 @@ func message(reason string) string {
 
 func deny(reason string) authz.Decision {
 	return authz.Denying(authz.Unauthenticated, reason, message(reason))
+}
+
+// leeway returns the configured leeway: the default when none was given, else exactly the value
+// given, 0 included (a zero the user wrote must not become 10s).
+func leeway(d *conf.Duration) time.Duration {
+	if d == nil {
+		return DefaultLeeway
+	}
+	return d.Std()
 }

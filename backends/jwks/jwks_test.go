@@ -756,3 +756,16 @@ func TestWithClockNil(t *testing.T) {
 		t.Fatalf("got %v %q %v, want allow", d.Outcome, d.Reason, err)
 	}
 }
+
+// TestJWKSHTTPStatusError: an IdP answering 503 is unavailable, not a malformed key set.
+func TestJWKSHTTPStatusError(t *testing.T) {
+	clk := newClock()
+	srv := newJWKSServer(t, jwksDoc(t, rsaKey("k1")))
+	srv.status.Store(http.StatusServiceUnavailable)
+	b := newTestBackend(t, Config{Providers: []Provider{testProvider(srv.URL)}}, WithClock(clk.Now))
+	_, _ = authorize(t, b, publishReq("cam1", rsaKey("k1").sign(t, claimsAt(clk.Now(), publishPerm("cam1")))))
+	last := b.Stats().Providers[0].LastError
+	if !strings.Contains(last, "HTTP 503 from the key set URL") || strings.Contains(last, "malformed") {
+		t.Errorf("got last error %q, want it to say HTTP 503 from the key set URL, not malformed", last)
+	}
+}

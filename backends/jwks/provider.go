@@ -232,7 +232,8 @@ func (p *provider) fetch(ctx context.Context) (*keySet, int, error) {
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 4<<10))
-		return nil, 0, fmt.Errorf("jwks: fetch keys: %w: HTTP %d", ErrMalformedJWKS, resp.StatusCode)
+		// An error status says the IdP is down or misrouted, not that its document is wrong.
+		return nil, 0, fmt.Errorf("jwks: fetch keys: HTTP %d from the key set URL %s: %w", resp.StatusCode, safeURL(p.url), ErrJWKSUnavailable)
 	}
 	body, err := io.ReadAll(io.LimitReader(resp.Body, MaxJWKSBody+1))
 	if err != nil {

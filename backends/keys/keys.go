@@ -63,6 +63,7 @@ const Param = "key"
 // Reasons specific to this backend (see authz.Decision.Reason).
 const (
 	ReasonKeyExpired   = "key_expired"
+	ReasonKeyRevoked   = "key_revoked"
 	ReasonWrongPath    = "key_wrong_path"
 	ReasonDuplicateKey = "duplicate_key_param"
 )
@@ -75,6 +76,7 @@ const (
 //	    user: alice                # identity; default: the path
 //	    actions: [publish]         # default [publish]; publish, read, playback
 //	    expires: 2026-12-31T23:59:59Z   # optional, RFC 3339
+//	    revoked: true              # optional: permits nothing, but keeps the key out of logs
 //
 // Several entries may share a path, so a new key can be introduced before the old one is
 // removed. The same key twice is an error.
@@ -89,6 +91,11 @@ type Key struct {
 	User    string         // identity reported on allow; "" means Path
 	Actions []authz.Action // what the key permits; default [publish]
 	Expires time.Time      // zero: never
+	// Revoked keys permit nothing (reason key_revoked) but are still recognised, so that a
+	// client or a running nginx-rtmp session that keeps presenting one as its stream name is
+	// logged and reported under Path, never under the key. Rotate by adding the new key and
+	// marking the old one revoked; delete it once nothing presents it any more.
+	Revoked bool
 }
 
 // NewKey validates and returns a key. secret is the plain key or "sha256:<hex digest>"; path the
@@ -182,6 +189,7 @@ func (k *Key) UnmarshalYAML(n *yaml.Node) error {
 		User    string   `yaml:"user"`
 		Actions []string `yaml:"actions"`
 		Expires string   `yaml:"expires"`
+		Revoked bool     `yaml:"revoked"`
 	}
 	if err := conf.Strict(n, &raw); err != nil {
 		return err
@@ -227,7 +235,7 @@ func (k *Key) UnmarshalYAML(n *yaml.Node) error {
 	if len(errs) > 0 {
 		return conf.Join(errs...)
 	}
-	*k = Key{digest: digest, Path: raw.Path, User: raw.User, Actions: actions, Expires: exp}
+	*k = Key{digest: digest, Path: raw.Path, User: raw.User, Actions: actions, Expires: exp, Revoked: raw.Revoked}
 	return nil
 }
 
@@ -353,6 +361,9 @@ func (b *Backend) Authorize(_ context.Context, req *authz.Request) (authz.Decisi
 }
 
 func (b *Backend) grant(k *Key, a authz.Action) authz.Decision {
+	if k.Revoked {
+		return authz.Denying(authz.Unauthenticated, ReasonKeyRevoked, "stream key revoked")
+	}
 	if !k.Expires.IsZero() && !b.now().Before(k.Expires) {
 		return authz.Denying(authz.Unauthenticated, ReasonKeyExpired, "stream key expired")
 	}
@@ -366,6 +377,32 @@ func (b *Backend) grant(k *Key, a authz.Action) authz.Decision {
 		return d
 	}
 	return authz.Allowing(id, k.Expires)
+}
+
+// PublicPath implements authz.SecretPaths: it reports whether a segment of p is a configured key
+// (revoked and expired ones included) and, when that segment is the last one, the key's public
+// path. The engine uses it to keep keys out of its log and out of public names even when another
+// method decides (a rule allowing read on live/* deciding live/<key>). Every segment is hashed and
+// compared with every key, so the cost does not depend on which key matches or whether one does.
+func (b *Backend) PublicPath(p string) (public string, secret bool) {
+	segs := strings.Split(strings.Trim(p, "/"), "/")
+	lastIdx, found := -1, 0
+	for si, seg := range segs {
+		d := sha256.Sum256([]byte(seg))
+		idx := -1
+		for i := range b.keys {
+			idx = subtle.ConstantTimeSelect(subtle.ConstantTimeCompare(d[:], b.keys[i].digest[:])&eqInt(idx, -1), i, idx)
+		}
+		nonEmpty := subtle.ConstantTimeSelect(eqInt(len(seg), 0), 0, 1)
+		found |= (1 - eqInt(idx, -1)) & nonEmpty
+		if si == len(segs)-1 {
+			lastIdx = subtle.ConstantTimeSelect(nonEmpty, idx, -1)
+		}
+	}
+	if lastIdx >= 0 {
+		return b.keys[lastIdx].Path, true
+	}
+	return "", found == 1
 }
 
 // eqInt returns 1 if a == b, else 0, in constant time.

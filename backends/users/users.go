@@ -43,7 +43,7 @@ const (
 // everything and reports every problem with its line.
 type Config struct {
 	Users     []User        `yaml:"users"`
-	CacheTTL  conf.Duration `yaml:"cache_ttl"`
+	CacheTTL  conf.Duration `yaml:"cache_ttl" conf:"nonzero"`
 	CacheSize *int          `yaml:"cache_size"`
 }
 

@@ -55,7 +55,7 @@ type CookieConfig struct {
 	// It is how long a viewer whose player fetches variant playlists by relative URL (a master
 	// playlist: MediaMTX, OME) can watch without sending credentials again, and how long a grant
 	// revoked without a gatehouse reload (an http backend's upstream) stays usable. Default 2h.
-	MaxAge conf.Duration `yaml:"max_age"`
+	MaxAge conf.Duration `yaml:"max_age" conf:"nonzero"`
 	// InsecureNoSecure omits the Secure attribute, for plain-HTTP test setups only: browsers
 	// drop Secure cookies set over http (except on localhost). Default false.
 	InsecureNoSecure bool `yaml:"insecure_no_secure"`
@@ -92,14 +92,14 @@ func (c *Config) UnmarshalYAML(n *yaml.Node) error {
 	var errs []error
 	for i, rl := range c.Rules {
 		if err := rl.validate(); err != nil {
-			errs = append(errs, conf.Errorf(n, "rules[%d]: %v", i, err))
+			errs = append(errs, conf.Errorf(conf.Item(n, "rules", i), "%v", err))
 		}
 	}
 	if err := c.Cookie.validate(); err != nil {
-		errs = append(errs, conf.Errorf(n, "cookie: %v", err))
+		errs = append(errs, conf.Errorf(conf.Value(conf.Value(n, "cookie"), c.Cookie.badKey()), "%v", err))
 	}
 	if strings.ContainsAny(c.Realm, "\"\\\r\n") {
-		errs = append(errs, conf.Errorf(n, "realm must not contain quotes, backslashes or newlines"))
+		errs = append(errs, conf.Errorf(conf.Value(n, "realm"), "realm must not contain quotes, backslashes or newlines"))
 	}
 	return conf.Join(errs...)
 }
@@ -144,6 +144,14 @@ func (cc CookieConfig) validate() error {
 		return fmt.Errorf("%w: name %q is not a valid cookie name", ErrConfig, cc.Name)
 	}
 	return nil
+}
+
+// badKey names the key validate complains about, so the error carries that key's line.
+func (cc CookieConfig) badKey() string {
+	if cc.Secret != "" && len(cc.Secret) < MinSecretLen {
+		return "secret"
+	}
+	return "name"
 }
 
 func validCookieName(s string) bool {

@@ -152,7 +152,7 @@ func appendReply(b []byte, r reply) []byte {
 		b = append(b, `,"message":`...)
 		b = appendJSONString(b, r.Message)
 	}
-	return append(b, "}\n"...)
+	return append(b, '}') // no newline: MediaMTX logs the body, and would log it as an empty line
 }
 
 const hexDigits = "0123456789abcdef"

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -68,8 +69,16 @@ func TestHandler(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer resp.Body.Close()
+			body, err := io.ReadAll(resp.Body)
+			if err != nil {
+				t.Fatal(err)
+			}
+			// MediaMTX logs the body of a denial; a trailing newline became an empty log line.
+			if bytes.HasSuffix(body, []byte("\n")) {
+				t.Errorf("reply %q ends with a newline", body)
+			}
 			var got reply
-			if err := json.NewDecoder(resp.Body).Decode(&got); err != nil {
+			if err := json.Unmarshal(body, &got); err != nil {
 				t.Fatalf("decode reply: %v", err)
 			}
 			if resp.StatusCode != tt.wantStatus || got.Reason != tt.wantReason {

@@ -143,6 +143,35 @@ func decode(raw string) (*hook, error) {
 	return h, nil
 }
 
+// callOf returns, for the log line of a callback decode refused, the value of its call
+// parameter when it has exactly one, or "" (none, several, or not decodable).
+func callOf(raw string) string {
+	call, n := "", 0
+	for _, pair := range strings.Split(raw, "&") {
+		k, v, _ := strings.Cut(pair, "=")
+		if k != "call" {
+			continue
+		}
+		if n++; n > 1 {
+			return ""
+		}
+		call, _ = url.QueryUnescape(v)
+	}
+	return call
+}
+
+// truncated reports whether the stream name and its query (name?args) reached nginx-rtmp's
+// limit: nginx-rtmp reads them as one string of at most maxField bytes and silently drops the
+// rest, so a credential in them (a JWT is longer) arrives cut. A value exactly at the limit is
+// taken as cut; one cut right at its '?' loses the '?' too.
+func (h *hook) truncated() bool {
+	n := len(h.name)
+	if h.args != "" {
+		n += 1 + len(h.args)
+	}
+	return n >= maxField || (n == maxField-1 && h.args == "")
+}
+
 // path returns the stream path app/name, or an error for a missing app or name or a path that
 // fails authz.CheckPath (control characters, empty, "." or ".." segments).
 func (h *hook) path() (string, error) {

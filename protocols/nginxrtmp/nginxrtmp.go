@@ -6,7 +6,8 @@
 //     stream (a secret stream key was the stream name: the engine's Decision.Rename); 403 denies
 //     (nginx-rtmp drops the connection on any non-2xx, so 401 would add nothing);
 //   - update_publish, update_play: the session is re-checked with the credentials it started
-//     with; 200 keeps it, 403 makes nginx-rtmp drop it (an expired or revoked grant, or a session
+//     with; 200 keeps it (and re-learns a session gatehouse did not see start, e.g. after a
+//     restart, reporting it to the registry under its public path), 403 makes nginx-rtmp drop it (an expired or revoked grant, or a session
 //     gatehouse did not see start whose key maps to a path nginx-rtmp cannot rename to). A
 //     re-check that no method could decide (IdP or upstream down) keeps the session (200) until
 //     the grant it last had expires; new publishes and plays are refused meanwhile;
@@ -62,6 +63,10 @@ var (
 	ErrRename = errors.New("nginxrtmp: unusable rename")
 )
 
+// ReasonTruncated replaces the engine's reason when a request is denied and its name?args
+// reached nginx-rtmp's 255-byte limit: the credential was cut by nginx-rtmp before the hook.
+const ReasonTruncated = "credential_truncated"
+
 // Authorizer decides requests; *authz.Engine implements it.
 type Authorizer interface {
 	Authorize(ctx context.Context, req *authz.Request) authz.Decision
@@ -76,12 +81,12 @@ type Recorder interface {
 // Config tunes the handler. The zero Config uses the defaults.
 type Config struct {
 	// Timeout bounds one decision (default 5s). Keep it under nginx-rtmp's netcall_timeout (10s).
-	Timeout conf.Duration `yaml:"timeout"`
+	Timeout conf.Duration `yaml:"timeout" conf:"nonzero"`
 	// MaxBody is the largest request body read, in bytes (default 64 KiB; nginx-rtmp sends < 2 KiB).
-	MaxBody int64 `yaml:"max_body"`
+	MaxBody int64 `yaml:"max_body" conf:"nonzero"`
 	// MaxSessions bounds the table of live sessions kept to report done events under their public
 	// names (default 65536). Beyond it, sessions are still authorized but not reported.
-	MaxSessions int `yaml:"max_sessions"`
+	MaxSessions int `yaml:"max_sessions" conf:"nonzero"`
 	// Now is the clock used to refuse grants that have already expired (nil: time.Now).
 	Now func() time.Time `yaml:"-"`
 }
@@ -95,10 +100,10 @@ func (c *Config) UnmarshalYAML(n *yaml.Node) error {
 	}
 	var errs []error
 	if raw.MaxBody < 0 {
-		errs = append(errs, conf.Errorf(n, "max_body must not be negative"))
+		errs = append(errs, conf.Errorf(conf.Value(n, "max_body"), "max_body must not be negative"))
 	}
 	if raw.MaxSessions < 0 {
-		errs = append(errs, conf.Errorf(n, "max_sessions must not be negative"))
+		errs = append(errs, conf.Errorf(conf.Value(n, "max_sessions"), "max_sessions must not be negative"))
 	}
 	*c = Config(raw)
 	return conf.Join(errs...)
@@ -191,7 +196,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	hk, err := decode(raw)
 	if err != nil {
-		h.badRequest(w, "", err)
+		h.badRequest(w, callOf(raw), err)
 		return
 	}
 	server, _, _ := net.SplitHostPort(r.RemoteAddr)
@@ -221,7 +226,7 @@ func (h *Handler) start(ctx context.Context, w http.ResponseWriter, server strin
 	}
 	d := h.decide(ctx, hk.request(a, path))
 	if !d.Allowed() {
-		reply(w, http.StatusForbidden, "denied: "+d.Reason)
+		reply(w, http.StatusForbidden, "denied: "+h.denialReason(hk, d))
 		return
 	}
 	public, location := path, ""
@@ -291,7 +296,7 @@ func (h *Handler) update(ctx context.Context, w http.ResponseWriter, server stri
 			attrs = append(attrs, "path", s.path) // the public path; the presented one may be a key
 		}
 		h.log.Info("nginx-rtmp: session no longer authorized; nginx-rtmp will drop it", attrs...)
-		reason := d.Reason
+		reason := h.denialReason(hk, d)
 		if d.Keep() {
 			reason = "expired" // undecided, and the grant it last had has run out
 		}
@@ -313,6 +318,16 @@ func (h *Handler) update(ctx context.Context, w http.ResponseWriter, server stri
 	}
 	s.expires = d.Expires
 	h.track(key, s)
+	if !tracked {
+		// The first allowed keep-alive of a session this process did not see start (gatehouse
+		// restarted while it ran): the registry learns it again, under the public path, as a
+		// start (an Alive for a session it does not know is ignored).
+		typ := live.Joined
+		if key.publish {
+			typ = live.Published
+		}
+		h.record(typ, server, hk.clientID, s)
+	}
 	h.record(live.Alive, server, hk.clientID, s)
 	reply(w, http.StatusOK, "ok")
 }
@@ -341,6 +356,19 @@ func (h *Handler) done(server string, hk *hook) {
 		}
 		h.record(typ, server, hk.clientID, s)
 	}
+}
+
+// denialReason is the reason answered for a denial: the engine's, or ReasonTruncated (logged with
+// what to do instead) when nginx-rtmp cut the name?args that carried the credential, because the
+// engine's own reason (malformed_token, bad_signature, bad_credentials) would not say why.
+func (h *Handler) denialReason(hk *hook, d authz.Decision) string {
+	if !hk.truncated() {
+		return d.Reason
+	}
+	h.log.Warn(fmt.Sprintf("nginx-rtmp: nginx-rtmp cuts name?args at %d bytes, so the credential arrived "+
+		"incomplete: use a stream key (rtmp://host/app/<key>, or ?key=<key>)", maxField), "call", hk.call, "app", truncate(hk.app),
+		"session", hk.clientID, "reason", ReasonTruncated, "engine_reason", d.Reason)
+	return ReasonTruncated
 }
 
 // decide asks the engine within the handler's timeout and refuses a grant that has already
@@ -431,6 +459,9 @@ func (h *Handler) record(t live.EventType, server, clientID string, s session) {
 }
 
 func (h *Handler) badRequest(w http.ResponseWriter, call string, err error) {
+	if call == "" {
+		call = "(none)" // an empty value reads as a logging bug
+	}
 	h.log.Warn("nginx-rtmp: bad callback", "call", truncate(call), "err", err)
 	reply(w, http.StatusBadRequest, err.Error())
 }

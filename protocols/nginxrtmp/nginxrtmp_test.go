@@ -356,7 +356,7 @@ func TestUpdateRecoversUntrackedSession(t *testing.T) {
 		t.Fatalf("got %d, want 200", w.Code)
 	}
 	hookPost(h, sessionPrefix+"&call=done&name=secretname")
-	if got := describe(rec.Events()); got != "[alive live/alice 7@127.0.0.1, unpublished live/alice 7@127.0.0.1]" {
+	if got := describe(rec.Events()); got != "[published live/alice 7@127.0.0.1, alive live/alice 7@127.0.0.1, unpublished live/alice 7@127.0.0.1]" {
 		t.Errorf("got %s", got)
 	}
 	if w := hookPost(h, sessionPrefix+"&call=update&time=30&timestamp=1"); w.Code != 403 {
@@ -372,7 +372,7 @@ func TestUpdateUntrackedUnusableRenameFailsClosed(t *testing.T) {
 		wantStatus   int
 		wantEvents   string
 	}{
-		{"usable rename", "live/alice", 200, "[alive live/alice 7@127.0.0.1]"},
+		{"usable rename", "live/alice", 200, "[published live/alice 7@127.0.0.1, alive live/alice 7@127.0.0.1]"},
 		{"rename into another app", "other/alice", 403, "[]"},
 		{"rename to a relay", "live/rtmp://192.0.2.1/x/y", 403, "[]"},
 	} {
