@@ -115,20 +115,29 @@ func (m *MethodRef) UnmarshalYAML(n *yaml.Node) error {
 		return conf.Errorf(n, "a method entry is a type name (internal) or a mapping {type: http, id: billing, config: {...}}")
 	}
 	var (
-		errs     []error
-		method   *yaml.Node
-		typeNode *yaml.Node
+		errs    []error
+		typeKey *yaml.Node // the type: or method: key, nil when the entry has neither
+		typeVal *yaml.Node // its value
+		typeOK  bool       // the type decoded as a string
+		seen    = map[string]bool{}
 	)
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k, v := n.Content[i], n.Content[i+1]
+		if seen[k.Value] {
+			errs = append(errs, conf.Errorf(k, "key %q is given twice", k.Value))
+			continue
+		}
+		seen[k.Value] = true
 		switch k.Value {
 		case "type", "method":
-			if typeNode != nil {
+			if typeKey != nil {
 				errs = append(errs, conf.Errorf(k, "give the type once (method is the older spelling of type)"))
 				continue
 			}
-			method, typeNode = k, v
-			errs = append(errs, v.Decode(&m.Type))
+			typeKey, typeVal = k, v
+			err := v.Decode(&m.Type)
+			typeOK = err == nil
+			errs = append(errs, err)
 		case "id":
 			errs = append(errs, v.Decode(&m.ID))
 			if m.ID != "" && !validID(m.ID) {
@@ -140,10 +149,10 @@ func (m *MethodRef) UnmarshalYAML(n *yaml.Node) error {
 				errs = append(errs, err)
 				continue
 			}
-			for _, a := range names {
+			for j, a := range names {
 				act, err := authz.ParseAction(a)
 				if err != nil {
-					errs = append(errs, conf.Errorf(v, "%v", err))
+					errs = append(errs, conf.Errorf(v.Content[j], "%v", err))
 					continue
 				}
 				m.Actions = append(m.Actions, act)
@@ -157,10 +166,10 @@ func (m *MethodRef) UnmarshalYAML(n *yaml.Node) error {
 		}
 	}
 	switch {
-	case method == nil:
+	case typeKey == nil:
 		errs = append(errs, conf.Errorf(n, "a method entry needs a type: write {type: http, id: billing, config: {...}} or {method: internal, actions: [publish]}"))
-	case m.Type != "":
-		if err := checkType(typeNode, m.Type); err != nil {
+	case typeOK:
+		if err := checkType(typeVal, m.Type); err != nil {
 			errs = append(errs, err)
 		} else if m.config != nil {
 			m.settings, err = methodTypeNamed(m.Type).factory.decode(m.config)

@@ -105,10 +105,16 @@ func TestMethodEntryErrors(t *testing.T) {
 			[]string{`t.yml:2: auth.methods[0].ids: unknown key "ids" (known keys: type, method, id, actions, config)`}},
 		{"type and method both", "auth:\n  methods: [{type: jwt, method: jwt}]\n",
 			[]string{`t.yml:2: auth.methods[0].method: give the type once`}},
+		{"empty type", "auth:\n  methods: [{type: \"\", id: x}]\n",
+			[]string{`t.yml:2: auth.methods[0].type: unknown method type ""`}},
+		{"key twice in an entry", "auth:\n  methods: [{type: jwt, id: a, id: b}]\n",
+			[]string{`t.yml:2: auth.methods[0].id: key "id" is given twice`}},
+		{"key twice in auth", "auth:\n  methods: [jwt]\n  jwt: {}\n  jwt: {}\n",
+			[]string{`t.yml:4: auth.jwt: key "jwt" is given twice`}},
 		{"entry without a type", "auth:\n  methods: [{id: x}]\n",
 			[]string{`t.yml:2: auth.methods[0]: a method entry needs a type`}},
 		{"unknown action", "auth:\n  methods: [{type: jwt, actions: [watch]}]\n",
-			[]string{`t.yml:2: auth.methods[0].actions:`, `"watch"`}},
+			[]string{`t.yml:2: auth.methods[0].actions[0]:`, `"watch"`}},
 		{"instance settings are decoded strictly by the type's factory", `auth:
   methods:
     - type: http
@@ -350,5 +356,27 @@ func TestReloadTakesOverJWKSPerInstance(t *testing.T) {
 	defer gen3.stop()
 	if err := gen3.ready(); err == nil {
 		t.Error("ids swapped between the IdPs: ready at once, want fresh providers (IdPs down: not ready)")
+	}
+}
+
+// TestMethodWarnings: every instance's settings are checked for warnings (an instance's own
+// config included), and a section shared by several instances is warned about once.
+func TestMethodWarnings(t *testing.T) {
+	cfg, err := parseConfig("t.yml", []byte(`auth:
+  methods:
+    - {type: internal, id: a}
+    - {type: internal, id: b}
+    - {type: internal, id: c, config: {users: [{user: carol, permissions: [{action: read}]}]}}
+  internal:
+    users: [{user: bob, permissions: [{action: read}]}]
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := strings.Join(cfg.warnings(), "\n")
+	for name, want := range map[string]int{`user "bob" has an empty pass`: 1, `user "carol" has an empty pass`: 1} {
+		if got := strings.Count(w, name); got != want {
+			t.Errorf("warnings about %s: got %d, want %d:\n%s", name, got, want, w)
+		}
 	}
 }
