@@ -47,8 +47,8 @@ auth:
 	}
 	for _, want := range []string{
 		"bad.yml:2: lissten: unknown key",
-		`bad.yml:4: auth.methods[1]: unknown method "ldap"`,
-		`bad.yml:4: auth.methods[2]: method "internal" listed twice`,
+		`bad.yml:4: auth.methods[1]: unknown method type "ldap" (known types: internal, keys, jwt, http)`,
+		`bad.yml:4: auth.methods[2]: method id "internal" is used twice (also auth.methods[0])`,
 		"bad.yml:9:",
 		"bad.yml:11:",
 		"argon2d",

@@ -16,9 +16,6 @@ import (
 	"gatehouse/authz/conf"
 	"gatehouse/authz/live"
 	"gatehouse/authz/notify"
-	"gatehouse/backends/httpauth"
-	"gatehouse/backends/jwks"
-	"gatehouse/backends/keys"
 	"gatehouse/backends/users"
 	"gatehouse/protocols/forwardauth"
 	"gatehouse/protocols/nginxrtmp"
@@ -72,85 +69,230 @@ type LogConfig struct {
 	Format string `yaml:"format"` // text (default) or json
 }
 
-// AuthConfig lists the methods in evaluation order and each method's settings.
+// AuthConfig lists the method instances in evaluation order. Each instance has a type (an entry
+// of methodTypes), an id that is unique in the file and names it in decision logs
+// (backend=<id>), and its own settings:
+//
+//	methods:
+//	  - internal                                  # type and id internal, settings auth.internal
+//	  - {method: internal, actions: [api]}        # the same, limited to some actions
+//	  - {type: http, id: billing, actions: [publish], config: {address: https://a.example/auth}}
+//	  - {type: jwt, id: staff, config: {providers: [...]}}
+//
+// An entry without config takes its settings from the section named like its type
+// (auth.internal, auth.keys, auth.jwt, auth.http); every type but jwt needs settings from one of
+// the two. Without methods, every configured section is one instance, in methodTypes order.
 type AuthConfig struct {
-	Methods  []MethodRef      `yaml:"methods"`
-	Internal *users.Config    `yaml:"internal"`
-	Keys     *keys.Config     `yaml:"keys"`
-	JWT      *jwks.Config     `yaml:"jwt"`
-	HTTP     *httpauth.Config `yaml:"http"`
+	Methods []MethodRef
+	// sections are the auth.<type> settings, decoded by the type's factory, by type name.
+	sections map[string]any
 }
 
-// MethodRef names one method in auth.methods: either a bare name ("internal") or
-// {method: internal, actions: [api, publish]} to limit it to some actions.
+// MethodRef is one entry of auth.methods: one instance of a method type. A bare name is
+// {type: name}; method is the older spelling of type.
 type MethodRef struct {
-	Name    string
-	Actions []authz.Action
-	node    *yaml.Node
+	Type    string         // an entry of methodTypes
+	ID      string         // unique among the methods; default the type
+	Actions []authz.Action // nil: every action
+	// settings are the instance's decoded settings (a pointer to the type's config struct), or
+	// nil for a type whose settings may be left out.
+	settings any
+	config   *yaml.Node // the entry's config, nil when it has none
+	node     *yaml.Node
 }
 
-// UnmarshalYAML implements yaml.Unmarshaler.
+// methodKeys are the keys of a mapping entry in auth.methods.
+var methodKeys = []string{"type", "method", "id", "actions", "config"}
+
+// UnmarshalYAML decodes one entry; its config is decoded by the type's factory.
 func (m *MethodRef) UnmarshalYAML(n *yaml.Node) error {
 	m.node = n
 	if n.Kind == yaml.ScalarNode {
-		m.Name = n.Value
-		return nil
+		m.Type, m.ID = n.Value, n.Value
+		return checkType(n, m.Type)
 	}
-	var raw struct {
-		Method  string   `yaml:"method"`
-		Actions []string `yaml:"actions"`
+	if n.Kind != yaml.MappingNode {
+		return conf.Errorf(n, "a method entry is a type name (internal) or a mapping {type: http, id: billing, config: {...}}")
 	}
-	if err := conf.Strict(n, &raw); err != nil {
-		return err
-	}
-	if raw.Method == "" {
-		return conf.Errorf(n, "a method entry needs a name: write internal or {method: internal, actions: [publish]}")
-	}
-	m.Name = raw.Method
-	for _, a := range raw.Actions {
-		act, err := authz.ParseAction(a)
-		if err != nil {
-			return conf.Errorf(n, "%v", err)
+	var (
+		errs    []error
+		typeKey *yaml.Node // the type: or method: key, nil when the entry has neither
+		typeVal *yaml.Node // its value
+		typeOK  bool       // the type decoded as a string
+		seen    = map[string]bool{}
+	)
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := n.Content[i], n.Content[i+1]
+		if seen[k.Value] {
+			errs = append(errs, conf.Errorf(k, "key %q is given twice", k.Value))
+			continue
 		}
-		m.Actions = append(m.Actions, act)
-	}
-	return nil
-}
-
-// methodNames are the method names gatehouse knows, in documentation order.
-var methodNames = []string{"internal", "keys", "jwt", "http"}
-
-// UnmarshalYAML applies the cross-key rules of the auth section, so their errors carry lines.
-func (a *AuthConfig) UnmarshalYAML(n *yaml.Node) error {
-	type plain AuthConfig
-	errs := []error{conf.Strict(n, (*plain)(a))} // keep going: report method errors too
-	seen := map[string]bool{}
-	for _, m := range a.Methods {
-		switch {
-		case !slices.Contains(methodNames, m.Name):
-			errs = append(errs, conf.Errorf(m.node, "unknown method %q (known: %s)", m.Name, strings.Join(methodNames, ", ")))
-		case seen[m.Name]:
-			errs = append(errs, conf.Errorf(m.node, "method %q listed twice", m.Name))
-		case !a.hasSection(m.Name):
-			errs = append(errs, conf.Errorf(m.node, "method %q is listed but auth.%s is not configured", m.Name, m.Name))
+		seen[k.Value] = true
+		switch k.Value {
+		case "type", "method":
+			if typeKey != nil {
+				errs = append(errs, conf.Errorf(k, "give the type once (method is the older spelling of type)"))
+				continue
+			}
+			typeKey, typeVal = k, v
+			err := v.Decode(&m.Type)
+			typeOK = err == nil
+			errs = append(errs, err)
+		case "id":
+			errs = append(errs, v.Decode(&m.ID))
+			if m.ID != "" && !validID(m.ID) {
+				errs = append(errs, conf.Errorf(v, "id %q may contain only letters, digits, '.', '_' and '-'", m.ID))
+			}
+		case "actions":
+			var names []string
+			if err := v.Decode(&names); err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			for j, a := range names {
+				act, err := authz.ParseAction(a)
+				if err != nil {
+					errs = append(errs, conf.Errorf(v.Content[j], "%v", err))
+					continue
+				}
+				m.Actions = append(m.Actions, act)
+			}
+		case "config":
+			if !isNull(v) {
+				m.config = v
+			}
+		default:
+			errs = append(errs, conf.Errorf(k, "unknown key %q (known keys: %s)", k.Value, strings.Join(methodKeys, ", ")))
 		}
-		seen[m.Name] = true
+	}
+	switch {
+	case typeKey == nil:
+		errs = append(errs, conf.Errorf(n, "a method entry needs a type: write {type: http, id: billing, config: {...}} or {method: internal, actions: [publish]}"))
+	case typeOK:
+		if err := checkType(typeVal, m.Type); err != nil {
+			errs = append(errs, err)
+		} else if m.config != nil {
+			m.settings, err = methodTypeNamed(m.Type).factory.decode(m.config)
+			errs = append(errs, err)
+		}
+	}
+	if m.ID == "" {
+		m.ID = m.Type
 	}
 	return conf.Join(errs...)
 }
 
-func (a *AuthConfig) hasSection(name string) bool {
-	switch name {
-	case "internal":
-		return a.Internal != nil
-	case "keys":
-		return a.Keys != nil
-	case "jwt":
-		return true // with no providers it trusts gatehouse's own tokens
-	case "http":
-		return a.HTTP != nil
+// checkType reports a type that methodTypes does not list, with the known ones.
+func checkType(n *yaml.Node, name string) error {
+	if methodTypeNamed(name) != nil {
+		return nil
 	}
-	return false
+	var known []string
+	for _, t := range methodTypes() {
+		known = append(known, t.name)
+	}
+	return conf.Errorf(n, "unknown method type %q (known types: %s)", name, strings.Join(known, ", "))
+}
+
+// validID reports whether s may be a method id: it is logged as backend=<id> and named in errors.
+func validID(s string) bool {
+	for _, c := range s {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return s != ""
+}
+
+func isNull(n *yaml.Node) bool { return n.Kind == yaml.ScalarNode && n.ShortTag() == "!!null" }
+
+// UnmarshalYAML decodes the auth section: methods, and one section per method type, each decoded
+// by its type's factory. It resolves every method's settings and reports every problem (unknown
+// keys and types, a repeated id, a method without settings) with its line.
+func (a *AuthConfig) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind != yaml.MappingNode {
+		return conf.Errorf(n, "auth must be a mapping (methods: [...] and one section per method type)")
+	}
+	known := []string{"methods"}
+	for _, t := range methodTypes() {
+		known = append(known, t.name)
+	}
+	var errs []error
+	seenKey := map[string]bool{}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := n.Content[i], n.Content[i+1]
+		switch {
+		case seenKey[k.Value]:
+			errs = append(errs, conf.Errorf(k, "key %q is given twice", k.Value))
+			continue
+		case !slices.Contains(known, k.Value):
+			errs = append(errs, conf.Errorf(k, "unknown key %q (known keys: %s)", k.Value, strings.Join(known, ", ")))
+			continue
+		}
+		seenKey[k.Value] = true
+		if k.Value == "methods" {
+			errs = append(errs, a.decodeMethods(v)) // keep going: report section errors too
+			continue
+		}
+		if isNull(v) {
+			continue // "http:" with nothing under it configures nothing
+		}
+		s, err := methodTypeNamed(k.Value).factory.decode(v)
+		errs = append(errs, err)
+		if err == nil {
+			if a.sections == nil {
+				a.sections = map[string]any{}
+			}
+			a.sections[k.Value] = s
+		}
+	}
+	errs = append(errs, a.resolve(seenKey)...)
+	return conf.Join(errs...)
+}
+
+// decodeMethods decodes auth.methods, keeping entries that have errors too (yaml drops them from a
+// sequence) so that later checks and their indexes see every entry.
+func (a *AuthConfig) decodeMethods(n *yaml.Node) error {
+	if isNull(n) {
+		return nil
+	}
+	if n.Kind != yaml.SequenceNode {
+		return conf.Errorf(n, "methods is a list: [internal, jwt] or [{type: http, id: billing, config: {...}}]")
+	}
+	a.Methods = make([]MethodRef, len(n.Content))
+	errs := make([]error, len(n.Content))
+	for i, c := range n.Content {
+		errs[i] = a.Methods[i].UnmarshalYAML(c)
+	}
+	return conf.Join(errs...)
+}
+
+// resolve gives every method without config the settings of its type's section and checks that
+// ids are unique. present says which keys the file has (a section with errors is present but not
+// in sections: its errors are reported already).
+func (a *AuthConfig) resolve(present map[string]bool) []error {
+	var errs []error
+	first := map[string]int{}
+	for i := range a.Methods {
+		m := &a.Methods[i]
+		if m.ID != "" {
+			if j, dup := first[m.ID]; dup {
+				errs = append(errs, conf.Errorf(m.node, "method id %q is used twice (also auth.methods[%d]); give each instance its own id", m.ID, j))
+			} else {
+				first[m.ID] = i
+			}
+		}
+		t := methodTypeNamed(m.Type)
+		if t == nil || m.config != nil {
+			continue // reported, or settings decoded from config
+		}
+		if s, ok := a.sections[m.Type]; ok {
+			m.settings = s
+		} else if !t.optional && !present[m.Type] {
+			errs = append(errs, conf.Errorf(m.node, "method %q has no settings: add config: {...} to the entry, or an auth.%s section", m.ID, m.Type))
+		}
+	}
+	return errs
 }
 
 // defaultUsers is used when the file configures no method: anyone may read and play back, only
@@ -225,7 +367,7 @@ func decodeConfig(name string, src []byte) (*Config, error) {
 
 // empty reports whether the auth section configures nothing (absent, null or {}).
 func (a *AuthConfig) empty() bool {
-	return len(a.Methods) == 0 && a.Internal == nil && a.Keys == nil && a.JWT == nil && a.HTTP == nil
+	return len(a.Methods) == 0 && len(a.sections) == 0
 }
 
 func (c *Config) applyDefaults() error {
@@ -245,17 +387,20 @@ func (c *Config) applyDefaults() error {
 		t := true
 		c.WatchConfig = &t
 	}
-	if len(c.Auth.Methods) == 0 && c.Auth.Internal == nil {
-		var u users.Config
-		if err := conf.Decode("defaults", []byte(defaultUsers), nil, &u); err != nil {
-			return fmt.Errorf("built-in defaults: %w", err)
-		}
-		c.Auth.Internal = &u
-	}
 	if len(c.Auth.Methods) == 0 {
-		for _, n := range methodNames {
-			if c.Auth.hasSection(n) && (n != "jwt" || c.Auth.JWT != nil) {
-				c.Auth.Methods = append(c.Auth.Methods, MethodRef{Name: n})
+		if _, ok := c.Auth.sections["internal"]; !ok {
+			var u users.Config
+			if err := conf.Decode("defaults", []byte(defaultUsers), nil, &u); err != nil {
+				return fmt.Errorf("built-in defaults: %w", err)
+			}
+			if c.Auth.sections == nil {
+				c.Auth.sections = map[string]any{}
+			}
+			c.Auth.sections["internal"] = &u
+		}
+		for _, t := range methodTypes() { // every configured section, in catalogue order
+			if s, ok := c.Auth.sections[t.name]; ok {
+				c.Auth.Methods = append(c.Auth.Methods, MethodRef{Type: t.name, ID: t.name, settings: s})
 			}
 		}
 	}
@@ -277,8 +422,12 @@ func (c *Config) logLevel() (slog.Level, error) {
 // warnings lists non-fatal findings to log at load.
 func (c *Config) warnings() []string {
 	var w []string
-	if c.Auth.Internal != nil {
-		w = append(w, c.Auth.Internal.Warnings()...)
+	seen := map[any]bool{} // instances without config share their section's settings
+	for _, m := range c.Auth.Methods {
+		if s, ok := m.settings.(interface{ Warnings() []string }); ok && !seen[s] {
+			seen[s] = true
+			w = append(w, s.Warnings()...)
+		}
 	}
 	return w
 }

@@ -17,6 +17,7 @@ func FuzzParseConfig(f *testing.F) {
 	b, _ := os.ReadFile("../../testdata/e2e.yml")
 	f.Add(b)
 	f.Add([]byte("auth:\n  methods: [{method: internal, actions: [api]}, jwt, http]\n  http: {address: 'ftp://x'}\n"))
+	f.Add([]byte("auth:\n  methods: [{type: http, id: a, config: {address: 'http://x/'}}, {type: http, id: a, config: null}, {type: jwt, method: x}, [1], {config: {}}]\n  jwt: null\n"))
 	f.Add([]byte("sfu: {udp_port: -1, ice_servers: [{urls: [x]}]}\nhooks: {forward_auth: {rules: [{prefix: x}]}}\n"))
 	f.Fuzz(func(t *testing.T, src []byte) {
 		cfg, err := parseConfig("fuzz.yml", src)

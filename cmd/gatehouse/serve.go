@@ -223,7 +223,10 @@ func newHTTPServer(h http.Handler, log *slog.Logger, public bool) *http.Server {
 func methodList(cfg *Config) []string {
 	out := make([]string, len(cfg.Auth.Methods))
 	for i, m := range cfg.Auth.Methods {
-		out[i] = m.Name
+		out[i] = m.ID
+		if m.ID != m.Type {
+			out[i] += " (" + m.Type + ")"
+		}
 	}
 	return out
 }

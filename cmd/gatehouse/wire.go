@@ -6,7 +6,10 @@ import (
 	"log/slog"
 	"path/filepath"
 
+	"gopkg.in/yaml.v3"
+
 	"gatehouse/authz"
+	"gatehouse/authz/conf"
 	"gatehouse/backends/httpauth"
 	"gatehouse/backends/jwks"
 	"gatehouse/backends/keys"
@@ -30,57 +33,114 @@ func (g *generation) stop() {
 	}
 }
 
-// builder constructs one method's backend. run, if set, is started in its own goroutine with the
-// generation's context; stop, if set, is called when the generation is replaced.
-type builder func(cfg *Config, d deps, log *slog.Logger) (b authz.Backend, run func(context.Context), stop func(), err error)
-
-// deps are the long-lived objects that outlive a generation and that builders may use.
+// deps are the long-lived objects that outlive a generation and that factories may use.
 type deps struct {
 	issuer *jwks.Issuer // gatehouse's own token issuer; nil in commands that need none
-	// prev is the running generation a reload replaces (nil at start). Builders may take over its
-	// unchanged parts (the jwt method's providers); prev still stops its own references later.
+	// prev is the running generation a reload replaces (nil at start). Factories may take over its
+	// unchanged parts (a jwt instance's providers, from the instance with the same id); prev still
+	// stops its own references later.
 	prev *generation
 }
 
-// builders is the explicit table of methods (no self-registration).
-func builders() map[string]builder {
-	return map[string]builder{
-		"internal": func(cfg *Config, _ deps, _ *slog.Logger) (authz.Backend, func(context.Context), func(), error) {
-			return users.New(*cfg.Auth.Internal), nil, nil, nil
-		},
-		"keys": func(cfg *Config, _ deps, _ *slog.Logger) (authz.Backend, func(context.Context), func(), error) {
-			b, err := keys.New(*cfg.Auth.Keys, nil)
+// instance is what a factory builds one method instance from, besides its settings.
+type instance struct {
+	id string // the method's id: its name in the chain and in decision logs
+	deps
+	log *slog.Logger
+}
+
+// methodType is one entry of the method catalogue: a type name as written in auth.methods and
+// as the name of its section auth.<name>, and the factory that decodes and builds its instances.
+type methodType struct {
+	name string
+	// optional: an instance may have no settings (jwt: it then trusts gatehouse's own tokens).
+	optional bool
+	factory  methodFactory
+}
+
+// methodTypes is the catalogue of method types, in documentation order (also the order of the
+// instances made from sections when auth.methods is left out). It is the one table to extend
+// with a new backend type; nothing registers itself.
+func methodTypes() []methodType {
+	return []methodType{
+		{name: "internal", factory: factory(func(c *users.Config, _ instance) (authz.Backend, func(context.Context), func(), error) {
+			return users.New(*c), nil, nil, nil
+		})},
+		{name: "keys", factory: factory(func(c *keys.Config, _ instance) (authz.Backend, func(context.Context), func(), error) {
+			b, err := keys.New(*c, nil)
 			return b, nil, nil, err
-		},
-		"jwt": func(cfg *Config, d deps, log *slog.Logger) (authz.Backend, func(context.Context), func(), error) {
-			var c jwks.Config
-			if cfg.Auth.JWT != nil {
-				c = *cfg.Auth.JWT
+		})},
+		{name: "jwt", optional: true, factory: factory(func(c *jwks.Config, in instance) (authz.Backend, func(context.Context), func(), error) {
+			opts := []jwks.Option{jwks.WithLogger(in.log)}
+			if in.issuer != nil {
+				opts = append(opts, jwks.WithIssuer(in.issuer))
 			}
-			opts := []jwks.Option{jwks.WithLogger(log)}
-			if d.issuer != nil {
-				opts = append(opts, jwks.WithIssuer(d.issuer))
-			}
-			if prev, ok := d.prev.backend("jwt").(*jwks.Backend); ok {
-				// Unchanged providers keep their keys, refresh goroutine and token cache: a reload
-				// during an IdP outage refuses nothing and fetches nothing. Reference counted:
-				// prev's stop releases its share, the last Close stops the goroutine.
+			if prev, ok := in.prev.backend(in.id).(*jwks.Backend); ok {
+				// Unchanged providers of the instance with the same id keep their keys, refresh
+				// goroutine and token cache: a reload during an IdP outage refuses nothing and
+				// fetches nothing. Reference counted: prev's stop releases its share, the last
+				// Close stops the goroutine.
 				opts = append(opts, jwks.WithPrevious(prev))
 			}
-			b, err := jwks.New(c, opts...) // starts (or shares) its key fetchers; Close releases them
+			b, err := jwks.New(*c, opts...) // starts (or shares) its key fetchers; Close releases them
 			if err != nil {
 				return nil, nil, nil, err
 			}
 			return b, nil, func() { _ = b.Close() }, nil
-		},
-		"http": func(cfg *Config, _ deps, log *slog.Logger) (authz.Backend, func(context.Context), func(), error) {
-			b, err := httpauth.New(*cfg.Auth.HTTP, httpauth.WithLogger(log))
+		})},
+		{name: "http", factory: factory(func(c *httpauth.Config, in instance) (authz.Backend, func(context.Context), func(), error) {
+			b, err := httpauth.New(*c, httpauth.WithLogger(in.log))
 			if err != nil {
 				return nil, nil, nil, err
 			}
 			return b, nil, func() { _ = b.Close() }, nil
-		},
+		})},
 	}
+}
+
+// methodTypeNamed returns the catalogue entry of the type name, or nil.
+func methodTypeNamed(name string) *methodType {
+	for _, t := range methodTypes() {
+		if t.name == name {
+			return &t
+		}
+	}
+	return nil
+}
+
+// methodFactory decodes one instance's settings and builds its backend.
+type methodFactory interface {
+	// decode strictly decodes a settings node (unknown keys are errors, every problem with its
+	// line) into the type's config, returned as a pointer.
+	decode(n *yaml.Node) (settings any, err error)
+	// build constructs the backend from what decode returned (nil: the zero config). run, if
+	// set, is started in its own goroutine with the generation's context; stop, if set, is
+	// called when the generation is replaced.
+	build(settings any, in instance) (b authz.Backend, run func(context.Context), stop func(), err error)
+}
+
+// factory is the methodFactory of a type whose settings decode into C (through C's own
+// UnmarshalYAML, which each backend's Config has) and whose backend build makes.
+func factory[C any](build func(c *C, in instance) (authz.Backend, func(context.Context), func(), error)) methodFactory {
+	return typedFactory[C](build)
+}
+
+type typedFactory[C any] func(c *C, in instance) (authz.Backend, func(context.Context), func(), error)
+
+func (f typedFactory[C]) decode(n *yaml.Node) (any, error) {
+	c := new(C)
+	if err := conf.Strict(n, c); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+func (f typedFactory[C]) build(settings any, in instance) (authz.Backend, func(context.Context), func(), error) {
+	c, _ := settings.(*C)
+	if c == nil {
+		c = new(C)
+	}
+	return f(c, in)
 }
 
 // build creates every configured backend and the chain over them. Background tasks start only
@@ -88,18 +148,17 @@ func builders() map[string]builder {
 func build(parent context.Context, cfg *Config, d deps, log *slog.Logger, start bool) (*generation, error) {
 	ctx, cancel := context.WithCancel(parent)
 	g := &generation{cfg: cfg, cancel: cancel}
-	table := builders()
 	methods := make([]authz.Method, 0, len(cfg.Auth.Methods))
 	for _, m := range cfg.Auth.Methods {
-		mk, ok := table[m.Name]
-		if !ok { // loadConfig rejects unknown names; this guards the table staying in sync
+		t := methodTypeNamed(m.Type)
+		if t == nil { // loadConfig rejects unknown types; this guards a hand-built Config
 			g.stop()
-			return nil, fmt.Errorf("method %q has no builder", m.Name)
+			return nil, fmt.Errorf("method %q: unknown type %q", m.ID, m.Type)
 		}
-		b, run, stop, err := mk(cfg, d, log.With("method", m.Name))
+		b, run, stop, err := t.factory.build(m.settings, instance{id: m.ID, deps: d, log: log.With("method", m.ID)})
 		if err != nil {
 			g.stop()
-			return nil, fmt.Errorf("auth method %s: %w", m.Name, err)
+			return nil, fmt.Errorf("auth method %s: %w", m.ID, err)
 		}
 		if stop != nil {
 			g.stops = append(g.stops, stop)
@@ -109,19 +168,19 @@ func build(parent context.Context, cfg *Config, d deps, log *slog.Logger, start 
 			go func() { defer close(done); run(ctx) }()
 			g.stops = append(g.stops, func() { <-done })
 		}
-		methods = append(methods, authz.Method{Name: m.Name, Backend: b, Actions: m.Actions})
+		methods = append(methods, authz.Method{Name: m.ID, Backend: b, Actions: m.Actions})
 	}
 	g.chain = authz.NewChain(methods...)
 	return g, nil
 }
 
-// backend returns the backend of the named method, or nil (also for a nil generation).
-func (g *generation) backend(name string) authz.Backend {
+// backend returns the backend of the method with the id, or nil (also for a nil generation).
+func (g *generation) backend(id string) authz.Backend {
 	if g == nil || g.chain == nil {
 		return nil
 	}
 	for _, m := range g.chain.Methods() {
-		if m.Name == name {
+		if m.Name == id {
 			return m.Backend
 		}
 	}
