@@ -40,6 +40,9 @@ type deps struct {
 	// prev is the running generation a reload replaces (nil at start). Builders may take over its
 	// unchanged parts (the jwt method's providers); prev still stops its own references later.
 	prev *generation
+	// keyStore holds managed stream keys (data_dir/streamkeys.db); nil when it could not be
+	// opened or the command needs none: the keys method then knows only the YAML keys.
+	keyStore keys.Store
 }
 
 // builders is the explicit table of methods (no self-registration).
@@ -48,8 +51,12 @@ func builders() map[string]builder {
 		"internal": func(cfg *Config, _ deps, _ *slog.Logger) (authz.Backend, func(context.Context), func(), error) {
 			return users.New(*cfg.Auth.Internal), nil, nil, nil
 		},
-		"keys": func(cfg *Config, _ deps, _ *slog.Logger) (authz.Backend, func(context.Context), func(), error) {
-			b, err := keys.New(*cfg.Auth.Keys, nil)
+		"keys": func(cfg *Config, d deps, _ *slog.Logger) (authz.Backend, func(context.Context), func(), error) {
+			var opts []keys.Option
+			if d.keyStore != nil { // managed keys (gatehouse keys create, /api/v1/keys)
+				opts = append(opts, keys.WithStore(d.keyStore))
+			}
+			b, err := keys.New(*cfg.Auth.Keys, nil, opts...)
 			return b, nil, nil, err
 		},
 		"jwt": func(cfg *Config, d deps, log *slog.Logger) (authz.Backend, func(context.Context), func(), error) {
