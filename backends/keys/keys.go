@@ -26,6 +26,12 @@
 // unknown keys cost the same. Rotation: edit the configuration and reload (SIGHUP): cmd builds
 // a new Backend and swaps the engine's chain, after which the old key abstains, and nginx-rtmp's
 // next on_update drops a session still publishing with it. Each key may also carry an expiry.
+//
+// Managed keys (ghk_…, see NewSecret) are created, rotated and revoked at run time and live in a
+// Store (WithStore). A candidate with the ghk_ prefix is checked for length, alphabet and checksum
+// first (malformed_key, no lookup), then looked up by digest on every request (no cache, so a
+// revocation is refused at the next request). Every decision about a key carries its KeyID and
+// KeyLabel; a stream name with the ghk_ prefix is always hidden from the log by Rename.
 package keys
 
 import (
