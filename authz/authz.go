@@ -127,6 +127,10 @@ type Decision struct {
 	// not know the secret, by the engine (see SecretPaths). On an Allow, adapters publish under it; on a denial it only
 	// keeps the secret out of the engine's log line, and adapters must not act on it.
 	Rename string
+	// KeyID and KeyLabel name the stream key that decided (a managed key's id such as
+	// "key_3kq7w2mhxa", or "config:N" for the Nth key in YAML) and its label, never its secret,
+	// so the registry, events and session kicks can say which key it was. Empty otherwise.
+	KeyID, KeyLabel string
 	// Undecided is set on a denial when some consulted method could not decide (it returned an
 	// error: key set unavailable, upstream down, timeout). Such a method might have allowed, so
 	// the denial is not proof that the grant is gone: a new session is refused (fail closed), but

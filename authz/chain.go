@@ -75,7 +75,9 @@ func (c *Chain) Authorize(ctx context.Context, req *Request) (Decision, error) {
 			d, err = m.Backend.Authorize(ctx, req)
 		}
 		if err != nil {
+			rename := d.Rename // a method that could not decide may still know the path is a secret
 			d = denialFromError(err)
+			d.Rename = rename
 			errored = true
 		}
 		d.Backend = m.Name

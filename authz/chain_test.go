@@ -88,6 +88,7 @@ func TestChainKeepsRenameOnDenial(t *testing.T) {
 		{"outranked by a later denial", []Method{{Name: "keys", Backend: fixed(expired, nil)},
 			{Name: "users", Backend: fixed(Denying(Forbidden, ReasonNotPermitted, "no"), nil)}}, "live/alice"},
 		{"others abstain", []Method{{Name: "users", Backend: fixed(Decision{}, nil)}, {Name: "keys", Backend: fixed(expired, nil)}}, "live/alice"},
+		{"the method could not decide", []Method{{Name: "keys", Backend: fixed(expired, errors.New("store down"))}}, "live/alice"},
 		{"no rename", []Method{{Name: "users", Backend: fixed(Denying(Forbidden, ReasonNotPermitted, "no"), nil)}}, ""},
 	}
 	for _, tt := range tests {

@@ -110,6 +110,9 @@ func (e *Engine) logDecision(ctx context.Context, req *Request, d Decision, hidd
 	if d.Identity != "" {
 		attrs = append(attrs, slog.String("identity", d.Identity))
 	}
+	if d.KeyID != "" {
+		attrs = append(attrs, slog.String("key_id", d.KeyID))
+	}
 	if !d.Expires.IsZero() {
 		attrs = append(attrs, slog.Time("expires", d.Expires))
 	}

@@ -26,6 +26,12 @@
 // unknown keys cost the same. Rotation: edit the configuration and reload (SIGHUP): cmd builds
 // a new Backend and swaps the engine's chain, after which the old key abstains, and nginx-rtmp's
 // next on_update drops a session still publishing with it. Each key may also carry an expiry.
+//
+// Managed keys (ghk_…, see NewSecret) are created, rotated and revoked at run time and live in a
+// Store (WithStore). A candidate with the ghk_ prefix is checked for length, alphabet and checksum
+// first (malformed_key, no lookup), then looked up by digest on every request (no cache, so a
+// revocation is refused at the next request). Every decision about a key carries its KeyID and
+// KeyLabel; a stream name with the ghk_ prefix is always hidden from the log by Rename.
 package keys
 
 import (
@@ -48,8 +54,18 @@ import (
 
 // Sentinel errors of package keys.
 var (
-	// ErrInvalid is returned by New for a configuration that Config's YAML decoding would reject.
+	// ErrInvalid is returned by New for a configuration that Config's YAML decoding would reject,
+	// and by Spec.Normalize for an unusable key description.
 	ErrInvalid = errors.New("keys: invalid configuration")
+	// ErrMalformed is returned by ParseSecret for a string that is no managed key.
+	ErrMalformed = errors.New("keys: malformed stream key")
+	// ErrNotFound is wrapped by a Store that has no such key (by digest or by id).
+	ErrNotFound = errors.New("keys: no such key")
+	// ErrReadOnly is wrapped by a Store that cannot write (a read-only file), and by the API
+	// for a key configured in YAML.
+	ErrReadOnly = errors.New("keys: read-only")
+	// ErrRevoked is wrapped by a Store asked to rotate a key that is already revoked.
+	ErrRevoked = errors.New("keys: key is revoked")
 )
 
 // MinKeyLen is the shortest plain-text key accepted. Hook endpoints have no rate limit and
@@ -62,10 +78,14 @@ const Param = "key"
 
 // Reasons specific to this backend (see authz.Decision.Reason).
 const (
-	ReasonKeyExpired   = "key_expired"
-	ReasonKeyRevoked   = "key_revoked"
-	ReasonWrongPath    = "key_wrong_path"
-	ReasonDuplicateKey = "duplicate_key_param"
+	ReasonKeyExpired    = "key_expired"
+	ReasonWrongPath     = "key_wrong_path"
+	ReasonDuplicateKey  = "duplicate_key_param"
+	ReasonKeyRevoked    = "key_revoked"
+	ReasonMalformedKey  = "malformed_key"
+	ReasonWrongProtocol = "key_wrong_protocol"
+	// ReasonStoreUnavailable: the key store could not answer (the decision is Undecided).
+	ReasonStoreUnavailable = "key_store_unavailable"
 )
 
 // Config is the backend's configuration, written as a list (or as a mapping {keys: <list>}):
@@ -284,20 +304,31 @@ func valueOf(n *yaml.Node, key string) *yaml.Node {
 	return nil
 }
 
-// Backend authorizes requests that present a configured stream key. It is immutable and safe for
-// concurrent use; it starts no goroutines. Reloading means building a new Backend.
+// Backend authorizes requests that present a stream key: one configured in YAML (immutable, held
+// as digests) or, with WithStore, a managed key from a Store. It is safe for concurrent use and
+// starts no goroutines; reloading means building a new Backend (the Store outlives it).
 type Backend struct {
-	keys []Key
-	now  func() time.Time
+	keys    []Key
+	records []Record // keys[i] as a read-only Record with ID "config:<i+1>"
+	store   Store    // nil: YAML keys only
+	now     func() time.Time
 }
+
+// Option configures a Backend.
+type Option func(*Backend)
+
+// WithStore makes the backend look up managed keys (ghk_…) in s. Without it, a managed key is
+// refused as unknown.
+func WithStore(s Store) Option { return func(b *Backend) { b.store = s } }
 
 // New returns a backend over cfg's keys. now is the clock used for expiry (nil: time.Now). It
 // re-validates keys built by hand and returns ErrInvalid for a zero Key or a repeated key.
-func New(cfg Config, now func() time.Time) (*Backend, error) {
+func New(cfg Config, now func() time.Time, opts ...Option) (*Backend, error) {
 	if now == nil {
 		now = time.Now
 	}
 	var zero [sha256.Size]byte
+	records := make([]Record, len(cfg.Keys))
 	for i, k := range cfg.Keys {
 		if k.digest == zero || checkPath(k.Path) != nil || len(k.Actions) == 0 {
 			return nil, fmt.Errorf("%w: keys[%d] was not built with NewKey or YAML", ErrInvalid, i)
@@ -307,13 +338,35 @@ func New(cfg Config, now func() time.Time) (*Backend, error) {
 				return nil, fmt.Errorf("%w: keys[%d] repeats keys[%d]", ErrInvalid, i, j)
 			}
 		}
+		records[i] = Record{
+			ID:       fmt.Sprintf("config:%d", i+1),
+			Spec:     Spec{Owner: k.User, Path: k.Path, Actions: slices.Clone(k.Actions), Expires: k.Expires},
+			ReadOnly: true,
+		}
+		if k.Revoked { // revoked in the file: refused, still recognised (and kept out of logs)
+			records[i].Revoked = time.Unix(0, 0).UTC()
+		}
 	}
-	return &Backend{keys: slices.Clone(cfg.Keys), now: now}, nil
+	b := &Backend{keys: slices.Clone(cfg.Keys), records: records, now: now}
+	for _, o := range opts {
+		o(b)
+	}
+	return b, nil
+}
+
+// ConfigRecords returns the YAML-configured keys as read-only Records (for lists; no secrets).
+func (b *Backend) ConfigRecords() []Record {
+	out := make([]Record, len(b.records))
+	for i, r := range b.records {
+		r.Actions = slices.Clone(r.Actions)
+		out[i] = r
+	}
+	return out
 }
 
 // Authorize implements authz.Backend. See the package documentation for where the key is read
-// and what an unknown key answers. It never returns an error.
-func (b *Backend) Authorize(_ context.Context, req *authz.Request) (authz.Decision, error) {
+// and what an unknown key answers. It returns an error only when the Store could not answer.
+func (b *Backend) Authorize(ctx context.Context, req *authz.Request) (authz.Decision, error) {
 	if !req.Action.HasPath() {
 		return authz.Decision{}, nil
 	}
@@ -337,46 +390,107 @@ func (b *Backend) Authorize(_ context.Context, req *authz.Request) (authz.Decisi
 	}
 	switch {
 	case segIdx >= 0 && last != "":
-		// The presented path holds a key: every answer carries Rename (the public path), so the
-		// engine's log line never shows the key, whether it allows or denies.
-		k := &b.keys[segIdx]
-		d := authz.Denying(authz.Forbidden, ReasonWrongPath, "this stream key belongs to another application")
-		if keyParent, _ := splitLast(k.Path); keyParent == parent {
-			d = b.grant(k, req.Action)
+		return b.bySegment(&b.records[segIdx], req, parent), nil
+	case last != "" && IsManagedForm(last):
+		// The stream name has a managed key's form: it is a key (never a stream name to pass
+		// on), so every answer carries Rename and the log never shows it.
+		hidden := joinPath(parent, "("+SecretPrefix+"key)")
+		rec, d, err := b.lookup(ctx, last)
+		if err != nil || rec == nil {
+			d.Rename = hidden
+			return d, err
 		}
-		if k.Path != req.Path {
-			d.Rename = k.Path
-		}
-		return d, nil
+		return b.bySegment(rec, req, parent), nil
 	case paramIdx >= 0:
-		k := &b.keys[paramIdx]
-		if k.Path != req.Path {
-			return authz.Denying(authz.Forbidden, ReasonWrongPath, "this stream key belongs to another stream path"), nil
+		return b.byParam(&b.records[paramIdx], req), nil
+	case hasParam && IsManagedForm(param):
+		rec, d, err := b.lookup(ctx, param)
+		if err != nil || rec == nil {
+			return d, err
 		}
-		return b.grant(k, req.Action), nil
+		return b.byParam(rec, req), nil
 	case hasParam:
 		return authz.Denying(authz.Unauthenticated, authz.ReasonBadCredentials, "stream key not accepted"), nil
 	}
 	return authz.Decision{}, nil
 }
 
-func (b *Backend) grant(k *Key, a authz.Action) authz.Decision {
-	if k.Revoked {
-		return authz.Denying(authz.Unauthenticated, ReasonKeyRevoked, "stream key revoked")
+// lookup resolves a managed key: a malformed one is refused before the store is asked; the
+// store is asked by digest (see Store). It returns the record, or the denial, or the store's
+// error.
+func (b *Backend) lookup(ctx context.Context, secret string) (*Record, authz.Decision, error) {
+	digest, err := ParseSecret(secret)
+	if err != nil {
+		return nil, authz.Denying(authz.Unauthenticated, ReasonMalformedKey, "stream key is malformed (mistyped or truncated)"), nil
 	}
-	if !k.Expires.IsZero() && !b.now().Before(k.Expires) {
-		return authz.Denying(authz.Unauthenticated, ReasonKeyExpired, "stream key expired")
+	if b.store == nil {
+		return nil, authz.Denying(authz.Unauthenticated, authz.ReasonBadCredentials, "stream key not accepted"), nil
 	}
-	id := k.User
-	if id == "" {
-		id = k.Path
+	rec, err := b.store.Lookup(ctx, digest)
+	switch {
+	case errors.Is(err, ErrNotFound):
+		return nil, authz.Denying(authz.Unauthenticated, authz.ReasonBadCredentials, "stream key not accepted"), nil
+	case err != nil:
+		return nil, authz.Decision{}, &authz.ReasonError{Reason: ReasonStoreUnavailable, Message: "stream key store unavailable", Err: err}
 	}
-	if !slices.Contains(k.Actions, a) {
-		d := authz.Denying(authz.Forbidden, authz.ReasonNotPermitted, fmt.Sprintf("stream key does not permit %s", a))
-		d.Identity = id
-		return d
+	return &rec, authz.Decision{}, nil
+}
+
+// bySegment answers a key presented as the last path segment: it must belong to the same parent
+// (application) and every answer carries Rename (the public path), so the engine's log line never
+// shows the key, whether it allows or denies.
+func (b *Backend) bySegment(k *Record, req *authz.Request, parent string) authz.Decision {
+	d := authz.Denying(authz.Forbidden, ReasonWrongPath, "this stream key belongs to another application")
+	if keyParent, _ := splitLast(k.Path); keyParent == parent {
+		d = b.grant(k, req)
 	}
-	return authz.Allowing(id, k.Expires)
+	if k.Path != req.Path {
+		d.Rename = k.Path
+	}
+	return d
+}
+
+// byParam answers a key presented as ?key=: the request path must be the key's path exactly.
+func (b *Backend) byParam(k *Record, req *authz.Request) authz.Decision {
+	if k.Path != req.Path {
+		return authz.Denying(authz.Forbidden, ReasonWrongPath, "this stream key belongs to another stream path")
+	}
+	return b.grant(k, req)
+}
+
+func (b *Backend) grant(k *Record, req *authz.Request) authz.Decision {
+	now := b.now()
+	var d authz.Decision
+	switch {
+	case k.RevokedAt(now):
+		d = authz.Denying(authz.Unauthenticated, ReasonKeyRevoked, "stream key revoked")
+	case k.ExpiredAt(now):
+		d = authz.Denying(authz.Unauthenticated, ReasonKeyExpired, "stream key expired")
+	case !slices.Contains(k.Actions, req.Action):
+		d = authz.Denying(authz.Forbidden, authz.ReasonNotPermitted, fmt.Sprintf("stream key does not permit %s", req.Action))
+		d.Identity = k.Identity()
+	case len(k.Protocols) > 0 && !slices.Contains(k.Protocols, strings.ToLower(req.Protocol)):
+		d = authz.Denying(authz.Forbidden, ReasonWrongProtocol, "stream key does not permit this protocol")
+		d.Identity = k.Identity()
+	default:
+		exp := k.Expires
+		if !k.Revoked.IsZero() && (exp.IsZero() || k.Revoked.Before(exp)) {
+			exp = k.Revoked // a rotation's grace period ends the grant
+		}
+		d = authz.Allowing(k.Identity(), exp)
+		if !k.ReadOnly && b.store != nil {
+			b.store.Touch(k.ID, now, req.IP)
+		}
+	}
+	d.KeyID, d.KeyLabel = k.ID, k.Label
+	return d
+}
+
+func joinPath(parent, last string) string {
+	if parent == "" {
+		return last
+	}
+	return parent + "/" + last
 }
 
 // PublicPath implements authz.SecretPaths: it reports whether a segment of p is a configured key

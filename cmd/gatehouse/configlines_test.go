@@ -1,6 +1,7 @@
 package main
 
 import (
+	"gatehouse/backends/jwks"
 	"strings"
 	"testing"
 )
@@ -48,10 +49,14 @@ func TestWrittenZero(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if l := c.Auth.JWT.Providers[0].Leeway; l == nil || *l != 0 {
+	jc, ok := c.Auth.Methods[0].settings.(*jwks.Config)
+	if !ok || len(jc.Providers) != 2 {
+		t.Fatalf("jwt settings: got %#v", c.Auth.Methods[0].settings)
+	}
+	if l := jc.Providers[0].Leeway; l == nil || *l != 0 {
 		t.Errorf("leeway: 0s: got %v, want a kept 0", l)
 	}
-	if l := c.Auth.JWT.Providers[1].Leeway; l != nil {
+	if l := jc.Providers[1].Leeway; l != nil {
 		t.Errorf("absent leeway: got %v, want nil (the default)", *l)
 	}
 	if g := c.SFU.ReconnectGrace; g != 0 {

@@ -73,6 +73,7 @@ func TestReadmeConfigsLoad(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Setenv("ALICE_STREAM_KEY", "k3y-for-readme-test-0123")
+	t.Setenv("ADMIN_PASS", "readme-admin-pass")
 	blocks := yamlBlockRe.FindAllSubmatch(readme, -1)
 	if len(blocks) < 2 {
 		t.Fatalf("found %d gatehouse.yml blocks, want at least 2", len(blocks))

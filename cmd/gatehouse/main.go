@@ -77,6 +77,8 @@ func cli(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return cmdToken(args, stdout, stderr)
 	case "rotate-key":
 		return cmdRotateKey(args, stdout, stderr)
+	case "keys":
+		return cmdKeys(ctx, args, stdout, stderr) // keys_cmd.go
 	case "version":
 		fmt.Fprintln(stdout, "gatehouse", version())
 		return exitOK
@@ -98,6 +100,8 @@ const usage = `usage:
                                          mint a signed token (verified by the jwt method, and by
                                          MediaMTX with authJWTJWKS pointed at /.well-known/jwks.json)
   gatehouse rotate-key -config FILE      new signing key; old tokens stay valid (SIGHUP the server)
+  gatehouse keys create|list|rotate|revoke|backup -config FILE …
+                                         managed stream keys in data_dir (gatehouse keys help)
   gatehouse version
 `
 

@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"reflect"
 	"sync"
 	"sync/atomic"
@@ -23,6 +24,8 @@ import (
 	"gatehouse/authz/live"
 	"gatehouse/authz/notify"
 	"gatehouse/backends/jwks"
+	"gatehouse/backends/keys"
+	"gatehouse/backends/keys/sqlitestore"
 	"gatehouse/protocols/forwardauth"
 	"gatehouse/protocols/mediamtx"
 	"gatehouse/protocols/nginxrtmp"
@@ -41,6 +44,7 @@ type server struct {
 	reg    *live.Registry
 	sfu    *sfu.SFU                    // nil when the sfu section is absent
 	issuer atomic.Pointer[jwks.Issuer] // reloaded from data_dir on every reload (key rotation)
+	keys   *sqlitestore.Store          // managed stream keys; nil if the store could not be opened
 
 	mu  sync.Mutex // guards gen and sum; held only while swapping, never across I/O
 	gen *generation
@@ -94,11 +98,24 @@ func serve(ctx context.Context, path string, stderr io.Writer, ready func(public
 	if err != nil {
 		return err
 	}
-	gen, err := build(ctx, cfg, deps{issuer: iss}, log, true)
+	// Managed stream keys. A store that cannot be opened (corrupt, newer schema, unwritable
+	// directory) is logged and left alone: gatehouse serves the YAML keys without it.
+	keyStore, err := sqlitestore.Open(ctx, filepath.Join(cfg.DataDir, sqlitestore.FileName))
+	if err != nil {
+		log.Error("stream key store unavailable; only keys from the config file work", "error", err.Error())
+		keyStore = nil
+	} else {
+		defer keyStore.Close() // after bg.Wait below: Run has flushed and returned
+		if keyStore.ReadOnly() {
+			log.Warn("stream key store is read-only: keys work, but cannot be created, rotated or revoked", "file", keyStore.Path())
+		}
+	}
+	s := &server{path: path, log: log, level: level, keys: keyStore}
+	gen, err := build(ctx, cfg, s.deps(iss, nil), log, true)
 	if err != nil {
 		return err
 	}
-	s := &server{path: path, log: log, level: level, gen: gen, sum: sha256.Sum256(src)}
+	s.gen, s.sum = gen, sha256.Sum256(src)
 	s.issuer.Store(iss)
 	s.engine = authz.NewEngine(gen.chain, log.With("component", "authz"))
 	defer func() { // never hold s.mu while a generation waits for its goroutines
@@ -125,6 +142,13 @@ func serve(ctx context.Context, path string, stderr io.Writer, ready func(public
 	bg.Add(2)
 	go func() { defer bg.Done(); s.reg.Run(bgCtx) }()
 	go func() { defer bg.Done(); _ = notifier.Run(bgCtx, changes) }()
+	if keyStore != nil {
+		bg.Add(1)
+		go func() {
+			defer bg.Done()
+			keyStore.Run(bgCtx, func(err error) { log.Warn("stream key store", "error", err.Error()) })
+		}()
+	}
 
 	if cfg.SFU != nil {
 		s.sfu, err = sfu.New(*cfg.SFU, s.engine, s.reg, log.With("component", "sfu"))
@@ -319,7 +343,7 @@ func (s *server) reload(ctx context.Context, why string) {
 		}
 		return
 	}
-	gen, err := build(ctx, cfg, deps{issuer: iss, prev: running}, s.log, true) // takes over unchanged JWKS providers
+	gen, err := build(ctx, cfg, s.deps(iss, running), s.log, true) // takes over unchanged JWKS providers
 	if err != nil {
 		s.log.Error("reload failed; keeping the running config", "trigger", why, "error", err.Error())
 		return
@@ -371,6 +395,9 @@ func (s *server) publicMux() *http.ServeMux {
 		s.issuer.Load().JWKSHandler().ServeHTTP(w, r)
 	})
 	mux.Handle("/debug/pprof/", s.guarded(authz.ActionPprof, pprofHandler()))
+	keysAPI := s.keysAPI()
+	mux.Handle("/api/v1/keys", keysAPI)
+	mux.Handle("/api/v1/keys/", keysAPI)
 	streams := live.APIHandler(s.reg, s.engine)
 	mux.Handle("/api/v1/streams", streams)
 	mux.Handle("/api/v1/streams/", streams)
@@ -381,6 +408,34 @@ func (s *server) publicMux() *http.ServeMux {
 		}
 	}
 	return mux
+}
+
+// deps are the long-lived objects a generation's builders may use.
+func (s *server) deps(iss *jwks.Issuer, prev *generation) deps {
+	d := deps{issuer: iss, prev: prev}
+	if s.keys != nil { // never a typed nil in the interface
+		d.keyStore = s.keys
+	}
+	return d
+}
+
+// keysAPI serves /api/v1/keys over the store (nil: YAML keys listed, changes refused with 503)
+// and the running generation's YAML keys.
+func (s *server) keysAPI() http.Handler {
+	var admin keys.Admin
+	if s.keys != nil {
+		admin = s.keys
+	}
+	configKeys := func() []keys.Record {
+		s.mu.Lock()
+		b, _ := s.gen.backend("keys").(*keys.Backend)
+		s.mu.Unlock()
+		if b == nil {
+			return nil
+		}
+		return b.ConfigRecords()
+	}
+	return keys.APIHandler(admin, s.engine, configKeys, nil)
 }
 
 // hooksMux mounts every streaming-server adapter. Adapters are built once (their session tables

@@ -40,6 +40,9 @@ type deps struct {
 	// unchanged parts (a jwt instance's providers, from the instance with the same id); prev still
 	// stops its own references later.
 	prev *generation
+	// keyStore holds managed stream keys (data_dir/streamkeys.db); nil when it could not be
+	// opened or the command needs none: the keys method then knows only the YAML keys.
+	keyStore keys.Store
 }
 
 // instance is what a factory builds one method instance from, besides its settings.
@@ -66,8 +69,12 @@ func methodTypes() []methodType {
 		{name: "internal", factory: factory(func(c *users.Config, _ instance) (authz.Backend, func(context.Context), func(), error) {
 			return users.New(*c), nil, nil, nil
 		})},
-		{name: "keys", factory: factory(func(c *keys.Config, _ instance) (authz.Backend, func(context.Context), func(), error) {
-			b, err := keys.New(*c, nil)
+		{name: "keys", factory: factory(func(c *keys.Config, in instance) (authz.Backend, func(context.Context), func(), error) {
+			var opts []keys.Option
+			if in.keyStore != nil { // managed keys (gatehouse keys create, /api/v1/keys)
+				opts = append(opts, keys.WithStore(in.keyStore))
+			}
+			b, err := keys.New(*c, nil, opts...)
 			return b, nil, nil, err
 		})},
 		{name: "jwt", optional: true, factory: factory(func(c *jwks.Config, in instance) (authz.Backend, func(context.Context), func(), error) {
