@@ -79,13 +79,13 @@ const (
 // shaped like a JWT as a token. Backends read them by kind and origin and never parse Query for
 // parameter names.
 type Request struct {
-	Action    Action
-	Path      string     // stream path without leading or trailing slash; "" for api/metrics/pprof
-	Protocol  string     // lower-case: rtsp, rtmp, srt, hls, webrtc, moq, dash, ...; "" if unknown
-	IP        netip.Addr // client address; the zero Addr if unknown
-	User      string
-	Pass      string
-	Token     string // bearer token or JWT, if any
+	Action   Action
+	Path     string     // stream path without leading or trailing slash; "" for api/metrics/pprof
+	Protocol string     // lower-case: rtsp, rtmp, srt, hls, webrtc, moq, dash, ...; "" if unknown
+	IP       netip.Addr // client address; the zero Addr if unknown
+	User     string
+	Pass     string
+	Token    string // bearer token or JWT, if any
 	// TokenFrom says where Token came from; TokenParam is the query parameter's name when it came
 	// from the query (token, jwt, access_key, ...), for messages only.
 	TokenFrom  Origin
