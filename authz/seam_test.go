@@ -109,7 +109,8 @@ func TestHasPassword(t *testing.T) {
 		{Request{User: "u", Pass: "p"}, true},
 		{Request{User: "u"}, true},
 		{Request{User: "u", Token: "eyJ.a.b", TokenFrom: OriginUserInfo}, false},
-		{Request{User: "u", Token: "t", TokenFrom: OriginQuery}, true},
+		{Request{User: "u", Token: "t", TokenFrom: OriginQuery}, false},
+		{Request{User: "u", Pass: "p", Token: "t", TokenFrom: OriginQuery}, true},
 	} {
 		if got := tt.r.HasPassword(); got != tt.want {
 			t.Errorf("%+v: got %v, want %v", tt.r, got, tt.want)

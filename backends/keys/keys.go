@@ -8,9 +8,10 @@
 //     the key's public path (live/alice), so an adapter that can rename (nginx-rtmp's 3xx
 //     Location) publishes under the public name and viewers never see the key. The presented
 //     path must live in the same parent as the public path (live/<secret> for live/alice);
-//   - as the "key" query parameter (rtmp://host/live/alice?key=<secret>): the request path must
+//   - as a key parameter (Request.Key: rtmp://host/live/alice?key=<secret>, read by
+//     package authz/creds, which alone knows the parameter's name): the request path must
 //     then equal the public path exactly and there is no Rename. This is the form for servers
-//     that cannot rename (MediaMTX).
+//     that cannot rename (MediaMTX, SRS): the engine refuses a Rename they cannot honour.
 //
 // Passwords and bearer tokens (Request.Pass, Request.Token) are deliberately not read: they
 // belong to the user and token backends, and a stream key must never be mistaken for a
@@ -35,7 +36,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"net/url"
 	"slices"
 	"strings"
 	"time"
@@ -57,14 +57,10 @@ var (
 // keys with `openssl rand -hex 16` (32 characters).
 const MinKeyLen = 16
 
-// Param is the query parameter that carries a key when it is not the stream name.
-const Param = "key"
-
 // Reasons specific to this backend (see authz.Decision.Reason).
 const (
-	ReasonKeyExpired   = "key_expired"
-	ReasonWrongPath    = "key_wrong_path"
-	ReasonDuplicateKey = "duplicate_key_param"
+	ReasonKeyExpired = "key_expired"
+	ReasonWrongPath  = "key_wrong_path"
 )
 
 // Config is the backend's configuration, written as a list (or as a mapping {keys: <list>}):
@@ -309,10 +305,7 @@ func (b *Backend) Authorize(_ context.Context, req *authz.Request) (authz.Decisi
 	if !req.Action.HasPath() {
 		return authz.Decision{}, nil
 	}
-	param, hasParam, err := keyParam(req.Query)
-	if err != nil {
-		return authz.Denying(authz.Unauthenticated, ReasonDuplicateKey, "the key parameter is repeated"), nil
-	}
+	param, hasParam := req.Key, req.Key != ""
 	parent, last := splitLast(req.Path)
 	// Hash both candidates always and scan every key without stopping, so the cost does not
 	// depend on whether or where a key matches.
@@ -378,21 +371,4 @@ func splitLast(p string) (parent, last string) {
 		return p[:i], p[i+1:]
 	}
 	return "", p
-}
-
-// keyParam returns the key parameter of a raw query. A repeated key parameter is an error: a
-// proxy reading the first value and a backend reading the last must never disagree.
-func keyParam(rawQuery string) (string, bool, error) {
-	if rawQuery == "" {
-		return "", false, nil
-	}
-	q, _ := url.ParseQuery(strings.TrimPrefix(rawQuery, "?")) // malformed pairs are dropped
-	v, ok := q[Param]
-	switch {
-	case !ok:
-		return "", false, nil
-	case len(v) > 1:
-		return "", false, errors.New("keys: repeated key parameter")
-	}
-	return v[0], true, nil
 }
