@@ -19,12 +19,27 @@ type Engine struct {
 	now   func() time.Time
 }
 
+// EngineOption configures an Engine.
+type EngineOption func(*Engine)
+
+// WithClock sets the clock the engine refuses expired grants by (default time.Now).
+func WithClock(now func() time.Time) EngineOption {
+	return func(e *Engine) {
+		if now != nil {
+			e.now = now
+		}
+	}
+}
+
 // NewEngine returns an engine evaluating chain, logging to log (nil: discard).
-func NewEngine(chain *Chain, log *slog.Logger) *Engine {
+func NewEngine(chain *Chain, log *slog.Logger, opts ...EngineOption) *Engine {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
 	e := &Engine{log: log, now: time.Now}
+	for _, o := range opts {
+		o(e)
+	}
 	e.chain.Store(chain)
 	return e
 }
@@ -84,7 +99,7 @@ func (e *Engine) decide(ctx context.Context, c *Chain, req *Request) Decision {
 	case !d.Allowed():
 	case !d.Expires.IsZero() && !e.now().Before(d.Expires):
 		d = refuse(d, Unauthenticated, ReasonGrantExpired, "the grant has already expired")
-	case d.Rename != "" && d.Rename != req.Path && !req.CanRename:
+	case d.Rename != "" && strings.Trim(d.Rename, "/") != req.Path && !req.CanRename:
 		// Allowing would publish (and list, and record) the stream under the presented name: a
 		// stream key. Rename stays set so that the log shows the public path only.
 		d = refuse(d, Forbidden, ReasonRenameUnsupported, "this stream key needs a rename, which "+sourceName(req)+" cannot do; use the public path with ?key=")
