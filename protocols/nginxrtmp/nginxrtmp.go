@@ -443,4 +443,3 @@ func reply(w http.ResponseWriter, status int, msg string) {
 	w.WriteHeader(status)
 	_, _ = io.WriteString(w, body)
 }
-
