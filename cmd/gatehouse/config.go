@@ -79,6 +79,13 @@ type AuthConfig struct {
 	Keys     *keys.Config     `yaml:"keys"`
 	JWT      *jwks.Config     `yaml:"jwt"`
 	HTTP     *httpauth.Config `yaml:"http"`
+
+	// DecisionTimeout bounds every decision, whichever adapter asked (authz.Policy; default 5s).
+	DecisionTimeout conf.Duration `yaml:"decision_timeout"`
+	// QueryTokenOnHTTP accepts a token from any query parameter (token, jwt, access_key, an SRS or
+	// OME extra name) over HTTP protocols, for every method (authz.Policy). Default false. The
+	// jwt section's query_token_on_http, where it was first configured, still enables it too.
+	QueryTokenOnHTTP bool `yaml:"query_token_on_http"`
 }
 
 // MethodRef names one method in auth.methods: either a bare name ("internal") or
@@ -124,6 +131,9 @@ var methodNames = []string{"internal", "keys", "jwt", "http"}
 func (a *AuthConfig) UnmarshalYAML(n *yaml.Node) error {
 	type plain AuthConfig
 	errs := []error{conf.Strict(n, (*plain)(a))} // keep going: report method errors too
+	if a.DecisionTimeout < 0 {
+		errs = append(errs, conf.Errorf(n, "decision_timeout must not be negative (0 or absent: 5s)"))
+	}
 	seen := map[string]bool{}
 	for _, m := range a.Methods {
 		switch {

@@ -111,8 +111,16 @@ func build(parent context.Context, cfg *Config, d deps, log *slog.Logger, start 
 		}
 		methods = append(methods, authz.Method{Name: m.Name, Backend: b, Actions: m.Actions})
 	}
-	g.chain = authz.NewChain(methods...)
+	g.chain = authz.NewChain(methods...).WithPolicy(policy(cfg))
 	return g, nil
+}
+
+// policy is what the engine applies to every request under cfg.
+func policy(cfg *Config) authz.Policy {
+	return authz.Policy{
+		QueryTokenOnHTTP: cfg.Auth.QueryTokenOnHTTP || (cfg.Auth.JWT != nil && cfg.Auth.JWT.QueryTokenOnHTTP),
+		DecisionTimeout:  cfg.Auth.DecisionTimeout.Std(),
+	}
 }
 
 // backend returns the backend of the named method, or nil (also for a nil generation).
