@@ -16,6 +16,7 @@ import (
 	"gatehouse/backends/users"
 	"gatehouse/protocols/mediamtx"
 	"gatehouse/protocols/nginxrtmp"
+	"gatehouse/protocols/ome"
 	"gatehouse/protocols/srs"
 )
 
@@ -179,3 +180,33 @@ type clockShift struct{ shift time.Duration }
 
 func (a *clockShift) set(d time.Duration) { a.shift = d }
 func (a *clockShift) now() time.Time      { return time.Now().Add(a.shift) }
+
+// TestQueryTokenPolicyByOrigin (item 3): with the default policy, an OME LL-HLS request with the
+// JWT in ?access_key= is refused like ?token= (the JWT backend used to look for token and jwt
+// only), and both are accepted when the policy allows query tokens over HTTP.
+func TestQueryTokenPolicyByOrigin(t *testing.T) {
+	eng, iss := tokenChain(t, time.Now)
+	p, err := jwks.ParseAllow("read:live/cam")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := iss.Issue("viewer", []authz.Permission{p}, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lax := authz.NewEngine(eng.Chain().WithPolicy(authz.Policy{QueryTokenOnHTTP: true}), nil)
+	for _, param := range []string{"token", "jwt", "access_key"} {
+		for _, tt := range []struct {
+			eng  *authz.Engine
+			want bool
+		}{{eng, false}, {lax, true}} {
+			body := `{"client":{"address":"192.0.2.1","port":5000},"request":{"direction":"outgoing","protocol":"LLHLS","status":"opening",` +
+				`"url":"https://h:3333/live/cam/llhls.m3u8?` + param + `=` + tok + `","time":"2026-01-01T00:00:00+00:00"}}`
+			w := httptest.NewRecorder()
+			ome.New(ome.Config{}, tt.eng, nil, nil).ServeHTTP(w, httptest.NewRequest(http.MethodPost, "/hooks/ome", strings.NewReader(body)))
+			if got := strings.Contains(w.Body.String(), `"allowed":true`); got != tt.want {
+				t.Errorf("?%s= with QueryTokenOnHTTP %v: got %s, want allowed %v", param, tt.eng == lax, w.Body, tt.want)
+			}
+		}
+	}
+}
