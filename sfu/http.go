@@ -7,7 +7,6 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"mime"
 	"net/http"
@@ -23,6 +22,7 @@ import (
 	"gatehouse/authz"
 	"gatehouse/authz/clientip"
 	"gatehouse/authz/creds"
+	"gatehouse/authz/hookio"
 	"gatehouse/authz/live"
 	"gatehouse/web"
 )
@@ -121,14 +121,9 @@ func readBody(w http.ResponseWriter, r *http.Request, want string) (string, bool
 		problem(w, http.StatusUnsupportedMediaType, "Content-Type must be "+want)
 		return "", false
 	}
-	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, DefaultMaxBody))
-	if err != nil {
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			problem(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("body larger than %d bytes", DefaultMaxBody))
-			return "", false
-		}
-		problem(w, http.StatusBadRequest, "could not read the body")
+	b, refused := hookio.ReadBody(w, r, DefaultMaxBody)
+	if refused != nil {
+		problem(w, refused.Status, refused.Message)
 		return "", false
 	}
 	if len(b) == 0 {
