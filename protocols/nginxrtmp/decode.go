@@ -8,6 +8,7 @@ import (
 
 	"gatehouse/authz"
 	"gatehouse/authz/creds"
+	"gatehouse/authz/hookio"
 )
 
 // The values of the call field (hook-protocols.md §1.6, §1.10). All hooks may share one URL.
@@ -116,9 +117,7 @@ func decode(raw string) (*hook, error) {
 	h.name = first("name")
 	h.clientID = first("clientid")
 	h.flashver = first("flashver")
-	if a, err := netip.ParseAddr(first("addr")); err == nil {
-		h.addr = a.Unmap()
-	}
+	h.addr, _ = hookio.ParseIP(first("addr"))
 	h.args = strings.Join(args, "&")
 	if len(h.app) > maxField || len(h.name) > maxField {
 		return nil, fmt.Errorf("%w: app or name longer than %d bytes", ErrMalformed, maxField)
