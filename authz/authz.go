@@ -54,26 +54,82 @@ func (a Action) HasPath() bool {
 	return a == ActionPublish || a == ActionRead || a == ActionPlayback
 }
 
+// Origin says where a credential came from. Credential extraction (package authz/creds) sets it;
+// the engine applies the query-token policy by origin, whatever the parameter's name.
+type Origin uint8
+
+// Origins. The zero Origin means "not said" and is treated like a header (not a query parameter).
+const (
+	OriginUnknown  Origin = iota
+	OriginHeader          // an HTTP Authorization header (Basic or Bearer)
+	OriginUserInfo        // the protocol's own user/password fields (RTSP/RTMP/SRT userinfo, MediaMTX user/password)
+	OriginQuery           // a query parameter (Request.TokenParam names it)
+	OriginCookie          // a cookie
+	OriginPath            // the stream name itself (a stream key used as the name)
+)
+
 // Request is one question put to the engine: may this client do Action on Path? Adapters fill
-// what their server sends; empty fields mean "not sent". Secrets (Pass, Token) must never be
-// logged; use LogValue-free fields only (see Engine).
+// what their server sends; empty fields mean "not sent". Secrets (Pass, Token, Key) must never be
+// logged (see Engine).
+//
+// The credential fields are the three kinds a backend can verify: a password pair (User, Pass),
+// a token (Token: a bearer token or JWT, with where it came from) and a stream key given as a
+// parameter (Key; a key used as the stream name is Path itself). Adapters fill them only through
+// package authz/creds, the one place that knows parameter names and that classifies a password
+// shaped like a JWT as a token. Backends read them by kind and origin and never parse Query for
+// parameter names.
 type Request struct {
-	Action    Action
-	Path      string     // stream path without leading or trailing slash; "" for api/metrics/pprof
-	Protocol  string     // lower-case: rtsp, rtmp, srt, hls, webrtc, moq, dash, ...; "" if unknown
-	IP        netip.Addr // client address; the zero Addr if unknown
-	User      string
-	Pass      string
-	Token     string // bearer token or JWT, if any
-	Query     string // raw query string as the client sent it, without '?'
-	ID        string // session or connection id, if any
-	UserAgent string
-	Source    string // which adapter asked: "mediamtx", "nginx-rtmp", "sfu", "cli", ...
+	Action   Action
+	Path     string     // stream path without leading or trailing slash; "" for api/metrics/pprof
+	Protocol string     // lower-case: rtsp, rtmp, srt, hls, webrtc, moq, dash, ...; "" if unknown
+	IP       netip.Addr // client address; the zero Addr if unknown
+	User     string
+	Pass     string
+	Token    string // bearer token or JWT, if any
+	// TokenFrom says where Token came from; TokenParam is the query parameter's name when it came
+	// from the query (token, jwt, access_key, ...), for messages only.
+	TokenFrom  Origin
+	TokenParam string
+	Key        string // a stream key given as a parameter (?key=), if any
+	Query      string // raw query string as the client sent it, without '?' (forwarded, never parsed for credentials)
+	ID         string // session or connection id, if any
+	UserAgent  string
+	Source     string // which adapter asked: "mediamtx", "nginx-rtmp", "sfu", "cli", ...
+
+	// CanRename says the adapter can publish or play under Decision.Rename instead of Path
+	// (nginx-rtmp with a 302, OvenMediaEngine with new_url, the SFU). The engine refuses an
+	// Allow that needs a rename when it is false, so a stream key is never published as a name.
+	CanRename bool
+	// CanEndAt says the adapter's server can end the session when the grant expires
+	// (nginx-rtmp at on_update, OvenMediaEngine through lifetime, the SFU). When false, a grant
+	// with an expiry is logged as not enforced after it starts.
+	CanEndAt bool
 }
 
-// HasCredentials reports whether the client presented any user, password or token.
+// HasCredentials reports whether the client presented any user, password, token or stream key.
 func (r *Request) HasCredentials() bool {
-	return r.User != "" || r.Pass != "" || r.Token != ""
+	return r.User != "" || r.Pass != "" || r.Token != "" || r.Key != ""
+}
+
+// HasPassword reports whether the request carries a password pair: a password, or a user name
+// alone (no password, no token). A user name that came with a token (a JWT in the password
+// field, classified by package creds) is not a pair: a method that verifies passwords abstains
+// without one, so a token sent as the password never costs a password hash.
+func (r *Request) HasPassword() bool {
+	return r.Pass != "" || (r.User != "" && r.Token == "")
+}
+
+// HTTPBorne reports whether the request came over an HTTP protocol (hls, webrtc, dash, http,
+// whip, whep; and the path-less api, metrics, pprof and playback actions, served only over HTTP),
+// where query strings end up in access logs and browser history.
+func (r *Request) HTTPBorne() bool {
+	switch normProtocol(r.Protocol) {
+	case "hls", "llhls", "webrtc", "whip", "whep", "dash", "http", "https":
+		return true
+	case "":
+		return !r.Action.HasPath() || r.Action == ActionPlayback
+	}
+	return false
 }
 
 // Outcome is a backend's or the engine's answer.
@@ -112,6 +168,15 @@ const (
 	ReasonUpstream       = "upstream_unavailable"
 	ReasonCanceled       = "canceled"
 	ReasonInvalidPath    = "invalid_path" // the engine refused a path that fails CheckPath
+	// ReasonQueryToken: a token came from a query parameter over HTTP and Policy.QueryTokenOnHTTP is off.
+	ReasonQueryToken = "query_token_not_allowed"
+	// ReasonGrantExpired: a method allowed with an Expires already past.
+	ReasonGrantExpired = "grant_expired"
+	// ReasonRenameUnsupported: the allow needs a rename (a stream key was the name) and the
+	// adapter cannot rename (Request.CanRename is false).
+	ReasonRenameUnsupported = "rename_unsupported"
+	// ReasonTimeout: the chain did not decide within Policy.DecisionTimeout.
+	ReasonTimeout = "decision_timeout"
 )
 
 // Decision is the answer to a Request. The zero Decision is an Abstain.
@@ -137,6 +202,8 @@ type Decision struct {
 	// a re-check of a running session keeps it (see Keep). Never set on an Allow.
 	Undecided bool
 	Steps     []Step // engine only: what each consulted method answered, in order
+
+	hidePath bool // engine only: nothing resolved the path (a timeout), so it is not logged
 }
 
 // Step records one method's answer inside an engine Decision.

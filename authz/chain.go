@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"time"
 )
 
 // Method is one named backend in a Chain, optionally limited to some actions.
@@ -26,6 +27,42 @@ func (m Method) handles(a Action) bool {
 // denial is marked Undecided when any consulted method returned an error (it might have allowed).
 type Chain struct {
 	methods []Method
+	policy  Policy
+}
+
+// Policy is what the engine applies to every request, whichever adapter asked, before and after
+// consulting the chain's methods. It travels with the Chain, so a reload swaps both at once. The
+// zero Policy is the safe one.
+type Policy struct {
+	// QueryTokenOnHTTP accepts a token that came from a query parameter (any name: token, jwt,
+	// access_key, ...) on an HTTP protocol (Request.HTTPBorne). Default false, as MediaMTX since
+	// v1.18: query strings end up in access logs and browser history. RTSP, RTMP and SRT always
+	// accept query tokens, because their clients have no other way.
+	QueryTokenOnHTTP bool
+	// DecisionTimeout bounds one decision (0: DefaultDecisionTimeout). A chain that has not
+	// decided by then is an undecided denial with reason decision_timeout.
+	DecisionTimeout time.Duration
+}
+
+// DefaultDecisionTimeout is Policy.DecisionTimeout's default: under nginx-rtmp's netcall_timeout
+// (10 s) and MediaMTX's HTTP auth timeout.
+const DefaultDecisionTimeout = 5 * time.Second
+
+// WithPolicy returns a copy of c (nil: an empty chain) that the engine evaluates under p.
+func (c *Chain) WithPolicy(p Policy) *Chain {
+	n := &Chain{policy: p}
+	if c != nil {
+		n.methods = c.methods // immutable: sharing is safe
+	}
+	return n
+}
+
+// Policy returns the policy the engine applies with this chain (the zero Policy for nil).
+func (c *Chain) Policy() Policy {
+	if c == nil {
+		return Policy{}
+	}
+	return c.policy
 }
 
 // NewChain returns a chain over methods, evaluated in the order given.

@@ -19,12 +19,27 @@ type Engine struct {
 	now   func() time.Time
 }
 
+// EngineOption configures an Engine.
+type EngineOption func(*Engine)
+
+// WithClock sets the clock the engine refuses expired grants by (default time.Now).
+func WithClock(now func() time.Time) EngineOption {
+	return func(e *Engine) {
+		if now != nil {
+			e.now = now
+		}
+	}
+}
+
 // NewEngine returns an engine evaluating chain, logging to log (nil: discard).
-func NewEngine(chain *Chain, log *slog.Logger) *Engine {
+func NewEngine(chain *Chain, log *slog.Logger, opts ...EngineOption) *Engine {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
 	e := &Engine{log: log, now: time.Now}
+	for _, o := range opts {
+		o(e)
+	}
 	e.chain.Store(chain)
 	return e
 }
@@ -45,41 +60,120 @@ func (e *Engine) Generation() uint64 { return e.gen.Load() }
 // Chain returns the chain currently in force.
 func (e *Engine) Chain() *Chain { return e.chain.Load() }
 
-// Authorize decides req with the current chain and logs the decision (never a secret).
+// Authorize decides req with the current chain under its Policy and logs the decision (never a
+// secret). Whatever the chain's methods answer, the engine itself refuses a path that fails
+// CheckPath, a token from a query parameter over HTTP (unless Policy.QueryTokenOnHTTP), an Allow
+// whose grant has already expired, and an Allow that needs a rename the adapter cannot honour
+// (Request.CanRename), and it bounds the decision by Policy.DecisionTimeout.
 func (e *Engine) Authorize(ctx context.Context, req *Request) Decision {
 	start := e.now()
-	var d Decision
+	d := e.decide(ctx, e.chain.Load(), req)
+	e.logDecision(ctx, req, d, e.now().Sub(start))
+	return d
+}
+
+func (e *Engine) decide(ctx context.Context, c *Chain, req *Request) Decision {
 	if req.Action.HasPath() {
 		if err := CheckPath(req.Path); err != nil {
-			d = Denying(Forbidden, ReasonInvalidPath, "stream path refused: "+strings.TrimPrefix(err.Error(), ErrBadStreamPath.Error()+": "))
-			e.logDecision(ctx, req, d, false, e.now().Sub(start))
-			return d
+			return Denying(Forbidden, ReasonInvalidPath, "stream path refused: "+strings.TrimPrefix(err.Error(), ErrBadStreamPath.Error()+": "))
 		}
 	}
-	chain := e.chain.Load()
-	d, _ = chain.Authorize(ctx, req) // a Chain never returns an error
-	if d.Outcome == Abstain {
-		d = Denying(Unauthenticated, ReasonNoCredentials, "credentials required")
+	p := c.Policy()
+	asked, queryToken := req, false
+	if req.Token != "" && req.TokenFrom == OriginQuery && !p.QueryTokenOnHTTP && req.HTTPBorne() {
+		// The token is not offered to any method; another credential (or an anonymous grant)
+		// may still allow.
+		r := *req
+		r.Token, r.TokenFrom, r.TokenParam = "", OriginUnknown, ""
+		asked, queryToken = &r, true
 	}
-	hidden := false
+	d := e.run(ctx, c, p, asked)
 	if req.Action.HasPath() && d.Rename == "" {
 		// The method that decided may not know the path holds a secret (a rule allowing read
-		// on live/* decides live/<stream key> without the keys method): ask every method.
-		if public, secret := chain.PublicPath(req.Path); secret {
+		// on live/* decides live/<stream key> without the keys method): ask every method. The
+		// public path it names is then a Rename like any other (refused below where the
+		// adapter cannot rename); a secret elsewhere in the path keeps the path out of the log.
+		if public, secret := c.PublicPath(req.Path); secret {
 			if public != "" && public != req.Path {
 				d.Rename = public
 			} else {
-				hidden = true
+				d.hidePath = true
 			}
 		}
 	}
-	e.logDecision(ctx, req, d, hidden, e.now().Sub(start))
+	switch {
+	case d.Outcome == Abstain:
+		d = Denying(Unauthenticated, ReasonNoCredentials, "credentials required")
+	case queryToken && d.Outcome == Unauthenticated:
+		d.Reason, d.Message = ReasonQueryToken, "a token in the query string is not accepted over "+req.Protocol+"; send it in the Authorization header"
+		if req.Protocol == "" {
+			d.Message = "a token in the query string is not accepted over HTTP; send it in the Authorization header"
+		}
+	case !d.Allowed():
+	case !d.Expires.IsZero() && !e.now().Before(d.Expires):
+		d = refuse(d, Unauthenticated, ReasonGrantExpired, "the grant has already expired")
+	case d.Rename != "" && strings.Trim(d.Rename, "/") != req.Path && !req.CanRename:
+		// Allowing would publish (and list, and record) the stream under the presented name: a
+		// stream key. Rename stays set so that the log shows the public path only.
+		d = refuse(d, Forbidden, ReasonRenameUnsupported, "this stream key needs a rename, which "+sourceName(req)+" cannot do; use the public path with ?key=")
+	}
+	return d
+}
+
+// refuse turns an Allow into a denial that keeps its Rename, method and steps.
+func refuse(d Decision, o Outcome, reason, msg string) Decision {
+	n := Denying(o, reason, msg)
+	n.Rename, n.Backend, n.Identity, n.Steps = d.Rename, d.Backend, d.Identity, d.Steps
+	return n
+}
+
+func sourceName(req *Request) string {
+	if req.Source == "" {
+		return "this server"
+	}
+	return req.Source
+}
+
+// run evaluates c within the policy's decision timeout. The chain runs in a goroutine owned by
+// this call: it ends when the chain returns, which every method does once ctx ends; a method that
+// ignores its context keeps only that goroutine, never the caller.
+func (e *Engine) run(ctx context.Context, c *Chain, p Policy, req *Request) Decision {
+	limit := p.DecisionTimeout
+	if limit <= 0 {
+		limit = DefaultDecisionTimeout
+	}
+	tctx, cancel := context.WithTimeout(ctx, limit)
+	defer cancel()
+	done := make(chan Decision, 1)
+	go func() {
+		d, _ := c.Authorize(tctx, req) // a Chain never returns an error
+		done <- d
+	}()
+	var d Decision
+	select {
+	case d = <-done:
+	case <-tctx.Done():
+		select {
+		case d = <-done:
+		default:
+			// Nothing answered: the path may be a stream key no method has resolved yet.
+			d = Decision{Outcome: Forbidden, hidePath: true}
+		}
+	}
+	if d.Outcome != Allow && tctx.Err() != nil {
+		d.Undecided = true
+		if ctx.Err() == nil { // our deadline, not the caller's cancellation
+			d.Reason, d.Message = ReasonTimeout, "could not decide in time"
+		} else if d.Reason == "" {
+			d.Reason, d.Message = ReasonCanceled, "request canceled before a decision"
+		}
+	}
 	return d
 }
 
 // logDecision writes the decision's log line. hidden keeps the request path out of it: it holds
 // a secret with no public path to show instead.
-func (e *Engine) logDecision(ctx context.Context, req *Request, d Decision, hidden bool, took time.Duration) {
+func (e *Engine) logDecision(ctx context.Context, req *Request, d Decision, took time.Duration) {
 	level := slog.LevelInfo
 	if !d.Allowed() && req.HasCredentials() {
 		level = slog.LevelWarn // a failed attempt that carried credentials: what fail2ban watches
@@ -91,7 +185,7 @@ func (e *Engine) logDecision(ctx context.Context, req *Request, d Decision, hidd
 	switch {
 	case d.Rename != "":
 		path = d.Rename // the presented path was a secret: a stream key used as the stream name
-	case d.Reason == ReasonInvalidPath, hidden:
+	case d.Reason == ReasonInvalidPath || d.hidePath:
 		path = "" // nothing resolved it, and it may embed a stream key
 	}
 	attrs := []slog.Attr{
@@ -115,6 +209,9 @@ func (e *Engine) logDecision(ctx context.Context, req *Request, d Decision, hidd
 	}
 	if !d.Expires.IsZero() {
 		attrs = append(attrs, slog.Time("expires", d.Expires))
+		if !req.CanEndAt {
+			attrs = append(attrs, slog.Bool("expiry_enforced", false)) // the server cannot end it
+		}
 	}
 	if d.Undecided {
 		attrs = append(attrs, slog.Bool("undecided", true))

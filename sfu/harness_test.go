@@ -158,7 +158,7 @@ func newEnv(t *testing.T, mutate func(*Config)) *env {
 	if mutate != nil {
 		mutate(&cfg)
 	}
-	engine := authz.NewEngine(authz.NewChain(authz.Method{Name: "test", Backend: authz.BackendFunc(e.authorize)}), nil)
+	engine := authz.NewEngine(authz.NewChain(authz.Method{Name: "test", Backend: authz.BackendFunc(e.authorize)}), nil, authz.WithClock(e.clock.Now))
 	logs := &lockedBuffer{}
 	s, err := New(cfg, engine, e.rec, slog.New(slog.NewTextHandler(logs, nil)))
 	if err != nil {

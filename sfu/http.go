@@ -7,7 +7,6 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"mime"
 	"net/http"
@@ -23,6 +22,7 @@ import (
 	"gatehouse/authz"
 	"gatehouse/authz/clientip"
 	"gatehouse/authz/creds"
+	"gatehouse/authz/hookio"
 	"gatehouse/authz/live"
 	"gatehouse/web"
 )
@@ -121,14 +121,9 @@ func readBody(w http.ResponseWriter, r *http.Request, want string) (string, bool
 		problem(w, http.StatusUnsupportedMediaType, "Content-Type must be "+want)
 		return "", false
 	}
-	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, DefaultMaxBody))
-	if err != nil {
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			problem(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("body larger than %d bytes", DefaultMaxBody))
-			return "", false
-		}
-		problem(w, http.StatusBadRequest, "could not read the body")
+	b, refused := hookio.ReadBody(w, r, DefaultMaxBody)
+	if refused != nil {
+		problem(w, refused.Status, refused.Message)
 		return "", false
 	}
 	if len(b) == 0 {
@@ -158,20 +153,17 @@ func cleanPath(p string) string {
 	return p
 }
 
-// credentials returns what the client presented: the Authorization header, or else the query
-// parameters (user, pass, token). A repeated query credential is a 400.
+// credentials returns what the client presented: the Authorization header, and what it lacks
+// from the query (package creds). A repeated query credential is a 400.
 func credentials(r *http.Request) (creds.Credentials, error) {
-	if c := creds.FromAuthorization(r.Header.Get("Authorization")); !c.Empty() {
-		return c, nil
-	}
-	return creds.FromQuery(r.URL.Query())
+	return creds.FromRequest(r.Header.Get("Authorization"), r.URL.Query())
 }
 
 // hashCreds binds a session to the credential that created it without keeping a second copy
 // for comparison: length-prefixed fields, so no two credentials hash alike.
 func hashCreds(c creds.Credentials) [32]byte {
 	h := sha256.New()
-	for _, f := range []string{c.User, c.Pass, c.Token} {
+	for _, f := range []string{c.User, c.Pass, c.Token, c.Key} {
 		var n [4]byte
 		binary.BigEndian.PutUint32(n[:], uint32(len(f)))
 		h.Write(n[:])
@@ -236,13 +228,12 @@ func (s *SFU) authorize(w http.ResponseWriter, r *http.Request, action authz.Act
 	}
 	req := authz.Request{
 		Action: action, Path: path, Protocol: "webrtc", IP: s.clientIP(r),
-		User: c.User, Pass: c.Pass, Token: c.Token, Query: r.URL.RawQuery, ID: id,
-		UserAgent: r.UserAgent(), Source: "sfu",
+		Query: r.URL.RawQuery, ID: id, UserAgent: r.UserAgent(), Source: "sfu",
+		CanRename: true, // the session attaches to Decision.Rename (renamed)
+		CanEndAt:  true, // EnforceExpiry closes it when the grant ends
 	}
+	c.Apply(&req)
 	d := s.auth.Authorize(r.Context(), &req)
-	if d.Allowed() && !d.Expires.IsZero() && !s.now().Before(d.Expires) {
-		d = authz.Denying(authz.Unauthenticated, authz.ReasonBadCredentials, "credentials expired")
-	}
 	if !d.Allowed() {
 		status := d.HTTPStatus()
 		challenge := `Bearer realm="gatehouse"`

@@ -1,6 +1,9 @@
 // Package creds extracts client credentials the way streaming servers and their clients send them:
-// an Authorization header (Basic, Bearer, and OBS's "Bearer user:pass"), and query parameters
-// (user, pass, token, jwt). Every adapter and the SFU use it, so all agree on the rules.
+// an Authorization header (Basic, Bearer, and OBS's "Bearer user:pass"), the protocol's own
+// user/password fields, and query parameters. It is the one place that knows credential parameter
+// names (user, pass, token, jwt, key, and an adapter's extra token names such as access_key) and
+// that sorts what it finds into the kinds a backend verifies: a password pair, a token (with its
+// origin) and a stream key. Every adapter and the SFU use it, so all agree on the rules.
 package creds
 
 import (
@@ -8,24 +11,72 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"slices"
 	"strings"
+
+	"gatehouse/authz"
 )
 
 // ErrDuplicate is returned when a credential parameter appears more than once in a query: a client
 // could otherwise smuggle a second value past a proxy that reads the first.
 var ErrDuplicate = errors.New("creds: repeated credential parameter")
 
-// Credentials is what a client presented. Token is a bearer token or JWT.
+// Credentials is what a client presented, sorted by kind: a password pair (User, Pass), a token
+// (Token, from TokenFrom; TokenParam names its query parameter) and a stream key parameter (Key).
 type Credentials struct {
 	User, Pass, Token string
+	TokenFrom         authz.Origin
+	TokenParam        string
+	Key               string
 }
 
 // Empty reports whether nothing was presented.
-func (c Credentials) Empty() bool { return c.User == "" && c.Pass == "" && c.Token == "" }
+func (c Credentials) Empty() bool {
+	return c.User == "" && c.Pass == "" && c.Token == "" && c.Key == ""
+}
+
+// Apply copies the credentials into req.
+func (c Credentials) Apply(req *authz.Request) {
+	req.User, req.Pass, req.Token = c.User, c.Pass, c.Token
+	req.TokenFrom, req.TokenParam, req.Key = c.TokenFrom, c.TokenParam, c.Key
+}
+
+// Or fills what c lacks from o: the password pair when c has neither user nor password, the token
+// when c has none, the stream key when c has none.
+func (c Credentials) Or(o Credentials) Credentials {
+	if c.User == "" && c.Pass == "" {
+		c.User, c.Pass = o.User, o.Pass
+	}
+	if c.Token == "" {
+		c.Token, c.TokenFrom, c.TokenParam = o.Token, o.TokenFrom, o.TokenParam
+	}
+	if c.Key == "" {
+		c.Key = o.Key
+	}
+	return c
+}
+
+// JWTShaped reports whether s looks like a compact JWS: three segments, a JSON header (base64url
+// of "{"). It looks at the shape only, never at a user name, so classifying costs the same for
+// every client.
+func JWTShaped(s string) bool {
+	return strings.HasPrefix(s, "eyJ") && strings.Count(s, ".") == 2
+}
+
+// FromUserInfo sorts a user/password pair that came from origin. A password shaped like a JWT is
+// a token (how MediaMTX's docs tell RTSP, RTMP and SRT clients to send one): it is verified by a
+// token method, never hashed as a password. The user name is kept (some clients need one).
+func FromUserInfo(user, pass string, origin authz.Origin) Credentials {
+	if JWTShaped(pass) {
+		return Credentials{User: user, Token: pass, TokenFrom: origin}
+	}
+	return Credentials{User: user, Pass: pass}
+}
 
 // FromAuthorization parses an Authorization header value. "Basic b64(user:pass)" gives user and
 // password; "Bearer x" gives a token, except that "Bearer user:pass" with exactly one colon gives
-// user and password (OBS's WHIP convention, as MediaMTX). Anything else gives nothing.
+// user and password (OBS's WHIP convention, as MediaMTX). Anything else gives nothing. A password
+// shaped like a JWT is a token (FromUserInfo); every token found has origin OriginHeader.
 func FromAuthorization(h string) Credentials {
 	scheme, rest, ok := strings.Cut(strings.TrimSpace(h), " ")
 	if !ok {
@@ -36,9 +87,12 @@ func FromAuthorization(h string) Credentials {
 	case "bearer":
 		if strings.Count(rest, ":") == 1 {
 			u, p, _ := strings.Cut(rest, ":")
-			return Credentials{User: u, Pass: p}
+			return FromUserInfo(u, p, authz.OriginHeader)
 		}
-		return Credentials{Token: rest}
+		if rest == "" {
+			return Credentials{}
+		}
+		return Credentials{Token: rest, TokenFrom: authz.OriginHeader}
 	case "basic":
 		raw, err := base64.StdEncoding.DecodeString(rest)
 		if err != nil {
@@ -48,34 +102,55 @@ func FromAuthorization(h string) Credentials {
 		if !ok {
 			return Credentials{}
 		}
-		return Credentials{User: u, Pass: p}
+		return FromUserInfo(u, p, authz.OriginHeader)
 	}
 	return Credentials{}
 }
 
-// Names of the query parameters read by FromQuery.
-var queryNames = [...]string{"user", "pass", "token", "jwt"}
+// Names of the query parameters read by FromQuery, by kind.
+const (
+	paramUser  = "user"
+	paramPass  = "pass"
+	paramToken = "token"
+	paramJWT   = "jwt" // MediaMTX's legacy name
+	paramKey   = "key" // a stream key on its public path: rtmp://host/live/alice?key=<secret>
+)
 
-// FromQuery reads user, pass and token (or its legacy name jwt) from q, then, while no token was
-// found, each of tokenParams in order (e.g. OvenMediaEngine's access_key). A parameter given more
-// than once is ErrDuplicate (and nothing is returned).
+// IsParam reports whether k is one of the credential parameter names FromQuery reads (besides an
+// adapter's extra token names). Adapters use it to refuse a repeated one before anything else.
+func IsParam(k string) bool {
+	switch k {
+	case paramUser, paramPass, paramToken, paramJWT, paramKey:
+		return true
+	}
+	return false
+}
+
+// FromQuery reads user and pass (a pair), token (or its legacy name jwt, then each of tokenParams
+// in order, e.g. OvenMediaEngine's access_key) and key from q; every token found has origin
+// OriginQuery and TokenParam its name. A parameter given more than once is ErrDuplicate (and
+// nothing is returned).
 func FromQuery(q url.Values, tokenParams ...string) (Credentials, error) {
-	for _, names := range [][]string{queryNames[:], tokenParams} {
-		for _, k := range names {
-			if len(q[k]) > 1 {
-				return Credentials{}, fmt.Errorf("%w %q", ErrDuplicate, k)
-			}
+	for k, vs := range q {
+		if len(vs) > 1 && (IsParam(k) || slices.Contains(tokenParams, k)) {
+			return Credentials{}, fmt.Errorf("%w %q", ErrDuplicate, k)
 		}
 	}
-	c := Credentials{User: q.Get("user"), Pass: q.Get("pass"), Token: q.Get("token")}
-	if c.Token == "" {
-		c.Token = q.Get("jwt")
-	}
-	for _, k := range tokenParams {
-		if c.Token != "" {
+	c := Credentials{Key: q.Get(paramKey)}
+	for _, k := range append([]string{paramToken, paramJWT}, tokenParams...) {
+		if v := q.Get(k); v != "" {
+			c.Token, c.TokenFrom, c.TokenParam = v, authz.OriginQuery, k
 			break
 		}
-		c.Token = q.Get(k)
+	}
+	if u, p := q.Get(paramUser), q.Get(paramPass); u != "" || p != "" {
+		pair := FromUserInfo(u, p, authz.OriginQuery)
+		c.User, c.Pass = pair.User, pair.Pass
+		if pair.Token != "" && c.Token == "" {
+			c.Token, c.TokenFrom, c.TokenParam = pair.Token, authz.OriginQuery, paramPass
+		} else if pair.Token != "" {
+			c.Pass = pair.Token // a token is already there: keep the password as it came
+		}
 	}
 	return c, nil
 }
@@ -88,4 +163,14 @@ func ParseQuery(raw string, tokenParams ...string) (url.Values, Credentials, err
 	}
 	c, err := FromQuery(q, tokenParams...)
 	return q, c, err
+}
+
+// FromRequest reads the Authorization header, then fills what it lacks from the query (as Or).
+func FromRequest(header string, q url.Values, tokenParams ...string) (Credentials, error) {
+	c := FromAuthorization(header)
+	qc, err := FromQuery(q, tokenParams...)
+	if err != nil {
+		return Credentials{}, err
+	}
+	return c.Or(qc), nil
 }

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"net/url"
 	"testing"
+
+	"gatehouse/authz"
 )
 
 func TestFromAuthorization(t *testing.T) {
@@ -13,9 +15,11 @@ func TestFromAuthorization(t *testing.T) {
 	}{
 		{"basic", "Basic bXl1c2VyOm15cGFzcw==", Credentials{User: "myuser", Pass: "mypass"}},
 		{"bearer user:pass (OBS)", "Bearer myuser:mypass", Credentials{User: "myuser", Pass: "mypass"}},
-		{"bearer token", "Bearer testing123", Credentials{Token: "testing123"}},
-		{"bearer jwt", "bearer a.b.c", Credentials{Token: "a.b.c"}},
-		{"two colons is a token", "Bearer a:b:c", Credentials{Token: "a:b:c"}},
+		{"bearer token", "Bearer testing123", Credentials{Token: "testing123", TokenFrom: authz.OriginHeader}},
+		{"bearer jwt", "bearer a.b.c", Credentials{Token: "a.b.c", TokenFrom: authz.OriginHeader}},
+		{"jwt as the basic password is a token", "Basic dTpleUouYS5i", Credentials{User: "u", Token: "eyJ.a.b", TokenFrom: authz.OriginHeader}},
+		{"jwt as the OBS password is a token", "Bearer u:eyJ.a.b", Credentials{User: "u", Token: "eyJ.a.b", TokenFrom: authz.OriginHeader}},
+		{"two colons is a token", "Bearer a:b:c", Credentials{Token: "a:b:c", TokenFrom: authz.OriginHeader}},
 		{"basic bad base64", "Basic !!!", Credentials{}},
 		{"basic without colon", "Basic dXNlcg==", Credentials{}},
 		{"unknown scheme", "Digest x", Credentials{}},
@@ -37,9 +41,12 @@ func TestFromQuery(t *testing.T) {
 		wantErr   error
 	}{
 		{"user pass", "user=u&pass=p&x=1", Credentials{User: "u", Pass: "p"}, nil},
-		{"token", "?token=t", Credentials{Token: "t"}, nil},
-		{"legacy jwt", "jwt=j", Credentials{Token: "j"}, nil},
-		{"token wins over jwt", "jwt=j&token=t", Credentials{Token: "t"}, nil},
+		{"token", "?token=t", Credentials{Token: "t", TokenFrom: authz.OriginQuery, TokenParam: "token"}, nil},
+		{"legacy jwt", "jwt=j", Credentials{Token: "j", TokenFrom: authz.OriginQuery, TokenParam: "jwt"}, nil},
+		{"token wins over jwt", "jwt=j&token=t", Credentials{Token: "t", TokenFrom: authz.OriginQuery, TokenParam: "token"}, nil},
+		{"stream key", "key=K", Credentials{Key: "K"}, nil},
+		{"duplicate key", "key=a&key=b", Credentials{}, ErrDuplicate},
+		{"jwt as pass is a token", "user=u&pass=eyJ.a.b", Credentials{User: "u", Token: "eyJ.a.b", TokenFrom: authz.OriginQuery, TokenParam: "pass"}, nil},
 		{"duplicate user", "user=a&user=b", Credentials{}, ErrDuplicate},
 		{"duplicate token", "token=a&token=b", Credentials{}, ErrDuplicate},
 	}
@@ -48,8 +55,8 @@ func TestFromQuery(t *testing.T) {
 		want      Credentials
 		wantErr   error
 	}{
-		{"extra token param", "access_key=k", Credentials{Token: "k"}, nil},
-		{"token wins over extra", "token=t&access_key=k", Credentials{Token: "t"}, nil},
+		{"extra token param", "access_key=k", Credentials{Token: "k", TokenFrom: authz.OriginQuery, TokenParam: "access_key"}, nil},
+		{"token wins over extra", "token=t&access_key=k", Credentials{Token: "t", TokenFrom: authz.OriginQuery, TokenParam: "token"}, nil},
 		{"duplicate extra", "access_key=a&access_key=b", Credentials{}, ErrDuplicate},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
@@ -80,8 +87,11 @@ func FuzzFromAuthorization(f *testing.F) {
 	f.Add("Bearer a:b")
 	f.Fuzz(func(t *testing.T, h string) {
 		c := FromAuthorization(h)
-		if c.Token != "" && (c.User != "" || c.Pass != "") {
-			t.Fatalf("both token and user/pass from %q", h)
+		if c.Token != "" && c.Pass != "" {
+			t.Fatalf("both token and password from %q", h)
+		}
+		if JWTShaped(c.Pass) {
+			t.Fatalf("a JWT-shaped password was not classified as a token from %q", h)
 		}
 	})
 }

@@ -72,12 +72,10 @@ func (h *apiHandler) authorize(w http.ResponseWriter, r *http.Request) bool {
 	req := &authz.Request{
 		Action:    authz.ActionAPI,
 		IP:        clientip.Addr(r),
-		User:      c.User,
-		Pass:      c.Pass,
-		Token:     c.Token,
 		UserAgent: r.UserAgent(),
 		Source:    "api",
 	}
+	c.Apply(req)
 	d := h.auth.Authorize(r.Context(), req)
 	switch {
 	case d.Allowed():

@@ -44,8 +44,9 @@ func hmacAlgorithms() []string { return []string{"HS256", "HS384", "HS512"} }
 type Config struct {
 	// Providers are the token issuers trusted, each with its own key set and rules.
 	Providers []Provider `yaml:"providers"`
-	// QueryTokenOnHTTP accepts a token that arrived only in the query string (?token= or ?jwt=)
-	// for HTTP protocols (hls, webrtc, dash, http, and api/metrics/pprof/playback). Default false,
+	// QueryTokenOnHTTP accepts a token that arrived in a query parameter (any name: token, jwt,
+	// access_key, ...) for HTTP protocols (hls, webrtc, dash, http, and api/metrics/pprof/
+	// playback). The engine applies it to every request (authz.Policy), not this backend. Default false,
 	// as MediaMTX since v1.18 (#5648): query strings end up in access logs and browser history.
 	// RTSP, RTMP and SRT always accept query tokens, because their clients have no other way.
 	QueryTokenOnHTTP bool `yaml:"query_token_on_http"`

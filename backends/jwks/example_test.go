@@ -40,7 +40,7 @@ func ExampleIssuer() {
 	defer b.Close()
 	for _, path := range []string{"live/alice", "live/bob"} {
 		d, _ := b.Authorize(context.Background(), &authz.Request{
-			Action: authz.ActionPublish, Path: path, Protocol: "srt", User: "alice", Pass: tok,
+			Action: authz.ActionPublish, Path: path, Protocol: "srt", User: "alice", Token: tok, TokenFrom: authz.OriginUserInfo,
 		})
 		fmt.Println(path, d.Outcome, d.Reason, d.Identity)
 	}

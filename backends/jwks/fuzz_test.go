@@ -51,7 +51,7 @@ func FuzzAuthorize(f *testing.F) {
 	f.Fuzz(func(t *testing.T, tok string) {
 		for _, req := range []*authz.Request{
 			{Action: authz.ActionPublish, Path: "live/alice", Protocol: "rtsp", Token: tok},
-			{Action: authz.ActionRead, Path: "live/x", Protocol: "srt", User: "u", Pass: tok},
+			{Action: authz.ActionRead, Path: "live/x", Protocol: "srt", User: "u", Token: tok, TokenFrom: authz.OriginUserInfo},
 			{Action: authz.ActionRead, Path: "live/x", Protocol: "hls", Token: tok, Query: "token=" + tok},
 		} {
 			d, err := b.Authorize(context.Background(), req)

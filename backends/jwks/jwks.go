@@ -8,19 +8,13 @@
 //
 // # Where the token is taken from
 //
-// Backend.Authorize looks at, in order:
-//  1. Request.Token, which adapters fill from "Authorization: Bearer", or from the ?token= / ?jwt=
-//     query. A Token that does not start with "eyJ" (a JSON object in base64url) is not a JWT
-//     and is left to other backends.
-//  2. Request.Pass, with any user, when it has the shape of a JWT ("token in the password field":
-//     RTSP URL passwords, SRT streamid passwords, OBS "Bearer user:pass").
-//
-// For HTTP protocols (hls, webrtc, dash, http, whip, whep, and the path-less api, metrics, pprof
-// and playback actions) a Token that also appears as the token or jwt parameter of Request.Query
-// is treated as having come from the query string and is refused with reason
-// query_token_not_allowed unless Config.QueryTokenOnHTTP is set. The Request cannot say where
-// adapters found the token, so a client that sends the same token in both the header and the
-// query is refused too; that is the conservative side.
+// Backend.Authorize verifies Request.Token when it starts with "eyJ" (a JSON object in base64url);
+// any other token is not a JWT and is left to other backends. Package authz/creds fills Token
+// from "Authorization: Bearer", from the token, jwt (or an adapter's extra) query parameter, and
+// from a password shaped like a JWT ("token in the password field": RTSP URL passwords, SRT
+// streamid passwords, OBS "Bearer user:pass"), so the backend never parses Request.Query or
+// reads Request.Pass. The query-token policy for HTTP protocols (Config.QueryTokenOnHTTP) is
+// applied by the engine to every query parameter (authz.Policy).
 package jwks
 
 import (
@@ -82,7 +76,6 @@ const (
 	ReasonMalformedToken   = "malformed_token"
 	ReasonTokenTooLarge    = "token_too_large"
 	ReasonBadPermissions   = "bad_permissions_claim"
-	ReasonQueryToken       = "query_token_not_allowed"
 	ReasonJWKSUnavailable  = "jwks_unavailable"
 	// ReasonTokenLifetime: one of gatehouse's own tokens without iat, or whose exp - iat is longer
 	// than the issuer's maximum lifetime (tokens.max_ttl).
@@ -141,7 +134,6 @@ type Backend struct {
 	owned        map[*provider]bool // the providers above, for cache lookups
 	byIssuer     map[string][]*provider
 	wildcard     []*provider // providers without an issuer
-	queryOnHTTP  bool
 	maxTokenSize int
 	cache        *tokenCache
 	client       *http.Client // WithHTTPClient, compared by WithPrevious
@@ -187,7 +179,6 @@ func New(cfg Config, opts ...Option) (*Backend, error) {
 	b := &Backend{
 		owned:        map[*provider]bool{},
 		byIssuer:     map[string][]*provider{},
-		queryOnHTTP:  cfg.QueryTokenOnHTTP,
 		maxTokenSize: cfg.MaxTokenSize,
 		client:       o.client,
 		now:          o.now,
@@ -398,10 +389,7 @@ func (b *Backend) Stats() Stats {
 // Decision's Identity is preferred_username or sub and Expires is exp. A provider with no key set
 // yet: an *authz.ReasonError (jwks_unavailable).
 func (b *Backend) Authorize(ctx context.Context, req *authz.Request) (authz.Decision, error) {
-	tok, reject := b.tokenFrom(req)
-	if reject != "" {
-		return deny(reject), nil
-	}
+	tok := tokenFrom(req)
 	if tok == "" {
 		return authz.Decision{}, nil
 	}
@@ -479,8 +467,6 @@ func message(reason string) string {
 		return "the token's permissions claim is invalid"
 	case ReasonTokenLifetime:
 		return "the token's lifetime is longer than this issuer allows"
-	case ReasonQueryToken:
-		return "tokens in the query string are not accepted over HTTP; send Authorization: Bearer"
 	}
 	return "the token was not accepted"
 }

@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/url"
 	"slices"
 	"strings"
 
@@ -16,53 +15,13 @@ import (
 	"gatehouse/authz"
 )
 
-// tokenFrom picks the JWT to verify (see the package doc). reject is a reason when a token was
-// found but must not be used.
-func (b *Backend) tokenFrom(req *authz.Request) (tok, reject string) {
+// tokenFrom picks the JWT to verify: the request's token, when it has a JWT's header (see the
+// package doc). Where it came from is the engine's concern (authz.Policy.QueryTokenOnHTTP).
+func tokenFrom(req *authz.Request) string {
 	if strings.HasPrefix(req.Token, "eyJ") {
-		if !b.queryOnHTTP && b.isHTTP(req) && inQuery(req.Query, req.Token) {
-			if jwtShaped(req.Pass) && req.Pass != req.Token {
-				return req.Pass, ""
-			}
-			return "", ReasonQueryToken
-		}
-		return req.Token, ""
+		return req.Token
 	}
-	if jwtShaped(req.Pass) {
-		return req.Pass, ""
-	}
-	return "", ""
-}
-
-// isHTTP reports whether req came over an HTTP protocol, whose query-string tokens are refused
-// unless Config.QueryTokenOnHTTP (MediaMTX's authJWTInHTTPQuery).
-func (b *Backend) isHTTP(req *authz.Request) bool {
-	p := strings.ToLower(req.Protocol)
-	switch p {
-	case "hls", "llhls", "webrtc", "whip", "whep", "dash", "http", "https":
-		return true
-	}
-	// api, metrics, pprof and playback are only ever served over HTTP.
-	return p == "" && (!req.Action.HasPath() || req.Action == authz.ActionPlayback)
-}
-
-// jwtShaped reports whether s looks like a compact JWS: three segments, a JSON header.
-func jwtShaped(s string) bool {
-	return strings.HasPrefix(s, "eyJ") && strings.Count(s, ".") == 2
-}
-
-// inQuery reports whether tok is the value of the token or jwt parameter of the raw query.
-func inQuery(raw, tok string) bool {
-	if !strings.Contains(raw, "token=") && !strings.Contains(raw, "jwt=") {
-		return false
-	}
-	q, err := url.ParseQuery(strings.TrimPrefix(raw, "?"))
-	if err != nil {
-		// Undecodable query: fall back to a literal search, so a broken query cannot be used to
-		// slip a query token past the policy.
-		return strings.Contains(raw, tok)
-	}
-	return slices.Contains(q["token"], tok) || slices.Contains(q["jwt"], tok)
+	return ""
 }
 
 // header is the part of the JOSE header we route on.

@@ -8,9 +8,10 @@
 //     the key's public path (live/alice), so an adapter that can rename (nginx-rtmp's 3xx
 //     Location) publishes under the public name and viewers never see the key. The presented
 //     path must live in the same parent as the public path (live/<secret> for live/alice);
-//   - as the "key" query parameter (rtmp://host/live/alice?key=<secret>): the request path must
+//   - as a key parameter (Request.Key: rtmp://host/live/alice?key=<secret>, read by
+//     package authz/creds, which alone knows the parameter's name): the request path must
 //     then equal the public path exactly and there is no Rename. This is the form for servers
-//     that cannot rename (MediaMTX).
+//     that cannot rename (MediaMTX, SRS): the engine refuses a Rename they cannot honour.
 //
 // Passwords and bearer tokens (Request.Pass, Request.Token) are deliberately not read: they
 // belong to the user and token backends, and a stream key must never be mistaken for a
@@ -41,7 +42,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"net/url"
 	"slices"
 	"strings"
 	"time"
@@ -73,14 +73,10 @@ var (
 // keys with `openssl rand -hex 16` (32 characters).
 const MinKeyLen = 16
 
-// Param is the query parameter that carries a key when it is not the stream name.
-const Param = "key"
-
 // Reasons specific to this backend (see authz.Decision.Reason).
 const (
 	ReasonKeyExpired    = "key_expired"
 	ReasonWrongPath     = "key_wrong_path"
-	ReasonDuplicateKey  = "duplicate_key_param"
 	ReasonKeyRevoked    = "key_revoked"
 	ReasonMalformedKey  = "malformed_key"
 	ReasonWrongProtocol = "key_wrong_protocol"
@@ -370,10 +366,7 @@ func (b *Backend) Authorize(ctx context.Context, req *authz.Request) (authz.Deci
 	if !req.Action.HasPath() {
 		return authz.Decision{}, nil
 	}
-	param, hasParam, err := keyParam(req.Query)
-	if err != nil {
-		return authz.Denying(authz.Unauthenticated, ReasonDuplicateKey, "the key parameter is repeated"), nil
-	}
+	param, hasParam := req.Key, req.Key != ""
 	parent, last := splitLast(req.Path)
 	// Hash both candidates always and scan every key without stopping, so the cost does not
 	// depend on whether or where a key matches.
@@ -494,8 +487,8 @@ func joinPath(parent, last string) string {
 }
 
 // PublicPath implements authz.SecretPaths: it reports whether a segment of p is a configured key
-// (revoked and expired ones included) and, when that segment is the last one, the key's public
-// path. The engine uses it to keep keys out of its log and out of public names even when another
+// (revoked and expired ones included) or has a managed key's form, and, when that segment is the
+// last one and a configured key, the key's public path. The engine uses it to keep keys out of its log and out of public names even when another
 // method decides (a rule allowing read on live/* deciding live/<key>). Every segment is hashed and
 // compared with every key, so the cost does not depend on which key matches or whether one does.
 func (b *Backend) PublicPath(p string) (public string, secret bool) {
@@ -509,6 +502,9 @@ func (b *Backend) PublicPath(p string) (public string, secret bool) {
 		}
 		nonEmpty := subtle.ConstantTimeSelect(eqInt(len(seg), 0), 0, 1)
 		found |= (1 - eqInt(idx, -1)) & nonEmpty
+		if IsManagedForm(seg) { // a managed key (its public path needs a store lookup): hide it
+			found = 1
+		}
 		if si == len(segs)-1 {
 			lastIdx = subtle.ConstantTimeSelect(nonEmpty, idx, -1)
 		}
@@ -529,21 +525,4 @@ func splitLast(p string) (parent, last string) {
 		return p[:i], p[i+1:]
 	}
 	return "", p
-}
-
-// keyParam returns the key parameter of a raw query. A repeated key parameter is an error: a
-// proxy reading the first value and a backend reading the last must never disagree.
-func keyParam(rawQuery string) (string, bool, error) {
-	if rawQuery == "" {
-		return "", false, nil
-	}
-	q, _ := url.ParseQuery(strings.TrimPrefix(rawQuery, "?")) // malformed pairs are dropped
-	v, ok := q[Param]
-	switch {
-	case !ok:
-		return "", false, nil
-	case len(v) > 1:
-		return "", false, errors.New("keys: repeated key parameter")
-	}
-	return v[0], true, nil
 }

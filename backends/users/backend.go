@@ -152,8 +152,13 @@ func (b *Backend) Stats() Stats {
 // client sent as the identity. `user: any` matches without looking at credentials and allows
 // anonymously (empty Identity), whatever user name the client sent.
 //
+// A request without a password pair (authz.Request.HasPassword: nothing, a token only, or a user
+// name with a token in the password field) is judged as if it carried no user and no pass: only
+// `user: any` grants can allow it, and no password hash is computed. That depends on the kinds
+// the request carries, never on the user name, so timing reveals no names.
+//
 // When nothing allows:
-//   - no user and no pass in the request (nothing, or a token only): Abstain. The chain then answers 401 no_credentials (so
+//   - no password pair in the request: Abstain. The chain then answers 401 no_credentials (so
 //     MediaMTX challenges the client) unless another method has a stronger answer; returning
 //     Unauthenticated here would mask, e.g., a JWT method's "token expired" for token-only
 //     requests, because the chain keeps the first of equally ranked denials.
@@ -164,7 +169,10 @@ func (b *Backend) Stats() Stats {
 // The only error is the request's context ending while waiting for an argon2 slot.
 func (b *Backend) Authorize(ctx context.Context, req *authz.Request) (authz.Decision, error) {
 	ip := req.IP.Unmap().WithZone("")
-	user, pass := guess{s: req.User}, guess{s: req.Pass}
+	var user, pass guess
+	if req.HasPassword() {
+		user, pass = guess{s: req.User}, guess{s: req.Pass}
+	}
 
 	// Pass 1 is MediaMTX's loop. Users whose IP matches but whose permissions do not are set aside:
 	// their credentials matter only for choosing 403 over 401, so they are checked after, and
@@ -201,10 +209,10 @@ func (b *Backend) Authorize(ctx context.Context, req *authz.Request) (authz.Deci
 		if ok, err = b.check(ctx, &u.Pass, &pass); err != nil {
 			return authz.Decision{}, err
 		} else if ok {
-			return authz.Allowing(req.User, time.Time{}), nil
+			return authz.Allowing(user.s, time.Time{}), nil // "" without a password pair
 		}
 	}
-	if req.User == "" && req.Pass == "" {
+	if !req.HasPassword() {
 		return authz.Decision{}, nil // Abstain: nothing of ours to judge
 	}
 

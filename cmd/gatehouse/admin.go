@@ -15,8 +15,8 @@ import (
 func (s *server) guarded(a authz.Action, h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		c := creds.FromAuthorization(r.Header.Get("Authorization"))
-		req := &authz.Request{Action: a, User: c.User, Pass: c.Pass, Token: c.Token, Source: "gatehouse",
-			UserAgent: r.UserAgent(), IP: clientip.Addr(r)}
+		req := &authz.Request{Action: a, Source: "gatehouse", UserAgent: r.UserAgent(), IP: clientip.Addr(r)}
+		c.Apply(req)
 		d := s.engine.Authorize(r.Context(), req)
 		if !d.Allowed() {
 			if d.HTTPStatus() == http.StatusUnauthorized {

@@ -86,6 +86,13 @@ type AuthConfig struct {
 	Methods []MethodRef
 	// sections are the auth.<type> settings, decoded by the type's factory, by type name.
 	sections map[string]any
+
+	// DecisionTimeout bounds every decision, whichever adapter asked (authz.Policy; default 5s).
+	DecisionTimeout conf.Duration
+	// QueryTokenOnHTTP accepts a token from any query parameter (token, jwt, access_key, an SRS or
+	// OME extra name) over HTTP protocols, for every method (authz.Policy). Default false. The
+	// jwt section's query_token_on_http, where it was first configured, still enables it too.
+	QueryTokenOnHTTP bool
 }
 
 // MethodRef is one entry of auth.methods: one instance of a method type. A bare name is
@@ -213,7 +220,7 @@ func (a *AuthConfig) UnmarshalYAML(n *yaml.Node) error {
 	if n.Kind != yaml.MappingNode {
 		return conf.Errorf(n, "auth must be a mapping (methods: [...] and one section per method type)")
 	}
-	known := []string{"methods"}
+	known := []string{"methods", "decision_timeout", "query_token_on_http"}
 	for _, t := range methodTypes() {
 		known = append(known, t.name)
 	}
@@ -230,8 +237,19 @@ func (a *AuthConfig) UnmarshalYAML(n *yaml.Node) error {
 			continue
 		}
 		seenKey[k.Value] = true
-		if k.Value == "methods" {
+		switch k.Value {
+		case "methods":
 			errs = append(errs, a.decodeMethods(v)) // keep going: report section errors too
+			continue
+		case "decision_timeout":
+			if err := v.Decode(&a.DecisionTimeout); err != nil {
+				errs = append(errs, err)
+			} else if a.DecisionTimeout < 0 {
+				errs = append(errs, conf.Errorf(v, "decision_timeout must not be negative (0 or absent: 5s)"))
+			}
+			continue
+		case "query_token_on_http":
+			errs = append(errs, v.Decode(&a.QueryTokenOnHTTP))
 			continue
 		}
 		if isNull(v) {

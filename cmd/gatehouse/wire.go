@@ -177,8 +177,20 @@ func build(parent context.Context, cfg *Config, d deps, log *slog.Logger, start 
 		}
 		methods = append(methods, authz.Method{Name: m.ID, Backend: b, Actions: m.Actions})
 	}
-	g.chain = authz.NewChain(methods...)
+	g.chain = authz.NewChain(methods...).WithPolicy(policy(cfg))
 	return g, nil
+}
+
+// policy is what the engine applies to every request under cfg. A jwt instance's
+// query_token_on_http (where the setting was first configured) still turns the policy on.
+func policy(cfg *Config) authz.Policy {
+	q := cfg.Auth.QueryTokenOnHTTP
+	for _, m := range cfg.Auth.Methods {
+		if c, ok := m.settings.(*jwks.Config); ok && c != nil && c.QueryTokenOnHTTP {
+			q = true
+		}
+	}
+	return authz.Policy{QueryTokenOnHTTP: q, DecisionTimeout: cfg.Auth.DecisionTimeout.Std()}
 }
 
 // backend returns the backend of the method with the id, or nil (also for a nil generation).

@@ -307,16 +307,14 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	issued := h.now().UnixNano() // before the generation is read: see current
 	ep := h.observe()
 
-	c := creds.FromAuthorization(r.Header.Get("Authorization"))
-	if c.Empty() {
-		q, err := url.ParseQuery(u.RawQuery)
-		if err == nil {
-			c, err = creds.FromQuery(q)
-		}
-		if err != nil {
-			h.deny(w, http.StatusUnauthorized, "malformed or repeated credential parameter")
-			return
-		}
+	q, err := url.ParseQuery(u.RawQuery)
+	var c creds.Credentials
+	if err == nil {
+		c, err = creds.FromRequest(r.Header.Get("Authorization"), q)
+	}
+	if err != nil {
+		h.deny(w, http.StatusUnauthorized, "malformed or repeated credential parameter")
+		return
 	}
 	var prior *Grant // a verified, unexpired cookie for this path, if any
 	fresh := false   // prior was issued under the configuration in force: it grants access
@@ -346,13 +344,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		Path:      t.Path,
 		Protocol:  t.Protocol,
 		IP:        ip,
-		User:      c.User,
-		Pass:      c.Pass,
-		Token:     c.Token,
 		Query:     u.RawQuery,
 		UserAgent: r.Header.Get("User-Agent"),
 		Source:    Source,
+		// A proxy cannot serve another stream than the URL names, nor end a download at a time.
 	}
+	c.Apply(req)
 	d := h.auth.Authorize(r.Context(), req)
 	if !d.Allowed() {
 		h.deny(w, d.HTTPStatus(), d.Message)

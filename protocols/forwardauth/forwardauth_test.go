@@ -60,9 +60,12 @@ func (b *backend) lastRequest() (authz.Request, int) {
 func newHandler(t testing.TB, cfg Config) (*Handler, *backend, *recorder) {
 	t.Helper()
 	be := &backend{}
-	eng := authz.NewEngine(authz.NewChain(authz.Method{Name: "test", Backend: be}), nil)
+	var h *Handler // the engine refuses expired grants by the handler's (test) clock
+	eng := authz.NewEngine(authz.NewChain(authz.Method{Name: "test", Backend: be}).WithPolicy(queryTokens), nil,
+		authz.WithClock(func() time.Time { return h.now() }))
 	rec := &recorder{}
-	return New(cfg, eng, rec, nil), be, rec
+	h = New(cfg, eng, rec, nil)
+	return h, be, rec
 }
 
 // ask builds a subrequest as nginx's template sends it, from loopback.
@@ -203,7 +206,7 @@ func TestProxyHeaderSets(t *testing.T) {
 			}
 			got, _ := be.lastRequest()
 			want := authz.Request{Action: authz.ActionRead, Path: "live/cam", Protocol: "hls", IP: netip.MustParseAddr(tt.wantIP),
-				Token: "viewer", Query: "token=viewer", UserAgent: r.Header.Get("User-Agent"), Source: Source}
+				Token: "viewer", TokenFrom: authz.OriginQuery, TokenParam: "token", Query: "token=viewer", UserAgent: r.Header.Get("User-Agent"), Source: Source}
 			if got != want {
 				t.Errorf("got request %+v, want %+v", got, want)
 			}
@@ -459,7 +462,7 @@ func TestCookieMisuse(t *testing.T) {
 func TestCookieEndsWithReload(t *testing.T) {
 	secret := strings.Repeat("k", 32)
 	be := &backend{}
-	eng := authz.NewEngine(authz.NewChain(authz.Method{Name: "test", Backend: be}), nil)
+	eng := authz.NewEngine(authz.NewChain(authz.Method{Name: "test", Backend: be}).WithPolicy(queryTokens), nil)
 	h := New(Config{Cookie: CookieConfig{Secret: secret}}, eng, &recorder{}, nil)
 
 	w := serve(h, ask("/live/cam/index.m3u8", "Authorization", "Basic Y2Fyb2w6c2VjcmV0")) // carol:secret
@@ -634,7 +637,7 @@ func FuzzForwardAuth(f *testing.F) {
 		f.Add(s.method, s.uri, s.auth, s.cookie)
 	}
 	be := &backend{}
-	eng := authz.NewEngine(authz.NewChain(authz.Method{Name: "test", Backend: be}), nil)
+	eng := authz.NewEngine(authz.NewChain(authz.Method{Name: "test", Backend: be}).WithPolicy(queryTokens), nil)
 	h := New(Config{Rules: []Rule{{Prefix: "/hls/", StripSuffix: true}, {Prefix: "/", SegmentSeparator: "-"}}}, eng, &recorder{}, nil)
 	f.Fuzz(func(t *testing.T, method, uri, auth, cookie string) {
 		r := httptest.NewRequest(http.MethodGet, "/hooks/forward-auth", nil)
@@ -811,7 +814,7 @@ func TestRegistryBounded(t *testing.T) {
 	t.Run("named beyond the bound", func(t *testing.T) {
 		reg := live.NewRegistry(live.WithConfig(live.Config{MaxViewers: 100}))
 		be := &backend{}
-		h := New(Config{}, authz.NewEngine(authz.NewChain(authz.Method{Name: "test", Backend: be}), nil), reg, nil)
+		h := New(Config{}, authz.NewEngine(authz.NewChain(authz.Method{Name: "test", Backend: be}).WithPolicy(queryTokens), nil), reg, nil)
 		for i := range 1_000 { // every request without a cookie is a new viewer session of bob
 			if w := serve(h, ask("/live/cam/index.m3u8?token=viewer")); w.Code != http.StatusNoContent {
 				t.Fatalf("request %d: got %d, want 204 (a full registry refuses nobody)", i, w.Code)
@@ -834,3 +837,8 @@ func proxies(s ...string) clientip.Proxies {
 	}
 	return p
 }
+
+// queryTokens is the engine policy of these tests: an HLS URL's ?token= is accepted (as with
+// jwt.query_token_on_http: true), so that they exercise the cookie that replaces it. The default
+// policy, which refuses it, is proven by the conformance suite.
+var queryTokens = authz.Policy{QueryTokenOnHTTP: true}

@@ -129,7 +129,7 @@ func TestNginxAuthRequest(t *testing.T) {
 		t.Skip("starts nginx")
 	}
 	be := &backend{}
-	eng := authz.NewEngine(authz.NewChain(authz.Method{Name: "test", Backend: be}), nil)
+	eng := authz.NewEngine(authz.NewChain(authz.Method{Name: "test", Backend: be}).WithPolicy(queryTokens), nil)
 	rec := &recorder{}
 	h := New(Config{Rules: []Rule{{Prefix: "/hls/", StripSuffix: true}}}, eng, rec, nil)
 	mux := http.NewServeMux()

@@ -6,21 +6,19 @@ package mediamtx
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
-	"net/netip"
 	"strconv"
 	"strings"
 
 	"gatehouse/authz"
+	"gatehouse/authz/creds"
+	"gatehouse/authz/hookio"
 )
 
-// MaxBody is the largest request body accepted. MediaMTX's requests are well under 1 KiB plus the
-// token; 64 KiB leaves room for large JWTs.
-const MaxBody = 64 << 10
+// MaxBody is the largest request body accepted (hookio.DefaultMaxBody).
+const MaxBody = hookio.DefaultMaxBody
 
 // Sentinel errors of package mediamtx.
 var (
@@ -63,16 +61,8 @@ func Decode(body []byte) (*authz.Request, error) {
 	if decodeFast(body, &w) {
 		return toRequest(&w)
 	}
-	if err := json.Unmarshal(body, &w); err != nil {
-		var se *json.SyntaxError
-		var te *json.UnmarshalTypeError
-		switch {
-		case errors.As(err, &se):
-			return nil, fmt.Errorf("%w: invalid JSON at byte %d", ErrMalformed, se.Offset)
-		case errors.As(err, &te):
-			return nil, fmt.Errorf("%w: field %q must be a %s", ErrMalformed, te.Field, te.Type)
-		}
-		return nil, fmt.Errorf("%w: body is not a JSON object", ErrMalformed)
+	if err := hookio.DecodeJSON(body, &w, ErrMalformed); err != nil {
+		return nil, err
 	}
 	return toRequest(&w)
 }
@@ -80,37 +70,56 @@ func Decode(body []byte) (*authz.Request, error) {
 func toRequest(w *wireRequest) (*authz.Request, error) {
 	action, err := authz.ParseAction(w.Action)
 	if err != nil {
-		return nil, fmt.Errorf("%w: unknown action %q", ErrMalformed, truncate(w.Action))
+		return nil, fmt.Errorf("%w: unknown action %q", ErrMalformed, hookio.Truncate(w.Action))
 	}
+	// MediaMTX cannot publish under another name than the one asked, nor end a session when its
+	// grant expires: CanRename and CanEndAt stay false, and the engine refuses a rename.
 	req := &authz.Request{
 		Action:    action,
 		Path:      w.Path,
 		Protocol:  strings.ToLower(w.Protocol),
-		User:      w.User,
-		Pass:      w.Password,
-		Token:     w.Token,
 		Query:     w.Query,
 		UserAgent: w.UserAgent,
 		Source:    "mediamtx",
 	}
+	c, err := credentials(w)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrMalformed, err)
+	}
+	c.Apply(req)
 	if w.ID != nil {
 		req.ID = *w.ID
 	}
 	if w.IP != "" {
-		ip, err := netip.ParseAddr(w.IP)
-		if err != nil {
-			return nil, fmt.Errorf("%w: ip %q is not an IP address", ErrMalformed, truncate(w.IP))
+		ip, ok := hookio.ParseIP(w.IP)
+		if !ok {
+			return nil, fmt.Errorf("%w: ip %q is not an IP address", ErrMalformed, hookio.Truncate(w.IP))
 		}
-		req.IP = ip.Unmap()
+		req.IP = ip
 	}
 	return req, nil
 }
 
-func truncate(s string) string {
-	if len(s) > 32 {
-		return s[:32] + "…"
+// credentials sorts what MediaMTX forwards: user and password are the protocol's own fields,
+// token is the Authorization header's bearer token, and the query (MediaMTX passes it raw) may
+// carry a token or a stream key parameter. A token that is also a query parameter's value came
+// from the query.
+func credentials(w *wireRequest) (creds.Credentials, error) {
+	c := creds.FromUserInfo(w.User, w.Password, authz.OriginUserInfo)
+	if w.Token != "" {
+		c.Token, c.TokenFrom = w.Token, authz.OriginHeader
 	}
-	return s
+	if w.Query == "" {
+		return c, nil
+	}
+	_, q, err := creds.ParseQuery(w.Query)
+	if err != nil {
+		return c, errors.New("query has a malformed or repeated credential parameter")
+	}
+	if q.Token != "" && q.Token == c.Token {
+		c.TokenFrom, c.TokenParam = q.TokenFrom, q.TokenParam
+	}
+	return c.Or(q), nil
 }
 
 // reply is the small JSON body sent with every answer; MediaMTX logs it on denial.
@@ -127,14 +136,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusMethodNotAllowed, reply{Reason: "method_not_allowed", Message: "use POST"})
 		return
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBody))
-	if err != nil {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			writeJSON(w, http.StatusRequestEntityTooLarge, reply{Reason: "body_too_large", Message: fmt.Sprintf("body exceeds %d bytes", MaxBody)})
-			return
-		}
-		writeJSON(w, http.StatusBadRequest, reply{Reason: "read_error", Message: "could not read body"})
+	body, refused := hookio.ReadBody(w, r, MaxBody)
+	if refused != nil {
+		writeJSON(w, refused.Status, reply{Reason: refused.Reason, Message: refused.Message})
 		return
 	}
 	req, err := Decode(body)

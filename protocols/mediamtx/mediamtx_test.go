@@ -94,12 +94,51 @@ func TestHandler(t *testing.T) {
 	}
 }
 
+// TestDecodeCredentials: MediaMTX's fields and its raw query are sorted by kind and origin
+// (issue 9, items 3 and 9): a JWT in the password field is a token, a query token says which
+// parameter, a stream key parameter is a key, a repeated credential parameter is malformed.
+func TestDecodeCredentials(t *testing.T) {
+	const jwt = "eyJhbGciOiJFZERTQSJ9.eyJzdWIiOiJhIn0.c2ln"
+	tests := []struct {
+		name, fields string
+		want         authz.Request
+		wantErr      bool
+	}{
+		{"jwt as the password", `"user":"any","password":"` + jwt + `"`,
+			authz.Request{User: "any", Token: jwt, TokenFrom: authz.OriginUserInfo}, false},
+		{"password", `"user":"u","password":"p"`, authz.Request{User: "u", Pass: "p"}, false},
+		{"query token", `"query":"jwt=` + jwt + `"`, authz.Request{Token: jwt, TokenFrom: authz.OriginQuery, TokenParam: "jwt", Query: "jwt=" + jwt}, false},
+		{"header token repeated in the query came from the query", `"token":"` + jwt + `","query":"token=` + jwt + `"`,
+			authz.Request{Token: jwt, TokenFrom: authz.OriginQuery, TokenParam: "token", Query: "token=" + jwt}, false},
+		{"stream key parameter", `"query":"key=K"`, authz.Request{Key: "K", Query: "key=K"}, false},
+		{"repeated key", `"query":"key=K&key=L"`, authz.Request{}, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			req, err := Decode([]byte(`{"action":"read","path":"live/a",` + tt.fields + `}`))
+			if (err != nil) != tt.wantErr {
+				t.Fatalf("got error %v, want error %v", err, tt.wantErr)
+			}
+			if err != nil {
+				if strings.Contains(err.Error(), "K") {
+					t.Errorf("error names the key: %v", err)
+				}
+				return
+			}
+			got := authz.Request{User: req.User, Pass: req.Pass, Token: req.Token, TokenFrom: req.TokenFrom, TokenParam: req.TokenParam, Key: req.Key, Query: req.Query}
+			if got != tt.want {
+				t.Errorf("got %+v, want %+v", got, tt.want)
+			}
+		})
+	}
+}
+
 func TestDecode(t *testing.T) {
 	req, err := Decode([]byte(`{"ip":"::ffff:10.0.0.1","user":"u","password":"p","token":"p","action":"publish","path":"cam1","protocol":"RTSP","id":"abc","query":"a=b","userAgent":"ua"}`))
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := authz.Request{Action: authz.ActionPublish, Path: "cam1", Protocol: "rtsp", User: "u", Pass: "p", Token: "p", Query: "a=b", ID: "abc", UserAgent: "ua", Source: "mediamtx"}
+	want := authz.Request{Action: authz.ActionPublish, Path: "cam1", Protocol: "rtsp", User: "u", Pass: "p", Token: "p", TokenFrom: authz.OriginHeader, Query: "a=b", ID: "abc", UserAgent: "ua", Source: "mediamtx"}
 	want.IP = req.IP
 	if *req != want {
 		t.Errorf("got %+v, want %+v", *req, want)

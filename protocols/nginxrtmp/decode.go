@@ -8,6 +8,7 @@ import (
 
 	"gatehouse/authz"
 	"gatehouse/authz/creds"
+	"gatehouse/authz/hookio"
 )
 
 // The values of the call field (hook-protocols.md §1.6, §1.10). All hooks may share one URL.
@@ -34,8 +35,7 @@ const maxField = 255
 // keyKind classifies a parameter name. server: a field nginx-rtmp (arut, Debian or the fork)
 // writes itself; a client can append any of them to its stream name's query, so each may appear
 // at most once, and they are not part of the client's args. cred: a client arg carrying
-// credentials (authz/creds, and the keys backend's key parameter); it stays in the args but may
-// appear only once.
+// credentials (creds.IsParam); it stays in the args but may appear only once.
 func keyKind(k string) (server, cred bool) {
 	switch k {
 	case "call", "app", "name", "addr", "clientid", "epoch",
@@ -43,14 +43,9 @@ func keyKind(k string) (server, cred bool) {
 		"type", "start", "duration", "reset", "time", "timestamp",
 		"recorder", "path", "bytes_in", "bytes_out", "module":
 		return true, false
-	case "user", "pass", "token", "jwt", "key":
-		return false, true
 	}
-	return false, false
+	return false, creds.IsParam(k)
 }
-
-// credKeys lists the credential parameters of keyKind.
-const credKeys = "user pass token jwt key"
 
 // hook is one decoded nginx-rtmp callback.
 type hook struct {
@@ -122,16 +117,14 @@ func decode(raw string) (*hook, error) {
 	h.name = first("name")
 	h.clientID = first("clientid")
 	h.flashver = first("flashver")
-	if a, err := netip.ParseAddr(first("addr")); err == nil {
-		h.addr = a.Unmap()
-	}
+	h.addr, _ = hookio.ParseIP(first("addr"))
 	h.args = strings.Join(args, "&")
 	if len(h.app) > maxField || len(h.name) > maxField {
 		return nil, fmt.Errorf("%w: app or name longer than %d bytes", ErrMalformed, maxField)
 	}
 	q := make(url.Values, 5)
-	for _, k := range strings.Fields(credKeys) {
-		if vs := seen[k]; len(vs) > 0 {
+	for k, vs := range seen {
+		if _, cred := keyKind(k); cred {
 			q[k] = vs
 		}
 	}
@@ -191,17 +184,18 @@ func (h *hook) path() (string, error) {
 
 // request builds the engine's question for this callback.
 func (h *hook) request(a authz.Action, path string) *authz.Request {
-	return &authz.Request{
+	req := &authz.Request{
 		Action:    a,
 		Path:      path,
 		Protocol:  "rtmp",
 		IP:        h.addr,
-		User:      h.creds.User,
-		Pass:      h.creds.Pass,
-		Token:     h.creds.Token,
 		Query:     h.args,
 		ID:        h.clientID,
 		UserAgent: h.flashver,
 		Source:    Source,
+		CanRename: true, // a 302 with the new name (within the app: renameTarget)
+		CanEndAt:  true, // a 403 to the next on_update
 	}
+	h.creds.Apply(req)
+	return req
 }

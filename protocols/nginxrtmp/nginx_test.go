@@ -295,7 +295,7 @@ func TestNginxRTMP(t *testing.T) {
 	engine := authz.NewEngine(authz.NewChain(
 		authz.Method{Name: "keys", Backend: keyBackend},
 		authz.Method{Name: "users", Backend: users},
-	), slog.New(slog.DiscardHandler))
+	), slog.New(slog.DiscardHandler), authz.WithClock(clock.now)) // the engine refuses expired grants
 	rec := newRecorder()
 	srv := httptest.NewServer(New(Config{Now: clock.now}, engine, rec, nil))
 	t.Cleanup(srv.Close)

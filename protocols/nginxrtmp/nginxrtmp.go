@@ -38,6 +38,7 @@ import (
 
 	"gatehouse/authz"
 	"gatehouse/authz/conf"
+	"gatehouse/authz/hookio"
 	"gatehouse/authz/live"
 )
 
@@ -172,14 +173,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	var raw string
 	switch r.Method {
 	case http.MethodPost:
-		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, h.maxBody))
-		if err != nil {
-			var mbe *http.MaxBytesError
-			if errors.As(err, &mbe) {
-				reply(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("body exceeds %d bytes", h.maxBody))
-				return
-			}
-			reply(w, http.StatusBadRequest, "could not read body")
+		body, refused := hookio.ReadBody(w, r, h.maxBody)
+		if refused != nil {
+			reply(w, refused.Status, refused.Message)
 			return
 		}
 		raw = string(body)
@@ -213,7 +209,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case CallConnect, CallRecordDone, CallRecordStarted, CallPlaylist:
 		reply(w, http.StatusOK, "ok")
 	default:
-		h.badRequest(w, hk.call, fmt.Errorf("%w: unknown call %q", ErrMalformed, truncate(hk.call)))
+		h.badRequest(w, hk.call, fmt.Errorf("%w: unknown call %q", ErrMalformed, hookio.Truncate(hk.call)))
 	}
 }
 
@@ -366,21 +362,17 @@ func (h *Handler) denialReason(hk *hook, d authz.Decision) string {
 		return d.Reason
 	}
 	h.log.Warn(fmt.Sprintf("nginx-rtmp: nginx-rtmp cuts name?args at %d bytes, so the credential arrived "+
-		"incomplete: use a stream key (rtmp://host/app/<key>, or ?key=<key>)", maxField), "call", hk.call, "app", truncate(hk.app),
+		"incomplete: use a stream key (rtmp://host/app/<key>, or ?key=<key>)", maxField), "call", hk.call, "app", hookio.Truncate(hk.app),
 		"session", hk.clientID, "reason", ReasonTruncated, "engine_reason", d.Reason)
 	return ReasonTruncated
 }
 
-// decide asks the engine within the handler's timeout and refuses a grant that has already
-// expired by the handler's clock.
+// decide asks the engine within the handler's timeout (kept under nginx-rtmp's netcall_timeout;
+// the engine refuses a grant that has already expired).
 func (h *Handler) decide(ctx context.Context, req *authz.Request) authz.Decision {
 	ctx, cancel := context.WithTimeout(ctx, h.timeout)
 	defer cancel()
-	d := h.auth.Authorize(ctx, req)
-	if d.Allowed() && !d.Expires.IsZero() && !h.now().Before(d.Expires) {
-		return authz.Denying(authz.Unauthenticated, "expired", "the grant has expired")
-	}
-	return d
+	return h.auth.Authorize(ctx, req)
 }
 
 // renameTarget turns the engine's public path into what nginx-rtmp's Location means for publish
@@ -462,7 +454,7 @@ func (h *Handler) badRequest(w http.ResponseWriter, call string, err error) {
 	if call == "" {
 		call = "(none)" // an empty value reads as a logging bug
 	}
-	h.log.Warn("nginx-rtmp: bad callback", "call", truncate(call), "err", err)
+	h.log.Warn("nginx-rtmp: bad callback", "call", hookio.Truncate(call), "err", err)
 	reply(w, http.StatusBadRequest, err.Error())
 }
 
@@ -481,11 +473,4 @@ func reply(w http.ResponseWriter, status int, msg string) {
 	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
 	w.WriteHeader(status)
 	_, _ = io.WriteString(w, body)
-}
-
-func truncate(s string) string {
-	if len(s) > 32 {
-		return s[:32] + "…"
-	}
-	return s
 }

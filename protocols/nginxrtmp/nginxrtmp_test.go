@@ -78,31 +78,31 @@ func TestCapturedRequests(t *testing.T) {
 		{file: "connect_post", status: 200},
 		{file: "publish", status: 200, asked: true, want: authz.Request{
 			Action: authz.ActionPublish, Path: "live/stream1", Protocol: "rtmp", IP: netip.MustParseAddr("127.0.0.1"),
-			User: "bob", Token: "abc", Query: "token=abc&user=bob", ID: "1",
-			UserAgent: "FMLE/3.0 (compatible; Lavf59.27", Source: "nginx-rtmp",
+			User: "bob", Token: "abc", TokenFrom: authz.OriginQuery, TokenParam: "token", Query: "token=abc&user=bob", ID: "1",
+			UserAgent: "FMLE/3.0 (compatible; Lavf59.27", Source: "nginx-rtmp", CanRename: true, CanEndAt: true,
 		}, event: live.Published, path: "live/stream1"},
 		{file: "update_publish", status: 200, asked: true, want: authz.Request{
 			Action: authz.ActionPublish, Path: "live/stream1", Protocol: "rtmp", IP: netip.MustParseAddr("127.0.0.1"),
-			User: "bob", Token: "abc", Query: "token=abc&user=bob", ID: "1",
-			UserAgent: "FMLE/3.0 (compatible; Lavf59.27", Source: "nginx-rtmp",
+			User: "bob", Token: "abc", TokenFrom: authz.OriginQuery, TokenParam: "token", Query: "token=abc&user=bob", ID: "1",
+			UserAgent: "FMLE/3.0 (compatible; Lavf59.27", Source: "nginx-rtmp", CanRename: true, CanEndAt: true,
 		}, event: live.Alive, path: "live/stream1"},
 		{file: "record_done", status: 200},
 		{file: "publish_done", status: 200, event: live.Unpublished, path: "live/stream1"},
 		{file: "play", status: 200, asked: true, want: authz.Request{
 			Action: authz.ActionRead, Path: "live/stream1", Protocol: "rtmp", IP: netip.MustParseAddr("127.0.0.1"),
-			Query: "ptok=p1", ID: "4", UserAgent: "LNX 9,0,124,2", Source: "nginx-rtmp",
+			Query: "ptok=p1", ID: "4", UserAgent: "LNX 9,0,124,2", Source: "nginx-rtmp", CanRename: true, CanEndAt: true,
 		}, event: live.Joined, path: "live/stream1"},
 		{file: "update_play", status: 200, asked: true, want: authz.Request{
 			Action: authz.ActionRead, Path: "live/stream1", Protocol: "rtmp", IP: netip.MustParseAddr("127.0.0.1"),
-			Query: "ptok=p1", ID: "4", UserAgent: "LNX 9,0,124,2", Source: "nginx-rtmp",
+			Query: "ptok=p1", ID: "4", UserAgent: "LNX 9,0,124,2", Source: "nginx-rtmp", CanRename: true, CanEndAt: true,
 		}, event: live.Alive, path: "live/stream1"},
 		{file: "play_done", status: 200, event: live.Left, path: "live/stream1"},
 		{file: "done", status: 200}, // play_done already closed clientid 4
 		{file: "disconnect_get", status: 200},
 		{file: "fork_publish", status: 200, asked: true, want: authz.Request{
 			Action: authz.ActionPublish, Path: "live/stream1", Protocol: "rtmp", IP: netip.MustParseAddr("127.0.0.1"),
-			User: "bob", Token: "abc", Query: "token=abc&user=bob", ID: "1",
-			UserAgent: "FMLE/3.0 (compatible; Lavf59.27", Source: "nginx-rtmp",
+			User: "bob", Token: "abc", TokenFrom: authz.OriginQuery, TokenParam: "token", Query: "token=abc&user=bob", ID: "1",
+			UserAgent: "FMLE/3.0 (compatible; Lavf59.27", Source: "nginx-rtmp", CanRename: true, CanEndAt: true,
 		}, event: live.Published, path: "live/stream1"},
 	}
 	for _, tt := range tests { // in order: the session table carries state between steps
@@ -266,7 +266,7 @@ func TestDecisions(t *testing.T) {
 		{"play allowed", "play", authz.Allowing("u", now.Add(time.Hour)), 200, "", live.Joined, "live/cam"},
 		{"publish unauthenticated", "publish", authz.Denying(authz.Unauthenticated, authz.ReasonBadCredentials, "no"), 403, "", 0, ""},
 		{"play forbidden", "play", authz.Denying(authz.Forbidden, authz.ReasonNotPermitted, "no"), 403, "", 0, ""},
-		{"grant already expired", "publish", authz.Allowing("u", now), 403, "", 0, ""},
+		// An already expired grant is the engine's to refuse (authz/conformance).
 		{"rename", "publish", authz.Decision{Outcome: authz.Allow, Identity: "alice", Rename: "live/alice"}, 302, "alice", live.Published, "live/alice"},
 		{"rename on play", "play", authz.Decision{Outcome: authz.Allow, Rename: "live/alice"}, 302, "alice", live.Joined, "live/alice"},
 		{"rename keeps sub-paths", "publish", authz.Decision{Outcome: authz.Allow, Rename: "live/team/alice"}, 302, "team/alice", live.Published, "live/team/alice"},
@@ -564,9 +564,10 @@ func TestUpdateKeepsSessionsWhenUndecided(t *testing.T) {
 				}
 				return authz.Allowing("alice", now.Add(time.Minute)), nil
 			})
-			eng := authz.NewEngine(authz.NewChain(authz.Method{Name: "idp", Backend: be}), nil)
+			clock := func() time.Time { return now }
+			eng := authz.NewEngine(authz.NewChain(authz.Method{Name: "idp", Backend: be}), nil, authz.WithClock(clock))
 			rec := newRecorder()
-			h := New(Config{Now: func() time.Time { return now }}, eng, rec, nil)
+			h := New(Config{Now: clock}, eng, rec, nil)
 			call := func(clientID, call string) int {
 				return hookPost(h, "app=live&addr=127.0.0.1&clientid="+clientID+"&call="+call+"&name=cam&token=good").Code
 			}

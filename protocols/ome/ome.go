@@ -40,12 +40,12 @@ import (
 
 	"gatehouse/authz"
 	"gatehouse/authz/creds"
+	"gatehouse/authz/hookio"
 	"gatehouse/authz/live"
 )
 
-// MaxBody is the largest request body accepted. OME's documents are well under 1 KiB plus the URL;
-// 64 KiB leaves room for long signed-policy URLs and JWTs in the query.
-const MaxBody = 64 << 10
+// MaxBody is the largest request body accepted (hookio.DefaultMaxBody).
+const MaxBody = hookio.DefaultMaxBody
 
 // SignatureHeader carries base64url(HMAC-SHA1(SecretKey, body)) without padding.
 const SignatureHeader = "X-OME-Signature"
@@ -172,26 +172,18 @@ type Admission struct {
 // the URL (which may carry a token).
 func Decode(body []byte) (*Admission, error) {
 	var a Admission
-	if err := json.Unmarshal(body, &a); err != nil {
-		var se *json.SyntaxError
-		var te *json.UnmarshalTypeError
-		switch {
-		case errors.As(err, &se):
-			return nil, fmt.Errorf("%w: invalid JSON at byte %d", ErrMalformed, se.Offset)
-		case errors.As(err, &te):
-			return nil, fmt.Errorf("%w: field %q must be a %s", ErrMalformed, te.Field, te.Type)
-		}
-		return nil, fmt.Errorf("%w: body is not a JSON object", ErrMalformed)
+	if err := hookio.DecodeJSON(body, &a, ErrMalformed); err != nil {
+		return nil, err
 	}
 	switch a.Request.Direction {
 	case "incoming", "outgoing":
 	default:
-		return nil, fmt.Errorf("%w: request.direction %q (want incoming or outgoing)", ErrMalformed, truncate(a.Request.Direction))
+		return nil, fmt.Errorf("%w: request.direction %q (want incoming or outgoing)", ErrMalformed, hookio.Truncate(a.Request.Direction))
 	}
 	switch a.Request.Status {
 	case "opening", "closing":
 	default:
-		return nil, fmt.Errorf("%w: request.status %q (want opening or closing)", ErrMalformed, truncate(a.Request.Status))
+		return nil, fmt.Errorf("%w: request.status %q (want opening or closing)", ErrMalformed, hookio.Truncate(a.Request.Status))
 	}
 	if a.Request.URL == "" {
 		return nil, fmt.Errorf("%w: request.url is empty", ErrMalformed)
@@ -353,14 +345,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusMethodNotAllowed, reply{Reason: "use POST"})
 		return
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBody))
-	if err != nil {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			writeJSON(w, http.StatusRequestEntityTooLarge, reply{Reason: fmt.Sprintf("body exceeds %d bytes", MaxBody)})
-			return
-		}
-		writeJSON(w, http.StatusBadRequest, reply{Reason: "could not read body"})
+	body, refused := hookio.ReadBody(w, r, MaxBody)
+	if refused != nil {
+		writeJSON(w, refused.Status, reply{Reason: refused.Message})
 		return
 	}
 	if h.secret != nil {
@@ -400,12 +387,14 @@ func (h *Handler) opening(ctx context.Context, a *Admission) reply {
 		ID:        a.SessionID(),
 		UserAgent: a.Client.UserAgent,
 		Source:    Source,
+		CanRename: !t.Nested, // new_url cannot rewrite an SRT streamid
+		CanEndAt:  true,      // lifetime
 	}
-	c, err := h.credentials(t.Query)
+	c, err := creds.FromQuery(t.Query, h.tokenParams...)
 	if err != nil {
 		return reply{Reason: "repeated credential parameter"}
 	}
-	req.User, req.Pass, req.Token = c.User, c.Pass, c.Token
+	c.Apply(req)
 
 	d := h.auth.Authorize(ctx, req)
 	if !d.Allowed() {
@@ -415,18 +404,16 @@ func (h *Handler) opening(ctx context.Context, a *Admission) reply {
 	now := h.now()
 	var ms uint64 // 0 = unlimited
 	if ttl, ok := d.TTL(now); ok {
-		if ttl <= 0 {
-			return reply{Reason: "grant already expired"}
-		}
-		// Round up: a sub-millisecond remainder must not become 0, which OME reads as unlimited.
-		ms = uint64(min(math.Ceil(float64(ttl)/float64(time.Millisecond)), float64(math.MaxInt64)))
+		// The engine refused a grant already expired. Round up, and never below 1 ms: 0 is
+		// what OME reads as unlimited.
+		ms = uint64(max(1, min(math.Ceil(float64(ttl)/float64(time.Millisecond)), float64(math.MaxInt64))))
 	}
 	out.Lifetime = &ms
 
 	path := t.Path
 	if d.Rename != "" && d.Rename != t.Path {
 		np, ok := renamed(t.Path, d.Rename)
-		if !ok || t.Nested {
+		if !ok {
 			// Fail closed: publishing under the presented (secret) name would expose it.
 			// Log the public target only: the presented path is the secret key.
 			h.log.Warn("ome: denied: rename cannot be expressed as new_url", "rename", d.Rename, "session", req.ID)
@@ -506,19 +493,12 @@ func (h *Handler) record(a *Admission, path, identity, protocol string, ip netip
 
 func (h *Handler) clientIP(a *Admission) netip.Addr {
 	if h.trustRealIP {
-		if ip, err := netip.ParseAddr(a.Client.RealIP); err == nil {
-			return ip.Unmap()
+		if ip, ok := hookio.ParseIP(a.Client.RealIP); ok {
+			return ip
 		}
 	}
-	if ip, err := netip.ParseAddr(a.Client.Address); err == nil {
-		return ip.Unmap()
-	}
-	return netip.Addr{}
-}
-
-// credentials reads user/pass/token/jwt and then the configured token parameters.
-func (h *Handler) credentials(q url.Values) (creds.Credentials, error) {
-	return creds.FromQuery(q, h.tokenParams...)
+	ip, _ := hookio.ParseIP(a.Client.Address)
+	return ip
 }
 
 func reason(d authz.Decision) string {
@@ -526,13 +506,6 @@ func reason(d authz.Decision) string {
 		return d.Message
 	}
 	return d.Reason
-}
-
-func truncate(s string) string {
-	if len(s) > 32 {
-		return s[:32] + "…"
-	}
-	return s
 }
 
 func writeJSON(w http.ResponseWriter, status int, v reply) {

@@ -97,9 +97,16 @@ func (b *backend) lastRequest() (authz.Request, int) {
 func newHandler(t testing.TB, cfg Config) (*Handler, *backend, *recorder) {
 	t.Helper()
 	be := &backend{}
-	eng := authz.NewEngine(authz.NewChain(authz.Method{Name: "test", Backend: be}), nil)
+	var h *Handler
+	// OME forwards a URL, never headers: LL-HLS and WebRTC clients can send a token only in the
+	// query, so these tests accept query tokens over HTTP as an OME operator must
+	// (jwt.query_token_on_http). The default policy is proven by the conformance suite. The
+	// engine refuses expired grants by the handler's (test) clock.
+	eng := authz.NewEngine(authz.NewChain(authz.Method{Name: "test", Backend: be}).WithPolicy(authz.Policy{QueryTokenOnHTTP: true}), nil,
+		authz.WithClock(func() time.Time { return h.now() }))
 	rec := &recorder{}
-	return New(cfg, eng, rec, keyFreeLog(t)), be, rec
+	h = New(cfg, eng, rec, keyFreeLog(t))
+	return h, be, rec
 }
 
 // testKey is the secret stream key the rename cases present as the stream name.
@@ -180,7 +187,7 @@ func TestReferenceExchanges(t *testing.T) {
 		}
 		got, _ := be.lastRequest()
 		want := authz.Request{Action: authz.ActionPublish, Path: "app/stream", Protocol: "rtmp",
-			IP: netip.MustParseAddr("203.0.113.7"), Token: "abc", Query: "token=abc", Source: Source, ID: got.ID}
+			IP: netip.MustParseAddr("203.0.113.7"), Token: "abc", TokenFrom: authz.OriginQuery, TokenParam: "token", Query: "token=abc", Source: Source, ID: got.ID, CanRename: true, CanEndAt: true}
 		if got != want {
 			t.Errorf("got request %+v, want %+v", got, want)
 		}
@@ -350,7 +357,7 @@ func TestOpening(t *testing.T) {
 		{name: "sub-ms lifetime is not unlimited", direction: "incoming", protocol: "RTMP", url: "rtmp://h:1935/live/cam?token=abc", expire: now.Add(300 * time.Microsecond),
 			wantAllowed: true, wantAction: authz.ActionPublish, wantProto: "rtmp", wantPath: "live/cam", wantToken: "abc", wantLifetime: 1},
 		{name: "expired grant", direction: "incoming", protocol: "RTMP", url: "rtmp://h:1935/live/cam?token=abc", expire: now.Add(-time.Second),
-			wantAction: authz.ActionPublish, wantProto: "rtmp", wantPath: "live/cam", wantToken: "abc", wantReason: "grant already expired"},
+			wantAction: authz.ActionPublish, wantProto: "rtmp", wantPath: "live/cam", wantToken: "abc", wantReason: "the grant has already expired"},
 		{name: "rename stream", direction: "incoming", protocol: "RTMP", url: "rtmp://h:1935/live/s3cret?token=abc", rename: "live/alice",
 			wantAllowed: true, wantAction: authz.ActionPublish, wantProto: "rtmp", wantPath: "live/s3cret", wantToken: "abc", wantNewURL: "rtmp://h:1935/live/alice?token=abc"},
 		{name: "rename keeps file and app", direction: "incoming", protocol: "WebRTC", url: "https://h:3333/live/s3cret/whip?token=abc", rename: "alice",

@@ -22,17 +22,16 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"net/netip"
 	"strings"
 
 	"gatehouse/authz"
 	"gatehouse/authz/creds"
+	"gatehouse/authz/hookio"
 	"gatehouse/authz/live"
 )
 
-// MaxBody is the largest request body accepted. SRS's documents are well under 1 KiB plus the
-// param string; 64 KiB leaves room for large JWTs.
-const MaxBody = 64 << 10
+// MaxBody is the largest request body accepted (hookio.DefaultMaxBody).
+const MaxBody = hookio.DefaultMaxBody
 
 // Source is the value of authz.Request.Source and live.Event.Source for this adapter.
 const Source = "srs"
@@ -113,16 +112,8 @@ type Hook struct {
 // Decode parses an SRS hook body. Every error wraps ErrMalformed and never contains param.
 func Decode(body []byte) (*Hook, error) {
 	var h Hook
-	if err := json.Unmarshal(body, &h); err != nil {
-		var se *json.SyntaxError
-		var te *json.UnmarshalTypeError
-		switch {
-		case errors.As(err, &se):
-			return nil, fmt.Errorf("%w: invalid JSON at byte %d", ErrMalformed, se.Offset)
-		case errors.As(err, &te):
-			return nil, fmt.Errorf("%w: field %q must be a %s", ErrMalformed, te.Field, te.Type)
-		}
-		return nil, fmt.Errorf("%w: body is not a JSON object", ErrMalformed)
+	if err := hookio.DecodeJSON(body, &h, ErrMalformed); err != nil {
+		return nil, err
 	}
 	if h.Action == "" {
 		return nil, fmt.Errorf("%w: no action", ErrMalformed)
@@ -200,14 +191,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		deny(w, http.StatusMethodNotAllowed, "use POST")
 		return
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBody))
-	if err != nil {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			deny(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("body exceeds %d bytes", MaxBody))
-			return
-		}
-		deny(w, http.StatusBadRequest, "could not read body")
+	body, refused := hookio.ReadBody(w, r, MaxBody)
+	if refused != nil {
+		deny(w, refused.Status, refused.Message)
 		return
 	}
 	hook, err := Decode(body)
@@ -231,7 +217,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.log.Debug("srs: hook accepted", "action", hook.Action, "app", hook.App, "stream", hook.Stream)
 		allow(w)
 	default:
-		h.log.Warn("srs: unknown action refused", "action", truncate(hook.Action))
+		h.log.Warn("srs: unknown action refused", "action", hookio.Truncate(hook.Action))
 		deny(w, http.StatusBadRequest, "unknown action")
 	}
 }
@@ -243,6 +229,8 @@ func (h *Handler) decide(ctx context.Context, w http.ResponseWriter, hook *Hook,
 		deny(w, http.StatusBadRequest, "app and stream are required")
 		return
 	}
+	// SRS can neither rename a stream from a hook nor end a session at a time: the engine
+	// refuses a rename (CanRename false) rather than publish under a secret name.
 	req := &authz.Request{
 		Action:   action,
 		Path:     path,
@@ -251,27 +239,17 @@ func (h *Handler) decide(ctx context.Context, w http.ResponseWriter, hook *Hook,
 		Query:    strings.TrimPrefix(hook.Param, "?"),
 		Source:   Source,
 	}
-	if ip, err := netip.ParseAddr(hook.IP); err == nil {
-		req.IP = ip.Unmap()
-	}
+	req.IP, _ = hookio.ParseIP(hook.IP)
 	c, err := h.credentials(hook.Param)
 	if err != nil {
 		deny(w, http.StatusUnauthorized, "malformed or repeated credential parameter")
 		return
 	}
-	req.User, req.Pass, req.Token = c.User, c.Pass, c.Token
+	c.Apply(req)
 
 	d := h.auth.Authorize(ctx, req)
 	if !d.Allowed() {
 		deny(w, d.HTTPStatus(), message(d))
-		return
-	}
-	if d.Rename != "" && strings.Trim(d.Rename, "/") != path {
-		// SRS cannot rename a stream from a hook. Allowing would publish under the presented
-		// (secret) name and expose it to viewers, so fail closed.
-		// Log the public target only: the presented path is the secret key.
-		h.log.Warn("srs: denied: rename not supported by SRS", "rename", d.Rename, "session", hook.SessionID())
-		deny(w, http.StatusForbidden, "this stream key needs a rename, which SRS cannot do")
 		return
 	}
 	h.record(hook, ev, d.Identity)
@@ -295,14 +273,14 @@ func (h *Handler) record(hook *Hook, typ live.EventType, identity string) {
 		Identity: identity,
 		Protocol: hook.Protocol(),
 	}
-	if ip, err := netip.ParseAddr(hook.IP); err == nil {
-		ev.Remote = ip.Unmap().String()
+	if ip, ok := hookio.ParseIP(hook.IP); ok {
+		ev.Remote = ip.String()
 	}
 	h.rec.Record(ev)
 }
 
-// credentials parses param (with or without its leading '?') and reads user/pass/token/jwt, then
-// the configured token parameters. A malformed or repeated parameter is an error.
+// credentials parses param (with or without its leading '?') with package creds, adding the
+// configured token parameters. A malformed or repeated parameter is an error.
 func (h *Handler) credentials(param string) (creds.Credentials, error) {
 	if param == "" {
 		return creds.Credentials{}, nil
@@ -316,13 +294,6 @@ func message(d authz.Decision) string {
 		return d.Message
 	}
 	return d.Reason
-}
-
-func truncate(s string) string {
-	if len(s) > 32 {
-		return s[:32] + "…"
-	}
-	return s
 }
 
 func allow(w http.ResponseWriter) {

@@ -61,7 +61,10 @@ func (b *backend) lastRequest() (authz.Request, int) {
 func newHandler(t testing.TB, cfg Config) (*Handler, *backend, *recorder) {
 	t.Helper()
 	be := &backend{}
-	eng := authz.NewEngine(authz.NewChain(authz.Method{Name: "test", Backend: be}), nil)
+	// SRS forwards a WHIP/WHEP client's token only in param (a query): these tests accept query
+	// tokens over webrtc, as an operator serving SRS's WebRTC must (jwt.query_token_on_http).
+	// The default policy is proven by the conformance suite.
+	eng := authz.NewEngine(authz.NewChain(authz.Method{Name: "test", Backend: be}).WithPolicy(authz.Policy{QueryTokenOnHTTP: true}), nil)
 	rec := &recorder{}
 	return New(cfg, eng, rec, keyFreeLog(t)), be, rec
 }
@@ -165,10 +168,10 @@ func TestReferenceExchanges(t *testing.T) {
 		wantEvent *live.Event
 	}{
 		{name: "on_publish v6", body: reference(t, "on_publish_v6.http"),
-			wantReq:   &authz.Request{Action: authz.ActionPublish, Path: "live/livestream", Protocol: "", IP: netip.MustParseAddr("203.0.113.7"), Token: "abc", Query: "token=abc", ID: "vid-0xk989d/341w361a", Source: Source},
+			wantReq:   &authz.Request{Action: authz.ActionPublish, Path: "live/livestream", Protocol: "", IP: netip.MustParseAddr("203.0.113.7"), Token: "abc", TokenFrom: authz.OriginQuery, TokenParam: "token", Query: "token=abc", ID: "vid-0xk989d/341w361a", Source: Source},
 			wantEvent: &live.Event{Type: live.Published, Path: "live/livestream", Source: Source, Session: "vid-0xk989d/341w361a", Identity: "alice", Protocol: "", Remote: "203.0.113.7"}},
 		{name: "on_play whep v6", body: reference(t, "on_play_whep_v6.json"),
-			wantReq:   &authz.Request{Action: authz.ActionRead, Path: "live/livestream", Protocol: "webrtc", IP: netip.MustParseAddr("198.51.100.20"), Token: "viewer-xyz", Query: "app=live&stream=livestream&token=viewer-xyz", ID: "vid-0xk989d/7y0m3e5s", Source: Source},
+			wantReq:   &authz.Request{Action: authz.ActionRead, Path: "live/livestream", Protocol: "webrtc", IP: netip.MustParseAddr("198.51.100.20"), Token: "viewer-xyz", TokenFrom: authz.OriginQuery, TokenParam: "token", Query: "app=live&stream=livestream&token=viewer-xyz", ID: "vid-0xk989d/7y0m3e5s", Source: Source},
 			wantEvent: &live.Event{Type: live.Joined, Path: "live/livestream", Source: Source, Session: "vid-0xk989d/7y0m3e5s", Identity: "bob", Protocol: "webrtc", Remote: "198.51.100.20"}},
 		{name: "on_unpublish v6", body: reference(t, "on_unpublish_v6.json"),
 			wantEvent: &live.Event{Type: live.Unpublished, Path: "live/livestream", Source: Source, Session: "vid-0xk989d/341w361a", Protocol: "", Remote: "203.0.113.7"}},
@@ -177,7 +180,7 @@ func TestReferenceExchanges(t *testing.T) {
 		{name: "on_dvr v6", body: reference(t, "on_dvr_v6.json")},
 		{name: "on_connect v4", body: reference(t, "on_connect_v4.json")},
 		{name: "on_publish v3", body: reference(t, "on_publish_v3.json"),
-			wantReq:   &authz.Request{Action: authz.ActionPublish, Path: "live/livestream", Protocol: "", IP: netip.MustParseAddr("192.168.1.10"), Token: "xxx", Query: "token=xxx", ID: "1985", Source: Source},
+			wantReq:   &authz.Request{Action: authz.ActionPublish, Path: "live/livestream", Protocol: "", IP: netip.MustParseAddr("192.168.1.10"), Token: "xxx", TokenFrom: authz.OriginQuery, TokenParam: "token", Query: "token=xxx", ID: "1985", Source: Source},
 			wantEvent: &live.Event{Type: live.Published, Path: "live/livestream", Source: Source, Session: "1985", Identity: "bob", Protocol: "", Remote: "192.168.1.10"}},
 	}
 	for _, tt := range tests {
