@@ -50,7 +50,7 @@ func TestKeyNeverLogged(t *testing.T) {
 				methods[0], methods[1] = methods[1], methods[0]
 			}
 			e := authz.NewEngine(authz.NewChain(methods...), slog.New(slog.NewTextHandler(&buf, nil)))
-			d := e.Authorize(context.Background(), &authz.Request{Action: tt.action, Path: tt.path, Protocol: "rtmp", Source: "nginx-rtmp"})
+			d := e.Authorize(context.Background(), &authz.Request{Action: tt.action, Path: tt.path, Protocol: "rtmp", Source: "nginx-rtmp", CanRename: true})
 			if d.Allowed() != tt.allowed || d.Rename != tt.rename {
 				t.Errorf("got allowed=%v rename=%q (%s), want %v %q", d.Allowed(), d.Rename, d.Reason, tt.allowed, tt.rename)
 			}

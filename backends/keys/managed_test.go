@@ -131,7 +131,7 @@ func TestAuthorizeManaged(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			st.lookups = 0
-			d, err := b.Authorize(context.Background(), &authz.Request{Action: tt.action, Path: tt.path, Query: tt.query, Protocol: tt.proto})
+			d, err := b.Authorize(context.Background(), &authz.Request{Action: tt.action, Path: tt.path, Key: strings.TrimPrefix(tt.query, "key="), Protocol: tt.proto})
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -342,8 +342,8 @@ func TestClientIP(t *testing.T) {
 		{"repeated headers", proxies("127.0.0.0/8", "10.0.0.0/8"), []string{"1.2.3.4", "203.0.113.7", "10.0.0.5"}, "", "203.0.113.7"},
 		{"mapped v4", nil, []string{"::ffff:203.0.113.7"}, "", "203.0.113.7"},
 		{"x-real-ip without xff", nil, nil, "198.51.100.9", "198.51.100.9"},
-		{"xff wins over x-real-ip", nil, []string{"203.0.113.7"}, "1.2.3.4", "203.0.113.7"},
-		{"garbage hop stops the walk", nil, []string{"203.0.113.7, bogus"}, "", "127.0.0.1"},
+		{"xff and x-real-ip disagree: unknown", nil, []string{"203.0.113.7"}, "1.2.3.4", "invalid IP"},
+		{"garbage hop: unknown, never the proxy's loopback address", nil, []string{"203.0.113.7, bogus"}, "", "invalid IP"},
 		{"nothing", nil, nil, "", "127.0.0.1"},
 	}
 	for _, tt := range tests {
