@@ -10,6 +10,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"gatehouse/authz"
+	"gatehouse/authz/tokens"
 )
 
 const fuzzSecret = "fuzz-secret-fuzz-secret-fuzz-secret!"
@@ -20,7 +21,7 @@ const fuzzSecret = "fuzz-secret-fuzz-secret-fuzz-secret!"
 // and only genuinely signed tokens (subject alice) may be allowed.
 func FuzzAuthorize(f *testing.F) {
 	clk := newClock()
-	iss, err := LoadIssuer(f.TempDir(), IssuerClock(clk.Now))
+	iss, err := tokens.LoadIssuer(f.TempDir(), tokens.IssuerClock(clk.Now))
 	if err != nil {
 		f.Fatal(err)
 	}
@@ -71,13 +72,19 @@ func FuzzAuthorize(f *testing.F) {
 func mustAllowF(f *testing.F, specs ...string) []authz.Permission {
 	var out []authz.Permission
 	for _, s := range specs {
-		p, err := ParseAllow(s)
+		p, err := tokens.ParseAllow(s)
 		if err != nil {
 			f.Fatal(err)
 		}
 		out = append(out, p)
 	}
 	return out
+}
+
+// claimPermission is one entry of mediamtx_permissions as authz/tokens issues it.
+type claimPermission struct {
+	Action string `json:"action"`
+	Path   string `json:"path,omitempty"`
 }
 
 // FuzzParsePermissions checks the strict MediaMTX permissions claim parser: no panics, and
