@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/pion/sdp/v3"
 	"github.com/pion/webrtc/v4"
 
 	"gatehouse/authz"
@@ -67,31 +68,76 @@ func (s *SFU) clientIP(r *http.Request) netip.Addr {
 	return clientip.Addr(r)
 }
 
+// admission is a WHIP or WHEP offer that admit let in: it holds a slot under the caps until a
+// session takes it over (keep) or the handler returns (done).
+type admission struct {
+	offer string // the SDP offer as received
+	path  string // where the session attaches: the decision's Rename for a stream key, else the requested path
+	id    string // the session id, also the Request's ID
+	req   authz.Request
+	creds creds.Credentials
+	d     authz.Decision
+	le    *lease
+	kept  bool
+}
+
+// keep marks the slot as taken over by an attached session: closeSession releases it from then on.
+func (a *admission) keep() { a.kept = true }
+
+// done releases the slot unless keep was called. Deferred by the handlers; release is
+// idempotent, so a session closed on a failure path that already released it is fine.
+func (a *admission) done() {
+	if !a.kept {
+		a.le.release()
+	}
+}
+
 // admit is the common start of a WHIP or WHEP POST: read the SDP offer, validate the stream path,
 // take a slot under the global and per-client caps (before anything costly: authorisation, a
-// PeerConnection), mint the session id and authorise. On false the problem response has been
-// written and no slot is held; on true the caller owns le and must release it unless a session
-// takes it over.
-func (s *SFU) admit(w http.ResponseWriter, r *http.Request, action authz.Action) (offer, path, id string, req authz.Request, c creds.Credentials, d authz.Decision, le *lease, ok bool) {
-	if offer, ok = readBody(w, r, typeSDP); !ok {
-		return
+// PeerConnection), mint the session id, authorise and follow a stream key's Rename (renamed). On
+// false the problem response has been written and no slot is held; on true the caller must
+// defer a.done().
+func (s *SFU) admit(w http.ResponseWriter, r *http.Request, action authz.Action) (*admission, bool) {
+	offer, ok := readBody(w, r, typeSDP)
+	if !ok {
+		return nil, false
 	}
-	path = cleanPath(r.PathValue("path"))
+	path := cleanPath(r.PathValue("path"))
 	if path == "" || path == "session" || strings.HasPrefix(path, "session/") {
 		problem(w, http.StatusBadRequest, "invalid stream path")
-		return offer, path, id, req, c, d, nil, false
+		return nil, false
 	}
 	le, capErr := s.limits.acquire(s.clientIP(r))
 	if capErr != nil {
 		s.refuse(w, capErr)
-		return offer, path, id, req, c, d, nil, false
+		return nil, false
 	}
-	id = randomID(16)
-	if req, c, d, ok = s.authorize(w, r, action, path, id); !ok {
+	a := &admission{offer: offer, id: randomID(16), le: le}
+	if a.req, a.creds, a.d, ok = s.authorize(w, r, action, path, a.id); !ok {
 		le.release()
-		return offer, path, id, req, c, d, nil, false
+		return nil, false
 	}
-	return offer, path, id, req, c, d, le, true
+	if a.path, ok = renamed(w, path, a.d); !ok {
+		le.release()
+		return nil, false
+	}
+	return a, true
+}
+
+// readOffer parses the admitted offer and drops the candidates the SFU refuses (s.cands). It
+// writes 400 and returns false when the offer is unusable.
+func (s *SFU) readOffer(w http.ResponseWriter, a *admission) (*sdp.SessionDescription, string, candidateSet, bool) {
+	sd, err := parseOffer(a.offer)
+	if err != nil {
+		problem(w, http.StatusBadRequest, err.Error())
+		return nil, "", nil, false
+	}
+	offer, cands, err := s.cands.filterOffer(a.offer)
+	if err != nil {
+		problem(w, http.StatusBadRequest, err.Error())
+		return nil, "", nil, false
+	}
+	return sd, offer, cands, true
 }
 
 // refuse answers an offer refused by a cap. Retry-After is the connect timeout: the longest a
@@ -141,13 +187,31 @@ func (s *SFU) authorize(w http.ResponseWriter, r *http.Request, action authz.Act
 	return req, c, d, true
 }
 
-// newSession prepares a session holding le; it is not visible until attached.
-func (s *SFU) newSession(id string, kind Kind, path string, req authz.Request, c creds.Credentials, d authz.Decision, le *lease) *session {
-	return &session{
-		id: id, kind: kind, path: path, identity: d.Identity, remote: addrString(req.IP), lease: le,
-		req: req, credHash: hashCreds(c), created: s.now(), expires: d.Expires,
-		ready: make(chan struct{}), closed: make(chan struct{}), etag: newETag(), cands: candidateSet{},
+// newSession prepares a session of an admission, holding its slot, with the offer's accepted
+// candidates and a new PeerConnection from api. It is not visible until attached. It writes 500
+// and returns nil when no PeerConnection can be made.
+func (s *SFU) newSession(w http.ResponseWriter, a *admission, kind Kind, cands candidateSet, api *webrtc.API) *session {
+	pc, err := s.newPeerConnection(api)
+	if err != nil {
+		problem(w, http.StatusInternalServerError, "could not create a peer connection")
+		return nil
 	}
+	return &session{
+		id: a.id, kind: kind, path: a.path, identity: a.d.Identity, remote: addrString(a.req.IP), lease: a.le,
+		req: a.req, credHash: hashCreds(a.creds), created: s.now(), expires: a.d.Expires,
+		ready: make(chan struct{}), closed: make(chan struct{}), etag: newETag(), cands: cands, pc: pc,
+	}
+}
+
+// setOffer sets the (filtered) offer as sess's remote description; on failure it closes sess,
+// writes 400 and returns false.
+func (s *SFU) setOffer(w http.ResponseWriter, sess *session, offer string) bool {
+	if err := sess.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: offer}); err != nil {
+		s.closeSession(sess, "bad offer")
+		problem(w, http.StatusBadRequest, "the offer was not accepted")
+		return false
+	}
+	return true
 }
 
 func addrString(a netip.Addr) string {

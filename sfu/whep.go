@@ -12,32 +12,18 @@ import (
 // handleView answers a WHEP POST: the viewer's offer joins a live stream with the publisher
 // codecs it can receive.
 func (s *SFU) handleView(w http.ResponseWriter, r *http.Request) {
-	offer, reqPath, id, req, c, d, le, ok := s.admit(w, r, authz.ActionRead)
+	a, ok := s.admit(w, r, authz.ActionRead)
 	if !ok {
 		return
 	}
-	kept := false // set once the session holds the slot: closeSession releases it from then on
-	defer func() {
-		if !kept {
-			le.release() // idempotent: a session closed on a failure path already released it
-		}
-	}()
-	path, ok := renamed(w, reqPath, d)
-	if !ok {
-		return
-	}
-	if capErr := le.addPath(path); capErr != nil {
+	defer a.done()
+	path := a.path
+	if capErr := a.le.addPath(path); capErr != nil {
 		s.refuse(w, capErr)
 		return
 	}
-	sd, err := parseOffer(offer)
-	if err != nil {
-		problem(w, http.StatusBadRequest, err.Error())
-		return
-	}
-	offer, cands, err := s.cands.filterOffer(offer)
-	if err != nil {
-		problem(w, http.StatusBadRequest, err.Error())
+	sd, offer, cands, ok := s.readOffer(w, a)
+	if !ok {
 		return
 	}
 	s.mu.Lock()
@@ -75,14 +61,11 @@ func (s *SFU) handleView(w http.ResponseWriter, r *http.Request) {
 		problem(w, http.StatusUnprocessableEntity, "the offer cannot receive the stream's codecs")
 		return
 	}
-	sess := s.newSession(id, KindRead, path, req, c, d, le)
-	sess.cands = cands
-	pc, err := s.newPeerConnection(s.viewAPI)
-	if err != nil {
-		problem(w, http.StatusInternalServerError, "could not create a peer connection")
+	sess := s.newSession(w, a, KindRead, cands, s.viewAPI)
+	if sess == nil {
 		return
 	}
-	sess.pc = pc
+	pc := sess.pc
 	pc.OnConnectionStateChange(func(st webrtc.PeerConnectionState) {
 		switch st {
 		case webrtc.PeerConnectionStateConnected:
@@ -94,9 +77,7 @@ func (s *SFU) handleView(w http.ResponseWriter, r *http.Request) {
 			s.closeAsync(sess, "connection "+st.String())
 		}
 	})
-	if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: offer}); err != nil {
-		s.closeSession(sess, "bad offer")
-		problem(w, http.StatusBadRequest, "the offer was not accepted")
+	if !s.setOffer(w, sess, offer) {
 		return
 	}
 	var senders []*webrtc.RTPSender
@@ -135,7 +116,7 @@ func (s *SFU) handleView(w http.ResponseWriter, r *http.Request) {
 	st.viewers[sess] = struct{}{}
 	sess.stream = st
 	sess.attached = true
-	s.sessions[id] = sess
+	s.sessions[sess.id] = sess
 	s.mu.Unlock()
 	close(sess.ready)
 	for i, d := range sess.downs {
@@ -148,8 +129,8 @@ func (s *SFU) handleView(w http.ResponseWriter, r *http.Request) {
 			d.activate()
 		}
 	}
-	kept = true
+	a.keep()
 	s.record(sess, live.Joined)
-	s.log.Info("sfu play", "session", id, "path", path, "identity", sess.identity, "ip", sess.remote)
+	s.log.Info("sfu play", "session", sess.id, "path", path, "identity", sess.identity, "ip", sess.remote)
 	s.created(w, sess, "/whep/", answer)
 }

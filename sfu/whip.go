@@ -13,41 +13,24 @@ import (
 // handlePublish answers a WHIP POST: the publisher's offer makes its session the stream's
 // publisher; its tracks are forwarded from onTrack.
 func (s *SFU) handlePublish(w http.ResponseWriter, r *http.Request) {
-	offer, path, id, req, c, d, le, ok := s.admit(w, r, authz.ActionPublish)
+	a, ok := s.admit(w, r, authz.ActionPublish)
 	if !ok {
 		return
 	}
-	kept := false // set once the session holds the slot: closeSession releases it from then on
-	defer func() {
-		if !kept {
-			le.release() // idempotent: a session closed on a failure path already released it
-		}
-	}()
-	target, ok := renamed(w, path, d)
+	defer a.done()
+	_, offer, cands, ok := s.readOffer(w, a)
 	if !ok {
 		return
 	}
-	if _, err := parseOffer(offer); err != nil {
-		problem(w, http.StatusBadRequest, err.Error())
-		return
-	}
-	offer, cands, err := s.cands.filterOffer(offer)
-	if err != nil {
-		problem(w, http.StatusBadRequest, err.Error())
-		return
-	}
-	if !s.cfg.ReplacePublisher && s.isLive(target) {
+	if !s.cfg.ReplacePublisher && s.isLive(a.path) {
 		problem(w, http.StatusConflict, "the stream already has a publisher")
 		return
 	}
-	sess := s.newSession(id, KindPublish, target, req, c, d, le)
-	sess.cands = cands
-	pc, err := s.newPeerConnection(s.pubAPI)
-	if err != nil {
-		problem(w, http.StatusInternalServerError, "could not create a peer connection")
+	sess := s.newSession(w, a, KindPublish, cands, s.pubAPI)
+	if sess == nil {
 		return
 	}
-	sess.pc = pc
+	pc := sess.pc
 	pc.OnTrack(func(t *webrtc.TrackRemote, rcv *webrtc.RTPReceiver) { s.onTrack(sess, t, rcv) })
 	pc.OnConnectionStateChange(func(st webrtc.PeerConnectionState) {
 		switch st {
@@ -57,9 +40,7 @@ func (s *SFU) handlePublish(w http.ResponseWriter, r *http.Request) {
 			s.closeAsync(sess, "connection "+st.String())
 		}
 	})
-	if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: offer}); err != nil {
-		s.closeSession(sess, "bad offer")
-		problem(w, http.StatusBadRequest, "the offer was not accepted")
+	if !s.setOffer(w, sess, offer) {
 		return
 	}
 	answer, err := s.negotiate(r.Context(), pc)
@@ -79,8 +60,8 @@ func (s *SFU) handlePublish(w http.ResponseWriter, r *http.Request) {
 		problem(w, status, msg)
 		return
 	}
-	kept = true
-	s.log.Info("sfu publish", "session", id, "path", target, "identity", sess.identity, "ip", sess.remote)
+	a.keep()
+	s.log.Info("sfu publish", "session", sess.id, "path", sess.path, "identity", sess.identity, "ip", sess.remote)
 	s.created(w, sess, "/whip/", answer)
 }
 
