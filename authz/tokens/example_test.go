@@ -1,21 +1,20 @@
 package tokens_test
 
 import (
-	"encoding/base64"
-	"encoding/json"
 	"fmt"
 	"log"
+	"net/http"
+	"net/http/httptest"
 	"os"
-	"strings"
-	"time"
 
-	"gatehouse/authz"
 	"gatehouse/authz/tokens"
 )
 
-// Gatehouse mints a token for a publisher; its permissions are in MediaMTX's claim format.
-// backends/jwks verifies it (jwks.WithIssuer), as does MediaMTX given the JWKSHandler's URL.
-func ExampleIssuer_Issue() {
+// The issuer publishes its public keys as a JWKS (mounted at /.well-known/jwks.json by gatehouse)
+// so MediaMTX's authJWTJWKS can verify gatehouse's tokens; a rotation keeps the previous key
+// published, so tokens minted before it stay valid until they expire. Minting and verifying:
+// see backends/jwks's ExampleWithIssuer.
+func ExampleIssuer_JWKSHandler() {
 	dir, err := os.MkdirTemp("", "gatehouse-keys")
 	if err != nil {
 		log.Fatal(err)
@@ -26,23 +25,12 @@ func ExampleIssuer_Issue() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	allow, err := tokens.ParseAllow("publish:live/alice")
-	if err != nil {
+	if err := iss.Rotate(); err != nil {
 		log.Fatal(err)
 	}
-	tok, err := iss.Issue("alice", []authz.Permission{allow}, 12*time.Hour)
-	if err != nil {
-		log.Fatal(err)
-	}
-	payload, err := base64.RawURLEncoding.DecodeString(strings.Split(tok, ".")[1])
-	if err != nil {
-		log.Fatal(err)
-	}
-	var claims map[string]json.RawMessage
-	if err := json.Unmarshal(payload, &claims); err != nil {
-		log.Fatal(err)
-	}
-	fmt.Println(string(claims["sub"]), string(claims[tokens.ClaimKey]))
+	w := httptest.NewRecorder()
+	iss.JWKSHandler().ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/.well-known/jwks.json", nil))
+	fmt.Println(w.Code, w.Header().Get("Content-Type"), len(iss.KeySet().Keys), "keys")
 	// Output:
-	// "alice" [{"action":"publish","path":"live/alice"}]
+	// 200 application/json 2 keys
 }

@@ -18,7 +18,8 @@ import (
 	"gatehouse/authz/tokens"
 )
 
-func mustAllow(t *testing.T, specs ...string) []authz.Permission {
+// mustAllow parses permissions written as on the command line (tokens.ParseAllow).
+func mustAllow(t testing.TB, specs ...string) []authz.Permission {
 	t.Helper()
 	var out []authz.Permission
 	for _, s := range specs {
