@@ -160,28 +160,28 @@ func (c *Config) UnmarshalYAML(n *yaml.Node) error {
 	var errs []error
 	if r.UDPPort != nil {
 		if *r.UDPPort < 0 || *r.UDPPort > 65535 {
-			errs = append(errs, conf.Errorf(field(n, "udp_port"), "udp_port %d out of range 0-65535", *r.UDPPort))
+			errs = append(errs, conf.Errorf(conf.Value(n, "udp_port"), "udp_port %d out of range 0-65535", *r.UDPPort))
 		}
 		out.UDPPort = *r.UDPPort
 	}
 	out.TCP = r.TCP
 	for i, s := range r.PublicIPs {
 		if _, err := netip.ParseAddr(s); err != nil {
-			errs = append(errs, conf.Errorf(item(n, "public_ips", i), "public_ips: %q is not an IP address", s))
+			errs = append(errs, conf.Errorf(conf.Item(n, "public_ips", i), "public_ips: %q is not an IP address", s))
 		}
 	}
 	out.PublicIPs = r.PublicIPs
 	out.IncludeLoopback = r.IncludeLoopback
 	for i, s := range r.ICEServers {
 		if err := s.validate(); err != "" {
-			errs = append(errs, conf.Errorf(item(n, "ice_servers", i), "ice_servers: %s", err))
+			errs = append(errs, conf.Errorf(conf.Item(n, "ice_servers", i), "ice_servers: %s", err))
 		}
 	}
 	out.ICEServers = r.ICEServers
 	if tp := r.TrustedProxies; tp.Kind != 0 && tp.Tag != "!!null" && (tp.Kind != yaml.SequenceNode || len(tp.Content) > 0) {
 		// One client-address policy per listener: a key here that silently widened to pprof
 		// and the API (or only half applied) would be two. An empty list changes nothing.
-		errs = append(errs, conf.Errorf(field(n, "trusted_proxies"), "sfu.trusted_proxies moved to the top-level trusted_proxies, "+
+		errs = append(errs, conf.Errorf(conf.Value(n, "trusted_proxies"), "sfu.trusted_proxies moved to the top-level trusted_proxies, "+
 			"which sets the client address for the whole public listener (WHIP/WHEP, sessions, API, pprof): move the list there"))
 	}
 	if r.AllowedOrigins != nil {
@@ -198,7 +198,7 @@ func (c *Config) UnmarshalYAML(n *yaml.Node) error {
 		out.ReconnectGrace = *r.ReconnectGrace
 	}
 	if r.ViewerQueue < 0 || r.ViewerQueue > 65536 {
-		errs = append(errs, conf.Errorf(field(n, "viewer_queue"), "viewer_queue %d out of range 1-65536", r.ViewerQueue))
+		errs = append(errs, conf.Errorf(conf.Value(n, "viewer_queue"), "viewer_queue %d out of range 1-65536", r.ViewerQueue))
 	} else if r.ViewerQueue != 0 {
 		out.ViewerQueue = r.ViewerQueue
 	}
@@ -217,7 +217,7 @@ func (c *Config) UnmarshalYAML(n *yaml.Node) error {
 	} {
 		switch {
 		case c.v < 0:
-			errs = append(errs, conf.Errorf(field(n, c.key), "%s %d must be positive (leave the key out for the default)", c.key, c.v))
+			errs = append(errs, conf.Errorf(conf.Value(n, c.key), "%s %d must be positive (leave the key out for the default)", c.key, c.v))
 		case c.v > 0:
 			*c.dst = c.v
 		}
@@ -254,25 +254,4 @@ func (s ICEServer) validate() string {
 		return "username and credential must not contain commas, quotes or line breaks (OBS splits Link headers on commas)"
 	}
 	return ""
-}
-
-// field returns the value node of key in mapping n, or n itself.
-func field(n *yaml.Node, key string) *yaml.Node {
-	if n.Kind == yaml.MappingNode {
-		for i := 0; i+1 < len(n.Content); i += 2 {
-			if n.Content[i].Value == key {
-				return n.Content[i+1]
-			}
-		}
-	}
-	return n
-}
-
-// item returns the i-th element of the sequence under key, or the closest node found.
-func item(n *yaml.Node, key string, i int) *yaml.Node {
-	f := field(n, key)
-	if f.Kind == yaml.SequenceNode && i < len(f.Content) {
-		return f.Content[i]
-	}
-	return f
 }

@@ -6,8 +6,7 @@ import (
 	"net/http"
 
 	"gatehouse/authz"
-	"gatehouse/authz/clientip"
-	"gatehouse/authz/creds"
+	"gatehouse/authz/guard"
 )
 
 // Authorizer decides API requests; *authz.Engine implements it.
@@ -68,25 +67,11 @@ func (h *apiHandler) get(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *apiHandler) authorize(w http.ResponseWriter, r *http.Request) bool {
-	c := creds.FromAuthorization(r.Header.Get("Authorization"))
-	req := &authz.Request{
-		Action:    authz.ActionAPI,
-		IP:        clientip.Addr(r),
-		UserAgent: r.UserAgent(),
-		Source:    "api",
+	d, ok := guard.Check(w, r, h.auth, authz.ActionAPI, "api")
+	if !ok {
+		writeError(w, d.HTTPStatus(), d.Message)
 	}
-	c.Apply(req)
-	d := h.auth.Authorize(r.Context(), req)
-	switch {
-	case d.Allowed():
-		return true
-	case d.Outcome == authz.Forbidden:
-		writeError(w, http.StatusForbidden, d.Message)
-	default:
-		w.Header().Set("WWW-Authenticate", `Basic realm="gatehouse"`)
-		writeError(w, http.StatusUnauthorized, d.Message)
-	}
-	return false
+	return ok
 }
 
 func writeError(w http.ResponseWriter, status int, msg string) {

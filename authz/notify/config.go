@@ -119,7 +119,7 @@ func (w *Webhook) UnmarshalYAML(n *yaml.Node) error {
 	}
 	var errs []error
 	for _, p := range v.problems() {
-		errs = append(errs, conf.Errorf(valueNode(n, p.key), "%s", p.msg))
+		errs = append(errs, conf.Errorf(conf.Value(n, p.key), "%s", p.msg))
 	}
 	*w = v
 	return conf.Join(errs...)
@@ -135,7 +135,7 @@ func (c *Config) UnmarshalYAML(n *yaml.Node) error {
 	err := conf.Strict(n, &raw)
 	var errs []error
 	if raw.QueueSize < 0 {
-		errs = append(errs, conf.Errorf(valueNode(n, "queue_size"), "queue_size must not be negative"))
+		errs = append(errs, conf.Errorf(conf.Value(n, "queue_size"), "queue_size must not be negative"))
 	}
 	seen := map[string]bool{}
 	for i, w := range raw.Webhooks {
@@ -144,25 +144,12 @@ func (c *Config) UnmarshalYAML(n *yaml.Node) error {
 			name = defaultName(i)
 		}
 		if seen[name] {
-			errs = append(errs, conf.Errorf(valueNode(n, "webhooks"), "webhook name %q is used twice", name))
+			errs = append(errs, conf.Errorf(conf.Value(n, "webhooks"), "webhook name %q is used twice", name))
 		}
 		seen[name] = true
 	}
 	*c = Config{QueueSize: raw.QueueSize, Webhooks: raw.Webhooks}
 	return conf.Join(append([]error{err}, errs...)...)
-}
-
-// valueNode returns the value of key in mapping n, or n itself when the key is absent, so an
-// error points at the offending line.
-func valueNode(n *yaml.Node, key string) *yaml.Node {
-	if n.Kind == yaml.MappingNode {
-		for i := 0; i+1 < len(n.Content); i += 2 {
-			if n.Content[i].Value == key {
-				return n.Content[i+1]
-			}
-		}
-	}
-	return n
 }
 
 func defaultName(i int) string { return fmt.Sprintf("webhook-%d", i) }

@@ -103,16 +103,16 @@ func (c *Config) UnmarshalYAML(n *yaml.Node) error {
 	}
 	u, err := parseAddress(raw.Address)
 	if err != nil {
-		errs = append(errs, conf.Errorf(valueNode(n, "address"), "%v", err))
+		errs = append(errs, conf.Errorf(conf.Value(n, "address"), "%v", err))
 	}
 	if raw.Fingerprint != "" {
 		if _, err := parseFingerprint(raw.Fingerprint); err != nil {
-			errs = append(errs, conf.Errorf(valueNode(n, "fingerprint"), "%v", err))
+			errs = append(errs, conf.Errorf(conf.Value(n, "fingerprint"), "%v", err))
 		} else if u != nil && u.Scheme != "https" {
-			errs = append(errs, conf.Errorf(valueNode(n, "fingerprint"), "fingerprint needs an https:// address"))
+			errs = append(errs, conf.Errorf(conf.Value(n, "fingerprint"), "fingerprint needs an https:// address"))
 		}
 	}
-	if hn := valueNode(n, "headers"); hn != n && hn.Kind == yaml.MappingNode {
+	if hn := conf.Value(n, "headers"); hn != n && hn.Kind == yaml.MappingNode {
 		seen := map[string]bool{}
 		for i := 0; i+1 < len(hn.Content); i += 2 {
 			k, v := hn.Content[i], hn.Content[i+1]
@@ -133,7 +133,7 @@ func (c *Config) UnmarshalYAML(n *yaml.Node) error {
 	timeout := conf.Duration(DefaultTimeout)
 	if raw.Timeout != nil {
 		// conf.Duration rejects negatives and garbage itself; only zero is left to refuse.
-		if tn := valueNode(n, "timeout"); *raw.Timeout == 0 && isZeroDuration(tn.Value) {
+		if tn := conf.Value(n, "timeout"); *raw.Timeout == 0 && isZeroDuration(tn.Value) {
 			errs = append(errs, conf.Errorf(tn, "timeout must be positive (default %s)", DefaultTimeout))
 		}
 		timeout = *raw.Timeout
@@ -175,7 +175,7 @@ func (c *CacheConfig) UnmarshalYAML(n *yaml.Node) error {
 	}
 	if raw.Size != nil {
 		if *raw.Size < 0 || *raw.Size > MaxCacheSize {
-			return conf.Errorf(valueNode(n, "size"), "cache size must be between 0 (disabled) and %d", MaxCacheSize)
+			return conf.Errorf(conf.Value(n, "size"), "cache size must be between 0 (disabled) and %d", MaxCacheSize)
 		}
 		out.Size = *raw.Size
 	}
@@ -186,18 +186,6 @@ func (c *CacheConfig) UnmarshalYAML(n *yaml.Node) error {
 func isZeroDuration(s string) bool {
 	d, err := time.ParseDuration(s)
 	return err == nil && d == 0
-}
-
-// valueNode returns the value node of key in mapping n, or n itself when absent.
-func valueNode(n *yaml.Node, key string) *yaml.Node {
-	if n != nil && n.Kind == yaml.MappingNode {
-		for i := 0; i+1 < len(n.Content); i += 2 {
-			if n.Content[i].Value == key {
-				return n.Content[i+1]
-			}
-		}
-	}
-	return n
 }
 
 // parseAddress accepts absolute http and https URLs with a host. Its errors never repeat the

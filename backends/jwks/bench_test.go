@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"testing"
-	"time"
 
 	"gatehouse/authz"
 )
@@ -34,22 +33,6 @@ func BenchmarkVerify(b *testing.B) {
 					}
 				}
 			})
-		}
-	}
-}
-
-// BenchmarkIssue measures minting a token.
-func BenchmarkIssue(b *testing.B) {
-	iss, err := LoadIssuer(b.TempDir())
-	if err != nil {
-		b.Fatal(err)
-	}
-	perms := []authz.Permission{}
-	p, _ := ParseAllow("publish:live/alice")
-	perms = append(perms, p)
-	for b.Loop() {
-		if _, err := iss.Issue("alice", perms, 12*time.Hour); err != nil {
-			b.Fatal(err)
 		}
 	}
 }

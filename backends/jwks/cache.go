@@ -63,6 +63,6 @@ func (g *grant) current() bool {
 	if g.hmac {
 		return true
 	}
-	ks := g.prov.keys.Load()
+	ks := g.prov.keySet()
 	return ks != nil && ks.gen == g.gen
 }

@@ -8,23 +8,24 @@ import (
 	"time"
 
 	"gatehouse/authz"
+	"gatehouse/authz/tokens"
 	"gatehouse/backends/jwks"
 )
 
-// Gatehouse mints a token for a publisher and verifies it with no provider configured: the
-// Backend trusts its own Issuer.
-func ExampleIssuer() {
+// Gatehouse mints a token for a publisher (package authz/tokens) and verifies it with no provider
+// configured: the Backend trusts its own issuer.
+func ExampleWithIssuer() {
 	dir, err := os.MkdirTemp("", "gatehouse-keys")
 	if err != nil {
 		log.Fatal(err)
 	}
 	defer os.RemoveAll(dir)
 
-	iss, err := jwks.LoadIssuer(dir) // creates dir/signing-key.pem on first run
+	iss, err := tokens.LoadIssuer(dir) // creates dir/signing-key.pem on first run
 	if err != nil {
 		log.Fatal(err)
 	}
-	allow, err := jwks.ParseAllow("publish:live/alice")
+	allow, err := tokens.ParseAllow("publish:live/alice")
 	if err != nil {
 		log.Fatal(err)
 	}

@@ -10,6 +10,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"gatehouse/authz"
+	"gatehouse/authz/tokens"
 )
 
 const fuzzSecret = "fuzz-secret-fuzz-secret-fuzz-secret!"
@@ -20,19 +21,19 @@ const fuzzSecret = "fuzz-secret-fuzz-secret-fuzz-secret!"
 // and only genuinely signed tokens (subject alice) may be allowed.
 func FuzzAuthorize(f *testing.F) {
 	clk := newClock()
-	iss, err := LoadIssuer(f.TempDir(), IssuerClock(clk.Now))
+	iss, err := tokens.LoadIssuer(f.TempDir(), tokens.IssuerClock(clk.Now))
 	if err != nil {
 		f.Fatal(err)
 	}
 	b, err := New(Config{Providers: []Provider{{Name: "hs", HMACSecret: fuzzSecret, Issuer: "hs-issuer", ClaimKey: "perms",
-		Roles: map[string][]authz.Permission{"r": mustAllowF(f, "read")}, RolesClient: "c"}}},
+		Roles: map[string][]authz.Permission{"r": mustAllow(f, "read")}, RolesClient: "c"}}},
 		WithIssuer(iss), WithClock(clk.Now))
 	if err != nil {
 		f.Fatal(err)
 	}
 	f.Cleanup(func() { b.Close() })
 
-	tok, err := iss.Issue("alice", mustAllowF(f, "publish:live/alice", "read:~^live/"), time.Hour)
+	tok, err := iss.Issue("alice", mustAllow(f, "publish:live/alice", "read:~^live/"), time.Hour)
 	if err != nil {
 		f.Fatal(err)
 	}
@@ -68,16 +69,10 @@ func FuzzAuthorize(f *testing.F) {
 	})
 }
 
-func mustAllowF(f *testing.F, specs ...string) []authz.Permission {
-	var out []authz.Permission
-	for _, s := range specs {
-		p, err := ParseAllow(s)
-		if err != nil {
-			f.Fatal(err)
-		}
-		out = append(out, p)
-	}
-	return out
+// claimPermission is one entry of mediamtx_permissions as authz/tokens issues it.
+type claimPermission struct {
+	Action string `json:"action"`
+	Path   string `json:"path,omitempty"`
 }
 
 // FuzzParsePermissions checks the strict MediaMTX permissions claim parser: no panics, and

@@ -1,6 +1,6 @@
 // Package jwks verifies JSON Web Tokens against the key sets of trusted issuers (Keycloak or any
-// OIDC provider, via their JWKS URL) and mints gatehouse's own EdDSA tokens (Issuer), whose key
-// set it publishes so that MediaMTX's authJWTJWKS, or any JWKS consumer, can verify them too.
+// OIDC provider, via their JWKS URL, or a shared HMAC secret) and gatehouse's own EdDSA tokens,
+// minted by package authz/tokens, whose in-process key set it trusts with WithIssuer.
 //
 // Permissions come from the MediaMTX claim (default mediamtx_permissions, a JSON array of
 // {"action","path"} or a JSON string holding that array, parsed strictly) and from configured
@@ -35,6 +35,7 @@ import (
 
 	"gatehouse/authz"
 	"gatehouse/authz/conf"
+	"gatehouse/authz/tokens"
 )
 
 // Sentinel errors of package jwks.
@@ -51,10 +52,6 @@ var (
 	ErrFingerprint = errors.New("jwks: TLS certificate does not match the pinned fingerprint")
 	// ErrNotReady is returned by Ready while some provider has no key set.
 	ErrNotReady = errors.New("jwks: not ready")
-	// ErrIssuer is wrapped by Issuer errors (key files, rotation, issuing).
-	ErrIssuer = errors.New("jwks: issuer")
-	// ErrAllow is returned by ParseAllow for an unusable permission string.
-	ErrAllow = errors.New("jwks: invalid permission")
 
 	// errKeyMismatch: the key named by kid cannot verify the token's alg (algorithm confusion).
 	errKeyMismatch = errors.New("jwks: key cannot verify this algorithm")
@@ -88,7 +85,7 @@ type Option func(*options)
 type options struct {
 	log    *slog.Logger
 	now    func() time.Time
-	issuer *Issuer
+	issuer *tokens.Issuer
 	client *http.Client
 	prev   *Backend
 }
@@ -108,8 +105,8 @@ func WithClock(now func() time.Time) Option {
 
 // WithIssuer trusts gatehouse's own issuer with no further config: a provider named after the
 // issuer is added, with the issuer's in-process key set (rotations take effect at once), its
-// iss, algorithm EdDSA and claim mediamtx_permissions.
-func WithIssuer(iss *Issuer) Option { return func(o *options) { o.issuer = iss } }
+// iss, audience and maximum lifetime, algorithm EdDSA and claim mediamtx_permissions.
+func WithIssuer(iss *tokens.Issuer) Option { return func(o *options) { o.issuer = iss } }
 
 // WithHTTPClient sets the client used for JWKS fetches of providers without a fingerprint
 // (default: a client with its own transport). Its Timeout should not be shorter than the
@@ -212,7 +209,7 @@ func New(cfg Config, opts ...Option) (*Backend, error) {
 	if o.issuer != nil {
 		p := b.adopt(o.prev, func(q *provider) bool { return q.src == o.issuer })
 		if p == nil {
-			p = o.issuer.provider(b.now, b.log)
+			p = ownProvider(o.issuer, b.now, b.log)
 			fresh = append(fresh, p)
 		}
 		b.providers = append(b.providers, p)
@@ -369,7 +366,7 @@ func (b *Backend) Stats() Stats {
 	}
 	for _, p := range b.providers {
 		ps := ProviderStats{Name: p.name, Fetches: p.fetches.Load(), FetchErrors: p.fetchErrors.Load()}
-		if ks := p.keys.Load(); ks != nil {
+		if ks := p.keySet(); ks != nil {
 			ps.Keys = len(ks.all)
 		}
 		p.mu.Lock()

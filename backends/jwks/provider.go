@@ -19,6 +19,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"gatehouse/authz"
+	"gatehouse/authz/tokens"
 )
 
 // provider is one trusted issuer at run time. Its keys are an atomic snapshot: request paths
@@ -26,9 +27,9 @@ import (
 // already known. All fetching happens in the provider's own goroutine (run), which requests wake
 // through kick.
 type provider struct {
-	conf        *Provider    // the config it was built from (nil: built-in issuer), for WithPrevious
-	clientOpt   *http.Client // the WithHTTPClient it was built with, for WithPrevious
-	src         *Issuer      // the built-in issuer it verifies, for WithPrevious
+	conf        *Provider      // the config it was built from (nil: built-in issuer), for WithPrevious
+	clientOpt   *http.Client   // the WithHTTPClient it was built with, for WithPrevious
+	src         *tokens.Issuer // gatehouse's own issuer it verifies (keys from src.KeySet)
 	name        string
 	url         string // "" for HMAC-only and in-process providers
 	issuer      string
@@ -53,8 +54,8 @@ type provider struct {
 	log          *slog.Logger
 	now          func() time.Time
 
-	keys   *atomic.Pointer[keySet] // nil snapshot: never fetched successfully
-	static bool                    // keys are maintained in process (the Issuer); never fetched
+	keys   *atomic.Pointer[keySet] // nil snapshot: never fetched successfully; read with keySet
+	static bool                    // keys are maintained in process (src); never fetched
 
 	kick      chan struct{} // cap 1: ask run to fetch now
 	firstDone chan struct{} // closed when the first fetch attempt has finished
@@ -79,7 +80,7 @@ func (p *provider) remote() bool { return p.url != "" && !p.static }
 
 // hasKeys reports whether the provider can verify tokens now.
 func (p *provider) hasKeys() bool {
-	return p.static || p.url == "" || p.keys.Load() != nil
+	return p.static || p.url == "" || p.keySet() != nil
 }
 
 // start begins the provider's life with one reference (the Backend that built it): a remote

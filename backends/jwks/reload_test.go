@@ -10,6 +10,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"gatehouse/authz"
+	"gatehouse/authz/tokens"
 )
 
 // reloadConfigYAML is decoded afresh for every rebuild, as a config reload does; the regex role
@@ -133,7 +134,7 @@ func TestReloadKeepsProviders(t *testing.T) {
 // tokens stay cached across reloads.
 func TestReloadKeepsIssuerProvider(t *testing.T) {
 	clk := newClock()
-	iss, err := LoadIssuer(t.TempDir(), IssuerClock(clk.Now))
+	iss, err := tokens.LoadIssuer(t.TempDir(), tokens.IssuerClock(clk.Now))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -109,17 +109,17 @@ func (p *provider) verify(ctx context.Context, tok, alg, kid string) (*grant, st
 	}
 	var ks *keySet
 	if !strings.HasPrefix(alg, "HS") {
-		ks = p.keys.Load()
+		ks = p.keySet()
 		if ks == nil {
 			p.awaitFirst(ctx)
-			if ks = p.keys.Load(); ks == nil {
+			if ks = p.keySet(); ks == nil {
 				p.nudge()
 				return nil, "", p.unavailable()
 			}
 		}
 		if kid != "" && ks.byKID[kid] == nil {
 			if p.refreshForUnknownKID(ctx) {
-				ks = p.keys.Load()
+				ks = p.keySet()
 			}
 			if ks.byKID[kid] == nil {
 				return nil, ReasonUnknownKey, nil

@@ -14,8 +14,7 @@ import (
 	"unicode/utf8"
 
 	"gatehouse/authz"
-	"gatehouse/authz/clientip"
-	"gatehouse/authz/creds"
+	"gatehouse/authz/guard"
 )
 
 // Admin manages stored keys; *sqlitestore.Store implements it. Errors wrap ErrNotFound,
@@ -64,16 +63,18 @@ func APIHandler(admin Admin, auth Authorizer, configKeys func() []Record, now fu
 	}
 	h := &apiHandler{admin: admin, auth: auth, config: configKeys, now: now}
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /api/v1/keys", h.list)
-	mux.HandleFunc("POST /api/v1/keys", h.create)
-	mux.HandleFunc("GET /api/v1/keys/{id}", h.get)
-	mux.HandleFunc("DELETE /api/v1/keys/{id}", h.revoke)
-	mux.HandleFunc("POST /api/v1/keys/{id}/rotate", h.rotate)
-	mux.HandleFunc("/api/v1/keys/", func(w http.ResponseWriter, r *http.Request) {
-		if h.authorize(w, r) {
+	for pattern, f := range map[string]http.HandlerFunc{
+		"GET /api/v1/keys":              h.list,
+		"POST /api/v1/keys":             h.create,
+		"GET /api/v1/keys/{id}":         h.get,
+		"DELETE /api/v1/keys/{id}":      h.revoke,
+		"POST /api/v1/keys/{id}/rotate": h.rotate,
+		"/api/v1/keys/": func(w http.ResponseWriter, r *http.Request) {
 			problem(w, http.StatusNotFound, "not_found", "no such endpoint under /api/v1/keys")
-		}
-	})
+		},
+	} {
+		mux.Handle(pattern, h.authorized(f))
+	}
 	return mux
 }
 
@@ -121,9 +122,6 @@ func (h *apiHandler) toJSON(r Record) keyJSON {
 }
 
 func (h *apiHandler) list(w http.ResponseWriter, r *http.Request) {
-	if !h.authorize(w, r) {
-		return
-	}
 	out := []keyJSON{}
 	if h.admin != nil {
 		recs, err := h.admin.List(r.Context())
@@ -144,24 +142,15 @@ func (h *apiHandler) list(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *apiHandler) get(w http.ResponseWriter, r *http.Request) {
-	if !h.authorize(w, r) {
-		return
-	}
 	id := r.PathValue("id")
 	if rec, ok := h.configKey(id); ok {
 		writeJSON(w, http.StatusOK, h.toJSON(rec))
 		return
 	}
-	if h.admin == nil {
-		h.fail(w, errNoStore)
-		return
+	if admin, ok := h.store(w); ok {
+		rec, err := admin.Get(r.Context(), id)
+		h.reply(w, http.StatusOK, rec, "", "", err)
 	}
-	rec, err := h.admin.Get(r.Context(), id)
-	if err != nil {
-		h.fail(w, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, h.toJSON(rec))
 }
 
 // createBody is the POST /api/v1/keys body.
@@ -176,9 +165,6 @@ type createBody struct {
 }
 
 func (h *apiHandler) create(w http.ResponseWriter, r *http.Request) {
-	if !h.authorize(w, r) {
-		return
-	}
 	var body createBody
 	if !readJSON(w, r, &body, false) {
 		return
@@ -188,19 +174,10 @@ func (h *apiHandler) create(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, err)
 		return
 	}
-	if h.admin == nil {
-		h.fail(w, errNoStore)
-		return
+	if admin, ok := h.store(w); ok {
+		rec, secret, err := admin.Create(r.Context(), spec)
+		h.reply(w, http.StatusCreated, rec, secret, "", err)
 	}
-	rec, secret, err := h.admin.Create(r.Context(), spec)
-	if err != nil {
-		h.fail(w, err)
-		return
-	}
-	k := h.toJSON(rec)
-	k.Secret = secret
-	w.Header().Set("Location", "/api/v1/keys/"+rec.ID)
-	writeJSON(w, http.StatusCreated, k)
 }
 
 // spec turns the body into a Spec, resolving ttl against now.
@@ -254,30 +231,14 @@ func clip(s string) string {
 }
 
 func (h *apiHandler) revoke(w http.ResponseWriter, r *http.Request) {
-	if !h.authorize(w, r) {
-		return
-	}
 	id := r.PathValue("id")
-	if _, ok := h.configKey(id); ok {
-		h.fail(w, errConfigKey)
-		return
+	if admin, ok := h.changeable(w, id); ok {
+		rec, err := admin.Revoke(r.Context(), id)
+		h.reply(w, http.StatusOK, rec, "", "", err)
 	}
-	if h.admin == nil {
-		h.fail(w, errNoStore)
-		return
-	}
-	rec, err := h.admin.Revoke(r.Context(), id)
-	if err != nil {
-		h.fail(w, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, h.toJSON(rec))
 }
 
 func (h *apiHandler) rotate(w http.ResponseWriter, r *http.Request) {
-	if !h.authorize(w, r) {
-		return
-	}
 	var body struct {
 		Grace string `json:"grace"`
 	}
@@ -294,23 +255,56 @@ func (h *apiHandler) rotate(w http.ResponseWriter, r *http.Request) {
 		grace = g
 	}
 	id := r.PathValue("id")
-	if _, ok := h.configKey(id); ok {
-		h.fail(w, errConfigKey)
-		return
+	if admin, ok := h.changeable(w, id); ok {
+		rec, secret, old, err := admin.Rotate(r.Context(), id, grace)
+		h.reply(w, http.StatusCreated, rec, secret, old.ID, err)
 	}
+}
+
+// authorized serves f only to requests allowed action "api" (guard.Check).
+func (h *apiHandler) authorized(f http.HandlerFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if d, ok := guard.Check(w, r, h.auth, authz.ActionAPI, "api"); !ok {
+			problem(w, d.HTTPStatus(), d.Reason, d.Message)
+			return
+		}
+		f(w, r)
+	})
+}
+
+// store returns the key store, or answers 503 and false when it could not be opened.
+func (h *apiHandler) store(w http.ResponseWriter) (Admin, bool) {
 	if h.admin == nil {
 		h.fail(w, errNoStore)
-		return
+		return nil, false
 	}
-	rec, secret, old, err := h.admin.Rotate(r.Context(), id, grace)
+	return h.admin, true
+}
+
+// changeable returns the key store for changing key id, or answers and returns false when id
+// is a YAML key (409) or the store could not be opened (503).
+func (h *apiHandler) changeable(w http.ResponseWriter, id string) (Admin, bool) {
+	if _, ok := h.configKey(id); ok {
+		h.fail(w, errConfigKey)
+		return nil, false
+	}
+	return h.store(w)
+}
+
+// reply answers a store operation: err as a problem (fail), else rec as JSON with status. A
+// created key (201) comes with its Location and its secret, shown this once, and a rotated one
+// with the id of the key it replaces.
+func (h *apiHandler) reply(w http.ResponseWriter, status int, rec Record, secret, replaces string, err error) {
 	if err != nil {
 		h.fail(w, err)
 		return
 	}
 	k := h.toJSON(rec)
-	k.Secret, k.Replaces = secret, old.ID
-	w.Header().Set("Location", "/api/v1/keys/"+rec.ID)
-	writeJSON(w, http.StatusCreated, k)
+	k.Secret, k.Replaces = secret, replaces
+	if status == http.StatusCreated {
+		w.Header().Set("Location", "/api/v1/keys/"+rec.ID)
+	}
+	writeJSON(w, status, k)
 }
 
 func (h *apiHandler) configKey(id string) (Record, bool) {
@@ -397,29 +391,6 @@ func jsonProblem(err error) string {
 		return "unknown field " + name
 	}
 	return "not a JSON object"
-}
-
-func (h *apiHandler) authorize(w http.ResponseWriter, r *http.Request) bool {
-	c := creds.FromAuthorization(r.Header.Get("Authorization"))
-	d := h.auth.Authorize(r.Context(), &authz.Request{
-		Action:    authz.ActionAPI,
-		IP:        clientip.Addr(r),
-		User:      c.User,
-		Pass:      c.Pass,
-		Token:     c.Token,
-		UserAgent: r.UserAgent(),
-		Source:    "api",
-	})
-	switch {
-	case d.Allowed():
-		return true
-	case d.Outcome == authz.Forbidden:
-		problem(w, http.StatusForbidden, d.Reason, d.Message)
-	default:
-		w.Header().Set("WWW-Authenticate", `Basic realm="gatehouse"`)
-		problem(w, http.StatusUnauthorized, d.Reason, d.Message)
-	}
-	return false
 }
 
 func problem(w http.ResponseWriter, status int, reason, detail string) {

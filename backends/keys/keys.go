@@ -210,15 +210,9 @@ func (k *Key) UnmarshalYAML(n *yaml.Node) error {
 	if err := conf.Strict(n, &raw); err != nil {
 		return err
 	}
-	at := func(key string) *yaml.Node {
-		if v := valueOf(n, key); v != nil {
-			return v
-		}
-		return n
-	}
 	var errs []error
 	problem := func(key string, err error) {
-		errs = append(errs, conf.Errorf(at(key), "%s: %s", key, strings.TrimPrefix(err.Error(), ErrInvalid.Error()+": ")))
+		errs = append(errs, conf.Errorf(conf.Value(n, key), "%s: %s", key, strings.TrimPrefix(err.Error(), ErrInvalid.Error()+": ")))
 	}
 	digest, err := parseSecret(raw.Key)
 	if err != nil {
@@ -271,7 +265,7 @@ func (c *Config) UnmarshalYAML(n *yaml.Node) error {
 		if err := conf.Strict(n, &raw); err != nil {
 			return err
 		}
-		list = valueOf(n, "keys")
+		list = conf.Value(n, "keys")
 	}
 	var errs []error
 	if list != nil && list.Kind == yaml.SequenceNode {
@@ -286,18 +280,6 @@ func (c *Config) UnmarshalYAML(n *yaml.Node) error {
 	}
 	c.Keys = raw.Keys
 	return conf.Join(errs...)
-}
-
-func valueOf(n *yaml.Node, key string) *yaml.Node {
-	if n.Kind != yaml.MappingNode {
-		return nil
-	}
-	for i := 0; i+1 < len(n.Content); i += 2 {
-		if n.Content[i].Value == key {
-			return n.Content[i+1]
-		}
-	}
-	return nil
 }
 
 // Backend authorizes requests that present a stream key: one configured in YAML (immutable, held

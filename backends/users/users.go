@@ -53,7 +53,7 @@ func (c *Config) UnmarshalYAML(n *yaml.Node) error {
 	var raw plain
 	err := conf.Strict(n, &raw)
 	if raw.CacheSize != nil && *raw.CacheSize < 0 {
-		err = conf.Join(err, conf.Errorf(valueNode(n, "cache_size"), "cache_size must be 0 (no cache) or more"))
+		err = conf.Join(err, conf.Errorf(conf.Value(n, "cache_size"), "cache_size must be 0 (no cache) or more"))
 	}
 	*c = Config(raw)
 	return err
@@ -200,16 +200,4 @@ func scalar(n *yaml.Node) (string, bool) {
 		return "", true
 	}
 	return n.Value, true
-}
-
-// valueNode returns the value node of key in mapping n, or n itself.
-func valueNode(n *yaml.Node, key string) *yaml.Node {
-	if n.Kind == yaml.MappingNode {
-		for i := 0; i+1 < len(n.Content); i += 2 {
-			if n.Content[i].Value == key {
-				return n.Content[i+1]
-			}
-		}
-	}
-	return n
 }

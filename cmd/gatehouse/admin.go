@@ -5,8 +5,7 @@ import (
 	"net/http/pprof"
 
 	"gatehouse/authz"
-	"gatehouse/authz/clientip"
-	"gatehouse/authz/creds"
+	"gatehouse/authz/guard"
 )
 
 // guarded serves h only to clients the engine allows action a (credentials from the
@@ -14,14 +13,7 @@ import (
 // 401 asks for Basic credentials.
 func (s *server) guarded(a authz.Action, h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		c := creds.FromAuthorization(r.Header.Get("Authorization"))
-		req := &authz.Request{Action: a, Source: "gatehouse", UserAgent: r.UserAgent(), IP: clientip.Addr(r)}
-		c.Apply(req)
-		d := s.engine.Authorize(r.Context(), req)
-		if !d.Allowed() {
-			if d.HTTPStatus() == http.StatusUnauthorized {
-				w.Header().Set("WWW-Authenticate", `Basic realm="gatehouse"`)
-			}
+		if d, ok := guard.Check(w, r, s.engine, a, "gatehouse"); !ok {
 			http.Error(w, d.Message, d.HTTPStatus())
 			return
 		}

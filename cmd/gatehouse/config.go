@@ -51,7 +51,7 @@ type Config struct {
 type TokensConfig struct {
 	Issuer   string        `yaml:"issuer"`   // the iss claim; default "gatehouse"
 	Audience string        `yaml:"audience"` // the aud claim, required on own tokens; default: data_dir/keys/audience (random, made on first run)
-	MaxTTL   conf.Duration `yaml:"max_ttl"`  // longest lifetime minted or accepted; default 24h (jwks.DefaultMaxTTL)
+	MaxTTL   conf.Duration `yaml:"max_ttl"`  // longest lifetime minted or accepted; default 24h (tokens.DefaultMaxTTL)
 }
 
 // HooksConfig holds each streaming-server adapter's settings. Every adapter is always mounted on

@@ -33,20 +33,10 @@ func (l *LimitsConfig) UnmarshalYAML(n *yaml.Node) error {
 		v   int
 	}{{"public_max_conns", l.PublicMaxConns}, {"public_max_conns_per_ip", l.PublicMaxConnsPerIP}, {"hooks_max_conns", l.HooksMaxConns}} {
 		if f.v < 0 {
-			errs = append(errs, conf.Errorf(valueOf(n, f.key), "%s must be 0 (sized from the file descriptor limit) or positive, not %d", f.key, f.v))
+			errs = append(errs, conf.Errorf(conf.Value(n, f.key), "%s must be 0 (sized from the file descriptor limit) or positive, not %d", f.key, f.v))
 		}
 	}
 	return conf.Join(errs...)
-}
-
-// valueOf returns the value node of key in mapping n, or n itself.
-func valueOf(n *yaml.Node, key string) *yaml.Node {
-	for i := 0; n.Kind == yaml.MappingNode && i+1 < len(n.Content); i += 2 {
-		if n.Content[i].Value == key {
-			return n.Content[i+1]
-		}
-	}
-	return n
 }
 
 // defaultPerIP is the default public_max_conns_per_ip: far above what a browser (6 per host) or

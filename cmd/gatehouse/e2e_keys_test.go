@@ -15,7 +15,9 @@ import (
 	"gatehouse/backends/keys/sqlitestore"
 )
 
-const keysE2EConfig = `data_dir: %DATA%
+const keysE2EConfig = `listen: "127.0.0.1:0"
+hooks_listen: "127.0.0.1:0"
+data_dir: %DATA%
 watch_config: false
 auth:
   methods: [keys, internal]

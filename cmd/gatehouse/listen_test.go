@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -10,7 +9,6 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -18,6 +16,7 @@ import (
 	"time"
 
 	"gatehouse/authz/logtest"
+	"gatehouse/protocols/nginxtest"
 )
 
 // startServe runs serve in-process on the config body (data_dir and loopback listeners added;
@@ -101,70 +100,9 @@ http {
 // startProxyNginx runs the real nginx as a reverse proxy to upstream and returns its address.
 func startProxyNginx(t *testing.T, upstream string) string {
 	t.Helper()
-	bin, err := exec.LookPath("nginx")
-	if err != nil {
-		if _, serr := os.Stat("/usr/sbin/nginx"); serr == nil {
-			bin = "/usr/sbin/nginx"
-		} else if os.Getenv("GATEHOUSE_ALLOW_SKIP") == "1" {
-			t.Skip("nginx not installed (GATEHOUSE_ALLOW_SKIP=1)")
-		} else {
-			t.Fatal("nginx not installed: apt-get install nginx, or set GATEHOUSE_ALLOW_SKIP=1")
-		}
-	}
-	dir := t.TempDir()
-	var lastErr string
-	for attempt := 0; attempt < 3; attempt++ { // the free port can be taken between probe and bind
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		port := l.Addr().(*net.TCPAddr).Port
-		l.Close()
-		conf := filepath.Join(dir, "nginx.conf")
-		if err := os.WriteFile(conf, fmt.Appendf(nil, proxyNginxConf, dir, port, upstream), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		cmd := exec.Command(bin, "-p", dir, "-c", conf, "-e", filepath.Join(dir, "error.log"))
-		var out bytes.Buffer
-		cmd.Stdout, cmd.Stderr = &out, &out
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		exited := make(chan struct{})
-		go func() { _ = cmd.Wait(); close(exited) }()
-		addr := fmt.Sprintf("127.0.0.1:%d", port)
-		for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-			select {
-			case <-exited:
-				deadline = time.Time{}
-				continue
-			default:
-			}
-			if c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond); err == nil {
-				c.Close()
-				t.Cleanup(func() {
-					_ = cmd.Process.Signal(syscall.SIGTERM)
-					select {
-					case <-exited:
-					case <-time.After(5 * time.Second):
-						_ = cmd.Process.Kill()
-						<-exited
-					}
-					if t.Failed() {
-						log, _ := os.ReadFile(filepath.Join(dir, "error.log"))
-						t.Logf("nginx error.log:\n%s", log)
-					}
-				})
-				return addr
-			}
-		}
-		_ = cmd.Process.Kill()
-		<-exited
-		log, _ := os.ReadFile(filepath.Join(dir, "error.log"))
-		lastErr = out.String() + string(log)
-	}
-	t.Fatalf("nginx did not start:\n%s", lastErr)
-	return ""
+	return nginxtest.Start(t, nginxtest.Binary(t), func(dir string, port int) string {
+		return fmt.Sprintf(proxyNginxConf, dir, port, upstream)
+	}).Addr
 }
 
 // TestPublicClientAddressBehindNginx: with a real nginx on the same host in front, an outside client

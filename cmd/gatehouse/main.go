@@ -31,7 +31,7 @@ import (
 
 	"gatehouse/authz"
 	"gatehouse/authz/conf"
-	"gatehouse/backends/jwks"
+	"gatehouse/authz/tokens"
 	"gatehouse/backends/users"
 )
 
@@ -307,7 +307,7 @@ func cmdToken(args []string, stdout, stderr io.Writer) int {
 	}
 	perms := make([]authz.Permission, 0, len(allows))
 	for _, a := range allows {
-		p, err := jwks.ParseAllow(a)
+		p, err := tokens.ParseAllow(a)
 		if err != nil {
 			fmt.Fprintf(stderr, "gatehouse token: --allow %q: %v\n", a, err)
 			return exitConfig
@@ -325,7 +325,7 @@ func cmdToken(args []string, stdout, stderr io.Writer) int {
 		return exitConfig
 	}
 	tok, err := iss.Issue(*sub, perms, *ttl)
-	if errors.Is(err, jwks.ErrTTL) {
+	if errors.Is(err, tokens.ErrTTL) {
 		fmt.Fprintf(stderr, "gatehouse token: --ttl %s is longer than tokens.max_ttl (%s): a token cannot be revoked before it expires; mint a shorter one, or raise tokens.max_ttl in the config\n", *ttl, iss.MaxTTL())
 		return exitConfig
 	}
@@ -370,7 +370,7 @@ func dryBuild(cfg *Config) error {
 		return err
 	}
 	defer os.RemoveAll(tmp)
-	iss, err := jwks.LoadIssuer(filepath.Join(tmp, "keys"), issuerOptions(cfg)...)
+	iss, err := tokens.LoadIssuer(filepath.Join(tmp, "keys"), issuerOptions(cfg)...)
 	if err != nil {
 		return err
 	}

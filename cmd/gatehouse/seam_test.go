@@ -11,6 +11,7 @@ import (
 
 	"gatehouse/authz"
 	"gatehouse/authz/conf"
+	"gatehouse/authz/tokens"
 	"gatehouse/backends/jwks"
 	"gatehouse/backends/keys"
 	"gatehouse/backends/users"
@@ -74,7 +75,7 @@ func TestStreamKeyAsNameRefusedWhereNoRename(t *testing.T) {
 
 // tokenChain is the example config's methods: [internal, jwt], with one argon2 user (real cost)
 // and gatehouse's own issuer.
-func tokenChain(t testing.TB, now func() time.Time) (*authz.Engine, *jwks.Issuer) {
+func tokenChain(t testing.TB, now func() time.Time) (*authz.Engine, *tokens.Issuer) {
 	t.Helper()
 	const src = `
 users:
@@ -86,7 +87,7 @@ users:
 	if err := conf.Decode("users.yml", []byte(src), nil, &ucfg); err != nil {
 		t.Fatal(err)
 	}
-	iss, err := jwks.LoadIssuer(t.TempDir())
+	iss, err := tokens.LoadIssuer(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -101,9 +102,9 @@ users:
 	), nil), iss
 }
 
-func issue(t testing.TB, iss *jwks.Issuer) string {
+func issue(t testing.TB, iss *tokens.Issuer) string {
 	t.Helper()
-	p, err := jwks.ParseAllow("publish:live/cam")
+	p, err := tokens.ParseAllow("publish:live/cam")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -129,7 +130,7 @@ func TestTokenInPasswordKeepsItsReason(t *testing.T) {
 	eng, iss := tokenChain(t, later.now)
 	h := mediamtx.New(eng)
 	tok := issue(t, iss)
-	other, err := jwks.LoadIssuer(t.TempDir())
+	other, err := tokens.LoadIssuer(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -186,7 +187,7 @@ func (a *clockShift) now() time.Time      { return time.Now().Add(a.shift) }
 // only), and both are accepted when the policy allows query tokens over HTTP.
 func TestQueryTokenPolicyByOrigin(t *testing.T) {
 	eng, iss := tokenChain(t, time.Now)
-	p, err := jwks.ParseAllow("read:live/cam")
+	p, err := tokens.ParseAllow("read:live/cam")
 	if err != nil {
 		t.Fatal(err)
 	}

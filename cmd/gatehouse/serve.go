@@ -23,7 +23,7 @@ import (
 	"gatehouse/authz"
 	"gatehouse/authz/live"
 	"gatehouse/authz/notify"
-	"gatehouse/backends/jwks"
+	"gatehouse/authz/tokens"
 	"gatehouse/backends/keys"
 	"gatehouse/backends/keys/sqlitestore"
 	"gatehouse/protocols/forwardauth"
@@ -42,9 +42,9 @@ type server struct {
 	level  *slog.LevelVar
 	engine *authz.Engine
 	reg    *live.Registry
-	sfu    *sfu.SFU                    // nil when the sfu section is absent
-	issuer atomic.Pointer[jwks.Issuer] // reloaded from data_dir on every reload (key rotation)
-	keys   *sqlitestore.Store          // managed stream keys; nil if the store could not be opened
+	sfu    *sfu.SFU                      // nil when the sfu section is absent
+	issuer atomic.Pointer[tokens.Issuer] // reloaded from data_dir on every reload (key rotation)
+	keys   *sqlitestore.Store            // managed stream keys; nil if the store could not be opened
 
 	mu  sync.Mutex // guards gen and sum; held only while swapping, never across I/O
 	gen *generation
@@ -411,7 +411,7 @@ func (s *server) publicMux() *http.ServeMux {
 }
 
 // deps are the long-lived objects a generation's builders may use.
-func (s *server) deps(iss *jwks.Issuer, prev *generation) deps {
+func (s *server) deps(iss *tokens.Issuer, prev *generation) deps {
 	d := deps{issuer: iss, prev: prev}
 	if s.keys != nil { // never a typed nil in the interface
 		d.keyStore = s.keys

@@ -10,6 +10,7 @@ import (
 
 	"gatehouse/authz"
 	"gatehouse/authz/conf"
+	"gatehouse/authz/tokens"
 	"gatehouse/backends/httpauth"
 	"gatehouse/backends/jwks"
 	"gatehouse/backends/keys"
@@ -35,7 +36,7 @@ func (g *generation) stop() {
 
 // deps are the long-lived objects that outlive a generation and that factories may use.
 type deps struct {
-	issuer *jwks.Issuer // gatehouse's own token issuer; nil in commands that need none
+	issuer *tokens.Issuer // gatehouse's own token issuer; nil in commands that need none
 	// prev is the running generation a reload replaces (nil at start). Factories may take over its
 	// unchanged parts (a jwt instance's providers, from the instance with the same id); prev still
 	// stops its own references later.
@@ -225,23 +226,23 @@ func (g *generation) ready() error {
 // the signing key under cfg's data_dir/keys with cfg's tokens settings. With a running issuer it
 // keeps that issuer (same key directory, iss, aud and max_ttl, whatever cfg says: data_dir and
 // tokens apply after a restart) and only re-reads its key files, so a key written by `gatehouse
-// rotate-key` is picked up; keeping the same *jwks.Issuer also lets the jwt backend keep its
+// rotate-key` is picked up; keeping the same *tokens.Issuer also lets the jwt backend keep its
 // verified-token cache across the reload.
-func loadIssuer(cfg *Config, running *jwks.Issuer) (*jwks.Issuer, error) {
+func loadIssuer(cfg *Config, running *tokens.Issuer) (*tokens.Issuer, error) {
 	if running != nil {
 		if _, err := running.Reload(); err != nil {
 			return nil, err
 		}
 		return running, nil
 	}
-	return jwks.LoadIssuer(filepath.Join(cfg.DataDir, "keys"), issuerOptions(cfg)...)
+	return tokens.LoadIssuer(filepath.Join(cfg.DataDir, "keys"), issuerOptions(cfg)...)
 }
 
-// issuerOptions are the jwks.Issuer settings from the tokens section.
-func issuerOptions(cfg *Config) []jwks.IssuerOption {
-	return []jwks.IssuerOption{
-		jwks.IssuerName(cfg.Tokens.Issuer),
-		jwks.IssuerAudience(cfg.Tokens.Audience),
-		jwks.IssuerMaxTTL(cfg.Tokens.MaxTTL.Std()),
+// issuerOptions are the tokens.Issuer settings from the tokens section.
+func issuerOptions(cfg *Config) []tokens.IssuerOption {
+	return []tokens.IssuerOption{
+		tokens.IssuerName(cfg.Tokens.Issuer),
+		tokens.IssuerAudience(cfg.Tokens.Audience),
+		tokens.IssuerMaxTTL(cfg.Tokens.MaxTTL.Std()),
 	}
 }

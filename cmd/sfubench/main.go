@@ -27,7 +27,7 @@ import (
 	"syscall"
 	"time"
 
-	"gatehouse/sfu/sfubench"
+	"gatehouse/cmd/sfubench/internal/sfubench"
 )
 
 // floorUS is the per-packet cost floor from docs/reference sfu-peers §6 (measured on a 2-vCPU

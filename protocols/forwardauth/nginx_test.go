@@ -3,84 +3,45 @@ package forwardauth
 import (
 	"bytes"
 	"context"
-	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"text/template"
 	"time"
 
 	"gatehouse/authz"
+	"gatehouse/protocols/nginxtest"
 )
 
 // startNginx runs nginx as a child process (single process, foreground) with testdata's location
 // template in front of testdata/hls, asking gatehouse at authURL. It returns nginx's base URL.
 func startNginx(t *testing.T, authURL string) string {
 	t.Helper()
-	bin, err := exec.LookPath("nginx")
-	if err != nil {
-		if _, serr := os.Stat("/usr/sbin/nginx"); serr == nil {
-			bin = "/usr/sbin/nginx"
-		} else if os.Getenv("GATEHOUSE_ALLOW_SKIP") == "1" {
-			t.Skip("nginx not installed (GATEHOUSE_ALLOW_SKIP=1)")
-		} else {
-			t.Fatal("nginx not installed: apt-get install nginx, or set GATEHOUSE_ALLOW_SKIP=1")
-		}
-	}
+	bin := nginxtest.Binary(t)
 	root, err := filepath.Abs("testdata")
 	if err != nil {
 		t.Fatal(err)
 	}
-	dir := t.TempDir()
-	render(t, "testdata/nginx/gatehouse-location.conf", filepath.Join(dir, "gatehouse-location.conf"),
-		map[string]any{"Gatehouse": authURL, "Root": root})
-
-	var lastErr string
-	for attempt := 0; attempt < 3; attempt++ { // the free port can be taken between probe and bind
-		port := freePort(t)
-		render(t, "testdata/nginx/nginx.conf.tmpl", filepath.Join(dir, "nginx.conf"), map[string]any{"Dir": dir, "Port": port})
-		cmd := exec.Command(bin, "-p", dir, "-c", filepath.Join(dir, "nginx.conf"), "-e", filepath.Join(dir, "error.log"))
-		var stderr bytes.Buffer
-		cmd.Stdout, cmd.Stderr = &stderr, &stderr
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		exited := make(chan struct{})
-		go func() { _ = cmd.Wait(); close(exited) }()
-		addr := fmt.Sprintf("127.0.0.1:%d", port)
-		if waitListening(addr, exited, 10*time.Second) {
-			t.Cleanup(func() {
-				_ = cmd.Process.Signal(syscall.SIGTERM)
-				select {
-				case <-exited:
-				case <-time.After(5 * time.Second):
-					_ = cmd.Process.Kill()
-					<-exited
-				}
-				if t.Failed() {
-					log, _ := os.ReadFile(filepath.Join(dir, "error.log"))
-					t.Logf("nginx error.log:\n%s", log)
-				}
-			})
-			return "http://" + addr
-		}
-		_ = cmd.Process.Kill()
-		<-exited
-		log, _ := os.ReadFile(filepath.Join(dir, "error.log"))
-		lastErr = stderr.String() + string(log)
-	}
-	t.Fatalf("nginx did not start:\n%s", lastErr)
-	return ""
+	n := nginxtest.Start(t, bin, func(dir string, port int) string {
+		render(t, "testdata/nginx/gatehouse-location.conf", filepath.Join(dir, "gatehouse-location.conf"),
+			map[string]any{"Gatehouse": authURL, "Root": root})
+		return renderString(t, "testdata/nginx/nginx.conf.tmpl", map[string]any{"Dir": dir, "Port": port})
+	})
+	return "http://" + n.Addr
 }
 
 func render(t *testing.T, src, dst string, data any) {
+	t.Helper()
+	if err := os.WriteFile(dst, []byte(renderString(t, src, data)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func renderString(t *testing.T, src string, data any) string {
 	t.Helper()
 	tpl, err := template.ParseFiles(src)
 	if err != nil {
@@ -90,36 +51,7 @@ func render(t *testing.T, src, dst string, data any) {
 	if err := tpl.Execute(&b, data); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(dst, b.Bytes(), 0o644); err != nil {
-		t.Fatal(err)
-	}
-}
-
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
-func waitListening(addr string, exited <-chan struct{}, limit time.Duration) bool {
-	deadline := time.Now().Add(limit)
-	for time.Now().Before(deadline) {
-		select {
-		case <-exited:
-			return false
-		default:
-		}
-		if c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond); err == nil {
-			c.Close()
-			return true
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	return false
+	return b.String()
 }
 
 // TestNginxAuthRequest puts a real nginx with the README's location block in front of a file-based

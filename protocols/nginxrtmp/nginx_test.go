@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http/httptest"
 	"os"
 	"os/exec"
@@ -21,6 +20,7 @@ import (
 	"gatehouse/authz"
 	"gatehouse/authz/live"
 	"gatehouse/backends/keys"
+	"gatehouse/protocols/nginxtest"
 )
 
 // The real-program tests: nginx with Debian's libnginx-mod-rtmp, ffmpeg as publisher and player,
@@ -72,7 +72,7 @@ func requireTools(t *testing.T) (nginx, module string) {
 			cmd := exec.CommandContext(ctx, "sh", "-c", "apt-get update -qq && apt-get install -y -qq nginx libnginx-mod-rtmp ffmpeg")
 			cmd.Env = append(os.Environ(), "DEBIAN_FRONTEND=noninteractive")
 			if out, ierr := cmd.CombinedOutput(); ierr != nil {
-				t.Logf("apt-get failed: %v\n%s", ierr, tail(out, 2000))
+				t.Logf("apt-get failed: %v\n%s", ierr, nginxtest.Tail(out, 2000))
 			}
 			nginx, module, err = findTools()
 			if err == nil {
@@ -87,28 +87,10 @@ func requireTools(t *testing.T) (nginx, module string) {
 	return "", ""
 }
 
-func tail(b []byte, n int) []byte {
-	if len(b) > n {
-		return b[len(b)-n:]
-	}
-	return b
-}
-
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
 // startNginx runs nginx in the foreground with the testdata application block pointing at hook,
 // and returns the RTMP base URL and the path of its error log. nginx is stopped in t.Cleanup.
 func startNginx(t *testing.T, nginx, module, hook string) (base, errorLog string) {
 	t.Helper()
-	dir := t.TempDir()
 	app, err := template.ParseFiles(filepath.Join("testdata", "nginx-application.conf"))
 	if err != nil {
 		t.Fatal(err)
@@ -117,9 +99,8 @@ func startNginx(t *testing.T, nginx, module, hook string) (base, errorLog string
 	if err := app.Execute(&block, map[string]string{"Hook": hook, "UpdateTimeout": "1s"}); err != nil {
 		t.Fatal(err)
 	}
-	port := freePort(t)
-	errorLog = filepath.Join(dir, "error.log")
-	cfg := fmt.Sprintf(`load_module %s;
+	n := nginxtest.Start(t, nginx, func(dir string, port int) string {
+		return fmt.Sprintf(`load_module %s;
 daemon off;
 master_process off;
 worker_processes 1;
@@ -132,48 +113,9 @@ rtmp {
 %s
     }
 }
-`, module, errorLog, filepath.Join(dir, "nginx.pid"), port, block.String())
-	conf := filepath.Join(dir, "nginx.conf")
-	if err := os.WriteFile(conf, []byte(cfg), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	cmd := exec.CommandContext(ctx, nginx, "-p", dir+"/", "-c", conf, "-e", errorLog)
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		cancel()
-		t.Fatalf("start nginx: %v", err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	t.Cleanup(func() {
-		cancel() // SIGKILL; nginx keeps no state worth a graceful stop here
-		<-exited
-		if t.Failed() {
-			log, _ := os.ReadFile(errorLog)
-			t.Logf("nginx output:\n%s\nnginx error.log (tail):\n%s", out.String(), tail(log, 4000))
-		}
+`, module, filepath.Join(dir, "error.log"), filepath.Join(dir, "nginx.pid"), port, block.String())
 	})
-	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
-		if err == nil {
-			c.Close()
-			break
-		}
-		select {
-		case err := <-exited:
-			exited <- err
-			t.Fatalf("nginx exited: %v\n%s", err, out.String())
-		case <-time.After(50 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("nginx did not listen on %s within 10s", addr)
-		}
-	}
-	return "rtmp://" + addr, errorLog
+	return "rtmp://" + n.Addr, n.ErrorLog()
 }
 
 // ffmpegProc is a running ffmpeg; done is closed when it exits, err then holds the exit status.
@@ -194,7 +136,7 @@ func (p *ffmpegProc) Write(b []byte) (int, error) {
 func (p *ffmpegProc) output() string {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return string(tail(p.stderr.Bytes(), 2000))
+	return string(nginxtest.Tail(p.stderr.Bytes(), 2000))
 }
 
 // ffmpeg starts ffmpeg with args, killed after limit or at the end of the test.

@@ -23,6 +23,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"gatehouse/authz"
+	"gatehouse/authz/tokens"
 	"gatehouse/backends/jwks"
 	"gatehouse/sfu"
 )
@@ -111,7 +112,7 @@ func idpToken(t *testing.T, sub string, roles ...string) string {
 
 func mustAllow(t *testing.T, s string) authz.Permission {
 	t.Helper()
-	p, err := jwks.ParseAllow(s)
+	p, err := tokens.ParseAllow(s)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -123,7 +124,7 @@ func mustAllow(t *testing.T, s string) authz.Permission {
 type fixture struct {
 	sfu    *sfu.SFU
 	srv    *httptest.Server
-	iss    *jwks.Issuer
+	iss    *tokens.Issuer
 	logBuf *syncBuffer
 }
 
@@ -131,7 +132,7 @@ type syncBuffer = logtest.Buffer
 
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
-	iss, err := jwks.LoadIssuer(filepath.Join(t.TempDir(), "issuer"))
+	iss, err := tokens.LoadIssuer(filepath.Join(t.TempDir(), "issuer"))
 	if err != nil {
 		t.Fatalf("LoadIssuer: %v", err)
 	}
@@ -408,7 +409,7 @@ func TestChromiumPublishAndWatch(t *testing.T) {
 	}
 
 	t.Run("refused viewers", func(t *testing.T) {
-		other, err := jwks.LoadIssuer(filepath.Join(t.TempDir(), "other-issuer"))
+		other, err := tokens.LoadIssuer(filepath.Join(t.TempDir(), "other-issuer"))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -10,7 +10,8 @@
 // The result of a step is server CPU microseconds per forwarded packet: CPU time over the
 // measured window divided by packets sent in the window times N.
 //
-// cmd/sfubench is the command-line front end (serve and run).
+// cmd/sfubench is the command-line front end (serve and run) and the only importer: the package
+// is internal to it, so none of its names are part of the SFU's API.
 package sfubench
 
 import (

@@ -1,4 +1,4 @@
-package jwks
+package tokens
 
 import (
 	"crypto/ed25519"
@@ -12,7 +12,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -28,7 +27,7 @@ import (
 	"gatehouse/authz"
 )
 
-// Issuer key files inside the directory given to LoadIssuer.
+// Issuer key files inside the directory given to LoadIssuer, and the limits of issued tokens.
 const (
 	SigningKeyFile   = "signing-key.pem"   // current Ed25519 private key, PKCS#8 PEM, mode 0600
 	PreviousKeysFile = "previous-keys.pem" // retired public keys (PKIX PEM), newest first, mode 0600
@@ -45,10 +44,10 @@ const (
 	// otherwise. Own tokens cannot be revoked one by one (only by rotating the key out of the
 	// published set, MaxPreviousKeys+1 rotations), so their lifetime is the bound on a leaked one.
 	DefaultMaxTTL = 24 * time.Hour
+	// ClaimKey is the claim holding an issued token's permissions, in MediaMTX's format (a JSON
+	// array of {"action","path"}), so MediaMTX's authJWTJWKS can verify the tokens too.
+	ClaimKey = "mediamtx_permissions"
 )
-
-// ErrTTL is wrapped (with ErrIssuer) by Issue when the requested lifetime exceeds the maximum.
-var ErrTTL = errors.New("jwks: token lifetime exceeds the issuer's maximum")
 
 // IssuerOption configures LoadIssuer.
 type IssuerOption func(*Issuer)
@@ -88,7 +87,7 @@ type signingKey struct {
 // Issuer mints gatehouse's own tokens: compact EdDSA JWTs in MediaMTX's format, signed with an
 // Ed25519 key kept in a directory, and publishes the matching public keys as a JWKS. It starts no
 // goroutines and is safe for concurrent use; Rotate takes effect at once for Issue, JWKSHandler
-// and every Backend built WithIssuer.
+// and KeySet (which a verifier such as backends/jwks reads per request).
 type Issuer struct {
 	dir      string
 	name     string
@@ -99,9 +98,23 @@ type Issuer struct {
 	mu   sync.Mutex // serialises Rotate
 	cur  atomic.Pointer[signingKey]
 	prev []ed25519.PublicKey // guarded by mu
-	keys atomic.Pointer[keySet]
+	keys atomic.Pointer[KeySet]
 	jwks atomic.Pointer[[]byte]
 	gen  atomic.Uint64
+}
+
+// Key is one public key the issuer publishes: its kid and the Ed25519 key.
+type Key struct {
+	ID     string
+	Public ed25519.PublicKey
+}
+
+// KeySet is an immutable snapshot of the issuer's published keys, the current one first, then
+// the retired ones newest first. Gen changes whenever the keys change (starting at 1), so a
+// verifier can cache what it derives from a snapshot.
+type KeySet struct {
+	Gen  uint64
+	Keys []Key
 }
 
 // LoadIssuer loads the signing key from dir, or on first run creates dir (mode 0700) and a new
@@ -307,16 +320,14 @@ func kidOf(pub ed25519.PublicKey) string {
 func (i *Issuer) install(priv ed25519.PrivateKey) {
 	pub := priv.Public().(ed25519.PublicKey)
 	cur := &signingKey{kid: kidOf(pub), priv: priv}
-	ks := &keySet{byKID: map[string]*verifyKey{}, gen: i.gen.Add(1)}
+	ks := &KeySet{Gen: i.gen.Add(1)}
 	var doc jwkset.JWKSMarshal
 	for _, k := range append([]ed25519.PublicKey{pub}, i.prev...) {
 		kid := kidOf(k)
-		if _, dup := ks.byKID[kid]; dup {
+		if slices.ContainsFunc(ks.Keys, func(have Key) bool { return have.ID == kid }) {
 			continue
 		}
-		vk := &verifyKey{kid: kid, alg: "EdDSA", pub: k}
-		ks.byKID[kid] = vk
-		ks.all = append(ks.all, vk)
+		ks.Keys = append(ks.Keys, Key{ID: kid, Public: k})
 		jwk, err := jwkset.NewJWKFromKey(k, jwkset.JWKOptions{Metadata: jwkset.JWKMetadataOptions{
 			ALG: jwkset.AlgEdDSA, KID: kid, USE: jwkset.UseSig,
 		}})
@@ -329,6 +340,10 @@ func (i *Issuer) install(priv ed25519.PrivateKey) {
 	i.keys.Store(ks)
 	i.cur.Store(cur)
 }
+
+// KeySet returns the current snapshot of the published keys (never nil). Rotate and Reload
+// replace it; it is never modified in place.
+func (i *Issuer) KeySet() *KeySet { return i.keys.Load() }
 
 // Name returns the iss of issued tokens.
 func (i *Issuer) Name() string { return i.name }
@@ -344,7 +359,7 @@ func (i *Issuer) Dir() string { return i.dir }
 
 // Reload reads the signing key and the retired public keys from the key directory again and,
 // when they differ from the current ones (gatehouse rotate-key ran in another process), makes
-// them current, at once for Issue, JWKSHandler and every Backend built WithIssuer. It reports
+// them current, at once for Issue, JWKSHandler and KeySet. It reports
 // whether they changed; on error the current keys stay. Name, audience and maximum lifetime stay
 // as loaded. A missing key file is an error here: Reload never creates a key.
 func (i *Issuer) Reload() (bool, error) {
@@ -456,12 +471,12 @@ func (i *Issuer) Issue(subject string, perms []authz.Permission, ttl time.Durati
 	now := i.now()
 	cur := i.cur.Load()
 	t := jwt.NewWithClaims(jwt.SigningMethodEdDSA, jwt.MapClaims{
-		"iss":           i.name,
-		"aud":           i.audience,
-		"sub":           subject,
-		"iat":           now.Unix(),
-		"exp":           now.Add(ttl).Unix(),
-		DefaultClaimKey: cp,
+		"iss":    i.name,
+		"aud":    i.audience,
+		"sub":    subject,
+		"iat":    now.Unix(),
+		"exp":    now.Add(ttl).Unix(),
+		ClaimKey: cp,
 	})
 	t.Header["kid"] = cur.kid
 	s, err := t.SignedString(cur.priv)
@@ -491,32 +506,6 @@ func (i *Issuer) JWKSHandler() http.Handler {
 		}
 		_, _ = w.Write(body)
 	})
-}
-
-// provider returns the in-process provider that verifies this issuer's tokens.
-func (i *Issuer) provider(now func() time.Time, log *slog.Logger) *provider {
-	p := &provider{
-		src:         i,
-		name:        i.name,
-		issuer:      i.name,
-		audience:    i.audience,
-		maxLifetime: i.maxTTL,
-		claimKey:    DefaultClaimKey,
-		roles:       map[string]authz.Permissions{},
-		scopes:      map[string]authz.Permissions{},
-		algs:        []string{"EdDSA"},
-		leeway:      DefaultLeeway,
-		requireExp:  true,
-		log:         log,
-		now:         now,
-		keys:        &i.keys,
-		static:      true,
-		kick:        make(chan struct{}, 1),
-		firstDone:   make(chan struct{}),
-		stopped:     make(chan struct{}),
-	}
-	p.parser = p.newParser()
-	return p
 }
 
 // ParseAllow parses a permission written as on the command line: "action" or "action:path",

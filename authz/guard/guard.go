@@ -1,0 +1,47 @@
+// Package guard decides requests to gatehouse's own HTTP endpoints (/api/v1/streams,
+// /api/v1/keys, /metrics, /debug/pprof) one way everywhere: the credentials of the
+// Authorization header (Basic or Bearer, package creds), the client address that the listener's
+// clientip handler resolved, and a Basic challenge on 401. Each endpoint keeps only the format
+// of its answer.
+package guard
+
+import (
+	"context"
+	"net/http"
+
+	"gatehouse/authz"
+	"gatehouse/authz/clientip"
+	"gatehouse/authz/creds"
+)
+
+// Authorizer decides requests; *authz.Engine implements it.
+type Authorizer interface {
+	Authorize(ctx context.Context, req *authz.Request) authz.Decision
+}
+
+// Challenge is the WWW-Authenticate value sent with a 401.
+const Challenge = `Basic realm="gatehouse"`
+
+// Request returns the request r makes for action as seen by source (the Request's Source): the
+// Authorization header's credentials with their origins, the address clientip.Addr resolved
+// and the user agent.
+func Request(r *http.Request, action authz.Action, source string) *authz.Request {
+	req := &authz.Request{Action: action, IP: clientip.Addr(r), UserAgent: r.UserAgent(), Source: source}
+	creds.FromAuthorization(r.Header.Get("Authorization")).Apply(req)
+	return req
+}
+
+// Check decides Request(r, action, source) with auth. On an allow it returns the decision and
+// true. Otherwise it sets WWW-Authenticate (Challenge) when the answer is a 401 and returns the
+// decision and false: the caller answers d.HTTPStatus() (401 or 403) with d.Message, which never
+// holds a credential, in its own format.
+func Check(w http.ResponseWriter, r *http.Request, auth Authorizer, action authz.Action, source string) (authz.Decision, bool) {
+	d := auth.Authorize(r.Context(), Request(r, action, source))
+	if d.Allowed() {
+		return d, true
+	}
+	if d.HTTPStatus() == http.StatusUnauthorized {
+		w.Header().Set("WWW-Authenticate", Challenge)
+	}
+	return d, false
+}

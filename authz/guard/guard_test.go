@@ -1,0 +1,52 @@
+package guard
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+
+	"gatehouse/authz"
+)
+
+type authFunc func(*authz.Request) authz.Decision
+
+func (f authFunc) Authorize(_ context.Context, req *authz.Request) authz.Decision { return f(req) }
+
+func TestCheck(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		outcome   authz.Outcome
+		wantOK    bool
+		challenge string
+	}{
+		{"allow", authz.Allow, true, ""},
+		{"unauthenticated gets a Basic challenge", authz.Unauthenticated, false, Challenge},
+		{"forbidden gets none", authz.Forbidden, false, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var got *authz.Request
+			auth := authFunc(func(req *authz.Request) authz.Decision {
+				got = req
+				return authz.Decision{Outcome: tc.outcome}
+			})
+			r := httptest.NewRequest(http.MethodGet, "/api/v1/keys", nil)
+			r.SetBasicAuth("admin", "pw")
+			r.Header.Set("User-Agent", "curl")
+			w := httptest.NewRecorder()
+			d, ok := Check(w, r, auth, authz.ActionAPI, "api")
+			if ok != tc.wantOK || d.Outcome != tc.outcome {
+				t.Fatalf("got %v %v, want %v %v", d.Outcome, ok, tc.outcome, tc.wantOK)
+			}
+			if h := w.Header().Get("WWW-Authenticate"); h != tc.challenge {
+				t.Errorf("WWW-Authenticate: got %q, want %q", h, tc.challenge)
+			}
+			if got.Action != authz.ActionAPI || got.Source != "api" || got.User != "admin" || got.Pass != "pw" || got.UserAgent != "curl" {
+				t.Errorf("request: got %+v", got)
+			}
+			if !got.IP.IsValid() {
+				t.Errorf("request without a client address")
+			}
+		})
+	}
+}

@@ -1,0 +1,182 @@
+package sfu
+
+import (
+	"net/http"
+	"slices"
+
+	"github.com/pion/webrtc/v4"
+
+	"gatehouse/authz"
+	"gatehouse/authz/live"
+)
+
+// handlePublish answers a WHIP POST: the publisher's offer makes its session the stream's
+// publisher; its tracks are forwarded from onTrack.
+func (s *SFU) handlePublish(w http.ResponseWriter, r *http.Request) {
+	a, ok := s.admit(w, r, authz.ActionPublish)
+	if !ok {
+		return
+	}
+	defer a.done()
+	_, offer, cands, ok := s.readOffer(w, a)
+	if !ok {
+		return
+	}
+	if !s.cfg.ReplacePublisher && s.isLive(a.path) {
+		problem(w, http.StatusConflict, "the stream already has a publisher")
+		return
+	}
+	sess := s.newSession(w, a, KindPublish, cands, s.pubAPI)
+	if sess == nil {
+		return
+	}
+	pc := sess.pc
+	pc.OnTrack(func(t *webrtc.TrackRemote, rcv *webrtc.RTPReceiver) { s.onTrack(sess, t, rcv) })
+	pc.OnConnectionStateChange(func(st webrtc.PeerConnectionState) {
+		switch st {
+		case webrtc.PeerConnectionStateConnected:
+			sess.connected.Store(true)
+		case webrtc.PeerConnectionStateFailed, webrtc.PeerConnectionStateClosed:
+			s.closeAsync(sess, "connection "+st.String())
+		}
+	})
+	if !s.setOffer(w, sess, offer) {
+		return
+	}
+	answer, err := s.negotiate(r.Context(), pc)
+	if err != nil {
+		s.closeSession(sess, "negotiation failed")
+		problem(w, http.StatusBadRequest, "could not answer the offer (no supported codec?)")
+		return
+	}
+	codecs := answerCodecs(answer)
+	if codecs[0] == nil && codecs[1] == nil {
+		s.closeSession(sess, "no media")
+		problem(w, http.StatusUnprocessableEntity, "the offer has no audio or video in a supported codec (H.264, VP8, VP9, AV1, Opus)")
+		return
+	}
+	if status, msg := s.attachPublisher(sess, codecs); status != 0 {
+		s.closeSession(sess, msg)
+		problem(w, status, msg)
+		return
+	}
+	a.keep()
+	s.log.Info("sfu publish", "session", sess.id, "path", sess.path, "identity", sess.identity, "ip", sess.remote)
+	s.created(w, sess, "/whip/", answer)
+}
+
+func (s *SFU) isLive(path string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st := s.streams[path]
+	return st != nil && st.pub != nil
+}
+
+// attachPublisher makes sess the publisher of its path, replacing the current one when
+// configured. Viewers bound to a codec the new publisher does not send are closed (they must
+// renegotiate). It returns an HTTP status and message on failure.
+func (s *SFU) attachPublisher(sess *session, codecs [2]*webrtc.RTPCodecParameters) (int, string) {
+	var old *session
+	var stale []*session
+	s.mu.Lock()
+	if s.shut {
+		s.mu.Unlock()
+		return http.StatusServiceUnavailable, "shutting down"
+	}
+	st := s.streams[sess.path]
+	if st == nil {
+		st = newStream(sess.path)
+		s.streams[sess.path] = st
+	}
+	if st.pub != nil {
+		if !s.cfg.ReplacePublisher {
+			s.mu.Unlock()
+			return http.StatusConflict, "the stream already has a publisher"
+		}
+		old = st.pub
+	}
+	for i, c := range codecs {
+		if c == nil {
+			continue
+		}
+		sl := st.slots[i]
+		if cur := sl.codec.Load(); cur != nil && !codecCompatible(cur.RTPCodecCapability, c.RTPCodecCapability) {
+			for _, d := range sl.viewers() {
+				stale = append(stale, d.owner)
+			}
+		}
+		sl.codec.Store(c)
+	}
+	st.pub = sess
+	sess.stream = st
+	sess.attached = true
+	s.sessions[sess.id] = sess
+	s.mu.Unlock()
+	close(sess.ready)
+	if old != nil {
+		s.closeSession(old, "replaced by a new publisher")
+	}
+	for _, v := range stale {
+		s.closeSession(v, "publisher changed codec")
+	}
+	s.record(sess, live.Published)
+	return 0, ""
+}
+
+func newStream(path string) *stream {
+	return &stream{
+		path:    path,
+		slots:   [2]*slot{{kind: webrtc.RTPCodecTypeAudio}, {kind: webrtc.RTPCodecTypeVideo}},
+		viewers: map[*session]struct{}{},
+	}
+}
+
+// onTrack starts forwarding a publisher track (pion calls it on the first packet).
+func (s *SFU) onTrack(sess *session, t *webrtc.TrackRemote, rcv *webrtc.RTPReceiver) {
+	select {
+	case <-sess.ready:
+	case <-sess.closed:
+		return
+	}
+	var stale []*session
+	s.mu.Lock()
+	st := sess.stream
+	if st == nil || st.pub != sess {
+		s.mu.Unlock()
+		return
+	}
+	sl := st.slots[kindIndex(t.Kind())]
+	if cur := sl.up.Load(); cur != nil && slices.Contains(sess.ups, cur) {
+		s.mu.Unlock()
+		s.log.Warn("sfu: ignoring a second track of the same kind (simulcast is not supported)", "session", sess.id, "rid", t.RID())
+		return
+	}
+	up := newUpTrack(sl, sess.pc, t)
+	if cur := sl.codec.Load(); cur == nil || !codecCompatible(cur.RTPCodecCapability, up.codec.RTPCodecCapability) {
+		for _, d := range sl.viewers() {
+			if !codecCompatible(up.codec.RTPCodecCapability, d.codec.RTPCodecCapability) {
+				stale = append(stale, d.owner)
+			}
+		}
+		c := up.codec
+		sl.codec.Store(&c)
+	}
+	sl.up.Store(up)
+	sess.ups = append(sess.ups, up)
+	viewers := len(sl.viewers())
+	s.mu.Unlock()
+	for _, v := range stale {
+		s.closeAsync(v, "publisher changed codec")
+	}
+	sess.spawn(up.run)
+	sess.spawn(func() {
+		for {
+			if _, _, err := rcv.ReadRTCP(); err != nil {
+				return
+			}
+		}
+	})
+	if viewers > 0 {
+		up.requestKeyframe()
+	}
+}
