@@ -111,25 +111,29 @@ func (r *Request) HasCredentials() bool {
 	return r.User != "" || r.Pass != "" || r.Token != "" || r.Key != ""
 }
 
-// HasPassword reports whether the request carries a password pair: a password, or a user name
-// alone (no password, no token). A user name that came with a token (a JWT in the password
-// field, classified by package creds) is not a pair: a method that verifies passwords abstains
-// without one, so a token sent as the password never costs a password hash.
+// HasPassword reports whether the request carries a password pair to verify: a password that is
+// not the request's token, or a user name alone (no password, no token). A JWT sent as the
+// password (package creds sets it as both Pass and Token) is not a pair: a method that hashes
+// passwords abstains, so a token sent as the password never costs a password hash, whatever the
+// user name (timing reveals no names).
 func (r *Request) HasPassword() bool {
-	return r.Pass != "" || (r.User != "" && r.Token == "")
+	if r.Pass != "" {
+		return r.Pass != r.Token
+	}
+	return r.User != "" && r.Token == ""
 }
 
-// HTTPBorne reports whether the request came over an HTTP protocol (hls, webrtc, dash, http,
-// whip, whep; and the path-less api, metrics, pprof and playback actions, served only over HTTP),
-// where query strings end up in access logs and browser history.
+// HTTPBorne reports whether the request may have come over HTTP, where query strings end up in
+// access logs, proxies and browser history. It fails closed: only the streaming protocols whose
+// URLs never travel as HTTP requests (rtmp, rtmps, rtsp, rtsps, srt) are not; every other name,
+// an unknown one ("thumbnail", "flv", a forward-auth rule's free-form label) and an empty one
+// (SRS, which does not say) counts as HTTP.
 func (r *Request) HTTPBorne() bool {
 	switch normProtocol(r.Protocol) {
-	case "hls", "llhls", "webrtc", "whip", "whep", "dash", "http", "https":
-		return true
-	case "":
-		return !r.Action.HasPath() || r.Action == ActionPlayback
+	case "rtmp", "rtmps", "rtmpt", "rtmpe", "rtsp", "rtsps", "srt":
+		return false
 	}
-	return false
+	return true
 }
 
 // Outcome is a backend's or the engine's answer.

@@ -105,3 +105,40 @@ func TestEngineGeneration(t *testing.T) {
 		t.Errorf("after two swaps generation %d, want 2", g)
 	}
 }
+
+// TestHTTPBorneFailsClosed: only protocols whose URLs never travel as HTTP requests are not
+// HTTP-borne; an unknown or empty protocol (an OME thumbnail, a forward-auth rule's label, SRS,
+// which does not say) is, so the query-token policy cannot be sidestepped by a protocol name.
+func TestHTTPBorneFailsClosed(t *testing.T) {
+	for p, want := range map[string]bool{
+		"rtmp": false, "RTMPS": false, "rtsp": false, "rtsps": false, "srt": false,
+		"hls": true, "llhls": true, "webrtc": true, "dash": true, "http": true,
+		"thumbnail": true, "flv": true, "": true, "moq": true,
+	} {
+		for _, a := range []Action{ActionRead, ActionPublish, ActionAPI} {
+			if got := (&Request{Action: a, Protocol: p}).HTTPBorne(); got != want {
+				t.Errorf("%s over %q: HTTPBorne = %v, want %v", a, p, got, want)
+			}
+		}
+	}
+}
+
+// TestPasswordThatIsTheToken: a JWT sent as the password (creds sets it as both Pass and Token)
+// is not a password pair to hash; a real password beside a token is.
+func TestPasswordThatIsTheToken(t *testing.T) {
+	for _, tt := range []struct {
+		r    Request
+		want bool
+	}{
+		{Request{User: "u", Pass: "p"}, true},
+		{Request{User: "u"}, true},
+		{Request{User: "u", Pass: "eyJ.a.b", Token: "eyJ.a.b"}, false},
+		{Request{User: "u", Pass: "p", Token: "eyJ.a.b"}, true},
+		{Request{Token: "t"}, false},
+		{Request{User: "u", Token: "t"}, false},
+	} {
+		if got := tt.r.HasPassword(); got != tt.want {
+			t.Errorf("%+v: HasPassword = %v, want %v", tt.r, got, tt.want)
+		}
+	}
+}

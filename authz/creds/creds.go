@@ -64,11 +64,13 @@ func JWTShaped(s string) bool {
 }
 
 // FromUserInfo sorts a user/password pair that came from origin. A password shaped like a JWT is
-// a token (how MediaMTX's docs tell RTSP, RTMP and SRT clients to send one): it is verified by a
-// token method, never hashed as a password. The user name is kept (some clients need one).
+// also a token (how MediaMTX's docs tell RTSP, RTMP and SRT clients to send one): it is offered
+// to the token methods, and the password methods that hash (internal users) pass on it
+// (Request.HasPassword), while a method that forwards the pair (an external HTTP service, as
+// MediaMTX does) still receives the password as sent. The user name is kept.
 func FromUserInfo(user, pass string, origin authz.Origin) Credentials {
 	if JWTShaped(pass) {
-		return Credentials{User: user, Token: pass, TokenFrom: origin}
+		return Credentials{User: user, Pass: pass, Token: pass, TokenFrom: origin}
 	}
 	return Credentials{User: user, Pass: pass}
 }

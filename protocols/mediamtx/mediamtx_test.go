@@ -105,7 +105,7 @@ func TestDecodeCredentials(t *testing.T) {
 		wantErr      bool
 	}{
 		{"jwt as the password", `"user":"any","password":"` + jwt + `"`,
-			authz.Request{User: "any", Token: jwt, TokenFrom: authz.OriginUserInfo}, false},
+			authz.Request{User: "any", Pass: jwt, Token: jwt, TokenFrom: authz.OriginUserInfo}, false},
 		{"password", `"user":"u","password":"p"`, authz.Request{User: "u", Pass: "p"}, false},
 		{"query token", `"query":"jwt=` + jwt + `"`, authz.Request{Token: jwt, TokenFrom: authz.OriginQuery, TokenParam: "jwt", Query: "jwt=" + jwt}, false},
 		{"header token repeated in the query came from the query", `"token":"` + jwt + `","query":"token=` + jwt + `"`,
