@@ -45,3 +45,19 @@ func Check(w http.ResponseWriter, r *http.Request, auth Authorizer, action authz
 	}
 	return d, false
 }
+
+// ReasonIdentityRequired is the reason CheckNamed gives an anonymous grant.
+const ReasonIdentityRequired = "identity_required"
+
+// CheckNamed is Check for endpoints that change or reveal credentials (stream keys): an allow
+// must also name who the client is. An anonymous grant (`user: any`, such as the built-in
+// defaults' api for loopback clients) is refused with 401 and the Basic challenge, because any
+// local process, container or DNS-rebound web page shares the loopback address.
+func CheckNamed(w http.ResponseWriter, r *http.Request, auth Authorizer, action authz.Action, source string) (authz.Decision, bool) {
+	d, ok := Check(w, r, auth, action, source)
+	if !ok || d.Identity != "" {
+		return d, ok
+	}
+	w.Header().Set("WWW-Authenticate", Challenge)
+	return authz.Denying(authz.Unauthenticated, ReasonIdentityRequired, "this endpoint needs a named user; an anonymous grant (user: any) is not enough"), false
+}

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"testing"
+	"time"
 
 	"gatehouse/authz"
 )
@@ -46,6 +47,32 @@ func TestCheck(t *testing.T) {
 			}
 			if !got.IP.IsValid() {
 				t.Errorf("request without a client address")
+			}
+		})
+	}
+}
+
+// TestCheckNamed: an anonymous allow (user: any) is not enough where credentials are managed.
+func TestCheckNamed(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		d        authz.Decision
+		wantOK   bool
+		wantCode int
+	}{
+		{"named allow", authz.Allowing("admin", time.Time{}), true, 0},
+		{"anonymous allow", authz.Allowing("", time.Time{}), false, http.StatusUnauthorized},
+		{"denial", authz.Denying(authz.Forbidden, authz.ReasonNotPermitted, "no"), false, http.StatusForbidden},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			auth := authFunc(func(*authz.Request) authz.Decision { return tc.d })
+			w := httptest.NewRecorder()
+			d, ok := CheckNamed(w, httptest.NewRequest(http.MethodPost, "/api/v1/keys", nil), auth, authz.ActionAPI, "api")
+			if ok != tc.wantOK || (!ok && d.HTTPStatus() != tc.wantCode) {
+				t.Fatalf("got %v %d, want %v %d", ok, d.HTTPStatus(), tc.wantOK, tc.wantCode)
+			}
+			if !ok && tc.wantCode == http.StatusUnauthorized && w.Header().Get("WWW-Authenticate") != Challenge {
+				t.Errorf("no Basic challenge for an anonymous grant")
 			}
 		})
 	}

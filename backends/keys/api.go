@@ -261,10 +261,12 @@ func (h *apiHandler) rotate(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// authorized serves f only to requests allowed action "api" (guard.Check).
+// authorized serves f only to requests allowed action "api" by a named identity
+// (guard.CheckNamed): a key grants publishing, so an anonymous api grant — the built-in
+// defaults give one to every loopback client — must not mint or list keys.
 func (h *apiHandler) authorized(f http.HandlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if d, ok := guard.Check(w, r, h.auth, authz.ActionAPI, "api"); !ok {
+		if d, ok := guard.CheckNamed(w, r, h.auth, authz.ActionAPI, "api"); !ok {
 			problem(w, d.HTTPStatus(), d.Reason, d.Message)
 			return
 		}

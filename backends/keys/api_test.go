@@ -171,3 +171,46 @@ func TestAPIWithoutStore(t *testing.T) {
 		t.Fatalf("create without a store: %d, want 503", resp.StatusCode)
 	}
 }
+
+// anyAPI is the built-in defaults' grant: action api for any (anonymous) client.
+type anyAPI struct{}
+
+func (anyAPI) Authorize(_ context.Context, r *authz.Request) authz.Decision {
+	if r.Action == authz.ActionAPI {
+		return authz.Allowing("", time.Time{})
+	}
+	return authz.Denying(authz.Unauthenticated, authz.ReasonNoCredentials, "credentials required")
+}
+
+// TestAPIAnonymousGrantRefused: an anonymous api grant (user: any from loopback, as in the
+// built-in defaults) must not list, mint, rotate or revoke keys: any local process, container or
+// DNS-rebound page shares the loopback address. It used to create a publish key (201).
+func TestAPIAnonymousGrantRefused(t *testing.T) {
+	st, err := sqlitestore.Open(context.Background(), filepath.Join(t.TempDir(), sqlitestore.FileName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	srv := httptest.NewServer(keys.APIHandler(st, anyAPI{}, nil, nil))
+	defer srv.Close()
+	for _, c := range []struct{ method, path, body string }{
+		{http.MethodGet, "/api/v1/keys", ""},
+		{http.MethodPost, "/api/v1/keys", `{"path":"live/ceo"}`},
+		{http.MethodDelete, "/api/v1/keys/key_aaaaaaaaaa", ""},
+	} {
+		req, _ := http.NewRequest(c.method, srv.URL+c.path, strings.NewReader(c.body))
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusUnauthorized || !strings.Contains(string(raw), "identity_required") || strings.Contains(string(raw), "ghk_") {
+			t.Errorf("%s %s with an anonymous grant: got %d %s, want 401 identity_required", c.method, c.path, resp.StatusCode, raw)
+		}
+	}
+	if recs, err := st.List(context.Background()); err != nil || len(recs) != 0 {
+		t.Errorf("store holds %d keys (%v), want none", len(recs), err)
+	}
+}

@@ -103,10 +103,11 @@ func toRequest(w *wireRequest) (*authz.Request, error) {
 // credentials sorts what MediaMTX forwards: user and password are the protocol's own fields,
 // token is the Authorization header's bearer token, and the query (MediaMTX passes it raw) may
 // carry a token or a stream key parameter. A token that is also a query parameter's value came
-// from the query.
+// from the query; a token equal to the password is MediaMTX's fallback (it copies the password
+// into token), not a second credential.
 func credentials(w *wireRequest) (creds.Credentials, error) {
 	c := creds.FromUserInfo(w.User, w.Password, authz.OriginUserInfo)
-	if w.Token != "" {
+	if w.Token != "" && w.Token != w.Password {
 		c.Token, c.TokenFrom = w.Token, authz.OriginHeader
 	}
 	if w.Query == "" {

@@ -138,7 +138,8 @@ func TestDecode(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := authz.Request{Action: authz.ActionPublish, Path: "cam1", Protocol: "rtsp", User: "u", Pass: "p", Token: "p", TokenFrom: authz.OriginHeader, Query: "a=b", ID: "abc", UserAgent: "ua", Source: "mediamtx"}
+	want := authz.Request{Action: authz.ActionPublish, Path: "cam1", Protocol: "rtsp", User: "u", Pass: "p", // token "p" is MediaMTX's copy of the password, not a second credential
+		Query: "a=b", ID: "abc", UserAgent: "ua", Source: "mediamtx"}
 	want.IP = req.IP
 	if *req != want {
 		t.Errorf("got %+v, want %+v", *req, want)
