@@ -179,6 +179,7 @@ const (
 	// ReasonRenameUnsupported: the allow needs a rename (a stream key was the name) and the
 	// adapter cannot rename (Request.CanRename is false).
 	ReasonRenameUnsupported = "rename_unsupported"
+	ReasonPathIsKey         = "path_is_key" // an allow on a path holding a key nothing resolved
 	// ReasonTimeout: the chain did not decide within Policy.DecisionTimeout.
 	ReasonTimeout = "decision_timeout"
 )
@@ -207,7 +208,8 @@ type Decision struct {
 	Undecided bool
 	Steps     []Step // engine only: what each consulted method answered, in order
 
-	hidePath bool // engine only: nothing resolved the path (a timeout), so it is not logged
+	hidePath bool   // engine only: nothing resolved the path (a timeout), so it is not logged
+	imposed  string // chain only: on an Allow without Rename, a denied method's Rename (the path is a key)
 }
 
 // Step records one method's answer inside an engine Decision.

@@ -121,6 +121,9 @@ func (c *Chain) Authorize(ctx context.Context, req *Request) (Decision, error) {
 		steps = append(steps, Step{Method: m.Name, Outcome: d.Outcome, Reason: d.Reason})
 		if d.Outcome == Allow {
 			d.Steps = steps
+			if d.Rename == "" {
+				d.imposed = rename // an earlier method recognised the path as a key
+			}
 			return d, nil
 		}
 		if rename == "" {

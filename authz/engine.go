@@ -89,17 +89,7 @@ func (e *Engine) decide(ctx context.Context, c *Chain, req *Request) Decision {
 	}
 	d := e.run(ctx, c, p, asked)
 	if req.Action.HasPath() && d.Rename == "" {
-		// The method that decided may not know the path holds a secret (a rule allowing read
-		// on live/* decides live/<stream key> without the keys method): ask every method. The
-		// public path it names is then a Rename like any other (refused below where the
-		// adapter cannot rename); a secret elsewhere in the path keeps the path out of the log.
-		if public, secret := c.PublicPath(req.Path); secret {
-			if public != "" && public != req.Path {
-				d.Rename = public
-			} else {
-				d.hidePath = true
-			}
-		}
+		d = e.secretPath(ctx, c, p, asked, d)
 	}
 	switch {
 	case d.Outcome == Abstain:
@@ -118,6 +108,42 @@ func (e *Engine) decide(ctx context.Context, c *Chain, req *Request) Decision {
 		d = refuse(d, Forbidden, ReasonRenameUnsupported, "this stream key needs a rename, which "+sourceName(req)+" cannot do; use the public path with ?key=")
 	}
 	return d
+}
+
+// secretPath handles a decision, without a Rename, on a path that holds a secret the deciding
+// method did not resolve: a rule allowing read on live/* decided live/<stream key>, while the
+// keys method (consulted earlier, or asked now through SecretPaths) knows the key's public path.
+// An allow is decided again for the public path — the client asked for that stream, and must be
+// allowed it, not the literal secret name — and carries it as Rename (refused later where the
+// adapter cannot rename). An allow on a secret nothing resolves (a managed key on a path it does
+// not cover) is refused. A denial only keeps the secret out of the log.
+func (e *Engine) secretPath(ctx context.Context, c *Chain, p Policy, req *Request, d Decision) Decision {
+	public, secret := d.imposed, d.imposed != ""
+	if !secret {
+		public, secret = c.PublicPath(req.Path)
+	}
+	switch {
+	case !secret:
+		return d
+	case public == "" || public == req.Path:
+		if d.Allowed() {
+			d = refuse(d, Forbidden, ReasonPathIsKey, "the stream path holds a stream key; use the key where it belongs (stream name, ?key= or the password)")
+		}
+		d.hidePath = true
+		return d
+	case !d.Allowed():
+		d.Rename = public
+		return d
+	}
+	r := *req
+	r.Path = public
+	again := e.run(ctx, c, p, &r)
+	again.Rename, again.imposed = public, ""
+	if !again.Allowed() && again.Outcome == Abstain {
+		again = Denying(Unauthenticated, ReasonNoCredentials, "credentials required")
+		again.Rename = public
+	}
+	return again
 }
 
 // refuse turns an Allow into a denial that keeps its Rename, method and steps.
@@ -149,7 +175,10 @@ func (e *Engine) run(ctx context.Context, c *Chain, p Policy, req *Request) Deci
 		d, _ := c.Authorize(tctx, req) // a Chain never returns an error
 		done <- d
 	}()
-	var d Decision
+	var (
+		d        Decision
+		timedOut bool
+	)
 	select {
 	case d = <-done:
 	case <-tctx.Done():
@@ -157,10 +186,12 @@ func (e *Engine) run(ctx context.Context, c *Chain, p Policy, req *Request) Deci
 		case d = <-done:
 		default:
 			// Nothing answered: the path may be a stream key no method has resolved yet.
-			d = Decision{Outcome: Forbidden, hidePath: true}
+			d, timedOut = Decision{Outcome: Forbidden, hidePath: true}, true
 		}
 	}
-	if d.Outcome != Allow && tctx.Err() != nil {
+	// A definite answer that came at the deadline stays definite (a revoked key must not count
+	// as "could not decide"); only silence, or a chain that itself could not decide, is Undecided.
+	if timedOut || (d.Outcome != Allow && d.Undecided && tctx.Err() != nil) {
 		d.Undecided = true
 		if ctx.Err() == nil { // our deadline, not the caller's cancellation
 			d.Reason, d.Message = ReasonTimeout, "could not decide in time"

@@ -38,7 +38,7 @@ func TestKeyNeverLogged(t *testing.T) {
 		{"viewer plays the key, keys first", "live/" + aliceKey, authz.ActionRead, false, true, "live/alice"},
 		{"update with a revoked key", "live/" + oldKey, authz.ActionPublish, false, false, "live/alice"},
 		{"viewer plays a revoked key", "live/" + oldKey, authz.ActionRead, true, true, "live/alice"},
-		{"key inside the path", "live/" + aliceKey + "/x", authz.ActionRead, true, true, ""},
+		{"key inside the path is refused, not published or listed under it", "live/" + aliceKey + "/x", authz.ActionRead, true, false, ""},
 		{"publish with the key", "live/" + aliceKey, authz.ActionPublish, true, true, "live/alice"},
 		{"ordinary path", "live/cam", authz.ActionRead, true, true, ""},
 	}
