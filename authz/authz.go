@@ -112,11 +112,12 @@ func (r *Request) HasCredentials() bool {
 }
 
 // HasPassword reports whether the request carries a password pair: a password, or a user name
-// alone (no password, no token). A user name that came with a token (a JWT in the password
-// field, classified by package creds) is not a pair: a method that verifies passwords abstains
-// without one, so a token sent as the password never costs a password hash.
+// alone (no password, no token, no stream key). A user name that came with a token or a stream
+// key (a JWT or a ghk_ key in the password field, classified by package creds) is not a pair: a
+// method that verifies passwords abstains without one, so a token or key sent as the password
+// never costs a password hash.
 func (r *Request) HasPassword() bool {
-	return r.Pass != "" || (r.User != "" && r.Token == "")
+	return r.Pass != "" || (r.User != "" && r.Token == "" && r.Key == "")
 }
 
 // HTTPBorne reports whether the request came over an HTTP protocol (hls, webrtc, dash, http,

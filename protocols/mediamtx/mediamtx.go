@@ -105,10 +105,7 @@ func toRequest(w *wireRequest) (*authz.Request, error) {
 // carry a token or a stream key parameter. A token that is also a query parameter's value came
 // from the query.
 func credentials(w *wireRequest) (creds.Credentials, error) {
-	c := creds.FromUserInfo(w.User, w.Password, authz.OriginUserInfo)
-	if w.Token != "" {
-		c.Token, c.TokenFrom = w.Token, authz.OriginHeader
-	}
+	c := creds.FromUserInfo(w.User, w.Password, authz.OriginUserInfo).Or(creds.FromToken(w.Token, authz.OriginHeader))
 	if w.Query == "" {
 		return c, nil
 	}
