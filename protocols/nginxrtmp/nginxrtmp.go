@@ -138,6 +138,8 @@ type session struct {
 	identity string
 	remote   string
 	expires  time.Time // of the last grant that allowed it; zero: none
+	keyID    string    // the stream key that admitted it (never the secret)
+	keyLabel string
 }
 
 // New returns a handler that asks auth and reports events to rec (nil: none), logging to log
@@ -236,7 +238,7 @@ func (h *Handler) start(ctx context.Context, w http.ResponseWriter, server strin
 		}
 		public = d.Rename
 	}
-	s := session{path: public, identity: d.Identity, remote: remote(hk), expires: d.Expires}
+	s := session{path: public, identity: d.Identity, remote: remote(hk), expires: d.Expires, keyID: d.KeyID, keyLabel: d.KeyLabel}
 	h.track(sessionKey{server: server, clientID: hk.clientID, publish: a == authz.ActionPublish}, s)
 	typ := live.Joined
 	if a == authz.ActionPublish {
@@ -300,7 +302,7 @@ func (h *Handler) update(ctx context.Context, w http.ResponseWriter, server stri
 		return
 	}
 	if !tracked { // e.g. gatehouse restarted while the stream ran
-		s = session{path: path, identity: d.Identity, remote: remote(hk)}
+		s = session{path: path, identity: d.Identity, remote: remote(hk), keyID: d.KeyID, keyLabel: d.KeyLabel}
 		if d.Rename != "" && d.Rename != path {
 			if _, err := renameTarget(hk.app, d.Rename); err != nil {
 				// As in start: the presented name may be a secret key, so never report the
@@ -444,6 +446,8 @@ func (h *Handler) record(t live.EventType, server, clientID string, s session) {
 		Source:   Source,
 		Session:  id,
 		Identity: s.identity,
+		KeyID:    s.keyID,
+		KeyLabel: s.keyLabel,
 		Protocol: "rtmp",
 		Remote:   s.remote,
 		Time:     h.now(),

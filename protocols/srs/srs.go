@@ -208,10 +208,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case "on_play":
 		h.decide(r.Context(), w, hook, authz.ActionRead, live.Joined)
 	case "on_unpublish":
-		h.record(hook, live.Unpublished, "")
+		h.record(hook, live.Unpublished, authz.Decision{})
 		allow(w)
 	case "on_stop":
-		h.record(hook, live.Left, "")
+		h.record(hook, live.Left, authz.Decision{})
 		allow(w)
 	case "on_connect", "on_close", "on_dvr", "on_hls", "on_hls_notify":
 		h.log.Debug("srs: hook accepted", "action", hook.Action, "app", hook.App, "stream", hook.Stream)
@@ -252,11 +252,12 @@ func (h *Handler) decide(ctx context.Context, w http.ResponseWriter, hook *Hook,
 		deny(w, d.HTTPStatus(), message(d))
 		return
 	}
-	h.record(hook, ev, d.Identity)
+	h.record(hook, ev, d)
 	allow(w)
 }
 
-func (h *Handler) record(hook *Hook, typ live.EventType, identity string) {
+// record reports a start (d: the decision that admitted it) or an end (d zero).
+func (h *Handler) record(hook *Hook, typ live.EventType, d authz.Decision) {
 	if h.rec == nil {
 		return
 	}
@@ -270,8 +271,10 @@ func (h *Handler) record(hook *Hook, typ live.EventType, identity string) {
 		Path:     path,
 		Source:   Source,
 		Session:  hook.SessionID(),
-		Identity: identity,
+		Identity: d.Identity,
 		Protocol: hook.Protocol(),
+		KeyID:    d.KeyID,
+		KeyLabel: d.KeyLabel,
 	}
 	if ip, ok := hookio.ParseIP(hook.IP); ok {
 		ev.Remote = ip.String()
