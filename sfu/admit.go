@@ -121,6 +121,12 @@ func (s *SFU) admit(w http.ResponseWriter, r *http.Request, action authz.Action)
 		le.release()
 		return nil, false
 	}
+	if a.d.KeyID != "" && a.d.Rename != "" && a.creds.Key == "" {
+		// The stream key was the path's last segment (OBS: server URL .../whip/live/<key>, no
+		// Bearer): the session belongs to that key, so DELETE with the key (Bearer or ?key=)
+		// ends it, as for a key sent as Bearer or ?key= in the first place.
+		a.creds.Key = path[strings.LastIndexByte(path, '/')+1:]
+	}
 	return a, true
 }
 

@@ -25,6 +25,7 @@ import (
 	"strings"
 
 	"gatehouse/authz"
+	"gatehouse/authz/conf"
 	"gatehouse/authz/creds"
 	"gatehouse/authz/hookio"
 	"gatehouse/authz/live"
@@ -65,6 +66,10 @@ type Config struct {
 	// TokenParams are extra param names whose value is used as the token when neither token nor
 	// jwt is present (e.g. [secret] for SRS's own examples). Default none.
 	TokenParams []string `yaml:"token_params"`
+	// API is SRS's HTTP API (http_api), used to end the session of a revoked stream key or an
+	// operator's kick (Kicker): {url: http://127.0.0.1:1985, user:, password:} (user and
+	// password when http_api.auth is enabled). Default: none; sessions then run until they end.
+	API conf.Endpoint `yaml:"api"`
 }
 
 // Handler serves POST /hooks/srs. It starts no goroutines and is safe for concurrent use.
