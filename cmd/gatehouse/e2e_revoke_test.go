@@ -94,8 +94,8 @@ func whip(t *testing.T, public, path, auth string) *http.Response {
 type streamsJSON struct {
 	Streams []struct {
 		Path, Source, Session string
-		KeyID                string `json:"key_id"`
-		KeyLabel             string `json:"key_label"`
+		KeyID                 string `json:"key_id"`
+		KeyLabel              string `json:"key_label"`
 	}
 }
 
