@@ -229,6 +229,12 @@ func TestEndToEndRevocationEndsSessions(t *testing.T) {
 		t.Fatalf("WHIP with a banned key: %d, want 403", r.StatusCode)
 	}
 
+	// The log is written asynchronously (flushed every 100ms): wait for the kicks' lines.
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		if strings.Count(logs.String(), "session ended") >= 3 { // WHIP and MediaMTX at rotation, the operator's kick
+			break
+		}
+	}
 	all := logs.String()
 	for _, sec := range secrets {
 		if strings.Contains(all, sec) || strings.Contains(all, sec[4:]) {
