@@ -112,15 +112,15 @@ func (r *Request) HasCredentials() bool {
 }
 
 // HasPassword reports whether the request carries a password pair to verify: a password that is
-// not the request's token, or a user name alone (no password, no token). A JWT sent as the
-// password (package creds sets it as both Pass and Token) is not a pair: a method that hashes
-// passwords abstains, so a token sent as the password never costs a password hash, whatever the
-// user name (timing reveals no names).
+// not the request's token or stream key, or a user name alone (no password, token or key). A JWT
+// or a ghk_ key sent as the password (package creds sets it as Pass and as Token or Key) is not a
+// pair: a method that hashes passwords abstains, so a token or key sent as the password never
+// costs a password hash, whatever the user name (timing reveals no names).
 func (r *Request) HasPassword() bool {
 	if r.Pass != "" {
-		return r.Pass != r.Token
+		return r.Pass != r.Token && r.Pass != r.Key
 	}
-	return r.User != "" && r.Token == ""
+	return r.User != "" && r.Token == "" && r.Key == ""
 }
 
 // HTTPBorne reports whether the request may have come over HTTP, where query strings end up in

@@ -15,6 +15,7 @@ import (
 type Engine struct {
 	chain atomic.Pointer[Chain]
 	gen   atomic.Uint64
+	bans  bans
 	log   *slog.Logger
 	now   func() time.Time
 }
@@ -64,7 +65,8 @@ func (e *Engine) Chain() *Chain { return e.chain.Load() }
 // secret). Whatever the chain's methods answer, the engine itself refuses a path that fails
 // CheckPath, a token from a query parameter over HTTP (unless Policy.QueryTokenOnHTTP), an Allow
 // whose grant has already expired, and an Allow that needs a rename the adapter cannot honour
-// (Request.CanRename), and it bounds the decision by Policy.DecisionTimeout.
+// (Request.CanRename), and an Allow for a key or identity under a Ban; and it bounds the decision
+// by Policy.DecisionTimeout.
 func (e *Engine) Authorize(ctx context.Context, req *Request) Decision {
 	start := e.now()
 	d := e.decide(ctx, e.chain.Load(), req)
@@ -106,6 +108,8 @@ func (e *Engine) decide(ctx context.Context, c *Chain, req *Request) Decision {
 		// Allowing would publish (and list, and record) the stream under the presented name: a
 		// stream key. Rename stays set so that the log shows the public path only.
 		d = refuse(d, Forbidden, ReasonRenameUnsupported, "this stream key needs a rename, which "+sourceName(req)+" cannot do; use the public path with ?key=")
+	case e.banned(d, e.now()):
+		d = refuse(d, Forbidden, ReasonBanned, "temporarily banned by an operator")
 	}
 	return d
 }
@@ -150,6 +154,7 @@ func (e *Engine) secretPath(ctx context.Context, c *Chain, p Policy, req *Reques
 func refuse(d Decision, o Outcome, reason, msg string) Decision {
 	n := Denying(o, reason, msg)
 	n.Rename, n.Backend, n.Identity, n.Steps = d.Rename, d.Backend, d.Identity, d.Steps
+	n.KeyID, n.KeyLabel = d.KeyID, d.KeyLabel
 	return n
 }
 

@@ -121,6 +121,12 @@ func (s *SFU) admit(w http.ResponseWriter, r *http.Request, action authz.Action)
 		le.release()
 		return nil, false
 	}
+	if a.d.KeyID != "" && a.d.Rename != "" && a.creds.Key == "" {
+		// The stream key was the path's last segment (OBS: server URL .../whip/live/<key>, no
+		// Bearer): the session belongs to that key, so DELETE with the key (Bearer or ?key=)
+		// ends it, as for a key sent as Bearer or ?key= in the first place.
+		a.creds.Key = path[strings.LastIndexByte(path, '/')+1:]
+	}
 	return a, true
 }
 
@@ -197,7 +203,7 @@ func (s *SFU) newSession(w http.ResponseWriter, a *admission, kind Kind, cands c
 		return nil
 	}
 	return &session{
-		id: a.id, kind: kind, path: a.path, identity: a.d.Identity, remote: addrString(a.req.IP), lease: a.le,
+		id: a.id, kind: kind, path: a.path, identity: a.d.Identity, keyID: a.d.KeyID, keyLabel: a.d.KeyLabel, remote: addrString(a.req.IP), lease: a.le,
 		req: a.req, credHash: hashCreds(a.creds), created: s.now(), expires: a.d.Expires,
 		ready: make(chan struct{}), closed: make(chan struct{}), etag: newETag(), cands: cands, pc: pc,
 	}

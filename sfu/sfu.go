@@ -141,6 +141,8 @@ type session struct {
 	kind      Kind
 	path      string
 	identity  string
+	keyID     string // the stream key that admitted it, if any (never the secret)
+	keyLabel  string
 	remote    string
 	req       authz.Request // with credentials, for Recheck; never logged
 	credHash  [32]byte
@@ -577,6 +579,7 @@ func (s *SFU) closeSession(sess *session, reason string) {
 func (s *SFU) record(sess *session, t live.EventType) {
 	s.rec.Record(live.Event{
 		Type: t, Path: sess.path, Source: "sfu", Session: sess.id, Identity: sess.identity,
+		KeyID: sess.keyID, KeyLabel: sess.keyLabel,
 		Protocol: "webrtc", Remote: sess.remote, Time: s.now(),
 	})
 }

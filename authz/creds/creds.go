@@ -63,22 +63,47 @@ func JWTShaped(s string) bool {
 	return strings.HasPrefix(s, "eyJ") && strings.Count(s, ".") == 2
 }
 
+// KeyPrefix starts every managed stream key (backends/keys.SecretPrefix; a test there keeps the
+// two equal). Secret scanners match it too.
+const KeyPrefix = "ghk_"
+
+// KeyShaped reports whether s looks like a managed stream key: it starts with KeyPrefix. Like
+// JWTShaped it looks at the shape only (the keys method checks length and checksum).
+func KeyShaped(s string) bool { return strings.HasPrefix(s, KeyPrefix) }
+
 // FromUserInfo sorts a user/password pair that came from origin. A password shaped like a JWT is
-// also a token (how MediaMTX's docs tell RTSP, RTMP and SRT clients to send one): it is offered
-// to the token methods, and the password methods that hash (internal users) pass on it
-// (Request.HasPassword), while a method that forwards the pair (an external HTTP service, as
+// also a token (how MediaMTX's docs tell RTSP, RTMP and SRT clients to send one), and one shaped
+// like a stream key (KeyShaped: OBS's SRT or RTSP password field) is also a stream key: it is
+// offered to the token or key methods, the password methods that hash (internal users) pass on
+// it (Request.HasPassword), and a method that forwards the pair (an external HTTP service, as
 // MediaMTX does) still receives the password as sent. The user name is kept.
 func FromUserInfo(user, pass string, origin authz.Origin) Credentials {
-	if JWTShaped(pass) {
+	switch {
+	case JWTShaped(pass):
 		return Credentials{User: user, Pass: pass, Token: pass, TokenFrom: origin}
+	case KeyShaped(pass):
+		return Credentials{User: user, Pass: pass, Key: pass}
 	}
 	return Credentials{User: user, Pass: pass}
+}
+
+// FromToken sorts a bearer token that came from origin: one shaped like a stream key (OBS's WHIP
+// "Bearer Token" field holding a stream key) is a stream key, anything else a token.
+func FromToken(tok string, origin authz.Origin) Credentials {
+	switch {
+	case tok == "":
+		return Credentials{}
+	case KeyShaped(tok):
+		return Credentials{Key: tok}
+	}
+	return Credentials{Token: tok, TokenFrom: origin}
 }
 
 // FromAuthorization parses an Authorization header value. "Basic b64(user:pass)" gives user and
 // password; "Bearer x" gives a token, except that "Bearer user:pass" with exactly one colon gives
 // user and password (OBS's WHIP convention, as MediaMTX). Anything else gives nothing. A password
-// shaped like a JWT is a token (FromUserInfo); every token found has origin OriginHeader.
+// shaped like a JWT is a token (FromUserInfo), a bearer token or password shaped like a stream
+// key is a stream key (FromToken, FromUserInfo); every token found has origin OriginHeader.
 func FromAuthorization(h string) Credentials {
 	scheme, rest, ok := strings.Cut(strings.TrimSpace(h), " ")
 	if !ok {
@@ -91,10 +116,7 @@ func FromAuthorization(h string) Credentials {
 			u, p, _ := strings.Cut(rest, ":")
 			return FromUserInfo(u, p, authz.OriginHeader)
 		}
-		if rest == "" {
-			return Credentials{}
-		}
-		return Credentials{Token: rest, TokenFrom: authz.OriginHeader}
+		return FromToken(rest, authz.OriginHeader)
 	case "basic":
 		raw, err := base64.StdEncoding.DecodeString(rest)
 		if err != nil {
@@ -152,6 +174,11 @@ func FromQuery(q url.Values, tokenParams ...string) (Credentials, error) {
 			c.Token, c.TokenFrom, c.TokenParam = pair.Token, authz.OriginQuery, paramPass
 		} else if pair.Token != "" {
 			c.Pass = pair.Token // a token is already there: keep the password as it came
+		}
+		if pair.Key != "" && c.Key == "" {
+			c.Key = pair.Key
+		} else if pair.Key != "" {
+			c.Pass = pair.Key // a key is already there: keep the password as it came
 		}
 	}
 	return c, nil

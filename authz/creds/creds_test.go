@@ -19,6 +19,9 @@ func TestFromAuthorization(t *testing.T) {
 		{"bearer jwt", "bearer a.b.c", Credentials{Token: "a.b.c", TokenFrom: authz.OriginHeader}},
 		{"jwt as the basic password is also a token", "Basic dTpleUouYS5i", Credentials{User: "u", Pass: "eyJ.a.b", Token: "eyJ.a.b", TokenFrom: authz.OriginHeader}},
 		{"jwt as the OBS password is also a token", "Bearer u:eyJ.a.b", Credentials{User: "u", Pass: "eyJ.a.b", Token: "eyJ.a.b", TokenFrom: authz.OriginHeader}},
+		{"bearer stream key is a key (OBS WHIP Bearer Token)", "Bearer ghk_abc", Credentials{Key: "ghk_abc"}},
+		{"stream key as the basic password is also a key", "Basic dTpnaGtfYWJj", Credentials{User: "u", Pass: "ghk_abc", Key: "ghk_abc"}},
+		{"stream key as the OBS password is also a key", "Bearer u:ghk_abc", Credentials{User: "u", Pass: "ghk_abc", Key: "ghk_abc"}},
 		{"two colons is a token", "Bearer a:b:c", Credentials{Token: "a:b:c", TokenFrom: authz.OriginHeader}},
 		{"basic bad base64", "Basic !!!", Credentials{}},
 		{"basic without colon", "Basic dXNlcg==", Credentials{}},
@@ -47,6 +50,7 @@ func TestFromQuery(t *testing.T) {
 		{"stream key", "key=K", Credentials{Key: "K"}, nil},
 		{"duplicate key", "key=a&key=b", Credentials{}, ErrDuplicate},
 		{"jwt as pass is also a token", "user=u&pass=eyJ.a.b", Credentials{User: "u", Pass: "eyJ.a.b", Token: "eyJ.a.b", TokenFrom: authz.OriginQuery, TokenParam: "pass"}, nil},
+		{"stream key as pass is also a key", "user=u&pass=ghk_x", Credentials{User: "u", Pass: "ghk_x", Key: "ghk_x"}, nil},
 		{"duplicate user", "user=a&user=b", Credentials{}, ErrDuplicate},
 		{"duplicate token", "token=a&token=b", Credentials{}, ErrDuplicate},
 	}

@@ -23,7 +23,8 @@ type Authorizer interface {
 // Authorization header (Basic, Bearer; see authz/creds) and the client address from
 // clientip.Addr (mount it behind the listener's clientip.Proxies.Handler). A
 // request that is not allowed gets 401 with WWW-Authenticate: Basic realm="gatehouse" (missing
-// or bad credentials) or 403 (forbidden). Responses never contain session ids or credentials.
+// or bad credentials) or 403 (forbidden). Responses list each session's id, source and stream key
+// id and label (for DELETE /api/v1/sessions/{id}), never a credential.
 // Mount it at both "/api/v1/streams" and "/api/v1/streams/". It starts no goroutines.
 func APIHandler(reg *Registry, auth Authorizer) http.Handler {
 	h := &apiHandler{reg: reg, auth: auth}

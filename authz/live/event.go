@@ -31,4 +31,8 @@ type Event struct {
 	Protocol string    // rtmp, webrtc, srt, ...
 	Remote   string    // client address
 	Time     time.Time // zero: now
+	// KeyID and KeyLabel name the stream key that admitted the session (authz.Decision.KeyID
+	// and KeyLabel), never its secret, so a revocation can find the sessions it must end and
+	// events can say which key went live.
+	KeyID, KeyLabel string
 }

@@ -101,15 +101,21 @@ func (c Config) staleFor(source string, alive bool) time.Duration {
 	return c.SilentStaleAfter.Or(DefaultSilentStaleAfter)
 }
 
-// Stream is a snapshot of one live path. Session ids are kept out of JSON: some are capabilities
-// (a WHIP resource URL), and the API must never list a secret.
+// Stream is a snapshot of one live path. Session is the server's id for the publisher's session
+// (what an operator passes to DELETE /api/v1/sessions/{id}); no session id is a capability (the
+// SFU ends a session only for its creating credential or an operator), and the API that shows
+// them needs the api action. KeyID and KeyLabel name the stream key that admitted it, never the
+// secret. Kick says what the last kick of the session did ("pending", "done", "failed: ...").
 type Stream struct {
 	Path     string    `json:"path"`
 	Source   string    `json:"source"`
 	Identity string    `json:"identity,omitempty"`
 	Protocol string    `json:"protocol,omitempty"`
 	Remote   string    `json:"remote,omitempty"`
-	Session  string    `json:"-"`
+	Session  string    `json:"session,omitempty"`
+	KeyID    string    `json:"key_id,omitempty"`
+	KeyLabel string    `json:"key_label,omitempty"`
+	Kick     string    `json:"kick,omitempty"`
 	Started  time.Time `json:"started"`   // when the path went live; a publisher reconnect keeps it
 	LastSeen time.Time `json:"last_seen"` // the publisher's latest event
 	Viewers  int       `json:"viewers"`
@@ -122,7 +128,10 @@ type Reader struct {
 	Identity string    `json:"identity,omitempty"`
 	Protocol string    `json:"protocol,omitempty"`
 	Remote   string    `json:"remote,omitempty"`
-	Session  string    `json:"-"`
+	Session  string    `json:"session,omitempty"`
+	KeyID    string    `json:"key_id,omitempty"`
+	KeyLabel string    `json:"key_label,omitempty"`
+	Kick     string    `json:"kick,omitempty"`
 	Joined   time.Time `json:"joined"`
 	LastSeen time.Time `json:"last_seen"`
 }
@@ -158,6 +167,8 @@ type tombKey struct{ path, source, session string }
 type session struct {
 	key                        sessionKey
 	identity, protocol, remote string
+	keyID, keyLabel            string
+	kick                       string // what the last kick did; "" if never kicked
 	started, lastSeen          time.Time
 	alive                      bool // has sent Alive: expires after StaleAfter
 }
@@ -335,7 +346,8 @@ func (r *Registry) Record(ev Event) {
 }
 
 func newSession(key sessionKey, ev Event, t time.Time) *session {
-	return &session{key: key, identity: ev.Identity, protocol: ev.Protocol, remote: ev.Remote, started: t, lastSeen: t}
+	return &session{key: key, identity: ev.Identity, protocol: ev.Protocol, remote: ev.Remote,
+		keyID: ev.KeyID, keyLabel: ev.KeyLabel, started: t, lastSeen: t}
 }
 
 func (s *session) refresh(ev Event, t time.Time) {
@@ -350,6 +362,9 @@ func (s *session) refresh(ev Event, t time.Time) {
 	}
 	if s.remote == "" {
 		s.remote = ev.Remote
+	}
+	if s.keyID == "" {
+		s.keyID, s.keyLabel = ev.KeyID, ev.KeyLabel
 	}
 }
 
@@ -387,7 +402,7 @@ func (e *entry) snapshot(path string, withReaders bool) Stream {
 	st := Stream{
 		Path: path, Source: p.key.source, Session: p.key.session, Identity: p.identity,
 		Protocol: p.protocol, Remote: p.remote, Started: e.liveSince, LastSeen: p.lastSeen,
-		Viewers: len(e.readers),
+		Viewers: len(e.readers), KeyID: p.keyID, KeyLabel: p.keyLabel, Kick: p.kick,
 	}
 	if withReaders && len(e.readers) > 0 {
 		st.Readers = make([]Reader, 0, len(e.readers))
@@ -395,6 +410,7 @@ func (e *entry) snapshot(path string, withReaders bool) Stream {
 			st.Readers = append(st.Readers, Reader{
 				Source: s.key.source, Session: s.key.session, Identity: s.identity,
 				Protocol: s.protocol, Remote: s.remote, Joined: s.started, LastSeen: s.lastSeen,
+				KeyID: s.keyID, KeyLabel: s.keyLabel, Kick: s.kick,
 			})
 		}
 		slices.SortFunc(st.Readers, func(a, b Reader) int {
@@ -447,6 +463,51 @@ func (r *Registry) Subscribe() (<-chan Change, func()) {
 			close(s.ch)
 			r.mu.Unlock()
 		})
+	}
+}
+
+// Session is one publisher or viewer session as Sessions lists it: enough to find the sessions
+// of a key or an identity and to end one through its server.
+type Session struct {
+	Source, ID, Path, Protocol, Identity, Remote string
+	KeyID, KeyLabel                              string
+	Publish                                      bool // the path's publisher; false: a viewer
+}
+
+// Sessions returns every session the registry holds, publishers and viewers, live paths or not,
+// in no particular order.
+func (r *Registry) Sessions() []Session {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make([]Session, 0, len(r.paths)+r.viewers)
+	add := func(path string, s *session, pub bool) {
+		out = append(out, Session{Source: s.key.source, ID: s.key.session, Path: path, Protocol: s.protocol,
+			Identity: s.identity, Remote: s.remote, KeyID: s.keyID, KeyLabel: s.keyLabel, Publish: pub})
+	}
+	for path, e := range r.paths {
+		if e.pub != nil {
+			add(path, e.pub, true)
+		}
+		for _, s := range e.readers {
+			add(path, s, false)
+		}
+	}
+	return out
+}
+
+// NoteKick records what the last kick of a session did (shown as Stream.Kick and Reader.Kick);
+// a session the registry does not hold is ignored.
+func (r *Registry) NoteKick(source, id, state string) {
+	key := sessionKey{source, id}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, e := range r.paths {
+		if e.pub != nil && e.pub.key == key {
+			e.pub.kick = state
+		}
+		if s, ok := e.readers[key]; ok {
+			s.kick = state
+		}
 	}
 }
 

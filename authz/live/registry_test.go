@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -664,5 +665,28 @@ func TestMaxViewers(t *testing.T) {
 	r.Sweep(t0.Add(DefaultSilentStaleAfter + time.Hour)) // every viewer expires
 	if got := r.Viewers(); got != 0 {
 		t.Errorf("after expiry: got %d viewer sessions, want 0", got)
+	}
+}
+
+// TestSessionsCarryKey: every session the registry lists (publishers and viewers) names the
+// stream key that admitted it, so a revocation finds it; NoteKick shows what its kick did.
+func TestSessionsCarryKey(t *testing.T) {
+	reg := NewRegistry()
+	reg.Record(Event{Type: Published, Path: "live/alice", Source: "srs", Session: "p1", Identity: "alice", KeyID: "key_a", KeyLabel: "OBS"})
+	reg.Record(Event{Type: Joined, Path: "live/alice", Source: "sfu", Session: "v1", KeyID: "key_v"})
+	got := reg.Sessions()
+	slices.SortFunc(got, func(a, b Session) int { return strings.Compare(a.ID, b.ID) })
+	want := []Session{
+		{Source: "srs", ID: "p1", Path: "live/alice", Identity: "alice", KeyID: "key_a", KeyLabel: "OBS", Publish: true},
+		{Source: "sfu", ID: "v1", Path: "live/alice", KeyID: "key_v"},
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("got %+v, want %+v", got, want)
+	}
+	reg.NoteKick("srs", "p1", "pending")
+	reg.NoteKick("sfu", "v1", "done")
+	st, _ := reg.Get("live/alice")
+	if st.Kick != "pending" || st.KeyID != "key_a" || st.KeyLabel != "OBS" || len(st.Readers) != 1 || st.Readers[0].Kick != "done" {
+		t.Errorf("got %+v, want kick pending, key key_a/OBS, one reader kicked done", st)
 	}
 }

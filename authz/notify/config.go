@@ -70,7 +70,7 @@ type Webhook struct {
 	Username, AvatarURL string
 	// LiveMessage and OfflineMessage are the Discord content templates. Placeholders:
 	// {identity} (or the last path element when unknown), {path}, {name} (the last path
-	// element), {source}, {protocol}, {event}, {reason}. Defaults DefaultLiveMessage and
+	// element), {source}, {protocol}, {event}, {reason}, {key_id}, {key_label}. Defaults DefaultLiveMessage and
 	// DefaultOfflineMessage.
 	LiveMessage, OfflineMessage string
 	// Headers are added to every request (e.g. an Authorization for a generic receiver).

@@ -418,6 +418,7 @@ func render(w Webhook, j job) ([]byte, error) {
 		v = jsonBody{
 			Event: string(j.event), Reason: j.change.Reason, Path: s.Path, Identity: s.Identity,
 			Source: s.Source, Protocol: s.Protocol, Started: s.Started.UTC(), Time: j.change.Time.UTC(), ID: j.id,
+			KeyID: s.KeyID, KeyLabel: s.KeyLabel,
 		}
 	default:
 		msg := w.LiveMessage
@@ -452,6 +453,8 @@ type jsonBody struct {
 	Started  time.Time `json:"started"`
 	Time     time.Time `json:"time"`
 	ID       string    `json:"id"`
+	KeyID    string    `json:"key_id,omitempty"`    // the stream key that went live, never its secret
+	KeyLabel string    `json:"key_label,omitempty"` // that key's label
 }
 
 // discordBody is FormatDiscord's body. Mentions are never parsed from content, so an identity
@@ -478,6 +481,7 @@ func replacers(j job) (plain, escaped *strings.Replacer) {
 	kv := []string{
 		"{identity}", identity, "{path}", s.Path, "{name}", name, "{source}", s.Source,
 		"{protocol}", s.Protocol, "{event}", string(j.event), "{reason}", j.change.Reason,
+		"{key_id}", s.KeyID, "{key_label}", s.KeyLabel,
 	}
 	esc := make([]string, len(kv))
 	for i := range kv {

@@ -445,3 +445,30 @@ func TestLifecycle(t *testing.T) {
 		}
 	})
 }
+
+// TestRenderSaysWhichKey: a go-live notification names the stream key that went live (id and
+// label, never a secret), in the JSON body and through {key_id} and {key_label}.
+func TestRenderSaysWhichKey(t *testing.T) {
+	c := liveChange("live/alice", "alice")
+	c.Stream.KeyID, c.Stream.KeyLabel = "key_3kq7w2mhxa", "Alice's OBS"
+	for _, tt := range []struct {
+		name string
+		hook Webhook
+		want string
+	}{
+		{"json", Webhook{URL: "http://x", Format: FormatJSON, Secret: "s3cret-key"}, `"key_id":"key_3kq7w2mhxa","key_label":"Alice's OBS"}`},
+		{"discord template", Webhook{URL: "http://x", Format: FormatDiscord, LiveMessage: "{path} by {key_label} ({key_id})"},
+			`"content":"live/alice by Alice's OBS (key_3kq7w2mhxa)"`},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			n, _, _ := testNotifier(t, Config{Webhooks: []Webhook{tt.hook}})
+			body, err := render(n.hooks[0].cfg, job{event: EventLive, change: c})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !strings.Contains(string(body), tt.want) {
+				t.Errorf("got %s, want it to contain %s", body, tt.want)
+			}
+		})
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"gatehouse/authz"
+	"gatehouse/authz/creds"
 )
 
 // memStore is a hand-written Store for the backend's tests.
@@ -182,5 +183,14 @@ func TestAuthorizeWithoutStore(t *testing.T) {
 	}
 	if recs := b.ConfigRecords(); len(recs) != 1 || !recs[0].ReadOnly || recs[0].ID != "config:1" || recs[0].Path != "live/alice" {
 		t.Errorf("ConfigRecords = %+v", recs)
+	}
+}
+
+// TestSecretPrefixIsCredsKeyPrefix keeps the prefix that package creds classifies as a stream key
+// (a Bearer token or password starting with it is offered as Request.Key) equal to the one keys
+// are minted with.
+func TestSecretPrefixIsCredsKeyPrefix(t *testing.T) {
+	if SecretPrefix != creds.KeyPrefix {
+		t.Fatalf("got SecretPrefix %q, creds.KeyPrefix %q; want equal", SecretPrefix, creds.KeyPrefix)
 	}
 }

@@ -18,6 +18,7 @@ import (
 	"gatehouse/authz/notify"
 	"gatehouse/backends/users"
 	"gatehouse/protocols/forwardauth"
+	"gatehouse/protocols/mediamtx"
 	"gatehouse/protocols/nginxrtmp"
 	"gatehouse/protocols/ome"
 	"gatehouse/protocols/srs"
@@ -57,6 +58,7 @@ type TokensConfig struct {
 // HooksConfig holds each streaming-server adapter's settings. Every adapter is always mounted on
 // the hooks listener; these only tune it.
 type HooksConfig struct {
+	MediaMTX    mediamtx.Config    `yaml:"mediamtx"`
 	NginxRTMP   nginxrtmp.Config   `yaml:"nginx_rtmp"`
 	OME         ome.Config         `yaml:"ome"`
 	SRS         srs.Config         `yaml:"srs"`

@@ -54,10 +54,10 @@ func TestStreamKeyAsNameRefusedWhereNoRename(t *testing.T) {
 		h.ServeHTTP(w, r)
 		return w
 	}
-	if w := post(mediamtx.New(eng), "application/json", `{"action":"publish","path":"live/`+aliceKey+`","protocol":"rtmp","ip":"192.0.2.1"}`); w.Code != http.StatusForbidden {
+	if w := post(mediamtx.New(mediamtx.Config{}, eng), "application/json", `{"action":"publish","path":"live/`+aliceKey+`","protocol":"rtmp","ip":"192.0.2.1"}`); w.Code != http.StatusForbidden {
 		t.Errorf("mediamtx: got %d %s, want 403", w.Code, w.Body)
 	}
-	if w := post(mediamtx.New(eng), "application/json", `{"action":"publish","path":"live/alice","protocol":"rtmp","query":"key=`+aliceKey+`"}`); w.Code != http.StatusOK {
+	if w := post(mediamtx.New(mediamtx.Config{}, eng), "application/json", `{"action":"publish","path":"live/alice","protocol":"rtmp","query":"key=`+aliceKey+`"}`); w.Code != http.StatusOK {
 		t.Errorf("mediamtx with ?key= on the public path: got %d %s, want 200", w.Code, w.Body)
 	}
 	if w := post(srs.New(srs.Config{}, eng, nil, nil), "application/json", `{"action":"on_publish","app":"live","stream":"`+aliceKey+`","ip":"192.0.2.1","client_id":"1"}`); w.Code != http.StatusForbidden {
@@ -128,7 +128,7 @@ func mediamtxAsk(t testing.TB, h http.Handler, fields string) (int, string) {
 func TestTokenInPasswordKeepsItsReason(t *testing.T) {
 	var later clockShift
 	eng, iss := tokenChain(t, later.now)
-	h := mediamtx.New(eng)
+	h := mediamtx.New(mediamtx.Config{}, eng)
 	tok := issue(t, iss)
 	other, err := tokens.LoadIssuer(t.TempDir())
 	if err != nil {
@@ -159,7 +159,7 @@ func TestTokenInPasswordKeepsItsReason(t *testing.T) {
 // token field must cost the same (the password field paid the internal method's dummy argon2).
 func BenchmarkTokenInPassword(b *testing.B) {
 	eng, iss := tokenChain(b, time.Now)
-	h := mediamtx.New(eng)
+	h := mediamtx.New(mediamtx.Config{}, eng)
 	tok := issue(b, iss)
 	for _, bb := range []struct{ name, fields string }{
 		{"password", `"user":"any","password":"` + tok + `"`},

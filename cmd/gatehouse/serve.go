@@ -21,8 +21,10 @@ import (
 	"time"
 
 	"gatehouse/authz"
+	"gatehouse/authz/conf"
 	"gatehouse/authz/live"
 	"gatehouse/authz/notify"
+	"gatehouse/authz/revoke"
 	"gatehouse/authz/tokens"
 	"gatehouse/backends/keys"
 	"gatehouse/backends/keys/sqlitestore"
@@ -45,6 +47,8 @@ type server struct {
 	sfu    *sfu.SFU                      // nil when the sfu section is absent
 	issuer atomic.Pointer[tokens.Issuer] // reloaded from data_dir on every reload (key rotation)
 	keys   *sqlitestore.Store            // managed stream keys; nil if the store could not be opened
+	mtx    *mediamtx.Handler             // remembers MediaMTX sessions for kicks
+	revoke *revoke.Revoker               // ends the live sessions of revoked keys and operator kicks
 
 	mu  sync.Mutex // guards gen and sum; held only while swapping, never across I/O
 	gen *generation
@@ -158,6 +162,22 @@ func serve(ctx context.Context, path string, stderr io.Writer, ready func(public
 		defer s.sfu.Close() // closes every session and waits for its goroutines
 		bg.Add(1)
 		go func() { defer bg.Done(); _ = s.sfu.Run(bgCtx) }()
+	}
+
+	// Revocation: a key revoked or rotated in the store (API or CLI), or an operator's kick, ends
+	// the sessions it admitted on every server gatehouse can reach (revoke.Kicker per server).
+	s.mtx = mediamtx.New(cfg.Hooks.MediaMTX, s.engine)
+	s.revoke = revoke.New(revoke.Config{}, s.kickers(cfg), []revoke.Lister{s.reg, s.mtx}, s.reg, log.With("component", "revoke"))
+	bg.Add(1)
+	go func() { defer bg.Done(); s.revoke.Run(bgCtx) }()
+	if keyStore != nil {
+		defer keyStore.Subscribe(func(rv keys.Revocation) {
+			why := "stream key revoked"
+			if rv.At.After(time.Now()) {
+				why = "stream key rotated"
+			}
+			s.revoke.Revoke(revoke.Match{KeyID: rv.KeyID}, rv.At, why)
+		})()
 	}
 
 	fds := raiseFDLimit()
@@ -401,13 +421,41 @@ func (s *server) publicMux() *http.ServeMux {
 	streams := live.APIHandler(s.reg, s.engine)
 	mux.Handle("/api/v1/streams", streams)
 	mux.Handle("/api/v1/streams/", streams)
+	sessions := revoke.APIHandler(s.revoke, s.engine, s.engine, nil) // every server's sessions, the SFU's too
+	mux.Handle("/api/v1/sessions", sessions)
+	mux.Handle("/api/v1/sessions/", sessions)
 	if s.sfu != nil {
 		h := s.sfu.Handler()
-		for _, p := range []string{"/whip/", "/whep/", "/api/v1/sessions/", "/watch/", "/publish/"} {
+		for _, p := range []string{"/whip/", "/whep/", "/watch/", "/publish/"} {
 			mux.Handle(p, h)
 		}
 	}
 	return mux
+}
+
+// kickers are the servers whose sessions gatehouse can end itself: the SFU always, nginx-rtmp
+// through its control module, MediaMTX and SRS through their APIs when configured. Without one,
+// a server ends a revoked session at its own next re-check (nginx-rtmp on_update) or not at all.
+func (s *server) kickers(cfg *Config) map[string]revoke.Kicker {
+	k := map[string]revoke.Kicker{}
+	if s.sfu != nil {
+		k["sfu"] = revoke.KickerFunc(func(_ context.Context, sess live.Session) error {
+			if err := s.sfu.Kick(sess.ID); errors.Is(err, sfu.ErrNotFound) {
+				return fmt.Errorf("sfu: %w", revoke.ErrGone)
+			}
+			return nil
+		})
+	}
+	if c := cfg.Hooks.NginxRTMP.ControlURL; c != "" {
+		k[nginxrtmp.Source] = nginxrtmp.NewKicker(conf.Endpoint{URL: c}, nil, revoke.ErrGone)
+	}
+	if api := cfg.Hooks.MediaMTX.API; api.Configured() {
+		k[mediamtx.Source] = mediamtx.NewKicker(api, nil, revoke.ErrGone, s.mtx)
+	}
+	if api := cfg.Hooks.SRS.API; api.Configured() {
+		k[srs.Source] = srs.NewKicker(api, nil, revoke.ErrGone)
+	}
+	return k
 }
 
 // deps are the long-lived objects a generation's builders may use.
@@ -443,7 +491,7 @@ func (s *server) keysAPI() http.Handler {
 func (s *server) hooksMux(cfg *Config, log *slog.Logger) *http.ServeMux {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", s.healthz)
-	mux.Handle("/hooks/mediamtx", mediamtx.New(s.engine))
+	mux.Handle("/hooks/mediamtx", s.mtx)
 	mux.Handle("/hooks/nginx-rtmp", nginxrtmp.New(cfg.Hooks.NginxRTMP, s.engine, s.reg, log.With("adapter", "nginx-rtmp")))
 	mux.Handle("/hooks/ome", ome.New(cfg.Hooks.OME, s.engine, s.reg, log.With("adapter", "ome")))
 	mux.Handle("/hooks/srs", srs.New(cfg.Hooks.SRS, s.engine, s.reg, log.With("adapter", "srs")))

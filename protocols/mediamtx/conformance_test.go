@@ -22,7 +22,7 @@ func TestConformance(t *testing.T) {
 	}
 	conformance.Run(t, conformance.Adapter{
 		Name:    "mediamtx",
-		Handler: func(_ *testing.T, eng *authz.Engine, _ *slog.Logger) http.Handler { return New(eng) },
+		Handler: func(_ *testing.T, eng *authz.Engine, _ *slog.Logger) http.Handler { return New(Config{}, eng) },
 		Encode: func(_ *testing.T, a conformance.Ask) (*http.Request, bool) {
 			proto := "rtmp"
 			if a.HTTP {

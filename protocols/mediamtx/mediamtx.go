@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 
 	"gatehouse/authz"
 	"gatehouse/authz/creds"
@@ -31,13 +32,24 @@ type Authorizer interface {
 	Authorize(ctx context.Context, req *authz.Request) authz.Decision
 }
 
-// Handler serves POST /hooks/mediamtx. It starts no goroutines.
+// Source is the adapter's name in authz.Request.Source and live.Session.Source.
+const Source = "mediamtx"
+
+// Handler serves POST /hooks/mediamtx. It starts no goroutines. It remembers the publish and
+// read sessions it allowed (bounded, see Sessions), so that a revoked key's sessions can be
+// ended through MediaMTX's API (Kicker).
 type Handler struct {
-	auth Authorizer
+	auth     Authorizer
+	sessions sessions
 }
 
-// New returns a Handler asking auth.
-func New(auth Authorizer) *Handler { return &Handler{auth: auth} }
+// New returns a Handler asking auth, remembering at most cfg.MaxSessions sessions.
+func New(cfg Config, auth Authorizer) *Handler {
+	if cfg.MaxSessions <= 0 {
+		cfg.MaxSessions = DefaultMaxSessions
+	}
+	return &Handler{auth: auth, sessions: sessions{max: cfg.MaxSessions, now: time.Now, m: map[string]entry{}}}
+}
 
 // wireRequest is MediaMTX's body (internal/auth/manager.go). Unknown fields are ignored: MediaMTX
 // adds fields over time (userAgent in v1.19).
@@ -80,7 +92,7 @@ func toRequest(w *wireRequest) (*authz.Request, error) {
 		Protocol:  strings.ToLower(w.Protocol),
 		Query:     w.Query,
 		UserAgent: w.UserAgent,
-		Source:    "mediamtx",
+		Source:    Source,
 	}
 	c, err := credentials(w)
 	if err != nil {
@@ -107,8 +119,8 @@ func toRequest(w *wireRequest) (*authz.Request, error) {
 // into token), not a second credential.
 func credentials(w *wireRequest) (creds.Credentials, error) {
 	c := creds.FromUserInfo(w.User, w.Password, authz.OriginUserInfo)
-	if w.Token != "" && w.Token != w.Password {
-		c.Token, c.TokenFrom = w.Token, authz.OriginHeader
+	if w.Token != "" && w.Token != w.Password { // MediaMTX copies the password into token
+		c = c.Or(creds.FromToken(w.Token, authz.OriginHeader))
 	}
 	if w.Query == "" {
 		return c, nil
@@ -148,6 +160,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	d := h.auth.Authorize(r.Context(), req)
+	h.sessions.add(req, d)
 	writeJSON(w, d.HTTPStatus(), reply{Allowed: d.Allowed(), Reason: d.Reason, Message: d.Message})
 }
 

@@ -34,7 +34,7 @@ func testEngine() *authz.Engine {
 }
 
 func TestHandler(t *testing.T) {
-	srv := httptest.NewServer(New(testEngine()))
+	srv := httptest.NewServer(New(Config{}, testEngine()))
 	defer srv.Close()
 	tests := []struct {
 		name       string
@@ -216,7 +216,7 @@ func FuzzAppendReply(f *testing.F) {
 }
 
 func BenchmarkHandler(b *testing.B) {
-	h := New(testEngine())
+	h := New(Config{}, testEngine())
 	body := []byte(`{"ip":"127.0.0.1","user":"alice","password":"secret","token":"secret","action":"publish","path":"live/alice","protocol":"rtmp","id":null,"query":"","userAgent":"bench"}`)
 	b.ReportAllocs()
 	for b.Loop() {
@@ -260,7 +260,7 @@ func TestDotDotPathsRefused(t *testing.T) {
 		}
 		return authz.Denying(authz.Forbidden, authz.ReasonNotPermitted, "not permitted"), nil
 	})
-	h := New(authz.NewEngine(authz.NewChain(authz.Method{Name: "live-only", Backend: liveOnly}), nil))
+	h := New(Config{}, authz.NewEngine(authz.NewChain(authz.Method{Name: "live-only", Backend: liveOnly}), nil))
 	for _, tt := range []struct {
 		path       string
 		wantStatus int

@@ -29,6 +29,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -88,6 +89,10 @@ type Config struct {
 	// MaxSessions bounds the table of live sessions kept to report done events under their public
 	// names (default 65536). Beyond it, sessions are still authorized but not reported.
 	MaxSessions int `yaml:"max_sessions" conf:"nonzero"`
+	// ControlURL is nginx-rtmp's control module (an http location with `rtmp_control all;`, e.g.
+	// http://127.0.0.1:8080/control). When set, a revoked stream key's session or an operator's
+	// kick is dropped at once (Kicker); otherwise it ends at the next on_update. Default: none.
+	ControlURL string `yaml:"control_url"`
 	// Now is the clock used to refuse grants that have already expired (nil: time.Now).
 	Now func() time.Time `yaml:"-"`
 }
@@ -105,6 +110,13 @@ func (c *Config) UnmarshalYAML(n *yaml.Node) error {
 	}
 	if raw.MaxSessions < 0 {
 		errs = append(errs, conf.Errorf(conf.Value(n, "max_sessions"), "max_sessions must not be negative"))
+	}
+	if raw.ControlURL != "" {
+		u, err := url.Parse(raw.ControlURL)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil || u.RawQuery != "" {
+			errs = append(errs, conf.Errorf(conf.Value(n, "control_url"), "control_url must be an http:// address such as http://127.0.0.1:8080/control, without user, query or fragment"))
+		}
+		raw.ControlURL = strings.TrimRight(raw.ControlURL, "/")
 	}
 	*c = Config(raw)
 	return conf.Join(errs...)
@@ -138,6 +150,8 @@ type session struct {
 	identity string
 	remote   string
 	expires  time.Time // of the last grant that allowed it; zero: none
+	keyID    string    // the stream key that admitted it (never the secret)
+	keyLabel string
 }
 
 // New returns a handler that asks auth and reports events to rec (nil: none), logging to log
@@ -236,7 +250,7 @@ func (h *Handler) start(ctx context.Context, w http.ResponseWriter, server strin
 		}
 		public = d.Rename
 	}
-	s := session{path: public, identity: d.Identity, remote: remote(hk), expires: d.Expires}
+	s := session{path: public, identity: d.Identity, remote: remote(hk), expires: d.Expires, keyID: d.KeyID, keyLabel: d.KeyLabel}
 	h.track(sessionKey{server: server, clientID: hk.clientID, publish: a == authz.ActionPublish}, s)
 	typ := live.Joined
 	if a == authz.ActionPublish {
@@ -300,7 +314,7 @@ func (h *Handler) update(ctx context.Context, w http.ResponseWriter, server stri
 		return
 	}
 	if !tracked { // e.g. gatehouse restarted while the stream ran
-		s = session{path: path, identity: d.Identity, remote: remote(hk)}
+		s = session{path: path, identity: d.Identity, remote: remote(hk), keyID: d.KeyID, keyLabel: d.KeyLabel}
 		if d.Rename != "" && d.Rename != path {
 			if _, err := renameTarget(hk.app, d.Rename); err != nil {
 				// As in start: the presented name may be a secret key, so never report the
@@ -444,6 +458,8 @@ func (h *Handler) record(t live.EventType, server, clientID string, s session) {
 		Source:   Source,
 		Session:  id,
 		Identity: s.identity,
+		KeyID:    s.keyID,
+		KeyLabel: s.keyLabel,
 		Protocol: "rtmp",
 		Remote:   s.remote,
 		Time:     h.now(),

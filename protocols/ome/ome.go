@@ -425,7 +425,7 @@ func (h *Handler) opening(ctx context.Context, a *Admission) reply {
 		out.NewURL = nu.String()
 		path = np
 	}
-	h.record(a, path, d.Identity, req.Protocol, req.IP)
+	h.record(a, path, d, req.Protocol, req.IP)
 	return out
 }
 
@@ -456,10 +456,11 @@ func (h *Handler) closing(a *Admission) {
 		h.log.Warn("ome: closing ignored", "error", err)
 		return
 	}
-	h.record(a, t.Path, "", Protocol(a.Request.Protocol), h.clientIP(a))
+	h.record(a, t.Path, authz.Decision{}, Protocol(a.Request.Protocol), h.clientIP(a))
 }
 
-func (h *Handler) record(a *Admission, path, identity, protocol string, ip netip.Addr) {
+// record reports an opening (d: the decision that admitted it) or a closing (d zero).
+func (h *Handler) record(a *Admission, path string, d authz.Decision, protocol string, ip netip.Addr) {
 	if h.rec == nil {
 		return
 	}
@@ -479,8 +480,10 @@ func (h *Handler) record(a *Admission, path, identity, protocol string, ip netip
 		Path:     path,
 		Source:   Source,
 		Session:  a.SessionID(),
-		Identity: identity,
+		Identity: d.Identity,
 		Protocol: protocol,
+		KeyID:    d.KeyID,
+		KeyLabel: d.KeyLabel,
 	}
 	if ip.IsValid() {
 		ev.Remote = ip.String()

@@ -25,6 +25,7 @@ import (
 	"strings"
 
 	"gatehouse/authz"
+	"gatehouse/authz/conf"
 	"gatehouse/authz/creds"
 	"gatehouse/authz/hookio"
 	"gatehouse/authz/live"
@@ -65,6 +66,10 @@ type Config struct {
 	// TokenParams are extra param names whose value is used as the token when neither token nor
 	// jwt is present (e.g. [secret] for SRS's own examples). Default none.
 	TokenParams []string `yaml:"token_params"`
+	// API is SRS's HTTP API (http_api), used to end the session of a revoked stream key or an
+	// operator's kick (Kicker): {url: http://127.0.0.1:1985, user:, password:} (user and
+	// password when http_api.auth is enabled). Default: none; sessions then run until they end.
+	API conf.Endpoint `yaml:"api"`
 }
 
 // Handler serves POST /hooks/srs. It starts no goroutines and is safe for concurrent use.
@@ -208,10 +213,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case "on_play":
 		h.decide(r.Context(), w, hook, authz.ActionRead, live.Joined)
 	case "on_unpublish":
-		h.record(hook, live.Unpublished, "")
+		h.record(hook, live.Unpublished, authz.Decision{})
 		allow(w)
 	case "on_stop":
-		h.record(hook, live.Left, "")
+		h.record(hook, live.Left, authz.Decision{})
 		allow(w)
 	case "on_connect", "on_close", "on_dvr", "on_hls", "on_hls_notify":
 		h.log.Debug("srs: hook accepted", "action", hook.Action, "app", hook.App, "stream", hook.Stream)
@@ -252,11 +257,12 @@ func (h *Handler) decide(ctx context.Context, w http.ResponseWriter, hook *Hook,
 		deny(w, d.HTTPStatus(), message(d))
 		return
 	}
-	h.record(hook, ev, d.Identity)
+	h.record(hook, ev, d)
 	allow(w)
 }
 
-func (h *Handler) record(hook *Hook, typ live.EventType, identity string) {
+// record reports a start (d: the decision that admitted it) or an end (d zero).
+func (h *Handler) record(hook *Hook, typ live.EventType, d authz.Decision) {
 	if h.rec == nil {
 		return
 	}
@@ -270,8 +276,10 @@ func (h *Handler) record(hook *Hook, typ live.EventType, identity string) {
 		Path:     path,
 		Source:   Source,
 		Session:  hook.SessionID(),
-		Identity: identity,
+		Identity: d.Identity,
 		Protocol: hook.Protocol(),
+		KeyID:    d.KeyID,
+		KeyLabel: d.KeyLabel,
 	}
 	if ip, ok := hookio.ParseIP(hook.IP); ok {
 		ev.Remote = ip.String()

@@ -1,0 +1,167 @@
+package revoke
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"time"
+
+	"gatehouse/authz"
+	"gatehouse/authz/guard"
+	"gatehouse/authz/live"
+)
+
+// MaxBan is the longest ban a kick may carry.
+const MaxBan = 7 * 24 * time.Hour
+
+// Authorizer decides API requests; *authz.Engine implements it.
+type Authorizer interface {
+	Authorize(ctx context.Context, req *authz.Request) authz.Decision
+}
+
+// Banner bans a stream key or identity for a while; *authz.Engine implements it.
+type Banner interface {
+	Ban(keyID, identity string, until time.Time) error
+}
+
+// APIHandler serves the operator's session API on the public listener, for callers allowed the
+// api action (guard.Check; Source "api"):
+//
+//	GET    /api/v1/sessions             {"sessions": [...]} every live session of every server
+//	DELETE /api/v1/sessions/{id}        end it; ?source= when several servers share the id;
+//	                                    ?ban=10m also refuses its stream key (or, without one,
+//	                                    its identity) for that long, on every server
+//
+// DELETE answers 202 with what happens next (the kick is asynchronous), 404 for an unknown id,
+// 409 when the id is ambiguous, 400 for a bad ban. It starts no goroutines.
+func APIHandler(rv *Revoker, auth Authorizer, ban Banner, now func() time.Time) http.Handler {
+	if now == nil {
+		now = time.Now
+	}
+	h := &apiHandler{rv: rv, auth: auth, ban: ban, now: now}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /api/v1/sessions", h.list)
+	mux.HandleFunc("DELETE /api/v1/sessions/{id}", h.kick)
+	return mux
+}
+
+type apiHandler struct {
+	rv   *Revoker
+	auth Authorizer
+	ban  Banner
+	now  func() time.Time
+}
+
+type sessionJSON struct {
+	Source   string `json:"source"`
+	ID       string `json:"id"`
+	Path     string `json:"path"`
+	Protocol string `json:"protocol,omitempty"`
+	Identity string `json:"identity,omitempty"`
+	Remote   string `json:"remote,omitempty"`
+	KeyID    string `json:"key_id,omitempty"`
+	KeyLabel string `json:"key_label,omitempty"`
+	Publish  bool   `json:"publish"`
+}
+
+func toJSON(s live.Session) sessionJSON {
+	return sessionJSON{Source: s.Source, ID: s.ID, Path: s.Path, Protocol: s.Protocol, Identity: s.Identity,
+		Remote: s.Remote, KeyID: s.KeyID, KeyLabel: s.KeyLabel, Publish: s.Publish}
+}
+
+func (h *apiHandler) list(w http.ResponseWriter, r *http.Request) {
+	if !h.authorize(w, r) {
+		return
+	}
+	all := h.rv.Sessions()
+	out := make([]sessionJSON, len(all))
+	for i, s := range all {
+		out[i] = toJSON(s)
+	}
+	writeJSON(w, http.StatusOK, struct {
+		Sessions []sessionJSON `json:"sessions"`
+	}{out})
+}
+
+func (h *apiHandler) kick(w http.ResponseWriter, r *http.Request) {
+	if !h.authorize(w, r) {
+		return
+	}
+	var ban time.Duration
+	if v := r.URL.Query().Get("ban"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d <= 0 || d > MaxBan {
+			writeError(w, http.StatusBadRequest, "ban must be a duration such as 10m or 2h, at most 168h")
+			return
+		}
+		ban = d
+	}
+	s, err := h.rv.Find(r.URL.Query().Get("source"), r.PathValue("id"))
+	switch {
+	case errors.Is(err, ErrNotFound):
+		writeError(w, http.StatusNotFound, "no such session")
+		return
+	case err != nil:
+		writeError(w, http.StatusConflict, err.Error())
+		return
+	}
+	out := struct {
+		Session  sessionJSON `json:"session"`
+		Kick     string      `json:"kick"`
+		BanUntil *time.Time  `json:"ban_until,omitempty"`
+		Banned   string      `json:"banned,omitempty"`
+	}{Session: toJSON(s)}
+	if ban > 0 {
+		keyID, identity := s.KeyID, ""
+		out.Banned = "key " + keyID
+		if keyID == "" {
+			identity, out.Banned = s.Identity, "identity "+s.Identity
+		}
+		if keyID == "" && identity == "" {
+			writeError(w, http.StatusBadRequest, "this session has neither a stream key nor an identity to ban")
+			return
+		}
+		until := h.now().Add(ban)
+		if err := h.ban.Ban(keyID, identity, until); err != nil {
+			writeError(w, http.StatusServiceUnavailable, "too many bans")
+			return
+		}
+		out.BanUntil = &until
+	}
+	switch err := h.rv.Kick(s, "kicked by an operator"); {
+	case err == nil:
+		out.Kick = "pending"
+	case errors.Is(err, ErrNoKicker):
+		out.Kick = "no API for " + s.Source + ": it ends at the server's next re-check"
+		if ban == 0 {
+			out.Kick += " only if the grant is gone (add ?ban=)"
+		}
+	default:
+		writeError(w, http.StatusServiceUnavailable, err.Error())
+		return
+	}
+	writeJSON(w, http.StatusAccepted, out)
+}
+
+func (h *apiHandler) authorize(w http.ResponseWriter, r *http.Request) bool {
+	d, ok := guard.Check(w, r, h.auth, authz.ActionAPI, "api")
+	if !ok {
+		writeError(w, d.HTTPStatus(), d.Message)
+	}
+	return ok
+}
+
+func writeError(w http.ResponseWriter, status int, msg string) {
+	writeJSON(w, status, struct {
+		Error string `json:"error"`
+	}{msg})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}

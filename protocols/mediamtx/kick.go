@@ -1,0 +1,169 @@
+package mediamtx
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"sync"
+	"time"
+
+	"gatehouse/authz"
+	"gatehouse/authz/conf"
+	"gatehouse/authz/live"
+)
+
+// Config is the MediaMTX adapter's settings (hooks.mediamtx).
+//
+//	hooks:
+//	  mediamtx:
+//	    api: {url: http://127.0.0.1:9997, user: gatehouse, password: ${MTX_API_PASS}}
+//
+// API is MediaMTX's control API, used to end a session whose key is revoked (Kicker). MediaMTX
+// decides the api action by its own auth method: with authHTTPAddress pointing at gatehouse,
+// give that user the api action in gatehouse. MaxSessions bounds the sessions remembered for
+// kicks (default 10000).
+type Config struct {
+	API         conf.Endpoint `yaml:"api"`
+	MaxSessions int           `yaml:"max_sessions" conf:"nonzero"`
+}
+
+// DefaultMaxSessions is Config.MaxSessions' default.
+const DefaultMaxSessions = 10_000
+
+// sessionTTL is how long an admitted session is remembered: MediaMTX reports no session end, so
+// an entry is only a candidate for a kick (a kick of an ended session answers 404, which is fine).
+const sessionTTL = 24 * time.Hour
+
+// sessions remembers admitted publish and read sessions (id, path, who), bounded, because
+// MediaMTX's auth request is the only thing it tells gatehouse about a session.
+type sessions struct {
+	max int
+	now func() time.Time
+	mu  sync.Mutex
+	m   map[string]entry
+}
+
+type entry struct {
+	s    live.Session
+	seen time.Time
+}
+
+func (t *sessions) add(req *authz.Request, d authz.Decision) {
+	if req.ID == "" || !d.Allowed() || (req.Action != authz.ActionPublish && req.Action != authz.ActionRead) {
+		return
+	}
+	now := t.now()
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if _, ok := t.m[req.ID]; !ok && len(t.m) >= t.max {
+		for id, e := range t.m {
+			if now.Sub(e.seen) >= sessionTTL {
+				delete(t.m, id)
+			}
+		}
+		if len(t.m) >= t.max {
+			return // full: this session cannot be kicked through the API
+		}
+	}
+	t.m[req.ID] = entry{s: live.Session{Source: Source, ID: req.ID, Path: req.Path, Protocol: req.Protocol,
+		Identity: d.Identity, Remote: addr(req), KeyID: d.KeyID, KeyLabel: d.KeyLabel,
+		Publish: req.Action == authz.ActionPublish}, seen: now}
+}
+
+func (t *sessions) forget(id string) {
+	t.mu.Lock()
+	delete(t.m, id)
+	t.mu.Unlock()
+}
+
+func addr(req *authz.Request) string {
+	if req.IP.IsValid() {
+		return req.IP.String()
+	}
+	return ""
+}
+
+// Sessions lists the publish and read sessions MediaMTX asked about and gatehouse allowed in the
+// last 24 hours (MediaMTX reports no end, so some may have ended), for revocation and the
+// operator's kick. It implements revoke.Lister.
+func (h *Handler) Sessions() []live.Session {
+	now := h.sessions.now()
+	h.sessions.mu.Lock()
+	defer h.sessions.mu.Unlock()
+	out := make([]live.Session, 0, len(h.sessions.m))
+	for _, e := range h.sessions.m {
+		if now.Sub(e.seen) < sessionTTL {
+			out = append(out, e.s)
+		}
+	}
+	return out
+}
+
+// kickPaths are the API paths that end a session, by the protocol MediaMTX's auth request names,
+// for the id it sends (MediaMTX v1.x internal/api: the RTMP and SRT connection's id, the RTSP,
+// WebRTC, HLS and MoQ session's). MediaMTX names rtsps and rtmps "rtsp" and "rtmp": their second
+// path is tried when the first answers 404.
+var kickPaths = map[string][]string{
+	"rtsp":   {"/v3/rtspsessions/kick/", "/v3/rtspssessions/kick/"},
+	"rtmp":   {"/v3/rtmpconns/kick/", "/v3/rtmpsconns/kick/"},
+	"srt":    {"/v3/srtconns/kick/"},
+	"webrtc": {"/v3/webrtcsessions/kick/"},
+	"hls":    {"/v3/hlssessions/kick/"},
+	"moq":    {"/v3/moqsessions/kick/"},
+}
+
+// Kick ends s through MediaMTX's API (POST /v3/<protocol>conns|sessions/kick/<id>, with the
+// configured Basic credentials). A 404 everywhere means the session is gone: the error wraps
+// errGone (revoke.ErrGone, passed in by NewKicker's caller). It implements revoke.Kicker.
+func (k *Kicker) Kick(ctx context.Context, s live.Session) error {
+	paths, ok := kickPaths[s.Protocol]
+	if !ok {
+		return fmt.Errorf("mediamtx: kick: protocol %q has no kick endpoint", s.Protocol)
+	}
+	for _, p := range paths {
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, k.api.URL+p+url.PathEscape(s.ID), nil)
+		if err != nil {
+			return fmt.Errorf("mediamtx: kick: %w", err)
+		}
+		k.api.SetAuth(req)
+		resp, err := k.client.Do(req)
+		if err != nil {
+			return fmt.Errorf("mediamtx: kick: %w", err)
+		}
+		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+		resp.Body.Close()
+		switch {
+		case resp.StatusCode/100 == 2:
+			k.forget(s.ID)
+			return nil
+		case resp.StatusCode == http.StatusNotFound:
+			continue
+		}
+		return fmt.Errorf("mediamtx: kick: %s answered %s", p, resp.Status)
+	}
+	k.forget(s.ID)
+	return fmt.Errorf("mediamtx: kick: %w", k.gone)
+}
+
+// Kicker ends MediaMTX sessions through its API. Build it with NewKicker.
+type Kicker struct {
+	api    conf.Endpoint
+	client *http.Client
+	gone   error
+	forget func(id string)
+}
+
+// NewKicker returns a Kicker calling api with client (nil: a client with a 5 s timeout). gone is
+// the error a vanished session wraps (revoke.ErrGone); h, if not nil, forgets kicked sessions.
+func NewKicker(api conf.Endpoint, client *http.Client, gone error, h *Handler) *Kicker {
+	if client == nil {
+		client = &http.Client{Timeout: 5 * time.Second}
+	}
+	k := &Kicker{api: api, client: client, gone: gone, forget: func(string) {}}
+	if h != nil {
+		k.forget = h.sessions.forget
+	}
+	return k
+}
