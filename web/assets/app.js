@@ -269,7 +269,9 @@ class Player {
       if (r.status === 401 || r.status === 403) {
         this.state.error = r.status + " " + r.detail;
         this.stop();
-        if (body.dataset.user && !Token.fragment && r.status === 401) { this.set("expired", "", loginLink()); return; }
+        // A viewer token that is refused has expired (or the login ended); no token at all
+        // means this visitor's roles give no stream of this kind.
+        if (token && body.dataset.user && !Token.fragment && r.status === 401) { this.set("expired", "", loginLink()); return; }
         this.set("denied", body.dataset.login && !body.dataset.user ? "Log in to watch it, if your account may." : "Your account may not watch it.",
           body.dataset.login && !body.dataset.user ? loginLink("Log in") : null);
         return;

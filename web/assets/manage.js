@@ -81,13 +81,14 @@
     return h("div", { class: "copy-row" }, h("span", { text: label }), out, btn);
   }
   function showSecret(k, secret, title) {
-    const whip = location.origin + "/whip/" + k.path.split("/").map(encodeURIComponent).join("/");
-    const app = k.path.split("/")[0];
+    // The key stands in for the last segment of the path; gatehouse publishes under k.path.
+    const parent = k.path.split("/").slice(0, -1).map(encodeURIComponent).join("/");
+    const whip = location.origin + "/whip/" + (parent ? parent + "/" : "") + encodeURIComponent(secret);
     const box = $("secret");
     box.replaceChildren(h("h3", { text: title + " for " + k.path }),
-      h("p", { text: "Copy it now: gatehouse shows the secret only this once." }),
-      copyRow("OBS WHIP server", whip), copyRow("OBS bearer token", secret),
-      copyRow("RTMP server", "rtmp://" + location.hostname + "/" + app), copyRow("RTMP stream key", secret));
+      h("p", { text: "Copy it now: gatehouse shows the secret only this once. In OBS, leave the WHIP bearer token empty: the key is part of the URL." }),
+      copyRow("OBS WHIP server", whip),
+      copyRow("RTMP server", "rtmp://" + location.hostname + "/" + parent), copyRow("RTMP stream key", secret));
     box.dataset.secret = secret;
     box.hidden = false;
   }
