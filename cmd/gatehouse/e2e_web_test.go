@@ -305,6 +305,7 @@ func TestWebApp(t *testing.T) {
 			f.requestSubmit(); return true })()`, nil)
 		m.await("the new key's secret", `document.getElementById("secret").dataset.secret`, 10*time.Second)
 		m.eval(`document.getElementById("secret").dataset.secret`, &secret)
+		m.shot("manage")
 		m.await("the key listed", `document.querySelector("#keys-table tr[data-key]")`, 10*time.Second)
 		var label string
 		m.eval(`document.querySelector("#keys-table tr[data-key] td").innerHTML`, &label)
@@ -319,7 +320,6 @@ func TestWebApp(t *testing.T) {
 		alice.await("live/alice in the grid", `gatehouse.streams.includes("live/alice")`, 15*time.Second)
 		m.open(base + "/manage")
 		m.await("live/alice in the live table", `document.querySelector("#live-table") && document.querySelector("#live-table").innerText.includes("live/alice")`, 15*time.Second)
-		m.shot("manage")
 
 		// Rotation: the old key no longer admits a publisher. (Ending the running session on
 		// rotation is issue 10's kick; until it lands the running publisher keeps going.)

@@ -272,8 +272,9 @@ class Player {
         // A viewer token that is refused has expired (or the login ended); no token at all
         // means this visitor's roles give no stream of this kind.
         if (token && body.dataset.user && !Token.fragment && r.status === 401) { this.set("expired", "", loginLink()); return; }
-        this.set("denied", body.dataset.login && !body.dataset.user ? "Log in to watch it, if your account may." : "Your account may not watch it.",
-          body.dataset.login && !body.dataset.user ? loginLink("Log in") : null);
+        const anon = body.dataset.login && !body.dataset.user;
+        this.set("denied", anon ? "It is for members: log in, if your account may watch it." : "Your account's roles do not include it. Pick another stream, or ask the operator for access.",
+          anon ? loginLink("Log in") : el("a", { class: "button", href: "/", text: "All live streams" }));
         return;
       }
       if (r.status === 409 || r.status === 503 || r.status === 404) {
@@ -321,7 +322,7 @@ function card(st, player) {
       el("div", { class: "meta" }, el("a", { class: "card-title", href: "/watch/" + st.path.split("/").map(encodeURIComponent).join("/"), text: st.path }), sub)));
   c.update = s => {
     c.last = s;
-    sub.textContent = (s.identity ? s.identity + " · " : "") + since(s.started);
+    sub.textContent = [s.identity, s.started ? since(s.started) : ""].filter(Boolean).join(" · ");
     if (player) player.setViewers(s.viewers);
   };
   c.update(st);
@@ -379,7 +380,7 @@ function watch() {
   const player = new Player(path, { page: true, muted: false });
   window.gatehouse = Object.assign(player.state, { players: G.players });
   document.title = path + " · " + document.title.split(" · ").pop();
-  const st = { path, source: "sfu", identity: "", started: new Date().toISOString(), viewers: 0 };
+  const st = { path, source: "sfu", identity: "", started: "", viewers: 0 };
   const c = card(st, player);
   stage.append(c);
   player.set("offline");

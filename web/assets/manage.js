@@ -34,7 +34,7 @@
   const when = t => t ? new Date(t).toLocaleString() : "—";
   function duration(t) {
     const m = Math.max(0, Math.floor((Date.now() - new Date(t).getTime()) / 60000));
-    return m < 60 ? m + " min" : Math.floor(m / 60) + " h " + (m % 60) + " min";
+    return m < 1 ? "under a minute" : m < 60 ? m + " min" : Math.floor(m / 60) + " h " + (m % 60) + " min";
   }
   function table(head, rows, empty) {
     if (!rows.length) return h("p", { class: "muted", text: empty });

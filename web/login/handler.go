@@ -326,7 +326,8 @@ func (m *Manager) ClearStale(w http.ResponseWriter, r *http.Request) { m.clearSe
 var errorTmpl = template.Must(template.New("error").Parse(`<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{{.Title}} · gatehouse</title><link rel="icon" href="/favicon.svg" type="image/svg+xml"><link rel="stylesheet" href="/assets/app.css"></head>
-<body class="page-message"><main class="message" data-error="{{.Status}}">
+<body class="page-message"><a class="brand" href="/"><img src="/favicon.svg" alt="" width="26" height="26"><span>gatehouse</span></a>
+<main class="message" data-error="{{.Status}}">
 <svg class="message-icon" viewBox="0 0 24 24" aria-hidden="true"><path d="M12 2 1 21h22L12 2zm0 6 .01 0M12 9v5m0 3v.01" fill="none" stroke="currentColor" stroke-width="2" stroke-linecap="round" stroke-linejoin="round"/></svg>
 <h1>{{.Title}}</h1><p>{{.Detail}}</p>
 <p class="actions"><a class="button primary" href="/login">Log in again</a> <a class="button" href="/">Back to the streams</a></p>
