@@ -360,6 +360,18 @@ func TestWebApp(t *testing.T) {
 		}
 	})
 
+	t.Run("the player says at once when the stream ends", func(t *testing.T) {
+		w := newPage(t, bctx, "anon-watch", chromedp.WithNewBrowserContext())
+		w.open(base + "/watch/public/lobby")
+		w.await("the watch page playing", `gatehouse.state === "playing" && gatehouse.framesDecoded > 0`, 20*time.Second)
+		pubTab.eval(`document.getElementById("stop").click(); true`, nil)
+		// Before, the player said "playing" over a frozen frame for 16-18 s; the bound here is
+		// generous and only catches that regression.
+		w.await("the watch page saying the stream ended", `gatehouse.state === "ended"`, 6*time.Second)
+		anon.await("the card gone from the open grid", `!gatehouse.streams.includes("public/lobby")`, 6*time.Second)
+		w.shot("watch-ended")
+	})
+
 	t.Run("login error page", func(t *testing.T) {
 		p := newPage(t, bctx, "login-error")
 		p.open(base + "/login/callback?code=forged&state=forged")

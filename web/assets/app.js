@@ -176,9 +176,14 @@ class Player {
     this.badge.className = "badge" + (live ? " live" : "");
     this.badge.replaceChildren(live ? el("span", { class: "dot" }) : "", live ? "LIVE" : (s === "offline" || s === "ended" ? "OFFLINE" : ""));
     this.badge.hidden = !this.badge.textContent;
+    this.viewers.hidden = !(live && this.viewerCount > 0);
     if (this.opts.onstate) this.opts.onstate(s);
   }
-  setViewers(n) { this.viewers.textContent = n === 1 ? "1 watching" : n + " watching"; this.viewers.hidden = !(n > 0); }
+  setViewers(n) {
+    this.viewerCount = n;
+    this.viewers.textContent = n === 1 ? "1 watching" : n + " watching";
+    this.viewers.hidden = !(n > 0 && ["playing", "connecting", "reconnecting"].includes(this.state.state));
+  }
   setLive(live, why) {
     this.live = live;
     if (live && !["playing", "connecting", "reconnecting", "denied", "expired"].includes(this.state.state)) this.play();
@@ -322,6 +327,7 @@ function card(st, player) {
       el("div", { class: "meta" }, el("a", { class: "card-title", href: "/watch/" + st.path.split("/").map(encodeURIComponent).join("/"), text: st.path }), sub)));
   c.update = s => {
     c.last = s;
+    paintAvatar(av, s.identity || s.path.split("/").pop());
     sub.textContent = [s.identity, s.started ? since(s.started) : ""].filter(Boolean).join(" · ");
     if (player) player.setViewers(s.viewers);
   };
@@ -389,11 +395,11 @@ function watch() {
     streams: j => {
       const mine = j.streams.find(s => s.path === path);
       if (mine) { c.update(mine); if (!seen || !player.live) player.setLive(true); }
-      else if (player.live) player.setLive(false, "ended");
+      else if (player.live) { c.update({ ...c.last, started: "" }); player.setLive(false, "ended"); }
       seen = true;
     },
     live: j => { if (j.stream.path === path) { c.update(j.stream); player.setLive(true); } },
-    offline: j => { if (j.stream.path === path) player.setLive(false, "ended"); },
+    offline: j => { if (j.stream.path === path) { c.update({ ...j.stream, started: "" }); player.setLive(false, "ended"); } },
   });
   // A path this visitor may not list (or one that is not live) still gets one honest try:
   // WHEP says 403, 401 or "not live".
