@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -23,6 +24,7 @@ import (
 	"gatehouse/protocols/ome"
 	"gatehouse/protocols/srs"
 	"gatehouse/sfu"
+	"gatehouse/web"
 )
 
 // Config is gatehouse's configuration file. Every key is documented in config.example.yml.
@@ -45,6 +47,9 @@ type Config struct {
 	Live   live.Config   `yaml:"live"`
 	Notify notify.Config `yaml:"notify"`
 	SFU    *sfu.Config   `yaml:"sfu"` // nil: no WebRTC server
+	// Web turns on the browser app (grid, /watch, /manage, OIDC login); nil: the SFU's bare
+	// pages only.
+	Web *web.Config `yaml:"web"`
 }
 
 // TokensConfig configures the tokens gatehouse mints (gatehouse token) and publishes at
@@ -424,6 +429,9 @@ func (c *Config) applyDefaults() error {
 			}
 		}
 	}
+	if c.Web != nil && c.Web.Login != nil && !slices.ContainsFunc(c.Auth.Methods, func(m MethodRef) bool { return m.Type == "jwt" }) {
+		return errors.New("web.login: the viewer tokens it hands to pages are gatehouse tokens, verified by a method of type jwt: add one to auth.methods (- type: jwt)")
+	}
 	_, err := c.logLevel()
 	return err
 }
@@ -475,6 +483,7 @@ func restartOnlySections(cfg *Config) []struct {
 		{"live", &cfg.Live},
 		{"notify", &cfg.Notify},
 		{"sfu", &cfg.SFU},
+		{"web", &cfg.Web},
 	}
 }
 

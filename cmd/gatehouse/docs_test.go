@@ -75,6 +75,7 @@ func TestReadmeConfigsLoad(t *testing.T) {
 	t.Setenv("ALICE_STREAM_KEY", "k3y-for-readme-test-0123")
 	t.Setenv("ADMIN_PASS", "readme-admin-pass")
 	t.Setenv("MTX_API_PASS", "readme-mtx-api-pass")
+	t.Setenv("OIDC_CLIENT_SECRET", "readme-oidc-client-secret")
 	blocks := yamlBlockRe.FindAllSubmatch(readme, -1)
 	if len(blocks) < 2 {
 		t.Fatalf("found %d gatehouse.yml blocks, want at least 2", len(blocks))

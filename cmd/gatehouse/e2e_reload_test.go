@@ -155,7 +155,7 @@ func TestKeepRestartOnlyCoversEverySection(t *testing.T) {
 		}
 	}
 
-	a, err := parseConfig("a", []byte("listen: 127.0.0.1:1\nhooks_listen: 127.0.0.1:2\nwatch_config: false\ndata_dir: /a\ntrusted_proxies: [10.0.0.1]\nallowed_hosts: [a.example]\nlimits: {public_max_conns: 10}\ntokens: {issuer: a}\nlive: {max_viewers: 5}\nsfu: {udp_port: 1}\n"))
+	a, err := parseConfig("a", []byte("listen: 127.0.0.1:1\nhooks_listen: 127.0.0.1:2\nwatch_config: false\ndata_dir: /a\ntrusted_proxies: [10.0.0.1]\nallowed_hosts: [a.example]\nlimits: {public_max_conns: 10}\ntokens: {issuer: a}\nlive: {max_viewers: 5}\nsfu: {udp_port: 1}\nweb: {title: a}\n"))
 	if err != nil {
 		t.Fatal(err)
 	}

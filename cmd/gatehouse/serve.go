@@ -34,6 +34,7 @@ import (
 	"gatehouse/protocols/ome"
 	"gatehouse/protocols/srs"
 	"gatehouse/sfu"
+	"gatehouse/web"
 )
 
 // server owns everything a running gatehouse has: the engine, the current generation of
@@ -45,6 +46,7 @@ type server struct {
 	engine *authz.Engine
 	reg    *live.Registry
 	sfu    *sfu.SFU                      // nil when the sfu section is absent
+	web    *web.App                      // nil when the web section is absent
 	issuer atomic.Pointer[tokens.Issuer] // reloaded from data_dir on every reload (key rotation)
 	keys   *sqlitestore.Store            // managed stream keys; nil if the store could not be opened
 	mtx    *mediamtx.Handler             // remembers MediaMTX sessions for kicks
@@ -179,6 +181,12 @@ func serve(ctx context.Context, path string, stderr io.Writer, ready func(public
 			s.revoke.Revoke(revoke.Match{KeyID: rv.KeyID}, rv.At, why)
 		})()
 	}
+	if cfg.Web != nil { // the browser app; its event streams end before the listener shuts down
+		if s.web, err = s.newWeb(cfg, log.With("component", "web")); err != nil {
+			return err
+		}
+		defer s.web.Close()
+	}
 
 	fds := raiseFDLimit()
 	caps := sizeLimits(cfg.Limits, fds)
@@ -201,6 +209,9 @@ func serve(ctx context.Context, path string, stderr io.Writer, ready func(public
 	publicLn := newLimitListener(rawPublic, "public", caps.public, caps.perIP, cfg.TrustedProxies, log)
 	hooksLn := newLimitListener(rawHooks, "hooks", caps.hooks, 0, nil, log)
 	public := newHTTPServer(s.publicHandler(cfg), log, true)
+	if s.web != nil {
+		public.RegisterOnShutdown(s.web.Close) // Shutdown waits for handlers: end the event streams
+	}
 	hooks := newHTTPServer(s.hooksMux(cfg, log), log, false)
 
 	var wg sync.WaitGroup
@@ -415,6 +426,33 @@ func (s *server) publicMux() *http.ServeMux {
 		s.issuer.Load().JWKSHandler().ServeHTTP(w, r)
 	})
 	mux.Handle("/debug/pprof/", s.guarded(authz.ActionPprof, pprofHandler()))
+	api := s.apiMux()
+	for _, p := range []string{"/api/v1/keys", "/api/v1/keys/", "/api/v1/streams", "/api/v1/streams/", "/api/v1/sessions", "/api/v1/sessions/"} {
+		mux.Handle(p, api)
+	}
+	if s.sfu != nil {
+		h := s.sfu.Handler()
+		paths := []string{"/whip/", "/whep/", "/publish/"}
+		if s.web == nil {
+			paths = append(paths, "/watch/")
+		}
+		for _, p := range paths {
+			mux.Handle(p, h)
+		}
+	}
+	if s.web != nil {
+		h := s.web.Handler()
+		for _, p := range s.web.Paths() {
+			mux.Handle(p, h)
+		}
+	}
+	return mux
+}
+
+// apiMux is gatehouse's JSON API (/api/v1/...), which /manage also calls on the operator's
+// behalf.
+func (s *server) apiMux() *http.ServeMux {
+	mux := http.NewServeMux()
 	keysAPI := s.keysAPI()
 	mux.Handle("/api/v1/keys", keysAPI)
 	mux.Handle("/api/v1/keys/", keysAPI)
@@ -424,12 +462,6 @@ func (s *server) publicMux() *http.ServeMux {
 	sessions := revoke.APIHandler(s.revoke, s.engine, s.engine, nil) // every server's sessions, the SFU's too
 	mux.Handle("/api/v1/sessions", sessions)
 	mux.Handle("/api/v1/sessions/", sessions)
-	if s.sfu != nil {
-		h := s.sfu.Handler()
-		for _, p := range []string{"/whip/", "/whep/", "/watch/", "/publish/"} {
-			mux.Handle(p, h)
-		}
-	}
 	return mux
 }
 

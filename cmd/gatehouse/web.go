@@ -1,0 +1,42 @@
+package main
+
+import (
+	"cmp"
+	"log/slog"
+	"time"
+
+	"gatehouse/authz"
+	"gatehouse/backends/jwks"
+	"gatehouse/web"
+	"gatehouse/web/login"
+)
+
+// newWeb builds the browser app of the web section: the login (when configured) maps the
+// user's claims with the jwt providers' role mapping and mints viewer tokens with the running
+// issuer.
+func (s *server) newWeb(cfg *Config, log *slog.Logger) (*web.App, error) {
+	opt := web.Options{
+		Registry: s.reg, Auth: s.engine, Title: cfg.Web.Title, Log: log,
+		Playable: func(source string) bool { return source == "sfu" && s.sfu != nil },
+	}
+	if lc := cfg.Web.Login; lc != nil {
+		roles := jwks.Provider{Roles: lc.Roles, RolesClient: cmp.Or(lc.RolesClient, lc.ClientID)}
+		m, err := login.New(*lc, roles.ClaimPermissions, runningIssuer{s},
+			login.WithLogger(log.With("part", "login")), login.WithTrustedProxy(cfg.TrustedProxies.Trusts))
+		if err != nil {
+			return nil, err
+		}
+		opt.Login = m
+	}
+	opt.API = s.apiMux()
+	return web.New(opt), nil
+}
+
+// runningIssuer mints with the issuer of the running generation (a reload may rotate its key).
+type runningIssuer struct{ s *server }
+
+func (r runningIssuer) Issue(subject string, perms []authz.Permission, ttl time.Duration) (string, error) {
+	return r.s.issuer.Load().Issue(subject, perms, ttl)
+}
+
+func (r runningIssuer) MaxTTL() time.Duration { return r.s.issuer.Load().MaxTTL() }
