@@ -242,7 +242,8 @@ func (a *App) manageAPI(w http.ResponseWriter, r *http.Request) {
 	}
 	r2 := r.Clone(r.Context())
 	r2.URL.Path = "/api/v1/" + rest
-	r2.URL.RawPath = ""
+	// Keep the escaping: a session id may hold "/" (SRS's server_id/client_id), sent as %2F.
+	r2.URL.RawPath = "/api/v1/" + strings.TrimPrefix(r.URL.EscapedPath(), "/manage/api/")
 	r2.RequestURI = ""
 	r2.Header.Del("Cookie")
 	r2.Header.Set("Authorization", "Bearer "+tok)

@@ -321,10 +321,11 @@ func TestWebApp(t *testing.T) {
 		m.open(base + "/manage")
 		m.await("live/alice in the live table", `document.querySelector("#live-table") && document.querySelector("#live-table").innerText.includes("live/alice")`, 15*time.Second)
 
-		// Rotation: the old key no longer admits a publisher. (Ending the running session on
-		// rotation is issue 10's kick; until it lands the running publisher keeps going.)
+		// Rotation ends the running publisher (the store's revocation feed reaches the SFU through
+		// the revoker) and the old key no longer admits a new one.
 		m.eval(`document.querySelector('#keys-table button[data-action="rotate"]').click(); true`, nil)
 		m.await("the rotated key's secret", `document.getElementById("secret").dataset.secret !== `+fmt.Sprintf("%q", secret), 10*time.Second)
+		keyTab.await("the running publisher ended by the rotation", `document.body.dataset.state !== "publishing"`, 20*time.Second)
 		again := newPage(t, bctx, "publish-old-key")
 		again.open(base + "/publish/live/" + secret)
 		again.eval(`document.getElementById("form").requestSubmit(); true`, nil)

@@ -81,19 +81,20 @@
     return h("div", { class: "copy-row" }, h("span", { text: label }), out, btn);
   }
   function showSecret(k, secret, title) {
-    // The key stands in for the last segment of the path; gatehouse publishes under k.path.
+    // WHIP: the public path in the URL and the key as the Bearer Token (URLs end up in logs).
+    // RTMP: the key stands in for the last segment; gatehouse publishes under k.path.
     const parent = k.path.split("/").slice(0, -1).map(encodeURIComponent).join("/");
-    const whip = location.origin + "/whip/" + (parent ? parent + "/" : "") + encodeURIComponent(secret);
+    const whip = location.origin + "/whip/" + k.path.split("/").map(encodeURIComponent).join("/");
     const box = $("secret");
     box.replaceChildren(h("h3", { text: title + " for " + k.path }),
-      h("p", { text: "Copy it now: gatehouse shows the secret only this once. In OBS, leave the WHIP bearer token empty: the key is part of the URL." }),
-      copyRow("OBS WHIP server", whip),
+      h("p", { text: "Copy it now: gatehouse shows the secret only this once. In OBS choose Service WHIP, or Custom for RTMP." }),
+      copyRow("OBS WHIP server", whip), copyRow("OBS Bearer Token", secret),
       copyRow("RTMP server", "rtmp://" + location.hostname + "/" + parent), copyRow("RTMP stream key", secret));
     box.dataset.secret = secret;
     box.hidden = false;
   }
   async function rotate(k) {
-    try { const n = await api("POST", "keys/" + encodeURIComponent(k.id) + "/rotate", {}); showSecret(n, n.secret, "New key"); say("Rotated " + (k.label || k.path) + ": the old key no longer works."); loadKeys(); }
+    try { const n = await api("POST", "keys/" + encodeURIComponent(k.id) + "/rotate", {}); showSecret(n, n.secret, "New key"); say("Rotated " + (k.label || k.path) + ": the old key no longer works, and streams still using it are ended."); loadKeys(); }
     catch (e) { say("Could not rotate: " + e.message, true); }
   }
   async function revoke(k) {
