@@ -59,7 +59,10 @@ type methodType struct {
 	name string
 	// optional: an instance may have no settings (jwt: it then trusts gatehouse's own tokens).
 	optional bool
-	factory  methodFactory
+	// emptyOK: a section written with nothing under it is useful (keys: only the managed keys
+	// of data_dir); for other types it is an error, since it would silently deny everything.
+	emptyOK bool
+	factory methodFactory
 }
 
 // methodTypes is the catalogue of method types, in documentation order (also the order of the
@@ -70,7 +73,7 @@ func methodTypes() []methodType {
 		{name: "internal", factory: factory(func(c *users.Config, _ instance) (authz.Backend, func(context.Context), func(), error) {
 			return users.New(*c), nil, nil, nil
 		})},
-		{name: "keys", factory: factory(func(c *keys.Config, in instance) (authz.Backend, func(context.Context), func(), error) {
+		{name: "keys", emptyOK: true, factory: factory(func(c *keys.Config, in instance) (authz.Backend, func(context.Context), func(), error) {
 			var opts []keys.Option
 			if in.keyStore != nil { // managed keys (gatehouse keys create, /api/v1/keys)
 				opts = append(opts, keys.WithStore(in.keyStore))
