@@ -66,6 +66,9 @@ var (
 	ErrReadOnly = errors.New("keys: read-only")
 	// ErrRevoked is wrapped by a Store asked to rotate a key that is already revoked.
 	ErrRevoked = errors.New("keys: key is revoked")
+	// ErrExpired is wrapped by a Store asked to rotate a key that has expired: its successor
+	// would be born expired (the expiry is kept across a rotation), so a new key is needed.
+	ErrExpired = errors.New("keys: key has expired")
 )
 
 // MinKeyLen is the shortest plain-text key accepted. Hook endpoints have no rate limit and

@@ -518,6 +518,11 @@ func (s *Store) Rotate(ctx context.Context, id string, grace time.Duration) (new
 	if !old.Revoked.IsZero() {
 		return newRec, "", old, fmt.Errorf("sqlitestore: rotate %s: %w", id, keys.ErrRevoked)
 	}
+	if !old.Expires.IsZero() && !now.Before(old.Expires) {
+		// The successor keeps the expiry: it would be born expired. Refused rather than given a
+		// new lifetime, which would let a rotation extend a short-lived credential forever.
+		return newRec, "", old, fmt.Errorf("sqlitestore: rotate %s: %w", id, keys.ErrExpired)
+	}
 	spec := old.Spec
 	spec.Actions, spec.Protocols = slices.Clone(spec.Actions), slices.Clone(spec.Protocols)
 	if newRec, secret, err = s.insert(ctx, tx, spec); err != nil {
