@@ -16,6 +16,7 @@ import (
 	"gatehouse/authz/conf"
 	"gatehouse/authz/live"
 	"gatehouse/authz/notify"
+	"gatehouse/backends/keys"
 	"gatehouse/backends/users"
 	"gatehouse/protocols/forwardauth"
 	"gatehouse/protocols/mediamtx"
@@ -316,6 +317,18 @@ func (a *AuthConfig) resolve(present map[string]bool, empty map[string]*yaml.Nod
 			errs = append(errs, conf.Errorf(n, "auth.%s is empty, so method %q would deny everything: give it its settings, or remove it from auth.methods", m.Type, m.ID))
 		} else if !t.optional && !present[m.Type] {
 			errs = append(errs, conf.Errorf(m.node, "method %q has no settings: add config: {...} to the entry, or an auth.%s section", m.ID, m.Type))
+		}
+	}
+	// One secret in two keys instances would be decided by whichever comes first, under two ids.
+	for i := range a.Methods {
+		ci, ok := a.Methods[i].settings.(*keys.Config)
+		for j := i + 1; ok && ci != nil && j < len(a.Methods); j++ {
+			if cj, ok := a.Methods[j].settings.(*keys.Config); ok && cj != nil {
+				if ki, kj, shared := ci.SharedSecret(*cj); shared {
+					errs = append(errs, conf.Errorf(a.Methods[j].node, "method %q: its keys[%d] has the same secret as keys[%d] of method %q; a stream key belongs to one instance",
+						a.Methods[j].ID, kj, ki, a.Methods[i].ID))
+				}
+			}
 		}
 	}
 	return errs

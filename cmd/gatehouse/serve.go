@@ -474,14 +474,20 @@ func (s *server) keysAPI() http.Handler {
 	if s.keys != nil {
 		admin = s.keys
 	}
-	configKeys := func() []keys.Record {
+	configKeys := func() []keys.Record { // every keys instance's, whatever its id
 		s.mu.Lock()
-		b, _ := s.gen.backend("keys").(*keys.Backend)
+		g := s.gen
 		s.mu.Unlock()
-		if b == nil {
+		var out []keys.Record
+		if g == nil || g.chain == nil {
 			return nil
 		}
-		return b.ConfigRecords()
+		for _, m := range g.chain.Methods() {
+			if b, ok := m.Backend.(*keys.Backend); ok {
+				out = append(out, b.ConfigRecords()...)
+			}
+		}
+		return out
 	}
 	return keys.APIHandler(admin, s.engine, configKeys, nil)
 }

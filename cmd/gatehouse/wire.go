@@ -74,7 +74,7 @@ func methodTypes() []methodType {
 			return users.New(*c), nil, nil, nil
 		})},
 		{name: "keys", emptyOK: true, factory: factory(func(c *keys.Config, in instance) (authz.Backend, func(context.Context), func(), error) {
-			var opts []keys.Option
+			opts := []keys.Option{keys.WithInstance(keysInstance(in.id))}
 			if in.keyStore != nil { // managed keys (gatehouse keys create, /api/v1/keys)
 				opts = append(opts, keys.WithStore(in.keyStore))
 			}
@@ -107,6 +107,16 @@ func methodTypes() []methodType {
 			return b, nil, func() { _ = b.Close() }, nil
 		})},
 	}
+}
+
+// keysInstance is the instance name a keys method gives its YAML keys' ids: none for the
+// default id "keys" (ids config:<n>, as before several instances were possible), its id for any
+// other ("config:<id>:<n>"), so two instances' ids never collide.
+func keysInstance(id string) string {
+	if id == "keys" {
+		return ""
+	}
+	return id
 }
 
 // methodTypeNamed returns the catalogue entry of the type name, or nil.
