@@ -1,12 +1,14 @@
 // Package revoke ends live sessions whose grant is gone: a stream key revoked or rotated (the
 // key store's feed), an operator's kick, and the temporary ban a kick may carry. It finds the
 // sessions of a key or identity in what the servers reported (live.Registry and any other Lister)
-// and ends each through its server's Kicker (the SFU, nginx-rtmp's control module, MediaMTX's
-// and SRS's APIs), asynchronously: a hook answer never waits for a kick.
+// and ends each through its server's Kicker (the SFU, nginx-rtmp's control module, MediaMTX's,
+// SRS's and OvenMediaEngine's APIs), asynchronously: a hook answer never waits for a kick. It
+// also ends the sessions that a Rechecker (an adapter whose server never asks again) finds
+// expired or, after RecheckAll, denied.
 //
 // Servers without a Kicker end such sessions themselves at their next re-check (nginx-rtmp's
-// on_update, the SFU's) or at the grant's end (OvenMediaEngine's lifetime); the revoker notes
-// that instead.
+// on_update, the SFU's) or at the grant's end (OvenMediaEngine's lifetime, the only end for an
+// OME viewer); the revoker notes that instead.
 package revoke
 
 import (
@@ -24,6 +26,9 @@ import (
 var (
 	// ErrGone is wrapped by a Kicker whose server no longer has the session: the kick is done.
 	ErrGone = errors.New("revoke: session already gone")
+	// ErrUnsupported is wrapped by a Kicker whose server cannot end this kind of session (an
+	// OvenMediaEngine viewer): it is reported once, not retried.
+	ErrUnsupported = errors.New("revoke: this server cannot end this session from outside")
 	// ErrQueueFull is returned by Kick when Config.QueueSize kicks are waiting.
 	ErrQueueFull = errors.New("revoke: kick queue full")
 	// ErrNoKicker is returned by Kick for a source that has no Kicker.
@@ -396,6 +401,9 @@ func (r *Revoker) attempt(ctx context.Context, j *job) {
 	case errors.Is(err, ErrGone):
 		r.log.Info("revoke: session was already gone", attrs...)
 		r.noteKick(j.s, "done")
+	case errors.Is(err, ErrUnsupported):
+		r.log.Warn("revoke: this server cannot end this session; it ends at its grant's end or the server's next check", append(attrs, "error", err.Error())...)
+		r.noteKick(j.s, "not possible: "+err.Error())
 	case ctx.Err() != nil:
 		r.requeue(j) // shutting down: not the server's fault
 	case j.attempt >= r.cfg.MaxAttempts:

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"strings"
 	"sync"
@@ -250,5 +251,30 @@ func TestRecheckAllAndExpiry(t *testing.T) {
 	r.step(context.Background())
 	if rc.rechecks != 1 {
 		t.Errorf("re-decided %d times, want 1 per RecheckAll", rc.rechecks)
+	}
+}
+
+// TestUnsupportedKickNotRetried: a Kicker whose server cannot end this kind of session (an OME
+// viewer) is asked once; the registry says so.
+func TestUnsupportedKickNotRetried(t *testing.T) {
+	reg := live.NewRegistry()
+	reg.Record(live.Event{Type: live.Published, Path: "app/alice", Source: "ome", Session: "v1", KeyID: "key_a"})
+	var calls int
+	k := KickerFunc(func(context.Context, live.Session) error {
+		calls++
+		return fmt.Errorf("ome: kick: %w", ErrUnsupported)
+	})
+	r := New(Config{Backoff: time.Nanosecond}, map[string]Kicker{"ome": k}, []Lister{reg}, reg, nil)
+	if n := r.Revoke(Match{KeyID: "key_a"}, time.Time{}, "key revoked"); n != 1 {
+		t.Fatalf("queued %d kicks, want 1", n)
+	}
+	for i := 0; i < 3; i++ {
+		r.step(context.Background())
+	}
+	if calls != 1 {
+		t.Errorf("kick attempts: got %d, want 1", calls)
+	}
+	if st, _ := reg.Get("app/alice"); !strings.HasPrefix(st.Kick, "not possible") {
+		t.Errorf("registry kick state: got %q, want not possible", st.Kick)
 	}
 }

@@ -181,7 +181,8 @@ func TestConfigExampleHookKeys(t *testing.T) {
 		t.Fatalf("config.example.yml with its hooks keys uncommented: %v", err)
 	}
 	h := cfg.Hooks
-	if h.NginxRTMP.ControlURL == "" || !h.MediaMTX.API.Configured() || h.MediaMTX.MaxSessions == 0 || !h.SRS.API.Configured() {
-		t.Errorf("config.example.yml lacks hooks.nginx_rtmp.control_url, hooks.mediamtx.api, hooks.mediamtx.max_sessions or hooks.srs.api: %+v", h)
+	if h.NginxRTMP.ControlURL == "" || !h.MediaMTX.API.Configured() || h.MediaMTX.MaxSessions == 0 || !h.SRS.API.Configured() ||
+		!h.OME.API.Configured() || h.OME.Vhost == "" {
+		t.Errorf("config.example.yml lacks hooks.nginx_rtmp.control_url, hooks.mediamtx.api, hooks.mediamtx.max_sessions, hooks.srs.api, hooks.ome.api or hooks.ome.vhost: %+v", h)
 	}
 }

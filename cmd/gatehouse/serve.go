@@ -479,6 +479,9 @@ func (s *server) kickers(cfg *Config) map[string]revoke.Kicker {
 	if api := cfg.Hooks.SRS.API; api.Configured() {
 		k[srs.Source] = srs.NewKicker(api, nil, revoke.ErrGone)
 	}
+	if api := cfg.Hooks.OME.API; api.Configured() {
+		k[ome.Source] = ome.NewKicker(api, cfg.Hooks.OME.Vhost, nil, revoke.ErrGone, revoke.ErrUnsupported)
+	}
 	return k
 }
 
