@@ -168,8 +168,8 @@ func (s *SFU) authorize(w http.ResponseWriter, r *http.Request, action authz.Act
 	req := authz.Request{
 		Action: action, Path: path, Protocol: "webrtc", IP: s.clientIP(r),
 		Query: r.URL.RawQuery, ID: id, UserAgent: r.UserAgent(), Source: "sfu",
-		CanRename: true, // the session attaches to Decision.Rename (renamed)
-		CanEndAt:  true, // EnforceExpiry closes it when the grant ends
+		CanRename: true,                // the session attaches to Decision.Rename (renamed)
+		CanEndAt:  !s.cfg.IgnoreExpiry, // Run closes it when the grant ends, unless told not to
 	}
 	c.Apply(&req)
 	d := s.auth.Authorize(r.Context(), &req)

@@ -192,10 +192,26 @@ func TestExpiryNotEnforcedWhenDisabled(t *testing.T) {
 	if pub, res := e.publish("live/cam", tokShort, 1); pub == nil {
 		t.Fatalf("publish: got %d", res.StatusCode)
 	}
+	// The engine is told the truth: this SFU will not end the session at the grant's expiry,
+	// so the decision is logged with expiry_enforced=false.
+	if got := e.canEndAt.Load(); got != 2 {
+		t.Errorf("CanEndAt with IgnoreExpiry: got %v, want false", got == 1)
+	}
 	e.clock.Advance(time.Hour)
 	e.sfu.sweep()
 	if got := e.sessionCount(); got != 1 {
 		t.Errorf("sessions: got %d, want 1", got)
+	}
+}
+
+// TestCanEndAtWhenEnforced: by default the SFU ends sessions at the grant's expiry and says so.
+func TestCanEndAtWhenEnforced(t *testing.T) {
+	e := newEnv(t, nil)
+	if pub, res := e.publish("live/cam", tokShort, 1); pub == nil {
+		t.Fatalf("publish: got %d", res.StatusCode)
+	}
+	if got := e.canEndAt.Load(); got != 1 {
+		t.Errorf("CanEndAt: got %v, want true", got == 1)
 	}
 }
 

@@ -60,6 +60,8 @@ type env struct {
 	api    *webrtc.API
 	revoke atomic.Bool // when set, every token is refused (Recheck tests)
 	broken atomic.Bool // when set, the backend cannot decide (returns an error) for every token
+	// canEndAt is the CanEndAt of the last request with a token: 1 true, 2 false.
+	canEndAt atomic.Int32
 }
 
 // Test tokens understood by env's authorizer.
@@ -89,6 +91,11 @@ var errBackendDown = errors.New("test backend: upstream unavailable")
 func (e *env) authorize(_ context.Context, req *authz.Request) (authz.Decision, error) {
 	if req.Token == "" {
 		return authz.Decision{}, nil // abstain: no credentials
+	}
+	if req.CanEndAt {
+		e.canEndAt.Store(1)
+	} else {
+		e.canEndAt.Store(2)
 	}
 	if e.broken.Load() {
 		return authz.Decision{}, errBackendDown

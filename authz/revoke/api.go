@@ -25,8 +25,10 @@ type Banner interface {
 	Ban(keyID, identity string, until time.Time) error
 }
 
-// APIHandler serves the operator's session API on the public listener, for callers allowed the
-// api action (guard.Check; Source "api"):
+// APIHandler serves the operator's session API on the public listener, for named callers allowed
+// the api action (guard.CheckNamed; Source "api"): an anonymous grant (`user: any`, which the
+// built-in defaults give loopback clients) may neither list nor kick, because a DNS-rebound page
+// shares the loopback address:
 //
 //	GET    /api/v1/sessions             {"sessions": [...]} every live session of every server
 //	DELETE /api/v1/sessions/{id}        end it; ?source= when several servers share the id;
@@ -34,7 +36,8 @@ type Banner interface {
 //	                                    its identity) for that long, on every server
 //
 // DELETE answers 202 with what happens next (the kick is asynchronous), 404 for an unknown id,
-// 409 when the id is ambiguous, 400 for a bad ban. It starts no goroutines.
+// 409 when the id is ambiguous, 400 for a bad ban, 401 (reason identity_required) for an
+// anonymous grant. It starts no goroutines.
 func APIHandler(rv *Revoker, auth Authorizer, ban Banner, now func() time.Time) http.Handler {
 	if now == nil {
 		now = time.Now
@@ -145,9 +148,12 @@ func (h *apiHandler) kick(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *apiHandler) authorize(w http.ResponseWriter, r *http.Request) bool {
-	d, ok := guard.Check(w, r, h.auth, authz.ActionAPI, "api")
+	d, ok := guard.CheckNamed(w, r, h.auth, authz.ActionAPI, "api")
 	if !ok {
-		writeError(w, d.HTTPStatus(), d.Message)
+		writeJSON(w, d.HTTPStatus(), struct {
+			Error  string `json:"error"`
+			Reason string `json:"reason,omitempty"`
+		}{d.Message, d.Reason})
 	}
 	return ok
 }

@@ -1,12 +1,14 @@
 // Package revoke ends live sessions whose grant is gone: a stream key revoked or rotated (the
 // key store's feed), an operator's kick, and the temporary ban a kick may carry. It finds the
 // sessions of a key or identity in what the servers reported (live.Registry and any other Lister)
-// and ends each through its server's Kicker (the SFU, nginx-rtmp's control module, MediaMTX's
-// and SRS's APIs), asynchronously: a hook answer never waits for a kick.
+// and ends each through its server's Kicker (the SFU, nginx-rtmp's control module, MediaMTX's,
+// SRS's and OvenMediaEngine's APIs), asynchronously: a hook answer never waits for a kick. It
+// also ends the sessions that a Rechecker (an adapter whose server never asks again) finds
+// expired or, after RecheckAll, denied.
 //
 // Servers without a Kicker end such sessions themselves at their next re-check (nginx-rtmp's
-// on_update, the SFU's) or at the grant's end (OvenMediaEngine's lifetime); the revoker notes
-// that instead.
+// on_update, the SFU's) or at the grant's end (OvenMediaEngine's lifetime, the only end for an
+// OME viewer); the revoker notes that instead.
 package revoke
 
 import (
@@ -24,6 +26,9 @@ import (
 var (
 	// ErrGone is wrapped by a Kicker whose server no longer has the session: the kick is done.
 	ErrGone = errors.New("revoke: session already gone")
+	// ErrUnsupported is wrapped by a Kicker whose server cannot end this kind of session (an
+	// OvenMediaEngine viewer): it is reported once, not retried.
+	ErrUnsupported = errors.New("revoke: this server cannot end this session from outside")
 	// ErrQueueFull is returned by Kick when Config.QueueSize kicks are waiting.
 	ErrQueueFull = errors.New("revoke: kick queue full")
 	// ErrNoKicker is returned by Kick for a source that has no Kicker.
@@ -51,6 +56,19 @@ func (f KickerFunc) Kick(ctx context.Context, s live.Session) error { return f(c
 // sessions the registry does not (MediaMTX, which reports no session end).
 type Lister interface {
 	Sessions() []live.Session
+}
+
+// Rechecker is a server adapter that remembers the requests that admitted its running sessions,
+// because its server never asks again and cannot end a session at a time (MediaMTX, SRS). The
+// revoker ends what it returns through the source's Kicker. An adapter whose server ends its own
+// sessions (the SFU) may implement it returning nothing.
+type Rechecker interface {
+	// Recheck decides every remembered session again and returns, forgetting them, those whose
+	// answer is a real denial (authz.Decision.Keep false). It must honour ctx.
+	Recheck(ctx context.Context) []live.Session
+	// Expired returns, forgetting them, the sessions whose grant has expired. It is called
+	// often and must be cheap when nothing has expired.
+	Expired() []live.Session
 }
 
 // Noter shows what a kick did next to the session; *live.Registry implements it.
@@ -112,13 +130,34 @@ type Revoker struct {
 	now     func() time.Time
 	wake    chan struct{}
 
-	mu      sync.Mutex
-	queue   []*job
-	pending []pending
+	recheckers []Rechecker
+
+	mu         sync.Mutex
+	queue      []*job
+	pending    []pending
+	recheckDue bool
 }
 
 // Option configures a Revoker.
 type Option func(*Revoker)
+
+// WithRecheckers adds adapters whose sessions Run ends when their grant expires, and re-decides
+// after RecheckAll.
+func WithRecheckers(rs ...Rechecker) Option {
+	return func(r *Revoker) { r.recheckers = append(r.recheckers, rs...) }
+}
+
+// RecheckAll asks Run to decide every remembered session of every Rechecker again (after a
+// reload: a user or key removed or revoked) and to end those now denied. It returns at once.
+func (r *Revoker) RecheckAll() {
+	r.mu.Lock()
+	r.recheckDue = true
+	r.mu.Unlock()
+	select {
+	case r.wake <- struct{}{}:
+	default:
+	}
+}
 
 // WithClock sets the clock (default time.Now).
 func WithClock(now func() time.Time) Option { return func(r *Revoker) { r.now = now } }
@@ -252,8 +291,9 @@ func (r *Revoker) noteKick(s live.Session, state string) {
 	}
 }
 
-// Run performs queued kicks, retries failed ones with backoff and starts revocations whose time
-// has come, until ctx ends. It is the revoker's only goroutine; kicks still queued then are
+// Run performs queued kicks, retries failed ones with backoff, starts revocations whose time
+// has come, ends the Recheckers' sessions whose grant expired (checked every 200ms) and runs the
+// re-checks RecheckAll asks for, until ctx ends. It is the revoker's only goroutine; kicks still queued then are
 // abandoned (logged).
 func (r *Revoker) Run(ctx context.Context) {
 	t := time.NewTicker(200 * time.Millisecond)
@@ -275,8 +315,33 @@ func (r *Revoker) Run(ctx context.Context) {
 	}
 }
 
+// recheck ends the sessions whose grant expired and, after RecheckAll, those a re-decision
+// denies, through their Kickers.
+func (r *Revoker) recheck(ctx context.Context) {
+	r.mu.Lock()
+	due := r.recheckDue
+	r.recheckDue = false
+	r.mu.Unlock()
+	for _, rc := range r.recheckers {
+		for _, s := range rc.Expired() {
+			_ = r.Kick(s, "grant expired")
+		}
+		if !due {
+			continue
+		}
+		ended := rc.Recheck(ctx)
+		for _, s := range ended {
+			_ = r.Kick(s, "grant removed (re-checked after a reload)")
+		}
+		if len(ended) > 0 {
+			r.log.Info("revoke: re-check ended sessions", "source", ended[0].Source, "sessions", len(ended))
+		}
+	}
+}
+
 // step starts due revocations and performs every due kick once.
 func (r *Revoker) step(ctx context.Context) {
+	r.recheck(ctx)
 	now := r.now()
 	r.mu.Lock()
 	var due []pending
@@ -336,6 +401,9 @@ func (r *Revoker) attempt(ctx context.Context, j *job) {
 	case errors.Is(err, ErrGone):
 		r.log.Info("revoke: session was already gone", attrs...)
 		r.noteKick(j.s, "done")
+	case errors.Is(err, ErrUnsupported):
+		r.log.Warn("revoke: this server cannot end this session; it ends at its grant's end or the server's next check", append(attrs, "error", err.Error())...)
+		r.noteKick(j.s, "not possible: "+err.Error())
 	case ctx.Err() != nil:
 		r.requeue(j) // shutting down: not the server's fault
 	case j.attempt >= r.cfg.MaxAttempts:

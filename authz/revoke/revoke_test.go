@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"strings"
 	"sync"
@@ -197,4 +198,83 @@ func (s *syncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+// fakeRechecker returns deny from Recheck (once per call) and expired from Expired.
+type fakeRechecker struct {
+	mu            sync.Mutex
+	deny, expired []live.Session
+	rechecks      int
+}
+
+func (f *fakeRechecker) Recheck(context.Context) []live.Session {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.rechecks++
+	out := f.deny
+	f.deny = nil
+	return out
+}
+
+func (f *fakeRechecker) Expired() []live.Session {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out := f.expired
+	f.expired = nil
+	return out
+}
+
+// TestRecheckAllAndExpiry: after RecheckAll, the sessions a Rechecker's re-decision denies are
+// ended through their server's Kicker, and so are sessions whose grant expired (no RecheckAll
+// needed); without RecheckAll nothing is re-decided.
+func TestRecheckAllAndExpiry(t *testing.T) {
+	k := &flaky{done: make(chan live.Session, 4)}
+	rc := &fakeRechecker{
+		deny:    []live.Session{{Source: "srs", ID: "removed-user"}},
+		expired: []live.Session{{Source: "srs", ID: "expired-grant"}},
+	}
+	r := New(Config{}, map[string]Kicker{"srs": k}, nil, nil, nil, WithRecheckers(rc))
+	r.step(context.Background()) // the expiry sweep runs every step
+	r.step(context.Background())
+	if s := wait(t, k.done); s.ID != "expired-grant" {
+		t.Fatalf("kicked %q, want expired-grant", s.ID)
+	}
+	if rc.rechecks != 0 {
+		t.Fatalf("re-decided %d times without RecheckAll", rc.rechecks)
+	}
+	r.RecheckAll()
+	r.step(context.Background()) // queues the kick
+	r.step(context.Background()) // performs it
+	if s := wait(t, k.done); s.ID != "removed-user" {
+		t.Fatalf("kicked %q, want removed-user", s.ID)
+	}
+	r.step(context.Background())
+	if rc.rechecks != 1 {
+		t.Errorf("re-decided %d times, want 1 per RecheckAll", rc.rechecks)
+	}
+}
+
+// TestUnsupportedKickNotRetried: a Kicker whose server cannot end this kind of session (an OME
+// viewer) is asked once; the registry says so.
+func TestUnsupportedKickNotRetried(t *testing.T) {
+	reg := live.NewRegistry()
+	reg.Record(live.Event{Type: live.Published, Path: "app/alice", Source: "ome", Session: "v1", KeyID: "key_a"})
+	var calls int
+	k := KickerFunc(func(context.Context, live.Session) error {
+		calls++
+		return fmt.Errorf("ome: kick: %w", ErrUnsupported)
+	})
+	r := New(Config{Backoff: time.Nanosecond}, map[string]Kicker{"ome": k}, []Lister{reg}, reg, nil)
+	if n := r.Revoke(Match{KeyID: "key_a"}, time.Time{}, "key revoked"); n != 1 {
+		t.Fatalf("queued %d kicks, want 1", n)
+	}
+	for i := 0; i < 3; i++ {
+		r.step(context.Background())
+	}
+	if calls != 1 {
+		t.Errorf("kick attempts: got %d, want 1", calls)
+	}
+	if st, _ := reg.Get("app/alice"); !strings.HasPrefix(st.Kick, "not possible") {
+		t.Errorf("registry kick state: got %q, want not possible", st.Kick)
+	}
 }

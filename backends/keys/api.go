@@ -18,7 +18,7 @@ import (
 )
 
 // Admin manages stored keys; *sqlitestore.Store implements it. Errors wrap ErrNotFound,
-// ErrInvalid, ErrReadOnly or ErrRevoked when they are the caller's fault.
+// ErrInvalid, ErrReadOnly, ErrRevoked or ErrExpired when they are the caller's fault.
 type Admin interface {
 	Create(ctx context.Context, spec Spec) (Record, string, error)
 	List(ctx context.Context) ([]Record, error)
@@ -44,7 +44,9 @@ const MaxBody = 16 << 10
 //	GET    /api/v1/keys/{id}          one key
 //	DELETE /api/v1/keys/{id}          revoke now; 200 with the key
 //	POST   /api/v1/keys/{id}/rotate   new key, old one revoked after {"grace": "10m"} (default 0);
-//	                                  201 with the new key's "secret" and "replaces"
+//	                                  201 with the new key's "secret" and "replaces"; 409
+//	                                  (reason expired) for an expired key, whose successor
+//	                                  would inherit the expiry: create a new key instead
 //
 // Every request is decided as action "api" (Source "api") with the Authorization header's
 // credentials and the client address from clientip.Addr. POST requires Content-Type
@@ -339,6 +341,8 @@ func (h *apiHandler) fail(w http.ResponseWriter, err error) {
 		problem(w, http.StatusServiceUnavailable, "read_only", "the key store is read-only (see the server log)")
 	case errors.Is(err, ErrRevoked):
 		problem(w, http.StatusConflict, "revoked", "the key is revoked; create a new one")
+	case errors.Is(err, ErrExpired):
+		problem(w, http.StatusConflict, "expired", "the key has expired, and its replacement would be too; create a new one")
 	default:
 		problem(w, http.StatusServiceUnavailable, "store_unavailable", "the key store is not available (see the server log)")
 	}

@@ -214,3 +214,38 @@ func TestAPIAnonymousGrantRefused(t *testing.T) {
 		t.Errorf("store holds %d keys (%v), want none", len(recs), err)
 	}
 }
+
+// TestAPIRotateExpiredKey: rotating an expired key is refused (409, reason expired) instead of
+// answering 201 with a new key that is already expired; the old key stays as it was.
+func TestAPIRotateExpiredKey(t *testing.T) {
+	t0 := time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
+	now := t0
+	st, err := sqlitestore.Open(context.Background(), filepath.Join(t.TempDir(), sqlitestore.FileName),
+		sqlitestore.WithClock(func() time.Time { return now }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	rec, _, err := st.Create(context.Background(), keys.Spec{Path: "live/alice", Expires: t0.Add(time.Hour)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	now = t0.Add(2 * time.Hour)
+	srv := httptest.NewServer(keys.APIHandler(st, adminOnly{}, nil, func() time.Time { return now }))
+	defer srv.Close()
+	req, _ := http.NewRequest(http.MethodPost, srv.URL+"/api/v1/keys/"+rec.ID+"/rotate", strings.NewReader(`{}`))
+	req.Header.Set("Content-Type", "application/json")
+	req.SetBasicAuth("admin", "pw")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusConflict || !strings.Contains(string(raw), `"expired"`) || strings.Contains(string(raw), "ghk_") {
+		t.Fatalf("rotate an expired key: got %d %s, want 409 expired", resp.StatusCode, raw)
+	}
+	if recs, err := st.List(context.Background()); err != nil || len(recs) != 1 || !recs[0].Revoked.IsZero() {
+		t.Fatalf("store after the refused rotation: %+v (%v), want the one key, not revoked", recs, err)
+	}
+}

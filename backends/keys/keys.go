@@ -66,6 +66,9 @@ var (
 	ErrReadOnly = errors.New("keys: read-only")
 	// ErrRevoked is wrapped by a Store asked to rotate a key that is already revoked.
 	ErrRevoked = errors.New("keys: key is revoked")
+	// ErrExpired is wrapped by a Store asked to rotate a key that has expired: its successor
+	// would be born expired (the expiry is kept across a rotation), so a new key is needed.
+	ErrExpired = errors.New("keys: key has expired")
 )
 
 // MinKeyLen is the shortest plain-text key accepted. Hook endpoints have no rate limit and
@@ -286,10 +289,11 @@ func (c *Config) UnmarshalYAML(n *yaml.Node) error {
 // as digests) or, with WithStore, a managed key from a Store. It is safe for concurrent use and
 // starts no goroutines; reloading means building a new Backend (the Store outlives it).
 type Backend struct {
-	keys    []Key
-	records []Record // keys[i] as a read-only Record with ID "config:<i+1>"
-	store   Store    // nil: YAML keys only
-	now     func() time.Time
+	keys     []Key
+	records  []Record // keys[i] as a read-only Record with ID "config:<i+1>" or "config:<instance>:<i+1>"
+	store    Store    // nil: YAML keys only
+	now      func() time.Time
+	instance string
 }
 
 // Option configures a Backend.
@@ -299,11 +303,38 @@ type Option func(*Backend)
 // refused as unknown.
 func WithStore(s Store) Option { return func(b *Backend) { b.store = s } }
 
+// WithInstance names the method instance the backend is, so that the ids of its YAML keys
+// ("config:<instance>:<n>") cannot collide with another instance's: they are key ids in
+// decisions, events, bans and revocations. Without it (or with ""), the ids are "config:<n>".
+// instance must not contain ':'.
+func WithInstance(instance string) Option { return func(b *Backend) { b.instance = instance } }
+
+// SharedSecret reports the first key of c whose secret is also a key of o, by index in each:
+// one secret in two method instances would be decided by whichever comes first, under two ids.
+func (c Config) SharedSecret(o Config) (i, j int, ok bool) {
+	for i := range c.Keys {
+		for j := range o.Keys {
+			if c.Keys[i].digest == o.Keys[j].digest {
+				return i, j, true
+			}
+		}
+	}
+	return 0, 0, false
+}
+
 // New returns a backend over cfg's keys. now is the clock used for expiry (nil: time.Now). It
 // re-validates keys built by hand and returns ErrInvalid for a zero Key or a repeated key.
 func New(cfg Config, now func() time.Time, opts ...Option) (*Backend, error) {
 	if now == nil {
 		now = time.Now
+	}
+	b := &Backend{keys: slices.Clone(cfg.Keys), now: now}
+	for _, o := range opts {
+		o(b)
+	}
+	idPrefix := "config:"
+	if b.instance != "" {
+		idPrefix += b.instance + ":"
 	}
 	var zero [sha256.Size]byte
 	records := make([]Record, len(cfg.Keys))
@@ -317,7 +348,7 @@ func New(cfg Config, now func() time.Time, opts ...Option) (*Backend, error) {
 			}
 		}
 		records[i] = Record{
-			ID:       fmt.Sprintf("config:%d", i+1),
+			ID:       fmt.Sprintf("%s%d", idPrefix, i+1),
 			Spec:     Spec{Owner: k.User, Path: k.Path, Actions: slices.Clone(k.Actions), Expires: k.Expires},
 			ReadOnly: true,
 		}
@@ -325,10 +356,7 @@ func New(cfg Config, now func() time.Time, opts ...Option) (*Backend, error) {
 			records[i].Revoked = time.Unix(0, 0).UTC()
 		}
 	}
-	b := &Backend{keys: slices.Clone(cfg.Keys), records: records, now: now}
-	for _, o := range opts {
-		o(b)
-	}
+	b.records = records
 	return b, nil
 }
 

@@ -194,3 +194,26 @@ func TestSecretPrefixIsCredsKeyPrefix(t *testing.T) {
 		t.Fatalf("got SecretPrefix %q, creds.KeyPrefix %q; want equal", SecretPrefix, creds.KeyPrefix)
 	}
 }
+
+// TestInstanceKeyIDs: two keys instances number their YAML keys from 1 each; WithInstance keeps
+// their ids apart (they are key ids in decisions, bans and revocations), and SharedSecret finds
+// a secret configured in both.
+func TestInstanceKeyIDs(t *testing.T) {
+	ka, _ := NewKey(aliceKey, "live/alice", "alice", nil, time.Time{})
+	kb, _ := NewKey("bob-key-0123456789abcdef", "live/bob", "bob", nil, time.Time{})
+	a, _ := New(Config{Keys: []Key{ka}}, nil, WithInstance("studio"))
+	b, _ := New(Config{Keys: []Key{kb}}, nil, WithInstance("guests"))
+	ra, rb := a.ConfigRecords(), b.ConfigRecords()
+	if ra[0].ID != "config:studio:1" || rb[0].ID != "config:guests:1" {
+		t.Fatalf("ids: got %q and %q, want config:studio:1 and config:guests:1", ra[0].ID, rb[0].ID)
+	}
+	if d, _ := a.Authorize(context.Background(), &authz.Request{Action: authz.ActionPublish, Path: "live/" + aliceKey}); d.KeyID != "config:studio:1" {
+		t.Errorf("decision key id: got %q, want config:studio:1", d.KeyID)
+	}
+	if _, _, ok := (Config{Keys: []Key{ka}}).SharedSecret(Config{Keys: []Key{kb}}); ok {
+		t.Error("SharedSecret: different keys reported as shared")
+	}
+	if i, j, ok := (Config{Keys: []Key{ka}}).SharedSecret(Config{Keys: []Key{kb, ka}}); !ok || i != 0 || j != 1 {
+		t.Errorf("SharedSecret: got %d, %d, %v; want 0, 1, true", i, j, ok)
+	}
+}

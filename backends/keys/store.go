@@ -100,7 +100,7 @@ func checkText(field, v string, max int) error {
 
 // Record is one key as stores and the API show it. It never holds the secret.
 type Record struct {
-	ID string // public, stable id such as "key_3kq7w2mhxa"; "config:N" for YAML keys
+	ID string // public, stable id such as "key_3kq7w2mhxa"; "config:N" or "config:<instance>:N" for YAML keys
 	Spec
 	Created  time.Time
 	Revoked  time.Time // zero: not revoked; in the future: a rotation's grace period

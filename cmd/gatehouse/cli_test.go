@@ -5,6 +5,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 )
@@ -153,5 +154,35 @@ func TestTokenTTLCap(t *testing.T) {
 				t.Errorf("stderr %q, stdout %q: want an error naming tokens.max_ttl and no token", errs, out)
 			}
 		})
+	}
+}
+
+// TestConfigExampleHookKeys: config.example.yml documents the hook adapters' server-API keys
+// (commented out, as they need a running server); uncommented, they load through the real loader.
+func TestConfigExampleHookKeys(t *testing.T) {
+	src, err := os.ReadFile("../../config.example.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	commented := regexp.MustCompile(`^(\s+)# ([a-z_]+: .*)$`)
+	lines := strings.Split(string(src), "\n")
+	inHooks := false
+	for i, l := range lines {
+		if l != "" && l[0] != ' ' && l[0] != '#' {
+			inHooks = strings.HasPrefix(l, "hooks:")
+		}
+		if m := commented.FindStringSubmatch(l); inHooks && m != nil {
+			lines[i] = m[1] + m[2]
+		}
+	}
+	t.Setenv("MTX_API_PASS", "x")
+	cfg, err := parseConfig("config.example.yml", []byte(strings.Join(lines, "\n")))
+	if err != nil {
+		t.Fatalf("config.example.yml with its hooks keys uncommented: %v", err)
+	}
+	h := cfg.Hooks
+	if h.NginxRTMP.ControlURL == "" || !h.MediaMTX.API.Configured() || h.MediaMTX.MaxSessions == 0 || !h.SRS.API.Configured() ||
+		!h.OME.API.Configured() || h.OME.Vhost == "" {
+		t.Errorf("config.example.yml lacks hooks.nginx_rtmp.control_url, hooks.mediamtx.api, hooks.mediamtx.max_sessions, hooks.srs.api, hooks.ome.api or hooks.ome.vhost: %+v", h)
 	}
 }

@@ -17,6 +17,7 @@ import (
 	"gatehouse/authz/conf"
 	"gatehouse/authz/live"
 	"gatehouse/authz/notify"
+	"gatehouse/backends/keys"
 	"gatehouse/backends/users"
 	"gatehouse/protocols/forwardauth"
 	"gatehouse/protocols/mediamtx"
@@ -233,6 +234,7 @@ func (a *AuthConfig) UnmarshalYAML(n *yaml.Node) error {
 	}
 	var errs []error
 	seenKey := map[string]bool{}
+	empty := map[string]*yaml.Node{} // sections written with nothing under them
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k, v := n.Content[i], n.Content[i+1]
 		switch {
@@ -251,8 +253,9 @@ func (a *AuthConfig) UnmarshalYAML(n *yaml.Node) error {
 		case "decision_timeout":
 			if err := v.Decode(&a.DecisionTimeout); err != nil {
 				errs = append(errs, err)
-			} else if a.DecisionTimeout < 0 {
-				errs = append(errs, conf.Errorf(v, "decision_timeout must not be negative (0 or absent: 5s)"))
+			} else if a.DecisionTimeout <= 0 {
+				// A written 0 would silently mean the default: only an absent key does.
+				errs = append(errs, conf.Errorf(v, "decision_timeout must not be 0 or negative: leave the key out for the default (5s), or write a positive value"))
 			}
 			continue
 		case "query_token_on_http":
@@ -260,7 +263,8 @@ func (a *AuthConfig) UnmarshalYAML(n *yaml.Node) error {
 			continue
 		}
 		if isNull(v) {
-			continue // "http:" with nothing under it configures nothing
+			empty[k.Value] = v // "http:" with nothing under it configures nothing
+			continue
 		}
 		s, err := methodTypeNamed(k.Value).factory.decode(v)
 		errs = append(errs, err)
@@ -271,7 +275,7 @@ func (a *AuthConfig) UnmarshalYAML(n *yaml.Node) error {
 			a.sections[k.Value] = s
 		}
 	}
-	errs = append(errs, a.resolve(seenKey)...)
+	errs = append(errs, a.resolve(seenKey, empty)...)
 	return conf.Join(errs...)
 }
 
@@ -294,8 +298,9 @@ func (a *AuthConfig) decodeMethods(n *yaml.Node) error {
 
 // resolve gives every method without config the settings of its type's section and checks that
 // ids are unique. present says which keys the file has (a section with errors is present but not
-// in sections: its errors are reported already).
-func (a *AuthConfig) resolve(present map[string]bool) []error {
+// in sections: its errors are reported already); empty holds the sections written with nothing
+// under them, which a method of that type cannot use (it would silently deny everything).
+func (a *AuthConfig) resolve(present map[string]bool, empty map[string]*yaml.Node) []error {
 	var errs []error
 	first := map[string]int{}
 	for i := range a.Methods {
@@ -313,8 +318,22 @@ func (a *AuthConfig) resolve(present map[string]bool) []error {
 		}
 		if s, ok := a.sections[m.Type]; ok {
 			m.settings = s
+		} else if n := empty[m.Type]; n != nil && !t.optional && !t.emptyOK {
+			errs = append(errs, conf.Errorf(n, "auth.%s is empty, so method %q would deny everything: give it its settings, or remove it from auth.methods", m.Type, m.ID))
 		} else if !t.optional && !present[m.Type] {
 			errs = append(errs, conf.Errorf(m.node, "method %q has no settings: add config: {...} to the entry, or an auth.%s section", m.ID, m.Type))
+		}
+	}
+	// One secret in two keys instances would be decided by whichever comes first, under two ids.
+	for i := range a.Methods {
+		ci, ok := a.Methods[i].settings.(*keys.Config)
+		for j := i + 1; ok && ci != nil && j < len(a.Methods); j++ {
+			if cj, ok := a.Methods[j].settings.(*keys.Config); ok && cj != nil {
+				if ki, kj, shared := ci.SharedSecret(*cj); shared {
+					errs = append(errs, conf.Errorf(a.Methods[j].node, "method %q: its keys[%d] has the same secret as keys[%d] of method %q; a stream key belongs to one instance",
+						a.Methods[j].ID, kj, ki, a.Methods[i].ID))
+				}
+			}
 		}
 	}
 	return errs

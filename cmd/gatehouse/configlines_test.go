@@ -28,6 +28,8 @@ func TestConfigErrorLines(t *testing.T) {
 			`t.yml:4: hooks.nginx_rtmp.max_body: max_body must not be negative`},
 		{"HS256 without hmac_secret", "auth:\n  methods: [jwt]\n  jwt:\n    providers:\n      - name: kc\n        jwks: https://kc.example/certs\n        algorithms:\n          - RS256\n          - HS256\n",
 			`t.yml:9: auth.jwt.providers[0].algorithms[1]: provider "kc": algorithm HS256 needs hmac_secret`},
+		{"methods with an empty section", "auth:\n  methods: [internal]\n  internal:\n",
+			`t.yml:3: auth.internal: auth.internal is empty, so method "internal" would deny everything`},
 		{"duplicate provider", "auth:\n  methods: [jwt]\n  jwt:\n    providers:\n      - {name: kc, jwks: https://a.example/c}\n      - {name: kc, jwks: https://b.example/c}\n",
 			`t.yml:6: auth.jwt.providers[1]: provider name "kc" is used twice`},
 	}
@@ -72,6 +74,7 @@ func TestWrittenZero(t *testing.T) {
 		{"auth:\n  internal:\n    cache_ttl: 0s\n    users: []\n", "t.yml:3: auth.internal.cache_ttl: cache_ttl must not be 0"},
 		{"sfu:\n  max_sessions: 0\n", "t.yml:2: sfu.max_sessions: max_sessions must not be 0"},
 		{"sfu:\n  gather_timeout: 0s\n", "t.yml:2: sfu.gather_timeout: gather_timeout must not be 0"},
+		{"auth:\n  decision_timeout: 0s\n", "t.yml:2: auth.decision_timeout: decision_timeout must not be 0"},
 	} {
 		if _, err := parseConfig("t.yml", []byte(tt.src)); err == nil || !strings.Contains(err.Error(), tt.want) {
 			t.Errorf("%q: got %v, want an error containing %q", tt.src, err, tt.want)

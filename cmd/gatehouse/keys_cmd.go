@@ -166,7 +166,7 @@ func configRecords(cfg *Config) []keys.Record {
 		if m.Type != "keys" || !ok || c == nil {
 			continue
 		}
-		if b, err := keys.New(*c, nil); err == nil {
+		if b, err := keys.New(*c, nil, keys.WithInstance(keysInstance(m.ID))); err == nil {
 			out = append(out, b.ConfigRecords()...)
 		}
 	}

@@ -49,7 +49,8 @@ type server struct {
 	web    *web.App                      // nil when the web section is absent
 	issuer atomic.Pointer[tokens.Issuer] // reloaded from data_dir on every reload (key rotation)
 	keys   *sqlitestore.Store            // managed stream keys; nil if the store could not be opened
-	mtx    *mediamtx.Handler             // remembers MediaMTX sessions for kicks
+	mtx    *mediamtx.Handler             // remembers MediaMTX sessions for kicks and re-checks
+	srs    *srs.Handler                  // remembers SRS sessions for re-checks
 	revoke *revoke.Revoker               // ends the live sessions of revoked keys and operator kicks
 
 	mu  sync.Mutex // guards gen and sum; held only while swapping, never across I/O
@@ -168,8 +169,17 @@ func serve(ctx context.Context, path string, stderr io.Writer, ready func(public
 
 	// Revocation: a key revoked or rotated in the store (API or CLI), or an operator's kick, ends
 	// the sessions it admitted on every server gatehouse can reach (revoke.Kicker per server).
+	// MediaMTX and SRS never ask again about a running session: their adapters remember the
+	// requests that admitted them, and the revoker ends those whose grant expires or that a
+	// re-check after a reload denies (RecheckAll); the SFU re-checks its own.
 	s.mtx = mediamtx.New(cfg.Hooks.MediaMTX, s.engine)
-	s.revoke = revoke.New(revoke.Config{}, s.kickers(cfg), []revoke.Lister{s.reg, s.mtx}, s.reg, log.With("component", "revoke"))
+	s.srs = srs.New(cfg.Hooks.SRS, s.engine, s.reg, log.With("adapter", "srs"))
+	recheckers := []revoke.Rechecker{s.mtx, s.srs}
+	if s.sfu != nil {
+		recheckers = append(recheckers, sfuRechecker{s.sfu, log})
+	}
+	s.revoke = revoke.New(revoke.Config{}, s.kickers(cfg), []revoke.Lister{s.reg, s.mtx}, s.reg, log.With("component", "revoke"),
+		revoke.WithRecheckers(recheckers...))
 	bg.Add(1)
 	go func() { defer bg.Done(); s.revoke.Run(bgCtx) }()
 	if keyStore != nil {
@@ -401,11 +411,9 @@ func (s *server) reload(ctx context.Context, why string) {
 		old.stop()
 	}()
 	s.log.Info("config reloaded", "trigger", why, "methods", methodList(cfg))
-	if s.sfu != nil { // grants may have been revoked: re-check every WebRTC session
-		if n := s.sfu.Recheck(ctx); n > 0 {
-			s.log.Info("sessions closed after reload", "count", n)
-		}
-	}
+	// Grants may have been removed or revoked: re-check every running session of every server
+	// that remembers them (the SFU, MediaMTX, SRS), in the revoker's goroutine.
+	s.revoke.RecheckAll()
 	if len(restart) > 0 {
 		s.log.Warn("config: these sections changed but apply only after a restart", "sections", restart)
 	}
@@ -465,6 +473,22 @@ func (s *server) apiMux() *http.ServeMux {
 	return mux
 }
 
+// sfuRechecker re-checks the SFU's sessions for the revoker; the SFU closes the denied ones
+// itself and ends expired grants in its own Run.
+type sfuRechecker struct {
+	sfu *sfu.SFU
+	log *slog.Logger
+}
+
+func (r sfuRechecker) Recheck(ctx context.Context) []live.Session {
+	if n := r.sfu.Recheck(ctx); n > 0 {
+		r.log.Info("sessions closed after reload", "count", n)
+	}
+	return nil
+}
+
+func (sfuRechecker) Expired() []live.Session { return nil }
+
 // kickers are the servers whose sessions gatehouse can end itself: the SFU always, nginx-rtmp
 // through its control module, MediaMTX and SRS through their APIs when configured. Without one,
 // a server ends a revoked session at its own next re-check (nginx-rtmp on_update) or not at all.
@@ -487,6 +511,9 @@ func (s *server) kickers(cfg *Config) map[string]revoke.Kicker {
 	if api := cfg.Hooks.SRS.API; api.Configured() {
 		k[srs.Source] = srs.NewKicker(api, nil, revoke.ErrGone)
 	}
+	if api := cfg.Hooks.OME.API; api.Configured() {
+		k[ome.Source] = ome.NewKicker(api, cfg.Hooks.OME.Vhost, nil, revoke.ErrGone, revoke.ErrUnsupported)
+	}
 	return k
 }
 
@@ -506,14 +533,20 @@ func (s *server) keysAPI() http.Handler {
 	if s.keys != nil {
 		admin = s.keys
 	}
-	configKeys := func() []keys.Record {
+	configKeys := func() []keys.Record { // every keys instance's, whatever its id
 		s.mu.Lock()
-		b, _ := s.gen.backend("keys").(*keys.Backend)
+		g := s.gen
 		s.mu.Unlock()
-		if b == nil {
+		var out []keys.Record
+		if g == nil || g.chain == nil {
 			return nil
 		}
-		return b.ConfigRecords()
+		for _, m := range g.chain.Methods() {
+			if b, ok := m.Backend.(*keys.Backend); ok {
+				out = append(out, b.ConfigRecords()...)
+			}
+		}
+		return out
 	}
 	return keys.APIHandler(admin, s.engine, configKeys, nil)
 }
@@ -526,7 +559,7 @@ func (s *server) hooksMux(cfg *Config, log *slog.Logger) *http.ServeMux {
 	mux.Handle("/hooks/mediamtx", s.mtx)
 	mux.Handle("/hooks/nginx-rtmp", nginxrtmp.New(cfg.Hooks.NginxRTMP, s.engine, s.reg, log.With("adapter", "nginx-rtmp")))
 	mux.Handle("/hooks/ome", ome.New(cfg.Hooks.OME, s.engine, s.reg, log.With("adapter", "ome")))
-	mux.Handle("/hooks/srs", srs.New(cfg.Hooks.SRS, s.engine, s.reg, log.With("adapter", "srs")))
+	mux.Handle("/hooks/srs", s.srs)
 	// No method pattern: Traefik with preserveRequestMethod forwards the client's method.
 	mux.Handle("/hooks/forward-auth", forwardauth.New(cfg.Hooks.ForwardAuth, s.engine, s.reg, log.With("adapter", "forward-auth")))
 	return mux

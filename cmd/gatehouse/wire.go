@@ -59,7 +59,10 @@ type methodType struct {
 	name string
 	// optional: an instance may have no settings (jwt: it then trusts gatehouse's own tokens).
 	optional bool
-	factory  methodFactory
+	// emptyOK: a section written with nothing under it is useful (keys: only the managed keys
+	// of data_dir); for other types it is an error, since it would silently deny everything.
+	emptyOK bool
+	factory methodFactory
 }
 
 // methodTypes is the catalogue of method types, in documentation order (also the order of the
@@ -70,8 +73,8 @@ func methodTypes() []methodType {
 		{name: "internal", factory: factory(func(c *users.Config, _ instance) (authz.Backend, func(context.Context), func(), error) {
 			return users.New(*c), nil, nil, nil
 		})},
-		{name: "keys", factory: factory(func(c *keys.Config, in instance) (authz.Backend, func(context.Context), func(), error) {
-			var opts []keys.Option
+		{name: "keys", emptyOK: true, factory: factory(func(c *keys.Config, in instance) (authz.Backend, func(context.Context), func(), error) {
+			opts := []keys.Option{keys.WithInstance(keysInstance(in.id))}
 			if in.keyStore != nil { // managed keys (gatehouse keys create, /api/v1/keys)
 				opts = append(opts, keys.WithStore(in.keyStore))
 			}
@@ -104,6 +107,16 @@ func methodTypes() []methodType {
 			return b, nil, func() { _ = b.Close() }, nil
 		})},
 	}
+}
+
+// keysInstance is the instance name a keys method gives its YAML keys' ids: none for the
+// default id "keys" (ids config:<n>, as before several instances were possible), its id for any
+// other ("config:<id>:<n>"), so two instances' ids never collide.
+func keysInstance(id string) string {
+	if id == "keys" {
+		return ""
+	}
+	return id
 }
 
 // methodTypeNamed returns the catalogue entry of the type name, or nil.

@@ -6,7 +6,6 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"sync"
 	"time"
 
 	"gatehouse/authz"
@@ -27,6 +26,8 @@ import (
 type Config struct {
 	API         conf.Endpoint `yaml:"api"`
 	MaxSessions int           `yaml:"max_sessions" conf:"nonzero"`
+	// Now is the clock for remembered sessions and their grants' expiry (nil: time.Now).
+	Now func() time.Time `yaml:"-"`
 }
 
 // DefaultMaxSessions is Config.MaxSessions' default.
@@ -36,46 +37,16 @@ const DefaultMaxSessions = 10_000
 // an entry is only a candidate for a kick (a kick of an ended session answers 404, which is fine).
 const sessionTTL = 24 * time.Hour
 
-// sessions remembers admitted publish and read sessions (id, path, who), bounded, because
-// MediaMTX's auth request is the only thing it tells gatehouse about a session.
-type sessions struct {
-	max int
-	now func() time.Time
-	mu  sync.Mutex
-	m   map[string]entry
-}
-
-type entry struct {
-	s    live.Session
-	seen time.Time
-}
-
-func (t *sessions) add(req *authz.Request, d authz.Decision) {
+// add remembers an admitted publish or read session with the request that admitted it, for
+// kicks, re-checks after a reload and the grant's expiry (MediaMTX's auth request is the only
+// thing it tells gatehouse about a session).
+func (h *Handler) add(req *authz.Request, d authz.Decision) {
 	if req.ID == "" || !d.Allowed() || (req.Action != authz.ActionPublish && req.Action != authz.ActionRead) {
 		return
 	}
-	now := t.now()
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if _, ok := t.m[req.ID]; !ok && len(t.m) >= t.max {
-		for id, e := range t.m {
-			if now.Sub(e.seen) >= sessionTTL {
-				delete(t.m, id)
-			}
-		}
-		if len(t.m) >= t.max {
-			return // full: this session cannot be kicked through the API
-		}
-	}
-	t.m[req.ID] = entry{s: live.Session{Source: Source, ID: req.ID, Path: req.Path, Protocol: req.Protocol,
+	h.sessions.Add(live.Session{Source: Source, ID: req.ID, Path: req.Path, Protocol: req.Protocol,
 		Identity: d.Identity, Remote: addr(req), KeyID: d.KeyID, KeyLabel: d.KeyLabel,
-		Publish: req.Action == authz.ActionPublish}, seen: now}
-}
-
-func (t *sessions) forget(id string) {
-	t.mu.Lock()
-	delete(t.m, id)
-	t.mu.Unlock()
+		Publish: req.Action == authz.ActionPublish}, req, d)
 }
 
 func addr(req *authz.Request) string {
@@ -88,18 +59,19 @@ func addr(req *authz.Request) string {
 // Sessions lists the publish and read sessions MediaMTX asked about and gatehouse allowed in the
 // last 24 hours (MediaMTX reports no end, so some may have ended), for revocation and the
 // operator's kick. It implements revoke.Lister.
-func (h *Handler) Sessions() []live.Session {
-	now := h.sessions.now()
-	h.sessions.mu.Lock()
-	defer h.sessions.mu.Unlock()
-	out := make([]live.Session, 0, len(h.sessions.m))
-	for _, e := range h.sessions.m {
-		if now.Sub(e.seen) < sessionTTL {
-			out = append(out, e.s)
-		}
-	}
-	return out
+func (h *Handler) Sessions() []live.Session { return h.sessions.Sessions() }
+
+// Recheck decides every remembered session again (after a reload) and returns those now really
+// denied, forgetting them; the caller ends them through MediaMTX's API. It implements
+// revoke.Rechecker.
+func (h *Handler) Recheck(ctx context.Context) []live.Session {
+	return h.sessions.Recheck(ctx, h.auth)
 }
+
+// Expired returns the remembered sessions whose grant has expired, forgetting them: MediaMTX
+// cannot end a session at a time, so the caller ends them through its API. It implements
+// revoke.Rechecker.
+func (h *Handler) Expired() []live.Session { return h.sessions.Expired() }
 
 // kickPaths are the API paths that end a session, by the protocol MediaMTX's auth request names,
 // for the id it sends (MediaMTX v1.x internal/api: the RTMP and SRT connection's id, the RTSP,
@@ -163,7 +135,7 @@ func NewKicker(api conf.Endpoint, client *http.Client, gone error, h *Handler) *
 	}
 	k := &Kicker{api: api, client: client, gone: gone, forget: func(string) {}}
 	if h != nil {
-		k.forget = h.sessions.forget
+		k.forget = h.sessions.Forget
 	}
 	return k
 }

@@ -134,3 +134,53 @@ func TestHandlerRemembersSessions(t *testing.T) {
 		t.Errorf("after the kick: got %+v, want none", got)
 	}
 }
+
+// TestHandlerRechecksAndExpires: MediaMTX never asks again about a session, so the handler keeps
+// the request that admitted it: a re-check after the grant is gone returns it (for a kick), and
+// a grant with an expiry returns it from Expired when the (injected) clock passes it.
+func TestHandlerRechecksAndExpires(t *testing.T) {
+	now := time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
+	var mu sync.Mutex
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	removed := map[string]bool{}
+	eng := authz.NewEngine(authz.NewChain(authz.Method{Name: "users", Backend: authz.BackendFunc(
+		func(_ context.Context, r *authz.Request) (authz.Decision, error) {
+			mu.Lock()
+			defer mu.Unlock()
+			if r.User == "" || removed[r.User] {
+				return authz.Denying(authz.Unauthenticated, authz.ReasonBadCredentials, "no"), nil
+			}
+			exp := time.Time{}
+			if r.User == "carol" {
+				exp = now.Add(time.Minute) // a short grant
+			}
+			return authz.Allowing(r.User, exp), nil
+		})}), nil, authz.WithClock(clock))
+	h := New(Config{Now: clock}, eng)
+	for _, u := range []string{"alice", "bob", "carol"} {
+		body := `{"action":"publish","path":"live/` + u + `","protocol":"rtmp","id":"` + u + `","user":"` + u + `","password":"pw-` + u + `"}`
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest("POST", "/hooks/mediamtx", strings.NewReader(body)))
+		if rec.Code != 200 {
+			t.Fatalf("%s: %d", u, rec.Code)
+		}
+	}
+	if got := h.Expired(); len(got) != 0 {
+		t.Fatalf("expired before its time: %+v", got)
+	}
+	mu.Lock()
+	removed["bob"] = true // a reload removed bob
+	mu.Unlock()
+	if got := h.Recheck(context.Background()); len(got) != 1 || got[0].ID != "bob" {
+		t.Fatalf("re-check: got %+v, want bob's session", got)
+	}
+	mu.Lock()
+	now = now.Add(time.Minute)
+	mu.Unlock()
+	if got := h.Expired(); len(got) != 1 || got[0].ID != "carol" {
+		t.Fatalf("expired: got %+v, want carol's session", got)
+	}
+	if got := h.Sessions(); len(got) != 1 || got[0].ID != "alice" {
+		t.Errorf("remembered: got %+v, want only alice's", got)
+	}
+}

@@ -11,11 +11,11 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"time"
 
 	"gatehouse/authz"
 	"gatehouse/authz/creds"
 	"gatehouse/authz/hookio"
+	"gatehouse/authz/recheck"
 )
 
 // MaxBody is the largest request body accepted (hookio.DefaultMaxBody).
@@ -40,7 +40,7 @@ const Source = "mediamtx"
 // ended through MediaMTX's API (Kicker).
 type Handler struct {
 	auth     Authorizer
-	sessions sessions
+	sessions *recheck.Table
 }
 
 // New returns a Handler asking auth, remembering at most cfg.MaxSessions sessions.
@@ -48,7 +48,7 @@ func New(cfg Config, auth Authorizer) *Handler {
 	if cfg.MaxSessions <= 0 {
 		cfg.MaxSessions = DefaultMaxSessions
 	}
-	return &Handler{auth: auth, sessions: sessions{max: cfg.MaxSessions, now: time.Now, m: map[string]entry{}}}
+	return &Handler{auth: auth, sessions: recheck.New(cfg.MaxSessions, sessionTTL, cfg.Now)}
 }
 
 // wireRequest is MediaMTX's body (internal/auth/manager.go). Unknown fields are ignored: MediaMTX
@@ -160,7 +160,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	d := h.auth.Authorize(r.Context(), req)
-	h.sessions.add(req, d)
+	h.add(req, d)
 	writeJSON(w, d.HTTPStatus(), reply{Allowed: d.Allowed(), Reason: d.Reason, Message: d.Message})
 }
 

@@ -39,6 +39,7 @@ import (
 	"unicode/utf8"
 
 	"gatehouse/authz"
+	"gatehouse/authz/conf"
 	"gatehouse/authz/creds"
 	"gatehouse/authz/hookio"
 	"gatehouse/authz/live"
@@ -88,6 +89,13 @@ type Config struct {
 	// nor jwt is present. nil (unset): [access_key], the convention of OvenEmprex-style setups
 	// ("?access_key=KEY"); an explicit empty list disables the fallback.
 	TokenParams []string `yaml:"token_params"`
+	// API is OME's REST API (<Managers><API>), used to end the publish session of a revoked
+	// stream key, an operator's kick or a grant a reload removed (Kicker): {url:
+	// http://127.0.0.1:8081, user:, password:} with the <AccessToken> "user:password". Default:
+	// none; a publish then ends at its grant's lifetime, if it has one.
+	API conf.Endpoint `yaml:"api"`
+	// Vhost is the OME virtual host name in API paths (default "default").
+	Vhost string `yaml:"vhost"`
 }
 
 // Handler serves POST /hooks/ome. It starts no goroutines and is safe for concurrent use.

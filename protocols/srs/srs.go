@@ -23,12 +23,14 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"time"
 
 	"gatehouse/authz"
 	"gatehouse/authz/conf"
 	"gatehouse/authz/creds"
 	"gatehouse/authz/hookio"
 	"gatehouse/authz/live"
+	"gatehouse/authz/recheck"
 )
 
 // MaxBody is the largest request body accepted (hookio.DefaultMaxBody).
@@ -70,6 +72,8 @@ type Config struct {
 	// operator's kick (Kicker): {url: http://127.0.0.1:1985, user:, password:} (user and
 	// password when http_api.auth is enabled). Default: none; sessions then run until they end.
 	API conf.Endpoint `yaml:"api"`
+	// Now is the clock for running sessions and their grants' expiry (nil: time.Now).
+	Now func() time.Time `yaml:"-"`
 }
 
 // Handler serves POST /hooks/srs. It starts no goroutines and is safe for concurrent use.
@@ -79,7 +83,17 @@ type Handler struct {
 	log          *slog.Logger
 	includeVhost bool
 	tokenParams  []string
+	// sessions remembers each running publish and play session with the request that admitted
+	// it, until on_unpublish or on_stop: SRS never asks again, so gatehouse re-decides them after
+	// a reload and notices their grant's expiry (Recheck, Expired).
+	sessions *recheck.Table
 }
+
+// maxSessions bounds Handler.sessions; sessionTTL forgets a session whose end SRS never reported.
+const (
+	maxSessions = 100_000
+	sessionTTL  = 24 * time.Hour
+)
 
 // New returns a Handler asking auth and reporting streams and viewers to rec (nil: not
 // reported), logging to log (nil: discard).
@@ -93,8 +107,20 @@ func New(cfg Config, auth Authorizer, rec Recorder, log *slog.Logger) *Handler {
 		log:          log,
 		includeVhost: cfg.IncludeVhost,
 		tokenParams:  append([]string(nil), cfg.TokenParams...),
+		sessions:     recheck.New(maxSessions, sessionTTL, cfg.Now),
 	}
 }
+
+// Recheck decides every running session again (after a reload) and returns those now really
+// denied, forgetting them; the caller ends them through SRS's API. It implements
+// revoke.Rechecker.
+func (h *Handler) Recheck(ctx context.Context) []live.Session {
+	return h.sessions.Recheck(ctx, h.auth)
+}
+
+// Expired returns the running sessions whose grant has expired, forgetting them: SRS cannot end
+// a session at a time, so the caller ends them through its API. It implements revoke.Rechecker.
+func (h *Handler) Expired() []live.Session { return h.sessions.Expired() }
 
 // Hook is an SRS http_hooks document (srs_app_http_hooks.cpp), the union of every action's
 // fields in v3–v7. Unknown fields are ignored.
@@ -213,9 +239,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case "on_play":
 		h.decide(r.Context(), w, hook, authz.ActionRead, live.Joined)
 	case "on_unpublish":
+		h.sessions.Forget(hook.SessionID())
 		h.record(hook, live.Unpublished, authz.Decision{})
 		allow(w)
 	case "on_stop":
+		h.sessions.Forget(hook.SessionID())
 		h.record(hook, live.Left, authz.Decision{})
 		allow(w)
 	case "on_connect", "on_close", "on_dvr", "on_hls", "on_hls_notify":
@@ -257,8 +285,19 @@ func (h *Handler) decide(ctx context.Context, w http.ResponseWriter, hook *Hook,
 		deny(w, d.HTTPStatus(), message(d))
 		return
 	}
+	h.sessions.Add(h.session(hook, path, d), req, d)
 	h.record(hook, ev, d)
 	allow(w)
+}
+
+// session is the live.Session of an admitted hook, as the registry lists it.
+func (h *Handler) session(hook *Hook, path string, d authz.Decision) live.Session {
+	s := live.Session{Source: Source, ID: hook.SessionID(), Path: path, Protocol: hook.Protocol(),
+		Identity: d.Identity, KeyID: d.KeyID, KeyLabel: d.KeyLabel, Publish: hook.Action == "on_publish"}
+	if ip, ok := hookio.ParseIP(hook.IP); ok {
+		s.Remote = ip.String()
+	}
+	return s
 }
 
 // record reports a start (d: the decision that admitted it) or an end (d zero).

@@ -31,6 +31,7 @@ import (
 	"encoding/base32"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net/netip"
 	"net/url"
 	"os"
@@ -140,6 +141,12 @@ func Open(ctx context.Context, path string, opts ...Option) (*Store, error) {
 		// Root ignores permission bits, so honour them explicitly: an operator who made the file
 		// read-only means it.
 		s.readOnly = fi.Mode().Perm()&0o222 == 0
+	} else if errors.Is(err, fs.ErrNotExist) {
+		// Created 0600 before SQLite opens it: SQLite gives its -wal and -shm files the
+		// database file's mode, and the store holds key digests and owners.
+		if err := createPrivate(path); err != nil {
+			return nil, fmt.Errorf("sqlitestore: %w", err)
+		}
 	}
 	db, err := sql.Open("sqlite", dsn(path, s.readOnly))
 	if err != nil {
@@ -288,7 +295,8 @@ func (s *Store) Touch(id string, t time.Time, addr netip.Addr) {
 	}
 }
 
-// Flush writes the collected last-use records in one transaction.
+// Flush writes the collected last-use records in one transaction. When it cannot (the file is
+// busy, the disk full), the records are kept for the next flush, merged with newer ones.
 func (s *Store) Flush(ctx context.Context) error {
 	s.mu.Lock()
 	batch := s.pending
@@ -297,9 +305,23 @@ func (s *Store) Flush(ctx context.Context) error {
 	if len(batch) == 0 {
 		return nil
 	}
+	if err := s.write(ctx, batch); err != nil {
+		s.mu.Lock()
+		for id, u := range batch {
+			if p, ok := s.pending[id]; !ok || u.at.After(p.at) {
+				s.pending[id] = u
+			}
+		}
+		s.mu.Unlock()
+		return fmt.Errorf("sqlitestore: flush: %w", err)
+	}
+	return nil
+}
+
+func (s *Store) write(ctx context.Context, batch map[string]use) error {
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
-		return fmt.Errorf("sqlitestore: flush: %w", err)
+		return err
 	}
 	defer tx.Rollback()
 	for id, u := range batch {
@@ -309,13 +331,10 @@ func (s *Store) Flush(ctx context.Context) error {
 		}
 		if _, err := tx.ExecContext(ctx, `UPDATE keys SET last_used = ?, last_addr = ? WHERE id = ? AND last_used < ?`,
 			millis(u.at), addr, id, millis(u.at)); err != nil {
-			return fmt.Errorf("sqlitestore: flush: %w", err)
+			return err
 		}
 	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("sqlitestore: flush: %w", err)
-	}
-	return nil
+	return tx.Commit()
 }
 
 var idEncoding = base32.NewEncoding("abcdefghijklmnopqrstuvwxyz234567").WithPadding(base32.NoPadding)
@@ -499,6 +518,11 @@ func (s *Store) Rotate(ctx context.Context, id string, grace time.Duration) (new
 	if !old.Revoked.IsZero() {
 		return newRec, "", old, fmt.Errorf("sqlitestore: rotate %s: %w", id, keys.ErrRevoked)
 	}
+	if !old.Expires.IsZero() && !now.Before(old.Expires) {
+		// The successor keeps the expiry: it would be born expired. Refused rather than given a
+		// new lifetime, which would let a rotation extend a short-lived credential forever.
+		return newRec, "", old, fmt.Errorf("sqlitestore: rotate %s: %w", id, keys.ErrExpired)
+	}
 	spec := old.Spec
 	spec.Actions, spec.Protocols = slices.Clone(spec.Actions), slices.Clone(spec.Protocols)
 	if newRec, secret, err = s.insert(ctx, tx, spec); err != nil {
@@ -519,13 +543,27 @@ func (s *Store) Backup(ctx context.Context, dst string) error {
 	if err := s.check(false); err != nil {
 		return err
 	}
-	if _, err := os.Stat(dst); err == nil {
+	// VACUUM INTO fills an empty file: creating it here, exclusively and 0600, refuses an
+	// existing file without a race and keeps the copy as private as the store.
+	if err := createPrivate(dst); errors.Is(err, fs.ErrExist) {
 		return fmt.Errorf("sqlitestore: backup: %s exists; choose a new file", dst)
+	} else if err != nil {
+		return fmt.Errorf("sqlitestore: backup: %w", err)
 	}
 	if _, err := s.db.ExecContext(ctx, `VACUUM INTO ?`, dst); err != nil {
+		_ = os.Remove(dst)
 		return fmt.Errorf("sqlitestore: backup to %s: %w", dst, err)
 	}
 	return nil
+}
+
+// createPrivate creates the empty file path with mode 0600; it fails if path exists.
+func createPrivate(path string) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return err
+	}
+	return f.Close()
 }
 
 // Subscribe registers fn to be called, from Run's goroutine, for every revocation committed by
@@ -621,10 +659,8 @@ func (s *Store) Close() error {
 		s.mu.Unlock()
 		return nil
 	}
+	s.closed = true // from here Touch records nothing, so the flush below writes every use
 	s.mu.Unlock()
 	err := s.Flush(context.Background())
-	s.mu.Lock()
-	s.closed = true
-	s.mu.Unlock()
 	return errors.Join(err, s.db.Close())
 }

@@ -1,0 +1,99 @@
+package nginxrtmp
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"gatehouse/authz"
+	"gatehouse/authz/conf"
+	"gatehouse/authz/live"
+	"gatehouse/authz/logtest"
+	"gatehouse/backends/keys"
+	"gatehouse/backends/keys/sqlitestore"
+	"gatehouse/protocols/nginxtest"
+)
+
+// TestNginxRTMPControlDrop: real nginx-rtmp with its control module (`rtmp_control all;`) and
+// ffmpeg publishing with a managed key as the stream name. Without on_update, only the Kicker's
+// drop can end the publish: it does so at once, under the public name the key was renamed to,
+// and a second drop of the same session reports it gone.
+func TestNginxRTMPControlDrop(t *testing.T) {
+	nginx, module := requireTools(t)
+	ctx := context.Background()
+	store, err := sqlitestore.Open(ctx, filepath.Join(t.TempDir(), sqlitestore.FileName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = store.Close() })
+	kb, err := keys.New(keys.Config{}, nil, keys.WithStore(store))
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := slog.New(slog.NewTextHandler(new(logtest.Buffer), nil))
+	engine := authz.NewEngine(authz.NewChain(authz.Method{Name: "keys", Backend: kb}), log)
+	rec := newRecorder()
+	srv := httptest.NewServer(New(Config{}, engine, rec, log))
+	t.Cleanup(srv.Close)
+	hook := srv.URL + "/hooks/nginx-rtmp"
+
+	var sock string
+	n := nginxtest.Start(t, nginx, func(dir string, port int) string {
+		sock = filepath.Join(dir, "control.sock")
+		return fmt.Sprintf(`load_module %s;
+daemon off;
+master_process off;
+worker_processes 1;
+error_log %s info;
+pid %s;
+events { worker_connections 128; }
+http {
+    access_log off;
+    server {
+        listen unix:%s;
+        location /control { rtmp_control all; }
+    }
+}
+rtmp {
+    server {
+        listen 127.0.0.1:%d;
+        application live {
+            live on;
+            on_publish %s;
+            on_done %s;
+        }
+    }
+}
+`, module, filepath.Join(dir, "error.log"), filepath.Join(dir, "nginx.pid"), sock, port, hook, hook)
+	})
+	client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			return (&net.Dialer{}).DialContext(ctx, "unix", sock)
+		}}}
+	gone := errors.New("gone")
+	k := NewKicker(conf.Endpoint{URL: "http://nginx/control"}, client, gone)
+
+	_, secret, err := store.Create(ctx, keys.Spec{Path: "live/alice", Label: "Alice OBS"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := publish(t, "rtmp://"+n.Addr+"/live/"+secret, 60*time.Second)
+	e := rec.WaitFor(t, 15*time.Second, "published live/alice", is(live.Published, "live/alice"))
+	s := live.Session{Source: Source, ID: e.Session, Path: e.Path, Publish: true}
+	if err := k.Kick(ctx, s); err != nil {
+		t.Fatalf("drop: %v", err)
+	}
+	if !waitExit(p, 10*time.Second) {
+		t.Fatal("the publisher still runs 10s after the drop")
+	}
+	if err := k.Kick(ctx, s); !errors.Is(err, gone) {
+		t.Errorf("second drop: got %v, want gone", err)
+	}
+}
