@@ -1,9 +1,12 @@
 package conf
 
 import (
+	"context"
+	"io"
 	"net/http"
 	"net/url"
 	"strings"
+	"time"
 
 	"gopkg.in/yaml.v3"
 )
@@ -57,4 +60,31 @@ func (e Endpoint) SetAuth(r *http.Request) {
 	if e.User != "" || e.Password != "" {
 		r.SetBasicAuth(e.User, e.Password)
 	}
+}
+
+// DefaultCallTimeout bounds a Call made with a nil client.
+const DefaultCallTimeout = 5 * time.Second
+
+// maxCallBody bounds how much of an answer Call reads.
+const maxCallBody = 64 << 10
+
+// Call sends method to the endpoint's URL + pathAndQuery (already escaped) with its Basic
+// credentials, through client (nil: one with DefaultCallTimeout), and returns the status and at
+// most 64 KiB of the body. A transport error never carries the password.
+func (e Endpoint) Call(ctx context.Context, client *http.Client, method, pathAndQuery string) (int, []byte, error) {
+	if client == nil {
+		client = &http.Client{Timeout: DefaultCallTimeout}
+	}
+	req, err := http.NewRequestWithContext(ctx, method, e.URL+pathAndQuery, nil)
+	if err != nil {
+		return 0, nil, err
+	}
+	e.SetAuth(req)
+	resp, err := client.Do(req)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxCallBody))
+	return resp.StatusCode, body, err
 }

@@ -3,7 +3,6 @@ package mediamtx
 import (
 	"context"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"time"
@@ -95,25 +94,17 @@ func (k *Kicker) Kick(ctx context.Context, s live.Session) error {
 		return fmt.Errorf("mediamtx: kick: protocol %q has no kick endpoint", s.Protocol)
 	}
 	for _, p := range paths {
-		req, err := http.NewRequestWithContext(ctx, http.MethodPost, k.api.URL+p+url.PathEscape(s.ID), nil)
-		if err != nil {
-			return fmt.Errorf("mediamtx: kick: %w", err)
-		}
-		k.api.SetAuth(req)
-		resp, err := k.client.Do(req)
-		if err != nil {
-			return fmt.Errorf("mediamtx: kick: %w", err)
-		}
-		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
-		resp.Body.Close()
+		status, _, err := k.api.Call(ctx, k.client, http.MethodPost, p+url.PathEscape(s.ID))
 		switch {
-		case resp.StatusCode/100 == 2:
+		case err != nil:
+			return fmt.Errorf("mediamtx: kick: %w", err)
+		case status/100 == 2:
 			k.forget(s.ID)
 			return nil
-		case resp.StatusCode == http.StatusNotFound:
+		case status == http.StatusNotFound:
 			continue
 		}
-		return fmt.Errorf("mediamtx: kick: %s answered %s", p, resp.Status)
+		return fmt.Errorf("mediamtx: kick: %s answered %d %s", p, status, http.StatusText(status))
 	}
 	k.forget(s.ID)
 	return fmt.Errorf("mediamtx: kick: %w", k.gone)
@@ -127,12 +118,9 @@ type Kicker struct {
 	forget func(id string)
 }
 
-// NewKicker returns a Kicker calling api with client (nil: a client with a 5 s timeout). gone is
-// the error a vanished session wraps (revoke.ErrGone); h, if not nil, forgets kicked sessions.
+// NewKicker returns a Kicker calling api with client (nil: conf.DefaultCallTimeout). gone is the
+// error a vanished session wraps (revoke.ErrGone); h, if not nil, forgets kicked sessions.
 func NewKicker(api conf.Endpoint, client *http.Client, gone error, h *Handler) *Kicker {
-	if client == nil {
-		client = &http.Client{Timeout: 5 * time.Second}
-	}
 	k := &Kicker{api: api, client: client, gone: gone, forget: func(string) {}}
 	if h != nil {
 		k.forget = h.sessions.Forget

@@ -3,11 +3,9 @@ package nginxrtmp
 import (
 	"context"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"strings"
-	"time"
 
 	"gatehouse/authz/conf"
 	"gatehouse/authz/live"
@@ -27,9 +25,6 @@ type Kicker struct {
 // http://127.0.0.1:8080/control) with client (nil: a 5 s timeout); gone is the error a vanished
 // session wraps (revoke.ErrGone).
 func NewKicker(control conf.Endpoint, client *http.Client, gone error) *Kicker {
-	if client == nil {
-		client = &http.Client{Timeout: 5 * time.Second}
-	}
 	return &Kicker{control: control, client: client, gone: gone}
 }
 
@@ -47,19 +42,12 @@ func (k *Kicker) Kick(ctx context.Context, s live.Session) error {
 		kind = "publisher"
 	}
 	q := url.Values{"app": {app}, "name": {name}, "clientid": {clientID}}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, k.control.URL+"/drop/"+kind+"?"+q.Encode(), nil)
+	status, body, err := k.control.Call(ctx, k.client, http.MethodGet, "/drop/"+kind+"?"+q.Encode())
 	if err != nil {
 		return fmt.Errorf("nginxrtmp: kick: %w", err)
 	}
-	k.control.SetAuth(req)
-	resp, err := k.client.Do(req)
-	if err != nil {
-		return fmt.Errorf("nginxrtmp: kick: %w", err)
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<10))
-	if resp.StatusCode/100 != 2 {
-		return fmt.Errorf("nginxrtmp: kick: control answered %s", resp.Status)
+	if status/100 != 2 {
+		return fmt.Errorf("nginxrtmp: kick: control answered %d %s", status, http.StatusText(status))
 	}
 	if strings.TrimSpace(string(body)) == "0" {
 		return fmt.Errorf("nginxrtmp: kick: %w", k.gone)

@@ -3,11 +3,9 @@ package ome
 import (
 	"context"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"strings"
-	"time"
 
 	"gatehouse/authz/conf"
 	"gatehouse/authz/live"
@@ -35,9 +33,6 @@ type Kicker struct {
 // timeout). gone is the error a vanished stream wraps (revoke.ErrGone), unsupported the one a
 // viewer's session wraps (revoke.ErrUnsupported).
 func NewKicker(api conf.Endpoint, vhost string, client *http.Client, gone, unsupported error) *Kicker {
-	if client == nil {
-		client = &http.Client{Timeout: 5 * time.Second}
-	}
 	if vhost == "" {
 		vhost = DefaultVhost
 	}
@@ -54,23 +49,15 @@ func (k *Kicker) Kick(ctx context.Context, s live.Session) error {
 	if !ok || app == "" || stream == "" {
 		return fmt.Errorf("ome: kick: session path %q is not app/stream", s.Path)
 	}
-	u := k.api.URL + "/v1/vhosts/" + url.PathEscape(k.vhost) + "/apps/" + url.PathEscape(app) + "/streams/" + url.PathEscape(stream)
-	req, err := http.NewRequestWithContext(ctx, http.MethodDelete, u, nil)
-	if err != nil {
-		return fmt.Errorf("ome: kick: %w", err)
-	}
-	k.api.SetAuth(req)
-	resp, err := k.client.Do(req)
-	if err != nil {
-		return fmt.Errorf("ome: kick: %w", err)
-	}
-	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
-	resp.Body.Close()
+	status, _, err := k.api.Call(ctx, k.client, http.MethodDelete,
+		"/v1/vhosts/"+url.PathEscape(k.vhost)+"/apps/"+url.PathEscape(app)+"/streams/"+url.PathEscape(stream))
 	switch {
-	case resp.StatusCode/100 == 2:
+	case err != nil:
+		return fmt.Errorf("ome: kick: %w", err)
+	case status/100 == 2:
 		return nil
-	case resp.StatusCode == http.StatusNotFound:
+	case status == http.StatusNotFound:
 		return fmt.Errorf("ome: kick: %w", k.gone)
 	}
-	return fmt.Errorf("ome: kick: OME answered %s", resp.Status)
+	return fmt.Errorf("ome: kick: OME answered %d %s", status, http.StatusText(status))
 }

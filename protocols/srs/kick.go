@@ -4,11 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"strings"
-	"time"
 
 	"gatehouse/authz/conf"
 	"gatehouse/authz/live"
@@ -28,9 +26,6 @@ type Kicker struct {
 // NewKicker returns a Kicker calling api with client (nil: a client with a 5 s timeout); gone is
 // the error a vanished client wraps (revoke.ErrGone).
 func NewKicker(api conf.Endpoint, client *http.Client, gone error) *Kicker {
-	if client == nil {
-		client = &http.Client{Timeout: 5 * time.Second}
-	}
 	return &Kicker{api: api, client: client, gone: gone}
 }
 
@@ -45,22 +40,14 @@ func (k *Kicker) Kick(ctx context.Context, s live.Session) error {
 	if id == "" {
 		return fmt.Errorf("srs: kick: session has no client id")
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodDelete, k.api.URL+"/api/v1/clients/"+url.PathEscape(id), nil)
-	if err != nil {
+	status, body, err := k.api.Call(ctx, k.client, http.MethodDelete, "/api/v1/clients/"+url.PathEscape(id))
+	switch {
+	case err != nil:
 		return fmt.Errorf("srs: kick: %w", err)
-	}
-	k.api.SetAuth(req)
-	resp, err := k.client.Do(req)
-	if err != nil {
-		return fmt.Errorf("srs: kick: %w", err)
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-	if resp.StatusCode == http.StatusNotFound {
+	case status == http.StatusNotFound:
 		return fmt.Errorf("srs: kick: %w", k.gone)
-	}
-	if resp.StatusCode/100 != 2 {
-		return fmt.Errorf("srs: kick: SRS answered %s", resp.Status)
+	case status/100 != 2:
+		return fmt.Errorf("srs: kick: SRS answered %d %s", status, http.StatusText(status))
 	}
 	var reply struct {
 		Code *int `json:"code"`
