@@ -18,6 +18,7 @@ type Engine struct {
 	bans  bans
 	log   *slog.Logger
 	now   func() time.Time
+	obs   Observer // told of every decision (observe.go); nil: none
 }
 
 // EngineOption configures an Engine.
@@ -71,6 +72,7 @@ func (e *Engine) Authorize(ctx context.Context, req *Request) Decision {
 	start := e.now()
 	d := e.decide(ctx, e.chain.Load(), req)
 	e.logDecision(ctx, req, d, e.now().Sub(start))
+	e.observe(req, d, start)
 	return d
 }
 
