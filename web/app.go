@@ -231,7 +231,7 @@ func (a *App) manageAPI(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	rest := r.PathValue("rest")
-	if !strings.HasPrefix(rest, "keys") && !strings.HasPrefix(rest, "streams") && !strings.HasPrefix(rest, "sessions/") {
+	if !strings.HasPrefix(rest, "keys") && !strings.HasPrefix(rest, "streams") && !strings.HasPrefix(rest, "sessions/") && !strings.HasPrefix(rest, "decisions") {
 		apiError(w, http.StatusNotFound, "no such endpoint")
 		return
 	}

@@ -22,6 +22,7 @@ import (
 
 	"gatehouse/authz"
 	"gatehouse/authz/conf"
+	"gatehouse/authz/decisions"
 	"gatehouse/authz/live"
 	"gatehouse/authz/notify"
 	"gatehouse/authz/revoke"
@@ -52,6 +53,7 @@ type server struct {
 	mtx    *mediamtx.Handler             // remembers MediaMTX sessions for kicks and re-checks
 	srs    *srs.Handler                  // remembers SRS sessions for re-checks
 	revoke *revoke.Revoker               // ends the live sessions of revoked keys and operator kicks
+	recent *decisions.Recent             // the engine's recent decisions, for /api/v1/decisions and /manage
 
 	mu  sync.Mutex // guards gen and sum; held only while swapping, never across I/O
 	gen *generation
@@ -124,7 +126,8 @@ func serve(ctx context.Context, path string, stderr io.Writer, ready func(public
 	}
 	s.gen, s.sum = gen, sha256.Sum256(src)
 	s.issuer.Store(iss)
-	s.engine = authz.NewEngine(gen.chain, log.With("component", "authz"))
+	s.recent = decisions.New(0)
+	s.engine = authz.NewEngine(gen.chain, log.With("component", "authz"), authz.WithObserver(s.recent))
 	defer func() { // never hold s.mu while a generation waits for its goroutines
 		s.mu.Lock()
 		g := s.gen
@@ -435,7 +438,8 @@ func (s *server) publicMux() *http.ServeMux {
 	})
 	mux.Handle("/debug/pprof/", s.guarded(authz.ActionPprof, pprofHandler()))
 	api := s.apiMux()
-	for _, p := range []string{"/api/v1/keys", "/api/v1/keys/", "/api/v1/streams", "/api/v1/streams/", "/api/v1/sessions", "/api/v1/sessions/"} {
+	for _, p := range []string{"/api/v1/keys", "/api/v1/keys/", "/api/v1/streams", "/api/v1/streams/", "/api/v1/sessions", "/api/v1/sessions/",
+		"/api/v1/decisions", "/api/v1/decisions/"} {
 		mux.Handle(p, api)
 	}
 	if s.sfu != nil {
@@ -470,6 +474,9 @@ func (s *server) apiMux() *http.ServeMux {
 	sessions := revoke.APIHandler(s.revoke, s.engine, s.engine, nil) // every server's sessions, the SFU's too
 	mux.Handle("/api/v1/sessions", sessions)
 	mux.Handle("/api/v1/sessions/", sessions)
+	recent := decisions.APIHandler(s.recent, s.engine)
+	mux.Handle("/api/v1/decisions", recent)
+	mux.Handle("/api/v1/decisions/", recent)
 	return mux
 }
 

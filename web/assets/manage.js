@@ -110,6 +110,48 @@
     try { const k = await api("POST", "keys", body); showSecret(k, k.secret, "New key"); say("Created a key for " + k.path + "."); ev.target.reset(); loadKeys(); }
     catch (e) { say("Could not create the key: " + e.message, true); }
   });
-  loadLive(); loadKeys();
+  // Recent decisions: the denials first (newest first), then the allows; the chart is an SVG
+  // that gatehouse draws (an image: no script, no style of its own to allow).
+  const reasons = {
+    no_credentials: "no credentials", bad_credentials: "wrong user or password", not_permitted: "not permitted",
+    no_method: "no method handles this", backend_error: "a method could not decide", upstream_unavailable: "auth service unreachable",
+    invalid_path: "invalid stream path", query_token_not_allowed: "token in the URL refused", grant_expired: "grant already expired",
+    rename_unsupported: "key needs a rename this server cannot do", path_is_key: "stream key used as the path", decision_timeout: "timed out",
+    banned: "banned", identity_required: "needs a named user", unknown_key: "unknown stream key", key_revoked: "stream key revoked",
+    key_expired: "stream key expired", key_wrong_path: "key is for another path", key_wrong_protocol: "key is for another protocol",
+    token_expired: "token expired", bad_signature: "bad token signature", malformed_token: "malformed token", bad_audience: "token for another audience",
+    bad_issuer: "token from another issuer", jwks_unavailable: "identity provider keys unavailable",
+  };
+  const clock = t => new Date(t).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", second: "2-digit" });
+  const maxRows = { denied: 15, allow: 8 };
+  async function loadDecisions() {
+    try {
+      const j = await api("GET", "decisions");
+      const all = j.decisions || [];
+      const denied = all.filter(d => d.result !== "allow"), allowed = all.filter(d => d.result === "allow");
+      const rows = denied.slice(0, maxRows.denied).concat(allowed.slice(0, maxRows.allow)).map(d => {
+        const ok = d.result === "allow";
+        return h("tr", { "data-result": ok ? "allow" : "denied" },
+          h("td", { class: "nowrap", text: clock(d.time) }),
+          h("td", {}, h("span", { class: "status " + (ok ? "active" : "revoked"), text: ok ? "allowed" : "denied" })),
+          h("td", {}, ok ? h("span", { class: "muted", text: "—" }) : h("span", { title: d.reason, text: reasons[d.reason] || d.reason || d.result })),
+          h("td", { text: d.action }), h("td", {}, d.path ? h("code", { text: d.path }) : h("span", { class: "muted", text: "—" })),
+          h("td", { text: d.identity || "anonymous" }),
+          h("td", { text: [d.source, d.protocol].filter(Boolean).join(" · ") || "—" }),
+          h("td", { class: "nowrap", text: d.ip || "—" }), h("td", { text: d.method || "—" }));
+      });
+      $("decisions-table").replaceChildren(
+        h("p", { class: "muted small", text: denied.length + " recent denials and " + allowed.length + " recent allows kept; showing the denials first." }),
+        table(["Time", "Result", "Why", "Action", "Path", "Who", "From", "Address", "Method"], rows, "No decisions yet."));
+      const m = j.minutes || [];
+      const sum = k => m.reduce((a, x) => a + x[k], 0);
+      const img = $("chart");
+      img.alt = "Decisions per minute over the last hour: " + sum("allowed") + " allowed, " + sum("denied") + " denied";
+      img.src = "/manage/api/decisions/chart.svg?at=" + Date.now();
+    } catch (e) { if (e.message !== "expired") $("decisions-table").replaceChildren(h("p", { class: "muted", text: "Could not load the decisions: " + e.message })); }
+  }
+
+  loadLive(); loadKeys(); loadDecisions();
   setInterval(loadLive, 10000);
+  setInterval(loadDecisions, 15000);
 })();
