@@ -30,7 +30,8 @@ type Options struct {
 	Registry *live.Registry
 	// Auth decides which streams a visitor may read (required).
 	Auth Authorizer
-	// Login is the browser login; nil: every visitor is anonymous and /manage is unavailable.
+	// Login is the browser login (OpenID Connect, or a local operator login); nil: every
+	// visitor is anonymous and /manage is unavailable.
 	Login *login.Manager
 	// API serves gatehouse's JSON API (/api/v1/...); /manage calls it on the user's behalf
 	// with a one-minute token. nil: /manage shows no data.
@@ -159,7 +160,9 @@ type pageData struct {
 
 func (a *App) data(w http.ResponseWriter, r *http.Request, page, title string) pageData {
 	s, stale := a.session(r)
-	d := pageData{Title: title, Site: a.opt.Title, Page: page, LoginOn: a.opt.Login != nil, Stale: stale, Next: r.URL.RequestURI()}
+	// A local login (no identity provider) is for operators only: no "Log in" for viewers.
+	loginOn := a.opt.Login != nil && !a.opt.Login.Local()
+	d := pageData{Title: title, Site: a.opt.Title, Page: page, LoginOn: loginOn, Stale: stale, Next: r.URL.RequestURI()}
 	if stale {
 		a.opt.Login.ClearStale(w, r)
 	}

@@ -11,9 +11,9 @@ import (
 	"gatehouse/web/login"
 )
 
-// newWeb builds the browser app of the web section: the login (when configured) maps the
+// newWeb builds the browser app of the web section: the OIDC login (when configured) maps the
 // user's claims with the jwt providers' role mapping and mints viewer tokens with the running
-// issuer.
+// issuer; without one, a local login lets users allowed api (by name) into /manage.
 func (s *server) newWeb(cfg *Config, log *slog.Logger) (*web.App, error) {
 	opt := web.Options{
 		Registry: s.reg, Auth: s.engine, Title: cfg.Web.Title, Log: log,
@@ -23,6 +23,13 @@ func (s *server) newWeb(cfg *Config, log *slog.Logger) (*web.App, error) {
 		roles := jwks.Provider{Roles: lc.Roles, RolesClient: cmp.Or(lc.RolesClient, lc.ClientID)}
 		m, err := login.New(*lc, roles.ClaimPermissions, runningIssuer{s},
 			login.WithLogger(log.With("part", "login")), login.WithTrustedProxy(cfg.TrustedProxies.Trusts))
+		if err != nil {
+			return nil, err
+		}
+		opt.Login = m
+	} else { // no identity provider: /manage offers a login form for the operators of auth
+		m, err := login.NewLocal(s.engine, runningIssuer{s}, login.WithLogger(log.With("part", "login")),
+			login.WithTrustedProxy(cfg.TrustedProxies.Trusts))
 		if err != nil {
 			return nil, err
 		}

@@ -21,10 +21,18 @@ import (
 //	GET  /login/callback       the provider's answer: a session, or an error page and none
 //	POST /login/token          (X-CSRF-Token) a viewer token for the page's WHEP requests
 //	POST /logout               (csrf) ends the session, then the provider's session if it can
+//
+// A local login (NewLocal) serves GET /login as its form and POST /login to check it, and no
+// callback.
 func (m *Manager) Handler() http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET "+LoginPath, m.start)
-	mux.HandleFunc("GET "+CallbackPath, m.callback)
+	if m.Local() {
+		mux.HandleFunc("GET "+LoginPath, m.localStart)
+		mux.HandleFunc("POST "+LoginPath, m.localLogin)
+	} else {
+		mux.HandleFunc("GET "+LoginPath, m.start)
+		mux.HandleFunc("GET "+CallbackPath, m.callback)
+	}
 	mux.HandleFunc("POST "+TokenPath, m.viewerToken)
 	mux.HandleFunc("POST "+LogoutPath, m.logout)
 	return mux
@@ -361,9 +369,9 @@ func CSP(formTarget string) string {
 }
 
 // FormTarget returns the identity provider's origin (scheme://host), where logout may redirect
-// a form; "" when m is nil.
+// a form; "" when m is nil or a local login.
 func (m *Manager) FormTarget() string {
-	if m == nil {
+	if m == nil || m.Local() {
 		return ""
 	}
 	u, err := url.Parse(m.cfg.Issuer)

@@ -127,6 +127,10 @@ type Manager struct {
 	mu       sync.Mutex
 	sessions map[string]*Session
 	flows    map[string]*flow
+
+	local  Authorizer // NewLocal: checks users and passwords; nil for OpenID Connect
+	failMu sync.Mutex
+	fails  map[netip.Addr]*failures // NewLocal: failed attempts per address
 }
 
 type discovered struct {
