@@ -35,7 +35,7 @@ func (u *users) Authorize(_ context.Context, r *authz.Request) authz.Decision {
 type nopMinter struct{}
 
 func (nopMinter) Issue(string, []authz.Permission, time.Duration) (string, error) { return "tok", nil }
-func (nopMinter) MaxTTL() time.Duration                                          { return time.Hour }
+func (nopMinter) MaxTTL() time.Duration                                           { return time.Hour }
 
 func localPost(h http.Handler, origin, user, pass, next string) *httptest.ResponseRecorder {
 	form := url.Values{"username": {user}, "password": {pass}, "next": {next}}
