@@ -476,6 +476,9 @@ func (c *Config) warnings() []string {
 			w = append(w, s.Warnings()...)
 		}
 	}
+	if c.Web != nil && c.Web.Login == nil && !slices.ContainsFunc(c.Auth.Methods, func(m MethodRef) bool { return m.Type == "jwt" }) {
+		w = append(w, "web: /manage's local login calls the API with gatehouse tokens, verified by a method of type jwt; add one to auth.methods or /manage shows no data")
+	}
 	return w
 }
 
