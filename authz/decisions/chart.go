@@ -7,7 +7,7 @@ import (
 
 // Chart sizes, in SVG user units.
 const (
-	chartW, chartH          = 720, 180
+	chartW, chartH          = 960, 180
 	padL, padR, padT, padB  = 40, 8, 30, 22
 	colorAllowed, colorDeny = "#36c28a", "#ff4d5e"
 	colorText, colorLine    = "#9aa3b2", "#2a2f3a"

@@ -136,7 +136,7 @@
           h("td", {}, h("span", { class: "status " + (ok ? "active" : "revoked"), text: ok ? "allowed" : "denied" })),
           h("td", {}, ok ? h("span", { class: "muted", text: "—" }) : h("span", { title: d.reason, text: reasons[d.reason] || d.reason || d.result })),
           h("td", { text: d.action }), h("td", {}, d.path ? h("code", { text: d.path }) : h("span", { class: "muted", text: "—" })),
-          h("td", { text: d.identity || "anonymous" }),
+          h("td", { text: d.identity || (ok ? "anonymous" : "—") }),
           h("td", { text: [d.source, d.protocol].filter(Boolean).join(" · ") || "—" }),
           h("td", { class: "nowrap", text: d.ip || "—" }), h("td", { text: d.method || "—" }));
       });
