@@ -30,3 +30,26 @@ func TestWebConfig(t *testing.T) {
 		t.Fatalf("good web section: %v %+v", err, cfg)
 	}
 }
+
+// TestWebLocalLoginWarnsWithoutJWT: /manage's local login calls the API with gatehouse tokens,
+// which only a jwt method verifies; without one the config loads with a warning.
+func TestWebLocalLoginWarnsWithoutJWT(t *testing.T) {
+	for _, tc := range []struct {
+		name, methods string
+		warn          bool
+	}{
+		{"no jwt", "[internal]", true},
+		{"jwt", "[internal, jwt]", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg, err := parseConfig("t", []byte("auth:\n  methods: "+tc.methods+"\n  jwt: {}\n  internal: {users: [{user: any, permissions: [{action: read}]}]}\nweb: {title: x}\n"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := strings.Contains(strings.Join(cfg.warnings(), "\n"), "local login")
+			if got != tc.warn {
+				t.Errorf("warning: got %v, want %v (%v)", got, tc.warn, cfg.warnings())
+			}
+		})
+	}
+}
