@@ -42,6 +42,9 @@ type Policy struct {
 	// DecisionTimeout bounds one decision (0: DefaultDecisionTimeout). A chain that has not
 	// decided by then is an undecided denial with reason decision_timeout.
 	DecisionTimeout time.Duration
+	// BruteForce configures failure counting and bans (the zero value counts nothing; see
+	// BruteForce and DefaultBruteForce). The bans themselves live in the Engine.
+	BruteForce BruteForce
 }
 
 // DefaultDecisionTimeout is Policy.DecisionTimeout's default: under nginx-rtmp's netcall_timeout

@@ -15,9 +15,12 @@ import (
 type Engine struct {
 	chain atomic.Pointer[Chain]
 	gen   atomic.Uint64
-	bans  bans
 	log   *slog.Logger
 	now   func() time.Time
+
+	banStore BanStore // operators' and brute-force bans; outlives every chain
+	counter  Counter  // brute-force failures
+	observer Observer // nil: none
 }
 
 // EngineOption configures an Engine.
@@ -40,6 +43,12 @@ func NewEngine(chain *Chain, log *slog.Logger, opts ...EngineOption) *Engine {
 	e := &Engine{log: log, now: time.Now}
 	for _, o := range opts {
 		o(e)
+	}
+	if e.banStore == nil {
+		e.banStore = NewMemoryBans(MaxBans)
+	}
+	if e.counter == nil {
+		e.counter = NewMemoryCounter(DefaultMaxCounters)
 	}
 	e.chain.Store(chain)
 	return e
@@ -66,11 +75,22 @@ func (e *Engine) Chain() *Chain { return e.chain.Load() }
 // CheckPath, a token from a query parameter over HTTP (unless Policy.QueryTokenOnHTTP), an Allow
 // whose grant has already expired, and an Allow that needs a rename the adapter cannot honour
 // (Request.CanRename), and an Allow for a key or identity under a Ban; and it bounds the decision
-// by Policy.DecisionTimeout.
+// by Policy.DecisionTimeout. Before any method runs, it refuses a client whose address or user
+// name is under a brute-force ban, and afterwards counts a failed guess (Policy.BruteForce).
 func (e *Engine) Authorize(ctx context.Context, req *Request) Decision {
 	start := e.now()
-	d := e.decide(ctx, e.chain.Load(), req)
-	e.logDecision(ctx, req, d, e.now().Sub(start))
+	c := e.chain.Load()
+	bf := c.Policy().BruteForce
+	d, banned := e.refuseBanned(req, bf, start)
+	if !banned {
+		d = e.decide(ctx, c, req)
+		e.account(ctx, req, d, bf, e.now())
+	}
+	took := e.now().Sub(start)
+	e.logDecision(ctx, req, d, took)
+	if e.observer != nil {
+		e.observer.Decided(req, d, took)
+	}
 	return d
 }
 
@@ -108,8 +128,12 @@ func (e *Engine) decide(ctx context.Context, c *Chain, req *Request) Decision {
 		// Allowing would publish (and list, and record) the stream under the presented name: a
 		// stream key. Rename stays set so that the log shows the public path only.
 		d = refuse(d, Forbidden, ReasonRenameUnsupported, "this stream key needs a rename, which "+sourceName(req)+" cannot do; use the public path with ?key=")
-	case e.banned(d, e.now()):
-		d = refuse(d, Forbidden, ReasonBanned, "temporarily banned by an operator")
+	default:
+		now := e.now()
+		if until, ok := e.banned(d, now); ok {
+			d = refuse(d, Forbidden, ReasonBanned, "temporarily banned by an operator")
+			d.RetryAfter = retryAfter(until, now)
+		}
 	}
 	return d
 }
