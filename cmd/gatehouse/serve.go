@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"gatehouse/authz"
+	"gatehouse/authz/banapi"
 	"gatehouse/authz/conf"
 	"gatehouse/authz/live"
 	"gatehouse/authz/notify"
@@ -424,6 +425,7 @@ func (s *server) publicMux() *http.ServeMux {
 	sessions := revoke.APIHandler(s.revoke, s.engine, s.engine, nil) // every server's sessions, the SFU's too
 	mux.Handle("/api/v1/sessions", sessions)
 	mux.Handle("/api/v1/sessions/", sessions)
+	mux.Handle("/api/v1/bans", banapi.Handler(s.engine, s.engine, nil))
 	if s.sfu != nil {
 		h := s.sfu.Handler()
 		for _, p := range []string{"/whip/", "/whep/", "/watch/", "/publish/"} {

@@ -191,7 +191,7 @@ func policy(cfg *Config) authz.Policy {
 			q = true
 		}
 	}
-	return authz.Policy{QueryTokenOnHTTP: q, DecisionTimeout: cfg.Auth.DecisionTimeout.Std()}
+	return authz.Policy{QueryTokenOnHTTP: q, DecisionTimeout: cfg.Auth.DecisionTimeout.Std(), BruteForce: cfg.Auth.BruteForce.policy()}
 }
 
 // backend returns the backend of the method with the id, or nil (also for a nil generation).
