@@ -91,6 +91,7 @@ type Backend struct {
 	group    singleflight.Group
 	log      *slog.Logger
 	now      func() time.Time
+	obs      Observer // nil: none
 
 	closing context.Context // cancelled by Close; aborts upstream calls
 	stop    context.CancelFunc
@@ -103,6 +104,17 @@ type Backend struct {
 
 // Option configures New.
 type Option func(*Backend)
+
+// Observer is told about every call to the auth service, for metrics; err is non-nil when the
+// call could not decide (unreachable, timeout, bad reply).
+type Observer interface {
+	Upstream(took time.Duration, err error)
+}
+
+// WithObserver reports every upstream call to o (default none).
+func WithObserver(o Observer) Option {
+	return func(b *Backend) { b.obs = o }
+}
 
 // WithLogger sets the logger for upstream problems (default: discard). Lines name the service's
 // scheme, host and path, status codes and transport errors; never credentials, header values or
@@ -272,7 +284,11 @@ func (b *Backend) fetch(parent context.Context, req *authz.Request, key cacheKey
 	defer cancel()
 	defer context.AfterFunc(b.closing, cancel)()
 
+	start := time.Now()
 	d, ttl, err := b.call(ctx, req)
+	if b.obs != nil {
+		b.obs.Upstream(time.Since(start), err)
+	}
 	if err != nil {
 		return authz.Decision{}, err
 	}

@@ -355,7 +355,8 @@ type ProviderStats struct {
 	Keys        int    // usable keys in the current set (0: none yet)
 	Fetches     uint64 // successful fetches
 	FetchErrors uint64
-	LastError   string // of the last fetch attempt; "" if it succeeded
+	LastError   string    // of the last fetch attempt; "" if it succeeded
+	LastFetch   time.Time // of the last successful fetch; zero: none (or keys from the config)
 }
 
 // Stats returns the current counters (cache hits are observable here, e.g. for metrics).
@@ -366,6 +367,9 @@ func (b *Backend) Stats() Stats {
 	}
 	for _, p := range b.providers {
 		ps := ProviderStats{Name: p.name, Fetches: p.fetches.Load(), FetchErrors: p.fetchErrors.Load()}
+		if t := p.lastFetch.Load(); t != 0 {
+			ps.LastFetch = time.Unix(0, t)
+		}
 		if ks := p.keySet(); ks != nil {
 			ps.Keys = len(ks.all)
 		}

@@ -29,6 +29,7 @@ import (
 	"gatehouse/authz/tokens"
 	"gatehouse/backends/keys"
 	"gatehouse/backends/keys/sqlitestore"
+	"gatehouse/metrics"
 	"gatehouse/protocols/forwardauth"
 	"gatehouse/protocols/mediamtx"
 	"gatehouse/protocols/nginxrtmp"
@@ -40,16 +41,17 @@ import (
 // server owns everything a running gatehouse has: the engine, the current generation of
 // backends, both listeners, and the reload machinery.
 type server struct {
-	path   string
-	log    *slog.Logger
-	level  *slog.LevelVar
-	engine *authz.Engine
-	reg    *live.Registry
-	sfu    *sfu.SFU                      // nil when the sfu section is absent
-	issuer atomic.Pointer[tokens.Issuer] // reloaded from data_dir on every reload (key rotation)
-	keys   *sqlitestore.Store            // managed stream keys; nil if the store could not be opened
-	mtx    *mediamtx.Handler             // remembers MediaMTX sessions for kicks
-	revoke *revoke.Revoker               // ends the live sessions of revoked keys and operator kicks
+	path    string
+	log     *slog.Logger
+	level   *slog.LevelVar
+	engine  *authz.Engine
+	reg     *live.Registry
+	sfu     *sfu.SFU                      // nil when the sfu section is absent
+	issuer  atomic.Pointer[tokens.Issuer] // reloaded from data_dir on every reload (key rotation)
+	keys    *sqlitestore.Store            // managed stream keys; nil if the store could not be opened
+	mtx     *mediamtx.Handler             // remembers MediaMTX sessions for kicks
+	revoke  *revoke.Revoker               // ends the live sessions of revoked keys and operator kicks
+	metrics *metrics.Metrics              // /metrics; the engine, http methods and state collectors report to it
 
 	mu  sync.Mutex // guards gen and sum; held only while swapping, never across I/O
 	gen *generation
@@ -115,14 +117,14 @@ func serve(ctx context.Context, path string, stderr io.Writer, ready func(public
 			log.Warn("stream key store is read-only: keys work, but cannot be created, rotated or revoked", "file", keyStore.Path())
 		}
 	}
-	s := &server{path: path, log: log, level: level, keys: keyStore}
+	s := &server{path: path, log: log, level: level, keys: keyStore, metrics: metrics.New()}
 	gen, err := build(ctx, cfg, s.deps(iss, nil), log, true)
 	if err != nil {
 		return err
 	}
 	s.gen, s.sum = gen, sha256.Sum256(src)
 	s.issuer.Store(iss)
-	s.engine = authz.NewEngine(gen.chain, log.With("component", "authz"))
+	s.engine = authz.NewEngine(gen.chain, log.With("component", "authz"), authz.WithObserver(s.metrics))
 	defer func() { // never hold s.mu while a generation waits for its goroutines
 		s.mu.Lock()
 		g := s.gen
@@ -164,6 +166,8 @@ func serve(ctx context.Context, path string, stderr io.Writer, ready func(public
 		bg.Add(1)
 		go func() { defer bg.Done(); _ = s.sfu.Run(bgCtx) }()
 	}
+
+	s.watchState(s.metrics) // metrics.go
 
 	// Revocation: a key revoked or rotated in the store (API or CLI), or an operator's kick, ends
 	// the sessions it admitted on every server gatehouse can reach (revoke.Kicker per server).
@@ -416,6 +420,7 @@ func (s *server) publicMux() *http.ServeMux {
 		s.issuer.Load().JWKSHandler().ServeHTTP(w, r)
 	})
 	mux.Handle("/debug/pprof/", s.guarded(authz.ActionPprof, pprofHandler()))
+	mux.Handle("GET /metrics", s.guarded(authz.ActionMetrics, s.metrics.Handler()))
 	keysAPI := s.keysAPI()
 	mux.Handle("/api/v1/keys", keysAPI)
 	mux.Handle("/api/v1/keys/", keysAPI)
@@ -462,7 +467,7 @@ func (s *server) kickers(cfg *Config) map[string]revoke.Kicker {
 
 // deps are the long-lived objects a generation's builders may use.
 func (s *server) deps(iss *tokens.Issuer, prev *generation) deps {
-	d := deps{issuer: iss, prev: prev}
+	d := deps{issuer: iss, prev: prev, metrics: s.metrics}
 	if s.keys != nil { // never a typed nil in the interface
 		d.keyStore = s.keys
 	}
