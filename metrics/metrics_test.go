@@ -1,9 +1,12 @@
 package metrics
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"net/http/httptest"
+	"os"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -112,5 +115,32 @@ func TestCardinalityBounded(t *testing.T) {
 	}
 	if got := series["gatehouse_decision_duration_seconds"]; got > 24 {
 		t.Errorf("gatehouse_decision_duration_seconds has %d series, want at most 24", got)
+	}
+}
+
+// TestDashboard: the Grafana dashboard in docs/ uses only metrics this package exposes.
+func TestDashboard(t *testing.T) {
+	src, err := os.ReadFile("../docs/grafana-dashboard.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := New()
+	m.WatchBans(bans{{Subject: authz.BanSubject{Kind: "ip", Value: "x"}, Reason: "bruteforce"}})
+	m.WatchRegistry(sessions{{Source: "sfu"}})
+	m.WatchJWKS(func() []KeySet { return []KeySet{{Method: "jwt", Provider: "p", LastFetch: time.Now()}} }, nil)
+	m.WatchSFU(func() SFUStats { return SFUStats{} })
+	m.Decided(&authz.Request{}, authz.Decision{}, 0)
+	m.Failed()
+	m.Banned("ip")
+	m.Upstream("h").Upstream(0, errors.New("x"))
+	out := scrape(t, m)
+	names := regexp.MustCompile(`\b(gatehouse|go|process)_[a-z_]+`).FindAllString(string(src), -1)
+	if len(names) < 10 {
+		t.Fatalf("found %d metric names in the dashboard", len(names))
+	}
+	for _, n := range names {
+		if !strings.Contains(out, "\n"+n) && !strings.HasPrefix(out, n) {
+			t.Errorf("the dashboard uses %s, which /metrics does not expose", n)
+		}
 	}
 }
