@@ -28,6 +28,7 @@ func (m Method) handles(a Action) bool {
 type Chain struct {
 	methods []Method
 	policy  Policy
+	inline  bool // every method is ContextBound: the engine runs the chain on the caller's goroutine
 }
 
 // Policy is what the engine applies to every request, whichever adapter asked, before and after
@@ -55,7 +56,7 @@ const DefaultDecisionTimeout = 5 * time.Second
 func (c *Chain) WithPolicy(p Policy) *Chain {
 	n := &Chain{policy: p}
 	if c != nil {
-		n.methods = c.methods // immutable: sharing is safe
+		n.methods, n.inline = c.methods, c.inline // immutable: sharing is safe
 	}
 	return n
 }
@@ -70,7 +71,7 @@ func (c *Chain) Policy() Policy {
 
 // NewChain returns a chain over methods, evaluated in the order given.
 func NewChain(methods ...Method) *Chain {
-	return &Chain{methods: slices.Clone(methods)}
+	return &Chain{methods: slices.Clone(methods), inline: boundByContext(methods)}
 }
 
 // Methods returns a copy of the chain's methods (nil for a nil Chain).

@@ -189,9 +189,10 @@ func sourceName(req *Request) string {
 	return req.Source
 }
 
-// run evaluates c within the policy's decision timeout. The chain runs in a goroutine owned by
-// this call: it ends when the chain returns, which every method does once ctx ends; a method that
-// ignores its context keeps only that goroutine, never the caller.
+// run evaluates c within the policy's decision timeout. A chain of ContextBound methods runs on
+// the caller's goroutine (it returns once tctx ends). Any other chain runs in a goroutine owned
+// by this call: it ends when the chain returns, which every method does once ctx ends; a method
+// that ignores its context keeps only that goroutine, never the caller.
 func (e *Engine) run(ctx context.Context, c *Chain, p Policy, req *Request) Decision {
 	limit := p.DecisionTimeout
 	if limit <= 0 {
@@ -199,6 +200,13 @@ func (e *Engine) run(ctx context.Context, c *Chain, p Policy, req *Request) Deci
 	}
 	tctx, cancel := context.WithTimeout(ctx, limit)
 	defer cancel()
+	if c.BoundByContext() {
+		d, _ := c.Authorize(tctx, req) // a Chain never returns an error
+		if d.Outcome != Allow && d.Undecided && tctx.Err() != nil {
+			d.hidePath = d.Rename == "" // as below: nothing resolved the path in time
+		}
+		return deadline(ctx, tctx, d, false)
+	}
 	done := make(chan Decision, 1)
 	go func() {
 		d, _ := c.Authorize(tctx, req) // a Chain never returns an error
@@ -218,6 +226,13 @@ func (e *Engine) run(ctx context.Context, c *Chain, p Policy, req *Request) Deci
 			d, timedOut = Decision{Outcome: Forbidden, hidePath: true}, true
 		}
 	}
+	return deadline(ctx, tctx, d, timedOut)
+}
+
+// deadline marks d, decided under tctx (derived from the caller's ctx), as Undecided when the
+// chain was silent (timedOut) or could not decide by the deadline, with the reason that says
+// whose deadline it was.
+func deadline(ctx, tctx context.Context, d Decision, timedOut bool) Decision {
 	// A definite answer that came at the deadline stays definite (a revoked key must not count
 	// as "could not decide"); only silence, or a chain that itself could not decide, is Undecided.
 	if timedOut || (d.Outcome != Allow && d.Undecided && tctx.Err() != nil) {

@@ -216,6 +216,10 @@ func (b *Backend) Close() error {
 	return nil
 }
 
+// BoundByContext implements authz.ContextBound: a caller waits for the upstream call (which
+// runs on singleflight's goroutine, bounded by the timeout) only until its context ends.
+func (b *Backend) BoundByContext() bool { return true }
+
 // Authorize implements authz.Backend. A request matching Config.Exclude is allowed at once with
 // identity "". Otherwise a cached decision for an identical request is returned, or the service
 // is asked; identical concurrent requests share one upstream call, which runs to the backend's

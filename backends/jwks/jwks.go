@@ -384,6 +384,10 @@ func (b *Backend) Stats() Stats {
 	return s
 }
 
+// BoundByContext implements authz.ContextBound: waits for a key set fetch select on the
+// context; verification is CPU work on a bounded token.
+func (b *Backend) BoundByContext() bool { return true }
+
 // Authorize implements authz.Backend. No JWT among the credentials: Abstain. A token that fails
 // verification: Unauthenticated with a reason naming the failure. A valid token: Allow when one of
 // its permissions (claim or role-mapped) covers the request, else Forbidden (not_permitted); the

@@ -150,6 +150,11 @@ func (b *Backend) Stats() Stats {
 	return s
 }
 
+// BoundByContext implements authz.ContextBound: the waits for an argon2 slot, the failure
+// pacing and a shared derivation all select on the context; one derivation is the longest
+// stretch of work.
+func (b *Backend) BoundByContext() bool { return true }
+
 // Authorize implements authz.Backend with MediaMTX's algorithm: users in order, the first whose
 // IPs, permissions and credentials (in that order) all match allows, with the user name the
 // client sent as the identity. `user: any` matches without looking at credentials and allows
