@@ -5,6 +5,7 @@ import (
 	"hash/maphash"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -79,8 +80,13 @@ type memoryBans struct {
 	mu    sync.RWMutex
 	max   int
 	m     map[BanSubject]Ban
-	swept time.Time // the last sweep of expired bans when full
+	swept time.Time    // the last sweep of expired bans when full
+	n     atomic.Int64 // len(m), read without the lock
 }
+
+// empty reports, without locking, whether no ban is held (expired ones included): the engine
+// then skips hashing the user name on every request.
+func (b *memoryBans) empty() bool { return b.n.Load() == 0 }
 
 // NewMemoryBans returns an in-process BanStore holding at most max unexpired bans (max <= 0:
 // MaxBans). It starts no goroutines; expired bans are dropped as they are met or to make room.
@@ -119,6 +125,7 @@ func (b *memoryBans) Put(n Ban, now time.Time) error {
 		}
 	}
 	b.m[n.Subject] = n
+	b.n.Store(int64(len(b.m)))
 	return nil
 }
 
@@ -142,6 +149,7 @@ func (b *memoryBans) List(now time.Time) []Ban {
 		}
 		out = append(out, v)
 	}
+	b.n.Store(int64(len(b.m)))
 	b.mu.Unlock()
 	slices.SortFunc(out, func(x, y Ban) int {
 		if c := x.Until.Compare(y.Until); c != 0 {
@@ -170,6 +178,7 @@ func (b *memoryBans) Lift(s BanSubject, now time.Time) bool {
 	defer b.mu.Unlock()
 	v, ok := b.m[s]
 	delete(b.m, s)
+	b.n.Store(int64(len(b.m)))
 	return ok && now.Before(v.Until)
 }
 

@@ -123,6 +123,9 @@ func (b BruteForce) subjects(req *Request) (ip BanSubject, hasIP bool, user BanS
 
 // refuseBanned returns a banned denial when req's address or user name is under a ban at now.
 func (e *Engine) refuseBanned(req *Request, b BruteForce, now time.Time) (Decision, bool) {
+	if m, ok := e.banStore.(interface{ empty() bool }); ok && m.empty() {
+		return Decision{}, false
+	}
 	ips, hasIP := IPSubject(req.IP)
 	if hasIP && !b.allowed(req.IP.Unmap()) {
 		if until, ok := e.banStore.Until(ips, now); ok {

@@ -82,11 +82,13 @@ func (e *Engine) Authorize(ctx context.Context, req *Request) Decision {
 	c := e.chain.Load()
 	bf := c.Policy().BruteForce
 	d, banned := e.refuseBanned(req, bf, start)
+	end := start
 	if !banned {
 		d = e.decide(ctx, c, req)
-		e.account(ctx, req, d, bf, e.now())
+		end = e.now()
+		e.account(ctx, req, d, bf, end)
 	}
-	took := e.now().Sub(start)
+	took := end.Sub(start)
 	e.logDecision(ctx, req, d, took)
 	if e.observer != nil {
 		e.observer.Decided(req, d, took)
@@ -263,7 +265,8 @@ func (e *Engine) logDecision(ctx context.Context, req *Request, d Decision, took
 	case d.Reason == ReasonInvalidPath || d.hidePath:
 		path = "" // nothing resolved it, and it may embed a stream key
 	}
-	attrs := []slog.Attr{
+	var buf [14]slog.Attr // every attribute below: no slice on the heap
+	attrs := append(buf[:0],
 		slog.String("action", string(req.Action)),
 		slog.String("path", path),
 		slog.String("protocol", req.Protocol),
@@ -272,7 +275,7 @@ func (e *Engine) logDecision(ctx context.Context, req *Request, d Decision, took
 		slog.String("backend", d.Backend),
 		slog.String("reason", d.Reason),
 		slog.Duration("took", took),
-	}
+	)
 	if req.IP.IsValid() {
 		attrs = append(attrs, slog.String("ip", req.IP.String()))
 	}
