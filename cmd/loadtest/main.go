@@ -51,6 +51,10 @@ type endpoint struct {
 
 const (
 	bruteIP = "198.51.100.66" // the brute-force source
+	// sessions is how many client ids the nginx-rtmp and SRS plays cycle through: viewers that
+	// come back, as a live audience does, rather than a new session per request, which would
+	// fill the live registry (capped at live.max_viewers) within a second.
+	sessions = 1000
 )
 
 // who returns the credentials and address of the i-th request of a mix: 35 % the sha256 user,
@@ -87,7 +91,7 @@ func endpoints(hooks string) []endpoint {
 			// on_play rather than on_publish: a publish would take the path in the live
 			// registry and every later one from another client id would be a second publisher.
 			u, p, ip, k := who(i)
-			body := fmt.Sprintf("app=live&flashver=LNX&swfurl=&tcurl=rtmp%%3A%%2F%%2F127.0.0.1%%2Flive&pageurl=&addr=%s&clientid=%d&call=play&name=cam&start=-2&duration=0&reset=0&user=%s&pass=%s", ip, i, u, p)
+			body := fmt.Sprintf("app=live&flashver=LNX&swfurl=&tcurl=rtmp%%3A%%2F%%2F127.0.0.1%%2Flive&pageurl=&addr=%s&clientid=%d&call=play&name=cam&start=-2&duration=0&reset=0&user=%s&pass=%s", ip, i%sessions, u, p)
 			if k == denied { // read is anonymous: a wrong password on a publish is the denial
 				body = strings.Replace(body, "call=play&name=cam&start=-2&duration=0&reset=0", "call=publish&name=cam&type=live", 1)
 			}
@@ -99,7 +103,7 @@ func endpoints(hooks string) []endpoint {
 			if k == denied {
 				action = "on_publish"
 			}
-			return post("/hooks/srs", "application/json", fmt.Sprintf(`{"server_id":"vid-0xk989d","service_id":"9ej8d2b6","action":%q,"client_id":"c%d","ip":%q,"vhost":"__defaultVhost__","app":"live","tcUrl":"rtmp://127.0.0.1/live","stream":"cam","param":"?user=%s&pass=%s","stream_url":"/live/cam","stream_id":"vid-6r1z1i3"}`, action, i, ip, u, p)), k
+			return post("/hooks/srs", "application/json", fmt.Sprintf(`{"server_id":"vid-0xk989d","service_id":"9ej8d2b6","action":%q,"client_id":"c%d","ip":%q,"vhost":"__defaultVhost__","app":"live","tcUrl":"rtmp://127.0.0.1/live","stream":"cam","param":"?user=%s&pass=%s","stream_url":"/live/cam","stream_id":"vid-6r1z1i3"}`, action, i%sessions, ip, u, p)), k
 		}},
 		{"OME opening", func(i int) (*http.Request, kind) {
 			u, p, ip, k := who(i)
@@ -136,7 +140,7 @@ func main() {
 	dur := flag.Duration("duration", 60*time.Second, "sustained run per endpoint")
 	probe := flag.Duration("probe", 5*time.Second, "closed-loop run per endpoint that measures its maximum")
 	load := flag.Float64("load", 0.8, "share of the measured maximum to sustain")
-	conns := flag.Int("conns", 32, "connections of the closed loop; the open loop allows ×128 requests in flight")
+	conns := flag.Int("conns", 32, "connections of the closed loop; the open loop uses at most ×16 (under the hooks listener's cap of 1024)")
 	flag.Parse()
 	if err := run(*bin, *cfg, *dur, *probe, *load, *conns, os.Stdout); err != nil {
 		fmt.Fprintln(os.Stderr, "loadtest:", err)
@@ -153,7 +157,7 @@ func run(bin, cfg string, dur, probe time.Duration, load float64, conns int, out
 	if err != nil {
 		return err
 	}
-	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: conns * 8}}
+	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: conns * 16, MaxConnsPerHost: conns * 16}}
 	fmt.Fprintf(out, "loadtest: %s/%s, %d CPUs, Go %s; per endpoint %v closed loop at %d connections for the maximum, then %v open loop at %.0f %% of it; mix 70 %% allowed (sha256, cached argon2id), 30 %% denied (rotating addresses, a banned brute-force source)\n\n",
 		runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), runtime.Version(), probe, conns, dur, load*100)
 	fmt.Fprintln(out, "| endpoint | max req/s | target req/s | held req/s | p50 | p99 | p99.9 | errors | goroutines before → after | heap MiB before → after |")
@@ -166,7 +170,7 @@ func run(bin, cfg string, dur, probe time.Duration, load float64, conns int, out
 		}
 		maxRate := closedLoop(client, ep, probe, conns)
 		target := maxRate * load
-		res, held := openLoop(client, ep, dur, target, conns*128)
+		res, held := openLoop(client, ep, dur, target, conns*64)
 		g1, h1, err := settle(ctx, client, public)
 		if err != nil {
 			return err
