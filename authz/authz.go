@@ -206,7 +206,11 @@ type Decision struct {
 	// the denial is not proof that the grant is gone: a new session is refused (fail closed), but
 	// a re-check of a running session keeps it (see Keep). Never set on an Allow.
 	Undecided bool
-	Steps     []Step // engine only: what each consulted method answered, in order
+	// RetryAfter, on a banned denial (ReasonBanned), is how long until the ban ends, in whole
+	// seconds; adapters whose protocol has Retry-After (HTTP: the SFU, forward-auth, the API)
+	// send it. Zero otherwise.
+	RetryAfter time.Duration
+	Steps      []Step // engine only: what each consulted method answered, in order
 
 	hidePath bool   // engine only: nothing resolved the path (a timeout), so it is not logged
 	imposed  string // chain only: on an Allow without Rename, a denied method's Rename (the path is a key)

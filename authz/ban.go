@@ -1,86 +1,54 @@
 package authz
 
 import (
-	"errors"
-	"sync"
 	"time"
 )
 
-// ReasonBanned: a method allowed, but an operator banned the key or identity for a while (a
-// kick with ?ban=). A real denial: a re-check of a running session ends it (Decision.Keep).
+// ReasonBanned: the client is under a temporary ban. Either an operator banned the key or
+// identity a method allowed (a kick with ?ban=), or brute-force protection banned the client's
+// address or the user name it presented (refused before any method runs). A real denial: a
+// re-check of a running session ends it (Decision.Keep). Decision.RetryAfter says when to retry.
 const ReasonBanned = "banned"
-
-// MaxBans bounds the bans an Engine holds; expired ones are dropped first.
-const MaxBans = 10_000
-
-// ErrTooManyBans is returned by Engine.Ban when MaxBans unexpired bans are held.
-var ErrTooManyBans = errors.New("authz: too many bans")
-
-// bans are temporary refusals by key id or identity, held in memory by the engine so that they
-// apply to every adapter and survive reloads (the engine outlives its chains).
-type bans struct {
-	mu sync.Mutex
-	m  map[banKey]time.Time // until
-}
-
-type banKey struct {
-	key bool // true: a stream key id; false: an identity
-	v   string
-}
 
 // Ban refuses, until until, every request that a method allows for the stream key keyID or for
 // identity (either may be empty; an anonymous grant cannot be banned by identity). A new ban of
-// the same key or identity replaces the old one. It fails with ErrTooManyBans when MaxBans
-// unexpired bans are held.
+// the same key or identity replaces the old one. It fails with ErrTooManyBans when the ban store
+// is full of unexpired bans.
 func (e *Engine) Ban(keyID, identity string, until time.Time) error {
 	now := e.now()
-	b := &e.bans
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.m == nil {
-		b.m = map[banKey]time.Time{}
-	}
-	var add []banKey
-	if keyID != "" {
-		add = append(add, banKey{true, keyID})
-	}
-	if identity != "" {
-		add = append(add, banKey{false, identity})
-	}
-	if len(b.m)+len(add) > MaxBans {
-		for k, t := range b.m {
-			if !now.Before(t) {
-				delete(b.m, k)
-			}
+	for _, s := range []BanSubject{{BanKey, keyID}, {BanIdentity, identity}} {
+		if s.Value == "" {
+			continue
 		}
-		if len(b.m)+len(add) > MaxBans {
-			return ErrTooManyBans
+		if err := e.banStore.Put(Ban{Subject: s, Until: until, Reason: "operator"}, now); err != nil {
+			return err
 		}
-	}
-	for _, k := range add {
-		b.m[k] = until
 	}
 	return nil
 }
 
-// banned reports whether d's key or identity is banned at now.
-func (e *Engine) banned(d Decision, now time.Time) bool {
-	b := &e.bans
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if len(b.m) == 0 {
-		return false
+// Bans returns the bans in force, operators' and brute-force protection's, soonest to end first.
+func (e *Engine) Bans() []Ban { return e.banStore.List(e.now()) }
+
+// Lift ends the ban of s at once and reports whether there was one. Lifting an address or user
+// ban does not forget its strikes: the next brute-force ban of the subject is still longer.
+func (e *Engine) Lift(s BanSubject) bool {
+	ok := e.banStore.Lift(s, e.now())
+	if ok {
+		e.log.Warn("ban lifted", "kind", s.Kind, "subject", s.Value)
 	}
-	for _, k := range []banKey{{true, d.KeyID}, {false, d.Identity}} {
-		if k.v == "" {
+	return ok
+}
+
+// banned returns when the ban of d's key or identity ends, and whether there is one at now.
+func (e *Engine) banned(d Decision, now time.Time) (time.Time, bool) {
+	for _, s := range []BanSubject{{BanKey, d.KeyID}, {BanIdentity, d.Identity}} {
+		if s.Value == "" {
 			continue
 		}
-		if t, ok := b.m[k]; ok {
-			if now.Before(t) {
-				return true
-			}
-			delete(b.m, k)
+		if until, ok := e.banStore.Until(s, now); ok {
+			return until, true
 		}
 	}
-	return false
+	return time.Time{}, false
 }

@@ -28,6 +28,7 @@ func (m Method) handles(a Action) bool {
 type Chain struct {
 	methods []Method
 	policy  Policy
+	inline  bool // every method is ContextBound: the engine runs the chain on the caller's goroutine
 }
 
 // Policy is what the engine applies to every request, whichever adapter asked, before and after
@@ -42,6 +43,9 @@ type Policy struct {
 	// DecisionTimeout bounds one decision (0: DefaultDecisionTimeout). A chain that has not
 	// decided by then is an undecided denial with reason decision_timeout.
 	DecisionTimeout time.Duration
+	// BruteForce configures failure counting and bans (the zero value counts nothing; see
+	// BruteForce and DefaultBruteForce). The bans themselves live in the Engine.
+	BruteForce BruteForce
 }
 
 // DefaultDecisionTimeout is Policy.DecisionTimeout's default: under nginx-rtmp's netcall_timeout
@@ -52,7 +56,7 @@ const DefaultDecisionTimeout = 5 * time.Second
 func (c *Chain) WithPolicy(p Policy) *Chain {
 	n := &Chain{policy: p}
 	if c != nil {
-		n.methods = c.methods // immutable: sharing is safe
+		n.methods, n.inline = c.methods, c.inline // immutable: sharing is safe
 	}
 	return n
 }
@@ -67,7 +71,7 @@ func (c *Chain) Policy() Policy {
 
 // NewChain returns a chain over methods, evaluated in the order given.
 func NewChain(methods ...Method) *Chain {
-	return &Chain{methods: slices.Clone(methods)}
+	return &Chain{methods: slices.Clone(methods), inline: boundByContext(methods)}
 }
 
 // Methods returns a copy of the chain's methods (nil for a nil Chain).

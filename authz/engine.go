@@ -15,10 +15,13 @@ import (
 type Engine struct {
 	chain atomic.Pointer[Chain]
 	gen   atomic.Uint64
-	bans  bans
 	log   *slog.Logger
 	now   func() time.Time
 	obs   Observer // told of every decision (observe.go); nil: none
+
+	banStore BanStore // operators' and brute-force bans; outlives every chain
+	counter  Counter  // brute-force failures
+	metrics  Metrics  // nil: none
 }
 
 // EngineOption configures an Engine.
@@ -41,6 +44,12 @@ func NewEngine(chain *Chain, log *slog.Logger, opts ...EngineOption) *Engine {
 	e := &Engine{log: log, now: time.Now}
 	for _, o := range opts {
 		o(e)
+	}
+	if e.banStore == nil {
+		e.banStore = NewMemoryBans(MaxBans)
+	}
+	if e.counter == nil {
+		e.counter = NewMemoryCounter(DefaultMaxCounters)
 	}
 	e.chain.Store(chain)
 	return e
@@ -67,12 +76,25 @@ func (e *Engine) Chain() *Chain { return e.chain.Load() }
 // CheckPath, a token from a query parameter over HTTP (unless Policy.QueryTokenOnHTTP), an Allow
 // whose grant has already expired, and an Allow that needs a rename the adapter cannot honour
 // (Request.CanRename), and an Allow for a key or identity under a Ban; and it bounds the decision
-// by Policy.DecisionTimeout.
+// by Policy.DecisionTimeout. Before any method runs, it refuses a client whose address or user
+// name is under a brute-force ban, and afterwards counts a failed guess (Policy.BruteForce).
 func (e *Engine) Authorize(ctx context.Context, req *Request) Decision {
 	start := e.now()
-	d := e.decide(ctx, e.chain.Load(), req)
-	e.logDecision(ctx, req, d, e.now().Sub(start))
+	c := e.chain.Load()
+	bf := c.Policy().BruteForce
+	d, banned := e.refuseBanned(req, bf, start)
+	end := start
+	if !banned {
+		d = e.decide(ctx, c, req)
+		end = e.now()
+		e.account(ctx, req, d, bf, end)
+	}
+	took := end.Sub(start)
+	e.logDecision(ctx, req, d, took)
 	e.observe(req, d, start)
+	if e.metrics != nil {
+		e.metrics.Decided(req, d, took)
+	}
 	return d
 }
 
@@ -110,8 +132,12 @@ func (e *Engine) decide(ctx context.Context, c *Chain, req *Request) Decision {
 		// Allowing would publish (and list, and record) the stream under the presented name: a
 		// stream key. Rename stays set so that the log shows the public path only.
 		d = refuse(d, Forbidden, ReasonRenameUnsupported, "this stream key needs a rename, which "+sourceName(req)+" cannot do; use the public path with ?key=")
-	case e.banned(d, e.now()):
-		d = refuse(d, Forbidden, ReasonBanned, "temporarily banned by an operator")
+	default:
+		now := e.now()
+		if until, ok := e.banned(d, now); ok {
+			d = refuse(d, Forbidden, ReasonBanned, "temporarily banned by an operator")
+			d.RetryAfter = retryAfter(until, now)
+		}
 	}
 	return d
 }
@@ -167,9 +193,10 @@ func sourceName(req *Request) string {
 	return req.Source
 }
 
-// run evaluates c within the policy's decision timeout. The chain runs in a goroutine owned by
-// this call: it ends when the chain returns, which every method does once ctx ends; a method that
-// ignores its context keeps only that goroutine, never the caller.
+// run evaluates c within the policy's decision timeout. A chain of ContextBound methods runs on
+// the caller's goroutine (it returns once tctx ends). Any other chain runs in a goroutine owned
+// by this call: it ends when the chain returns, which every method does once ctx ends; a method
+// that ignores its context keeps only that goroutine, never the caller.
 func (e *Engine) run(ctx context.Context, c *Chain, p Policy, req *Request) Decision {
 	limit := p.DecisionTimeout
 	if limit <= 0 {
@@ -177,6 +204,13 @@ func (e *Engine) run(ctx context.Context, c *Chain, p Policy, req *Request) Deci
 	}
 	tctx, cancel := context.WithTimeout(ctx, limit)
 	defer cancel()
+	if c.BoundByContext() {
+		d, _ := c.Authorize(tctx, req) // a Chain never returns an error
+		if d.Outcome != Allow && d.Undecided && tctx.Err() != nil {
+			d.hidePath = d.Rename == "" // as below: nothing resolved the path in time
+		}
+		return deadline(ctx, tctx, d, false)
+	}
 	done := make(chan Decision, 1)
 	go func() {
 		d, _ := c.Authorize(tctx, req) // a Chain never returns an error
@@ -196,6 +230,13 @@ func (e *Engine) run(ctx context.Context, c *Chain, p Policy, req *Request) Deci
 			d, timedOut = Decision{Outcome: Forbidden, hidePath: true}, true
 		}
 	}
+	return deadline(ctx, tctx, d, timedOut)
+}
+
+// deadline marks d, decided under tctx (derived from the caller's ctx), as Undecided when the
+// chain was silent (timedOut) or could not decide by the deadline, with the reason that says
+// whose deadline it was.
+func deadline(ctx, tctx context.Context, d Decision, timedOut bool) Decision {
 	// A definite answer that came at the deadline stays definite (a revoked key must not count
 	// as "could not decide"); only silence, or a chain that itself could not decide, is Undecided.
 	if timedOut || (d.Outcome != Allow && d.Undecided && tctx.Err() != nil) {
@@ -226,7 +267,8 @@ func (e *Engine) logDecision(ctx context.Context, req *Request, d Decision, took
 	case d.Reason == ReasonInvalidPath || d.hidePath:
 		path = "" // nothing resolved it, and it may embed a stream key
 	}
-	attrs := []slog.Attr{
+	var buf [14]slog.Attr // every attribute below: no slice on the heap
+	attrs := append(buf[:0],
 		slog.String("action", string(req.Action)),
 		slog.String("path", path),
 		slog.String("protocol", req.Protocol),
@@ -235,7 +277,7 @@ func (e *Engine) logDecision(ctx context.Context, req *Request, d Decision, took
 		slog.String("backend", d.Backend),
 		slog.String("reason", d.Reason),
 		slog.Duration("took", took),
-	}
+	)
 	if req.IP.IsValid() {
 		attrs = append(attrs, slog.String("ip", req.IP.String()))
 	}

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/netip"
+	"strconv"
 	"strings"
 	"time"
 
@@ -183,6 +184,9 @@ func (s *SFU) authorize(w http.ResponseWriter, r *http.Request, action authz.Act
 			challenge += `, error="invalid_token"`
 		}
 		w.Header().Set("WWW-Authenticate", challenge)
+		if d.RetryAfter > 0 { // banned: say when to come back
+			w.Header().Set("Retry-After", strconv.FormatInt(int64(d.RetryAfter/time.Second), 10))
+		}
 		msg := d.Message
 		if msg == "" {
 			msg = http.StatusText(status)

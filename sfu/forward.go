@@ -55,6 +55,7 @@ type slot struct {
 	codec atomic.Pointer[webrtc.RTPCodecParameters] // the publisher's codec; nil until published
 	up    atomic.Pointer[upTrack]
 	downs atomic.Pointer[[]*downTrack]
+	ctr   *packetCounters // the SFU's totals; nil: not counted
 }
 
 func (s *slot) viewers() []*downTrack {
@@ -176,8 +177,10 @@ func (u *upTrack) handle(raw []byte) {
 	copy(b, raw)
 	var pkt rtp.Packet
 	if err := pkt.Unmarshal(b); err != nil || len(pkt.Payload) == 0 {
+		u.slot.ctr.inc(ctrMalformed)
 		return
 	}
+	u.slot.ctr.inc(ctrReceived)
 	p := &packet{hdr: pkt.Header, payload: pkt.Payload, key: true, at: u.now(), up: u}
 	p.hdr.Padding, p.hdr.PaddingSize = false, 0
 	p.hdr.Extension, p.hdr.Extensions, p.hdr.ExtensionProfile = false, nil, 0
@@ -288,12 +291,14 @@ func (d *downTrack) Kind() webrtc.RTPCodecType { return d.slot.kind }
 // writer restarts at the next keyframe and a (throttled) keyframe request goes upstream.
 func (d *downTrack) push(p *packet) {
 	if !d.active.Load() {
+		d.slot.ctr.inc(ctrNotConnected)
 		return
 	}
 	select {
 	case d.queue <- p:
 	default:
 		d.dropped.Add(1)
+		d.slot.ctr.inc(ctrQueueFull)
 		if !d.overflow.Swap(true) {
 			d.slot.requestKeyframe()
 		}
@@ -389,6 +394,7 @@ func (d *downTrack) write(p *packet, seq uint16) {
 	}
 	if _, err := b.ws.WriteRTP(&hdr, p.payload); err == nil {
 		d.forwarded.Add(1)
+		d.slot.ctr.inc(ctrForwarded)
 	}
 }
 

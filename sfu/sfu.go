@@ -104,9 +104,10 @@ type SFU struct {
 	udpMux ice.UDPMux
 	tcpMux ice.TCPMux
 
-	limits *limiter        // session caps, checked before a PeerConnection is created
-	cands  candidatePolicy // which remote ICE candidates reach pion, and how many
-	pcs    atomic.Int64    // PeerConnections created so far (tests: a refusal creates none)
+	limits  *limiter        // session caps, checked before a PeerConnection is created
+	cands   candidatePolicy // which remote ICE candidates reach pion, and how many
+	pcs     atomic.Int64    // PeerConnections created so far (tests: a refusal creates none)
+	packets packetCounters  // totals for Stats
 
 	mu       sync.Mutex
 	shut     bool

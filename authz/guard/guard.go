@@ -8,6 +8,8 @@ package guard
 import (
 	"context"
 	"net/http"
+	"strconv"
+	"time"
 
 	"gatehouse/authz"
 	"gatehouse/authz/clientip"
@@ -33,7 +35,7 @@ func Request(r *http.Request, action authz.Action, source string) *authz.Request
 
 // Check decides Request(r, action, source) with auth. On an allow it returns the decision and
 // true. Otherwise it sets WWW-Authenticate (Challenge) when the answer is a 401 and returns the
-// decision and false: the caller answers d.HTTPStatus() (401 or 403) with d.Message, which never
+// decision and false (with Retry-After on a ban): the caller answers d.HTTPStatus() (401 or 403) with d.Message, which never
 // holds a credential, in its own format.
 func Check(w http.ResponseWriter, r *http.Request, auth Authorizer, action authz.Action, source string) (authz.Decision, bool) {
 	d := auth.Authorize(r.Context(), Request(r, action, source))
@@ -42,6 +44,9 @@ func Check(w http.ResponseWriter, r *http.Request, auth Authorizer, action authz
 	}
 	if d.HTTPStatus() == http.StatusUnauthorized {
 		w.Header().Set("WWW-Authenticate", Challenge)
+	}
+	if d.RetryAfter > 0 { // banned: say when to come back
+		w.Header().Set("Retry-After", strconv.FormatInt(int64(d.RetryAfter/time.Second), 10))
 	}
 	return d, false
 }

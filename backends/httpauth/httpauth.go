@@ -91,6 +91,7 @@ type Backend struct {
 	group    singleflight.Group
 	log      *slog.Logger
 	now      func() time.Time
+	obs      Observer // nil: none
 
 	closing context.Context // cancelled by Close; aborts upstream calls
 	stop    context.CancelFunc
@@ -103,6 +104,17 @@ type Backend struct {
 
 // Option configures New.
 type Option func(*Backend)
+
+// Observer is told about every call to the auth service, for metrics; err is non-nil when the
+// call could not decide (unreachable, timeout, bad reply).
+type Observer interface {
+	Upstream(took time.Duration, err error)
+}
+
+// WithObserver reports every upstream call to o (default none).
+func WithObserver(o Observer) Option {
+	return func(b *Backend) { b.obs = o }
+}
 
 // WithLogger sets the logger for upstream problems (default: discard). Lines name the service's
 // scheme, host and path, status codes and transport errors; never credentials, header values or
@@ -204,6 +216,10 @@ func (b *Backend) Close() error {
 	return nil
 }
 
+// BoundByContext implements authz.ContextBound: a caller waits for the upstream call (which
+// runs on singleflight's goroutine, bounded by the timeout) only until its context ends.
+func (b *Backend) BoundByContext() bool { return true }
+
 // Authorize implements authz.Backend. A request matching Config.Exclude is allowed at once with
 // identity "". Otherwise a cached decision for an identical request is returned, or the service
 // is asked; identical concurrent requests share one upstream call, which runs to the backend's
@@ -272,7 +288,11 @@ func (b *Backend) fetch(parent context.Context, req *authz.Request, key cacheKey
 	defer cancel()
 	defer context.AfterFunc(b.closing, cancel)()
 
+	start := time.Now()
 	d, ttl, err := b.call(ctx, req)
+	if b.obs != nil {
+		b.obs.Upstream(time.Since(start), err)
+	}
 	if err != nil {
 		return authz.Decision{}, err
 	}

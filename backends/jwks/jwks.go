@@ -355,7 +355,8 @@ type ProviderStats struct {
 	Keys        int    // usable keys in the current set (0: none yet)
 	Fetches     uint64 // successful fetches
 	FetchErrors uint64
-	LastError   string // of the last fetch attempt; "" if it succeeded
+	LastError   string    // of the last fetch attempt; "" if it succeeded
+	LastFetch   time.Time // of the last successful fetch; zero: none (or keys from the config)
 }
 
 // Stats returns the current counters (cache hits are observable here, e.g. for metrics).
@@ -366,6 +367,9 @@ func (b *Backend) Stats() Stats {
 	}
 	for _, p := range b.providers {
 		ps := ProviderStats{Name: p.name, Fetches: p.fetches.Load(), FetchErrors: p.fetchErrors.Load()}
+		if t := p.lastFetch.Load(); t != 0 {
+			ps.LastFetch = time.Unix(0, t)
+		}
 		if ks := p.keySet(); ks != nil {
 			ps.Keys = len(ks.all)
 		}
@@ -379,6 +383,10 @@ func (b *Backend) Stats() Stats {
 	sort.SliceStable(s.Providers, func(i, j int) bool { return s.Providers[i].Name < s.Providers[j].Name })
 	return s
 }
+
+// BoundByContext implements authz.ContextBound: waits for a key set fetch select on the
+// context; verification is CPU work on a bounded token.
+func (b *Backend) BoundByContext() bool { return true }
 
 // Authorize implements authz.Backend. No JWT among the credentials: Abstain. A token that fails
 // verification: Unauthenticated with a reason naming the failure. A valid token: Allow when one of

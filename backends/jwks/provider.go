@@ -72,6 +72,7 @@ type provider struct {
 	lastError error
 
 	fetches, fetchErrors atomic.Uint64
+	lastFetch            atomic.Int64 // Unix nanoseconds of the last successful fetch; 0: none
 	gen                  atomic.Uint64
 }
 
@@ -181,6 +182,7 @@ func (p *provider) fetchOnce(ctx context.Context) bool {
 		}
 		p.keys.Store(ks)
 		p.fetches.Add(1)
+		p.lastFetch.Store(time.Now().UnixNano())
 	} else if ctx.Err() == nil {
 		p.fetchErrors.Add(1)
 		stale := p.keys.Load() != nil

@@ -370,6 +370,16 @@ func (b *Backend) ConfigRecords() []Record {
 	return out
 }
 
+// BoundByContext implements authz.ContextBound: the YAML keys are a scan in memory; a Store
+// counts only if it promises to honour its context too (authz.ContextBound).
+func (b *Backend) BoundByContext() bool {
+	if b.store == nil {
+		return true
+	}
+	s, ok := b.store.(authz.ContextBound)
+	return ok && s.BoundByContext()
+}
+
 // Authorize implements authz.Backend. See the package documentation for where the key is read
 // and what an unknown key answers. It returns an error only when the Store could not answer.
 func (b *Backend) Authorize(ctx context.Context, req *authz.Request) (authz.Decision, error) {

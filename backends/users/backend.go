@@ -24,6 +24,7 @@ type Option func(*options)
 type options struct {
 	now       func() time.Time
 	maxArgon2 int
+	failShare float64
 }
 
 // WithClock sets the clock used for cache expiry (default time.Now; nil keeps the default).
@@ -56,6 +57,7 @@ type Backend struct {
 	macs   sync.Pool // of HMAC-SHA256 keyed with key: the cache-hit path allocates no hash state
 	now    func() time.Time
 	sem    chan struct{}
+	pace   pacer // failed derivations' CPU budget
 	flight singleflight.Group
 	dummy  *Credential // verified against when no user name matched; nil without named users
 
@@ -67,11 +69,12 @@ type Backend struct {
 // New returns a Backend for cfg. Users whose User credential is empty (only possible for a Config
 // built in code; decoding rejects it, as MediaMTX does) never match.
 func New(cfg Config, opts ...Option) *Backend {
-	o := options{now: time.Now, maxArgon2: runtime.GOMAXPROCS(0)}
+	o := options{now: time.Now, maxArgon2: runtime.GOMAXPROCS(0), failShare: DefaultArgon2FailureShare}
 	for _, opt := range opts {
 		opt(&o)
 	}
 	b := &Backend{now: o.now, sem: make(chan struct{}, o.maxArgon2)}
+	b.pace.budget = o.failShare * float64(runtime.GOMAXPROCS(0))
 	rand.Read(b.key[:]) // never fails since Go 1.24
 	b.macs.New = func() any { return hmac.New(sha256.New, b.key[:]) }
 	for _, u := range cfg.Users {
@@ -146,6 +149,11 @@ func (b *Backend) Stats() Stats {
 	}
 	return s
 }
+
+// BoundByContext implements authz.ContextBound: the waits for an argon2 slot, the failure
+// pacing and a shared derivation all select on the context; one derivation is the longest
+// stretch of work.
+func (b *Backend) BoundByContext() bool { return true }
 
 // Authorize implements authz.Backend with MediaMTX's algorithm: users in order, the first whose
 // IPs, permissions and credentials (in that order) all match allows, with the user name the
@@ -311,8 +319,15 @@ func (b *Backend) checkArgon2(ctx context.Context, c *Credential, guess string) 
 		if b.cache.get(k, b.now()) {
 			return true, nil
 		}
-		// Not canceled with the first caller: others may be waiting, and a success is worth caching.
-		ok, err := b.derive(context.WithoutCancel(ctx), c.phc, guess)
+		// Not canceled with the first caller: others may be waiting, and a success is worth
+		// caching. But bounded by its deadline (the decision timeout): a flood's flights must not
+		// queue for a slot, and derive, long after every caller has gone.
+		fctx, cancel := context.WithoutCancel(ctx), context.CancelFunc(func() {})
+		if dl, ok := ctx.Deadline(); ok {
+			fctx, cancel = context.WithDeadline(fctx, dl)
+		}
+		defer cancel()
+		ok, err := b.derive(fctx, c.phc, guess)
 		if ok {
 			b.cache.put(k, b.now())
 		}
@@ -334,8 +349,16 @@ func (b *Backend) derive(ctx context.Context, p *phc, guess string) (bool, error
 		return false, canceled(ctx)
 	}
 	defer func() { <-b.sem }()
+	if err := b.pace.wait(ctx); err != nil {
+		return false, canceled(ctx)
+	}
 	b.argon2Runs.Add(1)
-	return p.verify([]byte(guess)), nil
+	start := time.Now() // CPU time, not the injected clock
+	ok := p.verify([]byte(guess))
+	if !ok {
+		b.pace.charge(start, time.Since(start))
+	}
+	return ok, nil
 }
 
 // cacheKey is HMAC-SHA256(per-Backend random key, stored credential || 0 || guess): the cache

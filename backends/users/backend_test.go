@@ -646,3 +646,29 @@ func TestWithClockNil(t *testing.T) {
 		t.Errorf("got %d cache hits, want 1", s.CacheHits)
 	}
 }
+
+// TestFailurePacing: failed argon2 verifications are paced to their CPU share: once the saved-up
+// budget is spent, the next derivation waits (here past its caller's deadline, which ends its
+// flight too: nothing derives after the caller has gone), while a cached success never waits.
+func TestFailurePacing(t *testing.T) {
+	b := New(argon2Config(t, ""), WithArgon2FailureShare(0.0001)) // one failure buys a long wait
+	ctx := context.Background()
+	if d, err := b.Authorize(ctx, req(authz.ActionPublish, "p", "", "testuser", "testpass")); err != nil || !d.Allowed() {
+		t.Fatalf("first login: %+v %v", d, err)
+	}
+	if d, err := b.Authorize(ctx, req(authz.ActionPublish, "p", "", "testuser", "wrong1")); err != nil || d.Allowed() {
+		t.Fatalf("first failure: got %+v %v, want a plain denial (the burst allows it)", d, err)
+	}
+	runs := b.Stats().Argon2Runs
+	short, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+	defer cancel()
+	if _, err := b.Authorize(short, req(authz.ActionPublish, "p", "", "testuser", "wrong2")); err == nil {
+		t.Fatal("second failure within the budget's wait: got no error, want could not decide (deadline)")
+	}
+	if got := b.Stats().Argon2Runs; got != runs {
+		t.Errorf("argon2 runs = %d, want %d: a paced flight derived after its caller's deadline", got, runs)
+	}
+	if d, err := b.Authorize(ctx, req(authz.ActionPublish, "p", "", "testuser", "testpass")); err != nil || !d.Allowed() {
+		t.Errorf("cached login during the wait: got %+v %v, want allowed at once", d, err)
+	}
+}

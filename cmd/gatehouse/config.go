@@ -101,6 +101,8 @@ type AuthConfig struct {
 	// OME extra name) over HTTP protocols, for every method (authz.Policy). Default false. The
 	// jwt section's query_token_on_http, where it was first configured, still enables it too.
 	QueryTokenOnHTTP bool
+	// BruteForce is auth.bruteforce (nil: authz.DefaultBruteForce).
+	BruteForce *BruteForceConfig
 }
 
 // MethodRef is one entry of auth.methods: one instance of a method type. A bare name is
@@ -228,7 +230,7 @@ func (a *AuthConfig) UnmarshalYAML(n *yaml.Node) error {
 	if n.Kind != yaml.MappingNode {
 		return conf.Errorf(n, "auth must be a mapping (methods: [...] and one section per method type)")
 	}
-	known := []string{"methods", "decision_timeout", "query_token_on_http"}
+	known := []string{"methods", "decision_timeout", "query_token_on_http", "bruteforce"}
 	for _, t := range methodTypes() {
 		known = append(known, t.name)
 	}
@@ -260,6 +262,10 @@ func (a *AuthConfig) UnmarshalYAML(n *yaml.Node) error {
 			continue
 		case "query_token_on_http":
 			errs = append(errs, v.Decode(&a.QueryTokenOnHTTP))
+			continue
+		case "bruteforce":
+			a.BruteForce = &BruteForceConfig{}
+			errs = append(errs, v.Decode(a.BruteForce))
 			continue
 		}
 		if isNull(v) {

@@ -79,6 +79,8 @@ func cli(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return cmdRotateKey(args, stdout, stderr)
 	case "keys":
 		return cmdKeys(ctx, args, stdout, stderr) // keys_cmd.go
+	case "bans":
+		return cmdBans(ctx, args, stdout, stderr) // bans_cmd.go
 	case "version":
 		fmt.Fprintln(stdout, "gatehouse", version())
 		return exitOK
@@ -102,6 +104,8 @@ const usage = `usage:
   gatehouse rotate-key -config FILE      new signing key; old tokens stay valid (SIGHUP the server)
   gatehouse keys create|list|rotate|revoke|backup -config FILE …
                                          managed stream keys in data_dir (gatehouse keys help)
+  gatehouse bans list|lift [-config FILE] …
+                                         the running server's bans (gatehouse bans help)
   gatehouse version
 `
 

@@ -132,7 +132,7 @@ func TestMethodEntryErrors(t *testing.T) {
 		{"a listed section that is missing", "auth:\n  methods: [keys]\n",
 			[]string{`t.yml:2: auth.methods[0]: method "keys" has no settings`}},
 		{"unknown section lists the types", "auth:\n  methods: [jwt]\n  ldap: {}\n",
-			[]string{`t.yml:3: auth.ldap: unknown key "ldap" (known keys: methods, decision_timeout, query_token_on_http, internal, keys, jwt, http)`}},
+			[]string{`t.yml:3: auth.ldap: unknown key "ldap" (known keys: methods, decision_timeout, query_token_on_http, bruteforce, internal, keys, jwt, http)`}},
 		{"every problem at once", `auth:
   methods:
     - {type: ldap}

@@ -21,9 +21,11 @@ import (
 	"time"
 
 	"gatehouse/authz"
+	"gatehouse/authz/banapi"
 	"gatehouse/authz/conf"
 	"gatehouse/authz/decisions"
 	"gatehouse/authz/live"
+	"gatehouse/authz/metrics"
 	"gatehouse/authz/notify"
 	"gatehouse/authz/revoke"
 	"gatehouse/authz/tokens"
@@ -41,19 +43,20 @@ import (
 // server owns everything a running gatehouse has: the engine, the current generation of
 // backends, both listeners, and the reload machinery.
 type server struct {
-	path   string
-	log    *slog.Logger
-	level  *slog.LevelVar
-	engine *authz.Engine
-	reg    *live.Registry
-	sfu    *sfu.SFU                      // nil when the sfu section is absent
-	web    *web.App                      // nil when the web section is absent
-	issuer atomic.Pointer[tokens.Issuer] // reloaded from data_dir on every reload (key rotation)
-	keys   *sqlitestore.Store            // managed stream keys; nil if the store could not be opened
-	mtx    *mediamtx.Handler             // remembers MediaMTX sessions for kicks and re-checks
-	srs    *srs.Handler                  // remembers SRS sessions for re-checks
-	revoke *revoke.Revoker               // ends the live sessions of revoked keys and operator kicks
-	recent *decisions.Recent             // the engine's recent decisions, for /api/v1/decisions and /manage
+	path    string
+	log     *slog.Logger
+	level   *slog.LevelVar
+	engine  *authz.Engine
+	reg     *live.Registry
+	sfu     *sfu.SFU                      // nil when the sfu section is absent
+	web     *web.App                      // nil when the web section is absent
+	issuer  atomic.Pointer[tokens.Issuer] // reloaded from data_dir on every reload (key rotation)
+	keys    *sqlitestore.Store            // managed stream keys; nil if the store could not be opened
+	mtx     *mediamtx.Handler             // remembers MediaMTX sessions for kicks and re-checks
+	srs     *srs.Handler                  // remembers SRS sessions for re-checks
+	revoke  *revoke.Revoker               // ends the live sessions of revoked keys and operator kicks
+	recent  *decisions.Recent             // the engine's recent decisions, for /api/v1/decisions and /manage
+	metrics *metrics.Metrics              // /metrics; the engine, http methods and state collectors report to it
 
 	mu  sync.Mutex // guards gen and sum; held only while swapping, never across I/O
 	gen *generation
@@ -119,7 +122,7 @@ func serve(ctx context.Context, path string, stderr io.Writer, ready func(public
 			log.Warn("stream key store is read-only: keys work, but cannot be created, rotated or revoked", "file", keyStore.Path())
 		}
 	}
-	s := &server{path: path, log: log, level: level, keys: keyStore}
+	s := &server{path: path, log: log, level: level, keys: keyStore, metrics: metrics.New()}
 	gen, err := build(ctx, cfg, s.deps(iss, nil), log, true)
 	if err != nil {
 		return err
@@ -127,7 +130,7 @@ func serve(ctx context.Context, path string, stderr io.Writer, ready func(public
 	s.gen, s.sum = gen, sha256.Sum256(src)
 	s.issuer.Store(iss)
 	s.recent = decisions.New(0)
-	s.engine = authz.NewEngine(gen.chain, log.With("component", "authz"), authz.WithObserver(s.recent))
+	s.engine = authz.NewEngine(gen.chain, log.With("component", "authz"), authz.WithObserver(s.recent), authz.WithMetrics(s.metrics))
 	defer func() { // never hold s.mu while a generation waits for its goroutines
 		s.mu.Lock()
 		g := s.gen
@@ -169,6 +172,8 @@ func serve(ctx context.Context, path string, stderr io.Writer, ready func(public
 		bg.Add(1)
 		go func() { defer bg.Done(); _ = s.sfu.Run(bgCtx) }()
 	}
+
+	s.watchState(s.metrics) // metrics.go
 
 	// Revocation: a key revoked or rotated in the store (API or CLI), or an operator's kick, ends
 	// the sessions it admitted on every server gatehouse can reach (revoke.Kicker per server).
@@ -437,9 +442,10 @@ func (s *server) publicMux() *http.ServeMux {
 		s.issuer.Load().JWKSHandler().ServeHTTP(w, r)
 	})
 	mux.Handle("/debug/pprof/", s.guarded(authz.ActionPprof, pprofHandler()))
+	mux.Handle("GET /metrics", s.guarded(authz.ActionMetrics, s.metrics.Handler()))
 	api := s.apiMux()
 	for _, p := range []string{"/api/v1/keys", "/api/v1/keys/", "/api/v1/streams", "/api/v1/streams/", "/api/v1/sessions", "/api/v1/sessions/",
-		"/api/v1/decisions", "/api/v1/decisions/"} {
+		"/api/v1/decisions", "/api/v1/decisions/", "/api/v1/bans", "/api/v1/bans/"} {
 		mux.Handle(p, api)
 	}
 	if s.sfu != nil {
@@ -477,6 +483,9 @@ func (s *server) apiMux() *http.ServeMux {
 	recent := decisions.APIHandler(s.recent, s.engine)
 	mux.Handle("/api/v1/decisions", recent)
 	mux.Handle("/api/v1/decisions/", recent)
+	bans := banapi.Handler(s.engine, s.engine, nil)
+	mux.Handle("/api/v1/bans", bans)
+	mux.Handle("/api/v1/bans/", bans)
 	return mux
 }
 
@@ -526,7 +535,7 @@ func (s *server) kickers(cfg *Config) map[string]revoke.Kicker {
 
 // deps are the long-lived objects a generation's builders may use.
 func (s *server) deps(iss *tokens.Issuer, prev *generation) deps {
-	d := deps{issuer: iss, prev: prev}
+	d := deps{issuer: iss, prev: prev, metrics: s.metrics}
 	if s.keys != nil { // never a typed nil in the interface
 		d.keyStore = s.keys
 	}

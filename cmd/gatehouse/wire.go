@@ -10,6 +10,7 @@ import (
 
 	"gatehouse/authz"
 	"gatehouse/authz/conf"
+	"gatehouse/authz/metrics"
 	"gatehouse/authz/tokens"
 	"gatehouse/backends/httpauth"
 	"gatehouse/backends/jwks"
@@ -44,6 +45,8 @@ type deps struct {
 	// keyStore holds managed stream keys (data_dir/streamkeys.db); nil when it could not be
 	// opened or the command needs none: the keys method then knows only the YAML keys.
 	keyStore keys.Store
+	// metrics receives upstream calls (http methods); nil in commands that serve none.
+	metrics *metrics.Metrics
 }
 
 // instance is what a factory builds one method instance from, besides its settings.
@@ -100,7 +103,11 @@ func methodTypes() []methodType {
 			return b, nil, func() { _ = b.Close() }, nil
 		})},
 		{name: "http", factory: factory(func(c *httpauth.Config, in instance) (authz.Backend, func(context.Context), func(), error) {
-			b, err := httpauth.New(*c, httpauth.WithLogger(in.log))
+			opts := []httpauth.Option{httpauth.WithLogger(in.log)}
+			if o := in.upstreamObserver(in.id); o != nil {
+				opts = append(opts, httpauth.WithObserver(o))
+			}
+			b, err := httpauth.New(*c, opts...)
 			if err != nil {
 				return nil, nil, nil, err
 			}
@@ -204,7 +211,7 @@ func policy(cfg *Config) authz.Policy {
 			q = true
 		}
 	}
-	return authz.Policy{QueryTokenOnHTTP: q, DecisionTimeout: cfg.Auth.DecisionTimeout.Std()}
+	return authz.Policy{QueryTokenOnHTTP: q, DecisionTimeout: cfg.Auth.DecisionTimeout.Std(), BruteForce: cfg.Auth.BruteForce.policy()}
 }
 
 // backend returns the backend of the method with the id, or nil (also for a nil generation).

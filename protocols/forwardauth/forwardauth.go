@@ -27,6 +27,7 @@ import (
 	"net/netip"
 	"net/url"
 	"path"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -352,6 +353,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	c.Apply(req)
 	d := h.auth.Authorize(r.Context(), req)
 	if !d.Allowed() {
+		if d.RetryAfter > 0 { // banned; Traefik and Caddy pass it on (nginx auth_request does not)
+			w.Header().Set("Retry-After", strconv.FormatInt(int64(d.RetryAfter/time.Second), 10))
+		}
 		h.deny(w, d.HTTPStatus(), d.Message)
 		return
 	}

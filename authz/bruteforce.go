@@ -1,0 +1,236 @@
+package authz
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"log/slog"
+	"net/netip"
+	"time"
+)
+
+// BruteForce configures the engine's brute-force protection, for every adapter and the SFU at
+// once. Failures that carried credentials (a missing credential is not a guess; see
+// countsAsFailure) are counted per client address — IPv4 per address, IPv6 per /64 — and per
+// presented user name (hashed: BanUser). A subject with MaxFailures (UserMaxFailures for user
+// names) within Window is banned for Ban, doubling with each ban in a row up to MaxBan; while
+// banned, every request of the address or user is refused at once with reason banned and
+// Decision.RetryAfter, before any method runs (no password hash, no upstream call, nothing held
+// open). A success resets the counters of its address and user but not their strikes. Bans live
+// in the engine's BanStore and so survive reloads; the policy itself reloads with the chain.
+//
+// The zero BruteForce counts nothing (unit tests and embedders that want no bans);
+// DefaultBruteForce is what gatehouse runs with unless auth.bruteforce says otherwise.
+type BruteForce struct {
+	MaxFailures     int           // per address within Window before a ban; 0: addresses are not counted
+	UserMaxFailures int           // per user name within Window; 0: user names are not counted
+	Window          time.Duration // 0: 1m
+	Ban             time.Duration // the first ban; 0: 1m
+	MaxBan          time.Duration // the cap of the doubling; 0: 1h
+	// Allow lists the operator's own networks: never counted, never banned by address (a user
+	// name they present is still counted).
+	Allow []netip.Prefix
+}
+
+// DefaultBruteForce returns gatehouse's defaults: 10 failures from one address (or 50 for one
+// user name, from anywhere) within 1 minute ban it for 1 minute, doubling with each ban in a row
+// up to 1 hour. The user threshold is higher because a ban of a name locks its owner out too.
+func DefaultBruteForce() BruteForce {
+	return BruteForce{MaxFailures: 10, UserMaxFailures: 50, Window: time.Minute, Ban: time.Minute, MaxBan: time.Hour}
+}
+
+// Enabled reports whether anything is counted.
+func (b BruteForce) Enabled() bool { return b.MaxFailures > 0 || b.UserMaxFailures > 0 }
+
+func (b BruteForce) window() time.Duration { return orDuration(b.Window, time.Minute) }
+func (b BruteForce) maxBan() time.Duration { return orDuration(b.MaxBan, time.Hour) }
+
+// banFor returns the length of the strike-th ban in a row.
+func (b BruteForce) banFor(strike int) time.Duration {
+	d, max := orDuration(b.Ban, time.Minute), b.maxBan()
+	for i := 1; i < strike && d < max; i++ {
+		d *= 2
+	}
+	return min(d, max)
+}
+
+func orDuration(d, def time.Duration) time.Duration {
+	if d <= 0 {
+		return def
+	}
+	return d
+}
+
+// allowed reports whether ip is in the operator's allow-list.
+func (b BruteForce) allowed(ip netip.Addr) bool {
+	for _, p := range b.Allow {
+		if p.Contains(ip) {
+			return true
+		}
+	}
+	return false
+}
+
+// IPSubject returns the ban subject of a client address: the address itself for IPv4, its /64
+// for IPv6 (one host usually holds a whole /64); ok is false for the zero Addr.
+func IPSubject(ip netip.Addr) (BanSubject, bool) {
+	ip = ip.Unmap()
+	switch {
+	case !ip.IsValid():
+		return BanSubject{}, false
+	case ip.Is4():
+		return BanSubject{BanIP, netip.PrefixFrom(ip, 32).String()}, true
+	}
+	p, _ := ip.WithZone("").Prefix(64)
+	return BanSubject{BanIP, p.String()}, true
+}
+
+// UserSubject returns the ban subject of a presented user name: a short hash, so that a
+// password typed into the user field never reaches a ban list or a log line.
+func UserSubject(user string) BanSubject {
+	h := sha256.Sum256([]byte("gatehouse ban subject\x00" + user))
+	return BanSubject{BanUser, hex.EncodeToString(h[:8])}
+}
+
+// WithBanStore replaces the engine's ban store (default NewMemoryBans(MaxBans)).
+func WithBanStore(s BanStore) EngineOption {
+	return func(e *Engine) {
+		if s != nil {
+			e.banStore = s
+		}
+	}
+}
+
+// WithCounter replaces the engine's failure counter (default NewMemoryCounter(DefaultMaxCounters)).
+func WithCounter(c Counter) EngineOption {
+	return func(e *Engine) {
+		if c != nil {
+			e.counter = c
+		}
+	}
+}
+
+// subjects returns the address and user subjects req is counted under with policy b.
+func (b BruteForce) subjects(req *Request) (ip BanSubject, hasIP bool, user BanSubject, hasUser bool) {
+	if b.MaxFailures > 0 && !b.allowed(req.IP.Unmap()) {
+		ip, hasIP = IPSubject(req.IP)
+	}
+	if b.UserMaxFailures > 0 && req.User != "" {
+		user, hasUser = UserSubject(req.User), true
+	}
+	return
+}
+
+// refuseBanned returns a banned denial when req's address or user name is under a ban at now.
+func (e *Engine) refuseBanned(req *Request, b BruteForce, now time.Time) (Decision, bool) {
+	if m, ok := e.banStore.(interface{ empty() bool }); ok && m.empty() {
+		return Decision{}, false
+	}
+	ips, hasIP := IPSubject(req.IP)
+	if hasIP && !b.allowed(req.IP.Unmap()) {
+		if until, ok := e.banStore.Until(ips, now); ok {
+			return bannedDecision(until, now, "too many failed attempts from this address; try again later"), true
+		}
+	}
+	if req.User != "" {
+		if until, ok := e.banStore.Until(UserSubject(req.User), now); ok {
+			return bannedDecision(until, now, "too many failed attempts for this user; try again later"), true
+		}
+	}
+	return Decision{}, false
+}
+
+func bannedDecision(until, now time.Time, msg string) Decision {
+	d := Denying(Forbidden, ReasonBanned, msg)
+	d.RetryAfter = retryAfter(until, now)
+	return d
+}
+
+// retryAfter rounds the rest of a ban up to whole seconds (what Retry-After carries).
+func retryAfter(until, now time.Time) time.Duration {
+	d := until.Sub(now)
+	if d <= 0 {
+		return time.Second
+	}
+	return (d + time.Second - 1).Truncate(time.Second)
+}
+
+// notAGuess lists the Unauthenticated reasons of credentials that were once good (expired,
+// revoked) or refused by policy: a client retrying them is not guessing.
+var notAGuess = map[string]bool{
+	ReasonNoCredentials: true, ReasonQueryToken: true, ReasonGrantExpired: true,
+	"token_expired": true, "token_not_yet_valid": true, "key_expired": true, "key_revoked": true,
+}
+
+// countsAsFailure reports whether d, the answer to req, is a failed guess: a definite
+// Unauthenticated denial (never Undecided: an IdP or upstream that could not decide is not the
+// client's fault) of a request that presented credentials.
+func countsAsFailure(req *Request, d Decision) bool {
+	return d.Outcome == Unauthenticated && !d.Undecided && req.HasCredentials() && !notAGuess[d.Reason]
+}
+
+// account counts d's failure (or resets the counters on a success) and bans a subject that
+// reached its threshold. The ban line is the one fail2ban matches (see README).
+func (e *Engine) account(ctx context.Context, req *Request, d Decision, b BruteForce, now time.Time) {
+	if !b.Enabled() || d.Reason == ReasonBanned {
+		return
+	}
+	ip, hasIP, user, hasUser := b.subjects(req)
+	if d.Allowed() {
+		if req.HasCredentials() { // an anonymous grant resets nothing
+			if hasIP {
+				e.counter.Reset(ip)
+			}
+			if hasUser {
+				e.counter.Reset(user)
+			}
+		}
+		return
+	}
+	if !countsAsFailure(req, d) {
+		return
+	}
+	if e.metrics != nil && (hasIP || hasUser) {
+		e.metrics.Failed()
+	}
+	if hasIP && e.counter.Fail(ip, now, b.window()) >= b.MaxFailures {
+		e.banFailing(ctx, req, ip, b, b.MaxFailures, now)
+	}
+	if hasUser && e.counter.Fail(user, now, b.window()) >= b.UserMaxFailures {
+		e.banFailing(ctx, req, user, b, b.UserMaxFailures, now)
+	}
+}
+
+func (e *Engine) banFailing(ctx context.Context, req *Request, s BanSubject, b BruteForce, failures int, now time.Time) {
+	strike := e.counter.Strike(s, now, 2*b.maxBan())
+	length := b.banFor(strike)
+	err := e.banStore.Put(Ban{Subject: s, Until: now.Add(length), Reason: "bruteforce", Strike: strike}, now)
+	attrs := []slog.Attr{
+		slog.String("ip", ipString(req.IP)), // first: what fail2ban's <HOST> matches
+		slog.String("kind", s.Kind),
+		slog.String("subject", s.Value),
+		slog.Int("failures", failures),
+		slog.Duration("ban", length),
+		slog.Int("strike", strike),
+		slog.String("source", req.Source),
+	}
+	if err != nil {
+		attrs = append(attrs, slog.String("error", err.Error()))
+		e.log.LogAttrs(ctx, slog.LevelError, "bruteforce ban failed", attrs...)
+		return
+	}
+	e.log.LogAttrs(ctx, slog.LevelWarn, "bruteforce ban", attrs...)
+	if e.metrics != nil {
+		e.metrics.Banned(s.Kind)
+	}
+}
+
+func ipString(ip netip.Addr) string {
+	if !ip.IsValid() {
+		return "unknown"
+	}
+	return ip.String()
+}
+
+// String formats a subject as kind:value (as `gatehouse bans list` shows it).
+func (s BanSubject) String() string { return s.Kind + ":" + s.Value }

@@ -1,0 +1,169 @@
+package authz
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// passwords is a users backend in miniature: alice/right is allowed, any other pair is a bad
+// credential, no credentials abstain, and user "flaky" cannot be decided (an IdP down). It
+// counts the requests that reach it.
+func passwords(calls *atomic.Int64) Backend {
+	return BackendFunc(func(_ context.Context, r *Request) (Decision, error) {
+		calls.Add(1)
+		switch {
+		case !r.HasCredentials():
+			return Decision{}, nil
+		case r.User == "flaky":
+			return Decision{}, errors.New("idp down")
+		case r.User == "alice" && r.Pass == "right":
+			return Allowing("alice", time.Time{}), nil
+		}
+		return Denying(Unauthenticated, ReasonBadCredentials, "credentials not accepted"), nil
+	})
+}
+
+type bfRig struct {
+	e     *Engine
+	now   time.Time
+	calls atomic.Int64
+	log   bytes.Buffer
+}
+
+func newBFRig(t *testing.T, bf BruteForce, opts ...EngineOption) *bfRig {
+	t.Helper()
+	r := &bfRig{now: time.Date(2026, 5, 12, 12, 0, 0, 0, time.UTC)}
+	chain := NewChain(Method{Name: "users", Backend: passwords(&r.calls)}).WithPolicy(Policy{BruteForce: bf})
+	opts = append(opts, WithClock(func() time.Time { return r.now }))
+	r.e = NewEngine(chain, slog.New(slog.NewTextHandler(&r.log, nil)), opts...)
+	return r
+}
+
+func (r *bfRig) ask(ip, user, pass string) Decision {
+	return r.e.Authorize(context.Background(), &Request{Action: ActionPublish, Path: "live/alice", Protocol: "rtmp",
+		IP: netip.MustParseAddr(ip), User: user, Pass: pass, Source: "nginx-rtmp"})
+}
+
+// TestBruteForceBansOneAddress: a guessing run from one address against one user is banned at
+// the configured threshold; from then on that address is refused at once (even with the right
+// password, without reaching any method) with reason banned and a Retry-After; a legitimate
+// client elsewhere is unaffected; the ban survives a reload; the next ban in a row is twice as
+// long; the fail2ban line is written.
+func TestBruteForceBansOneAddress(t *testing.T) {
+	bf := DefaultBruteForce()
+	r := newBFRig(t, bf)
+	const attacker, friend = "203.0.113.7", "198.51.100.9"
+	for i := 1; i <= bf.MaxFailures; i++ {
+		if d := r.ask(attacker, "alice", fmt.Sprint("guess", i)); d.Reason != ReasonBadCredentials {
+			t.Fatalf("guess %d: got %q, want bad_credentials (not banned before the threshold)", i, d.Reason)
+		}
+	}
+	before := r.calls.Load()
+	d := r.ask(attacker, "alice", "right")
+	if d.Allowed() || d.Reason != ReasonBanned || d.RetryAfter != time.Minute || d.Keep() {
+		t.Fatalf("after %d failures: got %+v, want banned with RetryAfter 1m", bf.MaxFailures, d)
+	}
+	if got := r.calls.Load(); got != before {
+		t.Errorf("a banned request reached a method (%d calls), want none", got-before)
+	}
+	if d := r.ask(friend, "alice", "right"); !d.Allowed() {
+		t.Errorf("legitimate client elsewhere: got %+v, want allowed", d)
+	}
+	if !strings.Contains(r.log.String(), `msg="bruteforce ban" ip=203.0.113.7 kind=ip subject=203.0.113.7/32 failures=10 ban=1m0s strike=1`) {
+		t.Errorf("no fail2ban line in the log:\n%s", r.log.String())
+	}
+	r.e.Swap(r.e.Chain().WithPolicy(Policy{BruteForce: bf})) // a reload
+	r.now = r.now.Add(30 * time.Second)
+	if d := r.ask(attacker, "alice", "right"); d.Reason != ReasonBanned || d.RetryAfter != 30*time.Second {
+		t.Fatalf("after a reload: got %+v, want still banned for 30s", d)
+	}
+	if bans := r.e.Bans(); len(bans) != 1 || bans[0].Subject != (BanSubject{BanIP, "203.0.113.7/32"}) || bans[0].Reason != "bruteforce" {
+		t.Errorf("Bans() = %+v, want the address ban", bans)
+	}
+	r.now = r.now.Add(30 * time.Second) // the ban ends
+	for i := 1; i <= bf.MaxFailures; i++ {
+		r.ask(attacker, "alice", "again")
+	}
+	if d := r.ask(attacker, "alice", "right"); d.Reason != ReasonBanned || d.RetryAfter != 2*time.Minute {
+		t.Fatalf("second ban in a row: got %+v, want banned for 2m (doubled)", d)
+	}
+	if !r.e.Lift(BanSubject{BanIP, "203.0.113.7/32"}) {
+		t.Fatal("Lift: got false, want the ban lifted")
+	}
+	if d := r.ask(attacker, "alice", "right"); !d.Allowed() {
+		t.Errorf("after Lift: got %+v, want allowed", d)
+	}
+}
+
+// TestBruteForceCounts: what counts as a failure and what does not.
+func TestBruteForceCounts(t *testing.T) {
+	bf := BruteForce{MaxFailures: 3, UserMaxFailures: 5}
+	for _, tt := range []struct {
+		name    string
+		bf      BruteForce
+		ip      string
+		attempt func(r *bfRig, i int) Decision
+		banned  bool
+	}{
+		{"wrong passwords", bf, "203.0.113.7", func(r *bfRig, i int) Decision { return r.ask("203.0.113.7", "alice", "x") }, true},
+		{"no credentials are not guesses", bf, "203.0.113.7", func(r *bfRig, i int) Decision { return r.ask("203.0.113.7", "", "") }, false},
+		{"could not decide is not a failure", bf, "203.0.113.7", func(r *bfRig, i int) Decision { return r.ask("203.0.113.7", "flaky", "x") }, false},
+		{"a success resets the counter", bf, "203.0.113.7", func(r *bfRig, i int) Decision {
+			if i%2 == 1 {
+				return r.ask("203.0.113.7", "alice", "right")
+			}
+			return r.ask("203.0.113.7", "alice", "x")
+		}, false},
+		{"allow-listed address", BruteForce{MaxFailures: 3, Allow: []netip.Prefix{netip.MustParsePrefix("203.0.113.0/24")}}, "203.0.113.7",
+			func(r *bfRig, i int) Decision { return r.ask("203.0.113.7", "alice", "x") }, false},
+		{"IPv6 grouped by /64", bf, "2001:db8:1:2::99", func(r *bfRig, i int) Decision {
+			return r.ask(fmt.Sprintf("2001:db8:1:2::%x", i+1), "alice", "x")
+		}, true},
+		{"zero policy counts nothing", BruteForce{}, "203.0.113.7", func(r *bfRig, i int) Decision { return r.ask("203.0.113.7", "alice", "x") }, false},
+		{"user name from rotating addresses", BruteForce{UserMaxFailures: 5}, "192.0.2.200", func(r *bfRig, i int) Decision {
+			return r.ask(fmt.Sprintf("192.0.2.%d", i+1), "alice", "x")
+		}, true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			r := newBFRig(t, tt.bf)
+			for i := range 6 {
+				tt.attempt(r, i)
+			}
+			d := r.ask(tt.ip, "alice", "right")
+			if got := d.Reason == ReasonBanned; got != tt.banned {
+				t.Errorf("banned = %v (%+v), want %v", got, d, tt.banned)
+			}
+		})
+	}
+}
+
+// TestBruteForceBounded: an attacker rotating 100,000 addresses (each failing enough to be
+// banned) cannot grow the counters beyond their cap nor the bans beyond MaxBans, and the newest
+// attacker is still banned.
+func TestBruteForceBounded(t *testing.T) {
+	const maxCounters = 4096
+	ctr := NewMemoryCounter(maxCounters)
+	r := newBFRig(t, BruteForce{MaxFailures: 1}, WithCounter(ctr))
+	var last string
+	for i := range 100_000 {
+		last = netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)}).String()
+		r.ask(last, "mallory", "x")
+	}
+	if n := ctr.(*memoryCounter).Len(); n > maxCounters {
+		t.Errorf("counters hold %d subjects, want at most %d", n, maxCounters)
+	}
+	if n := len(r.e.Bans()); n > MaxBans {
+		t.Errorf("%d bans held, want at most %d", n, MaxBans)
+	}
+	if d := r.ask(last, "alice", "right"); d.Reason != ReasonBanned {
+		t.Errorf("the newest attacker: got %+v, want banned", d)
+	}
+}

@@ -1,0 +1,146 @@
+// Package metrics is gatehouse's Prometheus instrumentation: one registry, built in cmd, that
+// the engine reports decisions and brute-force events to (authz.Metrics), the http method
+// reports upstream calls to (httpauth.Observer), and that reads the ban list, the live registry,
+// JWKS key sets and the SFU when scraped. There are no package-level metrics: several Metrics
+// can coexist (tests). Label values come from bounded sets only — actions, outcomes, a fixed
+// list of protocols, the configured method ids and adapter names — never a path, an identity or
+// an address.
+package metrics
+
+import (
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"gatehouse/authz"
+)
+
+// protocols are the protocol label values; any other name is "other" and an empty one "none".
+var protocols = map[string]bool{
+	"rtmp": true, "rtmps": true, "rtsp": true, "rtsps": true, "srt": true, "hls": true, "llhls": true,
+	"webrtc": true, "dash": true, "moq": true, "http": true, "https": true, "flv": true,
+}
+
+// Protocol returns the bounded label value of a request's protocol.
+func Protocol(p string) string {
+	p = strings.ToLower(strings.TrimSpace(p))
+	switch {
+	case p == "":
+		return "none"
+	case protocols[p]:
+		return p
+	}
+	return "other"
+}
+
+// maxLabel bounds any other label value taken from configuration (method ids, adapter names).
+const maxLabel = 64
+
+func bounded(s string) string {
+	if s == "" {
+		return "none"
+	}
+	if len(s) > maxLabel {
+		return s[:maxLabel]
+	}
+	return s
+}
+
+// Metrics holds gatehouse's collectors in its own registry. It is safe for concurrent use and
+// starts no goroutines; collectors that read state (bans, sessions, key sets, the SFU) do so
+// when scraped.
+type Metrics struct {
+	reg *prometheus.Registry
+
+	decisions *prometheus.CounterVec
+	latency   *prometheus.HistogramVec
+	failures  prometheus.Counter
+	bans      *prometheus.CounterVec
+	upstream  *prometheus.HistogramVec
+	upErrors  *prometheus.CounterVec
+}
+
+// New returns a Metrics with the decision, brute-force and upstream metrics and the Go runtime
+// and process collectors registered.
+func New() *Metrics {
+	m := &Metrics{
+		reg: prometheus.NewRegistry(),
+		decisions: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "gatehouse_decisions_total",
+			Help: "Decisions by action, protocol, deciding method, result (allow, unauthenticated, forbidden) and whether it was a ban.",
+		}, []string{"action", "protocol", "method", "result", "source"}),
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "gatehouse_decision_duration_seconds",
+			Help:    "Time to decide, by action and result.",
+			Buckets: []float64{.00001, .00005, .0001, .0005, .001, .005, .01, .05, .1, .5, 1, 5},
+		}, []string{"action", "result"}),
+		failures: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "gatehouse_bruteforce_failures_total",
+			Help: "Failed guesses counted by brute-force protection.",
+		}),
+		bans: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "gatehouse_bruteforce_bans_total",
+			Help: "Bans made by brute-force protection, by kind (ip, user).",
+		}, []string{"kind"}),
+		upstream: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "gatehouse_upstream_request_duration_seconds",
+			Help:    "Calls to external auth services (http methods), by method id.",
+			Buckets: []float64{.001, .005, .01, .05, .1, .25, .5, 1, 2.5, 5},
+		}, []string{"method"}),
+		upErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "gatehouse_upstream_errors_total",
+			Help: "Calls to external auth services that could not decide (unreachable, timeout, bad reply), by method id.",
+		}, []string{"method"}),
+	}
+	m.reg.MustRegister(m.decisions, m.latency, m.failures, m.bans, m.upstream, m.upErrors,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}
+
+// Registry returns the registry, to add collectors or gather in tests.
+func (m *Metrics) Registry() *prometheus.Registry { return m.reg }
+
+// Handler serves the registry in the Prometheus exposition format. Guard it (action metrics).
+func (m *Metrics) Handler() http.Handler {
+	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError})
+}
+
+// Decided implements authz.Metrics.
+func (m *Metrics) Decided(req *authz.Request, d authz.Decision, took time.Duration) {
+	result := d.Outcome.String()
+	if d.Reason == authz.ReasonBanned {
+		result = "banned"
+	}
+	m.decisions.WithLabelValues(string(req.Action), Protocol(req.Protocol), bounded(d.Backend), result, bounded(req.Source)).Inc()
+	m.latency.WithLabelValues(string(req.Action), result).Observe(took.Seconds())
+}
+
+// Failed implements authz.Metrics.
+func (m *Metrics) Failed() { m.failures.Inc() }
+
+// Banned implements authz.Metrics.
+func (m *Metrics) Banned(kind string) { m.bans.WithLabelValues(bounded(kind)).Inc() }
+
+// Upstream returns the observer of the http method with id method (httpauth.Observer).
+func (m *Metrics) Upstream(method string) *UpstreamObserver {
+	method = bounded(method)
+	return &UpstreamObserver{h: m.upstream.WithLabelValues(method), errs: m.upErrors.WithLabelValues(method)}
+}
+
+// UpstreamObserver records one http method's upstream calls.
+type UpstreamObserver struct {
+	h    prometheus.Observer
+	errs prometheus.Counter
+}
+
+// Upstream records one call that took took and failed with err (nil: it answered).
+func (u *UpstreamObserver) Upstream(took time.Duration, err error) {
+	u.h.Observe(took.Seconds())
+	if err != nil {
+		u.errs.Inc()
+	}
+}

@@ -1,0 +1,361 @@
+// Command loadtest holds every hook endpoint of the real gatehouse binary at a sustained rate
+// with a realistic mix, and reports what it saw (make loadtest):
+//
+//   - the mix, per request: 70 % allowed (half a sha256 user, checked every time; half an
+//     argon2id user, answered from the verification cache after the first check; forward-auth:
+//     anonymous reads) and 30 % denied (wrong passwords from rotating addresses that stay below
+//     the brute-force threshold, plus one brute-force source on a fixed address that is banned
+//     early and then refused at once);
+//   - per endpoint: first a short closed-loop run at -conns connections to measure its maximum,
+//     then -duration at -load of that maximum, open loop (requests are scheduled at the rate
+//     whatever the answers, so a slow answer shows in the latency instead of lowering the rate);
+//   - reported: the rate held, p50/p99/p99.9 latency from the scheduled send time, errors
+//     (transport errors, 5xx, or an allowed request refused / a denied one allowed: must be 0),
+//     and the server's goroutines and heap (from /metrics, after a forced GC) before the endpoint
+//     and after it, which must return to the baseline.
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"regexp"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// kind is what a request is expected to get.
+type kind int
+
+const (
+	allowed kind = iota
+	denied
+)
+
+// endpoint builds the i-th request of one hook's mix.
+type endpoint struct {
+	name string
+	make func(i int) (*http.Request, kind)
+}
+
+const (
+	bruteIP = "198.51.100.66" // the brute-force source
+	// sessions is how many client ids the nginx-rtmp and SRS plays cycle through: viewers that
+	// come back, as a live audience does, rather than a new session per request, which would
+	// fill the live registry (capped at live.max_viewers) within a second.
+	sessions = 1000
+)
+
+// who returns the credentials and address of the i-th request of a mix: 35 % the sha256 user,
+// 35 % the argon2id user (cached), 25 % a wrong password for the sha256 user from a rotating
+// address, 5 % the brute-force source guessing an unknown user's password from one address.
+func who(i int) (user, pass, ip string, k kind) {
+	switch r := i % 20; {
+	case r < 7:
+		return "testuser", "testpass", "127.0.0.1", allowed
+	case r < 14:
+		return "bob", "bob-pass", "127.0.0.1", allowed
+	case r < 19:
+		// 16,384 addresses in turn: each sees a wrong password once per 16,384×20/5 requests,
+		// far below 10 a minute at these rates.
+		n := i / 20 % 16384
+		return "testuser", fmt.Sprint("wrong", i), fmt.Sprintf("10.%d.%d.1", n>>8&0xff, n&0xff), denied
+	}
+	return "mallory", fmt.Sprint("guess", i), bruteIP, denied
+}
+
+func endpoints(hooks string) []endpoint {
+	base := "http://" + hooks
+	post := func(path, ctype, body string) *http.Request {
+		r, _ := http.NewRequest("POST", base+path, strings.NewReader(body))
+		r.Header.Set("Content-Type", ctype)
+		return r
+	}
+	return []endpoint{
+		{"MediaMTX", func(i int) (*http.Request, kind) {
+			u, p, ip, k := who(i)
+			return post("/hooks/mediamtx", "application/json", fmt.Sprintf(`{"ip":%q,"user":%q,"password":%q,"token":%q,"action":"publish","path":"live/cam","protocol":"rtmp","id":null,"query":"","userAgent":"loadtest"}`, ip, u, p, p)), k
+		}},
+		{"nginx-rtmp on_play", func(i int) (*http.Request, kind) {
+			// on_play rather than on_publish: a publish would take the path in the live
+			// registry and every later one from another client id would be a second publisher.
+			u, p, ip, k := who(i)
+			body := fmt.Sprintf("app=live&flashver=LNX&swfurl=&tcurl=rtmp%%3A%%2F%%2F127.0.0.1%%2Flive&pageurl=&addr=%s&clientid=%d&call=play&name=cam&start=-2&duration=0&reset=0&user=%s&pass=%s", ip, i%sessions, u, p)
+			if k == denied { // read is anonymous: a wrong password on a publish is the denial
+				body = strings.Replace(body, "call=play&name=cam&start=-2&duration=0&reset=0", "call=publish&name=cam&type=live", 1)
+			}
+			return post("/hooks/nginx-rtmp", "application/x-www-form-urlencoded", body), k
+		}},
+		{"SRS on_play", func(i int) (*http.Request, kind) {
+			u, p, ip, k := who(i)
+			action := "on_play"
+			if k == denied {
+				action = "on_publish"
+			}
+			return post("/hooks/srs", "application/json", fmt.Sprintf(`{"server_id":"vid-0xk989d","service_id":"9ej8d2b6","action":%q,"client_id":"c%d","ip":%q,"vhost":"__defaultVhost__","app":"live","tcUrl":"rtmp://127.0.0.1/live","stream":"cam","param":"?user=%s&pass=%s","stream_url":"/live/cam","stream_id":"vid-6r1z1i3"}`, action, i%sessions, ip, u, p)), k
+		}},
+		{"OME opening", func(i int) (*http.Request, kind) {
+			u, p, ip, k := who(i)
+			dir := "outgoing"
+			if k == denied {
+				dir = "incoming"
+			}
+			return post("/hooks/ome", "application/json", fmt.Sprintf(`{"client":{"address":%q,"port":51234},"request":{"direction":%q,"protocol":"RTMP","status":"opening","time":"2026-05-12T13:45:00.123+00:00","url":"rtmp://127.0.0.1:1935/live/cam?user=%s&pass=%s"}}`, ip, dir, u, p)), k
+		}},
+		{"forward-auth", func(i int) (*http.Request, kind) {
+			u, p, _, k := who(i)
+			r, _ := http.NewRequest("GET", base+"/hooks/forward-auth", nil)
+			uri := "/hls/live/cam/index.m3u8"
+			if k == denied { // reads are anonymous; a path outside every rule is refused
+				uri = "/private/live/cam/index.m3u8"
+			}
+			r.Header.Set("X-Original-URI", uri)
+			r.Header.Set("X-Original-Method", "GET")
+			r.SetBasicAuth(u, p)
+			return r, k
+		}},
+	}
+}
+
+// result is one request's outcome.
+type result struct {
+	lat time.Duration
+	err int // -1: as expected; else an error kind
+}
+
+func main() {
+	bin := flag.String("gatehouse", "bin/gatehouse", "gatehouse binary")
+	cfg := flag.String("config", "testdata/loadtest.yml", "gatehouse config")
+	dur := flag.Duration("duration", 60*time.Second, "sustained run per endpoint")
+	probe := flag.Duration("probe", 5*time.Second, "closed-loop run per endpoint that measures its maximum")
+	load := flag.Float64("load", 0.8, "share of the measured maximum to sustain")
+	conns := flag.Int("conns", 32, "connections of the closed loop; the open loop uses at most ×16 (under the hooks listener's cap of 1024)")
+	flag.Parse()
+	if err := run(*bin, *cfg, *dur, *probe, *load, *conns, os.Stdout); err != nil {
+		fmt.Fprintln(os.Stderr, "loadtest:", err)
+		os.Exit(1)
+	}
+}
+
+var startedRe = regexp.MustCompile(`msg="gatehouse started".* listen=(\S+) hooks_listen=(\S+)`)
+
+func run(bin, cfg string, dur, probe time.Duration, load float64, conns int, out io.Writer) error {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	public, hooks, err := start(ctx, bin, cfg)
+	if err != nil {
+		return err
+	}
+	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: conns * 16, MaxConnsPerHost: conns * 16}}
+	fmt.Fprintf(out, "loadtest: %s/%s, %d CPUs, Go %s; per endpoint %v closed loop at %d connections for the maximum, then %v open loop at %.0f %% of it; mix 70 %% allowed (sha256, cached argon2id), 30 %% denied (rotating addresses, a banned brute-force source)\n\n",
+		runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), runtime.Version(), probe, conns, dur, load*100)
+	fmt.Fprintln(out, "| endpoint | max req/s | target req/s | held req/s | p50 | p99 | p99.9 | errors | goroutines before → after | heap MiB before → after |")
+	fmt.Fprintln(out, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+	failed := false
+	for _, ep := range endpoints(hooks) {
+		g0, h0, err := settle(ctx, client, public)
+		if err != nil {
+			return err
+		}
+		maxRate := closedLoop(client, ep, probe, conns)
+		target := maxRate * load
+		res, held := openLoop(client, ep, dur, target, conns*64)
+		g1, h1, err := settle(ctx, client, public)
+		if err != nil {
+			return err
+		}
+		lats := make([]time.Duration, 0, len(res))
+		bad := 0
+		var kinds [nErr]int
+		for _, r := range res {
+			lats = append(lats, r.lat)
+			if r.err >= 0 {
+				bad++
+				kinds[r.err]++
+			}
+		}
+		errs := fmt.Sprint(bad)
+		if bad > 0 {
+			errs = fmt.Sprintf("%d (transport %d, 5xx %d, allowed refused %d, denied allowed %d, overflow %d)", bad,
+				kinds[errTransport], kinds[err5xx], kinds[errRefused], kinds[errAllowed], kinds[errOverflow])
+		}
+		slices.Sort(lats)
+		fmt.Fprintf(out, "| %s | %.0f | %.0f | %.0f | %s | %s | %s | %s | %.0f → %.0f | %.1f → %.1f |\n", ep.name, maxRate, target, held,
+			pct(lats, 0.50), pct(lats, 0.99), pct(lats, 0.999), errs, g0, g1, h0/(1<<20), h1/(1<<20))
+		if bad > 0 || g1 > g0+10 {
+			failed = true
+		}
+	}
+	if failed {
+		return errors.New("errors, or goroutines that did not return to the baseline")
+	}
+	return nil
+}
+
+func pct(l []time.Duration, p float64) string {
+	if len(l) == 0 {
+		return "-"
+	}
+	return l[min(len(l)-1, int(float64(len(l))*p))].Round(time.Microsecond).String()
+}
+
+// Error kinds, counted separately so a failed run says what went wrong.
+const (
+	errTransport = iota // the request did not get an answer
+	err5xx              // the server failed
+	errRefused          // an allowed request was refused
+	errAllowed          // a denied request was allowed
+	errOverflow         // the open loop had too many requests in flight: the server fell behind
+	nErr
+)
+
+// do sends the i-th request of ep and classifies the answer: -1 as expected, else an error kind.
+// OME always answers 200 and says {"allowed":…}; SRS allows with {"code":0}; the others allow
+// with 2xx (nginx-rtmp's rename: 302).
+func do(client *http.Client, ep endpoint, i int) int {
+	req, k := ep.make(i)
+	resp, err := client.Do(req)
+	if err != nil {
+		return errTransport
+	}
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+	resp.Body.Close()
+	if resp.StatusCode >= 500 {
+		return err5xx
+	}
+	ok := resp.StatusCode < 300 || resp.StatusCode == http.StatusFound
+	switch {
+	case strings.Contains(string(body), `"allowed":`):
+		ok = ok && strings.Contains(string(body), `"allowed":true`)
+	case strings.Contains(string(body), `"code":`):
+		ok = ok && strings.Contains(string(body), `"code":0`)
+	}
+	switch {
+	case k == allowed && !ok:
+		return errRefused
+	case k == denied && ok:
+		return errAllowed
+	}
+	return -1
+}
+
+// closedLoop returns the requests per second conns workers get through in d.
+func closedLoop(client *http.Client, ep endpoint, d time.Duration, conns int) float64 {
+	var n atomic.Int64
+	stop := time.Now().Add(d)
+	var wg sync.WaitGroup
+	for w := range conns {
+		wg.Go(func() {
+			for i := w; time.Now().Before(stop); i += conns {
+				do(client, ep, i)
+				n.Add(1)
+			}
+		})
+	}
+	wg.Wait()
+	return float64(n.Load()) / d.Seconds()
+}
+
+// openLoop schedules requests at rate for d, at most inflight at once (beyond that a request
+// counts as an error: the server did not keep up), and returns every result and the rate held.
+func openLoop(client *http.Client, ep endpoint, d time.Duration, rate float64, inflight int) ([]result, float64) {
+	interval := time.Duration(float64(time.Second) / rate)
+	n := int(d / interval)
+	res := make([]result, n)
+	sem := make(chan struct{}, inflight)
+	var wg sync.WaitGroup
+	begin := time.Now()
+	for i := range n {
+		at := begin.Add(time.Duration(i) * interval)
+		if w := time.Until(at); w > 0 {
+			time.Sleep(w)
+		}
+		select {
+		case sem <- struct{}{}:
+		default:
+			res[i] = result{err: errOverflow, lat: time.Since(at)}
+			continue
+		}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			e := do(client, ep, i)
+			res[i] = result{lat: time.Since(at), err: e}
+		})
+	}
+	wg.Wait()
+	return res, float64(n) / time.Since(begin).Seconds()
+}
+
+// settle forces a GC in the server, waits a moment for finished requests' goroutines to end, and
+// returns its goroutines and heap in use from /metrics.
+func settle(ctx context.Context, client *http.Client, public string) (goroutines, heap float64, err error) {
+	client.CloseIdleConnections() // the server's goroutines for idle keep-alive connections
+	time.Sleep(2 * time.Second)
+	if resp, err := client.Get("http://" + public + "/debug/pprof/heap?gc=1"); err == nil {
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+	}
+	resp, err := client.Get("http://" + public + "/metrics")
+	if err != nil {
+		return 0, 0, err
+	}
+	defer resp.Body.Close()
+	client.CloseIdleConnections()
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		f := strings.Fields(sc.Text())
+		if len(f) != 2 {
+			continue
+		}
+		v, _ := strconv.ParseFloat(f[1], 64)
+		switch f[0] {
+		case "go_goroutines":
+			goroutines = v
+		case "go_memstats_heap_inuse_bytes":
+			heap = v
+		}
+	}
+	if goroutines == 0 {
+		return 0, 0, errors.New("no go_goroutines in /metrics (is metrics granted to 127.0.0.1?)")
+	}
+	return goroutines, heap, ctx.Err()
+}
+
+// start runs the gatehouse binary on cfg and returns its public and hooks addresses.
+func start(ctx context.Context, bin, cfg string) (public, hooks string, err error) {
+	gh := exec.CommandContext(ctx, bin, "run", "-config", cfg)
+	stderr, err := gh.StderrPipe()
+	if err != nil {
+		return "", "", err
+	}
+	if err := gh.Start(); err != nil {
+		return "", "", err
+	}
+	go func() { _ = gh.Wait() }()
+	addrs := make(chan [2]string, 1)
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			if m := startedRe.FindStringSubmatch(sc.Text()); m != nil {
+				addrs <- [2]string{m[1], m[2]}
+			}
+		}
+	}()
+	select {
+	case a := <-addrs:
+		return a[0], a[1], nil
+	case <-time.After(20 * time.Second):
+		return "", "", errors.New("gatehouse did not start")
+	}
+}
