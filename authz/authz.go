@@ -104,7 +104,25 @@ type Request struct {
 	// (nginx-rtmp at on_update, OvenMediaEngine through lifetime, the SFU). When false, a grant
 	// with an expiry is logged as not enforced after it starts.
 	CanEndAt bool
+	// Kind says why the question is asked; the zero value is a client's own attempt.
+	Kind RequestKind
 }
+
+// RequestKind says why a Request is asked. Only a client's own attempt (KindAccess, the zero
+// value) counts toward brute-force protection and is logged at WARN when refused.
+type RequestKind uint8
+
+// Request kinds.
+const (
+	// KindAccess is a client's own attempt to publish, read or use an endpoint.
+	KindAccess RequestKind = iota
+	// KindRecheck re-decides a running session (after a reload, at a server's keep-alive): a
+	// denial ends the session, but it is not a new guess and does not count as a failure.
+	KindRecheck
+	// KindProbe asks on a client's behalf to filter what it is shown (the grid's list of
+	// streams): logged at debug only, not recorded as a recent decision, not counted.
+	KindProbe
+)
 
 // HasCredentials reports whether the client presented any user, password, token or stream key.
 func (r *Request) HasCredentials() bool {

@@ -84,12 +84,30 @@ func (e *Engine) Authorize(ctx context.Context, req *Request) Decision {
 	bf := c.Policy().BruteForce
 	d, banned := e.refuseBanned(req, bf, start)
 	end := start
-	if !banned {
+	if banned {
+		if req.Action.HasPath() { // no method ran: keep a stream key in the path out of the log
+			if public, secret := c.PublicPath(req.Path); secret && public != "" && public != req.Path {
+				d.Rename = public
+			} else if secret {
+				d.hidePath = true
+			}
+		}
+	} else {
 		d = e.decide(ctx, c, req)
 		end = e.now()
-		e.account(ctx, req, d, bf, end)
+		if req.Kind == KindAccess { // a re-check or a probe is not a guess
+			e.account(ctx, req, d, bf, end)
+		}
 	}
 	took := end.Sub(start)
+	if req.Kind == KindProbe {
+		// A probe (the grid asking which streams a visitor may see) is not an access attempt:
+		// it is logged at debug and neither recorded as a recent decision nor counted.
+		if e.log.Enabled(ctx, slog.LevelDebug) {
+			e.logDecisionAt(ctx, slog.LevelDebug, req, d, took)
+		}
+		return d
+	}
 	e.logDecision(ctx, req, d, took)
 	e.observe(req, d, start)
 	if e.metrics != nil {
@@ -254,12 +272,16 @@ func deadline(ctx, tctx context.Context, d Decision, timedOut bool) Decision {
 // a secret with no public path to show instead.
 func (e *Engine) logDecision(ctx context.Context, req *Request, d Decision, took time.Duration) {
 	level := slog.LevelInfo
-	if !d.Allowed() && req.HasCredentials() {
+	if !d.Allowed() && req.HasCredentials() && req.Kind == KindAccess {
 		level = slog.LevelWarn // a failed attempt that carried credentials: what fail2ban watches
 	}
 	if !e.log.Enabled(ctx, level) {
 		return
 	}
+	e.logDecisionAt(ctx, level, req, d, took)
+}
+
+func (e *Engine) logDecisionAt(ctx context.Context, level slog.Level, req *Request, d Decision, took time.Duration) {
 	path := req.Path
 	switch {
 	case d.Rename != "":

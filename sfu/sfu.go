@@ -431,6 +431,7 @@ func (s *SFU) Recheck(ctx context.Context) int {
 	closed := 0
 	for _, sess := range all {
 		req := sess.req
+		req.Kind = authz.KindRecheck // a denial ends the session; it is not a guess
 		d := s.auth.Authorize(ctx, &req)
 		if ctx.Err() != nil {
 			return closed // a cancelled recheck says nothing about the grants

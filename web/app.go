@@ -131,7 +131,8 @@ func (a *App) visible(r *http.Request) live.Visible {
 	ip, ua := clientip.Addr(r), r.UserAgent()
 	cookies := r.Clone(context.WithoutCancel(r.Context())) // the session is looked up per use
 	return func(st live.Stream) bool {
-		req := &authz.Request{Action: authz.ActionRead, Path: st.Path, Protocol: st.Protocol, IP: ip, UserAgent: ua, Source: "web"}
+		req := &authz.Request{Action: authz.ActionRead, Path: st.Path, Protocol: st.Protocol, IP: ip, UserAgent: ua, Source: "web",
+			Kind: authz.KindProbe} // filtering the grid is not an access attempt
 		if a.opt.Playable(st.Source) {
 			req.Protocol = "webrtc"
 		}

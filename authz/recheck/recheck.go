@@ -166,6 +166,7 @@ func (t *Table) Recheck(ctx context.Context, auth Authorizer) []live.Session {
 	var denied []live.Session
 	for _, e := range all {
 		req := e.req
+		req.Kind = authz.KindRecheck // a denial ends the session; it is not a guess
 		d := auth.Authorize(ctx, &req)
 		if ctx.Err() != nil {
 			break // a cancelled re-check says nothing about the grants

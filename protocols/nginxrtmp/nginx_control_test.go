@@ -87,8 +87,19 @@ rtmp {
 	p := publish(t, "rtmp://"+n.Addr+"/live/"+secret, 60*time.Second)
 	e := rec.WaitFor(t, 15*time.Second, "published live/alice", is(live.Published, "live/alice"))
 	s := live.Session{Source: Source, ID: e.Session, Path: e.Path, Publish: true}
-	if err := k.Kick(ctx, s); err != nil {
-		t.Fatalf("drop: %v", err)
+	// gatehouse records the publish when it answers on_publish; nginx-rtmp then follows the
+	// rename and starts the stream under the public name a moment later, so a drop sent at once
+	// may find nothing yet ("gone"). Retry for a bounded time until it finds the session.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		err := k.Kick(ctx, s)
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, gone) || time.Now().After(deadline) {
+			t.Fatalf("drop: %v", err)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 	if !waitExit(p, 10*time.Second) {
 		t.Fatal("the publisher still runs 10s after the drop")

@@ -288,7 +288,9 @@ func (h *Handler) update(ctx context.Context, w http.ResponseWriter, server stri
 		return
 	}
 	key := sessionKey{server: server, clientID: hk.clientID, publish: a == authz.ActionPublish}
-	d := h.decide(ctx, hk.request(a, path))
+	req := hk.request(a, path)
+	req.Kind = authz.KindRecheck // a keep-alive of a running session is not a new guess
+	d := h.decide(ctx, req)
 	s, tracked := h.lookup(key)
 	if !d.Allowed() && d.Keep() && (!tracked || s.expires.IsZero() || h.now().Before(s.expires)) {
 		attrs := []any{"session", hk.clientID, "reason", d.Reason}
