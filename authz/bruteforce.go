@@ -127,12 +127,15 @@ func (e *Engine) refuseBanned(req *Request, b BruteForce, now time.Time) (Decisi
 		return Decision{}, false
 	}
 	ips, hasIP := IPSubject(req.IP)
-	if hasIP && !b.allowed(req.IP.Unmap()) {
+	allowListed := hasIP && b.allowed(req.IP.Unmap())
+	if hasIP && !allowListed {
 		if until, ok := e.banStore.Until(ips, now); ok {
 			return bannedDecision(until, now, "too many failed attempts from this address; try again later"), true
 		}
 	}
-	if req.User != "" {
+	// The operator's own networks are exempt from user-name bans too: anyone could otherwise
+	// lock the admin out from a few addresses.
+	if req.User != "" && !allowListed {
 		if until, ok := e.banStore.Until(UserSubject(req.User), now); ok {
 			return bannedDecision(until, now, "too many failed attempts for this user; try again later"), true
 		}

@@ -167,3 +167,20 @@ func TestBruteForceBounded(t *testing.T) {
 		t.Errorf("the newest attacker: got %+v, want banned", d)
 	}
 }
+
+// TestUserBanSparesAllowListedAddresses: a few addresses guessing alice's password ban the name
+// alice, but the operator's allow-listed network still gets in with the right password (it used
+// to be refused: anyone could lock the admin out from a handful of addresses).
+func TestUserBanSparesAllowListedAddresses(t *testing.T) {
+	r := newBFRig(t, BruteForce{UserMaxFailures: 3, Window: time.Minute, Ban: time.Minute, MaxBan: time.Hour,
+		Allow: []netip.Prefix{netip.MustParsePrefix("192.0.2.0/24")}})
+	for i := range 5 {
+		r.ask(fmt.Sprintf("198.51.100.%d", i+1), "alice", "wrong")
+	}
+	if d := r.ask("203.0.113.5", "alice", "right"); d.Reason != ReasonBanned {
+		t.Fatalf("alice from elsewhere after the guesses: got %+v, want banned", d)
+	}
+	if d := r.ask("192.0.2.10", "alice", "right"); !d.Allowed() {
+		t.Errorf("alice from the allow-listed network: got %+v, want allowed", d)
+	}
+}

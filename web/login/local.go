@@ -56,6 +56,18 @@ func NewLocal(auth Authorizer, mint Minter, opts ...Option) (*Manager, error) {
 	return m, nil
 }
 
+// generationer is what a local Authorizer may also offer (the engine does): the generation of
+// its configuration, which advances on every reload that changes auth.
+type generationer interface{ Generation() uint64 }
+
+// outdated reports whether a local session was checked against a configuration that a reload
+// has since changed: its password cannot be checked again, so it ends (the user may have been
+// removed or had its password changed) and the operator logs in again.
+func (m *Manager) outdated(s *Session) bool {
+	g, ok := m.local.(generationer)
+	return m.local != nil && ok && g.Generation() != s.gen
+}
+
 // Local reports whether m is a local login (NewLocal) rather than an OpenID Connect client.
 func (m *Manager) Local() bool { return m != nil && m.local != nil }
 
@@ -195,6 +207,10 @@ func (m *Manager) localLogin(w http.ResponseWriter, r *http.Request) {
 		m.localForm(w, http.StatusBadRequest, next, truncate(user, maxLocalUser), "Enter your user name and password.")
 		return
 	}
+	var gen uint64 // read before the check: a reload during it ends the session at once
+	if g, ok := m.local.(generationer); ok {
+		gen = g.Generation()
+	}
 	d := m.local.Authorize(r.Context(), &authz.Request{
 		Action: authz.ActionAPI, User: user, Pass: pass, IP: ip, UserAgent: r.UserAgent(), Source: LocalSource,
 	})
@@ -202,6 +218,12 @@ func (m *Manager) localLogin(w http.ResponseWriter, r *http.Request) {
 		if d.Undecided {
 			m.log.Warn("login refused", "reason", "undecided", "ip", ip.String())
 			m.localForm(w, http.StatusServiceUnavailable, next, user, "gatehouse could not check your account just now. Try again in a minute.")
+			return
+		}
+		if d.Reason == authz.ReasonBanned { // the engine's brute-force ban: say so, count nothing more
+			m.log.Warn("login refused", "reason", "banned", "ip", ip.String())
+			w.Header().Set("Retry-After", strconv.Itoa(max(int(d.RetryAfter/time.Second), 1)))
+			m.localForm(w, http.StatusTooManyRequests, next, user, "Too many failed attempts. Try again in "+humanWait(d.RetryAfter)+".")
 			return
 		}
 		m.failed(ip, now)
@@ -214,6 +236,7 @@ func (m *Manager) localLogin(w http.ResponseWriter, r *http.Request) {
 		id: random(32), Subject: d.Identity, Name: truncate(d.Identity, 64), CSRF: random(24),
 		Perms: authz.Permissions{{Action: authz.ActionAPI}}, Expires: now.Add(m.cfg.SessionTTL.Or(DefaultSessionTTL)),
 	}
+	s.gen = gen
 	m.mu.Lock()
 	m.sweep(now)
 	m.sessions[s.id] = s

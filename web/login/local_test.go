@@ -182,3 +182,39 @@ func TestLocalLoginThrottle(t *testing.T) {
 		t.Errorf("after a success the count starts again: got %d, want 401", w.Code)
 	}
 }
+
+// genUsers is users with a configuration generation, as the engine has.
+type genUsers struct {
+	users
+	gen atomic.Uint64
+}
+
+func (g *genUsers) Generation() uint64 { return g.gen.Load() }
+
+// TestLocalSessionEndsWhenAuthChanges: a local session's password cannot be checked again, so a
+// reload that changes auth (the engine's generation advances) ends it; it used to keep minting
+// api tokens for 8 hours after the user was removed.
+func TestLocalSessionEndsWhenAuthChanges(t *testing.T) {
+	u := &genUsers{}
+	m, err := NewLocal(u, nopMinter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := localPost(m.Handler(), "http://gh.test", "admin", "admin-pw", "/manage")
+	cs := w.Result().Cookies()
+	if w.Code != http.StatusSeeOther || len(cs) == 0 {
+		t.Fatalf("login: got %d with %d cookies, want 303 and a session", w.Code, len(cs))
+	}
+	req := func() *http.Request {
+		r := httptest.NewRequest(http.MethodGet, "http://gh.test/manage", nil)
+		r.AddCookie(cs[0])
+		return r
+	}
+	if s, _ := m.Current(req()); s == nil {
+		t.Fatal("no session right after the login")
+	}
+	u.gen.Add(1) // a reload changed auth
+	if s, stale := m.Current(req()); s != nil || !stale {
+		t.Errorf("after a reload that changed auth: got session %v stale %v, want none and stale", s != nil, stale)
+	}
+}

@@ -94,6 +94,7 @@ type Session struct {
 	Perms    authz.Permissions // what the user's claims grant
 	Expires  time.Time
 	idToken  string // for the provider's logout (id_token_hint); never leaves the process
+	gen      uint64 // local logins: the engine generation the password was checked in
 	mu       sync.Mutex
 	viewer   string
 	viewerTo time.Time
@@ -235,7 +236,11 @@ func (m *Manager) setCookie(w http.ResponseWriter, r *http.Request, name, value,
 // Current returns r's session, or nil. stale reports a session cookie that names no live
 // session (expired, logged out, another gatehouse's, or from before a restart).
 func (m *Manager) Current(r *http.Request) (s *Session, stale bool) {
-	for _, name := range []string{m.cookieName(true), m.cookieName(false)} {
+	names := []string{m.cookieName(true), m.cookieName(false)}
+	if m.Secure(r) {
+		names = names[:1] // over HTTPS only the __Host- cookie, which a sibling subdomain cannot plant
+	}
+	for _, name := range names {
 		c, err := r.Cookie(name)
 		if err != nil || c.Value == "" {
 			continue
@@ -245,7 +250,7 @@ func (m *Manager) Current(r *http.Request) (s *Session, stale bool) {
 		}
 		m.mu.Lock()
 		s = m.sessions[c.Value]
-		if s != nil && !m.now().Before(s.Expires) {
+		if s != nil && (!m.now().Before(s.Expires) || m.outdated(s)) {
 			delete(m.sessions, c.Value)
 			s = nil
 		}
