@@ -84,7 +84,7 @@ func TestCapturedRequests(t *testing.T) {
 		{file: "update_publish", status: 200, asked: true, want: authz.Request{
 			Action: authz.ActionPublish, Path: "live/stream1", Protocol: "rtmp", IP: netip.MustParseAddr("127.0.0.1"),
 			User: "bob", Token: "abc", TokenFrom: authz.OriginQuery, TokenParam: "token", Query: "token=abc&user=bob", ID: "1",
-			UserAgent: "FMLE/3.0 (compatible; Lavf59.27", Source: "nginx-rtmp", CanRename: true, CanEndAt: true,
+			UserAgent: "FMLE/3.0 (compatible; Lavf59.27", Source: "nginx-rtmp", CanRename: true, CanEndAt: true, Kind: authz.KindRecheck,
 		}, event: live.Alive, path: "live/stream1"},
 		{file: "record_done", status: 200},
 		{file: "publish_done", status: 200, event: live.Unpublished, path: "live/stream1"},
@@ -94,7 +94,7 @@ func TestCapturedRequests(t *testing.T) {
 		}, event: live.Joined, path: "live/stream1"},
 		{file: "update_play", status: 200, asked: true, want: authz.Request{
 			Action: authz.ActionRead, Path: "live/stream1", Protocol: "rtmp", IP: netip.MustParseAddr("127.0.0.1"),
-			Query: "ptok=p1", ID: "4", UserAgent: "LNX 9,0,124,2", Source: "nginx-rtmp", CanRename: true, CanEndAt: true,
+			Query: "ptok=p1", ID: "4", UserAgent: "LNX 9,0,124,2", Source: "nginx-rtmp", CanRename: true, CanEndAt: true, Kind: authz.KindRecheck,
 		}, event: live.Alive, path: "live/stream1"},
 		{file: "play_done", status: 200, event: live.Left, path: "live/stream1"},
 		{file: "done", status: 200}, // play_done already closed clientid 4
