@@ -273,8 +273,8 @@ func ParseTarget(raw, protocol string) (*Target, error) {
 		if outer, err = url.Parse(raw); err != nil {
 			return nil, fmt.Errorf("%w: not a URL", ErrBadURL)
 		}
-		q, err := url.ParseQuery(outer.RawQuery)
-		if err != nil {
+		q, qerr := url.ParseQuery(outer.RawQuery) // not err: the inner parse below must set the returned one
+		if qerr != nil {
 			return nil, fmt.Errorf("%w: malformed query", ErrBadURL)
 		}
 		if sid := q["streamid"]; len(sid) != 1 || sid[0] == "" {

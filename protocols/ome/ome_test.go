@@ -659,3 +659,13 @@ func TestOMEGrammar(t *testing.T) {
 		}
 	}
 }
+
+// TestNestedStreamIDRefusedNotNil: an SRT URL whose streamid holds a malformed inner URL is
+// refused with an error; ParseTarget returned nil, nil for it (the inner error was shadowed)
+// and the handler dereferenced the nil target. Found by the fuzzer.
+func TestNestedStreamIDRefusedNotNil(t *testing.T) {
+	tgt, err := ParseTarget("srt://h:9999?streamid=srt%3A%DC%DC%3A9999%2Flive%2Fcam", "SRT")
+	if err == nil || tgt != nil {
+		t.Errorf("got %+v, %v; want an error", tgt, err)
+	}
+}
