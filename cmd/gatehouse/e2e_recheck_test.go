@@ -1,8 +1,6 @@
 package main
 
 import (
-	"context"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -67,29 +65,8 @@ func TestReloadEndsRemovedGrantsOnMediaMTXAndSRS(t *testing.T) {
 	}
 	write("", bobKey)
 
-	var logs syncWriter
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	hooksAddr := make(chan string, 1)
-	go func() {
-		done <- serve(ctx, cfg, &logs, func(_, h net.Addr) { hooksAddr <- "http://" + h.String() })
-	}()
-	defer func() {
-		cancel()
-		select {
-		case <-done:
-		case <-time.After(20 * time.Second):
-			t.Error("serve did not return")
-		}
-	}()
-	var hooks string
-	select {
-	case hooks = <-hooksAddr:
-	case err := <-done:
-		t.Fatalf("serve: %v\n%s", err, logs.String())
-	case <-time.After(20 * time.Second):
-		t.Fatal("serve did not start")
-	}
+	_, hooksHost, logs := serveFile(t, cfg)
+	hooks := "http://" + hooksHost
 
 	post := func(path, body string) int {
 		t.Helper()

@@ -1,16 +1,13 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
-	"time"
 )
 
 // TestKeysAPIListsEveryInstance: /api/v1/keys lists the YAML keys of every keys method instance,
@@ -36,29 +33,8 @@ auth:
 	if err := os.WriteFile(cfg, []byte(src), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	var logs syncWriter
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	public := make(chan string, 1)
-	go func() {
-		done <- serve(ctx, cfg, &logs, func(pub, _ net.Addr) { public <- "http://" + pub.String() })
-	}()
-	defer func() {
-		cancel()
-		select {
-		case <-done:
-		case <-time.After(20 * time.Second):
-			t.Error("serve did not return")
-		}
-	}()
-	var base string
-	select {
-	case base = <-public:
-	case err := <-done:
-		t.Fatalf("serve: %v\n%s", err, logs.String())
-	case <-time.After(20 * time.Second):
-		t.Fatal("serve did not start")
-	}
+	pub, _, _ := serveFile(t, cfg)
+	base := "http://" + pub
 	req, _ := http.NewRequest("GET", base+"/api/v1/keys", nil)
 	req.SetBasicAuth("admin", "adminpass")
 	resp, err := http.DefaultClient.Do(req)

@@ -33,6 +33,14 @@ func startServe(t *testing.T, body string) (public, hooks string, logs *logtest.
 	if err := os.WriteFile(path, []byte(src), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	return serveFile(t, path)
+}
+
+// serveFile runs serve in-process on the config file at path (its listeners on loopback port 0)
+// and returns the public and hooks base addresses (host:port) and the captured log. It stops with
+// the test.
+func serveFile(t *testing.T, path string) (public, hooks string, logs *logtest.Buffer) {
+	t.Helper()
 	logs = new(logtest.Buffer)
 	ctx, cancel := context.WithCancel(context.Background())
 	ready := make(chan [2]string, 1)
