@@ -4,20 +4,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"path/filepath"
 	"testing"
 	"time"
 
-	"gatehouse/authz"
 	"gatehouse/authz/conf"
 	"gatehouse/authz/live"
-	"gatehouse/authz/logtest"
 	"gatehouse/backends/keys"
-	"gatehouse/backends/keys/sqlitestore"
 	"gatehouse/protocols/nginxtest"
 )
 
@@ -28,21 +23,7 @@ import (
 func TestNginxRTMPControlDrop(t *testing.T) {
 	nginx, module := requireTools(t)
 	ctx := context.Background()
-	store, err := sqlitestore.Open(ctx, filepath.Join(t.TempDir(), sqlitestore.FileName))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = store.Close() })
-	kb, err := keys.New(keys.Config{}, nil, keys.WithStore(store))
-	if err != nil {
-		t.Fatal(err)
-	}
-	log := slog.New(slog.NewTextHandler(new(logtest.Buffer), nil))
-	engine := authz.NewEngine(authz.NewChain(authz.Method{Name: "keys", Backend: kb}), log)
-	rec := newRecorder()
-	srv := httptest.NewServer(New(Config{}, engine, rec, log))
-	t.Cleanup(srv.Close)
-	hook := srv.URL + "/hooks/nginx-rtmp"
+	store, rec, hook, _ := managedKeyHook(t)
 
 	var sock string
 	n := nginxtest.Start(t, nginx, func(dir string, port int) string {

@@ -23,22 +23,8 @@ import (
 func TestNginxRTMPManagedKeyRotation(t *testing.T) {
 	nginx, module := requireTools(t)
 	ctx := context.Background()
-	store, err := sqlitestore.Open(ctx, filepath.Join(t.TempDir(), sqlitestore.FileName))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = store.Close() })
-	kb, err := keys.New(keys.Config{}, nil, keys.WithStore(store))
-	if err != nil {
-		t.Fatal(err)
-	}
-	logs := new(logtest.Buffer)
-	log := slog.New(slog.NewTextHandler(logs, nil))
-	engine := authz.NewEngine(authz.NewChain(authz.Method{Name: "keys", Backend: kb}), log)
-	rec := newRecorder()
-	srv := httptest.NewServer(New(Config{}, engine, rec, log))
-	t.Cleanup(srv.Close)
-	base, _ := startNginx(t, nginx, module, srv.URL+"/hooks/nginx-rtmp")
+	store, rec, hook, logs := managedKeyHook(t)
+	base, _ := startNginx(t, nginx, module, hook)
 
 	old, oldSecret, err := store.Create(ctx, keys.Spec{Path: "live/alice", Label: "Alice OBS", Owner: "alice"})
 	if err != nil {
@@ -93,4 +79,27 @@ func waitPublished(rec *recorder, n int) error {
 		time.Sleep(50 * time.Millisecond)
 	}
 	return context.DeadlineExceeded
+}
+
+// managedKeyHook serves the adapter on a loopback httptest server, deciding with the keys method
+// over a fresh SQLite key store, and returns the store, the recorded events, the hook URL and
+// the captured log. Everything stops with the test.
+func managedKeyHook(t *testing.T) (*sqlitestore.Store, *recorder, string, *logtest.Buffer) {
+	t.Helper()
+	store, err := sqlitestore.Open(context.Background(), filepath.Join(t.TempDir(), sqlitestore.FileName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = store.Close() })
+	kb, err := keys.New(keys.Config{}, nil, keys.WithStore(store))
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs := new(logtest.Buffer)
+	log := slog.New(slog.NewTextHandler(logs, nil))
+	engine := authz.NewEngine(authz.NewChain(authz.Method{Name: "keys", Backend: kb}), log)
+	rec := newRecorder()
+	srv := httptest.NewServer(New(Config{}, engine, rec, log))
+	t.Cleanup(srv.Close)
+	return store, rec, srv.URL + "/hooks/nginx-rtmp", logs
 }
