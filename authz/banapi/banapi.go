@@ -4,7 +4,6 @@ package banapi
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -81,7 +80,7 @@ func (h *handler) list(w http.ResponseWriter, r *http.Request) {
 		out.Bans = append(out.Bans, BanJSON{Kind: b.Subject.Kind, Subject: b.Subject.Value, Until: b.Until,
 			RetryAfter: int64((b.Until.Sub(now) + time.Second - 1) / time.Second), Reason: b.Reason, Strike: b.Strike})
 	}
-	writeJSON(w, http.StatusOK, out)
+	guard.JSON(w, http.StatusOK, out)
 }
 
 func (h *handler) lift(w http.ResponseWriter, r *http.Request) {
@@ -90,11 +89,11 @@ func (h *handler) lift(w http.ResponseWriter, r *http.Request) {
 	}
 	s, err := ParseSubject(r.URL.Query().Get("kind"), r.URL.Query().Get("subject"))
 	if err != nil {
-		writeJSON(w, http.StatusBadRequest, errorJSON{err.Error()})
+		guard.JSON(w, http.StatusBadRequest, errorJSON{err.Error()})
 		return
 	}
 	if !h.b.Lift(s) {
-		writeJSON(w, http.StatusNotFound, errorJSON{"no ban in force for " + s.String()})
+		guard.JSON(w, http.StatusNotFound, errorJSON{"no ban in force for " + s.String()})
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)
@@ -143,19 +142,11 @@ func isHash(s string) bool {
 func (h *handler) authorize(w http.ResponseWriter, r *http.Request) bool {
 	d, ok := guard.CheckNamed(w, r, h.auth, authz.ActionAPI, "api")
 	if !ok {
-		writeJSON(w, d.HTTPStatus(), errorJSON{d.Message})
+		guard.JSON(w, d.HTTPStatus(), errorJSON{d.Message})
 	}
 	return ok
 }
 
 type errorJSON struct {
 	Error string `json:"error"`
-}
-
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Cache-Control", "no-store")
-	w.Header().Set("X-Content-Type-Options", "nosniff")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(v)
 }

@@ -7,6 +7,7 @@ package guard
 
 import (
 	"context"
+	"encoding/json"
 	"net/http"
 	"strconv"
 	"time"
@@ -65,4 +66,14 @@ func CheckNamed(w http.ResponseWriter, r *http.Request, auth Authorizer, action 
 	}
 	w.Header().Set("WWW-Authenticate", Challenge)
 	return authz.Denying(authz.Unauthenticated, ReasonIdentityRequired, "this endpoint needs a named user; an anonymous grant (user: any) is not enough"), false
+}
+
+// JSON answers status with v as JSON, uncached and not sniffable: the answer of every JSON
+// endpoint of gatehouse's own (/api/v1/...). An encoding error means the client went away.
+func JSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
 }

@@ -2,7 +2,6 @@ package live
 
 import (
 	"context"
-	"encoding/json"
 	"net/http"
 
 	"gatehouse/authz"
@@ -43,7 +42,7 @@ func (h *apiHandler) list(w http.ResponseWriter, r *http.Request) {
 	if !h.authorize(w, r) {
 		return
 	}
-	writeJSON(w, http.StatusOK, struct {
+	guard.JSON(w, http.StatusOK, struct {
 		Streams []Stream `json:"streams"`
 	}{h.reg.List()})
 }
@@ -54,7 +53,7 @@ func (h *apiHandler) get(w http.ResponseWriter, r *http.Request) {
 	}
 	path := r.PathValue("path")
 	if path == "" {
-		writeJSON(w, http.StatusOK, struct {
+		guard.JSON(w, http.StatusOK, struct {
 			Streams []Stream `json:"streams"`
 		}{h.reg.List()})
 		return
@@ -64,7 +63,7 @@ func (h *apiHandler) get(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "stream not live")
 		return
 	}
-	writeJSON(w, http.StatusOK, st)
+	guard.JSON(w, http.StatusOK, st)
 }
 
 func (h *apiHandler) authorize(w http.ResponseWriter, r *http.Request) bool {
@@ -79,15 +78,7 @@ func writeError(w http.ResponseWriter, status int, msg string) {
 	if msg == "" {
 		msg = http.StatusText(status)
 	}
-	writeJSON(w, status, struct {
+	guard.JSON(w, status, struct {
 		Error string `json:"error"`
 	}{msg})
-}
-
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Cache-Control", "no-store")
-	w.Header().Set("X-Content-Type-Options", "nosniff")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(v) // the client went away; nothing to do
 }

@@ -2,7 +2,6 @@ package revoke
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"net/http"
 	"time"
@@ -82,7 +81,7 @@ func (h *apiHandler) list(w http.ResponseWriter, r *http.Request) {
 	for i, s := range all {
 		out[i] = toJSON(s)
 	}
-	writeJSON(w, http.StatusOK, struct {
+	guard.JSON(w, http.StatusOK, struct {
 		Sessions []sessionJSON `json:"sessions"`
 	}{out})
 }
@@ -144,13 +143,13 @@ func (h *apiHandler) kick(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusServiceUnavailable, err.Error())
 		return
 	}
-	writeJSON(w, http.StatusAccepted, out)
+	guard.JSON(w, http.StatusAccepted, out)
 }
 
 func (h *apiHandler) authorize(w http.ResponseWriter, r *http.Request) bool {
 	d, ok := guard.CheckNamed(w, r, h.auth, authz.ActionAPI, "api")
 	if !ok {
-		writeJSON(w, d.HTTPStatus(), struct {
+		guard.JSON(w, d.HTTPStatus(), struct {
 			Error  string `json:"error"`
 			Reason string `json:"reason,omitempty"`
 		}{d.Message, d.Reason})
@@ -159,15 +158,7 @@ func (h *apiHandler) authorize(w http.ResponseWriter, r *http.Request) bool {
 }
 
 func writeError(w http.ResponseWriter, status int, msg string) {
-	writeJSON(w, status, struct {
+	guard.JSON(w, status, struct {
 		Error string `json:"error"`
 	}{msg})
-}
-
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Cache-Control", "no-store")
-	w.Header().Set("X-Content-Type-Options", "nosniff")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(v)
 }

@@ -138,7 +138,7 @@ func (h *apiHandler) list(w http.ResponseWriter, r *http.Request) {
 	for _, rec := range h.config() {
 		out = append(out, h.toJSON(rec))
 	}
-	writeJSON(w, http.StatusOK, struct {
+	guard.JSON(w, http.StatusOK, struct {
 		Keys []keyJSON `json:"keys"`
 	}{out})
 }
@@ -146,7 +146,7 @@ func (h *apiHandler) list(w http.ResponseWriter, r *http.Request) {
 func (h *apiHandler) get(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
 	if rec, ok := h.configKey(id); ok {
-		writeJSON(w, http.StatusOK, h.toJSON(rec))
+		guard.JSON(w, http.StatusOK, h.toJSON(rec))
 		return
 	}
 	if admin, ok := h.store(w); ok {
@@ -308,7 +308,7 @@ func (h *apiHandler) reply(w http.ResponseWriter, status int, rec Record, secret
 	if status == http.StatusCreated {
 		w.Header().Set("Location", "/api/v1/keys/"+rec.ID)
 	}
-	writeJSON(w, status, k)
+	guard.JSON(w, status, k)
 }
 
 func (h *apiHandler) configKey(id string) (Record, bool) {
@@ -411,12 +411,4 @@ func problem(w http.ResponseWriter, status int, reason, detail string) {
 		Detail string `json:"detail"`
 		Reason string `json:"reason"`
 	}{"about:blank", http.StatusText(status), status, detail, reason})
-}
-
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Cache-Control", "no-store")
-	w.Header().Set("X-Content-Type-Options", "nosniff")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(v)
 }
