@@ -13,7 +13,7 @@ const ReasonBanned = "banned"
 // Ban refuses, until until, every request that a method allows for the stream key keyID or for
 // identity (either may be empty; an anonymous grant cannot be banned by identity). A new ban of
 // the same key or identity replaces the old one. It fails with ErrTooManyBans when the ban store
-// is full of unexpired bans.
+// is full of unexpired bans. It advances Generation.
 func (e *Engine) Ban(keyID, identity string, until time.Time) error {
 	now := e.now()
 	for _, s := range []BanSubject{{BanKey, keyID}, {BanIdentity, identity}} {
@@ -24,6 +24,11 @@ func (e *Engine) Ban(keyID, identity string, until time.Time) error {
 			return err
 		}
 	}
+	// What is granted changed: anything that caches a grant by generation (forward-auth segment
+	// cookies, local /manage sessions) must ask the engine again, or a banned HLS viewer kept
+	// watching on its cookie for max_age. Brute-force bans do not advance it: they are automatic,
+	// and an attacker must not be able to end everyone's cookies by getting itself banned.
+	e.gen.Add(1)
 	return nil
 }
 

@@ -66,3 +66,39 @@ func TestBanBounded(t *testing.T) {
 		t.Fatalf("after expiry: got %v, want room", err)
 	}
 }
+
+// TestOperatorBanAdvancesGeneration: a kick's ban changes what is granted, so grants cached by
+// generation (forward-auth cookies, local /manage sessions) are asked for again; a banned HLS
+// viewer kept watching on its cookie before. Brute-force bans do not advance it.
+func TestOperatorBanAdvancesGeneration(t *testing.T) {
+	now := time.Date(2026, 5, 12, 12, 0, 0, 0, time.UTC)
+	e := NewEngine(NewChain(), nil, WithClock(func() time.Time { return now }))
+	g := e.Generation()
+	if err := e.Ban("key_a", "", now.Add(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	if e.Generation() == g {
+		t.Error("an operator ban left the generation as it was")
+	}
+}
+
+// TestExpiredBansLeaveTheStore: a ban that has run out is dropped when it is met, so the store
+// reads as empty again and the engine skips its per-request ban checks (only Put and List
+// removed expired bans before, so one brute-force ban cost every later request the checks).
+func TestExpiredBansLeaveTheStore(t *testing.T) {
+	now := time.Date(2026, 5, 12, 12, 0, 0, 0, time.UTC)
+	b := NewMemoryBans(0).(*memoryBans)
+	s := BanSubject{BanIP, "192.0.2.1/32"}
+	if err := b.Put(Ban{Subject: s, Until: now.Add(time.Minute), Reason: "bruteforce"}, now); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := b.Until(s, now); !ok || b.empty() {
+		t.Fatal("a fresh ban is not held")
+	}
+	if _, ok := b.Until(s, now.Add(2*time.Minute)); ok {
+		t.Fatal("an expired ban still refuses")
+	}
+	if !b.empty() {
+		t.Error("the store is not empty once its only ban expired")
+	}
+}

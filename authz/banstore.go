@@ -1,6 +1,7 @@
 package authz
 
 import (
+	"cmp"
 	"errors"
 	"hash/maphash"
 	"slices"
@@ -130,10 +131,21 @@ func (b *memoryBans) Put(n Ban, now time.Time) error {
 }
 
 func (b *memoryBans) Until(s BanSubject, now time.Time) (time.Time, bool) {
-	b.mu.RLock() // every request asks: readers share the lock; Put and List drop expired bans
+	b.mu.RLock() // every request asks: readers share the lock
 	v, ok := b.m[s]
 	b.mu.RUnlock()
-	if !ok || !now.Before(v.Until) {
+	if !ok {
+		return time.Time{}, false
+	}
+	if !now.Before(v.Until) {
+		// Drop it as it is met, so that once every ban has run out empty() lets the engine skip
+		// the ban checks again (without this only Put and List removed expired bans).
+		b.mu.Lock()
+		if cur, still := b.m[s]; still && !now.Before(cur.Until) {
+			delete(b.m, s)
+			b.n.Store(int64(len(b.m)))
+		}
+		b.mu.Unlock()
 		return time.Time{}, false
 	}
 	return v.Until, true
@@ -152,25 +164,9 @@ func (b *memoryBans) List(now time.Time) []Ban {
 	b.n.Store(int64(len(b.m)))
 	b.mu.Unlock()
 	slices.SortFunc(out, func(x, y Ban) int {
-		if c := x.Until.Compare(y.Until); c != 0 {
-			return c
-		}
-		if x.Subject.Kind != y.Subject.Kind {
-			return compareStrings(x.Subject.Kind, y.Subject.Kind)
-		}
-		return compareStrings(x.Subject.Value, y.Subject.Value)
+		return cmp.Or(x.Until.Compare(y.Until), cmp.Compare(x.Subject.Kind, y.Subject.Kind), cmp.Compare(x.Subject.Value, y.Subject.Value))
 	})
 	return out
-}
-
-func compareStrings(a, b string) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 func (b *memoryBans) Lift(s BanSubject, now time.Time) bool {
