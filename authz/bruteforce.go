@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"net/netip"
 	"time"
+
+	"gatehouse/authz/clientip"
 )
 
 // BruteForce configures the engine's brute-force protection, for every adapter and the SFU at
@@ -74,14 +76,10 @@ func (b BruteForce) allowed(ip netip.Addr) bool {
 // IPSubject returns the ban subject of a client address: the address itself for IPv4, its /64
 // for IPv6 (one host usually holds a whole /64); ok is false for the zero Addr.
 func IPSubject(ip netip.Addr) (BanSubject, bool) {
-	ip = ip.Unmap()
-	switch {
-	case !ip.IsValid():
+	p := clientip.Key(ip)
+	if !p.IsValid() {
 		return BanSubject{}, false
-	case ip.Is4():
-		return BanSubject{BanIP, netip.PrefixFrom(ip, 32).String()}, true
 	}
-	p, _ := ip.WithZone("").Prefix(64)
 	return BanSubject{BanIP, p.String()}, true
 }
 

@@ -109,7 +109,7 @@ func (e *Engine) Authorize(ctx context.Context, req *Request) Decision {
 		return d
 	}
 	e.logDecision(ctx, req, d, took)
-	e.observe(req, d, start)
+	e.observe(req, d, start, took)
 	if e.metrics != nil {
 		e.metrics.Decided(req, d, took)
 	}
@@ -282,14 +282,8 @@ func (e *Engine) logDecision(ctx context.Context, req *Request, d Decision, took
 }
 
 func (e *Engine) logDecisionAt(ctx context.Context, level slog.Level, req *Request, d Decision, took time.Duration) {
-	path := req.Path
-	switch {
-	case d.Rename != "":
-		path = d.Rename // the presented path was a secret: a stream key used as the stream name
-	case d.Reason == ReasonInvalidPath || d.hidePath:
-		path = "" // nothing resolved it, and it may embed a stream key
-	}
-	var buf [14]slog.Attr // every attribute below: no slice on the heap
+	path := loggedPath(req, d) // never a stream key
+	var buf [14]slog.Attr      // every attribute below: no slice on the heap
 	attrs := append(buf[:0],
 		slog.String("action", string(req.Action)),
 		slog.String("path", path),

@@ -37,19 +37,19 @@ func WithObserver(o Observer) EngineOption {
 }
 
 // observe tells the observer, if any, of d.
-func (e *Engine) observe(req *Request, d Decision, start time.Time) {
+func (e *Engine) observe(req *Request, d Decision, start time.Time, took time.Duration) {
 	if e.obs == nil {
 		return
 	}
 	e.obs.Observe(Observation{
 		Time: start, Action: req.Action, Path: loggedPath(req, d), Protocol: req.Protocol, Source: req.Source,
 		Outcome: d.Outcome, Reason: d.Reason, Method: d.Backend, Identity: d.Identity, KeyID: d.KeyID,
-		IP: req.IP, Took: e.now().Sub(start), Undecided: d.Undecided,
+		IP: req.IP, Took: took, Undecided: d.Undecided,
 	})
 }
 
-// loggedPath is the path the decision's log line shows (logDecision's rule; a test holds the
-// two equal): the public path when the presented path was a secret, nothing when nothing
+// loggedPath is the one rule for the path a decision is shown under, in its log line and to
+// observers: the public path when the presented path was a secret, nothing when nothing
 // resolved a path that may embed one.
 func loggedPath(req *Request, d Decision) string {
 	switch {

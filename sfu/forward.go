@@ -210,20 +210,19 @@ type binding struct {
 // type, sequence numbers and timestamps so the viewer sees one continuous stream across
 // publisher reconnects and dropped runs, and answers NACKs from the publisher track's cache.
 type downTrack struct {
-	owner     *session
-	slot      *slot
-	codec     webrtc.RTPCodecParameters // the publisher codec this viewer negotiated
-	id        string
-	streamID  string
-	queue     chan *packet
-	nacks     chan []uint16
-	done      chan struct{}
-	stopOnce  sync.Once
-	bound     atomic.Pointer[binding]
-	active    atomic.Bool // the viewer's transport is up; packets before that are lost anyway
-	overflow  atomic.Bool // the queue overflowed: restart at the next keyframe
-	dropped   atomic.Uint64
-	forwarded atomic.Uint64
+	owner    *session
+	slot     *slot
+	codec    webrtc.RTPCodecParameters // the publisher codec this viewer negotiated
+	id       string
+	streamID string
+	queue    chan *packet
+	nacks    chan []uint16
+	done     chan struct{}
+	stopOnce sync.Once
+	bound    atomic.Pointer[binding]
+	active   atomic.Bool // the viewer's transport is up; packets before that are lost anyway
+	overflow atomic.Bool // the queue overflowed: restart at the next keyframe
+	dropped  atomic.Uint64
 
 	// writer-goroutine state
 	waitKey  bool
@@ -393,7 +392,6 @@ func (d *downTrack) write(p *packet, seq uint16) {
 		d.lastAt = p.at
 	}
 	if _, err := b.ws.WriteRTP(&hdr, p.payload); err == nil {
-		d.forwarded.Add(1)
 		d.slot.ctr.inc(ctrForwarded)
 	}
 }
