@@ -187,10 +187,16 @@ const counterShards = 16
 type memoryCounter struct {
 	seed   maphash.Seed
 	shards [counterShards]counterShard
+	n      atomic.Int64 // subjects tracked over all shards, read without a lock
 }
+
+// empty reports, without locking, whether no subject is tracked: an allow then has no counter
+// to reset, and the engine skips hashing the user name for it.
+func (c *memoryCounter) empty() bool { return c.n.Load() == 0 }
 
 type counterShard struct {
 	mu         sync.Mutex
+	n          *atomic.Int64 // the counter's total
 	max        int
 	m          map[BanSubject]*counterEntry
 	head, tail *counterEntry // most recently used at head
@@ -218,6 +224,7 @@ func NewMemoryCounter(max int) Counter {
 	}
 	for i := range c.shards {
 		c.shards[i].max = per
+		c.shards[i].n = &c.n
 		c.shards[i].m = map[BanSubject]*counterEntry{}
 	}
 	return c
@@ -297,6 +304,7 @@ func (sh *counterShard) get(s BanSubject, add bool) *counterEntry {
 	}
 	e := &counterEntry{s: s}
 	sh.m[s] = e
+	sh.n.Add(1)
 	sh.pushFront(e)
 	return e
 }
@@ -304,6 +312,7 @@ func (sh *counterShard) get(s BanSubject, add bool) *counterEntry {
 func (sh *counterShard) remove(e *counterEntry) {
 	sh.unlink(e)
 	delete(sh.m, e.s)
+	sh.n.Add(-1)
 }
 
 func (sh *counterShard) unlink(e *counterEntry) {

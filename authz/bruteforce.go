@@ -176,21 +176,26 @@ func (e *Engine) account(ctx context.Context, req *Request, d Decision, b BruteF
 	if !b.Enabled() || d.Reason == ReasonBanned {
 		return
 	}
-	ip, hasIP, user, hasUser := b.subjects(req)
 	if d.Allowed() {
-		if req.HasCredentials() { // an anonymous grant resets nothing
-			if hasIP {
-				e.counter.Reset(ip)
-			}
-			if hasUser {
-				e.counter.Reset(user)
-			}
+		if !req.HasCredentials() { // an anonymous grant resets nothing
+			return
+		}
+		if c, ok := e.counter.(interface{ empty() bool }); ok && c.empty() {
+			return // nothing to reset: no hashing of the user name on the common path
+		}
+		ip, hasIP, user, hasUser := b.subjects(req)
+		if hasIP {
+			e.counter.Reset(ip)
+		}
+		if hasUser {
+			e.counter.Reset(user)
 		}
 		return
 	}
 	if !countsAsFailure(req, d) {
 		return
 	}
+	ip, hasIP, user, hasUser := b.subjects(req)
 	if e.metrics != nil && (hasIP || hasUser) {
 		e.metrics.Failed()
 	}

@@ -184,3 +184,25 @@ func TestUserBanSparesAllowListedAddresses(t *testing.T) {
 		t.Errorf("alice from the allow-listed network: got %+v, want allowed", d)
 	}
 }
+
+// TestCounterCountsItsSubjects: the counter knows without a lock when it tracks nothing, so an
+// allow skips hashing the user name; it counts adds, resets that forget, and LRU evictions.
+func TestCounterCountsItsSubjects(t *testing.T) {
+	now := time.Date(2026, 5, 12, 12, 0, 0, 0, time.UTC)
+	c := NewMemoryCounter(counterShards).(*memoryCounter) // one subject per shard
+	if !c.empty() {
+		t.Fatal("a new counter is not empty")
+	}
+	for i := range 3 * counterShards { // more subjects than it holds: evictions
+		c.Fail(BanSubject{BanIP, fmt.Sprint(i)}, now, time.Minute)
+	}
+	if got, want := c.n.Load(), int64(c.Len()); got != want || c.empty() {
+		t.Fatalf("counted %d subjects, holds %d", got, want)
+	}
+	for i := range 3 * counterShards {
+		c.Reset(BanSubject{BanIP, fmt.Sprint(i)})
+	}
+	if !c.empty() || c.Len() != 0 {
+		t.Errorf("after resetting every subject: counted %d, holds %d, want both 0", c.n.Load(), c.Len())
+	}
+}
