@@ -323,6 +323,8 @@ func TestWebApp(t *testing.T) {
 
 		// Rotation ends the running publisher (the store's revocation feed reaches the SFU through
 		// the revoker) and the old key no longer admits a new one.
+		// The reloaded page fills its keys table on its own: wait for the button before clicking.
+		m.await("the rotate button", `document.querySelector('#keys-table button[data-action="rotate"]')`, 10*time.Second)
 		m.eval(`document.querySelector('#keys-table button[data-action="rotate"]').click(); true`, nil)
 		m.await("the rotated key's secret", `document.getElementById("secret").dataset.secret !== `+fmt.Sprintf("%q", secret), 10*time.Second)
 		keyTab.await("the running publisher ended by the rotation", `document.body.dataset.state !== "publishing"`, 20*time.Second)
