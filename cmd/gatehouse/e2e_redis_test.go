@@ -58,7 +58,8 @@ func eventually(t *testing.T, what string, cond func() bool) {
 
 // TestEndToEndRedisReplicas runs two real gatehouse binaries sharing one real redis-server
 // (password-protected, so the password file is used): a key created through A's API publishes
-// through B; revoked with the CLI, B refuses it at once; with Redis stopped, B refuses new
+// through B; revoked with the CLI, B refuses it at once; an address banned for guessing on A is
+// refused by B; with Redis stopped, B refuses new
 // publishers fast with key_store_unavailable and /readyz says degraded; Redis back, B recovers
 // without a restart. No secret reaches either log.
 func TestEndToEndRedisReplicas(t *testing.T) {
@@ -106,6 +107,29 @@ func TestEndToEndRedisReplicas(t *testing.T) {
 	if code, _ := getStatus(t, b.public+"/readyz"); code != 200 {
 		t.Fatalf("readyz with Redis up: %d", code)
 	}
+
+	// Brute force against A bans the address on B too, within one push interval.
+	for range 12 {
+		postMediaMTX(t, a.hooks, mtx("203.0.113.7", "admin", "wrong-guess", "publish", "live/x", "rtmp"))
+	}
+	bansOn := func(p *proc) string {
+		req, _ := http.NewRequest("GET", p.public+"/api/v1/bans", nil)
+		req.SetBasicAuth("admin", "adminpass")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		return string(body)
+	}
+	if !strings.Contains(bansOn(a), "203.0.113.7/32") {
+		t.Fatalf("A did not ban the guessing address: %s", bansOn(a))
+	}
+	eventually(t, "B refuses the address A banned", func() bool {
+		code, _ := postMediaMTX(t, b.hooks, mtx("203.0.113.7", "admin", "adminpass", "api", "", ""))
+		return code != 200 && strings.Contains(bansOn(b), "203.0.113.7/32")
+	})
 
 	// A second key, then Redis goes away.
 	req, _ = http.NewRequest("POST", a.public+"/api/v1/keys", strings.NewReader(`{"path":"live/alice"}`))

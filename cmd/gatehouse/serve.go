@@ -137,7 +137,8 @@ func serve(ctx context.Context, path string, stderr io.Writer, ready func(public
 	s.gen, s.sum = gen, sha256.Sum256(src)
 	s.issuer.Store(iss)
 	s.recent = decisions.New(0)
-	s.engine = authz.NewEngine(gen.chain, log.With("component", "authz"), authz.WithObserver(s.recent), authz.WithMetrics(s.metrics))
+	s.engine = authz.NewEngine(gen.chain, log.With("component", "authz"),
+		append([]authz.EngineOption{authz.WithObserver(s.recent), authz.WithMetrics(s.metrics)}, st.engineOptions()...)...)
 	defer func() { // never hold s.mu while a generation waits for its goroutines
 		s.mu.Lock()
 		g := s.gen
@@ -162,6 +163,10 @@ func serve(ctx context.Context, path string, stderr io.Writer, ready func(public
 	bg.Add(2)
 	go func() { defer bg.Done(); s.reg.Run(bgCtx) }()
 	go func() { defer bg.Done(); _ = notifier.Run(bgCtx, changes) }()
+	if st.shared != nil { // pushes failure counts and bans, pulls the other replicas' bans
+		bg.Add(1)
+		go func() { defer bg.Done(); st.shared.Run(bgCtx) }()
+	}
 	if keyStore != nil {
 		bg.Add(1)
 		go func() {

@@ -7,6 +7,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"gatehouse/authz"
 	"gatehouse/authz/state/redisstate"
 	"gatehouse/backends/keys"
 	"gatehouse/backends/keys/redisstore"
@@ -31,6 +32,16 @@ type stateLayer struct {
 	sqlite *sqlitestore.Store    // the same store when it is SQLite (backup, read-only check)
 	rdb    redis.UniversalClient // nil with backend memory
 	health *redisstate.Health    // nil with backend memory
+	shared *redisstate.Shared    // bans and failure counters shared by the replicas; nil with backend memory
+}
+
+// engineOptions returns the engine's ban store and counter: the in-process defaults (none), or
+// the shared ones.
+func (l *stateLayer) engineOptions() []authz.EngineOption {
+	if l == nil || l.shared == nil {
+		return nil
+	}
+	return []authz.EngineOption{authz.WithBanStore(l.shared), authz.WithCounter(l.shared)}
 }
 
 // openState opens the state layer's key store: SQLite in data_dir (backend memory), or Redis.
@@ -50,7 +61,8 @@ func openState(ctx context.Context, cfg *Config) (*stateLayer, error) {
 		return nil, err
 	}
 	h := redisstate.NewHealth(rc.Sync(), nil)
-	return &stateLayer{keys: redisstore.New(ctx, rdb, rc.Prefix(), redisstore.WithHealth(h)), rdb: rdb, health: h}, nil
+	return &stateLayer{keys: redisstore.New(ctx, rdb, rc.Prefix(), redisstore.WithHealth(h)), rdb: rdb, health: h,
+		shared: redisstate.NewShared(rdb, rc.Prefix(), rc.Sync(), h, 0, 0)}, nil
 }
 
 // Close closes the key store, then the client.
