@@ -17,6 +17,7 @@ import (
 	"gatehouse/authz/conf"
 	"gatehouse/authz/live"
 	"gatehouse/authz/notify"
+	"gatehouse/authz/state"
 	"gatehouse/backends/keys"
 	"gatehouse/backends/users"
 	"gatehouse/protocols/forwardauth"
@@ -51,6 +52,9 @@ type Config struct {
 	// Web turns on the browser app (grid, /watch, /manage, OIDC login); nil: the SFU's bare
 	// pages only.
 	Web *web.Config `yaml:"web"`
+	// State says where keys, bans, counters and revocations live: memory (default: this process,
+	// keys in data_dir) or redis (shared by every replica). Restart to change.
+	State state.Config `yaml:"state"`
 }
 
 // TokensConfig configures the tokens gatehouse mints (gatehouse token) and publishes at
@@ -512,6 +516,7 @@ func restartOnlySections(cfg *Config) []struct {
 		{"notify", &cfg.Notify},
 		{"sfu", &cfg.SFU},
 		{"web", &cfg.Web},
+		{"state", &cfg.State},
 	}
 }
 

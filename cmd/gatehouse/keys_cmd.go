@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"path/filepath"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -24,7 +23,8 @@ const keysUsage = `usage:
   gatehouse keys rotate -config FILE [--grace 10m] ID   new key on stdout; the old one stops after grace
   gatehouse keys revoke -config FILE ID            the running server refuses the key at once
   gatehouse keys backup -config FILE OUT.db        consistent copy, safe while the server runs
-The store is data_dir/` + sqlitestore.FileName + `; these commands work while gatehouse runs.
+The store is data_dir/` + sqlitestore.FileName + `, or Redis with state.backend: redis (backup: Redis's own);
+these commands work while gatehouse runs.
 `
 
 // cmdKeys runs `gatehouse keys SUBCOMMAND`.
@@ -76,12 +76,13 @@ func cmdKeys(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		printErr(stderr, err)
 		return exitConfig
 	}
-	st, err := sqlitestore.Open(ctx, filepath.Join(cfg.DataDir, sqlitestore.FileName))
+	layer, err := openState(ctx, cfg)
 	if err != nil {
 		fmt.Fprintln(stderr, "gatehouse keys:", err)
 		return exitConfig
 	}
-	defer st.Close()
+	defer layer.Close()
+	st := layer.keys
 	fail := func(err error) int {
 		fmt.Fprintf(stderr, "gatehouse keys %s: %v\n", sub, err)
 		return exitConfig
@@ -150,10 +151,13 @@ func cmdKeys(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 		fmt.Fprintf(stdout, "revoked %s (%s); a running gatehouse refuses it from now on\n", rec.ID, rec.Path)
 	case "backup":
-		if err := st.Backup(ctx, fs.Arg(0)); err != nil {
+		if layer.sqlite == nil {
+			return fail(errors.New("keys live in Redis (state.backend: redis): back up Redis itself (its append-only file or BGSAVE)"))
+		}
+		if err := layer.sqlite.Backup(ctx, fs.Arg(0)); err != nil {
 			return fail(err)
 		}
-		fmt.Fprintf(stdout, "backed up %s to %s\n", st.Path(), fs.Arg(0))
+		fmt.Fprintf(stdout, "backed up %s to %s\n", layer.sqlite.Path(), fs.Arg(0))
 	}
 	return exitOK
 }

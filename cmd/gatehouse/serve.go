@@ -13,7 +13,6 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"reflect"
 	"sync"
 	"sync/atomic"
@@ -30,7 +29,6 @@ import (
 	"gatehouse/authz/revoke"
 	"gatehouse/authz/tokens"
 	"gatehouse/backends/keys"
-	"gatehouse/backends/keys/sqlitestore"
 	"gatehouse/protocols/forwardauth"
 	"gatehouse/protocols/mediamtx"
 	"gatehouse/protocols/nginxrtmp"
@@ -51,7 +49,8 @@ type server struct {
 	sfu     *sfu.SFU                      // nil when the sfu section is absent
 	web     *web.App                      // nil when the web section is absent
 	issuer  atomic.Pointer[tokens.Issuer] // reloaded from data_dir on every reload (key rotation)
-	keys    *sqlitestore.Store            // managed stream keys; nil if the store could not be opened
+	keys    keyStore                      // managed stream keys; nil if the store could not be opened
+	state   *stateLayer                   // the state section: key store, Redis client and health
 	mtx     *mediamtx.Handler             // remembers MediaMTX sessions for kicks and re-checks
 	srs     *srs.Handler                  // remembers SRS sessions for re-checks
 	revoke  *revoke.Revoker               // ends the live sessions of revoked keys and operator kicks
@@ -112,17 +111,25 @@ func serve(ctx context.Context, path string, stderr io.Writer, ready func(public
 	}
 	// Managed stream keys. A store that cannot be opened (corrupt, newer schema, unwritable
 	// directory) is logged and left alone: gatehouse serves the YAML keys without it.
-	keyStore, err := sqlitestore.Open(ctx, filepath.Join(cfg.DataDir, sqlitestore.FileName))
+	// With state.backend redis the store is shared by every replica; Redis being unreachable is
+	// no error here (requests that need it fail closed until it answers, see /readyz).
+	st, err := openState(ctx, cfg)
+	if st == nil {
+		return err
+	}
 	if err != nil {
 		log.Error("stream key store unavailable; only keys from the config file work", "error", err.Error())
-		keyStore = nil
-	} else {
-		defer keyStore.Close() // after bg.Wait below: Run has flushed and returned
-		if keyStore.ReadOnly() {
-			log.Warn("stream key store is read-only: keys work, but cannot be created, rotated or revoked", "file", keyStore.Path())
-		}
 	}
-	s := &server{path: path, log: log, level: level, keys: keyStore, metrics: metrics.New()}
+	defer st.Close() // after bg.Wait below: Run has flushed and returned
+	keyStore := st.keys
+	if st.sqlite != nil && st.sqlite.ReadOnly() {
+		log.Warn("stream key store is read-only: keys work, but cannot be created, rotated or revoked", "file", st.sqlite.Path())
+	}
+	if st.rdb != nil {
+		log.Info("state shared through redis", "addrs", cfg.State.Redis.Addrs, "sentinel_master", cfg.State.Redis.SentinelMaster,
+			"key_prefix", cfg.State.Redis.Prefix())
+	}
+	s := &server{path: path, log: log, level: level, keys: keyStore, state: st, metrics: metrics.New()}
 	gen, err := build(ctx, cfg, s.deps(iss, nil), log, true)
 	if err != nil {
 		return err
@@ -130,7 +137,8 @@ func serve(ctx context.Context, path string, stderr io.Writer, ready func(public
 	s.gen, s.sum = gen, sha256.Sum256(src)
 	s.issuer.Store(iss)
 	s.recent = decisions.New(0)
-	s.engine = authz.NewEngine(gen.chain, log.With("component", "authz"), authz.WithObserver(s.recent), authz.WithMetrics(s.metrics))
+	s.engine = authz.NewEngine(gen.chain, log.With("component", "authz"),
+		append([]authz.EngineOption{authz.WithObserver(s.recent), authz.WithMetrics(s.metrics)}, st.engineOptions()...)...)
 	defer func() { // never hold s.mu while a generation waits for its goroutines
 		s.mu.Lock()
 		g := s.gen
@@ -155,6 +163,10 @@ func serve(ctx context.Context, path string, stderr io.Writer, ready func(public
 	bg.Add(2)
 	go func() { defer bg.Done(); s.reg.Run(bgCtx) }()
 	go func() { defer bg.Done(); _ = notifier.Run(bgCtx, changes) }()
+	if st.shared != nil { // pushes failure counts and bans, pulls the other replicas' bans
+		bg.Add(1)
+		go func() { defer bg.Done(); st.shared.Run(bgCtx) }()
+	}
 	if keyStore != nil {
 		bg.Add(1)
 		go func() {
@@ -582,7 +594,8 @@ func (s *server) hooksMux(cfg *Config, log *slog.Logger) *http.ServeMux {
 }
 
 // readyz answers 200 once every backend has what it needs to decide (JWKS key sets fetched),
-// else 503 with the reason.
+// else 503 with the reason; with the state in Redis, 503 "degraded" while Redis does not answer
+// (new sessions that need it are refused; running ones continue).
 func (s *server) readyz(w http.ResponseWriter, _ *http.Request) {
 	s.mu.Lock()
 	err := s.gen.ready()
@@ -592,6 +605,13 @@ func (s *server) readyz(w http.ResponseWriter, _ *http.Request) {
 		w.WriteHeader(http.StatusServiceUnavailable)
 		_ = json.NewEncoder(w).Encode(map[string]string{"status": "not ready", "reason": err.Error()})
 		return
+	}
+	if s.state != nil && s.state.health != nil {
+		if err := s.state.health.Err(); err != nil {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			_ = json.NewEncoder(w).Encode(map[string]string{"status": "degraded", "reason": "state: " + err.Error()})
+			return
+		}
 	}
 	_ = json.NewEncoder(w).Encode(map[string]string{"status": "ready"})
 }
