@@ -63,6 +63,7 @@ func startBinary(t *testing.T, cfg string, env ...string) *proc {
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
+	leaks.addLog(t.Name(), p.logs) // searched for every registered secret after the run (TestMain)
 	ready := make(chan [2]string, 1)
 	go func() {
 		sc := bufio.NewScanner(stderr)
