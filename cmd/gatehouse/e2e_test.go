@@ -120,6 +120,7 @@ func mtx(ip, user, pass, action, path, protocol string) string {
 }
 
 func TestEndToEndMediaMTX(t *testing.T) {
+	leaks.secret("e2e.yml password", "testpass")
 	dir := t.TempDir()
 	cfg := filepath.Join(dir, "gatehouse.yml")
 	src, err := os.ReadFile("../../testdata/e2e.yml")
