@@ -101,7 +101,7 @@ func TestEndToEndManagedKeys(t *testing.T) {
 	if resp.StatusCode != 201 || created.Secret == "" {
 		t.Fatalf("create: %d %+v", resp.StatusCode, created)
 	}
-	secrets = append(secrets, created.Secret)
+	secrets = append(secrets, leaks.secret("stream key (e2e keys)", created.Secret))
 
 	mediamtx := func(path, query string) int {
 		code, _ := postMediaMTX(t, p.hooks, jsonReq(map[string]any{"action": "publish", "path": path, "protocol": "rtmp", "query": query}))
@@ -146,7 +146,7 @@ func TestEndToEndManagedKeys(t *testing.T) {
 	if code != 0 || !strings.HasPrefix(sessionKey, "ghk_") {
 		t.Fatalf("keys create: exit %d: %q %s", code, out, errOut)
 	}
-	secrets = append(secrets, sessionKey)
+	secrets = append(secrets, leaks.secret("stream key (e2e keys)", sessionKey))
 	answers.WriteString(errOut)
 	if r := nginxPublish(t, p.hooks, sessionKey); r.StatusCode != 302 || r.Header.Get("Location") != "bob" {
 		t.Fatalf("nginx-rtmp with the TTL key: %d %q", r.StatusCode, r.Header.Get("Location"))
@@ -161,7 +161,7 @@ func TestEndToEndManagedKeys(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("keys rotate: exit %d: %s", code, errOut)
 	}
-	secrets = append(secrets, strings.TrimSpace(out))
+	secrets = append(secrets, leaks.secret("stream key (e2e keys)", strings.TrimSpace(out)))
 	answers.WriteString(errOut)
 	backup := filepath.Join(t.TempDir(), "keys-backup.db")
 	if _, errOut, code = runBin(t, "keys", "backup", "-config", cfg, backup); code != 0 {

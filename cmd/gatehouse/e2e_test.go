@@ -63,6 +63,7 @@ func startBinary(t *testing.T, cfg string, env ...string) *proc {
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
+	leaks.addLog(t.Name(), p.logs) // searched for every registered secret after the run (TestMain)
 	ready := make(chan [2]string, 1)
 	go func() {
 		sc := bufio.NewScanner(stderr)
@@ -119,6 +120,7 @@ func mtx(ip, user, pass, action, path, protocol string) string {
 }
 
 func TestEndToEndMediaMTX(t *testing.T) {
+	leaks.secret("e2e.yml password", "testpass")
 	dir := t.TempDir()
 	cfg := filepath.Join(dir, "gatehouse.yml")
 	src, err := os.ReadFile("../../testdata/e2e.yml")

@@ -49,7 +49,8 @@ sfu:
 	if code != exitOK {
 		t.Fatalf("token: exit %d: %s", code, errs)
 	}
-	tok := strings.TrimSpace(out)
+	tok := leaks.token("minted token (e2e tokens)", strings.TrimSpace(out))
+	leaks.secret("admin password (e2e tokens)", "adminpass")
 	if n := len(tok); n == 0 || n > 512 {
 		t.Fatalf("token length %d, want 1..512 (fits an SRT streamid)", n)
 	}
