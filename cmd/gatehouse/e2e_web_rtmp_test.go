@@ -224,7 +224,7 @@ func TestWebRTMPAndLayouts(t *testing.T) {
 	op.await("the login form", `location.pathname === "/login" && document.querySelector('input[name="password"]')`, 10*time.Second)
 	op.eval(fmt.Sprintf(`(() => { const f = document.querySelector("form"); f.username.value = "admin"; f.password.value = %q; f.submit(); return true })()`, localAdminPass), nil)
 	op.await("/manage as admin", `location.pathname === "/manage" && document.body.dataset.user === "admin"`, 10*time.Second)
-	op.await("the keys table", `document.querySelector("#keys-table p, #keys-table table")`, 10*time.Second)
+	op.await("the keys table filled by manage.js", `!document.getElementById("keys-table").textContent.includes("Loading")`, 10*time.Second)
 	op.eval(fmt.Sprintf(`(() => { const f = document.getElementById("create-key"); f.path.value = %q; f.label.value = %q;
 		f.requestSubmit(); return true })()`, rtmpKeyPath, rtmpKeyLabel), nil)
 	op.await("the new key", `document.getElementById("secret").dataset.secret`, 10*time.Second)
@@ -396,6 +396,13 @@ func TestWebRTMPAndLayouts(t *testing.T) {
 				if overflow.Page > 0 || len(overflow.Clipped) > 0 {
 					t.Errorf("%s at %s: the page is %dpx wider than the screen; cut off: %v", p.name, size.name, overflow.Page, overflow.Clipped)
 				}
+				if p.name == "watch" {
+					var fits bool
+					p.tab.eval(`document.querySelector(".stage .card:not([hidden])").getBoundingClientRect().bottom <= innerHeight`, &fits)
+					if !fits {
+						t.Errorf("watch at %s: the stream's card runs below the screen", size.name)
+					}
+				}
 				p.tab.shotScaled(p.name+"-"+size.name, float64(size.w), float64(size.h), size.scale, size.name != "laptop")
 			}
 		}
@@ -404,6 +411,12 @@ func TestWebRTMPAndLayouts(t *testing.T) {
 		grid.eval(`getComputedStyle(document.getElementById("grid")).gridTemplateColumns.split(" ").length`, &cols)
 		if cols < 4 {
 			t.Errorf("the 4K grid has %d columns, want at least 4", cols)
+		}
+		// Readable from across the room: a card title at least 28 device pixels high.
+		var titleHeight float64
+		grid.eval(`(() => { const e = document.querySelector(".card-title"); return e.getBoundingClientRect().height * (parseFloat(getComputedStyle(document.documentElement).zoom) || 1) })()`, &titleHeight)
+		if titleHeight < 28 {
+			t.Errorf("a card title on the 4K wall is %.0f device pixels high, want at least 28", titleHeight)
 		}
 		grid.viewport(1280, 800)
 		op.viewport(1280, 800)
