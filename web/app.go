@@ -39,6 +39,12 @@ type Options struct {
 	// Playable reports whether gatehouse itself can play a stream of a source in the browser
 	// (the SFU's streams over WHEP); others are listed with where they come from.
 	Playable func(source string) bool
+	// PlayURLs are where browsers play the streams of sources gatehouse does not play itself
+	// (Config.PlayURLs); a source without one gets a card saying where it plays.
+	PlayURLs map[string]PlayURL
+	// RTMPServer is the RTMP server shown with new stream keys (Config.RTMPServer); "": rtmp://
+	// and the page's host.
+	RTMPServer string
 	// Title is the site's name in the header (default "gatehouse").
 	Title string
 	// Log receives refused management requests (default: discard).
@@ -49,10 +55,11 @@ type Options struct {
 // the operator's page at /manage, their assets, the live events at /events and (with Login) the
 // login endpoints. It starts no goroutines; Close ends the open event streams.
 type App struct {
-	opt    Options
-	events *live.Events
-	pages  map[string]*template.Template
-	assets http.Handler
+	opt      Options
+	playURLs string // Options.PlayURLs as JSON, for the pages' script
+	events   *live.Events
+	pages    map[string]*template.Template
+	assets   http.Handler
 }
 
 // New returns the app.
@@ -67,6 +74,10 @@ func New(opt Options) *App {
 		opt.Playable = func(string) bool { return false }
 	}
 	a := &App{opt: opt}
+	if len(opt.PlayURLs) > 0 {
+		b, _ := json.Marshal(opt.PlayURLs) // strings only: cannot fail
+		a.playURLs = string(b)
+	}
 	a.events = live.NewEvents(opt.Registry, a.visible)
 	a.pages = map[string]*template.Template{}
 	for _, name := range []string{"grid.html", "watch.html", "manage.html", "manage-denied.html", "manage-off.html"} {
@@ -157,13 +168,16 @@ type pageData struct {
 	Stale     bool // a session cookie that names no session: "Your session expired"
 	CanManage bool
 	Next      string
+	PlayURLs  string // JSON: source -> URL template with {path}
+	RTMP      string // the RTMP server shown with new keys ("" : the page's host)
 }
 
 func (a *App) data(w http.ResponseWriter, r *http.Request, page, title string) pageData {
 	s, stale := a.session(r)
 	// A local login (no identity provider) is for operators only: no "Log in" for viewers.
 	loginOn := a.opt.Login != nil && !a.opt.Login.Local()
-	d := pageData{Title: title, Site: a.opt.Title, Page: page, LoginOn: loginOn, Stale: stale, Next: r.URL.RequestURI()}
+	d := pageData{Title: title, Site: a.opt.Title, Page: page, LoginOn: loginOn, Stale: stale, Next: r.URL.RequestURI(),
+		PlayURLs: a.playURLs, RTMP: a.opt.RTMPServer}
 	if stale {
 		a.opt.Login.ClearStale(w, r)
 	}

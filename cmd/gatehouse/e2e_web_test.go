@@ -300,7 +300,7 @@ func TestWebApp(t *testing.T) {
 	t.Run("manage creates a key that publishes over WHIP; rotation refuses it; forged POST refused", func(t *testing.T) {
 		m := newPage(t, alice.ctx, "alice-manage")
 		m.open(base + "/manage")
-		m.await("the keys table", `document.querySelector("#keys-table p, #keys-table table")`, 10*time.Second)
+		m.await("the keys table filled by manage.js", `!document.getElementById("keys-table").textContent.includes("Loading")`, 10*time.Second)
 		m.eval(`(() => { const f = document.getElementById("create-key"); f.path.value = "live/alice"; f.label.value = "Alice's <b>OBS</b>";
 			f.requestSubmit(); return true })()`, nil)
 		m.await("the new key's secret", `document.getElementById("secret").dataset.secret`, 10*time.Second)

@@ -18,6 +18,7 @@ func (s *server) newWeb(cfg *Config, log *slog.Logger) (*web.App, error) {
 	opt := web.Options{
 		Registry: s.reg, Auth: s.engine, Title: cfg.Web.Title, Log: log,
 		Playable: func(source string) bool { return source == "sfu" && s.sfu != nil },
+		PlayURLs: cfg.Web.PlayURLs, RTMPServer: cfg.Web.RTMPServer,
 	}
 	if lc := cfg.Web.Login; lc != nil {
 		roles := jwks.Provider{Roles: lc.Roles, RolesClient: cmp.Or(lc.RolesClient, lc.ClientID)}

@@ -3,6 +3,11 @@ package main
 import (
 	"strings"
 	"testing"
+
+	"gatehouse/protocols/mediamtx"
+	"gatehouse/protocols/nginxrtmp"
+	"gatehouse/protocols/ome"
+	"gatehouse/protocols/srs"
 )
 
 func TestWebConfig(t *testing.T) {
@@ -16,6 +21,8 @@ func TestWebConfig(t *testing.T) {
 		{"login needs a jwt method", "auth:\n  methods: [internal]\n  internal: {users: [{user: any, permissions: [{action: read}]}]}\n" + login, "web.login: the viewer tokens"},
 		{"unknown key", "web:\n  tittle: x\n", "tittle"},
 		{"login error has its line", "web:\n  login:\n    client_id: x\n", "web.login"},
+		{"play URL for every remote source, checked at its line", "web:\n  play_urls:\n    nginx-rtmp: http://cdn/hls/{path}.m3u8\n    mediamtx: http://cdn:8889/{path}\n    ome: http://cdn/app/{path}/llhls.m3u8\n    srs: http://cdn:8080/{path}.flv\n    sfu: http://cdn/{path}\n", "t:7: web.play_urls.sfu"},
+		{"play URL with the path in the host", "web:\n  play_urls:\n    nginx-rtmp: http://{path}.cdn/x\n", "t:3: web.play_urls.nginx-rtmp: a play URL takes {path}"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -51,5 +58,21 @@ func TestWebLocalLoginWarnsWithoutJWT(t *testing.T) {
 				t.Errorf("warning: got %v, want %v (%v)", got, tc.warn, cfg.warnings())
 			}
 		})
+	}
+}
+
+// TestWebPlayURLSources: web.play_urls accepts the source of every adapter whose streams the
+// grid lists without playing them.
+func TestWebPlayURLSources(t *testing.T) {
+	src := "web:\n  play_urls:\n"
+	for _, s := range []string{nginxrtmp.Source, mediamtx.Source, ome.Source, srs.Source} {
+		src += "    " + s + ": http://cdn.example/{path}\n"
+	}
+	cfg, err := parseConfig("t", []byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := len(cfg.Web.PlayURLs); got != 4 {
+		t.Errorf("got %d play URLs, want 4", got)
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -126,4 +127,30 @@ func waitListening(addr string, exited <-chan struct{}, limit time.Duration) boo
 		}
 	}
 	return false
+}
+
+// RTMPModule returns the absolute path of Debian's nginx rtmp module (libnginx-mod-rtmp), for a
+// load_module line. When it is not installed the test fails, or is skipped with
+// GATEHOUSE_ALLOW_SKIP=1.
+func RTMPModule(t testing.TB) string {
+	t.Helper()
+	const module = "/usr/lib/nginx/modules/ngx_rtmp_module.so"
+	if _, err := os.Stat(module); err == nil {
+		return module
+	}
+	// Debian's snippet: "load_module modules/ngx_rtmp_module.so;" relative to nginx's prefix.
+	if b, err := os.ReadFile("/usr/share/nginx/modules-available/mod-rtmp.conf"); err == nil {
+		m := strings.TrimSuffix(strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(string(b)), "load_module")), ";")
+		if !filepath.IsAbs(m) {
+			m = filepath.Join("/usr/share/nginx", m)
+		}
+		if _, err := os.Stat(m); err == nil {
+			return m
+		}
+	}
+	if os.Getenv("GATEHOUSE_ALLOW_SKIP") == "1" {
+		t.Skip("nginx rtmp module not installed (GATEHOUSE_ALLOW_SKIP=1)")
+	}
+	t.Fatal("nginx rtmp module not installed: apt-get install libnginx-mod-rtmp, or set GATEHOUSE_ALLOW_SKIP=1")
+	return ""
 }

@@ -34,6 +34,9 @@ const ICONS = {
   muted: "M11 5 6 9H2v6h4l5 4V5z|M22 9l-6 6|M16 9l6 6",
   pip: "M3 5h18v14H3z|M12 12h7v5h-7z",
   full: "M8 3H3v5|M16 3h5v5|M8 21H3v-5|M16 21h5v-5",
+  copy: "M9 9h11v11H9z|M5 15H4V4h11v1",
+  check: "M5 12.5l4.5 4.5L19 7.5",
+  cast: "M2 16a6 6 0 0 1 6 6|M2 12a10 10 0 0 1 10 10|M2 8V6a2 2 0 0 1 2-2h16a2 2 0 0 1 2 2v12a2 2 0 0 1-2 2h-6|M2 20h.01",
 };
 
 // Avatars: the first letter of a name on a colour derived from it.
@@ -137,9 +140,11 @@ class Player {
     this.detail = el("div", { class: "state-detail" });
     this.action = el("div", { class: "state-action" });
     this.overlay = el("div", { class: "overlay" }, el("div", { class: "spinner", "aria-hidden": "true" }), this.title, this.detail, this.action);
+    // Screen readers hear every state change (the overlay is hidden while playing).
+    this.announce = el("span", { class: "sr-only", role: "status", "aria-live": "polite" });
     this.badge = el("span", { class: "badge" });
     this.viewers = el("span", { class: "viewers" });
-    this.muteBtn = el("button", { class: "icon", type: "button", onclick: () => this.toggleMute() });
+    this.muteBtn = el("button", { class: "icon mute", type: "button", onclick: () => this.toggleMute() });
     this.vol = el("input", { class: "volume", type: "range", min: "0", max: "1", step: "0.05", "aria-label": "Volume", oninput: () => {
       this.video.volume = Number(this.vol.value); this.video.muted = this.video.volume === 0; this.saveAudio(); } });
     this.vol.value = String(this.video.volume);
@@ -149,7 +154,8 @@ class Player {
       onclick: () => (document.fullscreenElement ? document.exitFullscreen() : this.root.requestFullscreen()).catch(() => {}) }, icon(ICONS.full));
     this.controls = el("div", { class: "controls" }, this.muteBtn, this.vol, el("span", { class: "spacer" }),
       document.pictureInPictureEnabled ? pipBtn : null, fullBtn);
-    this.root = el("div", { class: "player", "data-state": "idle" }, this.video, this.overlay, this.badge, this.viewers, this.controls);
+    this.root = el("div", { class: "player", "data-state": "idle", role: "group", "aria-label": "Player: " + path },
+      this.video, this.overlay, this.badge, this.viewers, this.controls, this.announce);
     this.video.addEventListener("playing", () => this.set("playing"));
     this.paintMute();
     this.timer = setInterval(() => this.tick(), 500);
@@ -172,6 +178,7 @@ class Player {
     this.title.textContent = t;
     this.detail.textContent = detail || d;
     this.action.replaceChildren(action || "");
+    this.announce.textContent = this.path + ": " + (s === "playing" ? "playing" : t);
     const live = s === "playing" || s === "connecting" || s === "reconnecting";
     this.badge.className = "badge" + (live ? " live" : "");
     this.badge.replaceChildren(live ? el("span", { class: "dot" }) : "", live ? "LIVE" : (s === "offline" || s === "ended" ? "OFFLINE" : ""));
@@ -313,22 +320,65 @@ function events(handlers) {
   return es;
 }
 
+// Play URLs: where the streams of sources gatehouse does not play itself are played
+// (web.play_urls). The path goes in escaped like PlayURL.Expand in Go: each segment in the URL's
+// path, the whole path in its query; only A-Z a-z 0-9 - . _ ~ stay as they are.
+const PLAY_URLS = JSON.parse(body.dataset.playTemplates || "{}");
+function playURL(st) {
+  const t = PLAY_URLS[st.source];
+  if (!t) return "";
+  const i = t.indexOf("{path}");
+  const esc = x => encodeURIComponent(x).replace(/[!'()*]/g, c => "%" + c.charCodeAt(0).toString(16).toUpperCase());
+  const inQuery = t.slice(0, i).includes("?");
+  return t.slice(0, i) + (inQuery ? esc(st.path) : st.path.split("/").map(esc).join("/")) + t.slice(i + "{path}".length);
+}
+const SOURCES = { "nginx-rtmp": "nginx-rtmp", mediamtx: "MediaMTX", ome: "OvenMediaEngine", srs: "SRS", sfu: "gatehouse" };
+const PROTOCOLS = { rtmp: "RTMP", rtmps: "RTMPS", srt: "SRT", rtsp: "RTSP", webrtc: "WebRTC", hls: "HLS", llhls: "LL-HLS" };
+function via(st) { return PROTOCOLS[st.protocol] || st.protocol || SOURCES[st.source] || st.source; }
+
+async function copyText(btn, value, status) {
+  let ok = true;
+  try { await navigator.clipboard.writeText(value); } catch (e) { ok = false; }
+  btn.replaceChildren(icon(ok ? ICONS.check : ICONS.copy));
+  status.textContent = ok ? "Link copied." : "Copying is blocked here: select the link and copy it.";
+  setTimeout(() => { btn.replaceChildren(icon(ICONS.copy)); status.textContent = ""; }, 2500);
+}
+
+// remoteView is the player area of a stream gatehouse lists but does not play (nginx-rtmp,
+// MediaMTX, OME, SRS): where it comes from and, with a play URL, a link and a copy button.
+function remoteView(st) {
+  const url = playURL(st);
+  const status = el("div", { class: "state-detail copied", role: "status", "aria-live": "polite" });
+  const from = SOURCES[st.source] || st.source;
+  const kids = [el("div", { class: "remote-icon", "aria-hidden": "true" }, icon(ICONS.cast)),
+    el("div", { class: "state-title", text: "Live via " + via(st) }),
+    el("div", { class: "state-detail source", text: "from " + from })];
+  if (url) {
+    const copy = el("button", { class: "icon copy", type: "button", "aria-label": "Copy stream link", title: "Copy stream link",
+      onclick: () => copyText(copy, url, status) }, icon(ICONS.copy));
+    kids.push(el("div", { class: "state-action" },
+      el("a", { class: "button primary open-stream", href: url, target: "_blank", rel: "noopener noreferrer", text: "Open stream" }), copy),
+      el("code", { class: "play-url", text: url }), status);
+  } else {
+    kids.push(el("div", { class: "state-detail no-url", text: "This stream plays in the server's own players, not in this browser. Ask the operator for the link." }));
+  }
+  return el("div", { class: "player remote", "data-state": "remote", "data-source": st.source },
+    el("div", { class: "overlay" }, ...kids), el("span", { class: "badge live" }, el("span", { class: "dot" }), "LIVE"));
+}
+
 function card(st, player) {
   const name = st.identity || st.path.split("/").pop();
   const av = el("span", { class: "avatar", "aria-hidden": "true" });
   paintAvatar(av, name);
   const sub = el("div", { class: "card-sub" });
-  const c = el("article", { class: "card", "data-path": st.path },
-    player ? player.root : el("div", { class: "player", "data-state": "remote" },
-      el("div", { class: "overlay" }, el("div", { class: "state-title", text: "Live on " + st.source }),
-        el("div", { class: "state-detail", text: "Play it with your usual player (" + (st.protocol || "its protocol") + "); this browser cannot." })),
-      el("span", { class: "badge live" }, el("span", { class: "dot" }), "LIVE")),
+  const c = el("article", { class: "card", "data-path": st.path, "data-source": st.source },
+    player ? player.root : remoteView(st),
     el("div", { class: "card-foot" }, av,
       el("div", { class: "meta" }, el("a", { class: "card-title", href: "/watch/" + st.path.split("/").map(encodeURIComponent).join("/"), text: st.path }), sub)));
   c.update = s => {
     c.last = s;
     paintAvatar(av, s.identity || s.path.split("/").pop());
-    sub.textContent = [s.identity, s.started ? since(s.started) : ""].filter(Boolean).join(" · ");
+    sub.textContent = [s.identity, player ? "" : "via " + via(s), s.started ? since(s.started) : ""].filter(Boolean).join(" · ");
     if (player) player.setViewers(s.viewers);
   };
   c.update(st);
@@ -391,19 +441,43 @@ function watch() {
   stage.append(c);
   player.set("offline");
   let seen = false;
+  // A stream from a server gatehouse does not play (nginx-rtmp, ...) shows where it plays.
+  let remote = null;
+  const showRemote = st => {
+    if (remote) remote.remove();
+    player.stop(); player.live = false;
+    remote = card(st, null);
+    c.hidden = true;
+    stage.append(remote);
+    body.dataset.state = "remote";
+    player.state.state = "remote";
+  };
+  const hideRemote = () => {
+    if (!remote) return;
+    remote.remove(); remote = null; c.hidden = false;
+  };
+  const up = st => {
+    if (!playable(st)) { showRemote(st); return; }
+    hideRemote(); c.update(st); player.setLive(true);
+  };
+  const down = st => {
+    if (remote) { hideRemote(); c.update({ ...st, started: "" }); player.set("ended"); return; }
+    c.update({ ...st, started: "" }); player.setLive(false, "ended");
+  };
   events({
     streams: j => {
       const mine = j.streams.find(s => s.path === path);
-      if (mine) { c.update(mine); if (!seen || !player.live) player.setLive(true); }
-      else if (player.live) { c.update({ ...c.last, started: "" }); player.setLive(false, "ended"); }
+      if (mine && (!seen || !player.live || !playable(mine))) up(mine);
+      else if (mine) c.update(mine);
+      else if (player.live || remote) down(c.last);
       seen = true;
     },
-    live: j => { if (j.stream.path === path) { c.update(j.stream); player.setLive(true); } },
-    offline: j => { if (j.stream.path === path) { c.update({ ...j.stream, started: "" }); player.setLive(false, "ended"); } },
+    live: j => { if (j.stream.path === path) up(j.stream); },
+    offline: j => { if (j.stream.path === path) down(j.stream); },
   });
   // A path this visitor may not list (or one that is not live) still gets one honest try:
   // WHEP says 403, 401 or "not live".
-  setTimeout(() => { if (!seen || !player.live) player.play(); }, 300);
+  setTimeout(() => { if (!remote && (!seen || !player.live)) player.play(); }, 300);
 }
 
 if (body.dataset.page === "grid") grid();

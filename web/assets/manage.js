@@ -50,7 +50,7 @@
         h("td", { text: s.source }), h("td", { text: s.identity || "—" }), h("td", { text: s.key_label || "—" }),
         h("td", { text: duration(s.started) }), h("td", { text: String(s.viewers) }),
         h("td", {}, s.session ? h("button", { class: "button small danger", type: "button", text: "Kick",
-          onclick: () => kick(s) }) : h("span", { class: "muted", text: "—" }))));
+          "data-action": "kick", "aria-label": "Kick " + s.path, onclick: () => kick(s) }) : h("span", { class: "muted", text: "—" }))));
       $("live-table").replaceChildren(table(["Path", "Source", "Identity", "Key", "Live for", "Viewers", ""], rows, "No one is live right now."));
     } catch (e) { if (e.message !== "expired") $("live-table").replaceChildren(h("p", { class: "muted", text: "Could not load the live streams: " + e.message })); }
   }
@@ -67,14 +67,14 @@
         h("td", { text: k.label || "(no label)" }), h("td", {}, h("code", { text: k.path })), h("td", { text: (k.actions || []).join(", ") }),
         h("td", {}, h("span", { class: "status " + k.status, text: k.status })), h("td", { text: when(k.last_used) }), h("td", { text: when(k.expires) }),
         h("td", {}, k.read_only || k.status !== "active" ? h("span", { class: "muted", text: k.read_only ? "config file" : "" }) : h("span", {},
-          h("button", { class: "button small", type: "button", text: "Rotate", "data-action": "rotate", onclick: () => rotate(k) }),
-          h("button", { class: "button small danger", type: "button", text: "Revoke", "data-action": "revoke", onclick: () => revoke(k) })))));
+          h("button", { class: "button small", type: "button", text: "Rotate", "data-action": "rotate", "aria-label": "Rotate key " + (k.label || k.path), onclick: () => rotate(k) }),
+          h("button", { class: "button small danger", type: "button", text: "Revoke", "data-action": "revoke", "aria-label": "Revoke key " + (k.label || k.path), onclick: () => revoke(k) })))));
       $("keys-table").replaceChildren(table(["Label", "Path", "May", "Status", "Last used", "Expires", ""], rows, "No stream keys yet. Create one above to publish from OBS."));
     } catch (e) { if (e.message !== "expired") $("keys-table").replaceChildren(h("p", { class: "muted", text: "Could not load the keys: " + e.message })); }
   }
   function copyRow(label, value) {
     const out = h("output", { text: value });
-    const btn = h("button", { class: "button small", type: "button", text: "Copy", onclick: async () => {
+    const btn = h("button", { class: "button small", type: "button", text: "Copy", "aria-label": "Copy " + label, onclick: async () => {
       try { await navigator.clipboard.writeText(value); btn.textContent = "Copied"; } catch (e) { btn.textContent = "Select and copy"; }
       setTimeout(() => (btn.textContent = "Copy"), 2000);
     } });
@@ -85,11 +85,12 @@
     // RTMP: the key stands in for the last segment; gatehouse publishes under k.path.
     const parent = k.path.split("/").slice(0, -1).map(encodeURIComponent).join("/");
     const whip = location.origin + "/whip/" + k.path.split("/").map(encodeURIComponent).join("/");
+    const rtmpServer = (document.body.dataset.rtmpServer || "rtmp://" + location.hostname).replace(/\/+$/, "");
     const box = $("secret");
     box.replaceChildren(h("h3", { text: title + " for " + k.path }),
       h("p", { text: "Copy it now: gatehouse shows the secret only this once. In OBS choose Service WHIP, or Custom for RTMP." }),
       copyRow("OBS WHIP server", whip), copyRow("OBS Bearer Token", secret),
-      copyRow("RTMP server", "rtmp://" + location.hostname + "/" + parent), copyRow("RTMP stream key", secret));
+      copyRow("RTMP server", rtmpServer + "/" + parent), copyRow("RTMP stream key", secret));
     box.dataset.secret = secret;
     box.hidden = false;
   }
