@@ -74,8 +74,23 @@ func main() {
 	dur := flag.Duration("duration", 4*time.Second, "wrk duration per round")
 	conns := flag.Int("conns", 32, "wrk connections")
 	rounds := flag.Int("rounds", 3, "interleaved rounds per target and mode")
+	cg := flag.Bool("callgrind", false, "count server instructions per request under valgrind's callgrind instead of running wrk")
+	requests := flag.Int("requests", 2000, "-callgrind: requests counted per target")
+	warm := flag.Int("warmup", 300, "-callgrind: requests before counting")
+	reps := flag.Int("reps", 3, "-callgrind: counts per target (the lowest is reported)")
+	keep := flag.String("keep", "", "-callgrind: keep callgrind's dumps in this directory (for callgrind_annotate)")
+	bareOnly := flag.Bool("serve-bare", false, "serve the bare handler only (used by -callgrind)")
 	flag.Parse()
-	if err := run(*bin, *cfg, *dur, *conns, *rounds, os.Stdout); err != nil {
+	var err error
+	switch {
+	case *bareOnly:
+		err = serveBare()
+	case *cg:
+		err = runCallgrind(*bin, *cfg, *requests, *warm, *reps, *keep, os.Stdout)
+	default:
+		err = run(*bin, *cfg, *dur, *conns, *rounds, os.Stdout)
+	}
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "hookbench:", err)
 		os.Exit(1)
 	}
@@ -133,12 +148,7 @@ func run(bin, cfg string, dur time.Duration, conns, rounds int, out io.Writer) e
 	if err != nil {
 		return err
 	}
-	// The floor: the same net/http server settings as gatehouse's, a handler that does nothing.
-	bare := &http.Server{ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second, IdleTimeout: 120 * time.Second,
-		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			_, _ = io.Copy(io.Discard, r.Body)
-			w.WriteHeader(http.StatusNoContent)
-		})}
+	bare := bareServer()
 	go func() { _ = bare.Serve(ln) }()
 	defer bare.Close()
 
