@@ -204,7 +204,7 @@ type cgResult struct {
 	seconds float64
 }
 
-func runCallgrind(bin, cfg string, n, warm, reps int, keep string, out io.Writer) error {
+func runCallgrind(bin, cfg string, n, warm, reps int, keep, only string, out io.Writer) error {
 	for _, tool := range []string{"valgrind", "callgrind_control"} {
 		if _, err := exec.LookPath(tool); err != nil {
 			return fmt.Errorf("%s not found", tool)
@@ -242,6 +242,9 @@ func runCallgrind(bin, cfg string, n, warm, reps int, keep string, out io.Writer
 	for _, t := range targets() {
 		if len(t.bodies) > 0 || t.notify {
 			continue // the go-live transitions need a fresh stream per pair; wrk mode covers them
+		}
+		if !t.bare && !strings.Contains(t.name, only) {
+			continue
 		}
 		s := gh
 		if t.bare {

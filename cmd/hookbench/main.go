@@ -79,6 +79,7 @@ func main() {
 	warm := flag.Int("warmup", 300, "-callgrind: requests before counting")
 	reps := flag.Int("reps", 3, "-callgrind: counts per target (the lowest is reported)")
 	keep := flag.String("keep", "", "-callgrind: keep callgrind's dumps in this directory (for callgrind_annotate)")
+	only := flag.String("only", "", "-callgrind: count only the targets whose name contains this (and the bare handler)")
 	bareOnly := flag.Bool("serve-bare", false, "serve the bare handler only (used by -callgrind)")
 	flag.Parse()
 	var err error
@@ -86,7 +87,7 @@ func main() {
 	case *bareOnly:
 		err = serveBare()
 	case *cg:
-		err = runCallgrind(*bin, *cfg, *requests, *warm, *reps, *keep, os.Stdout)
+		err = runCallgrind(*bin, *cfg, *requests, *warm, *reps, *keep, *only, os.Stdout)
 	default:
 		err = run(*bin, *cfg, *dur, *conns, *rounds, os.Stdout)
 	}
