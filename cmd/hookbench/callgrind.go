@@ -56,6 +56,7 @@ type cgServer struct {
 	addr string
 	out  string  // callgrind's output file prefix
 	idle float64 // instructions per second while idle
+	stop func()  // kills the process and waits for it
 }
 
 func startCallgrind(ctx context.Context, dir, name string, args ...string) (*cgServer, error) {
@@ -71,7 +72,7 @@ func startCallgrind(ctx context.Context, dir, name string, args ...string) (*cgS
 	if err := cmd.Start(); err != nil {
 		return nil, err
 	}
-	go func() { _ = cmd.Wait() }()
+	stop := waitOwned(cmd)
 	addr := make(chan string, 1)
 	go func() {
 		sc := bufio.NewScanner(stderr)
@@ -83,9 +84,10 @@ func startCallgrind(ctx context.Context, dir, name string, args ...string) (*cgS
 	}()
 	select {
 	case a := <-addr:
-		s := &cgServer{pid: cmd.Process.Pid, addr: a, out: out + "." + strconv.Itoa(cmd.Process.Pid)}
+		s := &cgServer{pid: cmd.Process.Pid, addr: a, out: out + "." + strconv.Itoa(cmd.Process.Pid), stop: stop}
 		return s, nil
 	case <-time.After(60 * time.Second):
+		stop()
 		return nil, fmt.Errorf("%s did not start under callgrind", name)
 	}
 }
@@ -229,10 +231,12 @@ func runCallgrind(bin, cfg string, n, warm, reps int, keep, only string, out io.
 	if err != nil {
 		return err
 	}
+	defer bare.stop()
 	gh, err := startCallgrind(ctx, dir, "gatehouse", bin, "run", "-config", cfg)
 	if err != nil {
 		return err
 	}
+	defer gh.stop()
 	for _, s := range []*cgServer{bare, gh} {
 		if err := s.calibrate(2 * time.Second); err != nil {
 			return err

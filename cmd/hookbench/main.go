@@ -136,14 +136,16 @@ func run(bin, cfg string, dur time.Duration, conns, rounds int, out io.Writer) e
 		return err
 	}
 
-	hooksAddr, err := startGatehouse(ctx, bin, cfg)
+	hooksAddr, stopHooks, err := startGatehouse(ctx, bin, cfg)
 	if err != nil {
 		return err
 	}
-	notifyAddr, err := startGatehouse(ctx, bin, notifyCfg)
+	defer stopHooks()
+	notifyAddr, stopNotify, err := startGatehouse(ctx, bin, notifyCfg)
 	if err != nil {
 		return err
 	}
+	defer stopNotify()
 
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -258,18 +260,19 @@ func median(xs []float64) float64 {
 	return s[len(s)/2]
 }
 
-// startGatehouse runs the binary on cfg until ctx ends and returns its hooks address. Its log is
-// read (and discarded) for the whole run, as a log shipper would.
-func startGatehouse(ctx context.Context, bin, cfg string) (string, error) {
+// startGatehouse runs the binary on cfg until stop is called (which kills it and waits for it
+// to exit) and returns its hooks address. Its log is read (and discarded) for the whole run, as a
+// log shipper would.
+func startGatehouse(ctx context.Context, bin, cfg string) (addr string, stop func(), err error) {
 	gh := exec.CommandContext(ctx, bin, "run", "-config", cfg)
 	stderr, err := gh.StderrPipe()
 	if err != nil {
-		return "", err
+		return "", nil, err
 	}
 	if err := gh.Start(); err != nil {
-		return "", err
+		return "", nil, err
 	}
-	go func() { _ = gh.Wait() }()
+	stop = waitOwned(gh)
 	hooks := make(chan string, 1)
 	go func() {
 		sc := bufio.NewScanner(stderr)
@@ -281,8 +284,21 @@ func startGatehouse(ctx context.Context, bin, cfg string) (string, error) {
 	}()
 	select {
 	case addr := <-hooks:
-		return addr, nil
+		return addr, stop, nil
 	case <-time.After(20 * time.Second):
-		return "", errors.New("gatehouse did not start")
+		stop()
+		return "", nil, errors.New("gatehouse did not start")
+	}
+}
+
+// waitOwned waits for a started command in a goroutine and returns the function that kills it
+// and waits for that goroutine: a process is never left running after hookbench returns (the
+// context's kill alone races with the program's exit).
+func waitOwned(cmd *exec.Cmd) func() {
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(done) }()
+	return func() {
+		_ = cmd.Process.Kill()
+		<-done
 	}
 }
