@@ -6,6 +6,8 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
+
+	"gatehouse/authz/logline"
 )
 
 // Engine is the single entry point every adapter and the SFU call. It evaluates the current
@@ -16,6 +18,7 @@ type Engine struct {
 	chain atomic.Pointer[Chain]
 	gen   atomic.Uint64
 	log   *slog.Logger
+	line  *logline.Logger // the decision line's own writer; nil: through log
 	now   func() time.Time
 	obs   Observer // told of every decision (observe.go); nil: none
 
@@ -34,6 +37,14 @@ func WithClock(now func() time.Time) EngineOption {
 			e.now = now
 		}
 	}
+}
+
+// WithDecisionLog writes the decision line through l instead of the engine's slog logger: the
+// same bytes (l renders slog's text or JSON format), at a fraction of the cost, for the one line
+// every request writes. l should carry the engine logger's attributes and level, and share its
+// writer. Other engine lines still go to the logger.
+func WithDecisionLog(l *logline.Logger) EngineOption {
+	return func(e *Engine) { e.line = l }
 }
 
 // NewEngine returns an engine evaluating chain, logging to log (nil: discard).
@@ -103,7 +114,7 @@ func (e *Engine) Authorize(ctx context.Context, req *Request) Decision {
 	if req.Kind == KindProbe {
 		// A probe (the grid asking which streams a visitor may see) is not an access attempt:
 		// it is logged at debug and neither recorded as a recent decision nor counted.
-		if e.log.Enabled(ctx, slog.LevelDebug) {
+		if e.logEnabled(ctx, slog.LevelDebug) {
 			e.logDecisionAt(ctx, slog.LevelDebug, req, d, took)
 		}
 		return d
@@ -275,15 +286,54 @@ func (e *Engine) logDecision(ctx context.Context, req *Request, d Decision, took
 	if !d.Allowed() && req.HasCredentials() && req.Kind == KindAccess {
 		level = slog.LevelWarn // a failed attempt that carried credentials: what fail2ban watches
 	}
-	if !e.log.Enabled(ctx, level) {
+	if !e.logEnabled(ctx, level) {
 		return
 	}
 	e.logDecisionAt(ctx, level, req, d, took)
 }
 
+func (e *Engine) logEnabled(ctx context.Context, level slog.Level) bool {
+	if e.line != nil {
+		return e.line.Enabled(level)
+	}
+	return e.log.Enabled(ctx, level)
+}
+
 func (e *Engine) logDecisionAt(ctx context.Context, level slog.Level, req *Request, d Decision, took time.Duration) {
 	path := loggedPath(req, d) // never a stream key
-	var buf [14]slog.Attr      // every attribute below: no slice on the heap
+	if e.line != nil {         // the same fields, in the same order, as the slog attributes below
+		ln := e.line.Begin(time.Now(), level, "decision")
+		ln.String("action", string(req.Action))
+		ln.String("path", path)
+		ln.String("protocol", req.Protocol)
+		ln.String("source", req.Source)
+		ln.String("result", d.Outcome.String())
+		ln.String("backend", d.Backend)
+		ln.String("reason", d.Reason)
+		ln.Duration("took", took)
+		if req.IP.IsValid() {
+			var ip [64]byte
+			ln.Bytes("ip", req.IP.AppendTo(ip[:0]))
+		}
+		if d.Identity != "" {
+			ln.String("identity", d.Identity)
+		}
+		if d.KeyID != "" {
+			ln.String("key_id", d.KeyID)
+		}
+		if !d.Expires.IsZero() {
+			ln.Time("expires", d.Expires)
+			if !req.CanEndAt {
+				ln.Bool("expiry_enforced", false)
+			}
+		}
+		if d.Undecided {
+			ln.Bool("undecided", true)
+		}
+		ln.End()
+		return
+	}
+	var buf [14]slog.Attr // every attribute below: no slice on the heap
 	attrs := append(buf[:0],
 		slog.String("action", string(req.Action)),
 		slog.String("path", path),

@@ -74,8 +74,24 @@ func main() {
 	dur := flag.Duration("duration", 4*time.Second, "wrk duration per round")
 	conns := flag.Int("conns", 32, "wrk connections")
 	rounds := flag.Int("rounds", 3, "interleaved rounds per target and mode")
+	cg := flag.Bool("callgrind", false, "count server instructions per request under valgrind's callgrind instead of running wrk")
+	requests := flag.Int("requests", 2000, "-callgrind: requests counted per target")
+	warm := flag.Int("warmup", 300, "-callgrind: requests before counting")
+	reps := flag.Int("reps", 3, "-callgrind: counts per target (the lowest is reported)")
+	keep := flag.String("keep", "", "-callgrind: keep callgrind's dumps in this directory (for callgrind_annotate)")
+	only := flag.String("only", "", "-callgrind: count only the targets whose name contains this (and the bare handler)")
+	bareOnly := flag.Bool("serve-bare", false, "serve the bare handler only (used by -callgrind)")
 	flag.Parse()
-	if err := run(*bin, *cfg, *dur, *conns, *rounds, os.Stdout); err != nil {
+	var err error
+	switch {
+	case *bareOnly:
+		err = serveBare()
+	case *cg:
+		err = runCallgrind(*bin, *cfg, *requests, *warm, *reps, *keep, *only, os.Stdout)
+	default:
+		err = run(*bin, *cfg, *dur, *conns, *rounds, os.Stdout)
+	}
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "hookbench:", err)
 		os.Exit(1)
 	}
@@ -120,25 +136,22 @@ func run(bin, cfg string, dur time.Duration, conns, rounds int, out io.Writer) e
 		return err
 	}
 
-	hooksAddr, err := startGatehouse(ctx, bin, cfg)
+	hooksAddr, stopHooks, err := startGatehouse(ctx, bin, cfg)
 	if err != nil {
 		return err
 	}
-	notifyAddr, err := startGatehouse(ctx, bin, notifyCfg)
+	defer stopHooks()
+	notifyAddr, stopNotify, err := startGatehouse(ctx, bin, notifyCfg)
 	if err != nil {
 		return err
 	}
+	defer stopNotify()
 
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return err
 	}
-	// The floor: the same net/http server settings as gatehouse's, a handler that does nothing.
-	bare := &http.Server{ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second, IdleTimeout: 120 * time.Second,
-		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			_, _ = io.Copy(io.Discard, r.Body)
-			w.WriteHeader(http.StatusNoContent)
-		})}
+	bare := bareServer()
 	go func() { _ = bare.Serve(ln) }()
 	defer bare.Close()
 
@@ -247,18 +260,19 @@ func median(xs []float64) float64 {
 	return s[len(s)/2]
 }
 
-// startGatehouse runs the binary on cfg until ctx ends and returns its hooks address. Its log is
-// read (and discarded) for the whole run, as a log shipper would.
-func startGatehouse(ctx context.Context, bin, cfg string) (string, error) {
+// startGatehouse runs the binary on cfg until stop is called (which kills it and waits for it
+// to exit) and returns its hooks address. Its log is read (and discarded) for the whole run, as a
+// log shipper would.
+func startGatehouse(ctx context.Context, bin, cfg string) (addr string, stop func(), err error) {
 	gh := exec.CommandContext(ctx, bin, "run", "-config", cfg)
 	stderr, err := gh.StderrPipe()
 	if err != nil {
-		return "", err
+		return "", nil, err
 	}
 	if err := gh.Start(); err != nil {
-		return "", err
+		return "", nil, err
 	}
-	go func() { _ = gh.Wait() }()
+	stop = waitOwned(gh)
 	hooks := make(chan string, 1)
 	go func() {
 		sc := bufio.NewScanner(stderr)
@@ -270,8 +284,21 @@ func startGatehouse(ctx context.Context, bin, cfg string) (string, error) {
 	}()
 	select {
 	case addr := <-hooks:
-		return addr, nil
+		return addr, stop, nil
 	case <-time.After(20 * time.Second):
-		return "", errors.New("gatehouse did not start")
+		stop()
+		return "", nil, errors.New("gatehouse did not start")
+	}
+}
+
+// waitOwned waits for a started command in a goroutine and returns the function that kills it
+// and waits for that goroutine: a process is never left running after hookbench returns (the
+// context's kill alone races with the program's exit).
+func waitOwned(cmd *exec.Cmd) func() {
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(done) }()
+	return func() {
+		_ = cmd.Process.Kill()
+		<-done
 	}
 }

@@ -33,7 +33,6 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
-	"regexp"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -236,20 +235,80 @@ type Target struct {
 	Nested bool       // the path came from an SRT streamid query parameter
 }
 
-// omeURL is OME's own URL grammar (ov::Url, src/base/ovlibrary/url.cpp), which OME matches
-// unanchored with PCRE2; Go's regexp picks the same leftmost-first submatches. OME takes app,
-// stream and file from the path's first three segments and ignores the rest.
-var omeURL = regexp.MustCompile(`(?P<scheme>.*)://((?P<id>.+):(?P<password>.+)@)?` +
-	`(?P<host>(\[[0-9A-Za-z:.]+\]|[^:/?#]*))(:(?P<port>[0-9]+))?` +
-	`(?P<path>/([^?]+)?)?(\?(?P<qs>[^?]+)?(.+)?)?`)
+// omeMatch is what OME's own URL grammar (ov::Url, src/base/ovlibrary/url.cpp) reads from a
+// request.url. OME matches it with PCRE2, unanchored:
+//
+//	(?P<scheme>.*)://((?P<id>.+):(?P<password>.+)@)?(?P<host>(\[[0-9A-Za-z:.]+\]|[^:/?#]*))(:(?P<port>[0-9]+))?(?P<path>/([^?]+)?)?(\?(?P<qs>[^?]+)?(.+)?)?
+//
+// and takes app, stream and file from the path's first three segments, ignoring the rest.
+// matchOMEURL reads it by hand with the same leftmost-first choices as that expression (the
+// regexp cost more than the rest of the adapter); a fuzz test holds it to the expression.
+type omeMatch struct {
+	scheme   string
+	userinfo bool // id:password@ matched (both non-empty); ParseTarget refuses it
+	path     string
+	qs       string
+}
 
-var (
-	omeScheme = omeURL.SubexpIndex("scheme")
-	omeID     = omeURL.SubexpIndex("id")
-	omePass   = omeURL.SubexpIndex("password")
-	omePath   = omeURL.SubexpIndex("path")
-	omeQuery  = omeURL.SubexpIndex("qs")
-)
+// matchOMEURL returns OME's reading of raw, or false where the expression does not match (no
+// "://"). raw holds no control character (ParseTarget refuses them first): '.' in the
+// expression matches every other character, and every delimiter is ASCII, so bytes suffice.
+func matchOMEURL(raw string) (omeMatch, bool) {
+	var m omeMatch
+	i := strings.LastIndex(raw, "://") // scheme is a greedy .*: up to the last "://"
+	if i < 0 {
+		return m, false
+	}
+	m.scheme = raw[:i]
+	rest := raw[i+3:]
+	// ((.+):(.+)@)? matches when some ':' after a first character has an '@' at least two
+	// characters later; both .+ being greedy, the host starts after the last '@'.
+	if at := strings.LastIndexByte(rest, '@'); at >= 3 && strings.IndexByte(rest[1:at-1], ':') >= 0 {
+		m.userinfo, rest = true, rest[at+1:]
+	}
+	pos := hostEnd(rest)
+	if pos+1 < len(rest) && rest[pos] == ':' && isDigit(rest[pos+1]) { // (:([0-9]+))?
+		pos += 2
+		for pos < len(rest) && isDigit(rest[pos]) {
+			pos++
+		}
+	}
+	if pos < len(rest) && rest[pos] == '/' { // (/([^?]+)?)?
+		end := strings.IndexByte(rest[pos:], '?')
+		if end < 0 {
+			end = len(rest) - pos
+		}
+		m.path, pos = rest[pos:pos+end], pos+end
+	}
+	if pos < len(rest) && rest[pos] == '?' { // (\?([^?]+)?(.+)?)?
+		qs := rest[pos+1:]
+		if end := strings.IndexByte(qs, '?'); end >= 0 {
+			qs = qs[:end]
+		}
+		m.qs = qs
+	}
+	return m, true
+}
+
+// hostEnd is where (\[[0-9A-Za-z:.]+\]|[^:/?#]*) ends at the start of s: the bracketed form
+// when it matches (the first alternative), else the run of characters other than ":/?#".
+func hostEnd(s string) int {
+	if len(s) > 0 && s[0] == '[' {
+		j := 1
+		for j < len(s) && (isDigit(s[j]) || 'a' <= s[j]|0x20 && s[j]|0x20 <= 'z' || s[j] == ':' || s[j] == '.') {
+			j++
+		}
+		if j > 1 && j < len(s) && s[j] == ']' {
+			return j + 1
+		}
+	}
+	if j := strings.IndexAny(s, ":/?#"); j >= 0 {
+		return j
+	}
+	return len(s)
+}
+
+func isDigit(c byte) bool { return '0' <= c && c <= '9' }
 
 // ParseTarget splits the request.url of an opening or closing for protocol (OME's type name) into
 // the stream that OME will publish or play and what follows it. The host (OME's vhost domain)
@@ -295,14 +354,14 @@ func parseTarget(raw, protocol string) (*Target, error) {
 	if !utf8.ValidString(raw) || strings.ContainsFunc(raw, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
 		return nil, fmt.Errorf("%w: invalid UTF-8 or a control character", ErrBadURL)
 	}
-	m := omeURL.FindStringSubmatch(raw)
+	m, ok := matchOMEURL(raw)
 	u, err := url.Parse(raw)
-	if m == nil || err != nil {
+	if !ok || err != nil {
 		return nil, fmt.Errorf("%w: not a URL", ErrBadURL)
 	}
-	if !strings.EqualFold(m[omeScheme], u.Scheme) || m[omeID] != "" || m[omePass] != "" || u.User != nil ||
+	if !strings.EqualFold(m.scheme, u.Scheme) || m.userinfo || u.User != nil ||
 		u.Opaque != "" || u.Fragment != "" || strings.Contains(raw, "#") ||
-		m[omeQuery] != u.RawQuery || m[omePath] != u.EscapedPath() || strings.Contains(m[omePath], "%") {
+		m.qs != u.RawQuery || m.path != u.EscapedPath() || strings.Contains(m.path, "%") {
 		return nil, fmt.Errorf("%w: OME would read another stream from this url", ErrBadURL)
 	}
 	q, err := url.ParseQuery(u.RawQuery)

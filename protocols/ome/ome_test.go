@@ -12,10 +12,12 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"gatehouse/authz"
 	"gatehouse/authz/live"
@@ -646,18 +648,67 @@ func TestTargetIsTheStreamOMEUses(t *testing.T) {
 	}
 }
 
-// TestOMEGrammar pins the reading of OME's URL grammar the refusals above rely on: where Go's
-// parser sees live/bob, OME sees live/alice.
+// omeURL is OME's URL grammar as OME writes it (ov::Url, src/base/ovlibrary/url.cpp): the oracle
+// matchOMEURL is held to. Go's regexp picks the same leftmost-first submatches as PCRE2.
+var omeURL = regexp.MustCompile(`(?P<scheme>.*)://((?P<id>.+):(?P<password>.+)@)?` +
+	`(?P<host>(\[[0-9A-Za-z:.]+\]|[^:/?#]*))(:(?P<port>[0-9]+))?` +
+	`(?P<path>/([^?]+)?)?(\?(?P<qs>[^?]+)?(.+)?)?`)
+
+// oracleMatch is omeURL's reading of raw in matchOMEURL's terms.
+func oracleMatch(raw string) (omeMatch, bool) {
+	m := omeURL.FindStringSubmatch(raw)
+	if m == nil {
+		return omeMatch{}, false
+	}
+	o := omeMatch{scheme: m[omeURL.SubexpIndex("scheme")]}
+	o.userinfo = m[omeURL.SubexpIndex("id")] != "" || m[omeURL.SubexpIndex("password")] != ""
+	o.path, o.qs = m[omeURL.SubexpIndex("path")], m[omeURL.SubexpIndex("qs")]
+	return o, true
+}
+
+// TestOMEGrammar pins the reading of OME's URL grammar the refusals above rely on (where Go's
+// parser sees live/bob, OME sees live/alice), and holds matchOMEURL to the expression on the
+// forms it branches on.
 func TestOMEGrammar(t *testing.T) {
 	for _, raw := range []string{
 		"rtmp://h:1935/live/bob?x=rtmp://h/live/alice",
 		"rtmp://h:1935/live/bob?u=x:y@h/live/alice",
 	} {
-		m := omeURL.FindStringSubmatch(raw)
-		if m == nil || m[omePath] != "/live/alice" {
-			t.Errorf("%s: got OME path %q, want /live/alice", raw, m)
+		if m, ok := matchOMEURL(raw); !ok || m.path != "/live/alice" {
+			t.Errorf("%s: got OME path %q, want /live/alice", raw, m.path)
 		}
 	}
+	for _, raw := range []string{
+		"", "rtmp", "://", "rtmp://", "rtmp://h", "rtmp://h:", "rtmp://h:x/a", "rtmp://h:1935", "rtmp://h:1935/",
+		"rtmp://h/a/b", "rtmp://h/a/b?", "rtmp://h/a/b??x", "rtmp://h/a/b?x?y", "rtmp://h?x", "rtmp://h#f/a",
+		"rtmp://[::1]:1935/a/b", "rtmp://[::1/a/b", "rtmp://[]/a/b", "rtmp://[v1.x]x/a", "rtmp://[a-b]/a",
+		"rtmp://u:p@h/a/b", "rtmp://:p@h/a/b", "rtmp://u:@h/a/b", "rtmp://u::@h/a", "rtmp://@h:/a", "rtmp://a:b:@",
+		"rtmp://h/a/b?x=:y@z", "a://b://c/d/e", "rtmp:///a/b", "rtmp://h/a%2Fb/c", "SRT://h:9/a/b?streamid=x",
+	} {
+		got, gotOK := matchOMEURL(raw)
+		want, wantOK := oracleMatch(raw)
+		if got != want || gotOK != wantOK {
+			t.Errorf("%q: got %+v %v, want %+v %v", raw, got, gotOK, want, wantOK)
+		}
+	}
+}
+
+// FuzzOMEURLGrammar holds the hand-written reading of OME's URL grammar to the expression, on
+// every input ParseTarget gives it (valid UTF-8 without control characters).
+func FuzzOMEURLGrammar(f *testing.F) {
+	for _, s := range []string{"rtmp://u:p@[::1]:1935/live/bob?x=rtmp://h/live/alice?y", "srt://h:9?streamid=srt://h/a/b", "a://:@b::1/c?"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, raw string) {
+		if !utf8.ValidString(raw) || strings.ContainsFunc(raw, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
+			return
+		}
+		got, gotOK := matchOMEURL(raw)
+		want, wantOK := oracleMatch(raw)
+		if got != want || gotOK != wantOK {
+			t.Fatalf("%q: got %+v %v, want %+v %v", raw, got, gotOK, want, wantOK)
+		}
+	})
 }
 
 // TestNestedStreamIDRefusedNotNil: an SRT URL whose streamid holds a malformed inner URL is

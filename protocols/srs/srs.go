@@ -142,19 +142,23 @@ type Hook struct {
 
 // Decode parses an SRS hook body. Every error wraps ErrMalformed and never contains param.
 func Decode(body []byte) (*Hook, error) {
-	var h Hook
-	if err := hookio.DecodeJSON(body, &h, ErrMalformed); err != nil {
+	// One pass: the outer tcUrl (shallower) takes the field from Hook's, and its pointer says
+	// whether the document had one (null counts as absent, as it always did).
+	var w struct {
+		Hook
+		TcURL *string `json:"tcUrl"`
+	}
+	if err := hookio.DecodeJSON(body, &w, ErrMalformed); err != nil {
 		return nil, err
 	}
+	h := &w.Hook
 	if h.Action == "" {
 		return nil, fmt.Errorf("%w: no action", ErrMalformed)
 	}
-	var probe struct {
-		TcURL *string `json:"tcUrl"`
+	if w.TcURL != nil {
+		h.TcURL, h.tcURLSent = *w.TcURL, true
 	}
-	_ = json.Unmarshal(body, &probe) // body already decoded once
-	h.tcURLSent = probe.TcURL != nil
-	return &h, nil
+	return h, nil
 }
 
 // SessionID is SRS's client_id (its context id, unique per connection), prefixed with server_id

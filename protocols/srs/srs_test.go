@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"log/slog"
 	"net/http"
@@ -405,6 +406,42 @@ func BenchmarkHandler(b *testing.B) {
 				if w.Code != http.StatusOK {
 					b.Fatalf("got %d", w.Code)
 				}
+			}
+		})
+	}
+}
+
+// TestDecodeTcURL pins what Decode reads from tcUrl in one pass (it decoded the body twice to
+// learn whether the field was there): present and empty is webrtc, absent or null is unknown.
+func TestDecodeTcURL(t *testing.T) {
+	tests := []struct {
+		name, field   string // field: the tcUrl member with its leading comma, or ""
+		wantTcURL     string
+		wantProtocol  string
+		wantMalformed bool
+	}{
+		{"absent", "", "", "", false},
+		{"empty", `,"tcUrl":""`, "", "webrtc", false},
+		{"null", `,"tcUrl":null`, "", "", false},
+		{"rtmp", `,"tcUrl":"rtmp://h/live"`, "rtmp://h/live", "", false},
+		{"case-insensitive key", `,"TCURL":""`, "", "webrtc", false},
+		{"last of two wins", `,"tcUrl":"rtmp://h/live","tcUrl":""`, "", "webrtc", false},
+		{"not a string", `,"tcUrl":1`, "", "", true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h, err := Decode([]byte(`{"action":"on_play","app":"live","stream":"cam"` + tt.field + `}`))
+			if tt.wantMalformed {
+				if !errors.Is(err, ErrMalformed) {
+					t.Fatalf("got %v, want ErrMalformed", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if h.TcURL != tt.wantTcURL || h.Protocol() != tt.wantProtocol || h.App != "live" || h.Action != "on_play" {
+				t.Errorf("got tcUrl %q protocol %q (%+v), want %q %q", h.TcURL, h.Protocol(), h, tt.wantTcURL, tt.wantProtocol)
 			}
 		})
 	}

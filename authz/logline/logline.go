@@ -1,0 +1,285 @@
+// Package logline writes one hot log line (the engine's decision line) without slog's generic
+// path: the line is appended field by field into a pooled buffer and written with one Write. The
+// bytes are those slog.NewTextHandler or slog.NewJSONHandler (no ReplaceAttr, no AddSource)
+// would write for the same record: time, level, msg, the logger's own attributes, then the
+// line's, with the same quoting and escaping (a differential test holds it to slog's handlers).
+package logline
+
+import (
+	"io"
+	"log/slog"
+	"strconv"
+	"sync"
+	"time"
+	"unicode"
+	"unicode/utf8"
+)
+
+// Logger writes lines in one format to one writer. Its zero value is not usable; build it with
+// New. It starts no goroutines and is safe for concurrent use when its writer accepts concurrent
+// Writes of whole lines (as slog's handlers, it makes one Write per line).
+type Logger struct {
+	w      io.Writer
+	json   bool
+	level  slog.Leveler
+	prefix []byte // the logger's attributes, rendered once
+	pool   sync.Pool
+}
+
+// New returns a Logger writing to w in slog's JSON (json) or text format, the lines at or above
+// level (nil: slog.LevelInfo), each carrying attrs after msg (as slog.Logger.With would). attrs
+// are rendered once, here.
+func New(w io.Writer, json bool, level slog.Leveler, attrs ...slog.Attr) *Logger {
+	if level == nil {
+		level = slog.LevelInfo
+	}
+	l := &Logger{w: w, json: json, level: level}
+	l.pool.New = func() any { b := make([]byte, 0, 512); return &b }
+	ln := Line{json: json}
+	for _, a := range attrs {
+		ln.attr(a)
+	}
+	l.prefix = ln.b
+	return l
+}
+
+// Enabled reports whether a line at level is written.
+func (l *Logger) Enabled(level slog.Level) bool { return level >= l.level.Level() }
+
+// Line is one line being built. Its methods append a field; End writes it.
+type Line struct {
+	l    *Logger
+	bp   *[]byte
+	b    []byte
+	json bool
+}
+
+// Begin starts a line at time t (the record's time) and level with msg. The caller must End it.
+func (l *Logger) Begin(t time.Time, level slog.Level, msg string) Line {
+	bp := l.pool.Get().(*[]byte)
+	ln := Line{l: l, bp: bp, b: (*bp)[:0], json: l.json}
+	if ln.json {
+		ln.b = append(ln.b, `{"time":"`...)
+		ln.b = t.Round(0).AppendFormat(ln.b, time.RFC3339Nano)
+		ln.b = append(ln.b, `","level":"`...)
+		ln.b = append(ln.b, level.String()...)
+		ln.b = append(ln.b, `","msg":`...)
+		ln.b = appendJSONString(ln.b, msg)
+	} else {
+		ln.b = append(ln.b, "time="...)
+		ln.b = appendRFC3339Millis(ln.b, t.Round(0))
+		ln.b = append(ln.b, " level="...)
+		ln.b = appendTextString(ln.b, level.String())
+		ln.b = append(ln.b, " msg="...)
+		ln.b = appendTextString(ln.b, msg)
+	}
+	ln.b = append(ln.b, l.prefix...)
+	return ln
+}
+
+// End finishes the line and writes it.
+func (ln *Line) End() {
+	if ln.json {
+		ln.b = append(ln.b, '}')
+	}
+	ln.b = append(ln.b, '\n')
+	_, _ = ln.l.w.Write(ln.b)
+	if cap(ln.b) <= 16<<10 { // as slog, an unusually long line's buffer is not kept
+		*ln.bp = ln.b
+		ln.l.pool.Put(ln.bp)
+	}
+	ln.b = nil
+}
+
+func (ln *Line) key(k string) {
+	if ln.json {
+		ln.b = append(ln.b, ',')
+		ln.b = appendJSONString(ln.b, k)
+		ln.b = append(ln.b, ':')
+		return
+	}
+	ln.b = append(ln.b, ' ')
+	ln.b = appendTextString(ln.b, k)
+	ln.b = append(ln.b, '=')
+}
+
+// String appends key=value.
+func (ln *Line) String(key, value string) {
+	ln.key(key)
+	if ln.json {
+		ln.b = appendJSONString(ln.b, value)
+	} else {
+		ln.b = appendTextString(ln.b, value)
+	}
+}
+
+// Bytes appends key=value for a value held in bytes (an address appended to a stack array):
+// no string is made for it unless it needs quoting or escaping.
+func (ln *Line) Bytes(key string, value []byte) {
+	if !plain(value) {
+		ln.String(key, string(value))
+		return
+	}
+	ln.key(key)
+	if ln.json {
+		ln.b = append(ln.b, '"')
+		ln.b = append(ln.b, value...)
+		ln.b = append(ln.b, '"')
+	} else {
+		ln.b = append(ln.b, value...)
+	}
+}
+
+// Duration appends key=d: d.String() in text, nanoseconds in JSON.
+func (ln *Line) Duration(key string, d time.Duration) {
+	ln.key(key)
+	if ln.json {
+		ln.b = strconv.AppendInt(ln.b, int64(d), 10)
+	} else {
+		ln.b = append(ln.b, d.String()...)
+	}
+}
+
+// Bool appends key=v.
+func (ln *Line) Bool(key string, v bool) {
+	ln.key(key)
+	ln.b = strconv.AppendBool(ln.b, v)
+}
+
+// Time appends key=t: RFC 3339 with milliseconds in text, with nanoseconds in JSON.
+func (ln *Line) Time(key string, t time.Time) {
+	ln.key(key)
+	t = t.Round(0)
+	if ln.json {
+		ln.b = append(ln.b, '"')
+		ln.b = t.AppendFormat(ln.b, time.RFC3339Nano)
+		ln.b = append(ln.b, '"')
+		return
+	}
+	ln.b = appendRFC3339Millis(ln.b, t)
+}
+
+// attr renders a logger attribute given to New (the kinds above; others as slog's
+// Value.String, quoted as a string).
+func (ln *Line) attr(a slog.Attr) {
+	v := a.Value.Resolve()
+	switch v.Kind() {
+	case slog.KindDuration:
+		ln.Duration(a.Key, v.Duration())
+	case slog.KindBool:
+		ln.Bool(a.Key, v.Bool())
+	case slog.KindTime:
+		ln.Time(a.Key, v.Time())
+	default:
+		ln.String(a.Key, v.String())
+	}
+}
+
+// appendRFC3339Millis is slog's text time: RFC 3339 with exactly three fractional digits.
+func appendRFC3339Millis(b []byte, t time.Time) []byte {
+	const prefixLen = len("2006-01-02T15:04:05.000")
+	n := len(b)
+	t = t.Truncate(time.Millisecond).Add(time.Millisecond / 10)
+	b = t.AppendFormat(b, time.RFC3339Nano)
+	return append(b[:n+prefixLen], b[n+prefixLen+1:]...) // drop the 4th digit
+}
+
+// plain reports whether s is non-empty printable ASCII without space, '"', '\\' or '=': written
+// as it is by both formats (the common case, checked first).
+func plain[S string | []byte](s S) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c <= ' ' || c >= 0x7f || c == '"' || c == '\\' || c == '=' {
+			return false
+		}
+	}
+	return len(s) > 0
+}
+
+func appendTextString(b []byte, s string) []byte {
+	if plain(s) || !needsQuoting(s) {
+		return append(b, s...)
+	}
+	return strconv.AppendQuote(b, s)
+}
+
+// needsQuoting is slog's text handler's rule.
+func needsQuoting(s string) bool {
+	if len(s) == 0 {
+		return true
+	}
+	for i := 0; i < len(s); {
+		b := s[i]
+		if b < utf8.RuneSelf {
+			if b != '\\' && (b == ' ' || b == '=' || !safe(b)) {
+				return true
+			}
+			i++
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError || unicode.IsSpace(r) || !unicode.IsPrint(r) {
+			return true
+		}
+		i += size
+	}
+	return false
+}
+
+// safe is slog's safeSet: ASCII that needs no escaping in a JSON string.
+func safe(b byte) bool { return b >= ' ' && b != '"' && b != '\\' && b < utf8.RuneSelf }
+
+const hex = "0123456789abcdef"
+
+// appendJSONString is slog's JSON string: quoted, escaped as appendEscapedJSONString does.
+func appendJSONString(b []byte, s string) []byte {
+	b = append(b, '"')
+	if plain(s) {
+		b = append(b, s...)
+		return append(b, '"')
+	}
+	start := 0
+	for i := 0; i < len(s); {
+		if c := s[i]; c < utf8.RuneSelf {
+			if safe(c) {
+				i++
+				continue
+			}
+			b = append(b, s[start:i]...)
+			b = append(b, '\\')
+			switch c {
+			case '\\', '"':
+				b = append(b, c)
+			case '\n':
+				b = append(b, 'n')
+			case '\r':
+				b = append(b, 'r')
+			case '\t':
+				b = append(b, 't')
+			default:
+				b = append(b, 'u', '0', '0', hex[c>>4], hex[c&0xF])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			b = append(b, s[start:i]...)
+			b = append(b, `\ufffd`...)
+			i += size
+			start = i
+			continue
+		}
+		if r == '\u2028' || r == '\u2029' {
+			b = append(b, s[start:i]...)
+			b = append(b, `\u202`...)
+			b = append(b, hex[r&0xF])
+			i += size
+			start = i
+			continue
+		}
+		i += size
+	}
+	b = append(b, s[start:]...)
+	return append(b, '"')
+}

@@ -1,0 +1,136 @@
+package logline
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"log/slog"
+	"testing"
+	"time"
+)
+
+// viaSlog is the oracle: the same line through slog's own handler.
+func viaSlog(json bool, t time.Time, level slog.Level, msg string, prefix, attrs []slog.Attr) string {
+	var buf bytes.Buffer
+	var h slog.Handler = slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug})
+	if json {
+		h = slog.NewJSONHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug})
+	}
+	h = h.WithAttrs(prefix)
+	r := slog.NewRecord(t, level, msg, 0)
+	r.AddAttrs(attrs...)
+	_ = h.Handle(context.Background(), r)
+	return buf.String()
+}
+
+func viaLogline(json bool, t time.Time, level slog.Level, msg string, prefix, attrs []slog.Attr) string {
+	var buf bytes.Buffer
+	l := New(&buf, json, slog.LevelDebug, prefix...)
+	ln := l.Begin(t, level, msg)
+	for _, a := range attrs {
+		ln.attr(a)
+	}
+	ln.End()
+	return buf.String()
+}
+
+func check(t *testing.T, tm time.Time, level slog.Level, msg string, prefix, attrs []slog.Attr) {
+	t.Helper()
+	for _, json := range []bool{false, true} {
+		got, want := viaLogline(json, tm, level, msg, prefix, attrs), viaSlog(json, tm, level, msg, prefix, attrs)
+		if got != want {
+			t.Errorf("json=%v:\ngot  %s\nwant %s", json, got, want)
+		}
+	}
+}
+
+var strangeStrings = []string{
+	"", "live/cam", "a b", "a=b", `q"uote`, `back\slash`, "tab\there", "nl\nx", "cr\rx", "\x00\x01\x1f", "\x7f",
+	"é", "日本", "\u2028\u2029", "\ufffd", "\xff\xfe", "a\xffb", "\u00a0nbsp", "\u200bzw", "<>&", "k=v w",
+	"203.0.113.7", "2001:db8::1", "user@example.com", "?#", "\u0085",
+}
+
+// TestSameBytesAsSlog: every field kind the engine writes, with the strings that exercise each
+// quoting and escaping rule, gives slog's own bytes in both formats.
+func TestSameBytesAsSlog(t *testing.T) {
+	tm := time.Date(2026, 11, 30, 7, 1, 10, 571_234_567, time.UTC)
+	prefix := []slog.Attr{slog.String("component", "authz")}
+	for _, level := range []slog.Level{slog.LevelDebug, slog.LevelInfo, slog.LevelWarn, slog.LevelError} {
+		check(t, tm, level, "decision", prefix, nil)
+	}
+	for _, s := range strangeStrings {
+		check(t, tm, slog.LevelInfo, "decision", prefix, []slog.Attr{slog.String("path", s), slog.String(s+"k", "v")})
+		check(t, tm, slog.LevelInfo, s, []slog.Attr{slog.String("c", s)}, nil)
+		for _, json := range []bool{false, true} { // Bytes writes what String writes
+			var a, b bytes.Buffer
+			la, lb := New(&a, json, nil), New(&b, json, nil)
+			x, y := la.Begin(tm, slog.LevelInfo, "m"), lb.Begin(tm, slog.LevelInfo, "m")
+			x.String("ip", s)
+			y.Bytes("ip", []byte(s))
+			x.End()
+			y.End()
+			if a.String() != b.String() {
+				t.Errorf("Bytes %q: got %s, want %s", s, b.String(), a.String())
+			}
+		}
+	}
+	for _, d := range []time.Duration{0, 1, 999, 1500, 12_345_678, 3 * time.Second, -5} {
+		check(t, tm, slog.LevelInfo, "decision", prefix, []slog.Attr{slog.Duration("took", d)})
+	}
+	for _, at := range []time.Time{tm, tm.Add(429 * time.Millisecond), time.Date(2026, 1, 2, 3, 4, 5, 0, time.FixedZone("x", 3600)), time.Now()} {
+		check(t, at, slog.LevelInfo, "decision", prefix, []slog.Attr{slog.Time("expires", at), slog.Bool("expiry_enforced", false), slog.Bool("undecided", true)})
+	}
+}
+
+// FuzzSameBytesAsSlog holds string fields, keys and messages to slog's bytes.
+func FuzzSameBytesAsSlog(f *testing.F) {
+	for _, s := range strangeStrings {
+		f.Add(s, s, int64(1500))
+	}
+	f.Fuzz(func(t *testing.T, value, msg string, d int64) {
+		tm := time.Unix(0, d).UTC()
+		check(t, tm, slog.LevelWarn, msg, []slog.Attr{slog.String("component", value)},
+			[]slog.Attr{slog.String("path", value), slog.String(value, msg), slog.Duration("took", time.Duration(d)), slog.Time("expires", tm)})
+	})
+}
+
+func BenchmarkLine(b *testing.B) {
+	tm := time.Now()
+	for _, json := range []bool{false, true} {
+		name := "text"
+		if json {
+			name = "json"
+		}
+		b.Run(name+"/slog", func(b *testing.B) {
+			var h slog.Handler = slog.NewTextHandler(io.Discard, nil)
+			if json {
+				h = slog.NewJSONHandler(io.Discard, nil)
+			}
+			log := slog.New(h).With("component", "authz")
+			b.ReportAllocs()
+			for b.Loop() {
+				log.LogAttrs(context.Background(), slog.LevelInfo, "decision", slog.String("action", "publish"), slog.String("path", "live/cam"),
+					slog.String("protocol", "rtmp"), slog.String("source", "mediamtx"), slog.String("result", "allow"), slog.String("backend", "internal"),
+					slog.String("reason", ""), slog.Duration("took", 1234), slog.String("ip", "203.0.113.7"), slog.String("identity", "alice"))
+			}
+		})
+		b.Run(name+"/logline", func(b *testing.B) {
+			l := New(io.Discard, json, nil, slog.String("component", "authz"))
+			b.ReportAllocs()
+			for b.Loop() {
+				ln := l.Begin(tm, slog.LevelInfo, "decision")
+				ln.String("action", "publish")
+				ln.String("path", "live/cam")
+				ln.String("protocol", "rtmp")
+				ln.String("source", "mediamtx")
+				ln.String("result", "allow")
+				ln.String("backend", "internal")
+				ln.String("reason", "")
+				ln.Duration("took", 1234)
+				ln.String("ip", "203.0.113.7")
+				ln.String("identity", "alice")
+				ln.End()
+			}
+		})
+	}
+}
