@@ -168,6 +168,50 @@ func TestBruteForceBounded(t *testing.T) {
 	}
 }
 
+// TestUnknownAddressesCountedTogether: clients whose address is unknown (contradictory
+// forwarding headers resolve to the zero Addr) used to be counted under no address at all, so
+// they could guess stream keys without limit. They are counted together under ip:unknown, with
+// their own higher threshold: the group is banned there, a real address is never banned for
+// them, and a success inside the group does not reset the group's count.
+func TestUnknownAddressesCountedTogether(t *testing.T) {
+	bf := BruteForce{MaxFailures: 3, UnknownMaxFailures: 6}
+	r := newBFRig(t, bf)
+	unknown := func(pass string) Decision {
+		return r.e.Authorize(context.Background(), &Request{Action: ActionPublish, Path: "live/alice", Protocol: "rtmp",
+			Key: pass, Source: "nginx-rtmp"}) // IP: the zero Addr
+	}
+	for i := range bf.UnknownMaxFailures - 1 {
+		if d := unknown(fmt.Sprint("guess", i)); d.Reason != ReasonBadCredentials {
+			t.Fatalf("guess %d: got %q, want bad_credentials (the group's threshold is UnknownMaxFailures, not MaxFailures)", i, d.Reason)
+		}
+		if i == 2 {
+			// Someone in the group gets in: the group's count goes on.
+			r.e.Authorize(context.Background(), &Request{Action: ActionPublish, Path: "live/alice", User: "alice", Pass: "right"})
+		}
+	}
+	unknown("last guess")
+	if d := unknown("guess again"); d.Reason != ReasonBanned || d.RetryAfter != time.Minute {
+		t.Fatalf("after %d guesses from unknown addresses: got %+v, want banned", bf.UnknownMaxFailures, d)
+	}
+	if bans := r.e.Bans(); len(bans) != 1 || bans[0].Subject != (BanSubject{BanIP, UnknownIP}) {
+		t.Errorf("Bans() = %+v, want only ip:unknown", bans)
+	}
+	if d := r.ask("203.0.113.7", "alice", "right"); !d.Allowed() {
+		t.Errorf("a known address: got %+v, want allowed", d)
+	}
+	if !r.e.Lift(BanSubject{BanIP, UnknownIP}) {
+		t.Error("the operator cannot lift ip:unknown")
+	}
+	// Zero UnknownMaxFailures: not counted (the zero policy counts nothing).
+	r = newBFRig(t, BruteForce{MaxFailures: 3})
+	for i := range 20 {
+		unknown(fmt.Sprint("guess", i))
+	}
+	if bans := r.e.Bans(); len(bans) != 0 {
+		t.Errorf("UnknownMaxFailures 0 banned %+v", bans)
+	}
+}
+
 // TestUserBanSparesAllowListedAddresses: a few addresses guessing alice's password ban the name
 // alice, but the operator's allow-listed network still gets in with the right password (it used
 // to be refused: anyone could lock the admin out from a handful of addresses).

@@ -103,6 +103,7 @@ func TestBruteForceConfigErrors(t *testing.T) {
 		{"auth:\n  bruteforce:\n    max_failures: -1\n  internal: {users: []}\n", `:3:`},
 		{"auth:\n  bruteforce:\n    ban: 2h\n    max_ban: 1h\n  internal: {users: []}\n", `:4:`},
 		{"auth:\n  bruteforce:\n    allow: [nope]\n  internal: {users: []}\n", `:3:`},
+		{"auth:\n  bruteforce:\n    unknown_max_failures: -1\n  internal: {users: []}\n", `:3:`},
 	} {
 		_, err := parseConfig("t.yml", []byte(tt.src))
 		if err == nil || !strings.Contains(err.Error(), "t.yml"+tt.want) {
@@ -114,7 +115,11 @@ func TestBruteForceConfigErrors(t *testing.T) {
 		t.Errorf("enabled: false: got %v %+v, want off", err, policy(cfg).BruteForce)
 	}
 	cfg, _ = parseConfig("t.yml", nil)
-	if got := policy(cfg).BruteForce; got.MaxFailures != 10 || got.MaxBan.Hours() != 1 {
-		t.Errorf("defaults: got %+v, want 10 failures, max ban 1h", got)
+	if got := policy(cfg).BruteForce; got.MaxFailures != 10 || got.UnknownMaxFailures != 100 || got.MaxBan.Hours() != 1 {
+		t.Errorf("defaults: got %+v, want 10 failures, 100 for unknown addresses, max ban 1h", got)
+	}
+	cfg, err = parseConfig("t.yml", []byte("auth:\n  bruteforce: {unknown_max_failures: 0}\n  internal: {users: []}\n"))
+	if got := policy(cfg).BruteForce; err != nil || got.UnknownMaxFailures != 0 || got.MaxFailures != 10 {
+		t.Errorf("unknown_max_failures: 0: got %v %+v, want unknown addresses not counted, the rest default", err, got)
 	}
 }
