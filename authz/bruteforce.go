@@ -3,7 +3,9 @@ package authz
 import (
 	"context"
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
+	"hash/maphash"
 	"log/slog"
 	"net/netip"
 	"time"
@@ -236,12 +238,33 @@ func (e *Engine) account(ctx context.Context, req *Request, d Decision, b BruteF
 	if e.metrics != nil && (ipMax > 0 || userMax > 0) {
 		e.metrics.Failed()
 	}
-	if ipMax > 0 && e.counter.Fail(ip, now, b.window()) >= ipMax {
+	fp := e.credentialDigest(req)
+	if ipMax > 0 && e.counter.Fail(ip, fp, now, b.window()) >= ipMax {
 		e.banFailing(ctx, req, ip, b, ipMax, now)
 	}
-	if userMax > 0 && e.counter.Fail(user, now, b.window()) >= userMax {
+	if userMax > 0 && e.counter.Fail(user, fp, now, b.window()) >= userMax {
 		e.banFailing(ctx, req, user, b, userMax, now)
 	}
+}
+
+// credentialDigest returns a keyed hash of what req presented — action, path (it may carry a
+// stream key) and credentials — for Counter.Fail to tell a repeated failure from a new guess.
+// The key is random per engine (maphash.Seed) and the digest never leaves memory, so it reveals
+// nothing of the credential; a collision (1 in 2^64) only leaves one guess uncounted. Each field
+// is length-prefixed so that no two different requests write the same bytes.
+func (e *Engine) credentialDigest(req *Request) uint64 {
+	var h maphash.Hash
+	h.SetSeed(e.digestKey)
+	var n [8]byte
+	for _, f := range [...]string{string(req.Action), req.Path, req.User, req.Pass, req.Token, req.Key} {
+		binary.LittleEndian.PutUint64(n[:], uint64(len(f)))
+		h.Write(n[:])
+		h.WriteString(f)
+	}
+	if fp := h.Sum64(); fp != 0 {
+		return fp
+	}
+	return 1 // 0 means "no fingerprint"
 }
 
 func (e *Engine) banFailing(ctx context.Context, req *Request, s BanSubject, b BruteForce, failures int, now time.Time) {

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"net/http"
 	"os"
 	"regexp"
@@ -30,8 +31,8 @@ const bansConfig = `auth:
 // and forward-auth's Retry-After contract through guard (403 with Retry-After when banned).
 func TestBansEndToEnd(t *testing.T) {
 	public, hooks, logs := startServe(t, bansConfig)
-	for range 5 {
-		if code, _ := postMediaMTX(t, "http://"+hooks, mtx("203.0.113.7", "alice", "guess", "publish", "live/a", "rtmp")); code != http.StatusUnauthorized {
+	for i := range 5 { // distinct guesses: one wrong password repeated counts once
+		if code, _ := postMediaMTX(t, "http://"+hooks, mtx("203.0.113.7", "alice", fmt.Sprint("guess", i), "publish", "live/a", "rtmp")); code != http.StatusUnauthorized {
 			t.Fatalf("guess: got %d, want 401", code)
 		}
 		postMediaMTX(t, "http://"+hooks, mtx("192.0.2.5", "alice", "guess", "publish", "live/a", "rtmp")) // allow-listed
@@ -77,9 +78,9 @@ func TestBansEndToEnd(t *testing.T) {
 
 	// Guessing the API's password from loopback bans loopback too (no allow-list entry for it
 	// here): the right password is then refused with Retry-After.
-	for range 5 {
+	for i := range 5 {
 		req, _ := http.NewRequest("GET", "http://"+public+"/api/v1/bans", nil)
-		req.SetBasicAuth("admin", "guess")
+		req.SetBasicAuth("admin", fmt.Sprint("guess", i))
 		if resp, err := http.DefaultClient.Do(req); err == nil {
 			resp.Body.Close()
 		}
