@@ -22,20 +22,18 @@ import (
 // WHIP and WHEP admission: what a publish (whip.go) and a play (whep.go) offer share before
 // their own negotiation, and the 201 answer they both end with.
 
-// cleanPath normalises a stream path: no leading or trailing slash, no empty, "." or ".."
-// segment, printable ASCII without spaces, at most 256 bytes. It returns "" for a bad path.
+// cleanPath normalises a stream path from a WHIP/WHEP URL: it trims leading and trailing
+// slashes, then applies the engine's one path rule (authz.CheckPath: not empty, at most
+// authz.MaxPathLen bytes, no empty, "." or ".." segment, no control character) and, on top of
+// it, the SFU's own: printable ASCII only, no space, '?', '#' or '%' (the path is part of the
+// session's URL and of the Location the client follows). It returns "" for a bad path.
 func cleanPath(p string) string {
 	p = strings.Trim(p, "/")
-	if p == "" || len(p) > 256 {
+	if authz.CheckPath(p) != nil {
 		return ""
 	}
-	for _, seg := range strings.Split(p, "/") {
-		if seg == "" || seg == "." || seg == ".." {
-			return ""
-		}
-	}
 	for i := 0; i < len(p); i++ {
-		if c := p[i]; c <= ' ' || c >= 0x7f || c == '?' || c == '#' || c == '%' {
+		if c := p[i]; c == ' ' || c >= 0x7f || c == '?' || c == '#' || c == '%' {
 			return ""
 		}
 	}
