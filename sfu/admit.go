@@ -7,7 +7,6 @@ import (
 	"io"
 	"net/http"
 	"net/netip"
-	"strconv"
 	"strings"
 	"time"
 
@@ -17,6 +16,7 @@ import (
 	"gatehouse/authz"
 	"gatehouse/authz/clientip"
 	"gatehouse/authz/creds"
+	"gatehouse/authz/guard"
 )
 
 // WHIP and WHEP admission: what a publish (whip.go) and a play (whep.go) offer share before
@@ -148,7 +148,7 @@ func (s *SFU) readOffer(w http.ResponseWriter, a *admission) (*sdp.SessionDescri
 // refuse answers an offer refused by a cap. Retry-After is the connect timeout: the longest a
 // session that never connects holds its slot.
 func (s *SFU) refuse(w http.ResponseWriter, e *capError) {
-	refuse(w, e, int((s.cfg.ConnectTimeout.Std()+time.Second-1)/time.Second))
+	refuse(w, e, s.cfg.ConnectTimeout.Std())
 }
 
 // newPeerConnection creates a PeerConnection from api and counts it.
@@ -183,7 +183,7 @@ func (s *SFU) authorize(w http.ResponseWriter, r *http.Request, action authz.Act
 		}
 		w.Header().Set("WWW-Authenticate", challenge)
 		if d.RetryAfter > 0 { // banned: say when to come back
-			w.Header().Set("Retry-After", strconv.FormatInt(int64(d.RetryAfter/time.Second), 10))
+			guard.SetRetryAfter(w.Header(), d.RetryAfter)
 		}
 		msg := d.Message
 		if msg == "" {
