@@ -16,7 +16,8 @@ import (
 // BruteForce configures the engine's brute-force protection, for every adapter and the SFU at
 // once. Failures that carried credentials (a missing credential is not a guess; see
 // countsAsFailure) are counted per client address — IPv4 per address, IPv6 per /64 — and per
-// presented user name (hashed: BanUser). A subject with MaxFailures (UserMaxFailures for user
+// presented user name (hashed: BanUser); the same credentials on the same path failing again
+// within Window are one failure, not one per attempt (Counter.Fail). A subject with MaxFailures (UserMaxFailures for user
 // names) within Window is banned for Ban, doubling with each ban in a row up to MaxBan; while
 // banned, every request of the address or user is refused at once with reason banned and
 // Decision.RetryAfter, before any method runs (no password hash, no upstream call, nothing held
