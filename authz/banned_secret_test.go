@@ -3,6 +3,7 @@ package authz
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"log/slog"
 	"net/netip"
 	"strings"
@@ -49,8 +50,8 @@ func TestBannedRequestKeepsStreamKeyOutOfLogs(t *testing.T) {
 	e := NewEngine(NewChain(Method{Name: "keys", Backend: bannedKeys{}}).WithPolicy(Policy{BruteForce: DefaultBruteForce()}),
 		slog.New(slog.NewTextHandler(&buf, nil)), WithObserver(obs), WithClock(func() time.Time { return now }))
 	ip := netip.MustParseAddr("198.51.100.9")
-	for range 10 { // OBS reconnecting with a mistyped key
-		e.Authorize(context.Background(), &Request{Action: ActionPublish, Path: "live/ghk_typo", Key: "x", IP: ip, Source: "nginx-rtmp"})
+	for i := range 10 { // a guesser (OBS repeating one mistyped key counts once: TestRepeatedFailureCountsOnce)
+		e.Authorize(context.Background(), &Request{Action: ActionPublish, Path: "live/ghk_typo", Key: fmt.Sprint("guess", i), IP: ip, Source: "nginx-rtmp"})
 	}
 	buf.Reset()
 	obs.paths = nil

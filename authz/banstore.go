@@ -57,8 +57,13 @@ type BanStore interface {
 // is NewMemoryCounter(DefaultMaxCounters). Implementations are safe for concurrent use.
 type Counter interface {
 	// Fail records one failure of s at now and returns the failures counted in the current
-	// window (a window opens at the first failure and lasts window).
-	Fail(s BanSubject, now time.Time, window time.Duration) int
+	// window (a window opens at the first failure and lasts window). fp is a digest of what the
+	// client presented (Engine computes a keyed hash, never the credential; 0: none): a failure
+	// with an fp that s already failed with in the current window is not counted again, so a
+	// client repeating one stale credential (a player re-fetching with an old key) counts once
+	// while every distinct guess counts. Implementations may remember only a few recent fps per
+	// subject (a repeat of an older one then counts again: never fewer counts than guesses).
+	Fail(s BanSubject, fp uint64, now time.Time, window time.Duration) int
 	// Strike records that s was banned at now and returns how many bans in a row it has had,
 	// counting this one; a subject with no ban for quiet forgets its earlier ones. It also
 	// clears the failures.
@@ -73,7 +78,8 @@ var ErrTooManyBans = errors.New("authz: too many bans")
 // MaxBans bounds the bans the default store holds; expired ones are dropped first.
 const MaxBans = 10_000
 
-// DefaultMaxCounters bounds the subjects the default Counter tracks (about 100 bytes each).
+// DefaultMaxCounters bounds the subjects the default Counter tracks (about 200 bytes each, with
+// their recent failure fingerprints: some 20 MB at most).
 const DefaultMaxCounters = 100_000
 
 // memoryBans is the in-process BanStore: a map bounded by max unexpired bans.
@@ -202,10 +208,15 @@ type counterShard struct {
 	head, tail *counterEntry // most recently used at head
 }
 
+// recentFailures bounds the fingerprints of failures a counter entry remembers in its window.
+const recentFailures = 8
+
 type counterEntry struct {
 	s          BanSubject
 	failures   int
-	start      time.Time // the window's opening failure
+	start      time.Time              // the window's opening failure
+	recent     [recentFailures]uint64 // fingerprints of this window's counted failures; 0: free
+	nextFP     int                    // where the next fingerprint goes (oldest overwritten)
 	strikes    int
 	lastStrike time.Time
 	prev, next *counterEntry
@@ -251,13 +262,22 @@ func (c *memoryCounter) shard(s BanSubject) *counterShard {
 	return &c.shards[h.Sum64()%counterShards]
 }
 
-func (c *memoryCounter) Fail(s BanSubject, now time.Time, window time.Duration) int {
+func (c *memoryCounter) Fail(s BanSubject, fp uint64, now time.Time, window time.Duration) int {
 	sh := c.shard(s)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	e := sh.get(s, true)
 	if e.failures == 0 || now.Sub(e.start) >= window {
-		e.failures, e.start = 0, now
+		e.failures, e.start, e.recent, e.nextFP = 0, now, [recentFailures]uint64{}, 0
+	}
+	if fp != 0 {
+		for _, r := range e.recent {
+			if r == fp {
+				return e.failures // a repeat, not a new guess
+			}
+		}
+		e.recent[e.nextFP] = fp
+		e.nextFP = (e.nextFP + 1) % recentFailures
 	}
 	e.failures++
 	return e.failures

@@ -90,7 +90,7 @@ func TestBruteForceBansOneAddress(t *testing.T) {
 	}
 	r.now = r.now.Add(30 * time.Second) // the ban ends
 	for i := 1; i <= bf.MaxFailures; i++ {
-		r.ask(attacker, "alice", "again")
+		r.ask(attacker, "alice", fmt.Sprint("again", i))
 	}
 	if d := r.ask(attacker, "alice", "right"); d.Reason != ReasonBanned || d.RetryAfter != 2*time.Minute {
 		t.Fatalf("second ban in a row: got %+v, want banned for 2m (doubled)", d)
@@ -113,23 +113,24 @@ func TestBruteForceCounts(t *testing.T) {
 		attempt func(r *bfRig, i int) Decision
 		banned  bool
 	}{
-		{"wrong passwords", bf, "203.0.113.7", func(r *bfRig, i int) Decision { return r.ask("203.0.113.7", "alice", "x") }, true},
+		{"wrong passwords", bf, "203.0.113.7", func(r *bfRig, i int) Decision { return r.ask("203.0.113.7", "alice", fmt.Sprint("x", i)) }, true},
+		{"one wrong password repeated is one failure", bf, "203.0.113.7", func(r *bfRig, i int) Decision { return r.ask("203.0.113.7", "alice", "x") }, false},
 		{"no credentials are not guesses", bf, "203.0.113.7", func(r *bfRig, i int) Decision { return r.ask("203.0.113.7", "", "") }, false},
 		{"could not decide is not a failure", bf, "203.0.113.7", func(r *bfRig, i int) Decision { return r.ask("203.0.113.7", "flaky", "x") }, false},
 		{"a success resets the counter", bf, "203.0.113.7", func(r *bfRig, i int) Decision {
 			if i%2 == 1 {
 				return r.ask("203.0.113.7", "alice", "right")
 			}
-			return r.ask("203.0.113.7", "alice", "x")
+			return r.ask("203.0.113.7", "alice", fmt.Sprint("x", i))
 		}, false},
 		{"allow-listed address", BruteForce{MaxFailures: 3, Allow: []netip.Prefix{netip.MustParsePrefix("203.0.113.0/24")}}, "203.0.113.7",
 			func(r *bfRig, i int) Decision { return r.ask("203.0.113.7", "alice", "x") }, false},
 		{"IPv6 grouped by /64", bf, "2001:db8:1:2::99", func(r *bfRig, i int) Decision {
-			return r.ask(fmt.Sprintf("2001:db8:1:2::%x", i+1), "alice", "x")
+			return r.ask(fmt.Sprintf("2001:db8:1:2::%x", i+1), "alice", fmt.Sprint("x", i))
 		}, true},
 		{"zero policy counts nothing", BruteForce{}, "203.0.113.7", func(r *bfRig, i int) Decision { return r.ask("203.0.113.7", "alice", "x") }, false},
 		{"user name from rotating addresses", BruteForce{UserMaxFailures: 5}, "192.0.2.200", func(r *bfRig, i int) Decision {
-			return r.ask(fmt.Sprintf("192.0.2.%d", i+1), "alice", "x")
+			return r.ask(fmt.Sprintf("192.0.2.%d", i+1), "alice", fmt.Sprint("x", i))
 		}, true},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
@@ -168,6 +169,115 @@ func TestBruteForceBounded(t *testing.T) {
 	}
 }
 
+// TestRepeatedFailureCountsOnce: one wrong credential repeated (an HLS player re-fetching with
+// a stale key, OBS reconnecting with a mistyped one) is one failed guess, not one per attempt:
+// counted each time, it banned the viewer's address. Distinct guesses still count each, and a
+// repeat counts again in the next window.
+func TestRepeatedFailureCountsOnce(t *testing.T) {
+	bf := BruteForce{MaxFailures: 10, UserMaxFailures: 50, Window: time.Minute, Ban: time.Minute, MaxBan: time.Hour}
+	ctr := NewMemoryCounter(0)
+	r := newBFRig(t, bf, WithCounter(ctr))
+	for range 100 {
+		if d := r.ask("203.0.113.7", "alice", "stale"); d.Reason != ReasonBadCredentials {
+			t.Fatalf("a repeated wrong password: got %q, want bad_credentials (never banned)", d.Reason)
+		}
+	}
+	ip, _ := IPSubject(netip.MustParseAddr("203.0.113.7"))
+	if got := ctr.Fail(ip, 0, r.now, time.Minute); got != 2 { // 0: no fingerprint, always counted
+		t.Errorf("100 identical failures counted %d times, want once", got-1)
+	}
+	ctr.Reset(ip)
+	for i := range 100 {
+		d := r.ask("203.0.113.7", "alice", fmt.Sprint("guess", i))
+		if banned := d.Reason == ReasonBanned; banned != (i >= bf.MaxFailures) {
+			t.Fatalf("distinct guess %d: got %q, want banned from guess %d on", i, d.Reason, bf.MaxFailures)
+		}
+	}
+	// The same credential on another path is another guess (a stream key can be the path).
+	r = newBFRig(t, bf)
+	for i := range bf.MaxFailures {
+		r.e.Authorize(context.Background(), &Request{Action: ActionPublish, Path: fmt.Sprint("live/", i), Protocol: "rtmp",
+			IP: netip.MustParseAddr("203.0.113.8"), User: "alice", Pass: "stale"})
+	}
+	if d := r.ask("203.0.113.8", "alice", "right"); d.Reason != ReasonBanned {
+		t.Errorf("one credential on %d paths: got %q, want banned", bf.MaxFailures, d.Reason)
+	}
+	// A new window counts the repeat once more; few repeats per window never reach a ban.
+	r = newBFRig(t, bf)
+	for range 2 * bf.MaxFailures {
+		r.ask("203.0.113.9", "alice", "stale")
+		r.now = r.now.Add(bf.Window)
+	}
+	if d := r.ask("203.0.113.9", "alice", "right"); !d.Allowed() {
+		t.Errorf("one stale password per window: got %+v, want allowed", d)
+	}
+}
+
+// TestCounterRemembersFewFingerprints: the counter keeps only recentFailures fingerprints per
+// subject; a client cycling through more wrong credentials than that counts every attempt (the
+// bound never makes it count fewer failures than distinct guesses).
+func TestCounterRemembersFewFingerprints(t *testing.T) {
+	now := time.Date(2026, 5, 12, 12, 0, 0, 0, time.UTC)
+	c := NewMemoryCounter(0)
+	s := BanSubject{BanIP, "203.0.113.7/32"}
+	var got int
+	for round := range 3 {
+		for fp := range uint64(recentFailures + 1) {
+			got = c.Fail(s, fp+1, now, time.Minute)
+		}
+		if want := (round + 1) * (recentFailures + 1); got != want {
+			t.Fatalf("round %d: counted %d, want %d", round, got, want)
+		}
+	}
+	if got := c.Fail(s, recentFailures+1, now, time.Minute); got != 3*(recentFailures+1) {
+		t.Errorf("the most recent fingerprint again: counted %d, want no change", got)
+	}
+}
+
+// TestUnknownAddressesCountedTogether: clients whose address is unknown (contradictory
+// forwarding headers resolve to the zero Addr) used to be counted under no address at all, so
+// they could guess stream keys without limit. They are counted together under ip:unknown, with
+// their own higher threshold: the group is banned there, a real address is never banned for
+// them, and a success inside the group does not reset the group's count.
+func TestUnknownAddressesCountedTogether(t *testing.T) {
+	bf := BruteForce{MaxFailures: 3, UnknownMaxFailures: 6}
+	r := newBFRig(t, bf)
+	unknown := func(pass string) Decision {
+		return r.e.Authorize(context.Background(), &Request{Action: ActionPublish, Path: "live/alice", Protocol: "rtmp",
+			Key: pass, Source: "nginx-rtmp"}) // IP: the zero Addr
+	}
+	for i := range bf.UnknownMaxFailures - 1 {
+		if d := unknown(fmt.Sprint("guess", i)); d.Reason != ReasonBadCredentials {
+			t.Fatalf("guess %d: got %q, want bad_credentials (the group's threshold is UnknownMaxFailures, not MaxFailures)", i, d.Reason)
+		}
+		if i == 2 {
+			// Someone in the group gets in: the group's count goes on.
+			r.e.Authorize(context.Background(), &Request{Action: ActionPublish, Path: "live/alice", User: "alice", Pass: "right"})
+		}
+	}
+	unknown("last guess")
+	if d := unknown("guess again"); d.Reason != ReasonBanned || d.RetryAfter != time.Minute {
+		t.Fatalf("after %d guesses from unknown addresses: got %+v, want banned", bf.UnknownMaxFailures, d)
+	}
+	if bans := r.e.Bans(); len(bans) != 1 || bans[0].Subject != (BanSubject{BanIP, UnknownIP}) {
+		t.Errorf("Bans() = %+v, want only ip:unknown", bans)
+	}
+	if d := r.ask("203.0.113.7", "alice", "right"); !d.Allowed() {
+		t.Errorf("a known address: got %+v, want allowed", d)
+	}
+	if !r.e.Lift(BanSubject{BanIP, UnknownIP}) {
+		t.Error("the operator cannot lift ip:unknown")
+	}
+	// Zero UnknownMaxFailures: not counted (the zero policy counts nothing).
+	r = newBFRig(t, BruteForce{MaxFailures: 3})
+	for i := range 20 {
+		unknown(fmt.Sprint("guess", i))
+	}
+	if bans := r.e.Bans(); len(bans) != 0 {
+		t.Errorf("UnknownMaxFailures 0 banned %+v", bans)
+	}
+}
+
 // TestUserBanSparesAllowListedAddresses: a few addresses guessing alice's password ban the name
 // alice, but the operator's allow-listed network still gets in with the right password (it used
 // to be refused: anyone could lock the admin out from a handful of addresses).
@@ -175,7 +285,7 @@ func TestUserBanSparesAllowListedAddresses(t *testing.T) {
 	r := newBFRig(t, BruteForce{UserMaxFailures: 3, Window: time.Minute, Ban: time.Minute, MaxBan: time.Hour,
 		Allow: []netip.Prefix{netip.MustParsePrefix("192.0.2.0/24")}})
 	for i := range 5 {
-		r.ask(fmt.Sprintf("198.51.100.%d", i+1), "alice", "wrong")
+		r.ask(fmt.Sprintf("198.51.100.%d", i+1), "alice", fmt.Sprint("wrong", i))
 	}
 	if d := r.ask("203.0.113.5", "alice", "right"); d.Reason != ReasonBanned {
 		t.Fatalf("alice from elsewhere after the guesses: got %+v, want banned", d)
@@ -194,7 +304,7 @@ func TestCounterCountsItsSubjects(t *testing.T) {
 		t.Fatal("a new counter is not empty")
 	}
 	for i := range 3 * counterShards { // more subjects than it holds: evictions
-		c.Fail(BanSubject{BanIP, fmt.Sprint(i)}, now, time.Minute)
+		c.Fail(BanSubject{BanIP, fmt.Sprint(i)}, 0, now, time.Minute)
 	}
 	if got, want := c.n.Load(), int64(c.Len()); got != want || c.empty() {
 		t.Fatalf("counted %d subjects, holds %d", got, want)

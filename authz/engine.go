@@ -2,6 +2,7 @@ package authz
 
 import (
 	"context"
+	"hash/maphash"
 	"log/slog"
 	"strings"
 	"sync/atomic"
@@ -24,7 +25,10 @@ type Engine struct {
 
 	banStore BanStore // operators' and brute-force bans; outlives every chain
 	counter  Counter  // brute-force failures
-	metrics  Metrics  // nil: none
+	// digestKey keys the fingerprints of failed credentials (credentialDigest): random per
+	// engine, never persisted, so a fingerprint says nothing outside this process.
+	digestKey maphash.Seed
+	metrics   Metrics // nil: none
 }
 
 // EngineOption configures an Engine.
@@ -52,7 +56,7 @@ func NewEngine(chain *Chain, log *slog.Logger, opts ...EngineOption) *Engine {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	e := &Engine{log: log, now: time.Now}
+	e := &Engine{log: log, now: time.Now, digestKey: maphash.MakeSeed()}
 	for _, o := range opts {
 		o(e)
 	}

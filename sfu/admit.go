@@ -7,7 +7,6 @@ import (
 	"io"
 	"net/http"
 	"net/netip"
-	"strconv"
 	"strings"
 	"time"
 
@@ -17,25 +16,24 @@ import (
 	"gatehouse/authz"
 	"gatehouse/authz/clientip"
 	"gatehouse/authz/creds"
+	"gatehouse/authz/guard"
 )
 
 // WHIP and WHEP admission: what a publish (whip.go) and a play (whep.go) offer share before
 // their own negotiation, and the 201 answer they both end with.
 
-// cleanPath normalises a stream path: no leading or trailing slash, no empty, "." or ".."
-// segment, printable ASCII without spaces, at most 256 bytes. It returns "" for a bad path.
+// cleanPath normalises a stream path from a WHIP/WHEP URL: it trims leading and trailing
+// slashes, then applies the engine's one path rule (authz.CheckPath: not empty, at most
+// authz.MaxPathLen bytes, no empty, "." or ".." segment, no control character) and, on top of
+// it, the SFU's own: printable ASCII only, no space, '?', '#' or '%' (the path is part of the
+// session's URL and of the Location the client follows). It returns "" for a bad path.
 func cleanPath(p string) string {
 	p = strings.Trim(p, "/")
-	if p == "" || len(p) > 256 {
+	if authz.CheckPath(p) != nil {
 		return ""
 	}
-	for _, seg := range strings.Split(p, "/") {
-		if seg == "" || seg == "." || seg == ".." {
-			return ""
-		}
-	}
 	for i := 0; i < len(p); i++ {
-		if c := p[i]; c <= ' ' || c >= 0x7f || c == '?' || c == '#' || c == '%' {
+		if c := p[i]; c == ' ' || c >= 0x7f || c == '?' || c == '#' || c == '%' {
 			return ""
 		}
 	}
@@ -150,7 +148,7 @@ func (s *SFU) readOffer(w http.ResponseWriter, a *admission) (*sdp.SessionDescri
 // refuse answers an offer refused by a cap. Retry-After is the connect timeout: the longest a
 // session that never connects holds its slot.
 func (s *SFU) refuse(w http.ResponseWriter, e *capError) {
-	refuse(w, e, int((s.cfg.ConnectTimeout.Std()+time.Second-1)/time.Second))
+	refuse(w, e, s.cfg.ConnectTimeout.Std())
 }
 
 // newPeerConnection creates a PeerConnection from api and counts it.
@@ -185,7 +183,7 @@ func (s *SFU) authorize(w http.ResponseWriter, r *http.Request, action authz.Act
 		}
 		w.Header().Set("WWW-Authenticate", challenge)
 		if d.RetryAfter > 0 { // banned: say when to come back
-			w.Header().Set("Retry-After", strconv.FormatInt(int64(d.RetryAfter/time.Second), 10))
+			guard.SetRetryAfter(w.Header(), d.RetryAfter)
 		}
 		msg := d.Message
 		if msg == "" {

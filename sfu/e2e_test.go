@@ -358,11 +358,37 @@ func TestSilentViewerDoesNotDelayOthers(t *testing.T) {
 	e.sfu.mu.Lock()
 	var drops []uint64
 	for _, d := range e.sfu.streams["live/cam"].slots[1].viewers() {
-		drops = append(drops, d.dropped.Load())
+		drops = append(drops, d.queueFull.Load())
 	}
 	e.sfu.mu.Unlock()
 	if len(drops) != 2 {
 		t.Fatalf("video viewers: got %d, want 2", len(drops))
+	}
+	// Stats sums every track's counters; a closed session's counts stay in the sums (a
+	// Prometheus counter never goes down).
+	before := e.sfu.Stats()
+	if before.PacketsReceived < 200 || before.PacketsForwarded < 200 || before.Viewers != 2 || before.Publishers != 1 {
+		t.Fatalf("stats: %+v, want ≥ 200 received and forwarded, 2 viewers, 1 publisher", before)
+	}
+	e.sfu.mu.Lock()
+	var viewer *session
+	for _, sess := range e.sfu.sessions {
+		if sess.kind == KindRead && viewer == nil {
+			viewer = sess
+		}
+	}
+	e.sfu.mu.Unlock()
+	e.sfu.closeSession(viewer, "test")
+	after := e.sfu.Stats()
+	if after.Viewers != 1 || after.PacketsForwarded < before.PacketsForwarded || after.PacketsReceived < before.PacketsReceived ||
+		after.Dropped["queue_full"] < before.Dropped["queue_full"] || after.Dropped["not_connected"] < before.Dropped["not_connected"] {
+		t.Errorf("after a viewer closed: %+v, want 1 viewer and no count below %+v", after, before)
+	}
+	e.sfu.mu.Lock()
+	_, retiring := e.sfu.retiring[viewer]
+	e.sfu.mu.Unlock()
+	if retiring {
+		t.Error("the closed viewer is still retiring after its close returned")
 	}
 }
 

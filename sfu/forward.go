@@ -55,7 +55,6 @@ type slot struct {
 	codec atomic.Pointer[webrtc.RTPCodecParameters] // the publisher's codec; nil until published
 	up    atomic.Pointer[upTrack]
 	downs atomic.Pointer[[]*downTrack]
-	ctr   *packetCounters // the SFU's totals; nil: not counted
 }
 
 func (s *slot) viewers() []*downTrack {
@@ -81,15 +80,16 @@ func realAfter(d time.Duration, f func()) func() bool { return time.AfterFunc(d,
 // upTrack is one publisher track. Its reader goroutine (run) parses each packet once, stores it
 // in the cache and offers it to every viewer queue without ever blocking.
 type upTrack struct {
-	slot    *slot
-	track   *webrtc.TrackRemote
-	codec   webrtc.RTPCodecParameters
-	pli     func()            // sends one PLI upstream
-	isKey   func([]byte) bool // nil for audio: every packet is a start point
-	now     func() time.Time  // the clock for the PLI throttle and packet stamps
-	after   afterFunc         // schedules a deferred PLI
-	cache   packetCache
-	packets atomic.Uint64
+	slot  *slot
+	track *webrtc.TrackRemote
+	codec webrtc.RTPCodecParameters
+	pli   func()            // sends one PLI upstream
+	isKey func([]byte) bool // nil for audio: every packet is a start point
+	now   func() time.Time  // the clock for the PLI throttle and packet stamps
+	after afterFunc         // schedules a deferred PLI
+	cache packetCache
+	// received and malformed count this track's packets; only run's goroutine writes them.
+	received, malformed atomic.Uint64
 
 	kmu       sync.Mutex // guards the keyframe-request state below
 	lastPLI   time.Time  // when the last PLI went out; zero: never
@@ -177,17 +177,16 @@ func (u *upTrack) handle(raw []byte) {
 	copy(b, raw)
 	var pkt rtp.Packet
 	if err := pkt.Unmarshal(b); err != nil || len(pkt.Payload) == 0 {
-		u.slot.ctr.inc(ctrMalformed)
+		u.malformed.Add(1)
 		return
 	}
-	u.slot.ctr.inc(ctrReceived)
+	u.received.Add(1)
 	p := &packet{hdr: pkt.Header, payload: pkt.Payload, key: true, at: u.now(), up: u}
 	p.hdr.Padding, p.hdr.PaddingSize = false, 0
 	p.hdr.Extension, p.hdr.Extensions, p.hdr.ExtensionProfile = false, nil, 0
 	if u.isKey != nil {
 		p.key = u.isKey(p.payload)
 	}
-	u.packets.Add(1)
 	u.cache.put(p)
 	if u.slot.up.Load() != u {
 		return // replaced by a newer publisher; this one is closing
@@ -222,7 +221,9 @@ type downTrack struct {
 	bound    atomic.Pointer[binding]
 	active   atomic.Bool // the viewer's transport is up; packets before that are lost anyway
 	overflow atomic.Bool // the queue overflowed: restart at the next keyframe
-	dropped  atomic.Uint64
+	// queueFull and notConnected count the packets push dropped (rare: the publisher's reader
+	// writes them only then).
+	queueFull, notConnected atomic.Uint64
 
 	// writer-goroutine state
 	waitKey  bool
@@ -235,6 +236,9 @@ type downTrack struct {
 	lastSeq  uint16
 	lastTS   uint32
 	lastAt   time.Time
+	// forwarded counts the packets written; only the writer goroutine writes it, next to the
+	// state above that it writes for every packet anyway.
+	forwarded atomic.Uint64
 }
 
 func newDownTrack(sl *slot, codec webrtc.RTPCodecParameters, id, streamID string, queue int) *downTrack {
@@ -290,14 +294,13 @@ func (d *downTrack) Kind() webrtc.RTPCodecType { return d.slot.kind }
 // writer restarts at the next keyframe and a (throttled) keyframe request goes upstream.
 func (d *downTrack) push(p *packet) {
 	if !d.active.Load() {
-		d.slot.ctr.inc(ctrNotConnected)
+		d.notConnected.Add(1)
 		return
 	}
 	select {
 	case d.queue <- p:
 	default:
-		d.dropped.Add(1)
-		d.slot.ctr.inc(ctrQueueFull)
+		d.queueFull.Add(1)
 		if !d.overflow.Swap(true) {
 			d.slot.requestKeyframe()
 		}
@@ -392,7 +395,7 @@ func (d *downTrack) write(p *packet, seq uint16) {
 		d.lastAt = p.at
 	}
 	if _, err := b.ws.WriteRTP(&hdr, p.payload); err == nil {
-		d.slot.ctr.inc(ctrForwarded)
+		d.forwarded.Add(1)
 	}
 }
 

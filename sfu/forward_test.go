@@ -157,7 +157,7 @@ func TestStalledViewerDoesNotDelayOthers(t *testing.T) {
 			}
 		}
 	}
-	if dSlow.dropped.Load() == 0 {
+	if dSlow.queueFull.Load() == 0 {
 		t.Error("the stalled viewer dropped nothing; its queue is not bounded")
 	}
 	if plis.Load() == 0 {

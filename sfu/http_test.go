@@ -9,6 +9,7 @@ import (
 
 	"github.com/pion/webrtc/v4"
 
+	"gatehouse/authz"
 	"gatehouse/authz/clientip"
 )
 
@@ -242,6 +243,8 @@ func TestClientIP(t *testing.T) {
 	}
 }
 
+// TestCleanPath: the SFU's path rule is the engine's (authz.CheckPath) after trimming slashes,
+// plus its own URL characters; it never accepts a path the engine would refuse.
 func TestCleanPath(t *testing.T) {
 	tests := []struct{ in, want string }{
 		{"live/cam", "live/cam"},
@@ -249,15 +252,33 @@ func TestCleanPath(t *testing.T) {
 		{"live//cam", ""},
 		{"live/../cam", ""},
 		{"./cam", ""},
+		{"live/.", ""},
 		{"", ""},
+		{"/", ""},
 		{"live cam", ""},
+		{"live\tcam", ""},
+		{"live\x7fcam", ""},
 		{"live/cam?x", ""},
+		{"live/cam#x", ""},
 		{"live/%2e%2e", ""},
-		{strings.Repeat("a", 257), ""},
+		{"live/caméra", ""},
+		{strings.Repeat("a", authz.MaxPathLen), strings.Repeat("a", authz.MaxPathLen)},
+		{"/" + strings.Repeat("a", authz.MaxPathLen) + "/", strings.Repeat("a", authz.MaxPathLen)},
+		{strings.Repeat("a", authz.MaxPathLen+1), ""},
 	}
 	for _, tt := range tests {
-		if got := cleanPath(tt.in); got != tt.want {
+		got := cleanPath(tt.in)
+		if got != tt.want {
 			t.Errorf("cleanPath(%q): got %q, want %q", tt.in, got, tt.want)
+		}
+		if got != "" && authz.CheckPath(got) != nil {
+			t.Errorf("cleanPath(%q) = %q, which authz.CheckPath refuses", tt.in, got)
+		}
+	}
+	for c := range 256 { // every byte in a segment of its own: never more lenient than the engine
+		p := "live/" + string([]byte{byte(c)}) + "/x"
+		if got := cleanPath(p); got != "" && authz.CheckPath(got) != nil {
+			t.Errorf("cleanPath accepts byte %#x, which authz.CheckPath refuses", c)
 		}
 	}
 }

@@ -1,11 +1,13 @@
 package sfu
 
 import (
-	"gatehouse/authz/clientip"
 	"net/http"
 	"net/netip"
-	"strconv"
 	"sync"
+	"time"
+
+	"gatehouse/authz/clientip"
+	"gatehouse/authz/guard"
 )
 
 // limiter counts WHIP/WHEP sessions, including those still being negotiated, globally, per
@@ -105,7 +107,7 @@ func (l *limiter) counts(a netip.Addr, path string) (total, client, onPath int) 
 }
 
 // refuse writes a cap refusal: its status, Retry-After (seconds) and a problem body.
-func refuse(w http.ResponseWriter, e *capError, retryAfter int) {
-	w.Header().Set("Retry-After", strconv.Itoa(max(retryAfter, 1)))
+func refuse(w http.ResponseWriter, e *capError, retryAfter time.Duration) {
+	guard.SetRetryAfter(w.Header(), retryAfter)
 	problem(w, e.status, e.msg)
 }

@@ -18,12 +18,13 @@ type bannedAuth struct{}
 
 func (bannedAuth) Authorize(context.Context, *authz.Request) authz.Decision {
 	d := authz.Denying(authz.Forbidden, authz.ReasonBanned, "too many failed attempts from this address; try again later")
-	d.RetryAfter = 42 * time.Second
+	d.RetryAfter = 41*time.Second + 500*time.Millisecond // not whole seconds: rounded up, never down
 	return d
 }
 
 // TestBannedRetryAfter: a banned client's WHIP and WHEP requests are refused at once with
-// Retry-After, before any PeerConnection exists.
+// Retry-After (in whole seconds rounded up: guard.SetRetryAfter), before any PeerConnection
+// exists.
 func TestBannedRetryAfter(t *testing.T) {
 	cfg := DefaultConfig()
 	cfg.UDPPort = 0

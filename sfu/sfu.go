@@ -104,15 +104,18 @@ type SFU struct {
 	udpMux ice.UDPMux
 	tcpMux ice.TCPMux
 
-	limits  *limiter        // session caps, checked before a PeerConnection is created
-	cands   candidatePolicy // which remote ICE candidates reach pion, and how many
-	pcs     atomic.Int64    // PeerConnections created so far (tests: a refusal creates none)
-	packets packetCounters  // totals for Stats
+	limits *limiter        // session caps, checked before a PeerConnection is created
+	cands  candidatePolicy // which remote ICE candidates reach pion, and how many
+	pcs    atomic.Int64    // PeerConnections created so far (tests: a refusal creates none)
 
 	mu       sync.Mutex
 	shut     bool
 	sessions map[string]*session
 	streams  map[string]*stream
+	// retiring holds the sessions closing, whose goroutines may still count packets: Stats
+	// sums them with the live ones; retired holds the counts of those fully closed (stats.go).
+	retiring map[*session]struct{}
+	retired  packetTotals
 
 	wg        sync.WaitGroup // Run's helpers and asynchronous session closes
 	done      chan struct{}
@@ -247,6 +250,7 @@ func New(cfg Config, auth Authorizer, rec Recorder, log *slog.Logger) (*SFU, err
 		now:      cfg.Now,
 		sessions: map[string]*session{},
 		streams:  map[string]*stream{},
+		retiring: map[*session]struct{}{},
 		limits:   newLimiter(cfg.MaxSessions, cfg.MaxSessionsPerClient, cfg.MaxViewersPerPath),
 		cands:    candidatePolicy{max: cfg.MaxCandidates, allowPrivate: cfg.AllowPrivateCandidates},
 		done:     make(chan struct{}),
@@ -532,8 +536,10 @@ func (s *SFU) closeSession(sess *session, reason string) {
 	sess.closeOnce.Do(func() {
 		s.mu.Lock()
 		attached := sess.attached
-		if s.sessions[sess.id] == sess {
+		counted := s.sessions[sess.id] == sess // its packets are in Stats' sums
+		if counted {
 			delete(s.sessions, sess.id)
+			s.retiring[sess] = struct{}{}
 		}
 		if st := sess.stream; st != nil {
 			if sess.kind == KindPublish {
@@ -565,6 +571,12 @@ func (s *SFU) closeSession(sess *session, reason string) {
 		close(sess.closed)
 		_ = sess.pc.Close()
 		sess.wg.Wait()
+		if counted { // its goroutines are done: its counts are final
+			s.mu.Lock()
+			delete(s.retiring, sess)
+			s.retired.add(sess)
+			s.mu.Unlock()
+		}
 		sess.lease.release()
 		if !attached {
 			return

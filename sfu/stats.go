@@ -1,11 +1,12 @@
 package sfu
 
-import "sync/atomic"
+// Packet counters are kept per track, by the one goroutine that forwards it (a publisher
+// track's reader, a viewer's writer), and summed when scraped (Stats): a single set of SFU-wide
+// atomics would make every reader and writer goroutine of every stream write one cache line per
+// packet. A closed session's counts move to the SFU's retired totals once its goroutines have
+// stopped, so the sums never go down.
 
-// packetCounters are an SFU's packet totals, shared by every slot of every stream (a nil
-// pointer counts nothing: slots built by tests).
-type packetCounters [nCounters]atomic.Uint64
-
+// Indexes of the packet totals.
 const (
 	ctrReceived = iota
 	ctrForwarded
@@ -15,9 +16,19 @@ const (
 	nCounters
 )
 
-func (c *packetCounters) inc(which int) {
-	if c != nil {
-		c[which].Add(1)
+// packetTotals are summed packet counts, indexed by ctrReceived... .
+type packetTotals [nCounters]uint64
+
+// add adds the counts of sess's tracks.
+func (t *packetTotals) add(sess *session) {
+	for _, u := range sess.ups {
+		t[ctrReceived] += u.received.Load()
+		t[ctrMalformed] += u.malformed.Load()
+	}
+	for _, d := range sess.downs {
+		t[ctrForwarded] += d.forwarded.Load()
+		t[ctrQueueFull] += d.queueFull.Load()
+		t[ctrNotConnected] += d.notConnected.Load()
 	}
 }
 
@@ -32,25 +43,29 @@ type Stats struct {
 	Dropped map[string]uint64
 }
 
-// Stats returns the SFU's sessions and packet totals (since New).
+// Stats returns the SFU's sessions and packet totals (since New), summing every track's
+// counters: O(sessions), for a scrape.
 func (s *SFU) Stats() Stats {
-	st := Stats{
-		PacketsReceived:  s.packets[ctrReceived].Load(),
-		PacketsForwarded: s.packets[ctrForwarded].Load(),
-		Dropped: map[string]uint64{
-			"queue_full":    s.packets[ctrQueueFull].Load(),
-			"not_connected": s.packets[ctrNotConnected].Load(),
-			"malformed":     s.packets[ctrMalformed].Load(),
-		},
-	}
+	var st Stats
 	s.mu.Lock()
+	t := s.retired
 	for _, sess := range s.sessions {
 		if sess.kind == KindPublish {
 			st.Publishers++
 		} else {
 			st.Viewers++
 		}
+		t.add(sess)
+	}
+	for sess := range s.retiring {
+		t.add(sess)
 	}
 	s.mu.Unlock()
+	st.PacketsReceived, st.PacketsForwarded = t[ctrReceived], t[ctrForwarded]
+	st.Dropped = map[string]uint64{
+		"queue_full":    t[ctrQueueFull],
+		"not_connected": t[ctrNotConnected],
+		"malformed":     t[ctrMalformed],
+	}
 	return st
 }

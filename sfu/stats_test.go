@@ -8,16 +8,15 @@ import (
 	"github.com/pion/webrtc/v4"
 )
 
-// TestPacketCounters: the SFU's totals count what publishers sent, what reached viewers, and
-// what was dropped and why (malformed, viewer not connected); a slot without counters (nil)
-// counts nothing and does not fail.
+// TestPacketCounters: each track counts what its publisher sent, what reached its viewer, and
+// what was dropped and why (malformed, viewer not connected), in its own counters: nothing on
+// the forwarding path writes a counter shared by other tracks. packetTotals sums them.
 func TestPacketCounters(t *testing.T) {
-	var ctr packetCounters
 	var plis atomic.Int64
-	sl := &slot{kind: webrtc.RTPCodecTypeVideo, ctr: &ctr}
+	sl := &slot{kind: webrtc.RTPCodecTypeVideo}
 	u := testUp(sl, &plis)
 	w := &fakeWriter{}
-	testDown(t, sl, w, 32, 1001, 100)
+	d := testDown(t, sl, w, 32, 1001, 100)
 	idle := newDownTrack(sl, vp8, "video", "idle", 32) // bound, never connected
 	addDown(sl, idle)
 	for i := range 10 {
@@ -25,12 +24,14 @@ func TestPacketCounters(t *testing.T) {
 	}
 	u.handle([]byte{0x80}) // not RTP
 	eventually(t, 10*time.Second, "the viewer to get every packet", func() bool { n, _ := w.sent(); return len(n) == 10 })
-	want := map[int]uint64{ctrReceived: 10, ctrForwarded: 10, ctrNotConnected: 10, ctrMalformed: 1, ctrQueueFull: 0}
-	for k, v := range want {
-		if got := ctr[k].Load(); got != v {
-			t.Errorf("counter %d = %d, want %d", k, got, v)
-		}
+	eventually(t, 10*time.Second, "the viewer to count every packet", func() bool { return d.forwarded.Load() == 10 })
+	var got packetTotals
+	got.add(&session{ups: []*upTrack{u}, downs: []*downTrack{d, idle}})
+	want := packetTotals{ctrReceived: 10, ctrForwarded: 10, ctrNotConnected: 10, ctrMalformed: 1, ctrQueueFull: 0}
+	if got != want {
+		t.Errorf("totals: got %v, want %v", got, want)
 	}
-	var none *packetCounters
-	none.inc(ctrReceived) // a nil counter set is a no-op
+	if n := idle.forwarded.Load() + d.notConnected.Load(); n != 0 {
+		t.Errorf("one track's packets counted on another: %d", n)
+	}
 }

@@ -2,12 +2,18 @@ package sfu
 
 import (
 	"net/http"
+	"time"
 
 	"github.com/pion/webrtc/v4"
 
 	"gatehouse/authz"
+	"gatehouse/authz/guard"
 	"gatehouse/authz/live"
 )
+
+// notLiveRetry is the Retry-After of a viewer that arrived before its stream's publisher (or
+// after it left): a player polls again that soon.
+const notLiveRetry = 2 * time.Second
 
 // handleView answers a WHEP POST: the viewer's offer joins a live stream with the publisher
 // codecs it can receive.
@@ -36,7 +42,7 @@ func (s *SFU) handleView(w http.ResponseWriter, r *http.Request) {
 	}
 	s.mu.Unlock()
 	if codecs[0] == nil && codecs[1] == nil {
-		w.Header().Set("Retry-After", "2")
+		guard.SetRetryAfter(w.Header(), notLiveRetry)
 		problem(w, http.StatusConflict, "the stream is not live yet")
 		return
 	}
@@ -106,7 +112,7 @@ func (s *SFU) handleView(w http.ResponseWriter, r *http.Request) {
 	if s.shut || s.streams[path] != st || st.pub == nil {
 		s.mu.Unlock()
 		s.closeSession(sess, "stream ended")
-		w.Header().Set("Retry-After", "2")
+		guard.SetRetryAfter(w.Header(), notLiveRetry)
 		problem(w, http.StatusConflict, "the stream is not live")
 		return
 	}

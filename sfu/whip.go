@@ -85,7 +85,7 @@ func (s *SFU) attachPublisher(sess *session, codecs [2]*webrtc.RTPCodecParameter
 	}
 	st := s.streams[sess.path]
 	if st == nil {
-		st = newStream(sess.path, &s.packets)
+		st = newStream(sess.path)
 		s.streams[sess.path] = st
 	}
 	if st.pub != nil {
@@ -123,10 +123,10 @@ func (s *SFU) attachPublisher(sess *session, codecs [2]*webrtc.RTPCodecParameter
 	return 0, ""
 }
 
-func newStream(path string, ctr *packetCounters) *stream {
+func newStream(path string) *stream {
 	return &stream{
 		path:    path,
-		slots:   [2]*slot{{kind: webrtc.RTPCodecTypeAudio, ctr: ctr}, {kind: webrtc.RTPCodecTypeVideo, ctr: ctr}},
+		slots:   [2]*slot{{kind: webrtc.RTPCodecTypeAudio}, {kind: webrtc.RTPCodecTypeVideo}},
 		viewers: map[*session]struct{}{},
 	}
 }

@@ -100,7 +100,7 @@ func (h *handler) lift(w http.ResponseWriter, r *http.Request) {
 }
 
 // ParseSubject returns the ban subject an operator names: kind ip with an address or network
-// (grouped as brute-force protection groups it: IPv4 /32, IPv6 /64), kind user with a user name
+// (grouped as brute-force protection groups it: IPv4 /32, IPv6 /64) or authz.UnknownIP, kind user with a user name
 // (hashed: authz.UserSubject; a hash as listed is accepted too), kind key with a key id, kind
 // identity with an identity.
 func ParseSubject(kind, value string) (authz.BanSubject, error) {
@@ -109,6 +109,9 @@ func ParseSubject(kind, value string) (authz.BanSubject, error) {
 	}
 	switch kind {
 	case authz.BanIP:
+		if value == authz.UnknownIP { // the clients whose address is unknown, banned as a group
+			return authz.BanSubject{Kind: authz.BanIP, Value: authz.UnknownIP}, nil
+		}
 		p, err := clientip.ParsePrefix(value)
 		if err != nil {
 			return authz.BanSubject{}, fmt.Errorf("%w: %q is not an address or network", ErrBadSubject, value)

@@ -20,6 +20,7 @@ func TestParseSubject(t *testing.T) {
 		{"user", "alice", authz.UserSubject("alice"), false},
 		{"user", authz.UserSubject("alice").Value, authz.UserSubject("alice"), false},
 		{"key", "key_3kq7w2mhxa", authz.BanSubject{Kind: "key", Value: "key_3kq7w2mhxa"}, false},
+		{"ip", "unknown", authz.BanSubject{Kind: "ip", Value: authz.UnknownIP}, false},
 		{"ip", "nope", authz.BanSubject{}, true},
 		{"host", "x", authz.BanSubject{}, true},
 		{"ip", "", authz.BanSubject{}, true},

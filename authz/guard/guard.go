@@ -47,9 +47,18 @@ func Check(w http.ResponseWriter, r *http.Request, auth Authorizer, action authz
 		w.Header().Set("WWW-Authenticate", Challenge)
 	}
 	if d.RetryAfter > 0 { // banned: say when to come back
-		w.Header().Set("Retry-After", strconv.FormatInt(int64(d.RetryAfter/time.Second), 10))
+		SetRetryAfter(w.Header(), d.RetryAfter)
 	}
 	return d, false
+}
+
+// SetRetryAfter sets h's Retry-After to d in whole seconds, rounded up (a client that retries
+// after the value must not come back early) and at least 1 (0 would invite a retry at once):
+// the one formatter of every Retry-After gatehouse sends for a wait it knows (a ban, a lockout,
+// a cap).
+func SetRetryAfter(h http.Header, d time.Duration) {
+	secs := max((d+time.Second-1)/time.Second, 1)
+	h.Set("Retry-After", strconv.FormatInt(int64(secs), 10))
 }
 
 // ReasonIdentityRequired is the reason CheckNamed gives an anonymous grant.

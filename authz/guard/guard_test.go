@@ -77,3 +77,25 @@ func TestCheckNamed(t *testing.T) {
 		})
 	}
 }
+
+// TestSetRetryAfter: whole seconds, rounded up, at least 1.
+func TestSetRetryAfter(t *testing.T) {
+	for _, tt := range []struct {
+		d    time.Duration
+		want string
+	}{
+		{0, "1"},
+		{-time.Second, "1"},
+		{time.Millisecond, "1"},
+		{time.Second, "1"},
+		{1500 * time.Millisecond, "2"},
+		{90 * time.Second, "90"},
+		{time.Hour, "3600"},
+	} {
+		h := http.Header{}
+		SetRetryAfter(h, tt.d)
+		if got := h.Get("Retry-After"); got != tt.want {
+			t.Errorf("SetRetryAfter(%v): got %q, want %q", tt.d, got, tt.want)
+		}
+	}
+}

@@ -5,6 +5,8 @@ import (
 	"net/http"
 	"sync"
 	"time"
+
+	"gatehouse/authz/guard"
 )
 
 // Defaults of Events.
@@ -99,7 +101,7 @@ func (e *Events) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	rc := http.NewResponseController(w)
 	if !e.acquire() {
-		w.Header().Set("Retry-After", "10")
+		guard.SetRetryAfter(w.Header(), 10*time.Second)
 		http.Error(w, "too many event streams", http.StatusServiceUnavailable)
 		return
 	}

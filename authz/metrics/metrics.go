@@ -80,7 +80,7 @@ func New() *Metrics {
 		}, []string{"action", "result"}),
 		failures: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "gatehouse_bruteforce_failures_total",
-			Help: "Failed guesses counted by brute-force protection.",
+			Help: "Failed attempts seen by brute-force protection (a repeat of the same credentials counts here each time, towards a ban once per window).",
 		}),
 		bans: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "gatehouse_bruteforce_bans_total",

@@ -48,6 +48,7 @@ func TestScrape(t *testing.T) {
 	m.WatchSFU(func() SFUStats {
 		return SFUStats{Publishers: 1, Viewers: 4, PacketsReceived: 100, PacketsForwarded: 390, Dropped: map[string]uint64{"queue_full": 10}}
 	})
+	m.WatchEvictions(map[string]func() uint64{"mediamtx": func() uint64 { return 7 }})
 	req := &authz.Request{Action: authz.ActionPublish, Protocol: "RTMP", Source: "nginx-rtmp", Path: "live/secret", User: "alice"}
 	d := authz.Allowing("alice", time.Time{})
 	d.Backend = "internal"
@@ -64,6 +65,7 @@ func TestScrape(t *testing.T) {
 		`gatehouse_decisions_total{action="publish",method="none",protocol="rtmp",result="banned",source="nginx-rtmp"} 1`,
 		`gatehouse_decision_duration_seconds_bucket{action="publish",result="allow",le="0.005"} 1`,
 		`gatehouse_bruteforce_failures_total 1`,
+		`gatehouse_recheck_evictions_total{source="mediamtx"} 7`,
 		`gatehouse_bruteforce_bans_total{kind="ip"} 1`,
 		`gatehouse_bans{kind="ip",reason="bruteforce"} 1`,
 		`gatehouse_live_sessions{role="viewer",source="sfu"} 2`,

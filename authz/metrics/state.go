@@ -95,6 +95,20 @@ func (m *Metrics) WatchJWKS(sets func() []KeySet, now func() time.Time) {
 	}})
 }
 
+// WatchEvictions reports gatehouse_recheck_evictions_total: how many sessions each adapter's
+// full session table (MediaMTX, SRS: servers that never ask again about a running session) has
+// forgotten to make room, by source, from evicted (source name: counter) at each scrape. A
+// forgotten session is no longer re-checked after a reload nor ended at its grant's expiry:
+// a rising count asks for a larger table (or shows a flood of admitted sessions).
+func (m *Metrics) WatchEvictions(evicted map[string]func() uint64) {
+	desc := prometheus.NewDesc("gatehouse_recheck_evictions_total", "Sessions forgotten by a full re-check table (no longer re-checked nor ended at expiry), by source (adapter).", []string{"source"}, nil)
+	m.reg.MustRegister(collectFunc{[]*prometheus.Desc{desc}, func(ch chan<- prometheus.Metric) {
+		for src, n := range evicted {
+			ch <- prometheus.MustNewConstMetric(desc, prometheus.CounterValue, float64(n()), bounded(src))
+		}
+	}})
+}
+
 // dropReasons bounds the SFU's drop reason label.
 var dropReasons = map[string]bool{"queue_full": true, "not_connected": true, "malformed": true}
 

@@ -31,7 +31,7 @@ func TestRecheckIsNotAGuess(t *testing.T) {
 	e := authz.NewEngine(authz.NewChain(authz.Method{Name: "users", Backend: be}).
 		WithPolicy(authz.Policy{BruteForce: authz.DefaultBruteForce()}), nil)
 	ip := netip.MustParseAddr("198.51.100.7")
-	tab := New(100, 0, nil)
+	tab := New(100, 0, nil, nil)
 	for i := range 10 {
 		req := &authz.Request{Action: authz.ActionRead, Path: "live/x", User: "bob", Pass: "b", IP: ip, Source: "mediamtx"}
 		if !tab.Add(live.Session{Source: "mediamtx", ID: fmt.Sprint(i)}, req, e.Authorize(context.Background(), req)) {

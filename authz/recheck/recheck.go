@@ -6,11 +6,13 @@
 //
 // The remembered requests hold the client's credentials: they stay in memory, are never logged
 // or listed (Sessions returns live.Session, which holds none) and are dropped when the session is
-// forgotten. The table is bounded.
+// forgotten. The table is bounded: when full, it forgets its least recently seen session.
 package recheck
 
 import (
+	"container/list"
 	"context"
+	"log/slog"
 	"sync"
 	"time"
 
@@ -29,10 +31,15 @@ type Table struct {
 	max int
 	ttl time.Duration
 	now func() time.Time
+	log *slog.Logger
 
-	mu   sync.Mutex
-	m    map[string]*entry
-	next time.Time // the earliest grant expiry in m; zero: none
+	mu      sync.Mutex
+	m       map[string]*list.Element // of *entry, in lru
+	lru     list.List                // front: most recently seen
+	next    time.Time                // the earliest grant expiry in m; zero: none
+	evicted uint64                   // sessions dropped to make room, ever
+	unwarn  uint64                   // of those, not yet in a log line
+	warned  time.Time                // the last eviction warning
 }
 
 type entry struct {
@@ -42,50 +49,87 @@ type entry struct {
 	seen    time.Time
 }
 
+// warnEvery spaces the eviction warnings: one line per burst of evictions, with its count.
+const warnEvery = time.Minute
+
 // New returns a table of at most max sessions (max <= 0: 10000). ttl (0: never) is how long a
 // session is kept without news, for servers that report no end (MediaMTX): older entries are
-// neither listed nor re-checked, and make room for new ones. now is the clock (nil: time.Now).
-func New(max int, ttl time.Duration, now func() time.Time) *Table {
+// neither listed nor re-checked, and make room for new ones. now is the clock (nil: time.Now);
+// log (nil: discard) gets a warning when a full table evicts sessions.
+func New(max int, ttl time.Duration, now func() time.Time, log *slog.Logger) *Table {
 	if max <= 0 {
 		max = 10_000
 	}
 	if now == nil {
 		now = time.Now
 	}
-	return &Table{max: max, ttl: ttl, now: now, m: map[string]*entry{}}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Table{max: max, ttl: ttl, now: now, log: log, m: map[string]*list.Element{}}
 }
 
-// Add remembers s, admitted by req with decision d (an allow; anything else is ignored). It
-// copies req. It reports false when the table is full: that session can then neither be
-// re-checked nor ended at its grant's expiry.
+// Add remembers s, admitted by req with decision d (an allow; anything else is ignored), and
+// reports whether it did. It copies req. Adding an id again replaces its entry and counts as
+// news of it. A full table makes room by forgetting its least recently seen session (stale
+// ones first, being the least recently seen): refusing the new one instead would leave a
+// session that is running now unchecked and unended at its grant's expiry, for the sake of one
+// that has most likely ended unreported. Evictions are counted (Evicted) and logged at WARN,
+// once per burst with their count.
 func (t *Table) Add(s live.Session, req *authz.Request, d authz.Decision) bool {
 	if s.ID == "" || !d.Allowed() {
 		return false
 	}
 	now := t.now()
+	e := &entry{s: s, req: *req, expires: d.Expires, seen: now}
+	t.mu.Lock()
+	if el, ok := t.m[s.ID]; ok {
+		el.Value = e
+		t.lru.MoveToFront(el)
+	} else {
+		t.evictStale(now)
+		if len(t.m) >= t.max {
+			t.remove(t.lru.Back())
+			t.evicted++
+			t.unwarn++
+		}
+		t.m[s.ID] = t.lru.PushFront(e)
+	}
+	t.noteExpiry(d.Expires)
+	var warn uint64
+	if t.unwarn > 0 && (t.warned.IsZero() || now.Sub(t.warned) >= warnEvery) {
+		warn, t.unwarn, t.warned = t.unwarn, 0, now
+	}
+	total := t.evicted
+	t.mu.Unlock()
+	if warn > 0 {
+		t.log.Warn("recheck: session table full: forgot the least recently seen sessions, which can no longer be re-checked or ended at expiry",
+			"evicted", warn, "evicted_total", total, "max", t.max)
+	}
+	return true
+}
+
+// Evicted returns how many sessions a full table has forgotten to make room, since New.
+func (t *Table) Evicted() uint64 {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if _, ok := t.m[s.ID]; !ok && len(t.m) >= t.max {
-		t.evictOld(now)
-		if len(t.m) >= t.max {
-			return false
-		}
-	}
-	t.m[s.ID] = &entry{s: s, req: *req, expires: d.Expires, seen: now}
-	t.noteExpiry(d.Expires)
-	return true
+	return t.evicted
 }
 
 func (t *Table) stale(e *entry, now time.Time) bool {
 	return t.ttl > 0 && now.Sub(e.seen) >= t.ttl
 }
 
-func (t *Table) evictOld(now time.Time) {
-	for id, e := range t.m {
-		if t.stale(e, now) {
-			delete(t.m, id)
-		}
+// evictStale drops the stale entries, which are the least recently seen: amortised O(1).
+func (t *Table) evictStale(now time.Time) {
+	for el := t.lru.Back(); el != nil && t.stale(el.Value.(*entry), now); el = t.lru.Back() {
+		t.remove(el)
 	}
+}
+
+func (t *Table) remove(el *list.Element) {
+	delete(t.m, el.Value.(*entry).s.ID)
+	t.lru.Remove(el)
 }
 
 func (t *Table) noteExpiry(exp time.Time) {
@@ -97,7 +141,9 @@ func (t *Table) noteExpiry(exp time.Time) {
 // Forget drops the session id and its request (the server reported its end, or it was kicked).
 func (t *Table) Forget(id string) {
 	t.mu.Lock()
-	delete(t.m, id)
+	if el, ok := t.m[id]; ok {
+		t.remove(el)
+	}
 	t.mu.Unlock()
 }
 
@@ -114,8 +160,8 @@ func (t *Table) Sessions() []live.Session {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	out := make([]live.Session, 0, len(t.m))
-	for _, e := range t.m {
-		if !t.stale(e, now) {
+	for el := t.lru.Front(); el != nil; el = el.Next() {
+		if e := el.Value.(*entry); !t.stale(e, now) {
 			out = append(out, e.s)
 		}
 	}
@@ -133,17 +179,19 @@ func (t *Table) Expired() []live.Session {
 	}
 	var out []live.Session
 	t.next = time.Time{}
-	for id, e := range t.m {
+	for el := t.lru.Front(); el != nil; {
+		e, nextEl := el.Value.(*entry), el.Next()
 		switch {
 		case e.expires.IsZero():
 		case !now.Before(e.expires):
 			if !t.stale(e, now) {
 				out = append(out, e.s)
 			}
-			delete(t.m, id)
+			t.remove(el)
 		default:
 			t.noteExpiry(e.expires)
 		}
+		el = nextEl
 	}
 	return out
 }
@@ -157,8 +205,8 @@ func (t *Table) Recheck(ctx context.Context, auth Authorizer) []live.Session {
 	now := t.now()
 	t.mu.Lock()
 	all := make([]*entry, 0, len(t.m))
-	for _, e := range t.m {
-		if !t.stale(e, now) {
+	for el := t.lru.Front(); el != nil; el = el.Next() {
+		if e := el.Value.(*entry); !t.stale(e, now) {
 			all = append(all, e)
 		}
 	}
@@ -172,10 +220,10 @@ func (t *Table) Recheck(ctx context.Context, auth Authorizer) []live.Session {
 			break // a cancelled re-check says nothing about the grants
 		}
 		t.mu.Lock()
-		if t.m[e.s.ID] == e { // not forgotten or replaced meanwhile
+		if el, ok := t.m[e.s.ID]; ok && el.Value == e { // not forgotten or replaced meanwhile
 			switch {
 			case !d.Keep():
-				delete(t.m, e.s.ID)
+				t.remove(el)
 				denied = append(denied, e.s)
 			case d.Allowed():
 				e.expires = d.Expires

@@ -1,8 +1,12 @@
 package recheck
 
 import (
+	"bytes"
 	"context"
+	"fmt"
+	"log/slog"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -47,7 +51,7 @@ func ids(ss []live.Session) []string {
 
 func TestRecheckEndsOnlyRealDenials(t *testing.T) {
 	auth := &passwords{users: map[string]string{"alice": "a", "bob": "b"}}
-	tab := New(10, 0, nil)
+	tab := New(10, 0, nil, nil)
 	for _, u := range []string{"alice", "bob"} {
 		req := &authz.Request{Action: authz.ActionPublish, Path: "live/" + u, User: u, Pass: auth.users[u]}
 		if !tab.Add(live.Session{Source: "srs", ID: u}, req, auth.Authorize(context.Background(), req)) {
@@ -81,13 +85,11 @@ func TestRecheckEndsOnlyRealDenials(t *testing.T) {
 func TestExpiredAndBounds(t *testing.T) {
 	now := time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
 	clock := func() time.Time { return now }
-	tab := New(2, time.Hour, clock)
+	var logged bytes.Buffer
+	tab := New(2, time.Hour, clock, slog.New(slog.NewTextHandler(&logged, nil)))
 	allow := func(exp time.Time) authz.Decision { return authz.Allowing("u", exp) }
 	tab.Add(live.Session{ID: "short"}, &authz.Request{}, allow(now.Add(time.Minute)))
 	tab.Add(live.Session{ID: "forever"}, &authz.Request{}, allow(time.Time{}))
-	if tab.Add(live.Session{ID: "third"}, &authz.Request{}, allow(time.Time{})) {
-		t.Error("a full table took a third session")
-	}
 	if got := tab.Expired(); len(got) != 0 {
 		t.Fatalf("expired before its time: %v", ids(got))
 	}
@@ -105,7 +107,7 @@ func TestExpiredAndBounds(t *testing.T) {
 	if got := ids(tab.Expired()); !slices.Equal(got, []string{"forever"}) {
 		t.Errorf("after a re-check with an expiry: %v, want [forever]", got)
 	}
-	// Entries older than ttl make room.
+	// Entries older than ttl make room, without counting as evictions.
 	tab.Add(live.Session{ID: "a"}, &authz.Request{}, allow(time.Time{}))
 	tab.Add(live.Session{ID: "b"}, &authz.Request{}, allow(time.Time{}))
 	now = now.Add(2 * time.Hour)
@@ -114,5 +116,55 @@ func TestExpiredAndBounds(t *testing.T) {
 	}
 	if got := ids(tab.Sessions()); !slices.Equal(got, []string{"c"}) {
 		t.Errorf("sessions: %v, want [c]", got)
+	}
+	if got := tab.Evicted(); got != 0 {
+		t.Errorf("evicted: %d, want 0 (stale entries are not evictions)", got)
+	}
+	if logged.Len() != 0 {
+		t.Errorf("logged without an eviction: %s", logged.String())
+	}
+}
+
+// TestFullTableEvictsLeastRecentlySeen: a session admitted while the table is full must be
+// remembered (re-checked, ended at its grant's expiry); the session seen longest ago makes room,
+// and a burst of evictions is one warning with its count.
+func TestFullTableEvictsLeastRecentlySeen(t *testing.T) {
+	now := time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
+	clock := func() time.Time { return now }
+	var logged bytes.Buffer
+	tab := New(3, 24*time.Hour, clock, slog.New(slog.NewTextHandler(&logged, nil)))
+	allow := func(exp time.Time) authz.Decision { return authz.Allowing("u", exp) }
+	for _, id := range []string{"old", "mid", "new"} {
+		tab.Add(live.Session{ID: id}, &authz.Request{}, allow(time.Time{}))
+		now = now.Add(time.Second)
+	}
+	tab.Add(live.Session{ID: "old"}, &authz.Request{}, allow(time.Time{})) // news of old: mid is now the least recently seen
+	now = now.Add(time.Second)
+	if !tab.Add(live.Session{ID: "late"}, &authz.Request{}, allow(now.Add(time.Second))) {
+		t.Fatal("a full table refused a new session")
+	}
+	if got, want := ids(tab.Sessions()), []string{"late", "new", "old"}; !slices.Equal(got, want) {
+		t.Fatalf("sessions: %v, want %v (mid, the least recently seen, evicted)", got, want)
+	}
+	now = now.Add(time.Second)
+	if got := ids(tab.Expired()); !slices.Equal(got, []string{"late"}) {
+		t.Errorf("expired: %v, want [late] (a session admitted into a full table ends at its expiry)", got)
+	}
+	for i := range 5 {
+		tab.Add(live.Session{ID: fmt.Sprint("burst", i)}, &authz.Request{}, allow(time.Time{}))
+	}
+	if got, want := tab.Evicted(), uint64(5); got != want { // mid, then 4 of the burst (late had expired)
+		t.Errorf("evicted: %d, want %d", got, want)
+	}
+	if got, want := tab.Len(), 3; got != want {
+		t.Errorf("len: %d, want %d", got, want)
+	}
+	if n := strings.Count(logged.String(), "level=WARN"); n != 1 {
+		t.Errorf("warnings: %d, want 1 for one burst:\n%s", n, logged.String())
+	}
+	now = now.Add(warnEvery)
+	tab.Add(live.Session{ID: "after"}, &authz.Request{}, allow(time.Time{}))
+	if n := strings.Count(logged.String(), "level=WARN"); n != 2 || !strings.Contains(logged.String(), "evicted=5") {
+		t.Errorf("the next burst's warning does not count the evictions logged since (want evicted=5):\n%s", logged.String())
 	}
 }

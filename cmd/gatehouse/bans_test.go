@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"net/http"
 	"os"
 	"regexp"
@@ -30,8 +31,8 @@ const bansConfig = `auth:
 // and forward-auth's Retry-After contract through guard (403 with Retry-After when banned).
 func TestBansEndToEnd(t *testing.T) {
 	public, hooks, logs := startServe(t, bansConfig)
-	for range 5 {
-		if code, _ := postMediaMTX(t, "http://"+hooks, mtx("203.0.113.7", "alice", "guess", "publish", "live/a", "rtmp")); code != http.StatusUnauthorized {
+	for i := range 5 { // distinct guesses: one wrong password repeated counts once
+		if code, _ := postMediaMTX(t, "http://"+hooks, mtx("203.0.113.7", "alice", fmt.Sprint("guess", i), "publish", "live/a", "rtmp")); code != http.StatusUnauthorized {
 			t.Fatalf("guess: got %d, want 401", code)
 		}
 		postMediaMTX(t, "http://"+hooks, mtx("192.0.2.5", "alice", "guess", "publish", "live/a", "rtmp")) // allow-listed
@@ -77,9 +78,9 @@ func TestBansEndToEnd(t *testing.T) {
 
 	// Guessing the API's password from loopback bans loopback too (no allow-list entry for it
 	// here): the right password is then refused with Retry-After.
-	for range 5 {
+	for i := range 5 {
 		req, _ := http.NewRequest("GET", "http://"+public+"/api/v1/bans", nil)
-		req.SetBasicAuth("admin", "guess")
+		req.SetBasicAuth("admin", fmt.Sprint("guess", i))
 		if resp, err := http.DefaultClient.Do(req); err == nil {
 			resp.Body.Close()
 		}
@@ -103,6 +104,7 @@ func TestBruteForceConfigErrors(t *testing.T) {
 		{"auth:\n  bruteforce:\n    max_failures: -1\n  internal: {users: []}\n", `:3:`},
 		{"auth:\n  bruteforce:\n    ban: 2h\n    max_ban: 1h\n  internal: {users: []}\n", `:4:`},
 		{"auth:\n  bruteforce:\n    allow: [nope]\n  internal: {users: []}\n", `:3:`},
+		{"auth:\n  bruteforce:\n    unknown_max_failures: -1\n  internal: {users: []}\n", `:3:`},
 	} {
 		_, err := parseConfig("t.yml", []byte(tt.src))
 		if err == nil || !strings.Contains(err.Error(), "t.yml"+tt.want) {
@@ -114,7 +116,11 @@ func TestBruteForceConfigErrors(t *testing.T) {
 		t.Errorf("enabled: false: got %v %+v, want off", err, policy(cfg).BruteForce)
 	}
 	cfg, _ = parseConfig("t.yml", nil)
-	if got := policy(cfg).BruteForce; got.MaxFailures != 10 || got.MaxBan.Hours() != 1 {
-		t.Errorf("defaults: got %+v, want 10 failures, max ban 1h", got)
+	if got := policy(cfg).BruteForce; got.MaxFailures != 10 || got.UnknownMaxFailures != 100 || got.MaxBan.Hours() != 1 {
+		t.Errorf("defaults: got %+v, want 10 failures, 100 for unknown addresses, max ban 1h", got)
+	}
+	cfg, err = parseConfig("t.yml", []byte("auth:\n  bruteforce: {unknown_max_failures: 0}\n  internal: {users: []}\n"))
+	if got := policy(cfg).BruteForce; err != nil || got.UnknownMaxFailures != 0 || got.MaxFailures != 10 {
+		t.Errorf("unknown_max_failures: 0: got %v %+v, want unknown addresses not counted, the rest default", err, got)
 	}
 }

@@ -16,18 +16,22 @@ import (
 //	  bruteforce:
 //	    max_failures: 10        # per client address (IPv6: per /64) within window
 //	    user_max_failures: 50   # per presented user name, from anywhere
+//	    unknown_max_failures: 100 # all clients whose address is unknown, together
 //	    window: 1m
 //	    ban: 1m                 # the first ban; doubles with each ban in a row
 //	    max_ban: 1h
 //	    allow: [192.0.2.0/24]   # the operator's own networks: never counted or banned by address
 type BruteForceConfig struct {
-	Enabled         *bool            `yaml:"enabled"`           // default true
-	MaxFailures     *int             `yaml:"max_failures"`      // default 10; 0: addresses not counted
-	UserMaxFailures *int             `yaml:"user_max_failures"` // default 50; 0: user names not counted
-	Window          conf.Duration    `yaml:"window"`            // default 1m
-	Ban             conf.Duration    `yaml:"ban"`               // default 1m
-	MaxBan          conf.Duration    `yaml:"max_ban"`           // default 1h
-	Allow           clientip.Proxies `yaml:"allow"`             // default none
+	Enabled         *bool `yaml:"enabled"`           // default true
+	MaxFailures     *int  `yaml:"max_failures"`      // default 10; 0: addresses not counted
+	UserMaxFailures *int  `yaml:"user_max_failures"` // default 50; 0: user names not counted
+	// UnknownMaxFailures counts the clients whose address is unknown (contradictory forwarding
+	// headers) as one group: default 100; 0: not counted (authz.BruteForce.UnknownMaxFailures).
+	UnknownMaxFailures *int             `yaml:"unknown_max_failures"`
+	Window             conf.Duration    `yaml:"window"`  // default 1m
+	Ban                conf.Duration    `yaml:"ban"`     // default 1m
+	MaxBan             conf.Duration    `yaml:"max_ban"` // default 1h
+	Allow              clientip.Proxies `yaml:"allow"`   // default none
 }
 
 // UnmarshalYAML decodes strictly and reports negative values and a max_ban below ban with their lines.
@@ -40,7 +44,7 @@ func (c *BruteForceConfig) UnmarshalYAML(n *yaml.Node) error {
 	for _, f := range []struct {
 		key string
 		v   *int
-	}{{"max_failures", c.MaxFailures}, {"user_max_failures", c.UserMaxFailures}} {
+	}{{"max_failures", c.MaxFailures}, {"user_max_failures", c.UserMaxFailures}, {"unknown_max_failures", c.UnknownMaxFailures}} {
 		if f.v != nil && *f.v < 0 {
 			errs = append(errs, conf.Errorf(conf.Value(n, f.key), "%s must not be negative (0: not counted)", f.key))
 		}
@@ -73,6 +77,9 @@ func (c *BruteForceConfig) policy() authz.BruteForce {
 	}
 	if c.UserMaxFailures != nil {
 		b.UserMaxFailures = *c.UserMaxFailures
+	}
+	if c.UnknownMaxFailures != nil {
+		b.UnknownMaxFailures = *c.UnknownMaxFailures
 	}
 	b.Window = c.Window.Or(b.Window)
 	b.Ban = c.Ban.Or(b.Ban)

@@ -4,14 +4,18 @@ import (
 	"gatehouse/authz/metrics"
 	"gatehouse/backends/httpauth"
 	"gatehouse/backends/jwks"
+	"gatehouse/protocols/mediamtx"
+	"gatehouse/protocols/srs"
 	"gatehouse/sfu"
 )
 
 // watchState registers the collectors that read gatehouse's state when /metrics is scraped:
-// bans, live sessions, the running generation's JWKS key sets and the SFU.
+// bans, live sessions, the MediaMTX and SRS session tables, the running generation's JWKS key
+// sets and the SFU. It needs s.mtx and s.srs built.
 func (s *server) watchState(m *metrics.Metrics) {
 	m.WatchBans(s.engine)
 	m.WatchRegistry(s.reg)
+	m.WatchEvictions(map[string]func() uint64{mediamtx.Source: s.mtx.Evicted, srs.Source: s.srs.Evicted})
 	m.WatchJWKS(func() []metrics.KeySet {
 		s.mu.Lock()
 		g := s.gen

@@ -190,15 +190,16 @@ func serve(ctx context.Context, path string, stderr io.Writer, ready func(public
 		go func() { defer bg.Done(); _ = s.sfu.Run(bgCtx) }()
 	}
 
-	s.watchState(s.metrics) // metrics.go
-
 	// Revocation: a key revoked or rotated in the store (API or CLI), or an operator's kick, ends
 	// the sessions it admitted on every server gatehouse can reach (revoke.Kicker per server).
 	// MediaMTX and SRS never ask again about a running session: their adapters remember the
 	// requests that admitted them, and the revoker ends those whose grant expires or that a
 	// re-check after a reload denies (RecheckAll); the SFU re-checks its own.
-	s.mtx = mediamtx.New(cfg.Hooks.MediaMTX, s.engine)
+	mtxCfg := cfg.Hooks.MediaMTX
+	mtxCfg.Log = log.With("adapter", "mediamtx")
+	s.mtx = mediamtx.New(mtxCfg, s.engine)
 	s.srs = srs.New(cfg.Hooks.SRS, s.engine, s.reg, log.With("adapter", "srs"))
+	s.watchState(s.metrics) // metrics.go
 	recheckers := []revoke.Rechecker{s.mtx, s.srs}
 	if s.sfu != nil {
 		recheckers = append(recheckers, sfuRechecker{s.sfu, log})

@@ -27,7 +27,6 @@ import (
 	"net/netip"
 	"net/url"
 	"path"
-	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -35,6 +34,7 @@ import (
 	"gatehouse/authz"
 	"gatehouse/authz/clientip"
 	"gatehouse/authz/creds"
+	"gatehouse/authz/guard"
 	"gatehouse/authz/live"
 )
 
@@ -354,7 +354,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	d := h.auth.Authorize(r.Context(), req)
 	if !d.Allowed() {
 		if d.RetryAfter > 0 { // banned; Traefik and Caddy pass it on (nginx auth_request does not)
-			w.Header().Set("Retry-After", strconv.FormatInt(int64(d.RetryAfter/time.Second), 10))
+			guard.SetRetryAfter(w.Header(), d.RetryAfter)
 		}
 		h.deny(w, d.HTTPStatus(), d.Message)
 		return

@@ -37,4 +37,21 @@ func TestBannedRetryAfter(t *testing.T) {
 	if w := ask(); w.Code != http.StatusForbidden || w.Header().Get("Retry-After") != "90" {
 		t.Errorf("banned: got %d Retry-After %q, want 403 and 90", w.Code, w.Header().Get("Retry-After"))
 	}
+	// A wait that is not whole seconds is rounded up (it was truncated: "0" for half a second,
+	// an invitation to retry at once).
+	h = New(Config{Rules: []Rule{{Prefix: "/hls/", StripSuffix: true}}}, waitAuth(500*time.Millisecond), &recorder{}, nil)
+	if w := ask(); w.Code != http.StatusForbidden || w.Header().Get("Retry-After") != "1" {
+		t.Errorf("banned for 0.5s: got %d Retry-After %q, want 403 and 1", w.Code, w.Header().Get("Retry-After"))
+	}
 }
+
+// waitAuth refuses everything as a ban of its length does.
+type waitAuth time.Duration
+
+func (a waitAuth) Authorize(context.Context, *authz.Request) authz.Decision {
+	d := authz.Denying(authz.Forbidden, authz.ReasonBanned, "banned")
+	d.RetryAfter = time.Duration(a)
+	return d
+}
+
+func (waitAuth) Generation() uint64 { return 0 }

@@ -3,6 +3,7 @@ package mediamtx
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"time"
@@ -27,6 +28,8 @@ type Config struct {
 	MaxSessions int           `yaml:"max_sessions" conf:"nonzero"`
 	// Now is the clock for remembered sessions and their grants' expiry (nil: time.Now).
 	Now func() time.Time `yaml:"-"`
+	// Log gets the warning when the table of remembered sessions is full (nil: discard).
+	Log *slog.Logger `yaml:"-"`
 }
 
 // DefaultMaxSessions is Config.MaxSessions' default.
@@ -127,3 +130,7 @@ func NewKicker(api conf.Endpoint, client *http.Client, gone error, h *Handler) *
 	}
 	return k
 }
+
+// Evicted returns how many remembered sessions a full table has forgotten to make room for new
+// ones (those can no longer be re-checked or ended at their grant's expiry).
+func (h *Handler) Evicted() uint64 { return h.sessions.Evicted() }

@@ -48,7 +48,7 @@ func New(cfg Config, auth Authorizer) *Handler {
 	if cfg.MaxSessions <= 0 {
 		cfg.MaxSessions = DefaultMaxSessions
 	}
-	return &Handler{auth: auth, sessions: recheck.New(cfg.MaxSessions, sessionTTL, cfg.Now)}
+	return &Handler{auth: auth, sessions: recheck.New(cfg.MaxSessions, sessionTTL, cfg.Now, cfg.Log)}
 }
 
 // wireRequest is MediaMTX's body (internal/auth/manager.go). Unknown fields are ignored: MediaMTX

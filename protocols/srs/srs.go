@@ -107,7 +107,7 @@ func New(cfg Config, auth Authorizer, rec Recorder, log *slog.Logger) *Handler {
 		log:          log,
 		includeVhost: cfg.IncludeVhost,
 		tokenParams:  append([]string(nil), cfg.TokenParams...),
-		sessions:     recheck.New(maxSessions, sessionTTL, cfg.Now),
+		sessions:     recheck.New(maxSessions, sessionTTL, cfg.Now, log),
 	}
 }
 
@@ -121,6 +121,10 @@ func (h *Handler) Recheck(ctx context.Context) []live.Session {
 // Expired returns the running sessions whose grant has expired, forgetting them: SRS cannot end
 // a session at a time, so the caller ends them through its API. It implements revoke.Rechecker.
 func (h *Handler) Expired() []live.Session { return h.sessions.Expired() }
+
+// Evicted returns how many running sessions a full table has forgotten to make room for new
+// ones (those can no longer be re-checked or ended at their grant's expiry).
+func (h *Handler) Evicted() uint64 { return h.sessions.Evicted() }
 
 // Hook is an SRS http_hooks document (srs_app_http_hooks.cpp), the union of every action's
 // fields in v3–v7. Unknown fields are ignored.

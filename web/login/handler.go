@@ -13,6 +13,8 @@ import (
 
 	"github.com/coreos/go-oidc/v3/oidc"
 	"golang.org/x/oauth2"
+
+	"gatehouse/authz/clientip"
 )
 
 // Handler serves the login endpoints; mount it at LoginPath, LoginPath+"/" and LogoutPath:
@@ -61,10 +63,12 @@ func (m *Manager) start(w http.ResponseWriter, r *http.Request) {
 	f := &flow{
 		state: random(24), nonce: random(24), verifier: oauth2.GenerateVerifier(),
 		next: safeNext(r.URL.Query().Get("next")), expires: m.now().Add(FlowTTL),
+		client: clientip.Key(clientip.Addr(r)),
 	}
 	id := random(24)
 	m.mu.Lock()
 	m.sweep(m.now())
+	m.capClient(f.client)
 	m.flows[id] = f
 	m.mu.Unlock()
 	m.setCookie(w, r, flowCookie, id, LoginPath, int(FlowTTL/time.Second))

@@ -11,6 +11,7 @@ import (
 
 	"gatehouse/authz"
 	"gatehouse/authz/clientip"
+	"gatehouse/authz/guard"
 )
 
 // Authorizer decides requests; *authz.Engine implements it.
@@ -196,9 +197,8 @@ func (m *Manager) localLogin(w http.ResponseWriter, r *http.Request) {
 	next := safeNext(r.PostForm.Get("next"))
 	user, pass := r.PostForm.Get("username"), r.PostForm.Get("password")
 	if wait := m.lockedFor(ip, now); wait > 0 {
-		secs := int(wait.Round(time.Second) / time.Second)
 		m.log.Warn("login refused", "reason", "too_many_failures", "ip", ip.String())
-		w.Header().Set("Retry-After", strconv.Itoa(max(secs, 1)))
+		guard.SetRetryAfter(w.Header(), wait)
 		m.localForm(w, http.StatusTooManyRequests, next, truncate(user, maxLocalUser),
 			"Too many failed logins from your address. Try again in "+humanWait(wait)+".")
 		return
@@ -222,7 +222,7 @@ func (m *Manager) localLogin(w http.ResponseWriter, r *http.Request) {
 		}
 		if d.Reason == authz.ReasonBanned { // the engine's brute-force ban: say so, count nothing more
 			m.log.Warn("login refused", "reason", "banned", "ip", ip.String())
-			w.Header().Set("Retry-After", strconv.Itoa(max(int(d.RetryAfter/time.Second), 1)))
+			guard.SetRetryAfter(w.Header(), d.RetryAfter)
 			m.localForm(w, http.StatusTooManyRequests, next, user, "Too many failed attempts. Try again in "+humanWait(d.RetryAfter)+".")
 			return
 		}

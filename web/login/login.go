@@ -45,7 +45,15 @@ const (
 	maxNext          = 512
 	maxSessions      = 10_000
 	maxFlows         = 2_000
-	apiTokenTTL      = time.Minute
+	// maxClientFlows bounds the pending logins of one client (clientip.Key: an IPv4 address or
+	// an IPv6 /64): past it, the client's own oldest flow makes room, so one address sending
+	// GET /login in a loop can no longer push everyone else's logins out of the maxFlows table.
+	// 20 is more tabs than anyone logs in from at once. The clients whose address is unknown
+	// share one larger allowance (maxUnknownFlows): they are told apart from nobody, and a
+	// proxy set up so that every client is unknown still leaves room for 200 logins at a time.
+	maxClientFlows  = 20
+	maxUnknownFlows = maxFlows / 10
+	apiTokenTTL     = time.Minute
 )
 
 // Errors of package login.
@@ -108,6 +116,7 @@ func (s *Session) Can(a authz.Action) bool {
 type flow struct {
 	state, nonce, verifier, next string
 	expires                      time.Time
+	client                       netip.Prefix // clientip.Key of who started it; invalid: unknown
 }
 
 // Manager runs the login flow and holds the sessions (in memory: a restart logs everyone out).
@@ -367,6 +376,28 @@ func (m *Manager) sweep(now time.Time) {
 	}
 	evict(m.sessions, maxSessions, func(s *Session) time.Time { return s.Expires })
 	evict(m.flows, maxFlows, func(f *flow) time.Time { return f.expires })
+}
+
+// capClient makes room for one more flow of client (m.mu held): while it holds its allowance,
+// its own flow closest to expiry goes.
+func (m *Manager) capClient(client netip.Prefix) {
+	limit := maxClientFlows
+	if !client.IsValid() {
+		limit = maxUnknownFlows
+	}
+	var mine []string
+	for id, f := range m.flows {
+		if f.client == client {
+			mine = append(mine, id)
+		}
+	}
+	if len(mine) < limit {
+		return
+	}
+	slices.SortFunc(mine, func(a, b string) int { return m.flows[a].expires.Compare(m.flows[b].expires) })
+	for _, id := range mine[:len(mine)-limit+1] {
+		delete(m.flows, id)
+	}
 }
 
 func evict[V any](m map[string]V, max int, end func(V) time.Time) {

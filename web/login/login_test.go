@@ -3,6 +3,7 @@ package login_test
 import (
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -16,6 +17,7 @@ import (
 	"time"
 
 	"gatehouse/authz"
+	"gatehouse/authz/clientip"
 	"gatehouse/authz/logtest"
 	"gatehouse/authz/tokens"
 	"gatehouse/backends/jwks"
@@ -398,6 +400,52 @@ func TestCallbackReplay(t *testing.T) {
 	}
 	if got := f.whoami(c2); got != "anonymous" {
 		t.Errorf("replay gave a session: %q", got)
+	}
+}
+
+// TestLoginFloodSparesOthersFlows: one address (here rotating within one IPv6 /64), or the
+// clients whose address is unknown, starting logins in a loop must not evict a login another
+// client has under way: the pending flows are capped per client (clientip.Key). Before the cap,
+// about 2,000 unauthenticated GET /login from anywhere pushed every other login out.
+func TestLoginFloodSparesOthersFlows(t *testing.T) {
+	for _, tt := range []struct {
+		name   string
+		header func(i int) http.Header
+	}{
+		{"one /64", func(i int) http.Header {
+			return http.Header{"X-Forwarded-For": {fmt.Sprintf("2001:db8:1:2::%x", i+1)}}
+		}},
+		{"unknown addresses", func(i int) http.Header { // contradictory headers: the address is unknown
+			return http.Header{"X-Forwarded-For": {"198.51.100.1"}, "X-Real-Ip": {fmt.Sprintf("203.0.113.%d", i%250+1)}}
+		}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFixture(t)
+			victim := newClient()
+			cb := f.authorize(victim, "alice", "alice-pass") // started from 127.0.0.1, not yet finished
+			// The flood comes through a trusted proxy that forwards its clients' addresses.
+			proxied := httptest.NewServer(clientip.Proxies{netip.MustParsePrefix("127.0.0.0/8")}.Handler(f.m.Handler()))
+			t.Cleanup(proxied.Close)
+			flooder := newClient()
+			for i := range 2_100 {
+				req, _ := http.NewRequest("GET", proxied.URL+login.LoginPath, nil)
+				req.Header = tt.header(i)
+				res, err := flooder.Do(req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				res.Body.Close()
+				if res.StatusCode != http.StatusFound {
+					t.Fatalf("flood request %d: got %d, want 302 to the provider", i, res.StatusCode)
+				}
+			}
+			if a := get(t, victim, cb); a.status != http.StatusSeeOther {
+				t.Fatalf("the victim's callback after the flood: got %d, want 303 (its flow was evicted):\n%s", a.status, a.body)
+			}
+			if got := f.whoami(victim); !strings.HasPrefix(got, "alice ") {
+				t.Errorf("whoami after the flood: %q, want alice", got)
+			}
+		})
 	}
 }
 
