@@ -54,7 +54,14 @@ type Shared struct {
 	window  time.Duration // the counter window last asked for (keys expire with it)
 	others  map[authz.BanSubject]remote
 	ours    map[authz.BanSubject]int
+	local   map[authz.BanSubject]localCount // the local count last seen, to tell a repeat from a guess
 	ver     int64 // the ban version last read; -1: read the hash at the next sync
+}
+
+// localCount is what the in-process counter last answered for a subject, and since when.
+type localCount struct {
+	n     int
+	start time.Time
 }
 
 type remote struct {
@@ -78,7 +85,7 @@ func NewShared(rdb redis.UniversalClient, prefix string, interval time.Duration,
 	s := &Shared{rdb: rdb, health: h, p: prefix + "{b}:", interval: interval, now: time.Now,
 		bans: authz.NewMemoryBans(maxBans), counter: authz.NewMemoryCounter(maxCounters), max: maxCounters,
 		kick: make(chan struct{}, 1), pending: map[authz.BanSubject]*authz.Ban{}, deltas: map[authz.BanSubject]int{},
-		resets: map[authz.BanSubject]bool{}, others: map[authz.BanSubject]remote{}, ours: map[authz.BanSubject]int{}, ver: -1}
+		resets: map[authz.BanSubject]bool{}, others: map[authz.BanSubject]remote{}, ours: map[authz.BanSubject]int{}, local: map[authz.BanSubject]localCount{}, ver: -1}
 	h.OnUp(func() { s.mu.Lock(); s.ver = -1; s.mu.Unlock(); s.nudge() })
 	return s
 }
@@ -126,11 +133,22 @@ func (s *Shared) Lift(b authz.BanSubject, now time.Time) bool {
 }
 
 // Fail implements authz.Counter: the local count plus the other replicas' in the window.
-func (s *Shared) Fail(b authz.BanSubject, now time.Time, window time.Duration) int {
-	n := s.counter.Fail(b, now, window)
+// A repeat of a credential this replica already counted (fp, see authz.Counter) is not pushed
+// either; fingerprints are keyed per process, so another replica counts the same repeat once more.
+func (s *Shared) Fail(b authz.BanSubject, fp uint64, now time.Time, window time.Duration) int {
+	n := s.counter.Fail(b, fp, now, window)
 	s.mu.Lock()
 	s.window = window
-	if _, ok := s.deltas[b]; ok || len(s.deltas) < s.max {
+	last, seen := s.local[b]
+	counted := !seen || n != last.n || now.Sub(last.start) >= window
+	if counted && (seen || len(s.local) < s.max) {
+		start := last.start
+		if !seen || n == 1 || now.Sub(last.start) >= window {
+			start = now
+		}
+		s.local[b] = localCount{n: n, start: start}
+	}
+	if _, ok := s.deltas[b]; counted && (ok || len(s.deltas) < s.max) {
 		s.deltas[b]++
 	}
 	push := s.deltas[b] >= PushThreshold
@@ -163,6 +181,7 @@ func (s *Shared) forget(b authz.BanSubject) {
 	_, d := s.deltas[b]
 	_, o := s.others[b]
 	_, u := s.ours[b]
+	delete(s.local, b)
 	if d || o || u {
 		delete(s.deltas, b)
 		delete(s.others, b)

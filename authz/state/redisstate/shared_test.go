@@ -2,6 +2,7 @@ package redisstate
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/netip"
@@ -57,8 +58,10 @@ func TestSharedBansAcrossReplicas(t *testing.T) {
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	ea := authz.NewEngine(chain, log, authz.WithBanStore(a), authz.WithCounter(a))
 	eb := authz.NewEngine(chain, log, authz.WithBanStore(b), authz.WithCounter(b))
-	req := func() *authz.Request {
-		return &authz.Request{Action: authz.ActionPublish, Path: "live/x", User: "u", Pass: "guess", IP: netip.MustParseAddr("203.0.113.9")}
+	guess := 0
+	req := func() *authz.Request { // distinct guesses: a repeated credential counts once
+		guess++
+		return &authz.Request{Action: authz.ActionPublish, Path: "live/x", User: "u", Pass: fmt.Sprint("guess", guess), IP: netip.MustParseAddr("203.0.113.9")}
 	}
 	ctx := context.Background()
 	// Five failures on each replica: neither alone reaches ten.
@@ -112,7 +115,7 @@ func TestSharedRedisDownAndBack(t *testing.T) {
 	if _, ok := a.Until(s, now); !ok {
 		t.Fatal("the ban does not hold locally while Redis is down")
 	}
-	if n := a.Fail(authz.BanSubject{Kind: authz.BanIP, Value: "198.51.100.1/32"}, now, time.Minute); n != 1 {
+	if n := a.Fail(authz.BanSubject{Kind: authz.BanIP, Value: "198.51.100.1/32"}, 0, now, time.Minute); n != 1 {
 		t.Fatalf("local count while down: %d, want 1", n)
 	}
 	if err := a.Sync(context.Background()); err == nil {
@@ -128,5 +131,29 @@ func TestSharedRedisDownAndBack(t *testing.T) {
 	}
 	if err := a.health.Err(); err != nil {
 		t.Fatalf("Health after recovery: %v", err)
+	}
+}
+
+// A client repeating one credential is pushed to the other replicas once, as it is counted once
+// locally; distinct guesses are all pushed.
+func TestSharedRepeatPushedOnce(t *testing.T) {
+	srv := redistest.Start(t)
+	a, b := shared(t, srv), shared(t, srv)
+	now := time.Now()
+	rep := authz.BanSubject{Kind: authz.BanIP, Value: "198.51.100.7/32"}
+	dis := authz.BanSubject{Kind: authz.BanIP, Value: "198.51.100.8/32"}
+	for i := range 4 {
+		a.Fail(rep, 42, now, time.Minute)
+		a.Fail(dis, uint64(100+i), now, time.Minute)
+	}
+	// A replica learns the others' counts of the subjects it fails itself.
+	b.Fail(rep, 7, now, time.Minute)
+	b.Fail(dis, 7, now, time.Minute)
+	mustSync(t, a, b, b)
+	if n := b.Fail(rep, 8, now, time.Minute); n != 3 {
+		t.Errorf("repeated credential: B counts %d, want 3 (A's one + B's two)", n)
+	}
+	if n := b.Fail(dis, 8, now, time.Minute); n != 6 {
+		t.Errorf("distinct guesses: B counts %d, want 6 (A's four + B's two)", n)
 	}
 }
