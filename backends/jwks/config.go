@@ -109,9 +109,12 @@ type Provider struct {
 	RefreshInterval conf.Duration `yaml:"refresh_interval" conf:"nonzero"`
 	// UnknownKIDRefresh is the minimum time between key set fetches triggered by a token signed
 	// with an unknown kid (key rotation without waiting for RefreshInterval; rate-limited so
-	// random kids cannot make gatehouse hammer the IdP). Default 30s.
+	// random kids cannot make gatehouse hammer the IdP). Default 30s. Requests with an unknown kid
+	// wait for such a fetch at most 1 s (or FetchTimeout if shorter), all of them together; a
+	// slower fetch goes on in the background and serves the requests after it.
 	UnknownKIDRefresh conf.Duration `yaml:"unknown_kid_refresh" conf:"nonzero"`
-	// FetchTimeout bounds one key set fetch. Default 5s.
+	// FetchTimeout bounds one key set fetch (a request waits for the first fetch at start at most
+	// this long). Default 5s.
 	FetchTimeout conf.Duration `yaml:"fetch_timeout" conf:"nonzero"`
 	// Fingerprint pins the JWKS server's TLS leaf certificate: lower-case hex SHA-256 of its DER
 	// (colons allowed), as MediaMTX's authJWTJWKSFingerprint. When set it replaces chain

@@ -69,6 +69,7 @@ type provider struct {
 	waiters   chan struct{} // closed when the next fetch attempt finishes; nil: none requested
 	inflight  chan struct{} // closed when the fetch under way finishes; nil: none under way
 	lastKick  time.Time     // last fetch requested by a request path (rate limit)
+	waitUntil time.Time     // wall clock: requests waiting for the last requested refresh give up then
 	lastError error
 
 	fetches, fetchErrors atomic.Uint64
@@ -279,16 +280,24 @@ func (p *provider) awaitFirst(ctx context.Context) {
 	}
 }
 
-// refreshForUnknownKID asks run for a fetch and waits for it (bounded by ctx and fetchTimeout).
-// It joins a fetch already requested; otherwise at most one fetch per unknownEvery is requested
-// (MediaMTX #4451 without the DoS), and while rate-limited it joins the fetch under way, if any.
-// It reports whether a fetch completed, after which the caller looks the kid up again.
+// unknownKIDWait bounds how long requests with an unknown kid wait, together, for the refresh
+// they triggered or joined (capped by fetchTimeout). A fetch slower than that goes on in the
+// background and serves the next requests; a hanging IdP holds each request at most this long,
+// not the fetch timeout (issue 12: unknown-kid requests must not each wait the full timeout).
+const unknownKIDWait = time.Second
+
+// refreshForUnknownKID asks run for a fetch and waits for it, bounded by ctx and a deadline
+// shared by every request waiting for that refresh: unknownKIDWait (at most fetchTimeout) after
+// it was requested. It joins a fetch already requested; otherwise at most one fetch per
+// unknownEvery is requested (MediaMTX #4451 without the DoS), and while rate-limited it joins
+// the fetch under way, if any, until the same shared deadline. It reports whether a fetch
+// completed, after which the caller looks the kid up again.
 func (p *provider) refreshForUnknownKID(ctx context.Context) bool {
 	if !p.remote() {
 		return false
 	}
 	p.mu.Lock()
-	ch := p.waiters
+	ch, until := p.waiters, p.waitUntil
 	if ch == nil {
 		now := p.now()
 		if !p.lastKick.IsZero() && now.Sub(p.lastKick) < p.unknownEvery {
@@ -297,25 +306,27 @@ func (p *provider) refreshForUnknownKID(ctx context.Context) bool {
 			if ch == nil {
 				return false
 			}
-			return p.await(ctx, ch)
+			return p.await(ctx, ch, until)
 		}
 		p.lastKick = now
 		ch = make(chan struct{})
 		p.waiters = ch
+		until = time.Now().Add(min(unknownKIDWait, p.fetchTimeout))
+		p.waitUntil = until
 		p.mu.Unlock()
 		select {
 		case p.kick <- struct{}{}:
 		default: // a kick is already pending
 		}
-		return p.await(ctx, ch)
+		return p.await(ctx, ch, until)
 	}
 	p.mu.Unlock() // join the fetch already requested
-	return p.await(ctx, ch)
+	return p.await(ctx, ch, until)
 }
 
-// await waits for ch, bounded by ctx, fetchTimeout and the provider stopping.
-func (p *provider) await(ctx context.Context, ch <-chan struct{}) bool {
-	t := time.NewTimer(p.fetchTimeout)
+// await waits for ch, bounded by ctx, the wall-clock deadline until and the provider stopping.
+func (p *provider) await(ctx context.Context, ch <-chan struct{}, until time.Time) bool {
+	t := time.NewTimer(time.Until(until))
 	defer t.Stop()
 	select {
 	case <-ch:

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -30,19 +31,32 @@ auth:
 `
 }
 
-// TestReloadNeverFallsBackToDefaults: an empty, blank, truncated (cut before auth) or auth-less
-// file is refused on reload, by signal and by the file watcher; the running config keeps
-// serving, so an anonymous read stays 401 instead of the defaults' 200.
-func TestReloadNeverFallsBackToDefaults(t *testing.T) {
+// TestFaultBrokenConfigReload: a config file replaced on the running binary by a broken one — an
+// empty, blank, truncated (cut before auth) or auth-less file, a misspelt key, a YAML syntax
+// error, a wrong type — is refused on reload, by signal and by the file watcher, with the file
+// and line of the mistake in the log where there is one; the running config keeps serving, so an
+// anonymous read stays 401 instead of the defaults' 200. A good file afterwards is loaded.
+// (Formerly TestReloadNeverFallsBackToDefaults.)
+func TestFaultBrokenConfigReload(t *testing.T) {
 	dir := t.TempDir()
 	data := filepath.Join(dir, "data")
 	good := reloadBase(data, true)
-	bad := []struct{ name, src string }{
-		{"empty", ""},
-		{"blank", "\n  \n"},
-		{"truncated before auth", good[:strings.Index(good, "auth:")]},
-		{"auth without methods", strings.SplitAfter(good, "auth:")[0] + " {}\n"},
-		{"only a comment", "# nothing here\n"},
+	lineOf := func(src, substr string) int { return strings.Count(src[:strings.Index(src, substr)], "\n") + 1 }
+	misspelt := strings.Replace(good, "permissions:", "permisions:", 1)
+	syntax := strings.Replace(good, "        pass: viewerpass", "       pass: viewerpass", 1)
+	wrongType := strings.Replace(good, "watch_config: true", "watch_config: [yes]", 1)
+	bad := []struct {
+		name, src string
+		line      int // >0: the log names the file and this line
+	}{
+		{"empty", "", 0},
+		{"blank", "\n  \n", 0},
+		{"truncated before auth", good[:strings.Index(good, "auth:")], 0},
+		{"auth without methods", strings.SplitAfter(good, "auth:")[0] + " {}\n", 0},
+		{"only a comment", "# nothing here\n", 0},
+		{"misspelt key", misspelt, lineOf(misspelt, "permisions:")},
+		{"YAML syntax error", syntax, lineOf(syntax, "    users:")}, // the block yaml.v3 could not parse
+		{"wrong type", wrongType, lineOf(wrongType, "watch_config:")},
 	}
 	for _, trigger := range []string{"signal", "file change"} {
 		t.Run(trigger, func(t *testing.T) {
@@ -65,6 +79,11 @@ func TestReloadNeverFallsBackToDefaults(t *testing.T) {
 					}
 				}
 				waitLog(t, p, "reload failed", i)
+				if b.line > 0 {
+					if want := fmt.Sprintf("%s:%d:", cfg, b.line); !strings.Contains(p.logs(), want) {
+						t.Errorf("%s: the log does not name %q", b.name, want)
+					}
+				}
 				if status, r := postMediaMTX(t, p.hooks, anon); status != 401 {
 					t.Errorf("%s: anonymous read after reload got %d %q, want 401 (running config kept)", b.name, status, r.Reason)
 				}
@@ -74,6 +93,18 @@ func TestReloadNeverFallsBackToDefaults(t *testing.T) {
 			}
 			if strings.Contains(p.logs(), "config reloaded") {
 				t.Errorf("a broken file was reloaded:\n%s", p.logs())
+			}
+			// The watcher and the signal still work: a good file with a new user is loaded.
+			fixed := strings.Replace(good, "      - user: viewer", "      - user: second\n        pass: secondpass\n        permissions: [{action: read}]\n      - user: viewer", 1)
+			if err := os.WriteFile(cfg, []byte(fixed), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			if trigger == "signal" {
+				_ = p.cmd.Process.Signal(syscall.SIGHUP)
+			}
+			waitLog(t, p, "config reloaded", 0)
+			if status, r := postMediaMTX(t, p.hooks, mtx("127.0.0.1", "second", "secondpass", "read", "live/cam", "hls")); status != 200 {
+				t.Errorf("user added by the good file: got %d %q, want 200", status, r.Reason)
 			}
 		})
 	}
