@@ -55,7 +55,7 @@ type Shared struct {
 	others  map[authz.BanSubject]remote
 	ours    map[authz.BanSubject]int
 	local   map[authz.BanSubject]localCount // the local count last seen, to tell a repeat from a guess
-	ver     int64 // the ban version last read; -1: read the hash at the next sync
+	ver     int64                           // the ban version last read; -1: read the hash at the next sync
 }
 
 // localCount is what the in-process counter last answered for a subject, and since when.
