@@ -90,3 +90,54 @@ func TestReadmeConfigsLoad(t *testing.T) {
 		}
 	}
 }
+
+// TestDocsNameRealTests: every test, benchmark and fuzz target the docs cite as evidence exists,
+// so a renamed or deleted test cannot leave a claim standing on nothing.
+func TestDocsNameRealTests(t *testing.T) {
+	defined := map[string]bool{}
+	funcRe := regexp.MustCompile(`(?m)^func ((?:Test|Benchmark|Fuzz|Example)\w*)\(`)
+	err := filepath.WalkDir("../..", func(p string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() && (d.Name() == ".git" || d.Name() == "testdata" || d.Name() == "bench-out") {
+			return filepath.SkipDir
+		}
+		if !strings.HasSuffix(p, "_test.go") {
+			return nil
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		for _, m := range funcRe.FindAllSubmatch(b, -1) {
+			defined[string(m[1])] = true
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(defined) < 100 {
+		t.Fatalf("found only %d test functions: the walk is broken", len(defined))
+	}
+	citeRe := regexp.MustCompile("`((?:Test|Benchmark|Fuzz)[A-Z]\\w*)")
+	docs, _ := filepath.Glob("../../docs/*.md")
+	docs = append(docs, "../../README.md")
+	cited := 0
+	for _, doc := range docs {
+		b, err := os.ReadFile(doc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range citeRe.FindAllSubmatch(b, -1) {
+			cited++
+			if name := string(m[1]); !defined[name] {
+				t.Errorf("%s cites %s, which no _test.go file defines", filepath.Base(doc), name)
+			}
+		}
+	}
+	if cited == 0 {
+		t.Fatal("no cited tests found: the pattern is broken")
+	}
+}
