@@ -54,6 +54,7 @@ type server struct {
 	keys    *sqlitestore.Store            // managed stream keys; nil if the store could not be opened
 	mtx     *mediamtx.Handler             // remembers MediaMTX sessions for kicks and re-checks
 	srs     *srs.Handler                  // remembers SRS sessions for re-checks
+	fwd     *forwardauth.Handler          // forward auth; its segment cookies end with their key
 	revoke  *revoke.Revoker               // ends the live sessions of revoked keys and operator kicks
 	recent  *decisions.Recent             // the engine's recent decisions, for /api/v1/decisions and /manage
 	metrics *metrics.Metrics              // /metrics; the engine, http methods and state collectors report to it
@@ -182,6 +183,7 @@ func serve(ctx context.Context, path string, stderr io.Writer, ready func(public
 	// re-check after a reload denies (RecheckAll); the SFU re-checks its own.
 	s.mtx = mediamtx.New(cfg.Hooks.MediaMTX, s.engine)
 	s.srs = srs.New(cfg.Hooks.SRS, s.engine, s.reg, log.With("adapter", "srs"))
+	s.fwd = forwardauth.New(cfg.Hooks.ForwardAuth, s.engine, s.reg, log.With("adapter", "forward-auth"))
 	recheckers := []revoke.Rechecker{s.mtx, s.srs}
 	if s.sfu != nil {
 		recheckers = append(recheckers, sfuRechecker{s.sfu, log})
@@ -197,6 +199,7 @@ func serve(ctx context.Context, path string, stderr io.Writer, ready func(public
 				why = "stream key rotated"
 			}
 			s.revoke.Revoke(revoke.Match{KeyID: rv.KeyID}, rv.At, why)
+			s.fwd.RevokeKey(rv.KeyID, rv.At) // forward auth has no kicker: end the key's cookies
 		})()
 	}
 	if cfg.Web != nil { // the browser app; its event streams end before the listener shuts down
@@ -577,7 +580,7 @@ func (s *server) hooksMux(cfg *Config, log *slog.Logger) *http.ServeMux {
 	mux.Handle("/hooks/ome", ome.New(cfg.Hooks.OME, s.engine, s.reg, log.With("adapter", "ome")))
 	mux.Handle("/hooks/srs", s.srs)
 	// No method pattern: Traefik with preserveRequestMethod forwards the client's method.
-	mux.Handle("/hooks/forward-auth", forwardauth.New(cfg.Hooks.ForwardAuth, s.engine, s.reg, log.With("adapter", "forward-auth")))
+	mux.Handle("/hooks/forward-auth", s.fwd)
 	return mux
 }
 
