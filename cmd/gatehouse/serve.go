@@ -54,6 +54,7 @@ type server struct {
 	keys    *sqlitestore.Store            // managed stream keys; nil if the store could not be opened
 	mtx     *mediamtx.Handler             // remembers MediaMTX sessions for kicks and re-checks
 	srs     *srs.Handler                  // remembers SRS sessions for re-checks
+	ome     *ome.Handler                  // remembers OME publish sessions for re-checks
 	fwd     *forwardauth.Handler          // forward auth; its segment cookies end with their key
 	revoke  *revoke.Revoker               // ends the live sessions of revoked keys and operator kicks
 	recent  *decisions.Recent             // the engine's recent decisions, for /api/v1/decisions and /manage
@@ -178,13 +179,15 @@ func serve(ctx context.Context, path string, stderr io.Writer, ready func(public
 
 	// Revocation: a key revoked or rotated in the store (API or CLI), or an operator's kick, ends
 	// the sessions it admitted on every server gatehouse can reach (revoke.Kicker per server).
-	// MediaMTX and SRS never ask again about a running session: their adapters remember the
+	// MediaMTX, SRS and OME never ask again about a running session: their adapters remember the
 	// requests that admitted them, and the revoker ends those whose grant expires or that a
-	// re-check after a reload denies (RecheckAll); the SFU re-checks its own.
+	// re-check after a reload denies (RecheckAll); the SFU re-checks its own. (OME ends expired
+	// sessions itself, at the lifetime it was given, and can end only publishers.)
 	s.mtx = mediamtx.New(cfg.Hooks.MediaMTX, s.engine)
 	s.srs = srs.New(cfg.Hooks.SRS, s.engine, s.reg, log.With("adapter", "srs"))
+	s.ome = ome.New(cfg.Hooks.OME, s.engine, s.reg, log.With("adapter", "ome"))
 	s.fwd = forwardauth.New(cfg.Hooks.ForwardAuth, s.engine, s.reg, log.With("adapter", "forward-auth"))
-	recheckers := []revoke.Rechecker{s.mtx, s.srs}
+	recheckers := []revoke.Rechecker{s.mtx, s.srs, s.ome}
 	if s.sfu != nil {
 		recheckers = append(recheckers, sfuRechecker{s.sfu, log})
 	}
@@ -577,7 +580,7 @@ func (s *server) hooksMux(cfg *Config, log *slog.Logger) *http.ServeMux {
 	mux.HandleFunc("GET /healthz", s.healthz)
 	mux.Handle("/hooks/mediamtx", s.mtx)
 	mux.Handle("/hooks/nginx-rtmp", nginxrtmp.New(cfg.Hooks.NginxRTMP, s.engine, s.reg, log.With("adapter", "nginx-rtmp")))
-	mux.Handle("/hooks/ome", ome.New(cfg.Hooks.OME, s.engine, s.reg, log.With("adapter", "ome")))
+	mux.Handle("/hooks/ome", s.ome)
 	mux.Handle("/hooks/srs", s.srs)
 	// No method pattern: Traefik with preserveRequestMethod forwards the client's method.
 	mux.Handle("/hooks/forward-auth", s.fwd)

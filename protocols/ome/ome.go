@@ -8,7 +8,9 @@
 // {"allowed":…,"reason":…,"lifetime":ms[,"new_url":…]}. OME accepts only status 200, so denials
 // are 200 + allowed:false: OME then closes the RTMP/SRT connection, refuses the WebRTC offer, or
 // answers WHIP/LL-HLS clients 401 "AdmissionWebhooks error" itself. OME never re-checks a running
-// session: the grant's expiry travels as lifetime, after which OME disconnects it.
+// session: the grant's expiry travels as lifetime, after which OME disconnects it. The handler
+// remembers the request that admitted each running publish session, so that gatehouse can decide
+// it again after a reload and end it through OME's API (Recheck, Kicker).
 //
 // Closing: reported to the Recorder (Unpublished or Left) and answered 200 {}.
 //
@@ -43,6 +45,7 @@ import (
 	"gatehouse/authz/creds"
 	"gatehouse/authz/hookio"
 	"gatehouse/authz/live"
+	"gatehouse/authz/recheck"
 )
 
 // MaxBody is the largest request body accepted (hookio.DefaultMaxBody).
@@ -90,7 +93,7 @@ type Config struct {
 	// ("?access_key=KEY"); an explicit empty list disables the fallback.
 	TokenParams []string `yaml:"token_params"`
 	// API is OME's REST API (<Managers><API>), used to end the publish session of a revoked
-	// stream key, an operator's kick or a grant a reload removed (Kicker): {url:
+	// stream key, an operator's kick or a grant a reload removed (Kicker, Handler.Recheck): {url:
 	// http://127.0.0.1:8081, user:, password:} with the <AccessToken> "user:password". Default:
 	// none; a publish then ends at its grant's lifetime, if it has one.
 	API conf.Endpoint `yaml:"api"`
@@ -107,7 +110,18 @@ type Handler struct {
 	trustRealIP bool
 	tokenParams []string
 	now         func() time.Time
+	// publishers remembers each running publish session with the request that admitted it,
+	// until its closing: OME never asks again, so gatehouse re-decides them after a reload
+	// (Recheck). Viewers are not remembered: OME has no API to end one.
+	publishers *recheck.Table
 }
+
+// maxPublishers bounds Handler.publishers; publisherTTL forgets a session whose closing never
+// came (OME duplicates and loses callbacks).
+const (
+	maxPublishers = 10_000
+	publisherTTL  = 24 * time.Hour
+)
 
 // New returns a Handler asking auth and reporting sessions to rec (nil: not reported), logging to
 // log (nil: discard).
@@ -126,11 +140,27 @@ func New(cfg Config, auth Authorizer, rec Recorder, log *slog.Logger) *Handler {
 		trustRealIP: cfg.TrustRealIP,
 		tokenParams: append([]string(nil), tp...),
 		now:         time.Now,
+		publishers:  recheck.New(maxPublishers, publisherTTL, nil),
 	}
 	if cfg.Secret != "" {
 		h.secret = []byte(cfg.Secret)
 	}
 	return h
+}
+
+// Recheck decides every running publish session again (after a reload) and returns those now
+// really denied, forgetting them; the caller ends them through OME's API (Kicker). It implements
+// revoke.Rechecker.
+func (h *Handler) Recheck(ctx context.Context) []live.Session {
+	return h.publishers.Recheck(ctx, h.auth)
+}
+
+// Expired forgets the publish sessions whose grant has expired and returns none: OME ends them
+// itself at their lifetime, and a kick (by stream name) could end a newer publisher of the same
+// stream. It implements revoke.Rechecker.
+func (h *Handler) Expired() []live.Session {
+	h.publishers.Expired()
+	return nil
 }
 
 // Sign returns the X-OME-Signature value for body under secret, as OME computes it.
@@ -434,6 +464,14 @@ func (h *Handler) opening(ctx context.Context, a *Admission) reply {
 		path = np
 	}
 	h.record(a, path, d, req.Protocol, req.IP)
+	if req.Action == authz.ActionPublish {
+		s := live.Session{Source: Source, ID: req.ID, Path: path, Protocol: req.Protocol, Identity: d.Identity,
+			KeyID: d.KeyID, KeyLabel: d.KeyLabel, Publish: true}
+		if req.IP.IsValid() {
+			s.Remote = req.IP.String()
+		}
+		h.publishers.Add(s, req, d)
+	}
 	return out
 }
 
@@ -458,6 +496,9 @@ func (h *Handler) closing(a *Admission) {
 	raw := a.Request.NewURL // the URL after our new_url, so the path matches the opening event
 	if raw == "" {
 		raw = a.Request.URL
+	}
+	if a.Action() == authz.ActionPublish {
+		h.publishers.Forget(a.SessionID())
 	}
 	t, err := ParseTarget(raw, a.Request.Protocol)
 	if err != nil {
