@@ -37,6 +37,7 @@ import (
 	"net/url"
 	"regexp"
 	"strings"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -57,6 +58,9 @@ const SignatureHeader = "X-OME-Signature"
 // Source is the value of authz.Request.Source and live.Event.Source for this adapter.
 const Source = "ome"
 
+// DefaultMaxClockSkew is Config.MaxClockSkew's default.
+const DefaultMaxClockSkew = 5 * time.Minute
+
 // Sentinel errors of package ome.
 var (
 	// ErrBadSignature is returned by Verify when the signature is missing or does not match.
@@ -65,6 +69,9 @@ var (
 	ErrMalformed = errors.New("ome: malformed admission request")
 	// ErrBadURL is wrapped when request.url has no app/stream path or an unusable query.
 	ErrBadURL = errors.New("ome: unusable request url")
+	// ErrStale is wrapped when a signed request's request.time is missing, unreadable or
+	// farther from gatehouse's clock than Config.MaxClockSkew: a replayed body, or clocks apart.
+	ErrStale = errors.New("ome: request.time outside the allowed clock skew")
 )
 
 // Authorizer decides requests; *authz.Engine implements it.
@@ -82,8 +89,15 @@ type Recorder interface {
 // token from token, jwt or access_key.
 type Config struct {
 	// Secret is OME's <SecretKey>. When set, every request (opening and closing) must carry a
-	// valid X-OME-Signature; others are refused with 401. Empty: signatures are not checked.
+	// valid X-OME-Signature, and a request.time within MaxClockSkew of gatehouse's clock (the
+	// signature covers the body only, so an old signed body could otherwise be replayed);
+	// others are refused with 401. Empty: signatures are not checked, and anyone who reaches
+	// the hook can forge openings and closings (gatehouse warns at start when hooks.ome is
+	// configured, and once at the first unsigned request).
 	Secret string `yaml:"secret"`
+	// MaxClockSkew is how far a signed request's request.time may be from gatehouse's clock,
+	// either way. Default 5m.
+	MaxClockSkew conf.Duration `yaml:"max_clock_skew" conf:"nonzero"`
 	// TrustRealIP uses client.real_ip (OME's X-Real-IP / X-Forwarded-For value) instead of
 	// client.address. Enable only when every HTTP path into OME passes a proxy that overwrites
 	// those headers; clients can forge them otherwise. Default false.
@@ -107,6 +121,8 @@ type Handler struct {
 	rec         Recorder
 	log         *slog.Logger
 	secret      []byte
+	maxSkew     time.Duration
+	warned      atomic.Bool // the first unsigned request was logged
 	trustRealIP bool
 	tokenParams []string
 	now         func() time.Time
@@ -141,6 +157,7 @@ func New(cfg Config, auth Authorizer, rec Recorder, log *slog.Logger) *Handler {
 		tokenParams: append([]string(nil), tp...),
 		now:         time.Now,
 		publishers:  recheck.New(maxPublishers, publisherTTL, nil),
+		maxSkew:     cfg.MaxClockSkew.Or(DefaultMaxClockSkew),
 	}
 	if cfg.Secret != "" {
 		h.secret = []byte(cfg.Secret)
@@ -394,12 +411,22 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			writeJSON(w, http.StatusUnauthorized, reply{Reason: "invalid signature"})
 			return
 		}
+	} else if !h.warned.Swap(true) {
+		h.log.Warn("ome: accepting unsigned callbacks: anyone who reaches the hook can forge them; set hooks.ome.secret to OME's SecretKey",
+			"remote", r.RemoteAddr)
 	}
 	a, err := Decode(body)
 	if err != nil {
 		h.log.Warn("ome: refused request", "error", err, "remote", r.RemoteAddr)
 		writeJSON(w, http.StatusBadRequest, reply{Reason: err.Error()})
 		return
+	}
+	if h.secret != nil {
+		if err := h.fresh(a); err != nil {
+			h.log.Warn("ome: refused request", "error", err, "remote", r.RemoteAddr)
+			writeJSON(w, http.StatusUnauthorized, reply{Reason: "request.time too far from the current time (replayed, or clocks apart)"})
+			return
+		}
 	}
 	if a.Request.Status == "closing" {
 		h.closing(a)
@@ -408,6 +435,19 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, h.opening(r.Context(), a))
+}
+
+// fresh checks a signed request's request.time against the clock: the signature covers the body
+// only, so a captured body would otherwise be good forever.
+func (h *Handler) fresh(a *Admission) error {
+	t, err := time.Parse(time.RFC3339Nano, a.Request.Time)
+	if err != nil {
+		return fmt.Errorf("%w: request.time %q is not an ISO 8601 time", ErrStale, hookio.Truncate(a.Request.Time))
+	}
+	if d := h.now().Sub(t); d > h.maxSkew || d < -h.maxSkew {
+		return fmt.Errorf("%w: %s off (at most %s)", ErrStale, d.Round(time.Second), h.maxSkew)
+	}
+	return nil
 }
 
 func (h *Handler) opening(ctx context.Context, a *Admission) reply {
