@@ -69,6 +69,11 @@ type HooksConfig struct {
 	OME         ome.Config         `yaml:"ome"`
 	SRS         srs.Config         `yaml:"srs"`
 	ForwardAuth forwardauth.Config `yaml:"forward_auth"`
+	// AllowedHosts are the DNS names, besides localhost, that the streaming servers may call the
+	// hooks listener by (its Host header); IP literals are always fine. Others get 421, and
+	// browsers (Origin, Sec-Fetch-*) get 403, except on /hooks/forward-auth (hooksGuard).
+	// Default none.
+	AllowedHosts hostList `yaml:"allowed_hosts"`
 }
 
 // LogConfig selects the log level and format.

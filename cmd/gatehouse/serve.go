@@ -236,7 +236,7 @@ func serve(ctx context.Context, path string, stderr io.Writer, ready func(public
 	if s.web != nil {
 		public.RegisterOnShutdown(s.web.Close) // Shutdown waits for handlers: end the event streams
 	}
-	hooks := newHTTPServer(s.hooksMux(cfg, log), log, false)
+	hooks := newHTTPServer(hooksGuard(cfg.Hooks.AllowedHosts, log, s.hooksMux(cfg, log)), log, false)
 
 	var wg sync.WaitGroup
 	errc := make(chan error, 2)
