@@ -490,6 +490,11 @@ func (c *Config) warnings() []string {
 	if c.Web != nil && c.Web.Login == nil && !slices.ContainsFunc(c.Auth.Methods, func(m MethodRef) bool { return m.Type == "jwt" }) {
 		w = append(w, "web: /manage's local login calls the API with gatehouse tokens, verified by a method of type jwt; add one to auth.methods or /manage shows no data")
 	}
+	if c.Web != nil && c.Web.Login != nil {
+		if msg := plainIssuerWarning(c.Web.Login.Issuer); msg != "" {
+			w = append(w, msg)
+		}
+	}
 	if c.Hooks.OME.Secret == "" && !reflect.ValueOf(c.Hooks.OME).IsZero() {
 		w = append(w, "hooks.ome: no secret: /hooks/ome accepts unsigned callbacks, so anyone who reaches the hooks listener can forge OME openings and closings; set hooks.ome.secret to OME's <SecretKey>")
 	}

@@ -96,7 +96,7 @@ func serve(ctx context.Context, path string, stderr io.Writer, ready func(public
 	flushDone := make(chan struct{})
 	go func() { defer close(flushDone); out.Run(flushCtx, 100*time.Millisecond) }()
 	defer func() { stopFlush(); <-flushDone }()
-	for _, w := range cfg.warnings() {
+	for _, w := range append(cfg.warnings(), configFileWarnings(path, src)...) {
 		log.Warn("config", "warning", w)
 	}
 
