@@ -6,8 +6,9 @@ import (
 
 // ReasonBanned: the client is under a temporary ban. Either an operator banned the key or
 // identity a method allowed (a kick with ?ban=), or brute-force protection banned the client's
-// address or the user name it presented (refused before any method runs). A real denial: a
-// re-check of a running session ends it (Decision.Keep). Decision.RetryAfter says when to retry.
+// address or the user name it presented (refused before any method runs, except for a re-check:
+// the failures may have been someone else's). A real denial: a re-check that an operator's ban
+// refuses ends the session (Decision.Keep). Decision.RetryAfter says when to retry.
 const ReasonBanned = "banned"
 
 // Ban refuses, until until, every request that a method allows for the stream key keyID or for

@@ -92,12 +92,23 @@ func (e *Engine) Chain() *Chain { return e.chain.Load() }
 // whose grant has already expired, and an Allow that needs a rename the adapter cannot honour
 // (Request.CanRename), and an Allow for a key or identity under a Ban; and it bounds the decision
 // by Policy.DecisionTimeout. Before any method runs, it refuses a client whose address or user
-// name is under a brute-force ban, and afterwards counts a failed guess (Policy.BruteForce).
+// name is under a brute-force ban (not for a KindRecheck: the failures may have been someone
+// else's), and afterwards counts a failed guess (Policy.BruteForce).
 func (e *Engine) Authorize(ctx context.Context, req *Request) Decision {
 	start := e.now()
 	c := e.chain.Load()
 	bf := c.Policy().BruteForce
-	d, banned := e.refuseBanned(req, bf, start)
+	var (
+		d      Decision
+		banned bool
+	)
+	// A brute-force ban (an address, a user name) is earned by failures that need not be the
+	// session's own (a neighbour behind the same NAT, guesses at the name from anywhere): it
+	// refuses new attempts, but a re-check of a running session ignores it. An operator's ban of
+	// the key or identity still ends the session (decide).
+	if req.Kind != KindRecheck {
+		d, banned = e.refuseBanned(req, bf, start)
+	}
 	end := start
 	if banned {
 		if req.Action.HasPath() { // no method ran: keep a stream key in the path out of the log

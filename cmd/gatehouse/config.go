@@ -73,6 +73,11 @@ type HooksConfig struct {
 	OME         ome.Config         `yaml:"ome"`
 	SRS         srs.Config         `yaml:"srs"`
 	ForwardAuth forwardauth.Config `yaml:"forward_auth"`
+	// AllowedHosts are the DNS names, besides localhost, that the streaming servers may call the
+	// hooks listener by (its Host header); IP literals are always fine. Others get 421, and
+	// browsers (Origin, Sec-Fetch-*) get 403, except on /hooks/forward-auth (hooksGuard).
+	// Default none.
+	AllowedHosts hostList `yaml:"allowed_hosts"`
 }
 
 // LogConfig selects the log level and format.
@@ -488,6 +493,14 @@ func (c *Config) warnings() []string {
 	}
 	if c.Web != nil && c.Web.Login == nil && !slices.ContainsFunc(c.Auth.Methods, func(m MethodRef) bool { return m.Type == "jwt" }) {
 		w = append(w, "web: /manage's local login calls the API with gatehouse tokens, verified by a method of type jwt; add one to auth.methods or /manage shows no data")
+	}
+	if c.Web != nil && c.Web.Login != nil {
+		if msg := plainIssuerWarning(c.Web.Login.Issuer); msg != "" {
+			w = append(w, msg)
+		}
+	}
+	if c.Hooks.OME.Secret == "" && !reflect.ValueOf(c.Hooks.OME).IsZero() {
+		w = append(w, "hooks.ome: no secret: /hooks/ome accepts unsigned callbacks, so anyone who reaches the hooks listener can forge OME openings and closings; set hooks.ome.secret to OME's <SecretKey>")
 	}
 	return w
 }

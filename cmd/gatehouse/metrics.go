@@ -5,6 +5,7 @@ import (
 	"gatehouse/backends/httpauth"
 	"gatehouse/backends/jwks"
 	"gatehouse/protocols/mediamtx"
+	"gatehouse/protocols/ome"
 	"gatehouse/protocols/srs"
 	"gatehouse/sfu"
 )
@@ -15,7 +16,7 @@ import (
 func (s *server) watchState(m *metrics.Metrics) {
 	m.WatchBans(s.engine)
 	m.WatchRegistry(s.reg)
-	m.WatchEvictions(map[string]func() uint64{mediamtx.Source: s.mtx.Evicted, srs.Source: s.srs.Evicted})
+	m.WatchEvictions(map[string]func() uint64{mediamtx.Source: s.mtx.Evicted, srs.Source: s.srs.Evicted, ome.Source: s.ome.Evicted})
 	m.WatchJWKS(func() []metrics.KeySet {
 		s.mu.Lock()
 		g := s.gen

@@ -54,6 +54,8 @@ type server struct {
 	state   *stateLayer                   // the state section: key store, Redis client and health
 	mtx     *mediamtx.Handler             // remembers MediaMTX sessions for kicks and re-checks
 	srs     *srs.Handler                  // remembers SRS sessions for re-checks
+	ome     *ome.Handler                  // remembers OME publish sessions for re-checks
+	fwd     *forwardauth.Handler          // forward auth; its segment cookies end with their key
 	revoke  *revoke.Revoker               // ends the live sessions of revoked keys and operator kicks
 	recent  *decisions.Recent             // the engine's recent decisions, for /api/v1/decisions and /manage
 	metrics *metrics.Metrics              // /metrics; the engine, http methods and state collectors report to it
@@ -94,7 +96,7 @@ func serve(ctx context.Context, path string, stderr io.Writer, ready func(public
 	flushDone := make(chan struct{})
 	go func() { defer close(flushDone); out.Run(flushCtx, 100*time.Millisecond) }()
 	defer func() { stopFlush(); <-flushDone }()
-	for _, w := range cfg.warnings() {
+	for _, w := range append(cfg.warnings(), configFileWarnings(path, src)...) {
 		log.Warn("config", "warning", w)
 	}
 
@@ -192,15 +194,18 @@ func serve(ctx context.Context, path string, stderr io.Writer, ready func(public
 
 	// Revocation: a key revoked or rotated in the store (API or CLI), or an operator's kick, ends
 	// the sessions it admitted on every server gatehouse can reach (revoke.Kicker per server).
-	// MediaMTX and SRS never ask again about a running session: their adapters remember the
+	// MediaMTX, SRS and OME never ask again about a running session: their adapters remember the
 	// requests that admitted them, and the revoker ends those whose grant expires or that a
-	// re-check after a reload denies (RecheckAll); the SFU re-checks its own.
+	// re-check after a reload denies (RecheckAll); the SFU re-checks its own. (OME ends expired
+	// sessions itself, at the lifetime it was given, and can end only publishers.)
 	mtxCfg := cfg.Hooks.MediaMTX
 	mtxCfg.Log = log.With("adapter", "mediamtx")
 	s.mtx = mediamtx.New(mtxCfg, s.engine)
 	s.srs = srs.New(cfg.Hooks.SRS, s.engine, s.reg, log.With("adapter", "srs"))
+	s.ome = ome.New(cfg.Hooks.OME, s.engine, s.reg, log.With("adapter", "ome"))
+	s.fwd = forwardauth.New(cfg.Hooks.ForwardAuth, s.engine, s.reg, log.With("adapter", "forward-auth"))
 	s.watchState(s.metrics) // metrics.go
-	recheckers := []revoke.Rechecker{s.mtx, s.srs}
+	recheckers := []revoke.Rechecker{s.mtx, s.srs, s.ome}
 	if s.sfu != nil {
 		recheckers = append(recheckers, sfuRechecker{s.sfu, log})
 	}
@@ -215,6 +220,7 @@ func serve(ctx context.Context, path string, stderr io.Writer, ready func(public
 				why = "stream key rotated"
 			}
 			s.revoke.Revoke(revoke.Match{KeyID: rv.KeyID}, rv.At, why)
+			s.fwd.RevokeKey(rv.KeyID, rv.At) // forward auth has no kicker: end the key's cookies
 		})()
 	}
 	if cfg.Web != nil { // the browser app; its event streams end before the listener shuts down
@@ -248,7 +254,7 @@ func serve(ctx context.Context, path string, stderr io.Writer, ready func(public
 	if s.web != nil {
 		public.RegisterOnShutdown(s.web.Close) // Shutdown waits for handlers: end the event streams
 	}
-	hooks := newHTTPServer(s.hooksMux(cfg, log), log, false)
+	hooks := newHTTPServer(hooksGuard(cfg.Hooks.AllowedHosts, log, s.hooksMux(cfg, log)), log, false)
 
 	var wg sync.WaitGroup
 	errc := make(chan error, 2)
@@ -592,10 +598,10 @@ func (s *server) hooksMux(cfg *Config, log *slog.Logger) *http.ServeMux {
 	mux.HandleFunc("GET /healthz", s.healthz)
 	mux.Handle("/hooks/mediamtx", s.mtx)
 	mux.Handle("/hooks/nginx-rtmp", nginxrtmp.New(cfg.Hooks.NginxRTMP, s.engine, s.reg, log.With("adapter", "nginx-rtmp")))
-	mux.Handle("/hooks/ome", ome.New(cfg.Hooks.OME, s.engine, s.reg, log.With("adapter", "ome")))
+	mux.Handle("/hooks/ome", s.ome)
 	mux.Handle("/hooks/srs", s.srs)
 	// No method pattern: Traefik with preserveRequestMethod forwards the client's method.
-	mux.Handle("/hooks/forward-auth", forwardauth.New(cfg.Hooks.ForwardAuth, s.engine, s.reg, log.With("adapter", "forward-auth")))
+	mux.Handle("/hooks/forward-auth", s.fwd)
 	return mux
 }
 

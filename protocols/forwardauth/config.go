@@ -39,8 +39,9 @@ type Config struct {
 // CookieConfig configures the cookie set after a request with credentials is allowed, so that
 // the segments and variant playlists that follow (fetched by relative URLs, without the token)
 // need no credentials. The cookie is an HMAC-SHA256-signed (path, identity, session, expiry,
-// configuration generation): a reload or a restart ends every cookie issued before it, so a
-// removed user or permission loses access at once, as with credentials.
+// configuration generation, and the managed stream key that earned it): a reload or a restart
+// ends every cookie issued before it, so a removed user or permission loses access at once, as
+// with credentials, and Handler.RevokeKey ends the cookies of a revoked key.
 type CookieConfig struct {
 	// Disable turns the cookie off: every request then needs its own credentials.
 	Disable bool `yaml:"disable"`

@@ -20,12 +20,13 @@ const (
 	macLabel      = "gatehouse/forwardauth/cookie/v2\x00"
 )
 
-// Grant is what a segment cookie proves: the holder was allowed to read Path, as Identity, until
-// Expires, by the configuration that Instance had at Generation, in a decision that started at
-// Issued. Session is a random id kept across refreshes, used for viewer events.
+// Grant is what a segment cookie proves: the holder was allowed to read Path, as Identity (with
+// the stream key KeyID, if a key decided), until Expires, by the configuration that Instance had
+// at Generation, in a decision that started at Issued. Session is a random id kept across refreshes, used for viewer events.
 type Grant struct {
 	Path       string    `json:"p"`
 	Identity   string    `json:"i,omitempty"`
+	KeyID      string    `json:"k,omitempty"` // the managed stream key that earned it (RevokeKey)
 	Session    string    `json:"s"`
 	Instance   string    `json:"n"`           // the issuing Handler's random id (one per process)
 	Generation uint64    `json:"g,omitempty"` // the Authorizer's Generation when the decision started

@@ -97,6 +97,7 @@ type Handler struct {
 	now       func() time.Time
 	instance  string                // random id of this Handler, put in its cookies
 	epoch     atomic.Pointer[epoch] // the newest generation seen, and since when
+	revoked   revokedKeys           // stream keys revoked while their cookies may live (revoked.go)
 }
 
 // epoch is a configuration generation of the Authorizer and when this Handler first saw it
@@ -331,6 +332,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				prior, fresh = &g, h.current(g, ep)
 				if !fresh {
 					h.log.Debug("forwardauth: cookie from before the last reload ignored", "path", t.Path)
+				} else if h.keyRevoked(g, h.now()) {
+					prior, fresh = nil, false
+					h.log.Debug("forwardauth: cookie earned with a revoked stream key ignored", "path", t.Path)
 				}
 			}
 		}
@@ -416,7 +420,7 @@ func (h *Handler) setCookie(w http.ResponseWriter, t Target, d authz.Decision, g
 		_, _ = rand.Read(b[:]) // never fails (crypto/rand)
 		g.Session = "fa-" + hex.EncodeToString(b[:])
 	}
-	g.Path, g.Identity, g.Instance, g.Expires = t.Path, d.Identity, h.instance, exp
+	g.Path, g.Identity, g.KeyID, g.Instance, g.Expires = t.Path, d.Identity, d.KeyID, h.instance, exp
 	http.SetCookie(w, &http.Cookie{
 		Name:     h.cookie.name,
 		Value:    h.cookie.sealer.seal(g),

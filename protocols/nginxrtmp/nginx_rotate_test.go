@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"gatehouse/authz"
+	"gatehouse/authz/hookio"
 	"gatehouse/authz/live"
 	"gatehouse/authz/logtest"
 	"gatehouse/backends/keys"
@@ -99,7 +100,7 @@ func managedKeyHook(t *testing.T) (*sqlitestore.Store, *recorder, string, *logte
 	log := slog.New(slog.NewTextHandler(logs, nil))
 	engine := authz.NewEngine(authz.NewChain(authz.Method{Name: "keys", Backend: kb}), log)
 	rec := newRecorder()
-	srv := httptest.NewServer(New(Config{}, engine, rec, log))
+	srv := httptest.NewServer(hookio.Guard(New(Config{}, engine, rec, log), nil, log)) // as gatehouse serves it
 	t.Cleanup(srv.Close)
 	return store, rec, srv.URL + "/hooks/nginx-rtmp", logs
 }

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"gatehouse/authz"
+	"gatehouse/authz/hookio"
 	"gatehouse/authz/live"
 	"gatehouse/backends/keys"
 	"gatehouse/protocols/nginxtest"
@@ -239,7 +240,8 @@ func TestNginxRTMP(t *testing.T) {
 		authz.Method{Name: "users", Backend: users},
 	), slog.New(slog.DiscardHandler), authz.WithClock(clock.now)) // the engine refuses expired grants
 	rec := newRecorder()
-	srv := httptest.NewServer(New(Config{Now: clock.now}, engine, rec, nil))
+	// Behind the hooks listener's guard, as gatehouse serves it: real nginx-rtmp must pass it.
+	srv := httptest.NewServer(hookio.Guard(New(Config{Now: clock.now}, engine, rec, nil), nil, nil))
 	t.Cleanup(srv.Close)
 
 	base, errorLog := startNginx(t, nginx, module, srv.URL+"/hooks/nginx-rtmp")

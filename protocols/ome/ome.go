@@ -8,7 +8,9 @@
 // {"allowed":…,"reason":…,"lifetime":ms[,"new_url":…]}. OME accepts only status 200, so denials
 // are 200 + allowed:false: OME then closes the RTMP/SRT connection, refuses the WebRTC offer, or
 // answers WHIP/LL-HLS clients 401 "AdmissionWebhooks error" itself. OME never re-checks a running
-// session: the grant's expiry travels as lifetime, after which OME disconnects it.
+// session: the grant's expiry travels as lifetime, after which OME disconnects it. The handler
+// remembers the request that admitted each running publish session, so that gatehouse can decide
+// it again after a reload and end it through OME's API (Recheck, Kicker).
 //
 // Closing: reported to the Recorder (Unpublished or Left) and answered 200 {}.
 //
@@ -34,6 +36,7 @@ import (
 	"net/netip"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -42,6 +45,7 @@ import (
 	"gatehouse/authz/creds"
 	"gatehouse/authz/hookio"
 	"gatehouse/authz/live"
+	"gatehouse/authz/recheck"
 )
 
 // MaxBody is the largest request body accepted (hookio.DefaultMaxBody).
@@ -53,6 +57,9 @@ const SignatureHeader = "X-OME-Signature"
 // Source is the value of authz.Request.Source and live.Event.Source for this adapter.
 const Source = "ome"
 
+// DefaultMaxClockSkew is Config.MaxClockSkew's default.
+const DefaultMaxClockSkew = 5 * time.Minute
+
 // Sentinel errors of package ome.
 var (
 	// ErrBadSignature is returned by Verify when the signature is missing or does not match.
@@ -61,6 +68,9 @@ var (
 	ErrMalformed = errors.New("ome: malformed admission request")
 	// ErrBadURL is wrapped when request.url has no app/stream path or an unusable query.
 	ErrBadURL = errors.New("ome: unusable request url")
+	// ErrStale is wrapped when a signed request's request.time is missing, unreadable or
+	// farther from gatehouse's clock than Config.MaxClockSkew: a replayed body, or clocks apart.
+	ErrStale = errors.New("ome: request.time outside the allowed clock skew")
 )
 
 // Authorizer decides requests; *authz.Engine implements it.
@@ -78,8 +88,15 @@ type Recorder interface {
 // token from token, jwt or access_key.
 type Config struct {
 	// Secret is OME's <SecretKey>. When set, every request (opening and closing) must carry a
-	// valid X-OME-Signature; others are refused with 401. Empty: signatures are not checked.
+	// valid X-OME-Signature, and a request.time within MaxClockSkew of gatehouse's clock (the
+	// signature covers the body only, so an old signed body could otherwise be replayed);
+	// others are refused with 401. Empty: signatures are not checked, and anyone who reaches
+	// the hook can forge openings and closings (gatehouse warns at start when hooks.ome is
+	// configured, and once at the first unsigned request).
 	Secret string `yaml:"secret"`
+	// MaxClockSkew is how far a signed request's request.time may be from gatehouse's clock,
+	// either way. Default 5m.
+	MaxClockSkew conf.Duration `yaml:"max_clock_skew" conf:"nonzero"`
 	// TrustRealIP uses client.real_ip (OME's X-Real-IP / X-Forwarded-For value) instead of
 	// client.address. Enable only when every HTTP path into OME passes a proxy that overwrites
 	// those headers; clients can forge them otherwise. Default false.
@@ -89,7 +106,7 @@ type Config struct {
 	// ("?access_key=KEY"); an explicit empty list disables the fallback.
 	TokenParams []string `yaml:"token_params"`
 	// API is OME's REST API (<Managers><API>), used to end the publish session of a revoked
-	// stream key, an operator's kick or a grant a reload removed (Kicker): {url:
+	// stream key, an operator's kick or a grant a reload removed (Kicker, Handler.Recheck): {url:
 	// http://127.0.0.1:8081, user:, password:} with the <AccessToken> "user:password". Default:
 	// none; a publish then ends at its grant's lifetime, if it has one.
 	API conf.Endpoint `yaml:"api"`
@@ -103,10 +120,23 @@ type Handler struct {
 	rec         Recorder
 	log         *slog.Logger
 	secret      []byte
+	maxSkew     time.Duration
+	warned      atomic.Bool // the first unsigned request was logged
 	trustRealIP bool
 	tokenParams []string
 	now         func() time.Time
+	// publishers remembers each running publish session with the request that admitted it,
+	// until its closing: OME never asks again, so gatehouse re-decides them after a reload
+	// (Recheck). Viewers are not remembered: OME has no API to end one.
+	publishers *recheck.Table
 }
+
+// maxPublishers bounds Handler.publishers; publisherTTL forgets a session whose closing never
+// came (OME duplicates and loses callbacks).
+const (
+	maxPublishers = 10_000
+	publisherTTL  = 24 * time.Hour
+)
 
 // New returns a Handler asking auth and reporting sessions to rec (nil: not reported), logging to
 // log (nil: discard).
@@ -125,11 +155,28 @@ func New(cfg Config, auth Authorizer, rec Recorder, log *slog.Logger) *Handler {
 		trustRealIP: cfg.TrustRealIP,
 		tokenParams: append([]string(nil), tp...),
 		now:         time.Now,
+		publishers:  recheck.New(maxPublishers, publisherTTL, nil, log),
+		maxSkew:     cfg.MaxClockSkew.Or(DefaultMaxClockSkew),
 	}
 	if cfg.Secret != "" {
 		h.secret = []byte(cfg.Secret)
 	}
 	return h
+}
+
+// Recheck decides every running publish session again (after a reload) and returns those now
+// really denied, forgetting them; the caller ends them through OME's API (Kicker). It implements
+// revoke.Rechecker.
+func (h *Handler) Recheck(ctx context.Context) []live.Session {
+	return h.publishers.Recheck(ctx, h.auth)
+}
+
+// Expired forgets the publish sessions whose grant has expired and returns none: OME ends them
+// itself at their lifetime, and a kick (by stream name) could end a newer publisher of the same
+// stream. It implements revoke.Rechecker.
+func (h *Handler) Expired() []live.Session {
+	h.publishers.Expired()
+	return nil
 }
 
 // Sign returns the X-OME-Signature value for body under secret, as OME computes it.
@@ -423,12 +470,22 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			writeJSON(w, http.StatusUnauthorized, reply{Reason: "invalid signature"})
 			return
 		}
+	} else if !h.warned.Swap(true) {
+		h.log.Warn("ome: accepting unsigned callbacks: anyone who reaches the hook can forge them; set hooks.ome.secret to OME's SecretKey",
+			"remote", r.RemoteAddr)
 	}
 	a, err := Decode(body)
 	if err != nil {
 		h.log.Warn("ome: refused request", "error", err, "remote", r.RemoteAddr)
 		writeJSON(w, http.StatusBadRequest, reply{Reason: err.Error()})
 		return
+	}
+	if h.secret != nil {
+		if err := h.fresh(a); err != nil {
+			h.log.Warn("ome: refused request", "error", err, "remote", r.RemoteAddr)
+			writeJSON(w, http.StatusUnauthorized, reply{Reason: "request.time too far from the current time (replayed, or clocks apart)"})
+			return
+		}
 	}
 	if a.Request.Status == "closing" {
 		h.closing(a)
@@ -437,6 +494,19 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, h.opening(r.Context(), a))
+}
+
+// fresh checks a signed request's request.time against the clock: the signature covers the body
+// only, so a captured body would otherwise be good forever.
+func (h *Handler) fresh(a *Admission) error {
+	t, err := time.Parse(time.RFC3339Nano, a.Request.Time)
+	if err != nil {
+		return fmt.Errorf("%w: request.time %q is not an ISO 8601 time", ErrStale, hookio.Truncate(a.Request.Time))
+	}
+	if d := h.now().Sub(t); d > h.maxSkew || d < -h.maxSkew {
+		return fmt.Errorf("%w: %s off (at most %s)", ErrStale, d.Round(time.Second), h.maxSkew)
+	}
+	return nil
 }
 
 func (h *Handler) opening(ctx context.Context, a *Admission) reply {
@@ -493,6 +563,14 @@ func (h *Handler) opening(ctx context.Context, a *Admission) reply {
 		path = np
 	}
 	h.record(a, path, d, req.Protocol, req.IP)
+	if req.Action == authz.ActionPublish {
+		s := live.Session{Source: Source, ID: req.ID, Path: path, Protocol: req.Protocol, Identity: d.Identity,
+			KeyID: d.KeyID, KeyLabel: d.KeyLabel, Publish: true}
+		if req.IP.IsValid() {
+			s.Remote = req.IP.String()
+		}
+		h.publishers.Add(s, req, d)
+	}
 	return out
 }
 
@@ -517,6 +595,9 @@ func (h *Handler) closing(a *Admission) {
 	raw := a.Request.NewURL // the URL after our new_url, so the path matches the opening event
 	if raw == "" {
 		raw = a.Request.URL
+	}
+	if a.Action() == authz.ActionPublish {
+		h.publishers.Forget(a.SessionID())
 	}
 	t, err := ParseTarget(raw, a.Request.Protocol)
 	if err != nil {
@@ -584,3 +665,7 @@ func writeJSON(w http.ResponseWriter, status int, v reply) {
 	w.WriteHeader(status)
 	_, _ = w.Write(append(b, '\n'))
 }
+
+// Evicted returns how many running publishers a full re-check table has forgotten to make room
+// for new ones.
+func (h *Handler) Evicted() uint64 { return h.publishers.Evicted() }

@@ -15,6 +15,7 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 	"unicode/utf8"
@@ -175,6 +176,9 @@ func post(t *testing.T, url string, header http.Header, body []byte) (int, wireR
 
 func TestReferenceExchanges(t *testing.T) {
 	h, be, rec := newHandler(t, Config{Secret: testSecret})
+	var clock atomic.Int64 // the reference bodies' request.time, within the allowed skew
+	clock.Store(time.Date(2026, 5, 12, 13, 45, 0, 0, time.UTC).UnixNano())
+	h.now = func() time.Time { return time.Unix(0, clock.Load()) }
 	srv := httptest.NewServer(h)
 	defer srv.Close()
 
@@ -198,6 +202,7 @@ func TestReferenceExchanges(t *testing.T) {
 		}
 	})
 	t.Run("rtmp closing", func(t *testing.T) {
+		clock.Store(time.Date(2026, 5, 12, 14, 45, 0, 0, time.UTC).UnixNano())
 		hdr, body := readReference(t, "closing_rtmp.http")
 		status, _, raw := post(t, srv.URL, hdr, body)
 		if status != http.StatusOK || strings.TrimSpace(raw) != "{}" {
@@ -225,6 +230,7 @@ func TestReferenceExchanges(t *testing.T) {
 		}
 	})
 	t.Run("llhls opening", func(t *testing.T) {
+		clock.Store(time.Date(2026, 5, 12, 13, 46, 0, 0, time.UTC).UnixNano())
 		hdr, body := readReference(t, "opening_llhls.http")
 		status, rep, raw := post(t, srv.URL, hdr, body)
 		if status != http.StatusOK || rep.Allowed == nil || !*rep.Allowed || rep.Lifetime == nil {
@@ -267,6 +273,7 @@ func TestSignature(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			h, _, rec := newHandler(t, Config{Secret: tt.secret})
+			h.now = func() time.Time { return time.Date(2026, 5, 12, 13, 45, 0, 0, time.UTC) } // the body's request.time
 			r := httptest.NewRequest(http.MethodPost, "/hooks/ome", bytes.NewReader(tt.body))
 			if tt.sig != "" {
 				r.Header.Set(SignatureHeader, tt.sig)

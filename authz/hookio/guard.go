@@ -1,0 +1,58 @@
+package hookio
+
+import (
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"slices"
+	"strings"
+)
+
+// Guard keeps browsers off a hooks listener, which trusts whoever reaches it. No streaming server
+// sends an Origin or Sec-Fetch-* header, and a browser sends them on every cross-site request (an
+// HTML form posting to 127.0.0.1:8090 included): such requests get 403. A page that re-points its
+// own DNS name at this machine (DNS rebinding) could read the answers; it carries that name in
+// Host, so a Host that is a DNS name gets 421 unless it is localhost (or under .localhost, which
+// browsers resolve themselves) or in allowed (lower-case names, such as the name a server calls
+// gatehouse by in a container network). IP literals and an absent Host (HTTP/1.0) always pass.
+// Each refusal is logged at WARN to log (nil: discard).
+func Guard(next http.Handler, allowed []string, log *slog.Logger) http.Handler {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if FromBrowser(r.Header) {
+			log.Warn("hooks: request from a browser refused", "path", r.URL.Path, "remote", r.RemoteAddr)
+			http.Error(w, "gatehouse: the hooks listener does not answer browsers", http.StatusForbidden)
+			return
+		}
+		if !HostAllowed(allowed, r.Host) {
+			log.Warn("hooks: Host not allowed (add it to hooks.allowed_hosts if a streaming server calls gatehouse by this name)",
+				"host", Truncate(r.Host), "path", r.URL.Path, "remote", r.RemoteAddr)
+			http.Error(w, "gatehouse: this host name is not served here (hooks.allowed_hosts)", http.StatusMisdirectedRequest)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// FromBrowser reports whether h carries a header that browsers add and streaming servers never
+// send: Origin (on every cross-origin request and every POST), or Fetch Metadata.
+func FromBrowser(h http.Header) bool {
+	return h.Get("Origin") != "" || h.Get("Sec-Fetch-Site") != "" || h.Get("Sec-Fetch-Mode") != ""
+}
+
+// HostAllowed reports whether a Host header value (host or host:port) may reach the hooks: an IP
+// literal, none, localhost or a name under .localhost, or a name in allowed.
+func HostAllowed(allowed []string, hostport string) bool {
+	host := hostport
+	if h, _, err := net.SplitHostPort(hostport); err == nil {
+		host = h
+	}
+	host = strings.TrimSuffix(strings.ToLower(strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")), ".")
+	if _, err := netip.ParseAddr(host); err == nil || host == "" {
+		return true
+	}
+	return host == "localhost" || strings.HasSuffix(host, ".localhost") || slices.Contains(allowed, host)
+}
