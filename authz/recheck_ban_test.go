@@ -21,8 +21,8 @@ func TestRecheckIgnoresBruteForceBans(t *testing.T) {
 		fail  func(r *bfRig, i int)
 		count int
 	}{
-		{"user name banned from elsewhere", func(r *bfRig, i int) { r.ask(fmt.Sprintf("203.0.113.%d", i%200+1), "alice", "x") }, 50},
-		{"address banned by a neighbour", func(r *bfRig, i int) { r.ask(home, "mallory", "x") }, 10},
+		{"user name banned from elsewhere", func(r *bfRig, i int) { r.ask(fmt.Sprintf("203.0.113.%d", i%200+1), "alice", fmt.Sprint("x", i)) }, 50},
+		{"address banned by a neighbour", func(r *bfRig, i int) { r.ask(home, "mallory", fmt.Sprint("x", i)) }, 10},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			r := newBFRig(t, DefaultBruteForce())
