@@ -117,10 +117,12 @@ Targets: each -target is comma-separated key=value pairs:
   name=NAME              row label (required)
   start=builtin          the bench starts the server per step; mode= or the name picks it
   mode=gatehouse|naive   builtin server (implies start=builtin)
-  whip=URL whep=URL      external server: URL templates, {path} is the stream path
+  whip=URL whep=URL      external server: URL templates, {path} is the stream path and
+                         {key} the same with "-" for "/"
   pid=N                  external server: process whose utime+stime is the server CPU
   children=true          also count its live child processes
-  bearer=T whip-bearer=T whep-bearer=T   bearer tokens (builtin servers allow any)
+  bearer=T whip-bearer=T whep-bearer=T   bearer tokens (builtin servers allow any); may
+                         hold {path} or {key} (Broadcast Box: the stream key is the token)
   markers=frame|packet   loss/latency per frame (survives re-packetization; default) or per
                          packet (only for servers that forward packets unchanged)
   net=loopback|all       load generator ICE interfaces (default: loopback for loopback URLs)
@@ -136,6 +138,8 @@ Examples:
   sfubench run -n 10,50 -workloads fanout,room
   sfubench run -n 10 -target name=gatehouse,start=builtin \
     -target name=mediamtx,whip=http://127.0.0.1:8889/{path}/whip,whep=http://127.0.0.1:8889/{path}/whep,pid=$(pidof mediamtx)
+  sfubench run -n 10 -target name=naive,start=builtin \
+    -target name=broadcastbox,whip=http://127.0.0.1:8080/api/whip,whep=http://127.0.0.1:8080/api/whep,bearer={key},pid=$(pidof broadcast-box)
 
 Flags:
 `

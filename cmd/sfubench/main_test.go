@@ -57,6 +57,11 @@ func TestParseRunFlags(t *testing.T) {
 
 		{name: "external without pid", args: []string{"-whip-url", mtxWHIP, "-whep-url", mtxWHEP}, wantErr: "needs whip=, whep= and pid="},
 		{name: "template without path", args: []string{"-whip-url", "http://h/whip", "-whep-url", mtxWHEP, "-pid", "1"}, wantErr: "has no {path}"},
+		{name: "key in the bearer token (Broadcast Box)", args: []string{"-n", "2", "-target",
+			"name=bb,whip=http://127.0.0.1:8080/api/whip,whep=http://127.0.0.1:8080/api/whep,bearer={key},pid=9"},
+			targets: []sfubench.Target{{Name: "bb", WHIPURL: "http://127.0.0.1:8080/api/whip", WHEPURL: "http://127.0.0.1:8080/api/whep",
+				WHIPBearer: "{key}", WHEPBearer: "{key}", PID: 9, Markers: "frame"}},
+			workloads: []sfubench.Workload{"fanout"}, n: []int{2}, ref: "bb"},
 		{name: "not http", args: []string{"-whip-url", "ftp://h/{path}", "-whep-url", mtxWHEP, "-pid", "1"}, wantErr: "not an http(s) URL"},
 		{name: "bearer without external", args: []string{"-bearer", "x"}, wantErr: "belong to a -whip-url"},
 		{name: "unknown target key", args: []string{"-target", "name=x,colour=red"}, wantErr: `unknown key "colour"`},

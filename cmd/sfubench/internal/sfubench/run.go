@@ -177,8 +177,8 @@ func Step(ctx context.Context, cfg StepConfig) (Result, error) {
 		}
 	}()
 	for i, path := range pl.paths {
-		whip, _ := cfg.Target.Expand(path)
-		p, err := Publish(ctx, pubAPI, client, whip, PublishOptions{Index: uint16(i), Simulcast: simulcast, Bearer: cfg.Target.WHIPBearer})
+		whip, bearer := cfg.Target.Endpoint(path, true)
+		p, err := Publish(ctx, pubAPI, client, whip, PublishOptions{Index: uint16(i), Simulcast: simulcast, Bearer: bearer})
 		if err != nil {
 			return Result{}, fmt.Errorf("publish %s: %w", path, err)
 		}
@@ -186,8 +186,8 @@ func Step(ctx context.Context, cfg StepConfig) (Result, error) {
 	}
 
 	viewers, err := joinAll(ctx, len(pl.watches), cfg.JoinConcurrency, func(ctx context.Context, i int) (*Viewer, error) {
-		_, whep := cfg.Target.Expand(pl.paths[pl.watches[i]])
-		return View(ctx, api, client, whep, cfg.Target.WHEPBearer)
+		whep, bearer := cfg.Target.Endpoint(pl.paths[pl.watches[i]], false)
+		return View(ctx, api, client, whep, bearer)
 	})
 	closeViewers := func() {
 		var wg sync.WaitGroup

@@ -20,8 +20,23 @@ const (
 	MarkersPacket = "packet"
 )
 
-// PathPlaceholder is replaced by the stream path in WHIP and WHEP URL templates.
-const PathPlaceholder = "{path}"
+// Placeholders in URL templates and bearer tokens.
+const (
+	// PathPlaceholder is replaced by the stream path, e.g. room/bench/p0.
+	PathPlaceholder = "{path}"
+	// KeyPlaceholder is replaced by the stream path with every "/" replaced by "-", for
+	// servers that take a stream key rather than a path (Broadcast Box: the key is the
+	// bearer token).
+	KeyPlaceholder = "{key}"
+)
+
+func expand(tmpl, path string) string {
+	return strings.NewReplacer(PathPlaceholder, path, KeyPlaceholder, strings.ReplaceAll(path, "/", "-")).Replace(tmpl)
+}
+
+func hasPlaceholder(s string) bool {
+	return strings.Contains(s, PathPlaceholder) || strings.Contains(s, KeyPlaceholder)
+}
 
 // Target is one server under test: a builtin server the bench starts for every step
 // (Builtin set), or an external server the user runs, reached by URL templates, whose CPU is
@@ -31,11 +46,12 @@ type Target struct {
 	Name string
 	// Builtin is the mode of a server the bench starts itself ("" for an external server).
 	Builtin Mode
-	// WHIPURL and WHEPURL are URL templates containing PathPlaceholder, e.g.
-	// "http://127.0.0.1:8889/{path}/whip". Builtin targets get theirs from the started process.
+	// WHIPURL and WHEPURL are URL templates, e.g. "http://127.0.0.1:8889/{path}/whip".
+	// Builtin targets get theirs from the started process.
 	WHIPURL, WHEPURL string
-	// WHIPBearer and WHEPBearer are sent as bearer tokens if not empty. Builtin targets use
-	// "sfubench" (their authorizer allows everything).
+	// WHIPBearer and WHEPBearer are sent as bearer tokens if not empty; they may contain the
+	// placeholders too. Each direction needs a placeholder in its URL or its token. Builtin
+	// targets use "sfubench" (their authorizer allows everything).
 	WHIPBearer, WHEPBearer string
 	// PID is the external server's process id, whose utime+stime is the server CPU.
 	PID int
@@ -51,9 +67,13 @@ type Target struct {
 // External reports whether the bench does not start this target itself.
 func (t Target) External() bool { return t.Builtin == "" }
 
-// Expand returns the WHIP and WHEP URLs for a stream path.
-func (t Target) Expand(path string) (whip, whep string) {
-	return strings.ReplaceAll(t.WHIPURL, PathPlaceholder, path), strings.ReplaceAll(t.WHEPURL, PathPlaceholder, path)
+// Endpoint returns the WHIP (publish) or WHEP URL and bearer token for a stream path, with the
+// placeholders replaced.
+func (t Target) Endpoint(path string, publish bool) (endpoint, bearer string) {
+	if publish {
+		return expand(t.WHIPURL, path), expand(t.WHIPBearer, path)
+	}
+	return expand(t.WHEPURL, path), expand(t.WHEPBearer, path)
 }
 
 // ParseTarget parses a -target value: comma-separated key=value pairs.
@@ -61,8 +81,9 @@ func (t Target) Expand(path string) (whip, whep string) {
 //	name=NAME              label (required)
 //	start=builtin          the bench starts it; mode=gatehouse|naive, default the name
 //	mode=gatehouse|naive   builtin mode (implies start=builtin)
-//	whip=URL, whep=URL     URL templates with {path} (external targets)
-//	bearer=TOKEN           both directions; whip-bearer=, whep-bearer= for one
+//	whip=URL, whep=URL     URL templates with {path} or {key} (external targets)
+//	bearer=TOKEN           both directions; whip-bearer=, whep-bearer= for one; may hold
+//	                       {path} or {key}
 //	pid=N                  process whose CPU is measured (external targets)
 //	children=true          also count the CPU of its live descendants
 //	markers=frame|packet   loss and latency per frame (default) or per packet
@@ -165,11 +186,12 @@ func (t *Target) finish(netMode string) error {
 		return fmt.Errorf("%w: external target %q needs whip=, whep= and pid= (or start=builtin)", ErrConfig, t.Name)
 	}
 	loop := true
-	for _, tmpl := range []string{t.WHIPURL, t.WHEPURL} {
-		if !strings.Contains(tmpl, PathPlaceholder) {
-			return fmt.Errorf("%w: URL template %q has no %s", ErrConfig, tmpl, PathPlaceholder)
+	for _, d := range [][2]string{{t.WHIPURL, t.WHIPBearer}, {t.WHEPURL, t.WHEPBearer}} {
+		tmpl := d[0]
+		if !hasPlaceholder(tmpl) && !hasPlaceholder(d[1]) {
+			return fmt.Errorf("%w: URL template %q has no %s or %s (nor has its bearer token)", ErrConfig, tmpl, PathPlaceholder, KeyPlaceholder)
 		}
-		u, err := url.Parse(strings.ReplaceAll(tmpl, PathPlaceholder, "p"))
+		u, err := url.Parse(expand(tmpl, "p"))
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 			return fmt.Errorf("%w: URL template %q is not an http(s) URL", ErrConfig, tmpl)
 		}
