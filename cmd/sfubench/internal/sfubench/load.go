@@ -229,6 +229,7 @@ type Publisher struct {
 	midID, ridID uint8
 	mid          string
 
+	connected chan struct{} // closed when the PeerConnection is connected
 	audioSent atomic.Uint64
 	plis      atomic.Uint64
 	keyframes atomic.Uint64
@@ -245,7 +246,13 @@ func Publish(ctx context.Context, api *webrtc.API, client *http.Client, whipURL 
 	if err != nil {
 		return nil, err
 	}
-	p := &Publisher{pc: pc, index: o.Index, keyNow: make(chan struct{}, 1), stop: make(chan struct{})}
+	p := &Publisher{pc: pc, index: o.Index, keyNow: make(chan struct{}, 1), stop: make(chan struct{}), connected: make(chan struct{})}
+	var connOnce sync.Once
+	pc.OnConnectionStateChange(func(s webrtc.PeerConnectionState) {
+		if s == webrtc.PeerConnectionStateConnected {
+			connOnce.Do(func() { close(p.connected) })
+		}
+	})
 	vp8 := webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000}
 	if o.Simulcast {
 		for i := maxLayers - 1; i >= 0; i-- { // the top layer first: it is the base encoding

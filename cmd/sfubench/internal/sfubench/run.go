@@ -185,6 +185,23 @@ func Step(ctx context.Context, cfg StepConfig) (Result, error) {
 		pubs = append(pubs, p)
 	}
 
+	// A server may answer viewers as soon as it knows one of the publisher's tracks (the naive
+	// forwarder does): let every publisher connect and send a few frames of every track first,
+	// or an early viewer gets audio only. Bounded; join times are measured per viewer anyway.
+	for _, p := range pubs {
+		t := time.NewTimer(10 * time.Second)
+		select {
+		case <-p.connected:
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return Result{}, ctx.Err()
+		}
+		t.Stop()
+	}
+	if err := sleep(ctx, 300*time.Millisecond); err != nil {
+		return Result{}, err
+	}
 	viewers, err := joinAll(ctx, len(pl.watches), cfg.JoinConcurrency, func(ctx context.Context, i int) (*Viewer, error) {
 		whep, bearer := cfg.Target.Endpoint(pl.paths[pl.watches[i]], false)
 		return View(ctx, api, client, whep, bearer)
