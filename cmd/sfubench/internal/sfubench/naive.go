@@ -14,6 +14,7 @@ import (
 	"github.com/pion/interceptor"
 	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
+	"github.com/pion/sdp/v3"
 	"github.com/pion/webrtc/v4"
 )
 
@@ -25,7 +26,8 @@ const naivePLIInterval = 3 * time.Second
 // speaking WHIP/WHEP: pion's default codecs and default interceptors (NACK responder copies,
 // RTCP reports, TWCC), one TrackLocalStaticRTP per publisher track shared by every viewer, and
 // one goroutine per publisher track that reads, strips header extensions and writes to all
-// viewers serially. Viewers' RTCP is never read. A PLI goes to the publisher when a viewer
+// viewers serially; simulcast layers are separate tracks and a viewer gets the first to
+// arrive. Viewers' RTCP is never read. A PLI goes to the publisher when a viewer
 // joins and every 3 s. It uses the same ICE setup as gatehouse's SFU (one UDP mux, loopback
 // candidates) so that only forwarding differs. There is no authentication: it is a baseline.
 //
@@ -55,6 +57,13 @@ func NewNaive(log *slog.Logger) (*Naive, error) {
 	m := &webrtc.MediaEngine{}
 	if err := m.RegisterDefaultCodecs(); err != nil {
 		return nil, err
+	}
+	// Simulcast publishers need the mid and RID header extensions to be told apart; the
+	// forwarder then treats each layer as a track of its own (a viewer gets the first one).
+	for _, uri := range []string{sdp.SDESMidURI, sdp.SDESRTPStreamIDURI, sdp.SDESRepairRTPStreamIDURI} {
+		if err := m.RegisterHeaderExtension(webrtc.RTPHeaderExtensionCapability{URI: uri}, webrtc.RTPCodecTypeVideo); err != nil {
+			return nil, err
+		}
 	}
 	ir := &interceptor.Registry{}
 	if err := webrtc.RegisterDefaultInterceptors(m, ir); err != nil {

@@ -55,56 +55,95 @@ func startChild(t *testing.T) func(context.Context, Mode) (*Process, error) {
 	}
 }
 
-// TestSweepSmall runs the real driver path (server in a child process, publisher, viewers, CPU
-// from /proc) for two viewers and both modes, briefly.
+// TestSweepSmall runs the real driver path (server in a child process, publishers, viewers,
+// CPU from /proc) briefly: every workload against the naive forwarder, the fan-out against
+// gatehouse, and the naive fan-out once more with per-packet markers.
 func TestSweepSmall(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
 	defer cancel()
-	var progress bytes.Buffer
-	rs, err := Sweep(ctx, SweepConfig{
-		Modes: []Mode{ModeGatehouse, ModeNaive}, Viewers: []int{2},
-		Warmup: 300 * time.Millisecond, Duration: 2 * time.Second,
-		Start: startChild(t), Progress: &progress, ProfileDir: t.TempDir(),
-	})
-	if err != nil {
-		t.Fatalf("Sweep: %v", err)
+	target := func(name string, mode Mode, markers string) Target {
+		tg := Target{Name: name, Builtin: mode, Markers: markers}
+		if err := tg.Validate(); err != nil {
+			t.Fatal(err)
+		}
+		return tg
 	}
-	if len(rs) != 2 {
-		t.Fatalf("results: got %d, want 2", len(rs))
+	steps := []struct {
+		target Target
+		w      Workload
+		n      int
+	}{
+		{target("naive", ModeNaive, ""), WorkloadFanout, 2},
+		{target("naive", ModeNaive, ""), WorkloadSimulcast, 2},
+		{target("naive", ModeNaive, ""), WorkloadRoom, 3},
+		{target("naive-pkt", ModeNaive, MarkersPacket), WorkloadFanout, 2},
+		{target("gatehouse", ModeGatehouse, ""), WorkloadFanout, 2},
 	}
-	for _, r := range rs {
-		t.Run(string(r.Mode), func(t *testing.T) {
-			if r.Joined != 2 {
-				t.Errorf("joined: got %d, want 2", r.Joined)
+	var all []Result
+	for _, st := range steps {
+		t.Run(st.target.Name+"/"+string(st.w), func(t *testing.T) {
+			var progress bytes.Buffer
+			rs, err := Sweep(ctx, SweepConfig{
+				Targets: []Target{st.target}, Workloads: []Workload{st.w}, N: []int{st.n},
+				Warmup: 300 * time.Millisecond, Duration: 1500 * time.Millisecond,
+				Start: startChild(t), Progress: &progress, ProfileDir: t.TempDir(),
+			})
+			if err != nil {
+				t.Fatalf("Sweep: %v", err)
 			}
-			// 2 s of 270 video + 50 audio pps, about 640. No lower bound but one packet: a busy
-			// machine sends fewer, and this is not a timing test. The pacer never sends faster,
-			// so an upper bound catches a runaway publisher.
-			if r.Sent == 0 || r.Sent > 1200 {
-				t.Errorf("sent: got %d packets in %v, want 1..1200 (about 640)", r.Sent, r.Window)
+			if len(rs) != 1 {
+				t.Fatalf("results: got %d, want 1", len(rs))
 			}
-			if r.Expected != 2*r.Sent {
-				t.Errorf("expected: got %d, want 2 × %d", r.Expected, r.Sent)
+			r := rs[0]
+			all = append(all, r)
+			t.Log(progress.String())
+			if r.Err != "" {
+				t.Fatalf("step failed: %s", r.Err)
 			}
-			if r.Received == 0 || r.Received > r.Expected {
-				t.Errorf("received: got %d, want 1..%d", r.Received, r.Expected)
+			wantSessions := st.n
+			if st.w == WorkloadRoom {
+				wantSessions = st.n * (st.n - 1)
 			}
-			if r.LatP50 <= 0 || r.LatP99 < r.LatP50 || r.JoinP50 <= 0 {
-				t.Errorf("latency p50 %v p99 %v join %v: want positive and ordered", r.LatP50, r.LatP99, r.JoinP50)
+			if r.Sessions != wantSessions || r.Joined != wantSessions {
+				t.Errorf("sessions, joined: got %d, %d, want %d", r.Sessions, r.Joined, wantSessions)
+			}
+			// No lower bound but one: a busy machine sends fewer, and this is not a timing
+			// test. The pacer never sends faster, so an upper bound catches a runaway publisher
+			// (2 s of 13 video packets per frame and 50 audio packets a second, per publisher).
+			pubs := uint64(1)
+			if st.w == WorkloadRoom {
+				pubs = uint64(st.n)
+			}
+			if max := 2 * (13*FrameRate + 50) * pubs; r.Sent == 0 || r.Sent > max {
+				t.Errorf("sent: got %d packets in %v, want 1..%d", r.Sent, r.Window, max)
+			}
+			if r.Forwarded == 0 || r.Received == 0 || r.Received > r.Expected {
+				t.Errorf("forwarded %d, received %d of %d: want some, at most expected", r.Forwarded, r.Received, r.Expected)
+			}
+			if r.WrongStream != 0 {
+				t.Errorf("wrong stream: %d viewers got another publisher's frames", r.WrongStream)
+			}
+			if r.LatP50 <= 0 || r.LatP99 < r.LatP50 || r.JoinP50 <= 0 || r.KeyP50 <= 0 {
+				t.Errorf("latency p50 %v p99 %v join %v key %v: want positive and ordered", r.LatP50, r.LatP99, r.JoinP50, r.KeyP50)
 			}
 			if r.ServerCPU < 0 || r.USPerPacket < 0 {
 				t.Errorf("cpu: got %v (%.2f µs/pkt), want >= 0", r.ServerCPU, r.USPerPacket)
 			}
+			if st.w == WorkloadSimulcast && !strings.HasPrefix(r.Layers, "q:") {
+				t.Errorf("layers: got %q, want a count per layer", r.Layers)
+			}
 		})
 	}
 	var md bytes.Buffer
-	if err := Markdown(&md, Summarize(rs), 4.4); err != nil {
+	if err := Markdown(&md, Summarize(all), "naive", 4.4); err != nil {
 		t.Fatal(err)
 	}
-	if got := strings.Count(md.String(), "\n| 2 | "); got != 2 {
-		t.Errorf("markdown rows for N=2: got %d, want 2\n%s", got, md.String())
+	for _, w := range []string{"### fanout", "### simulcast", "### room", "| 2 | gatehouse |", "| 3 | naive |"} {
+		if !strings.Contains(md.String(), w) {
+			t.Errorf("markdown: no %q in\n%s", w, md.String())
+		}
 	}
-	t.Logf("\n%s%s", progress.String(), md.String())
+	t.Logf("\n%s", md.String())
 }
 
 func TestParseStatCPU(t *testing.T) {
@@ -182,27 +221,32 @@ func TestRTPPayload(t *testing.T) {
 
 func TestMarkdownRatio(t *testing.T) {
 	rs := []Result{
-		{Mode: ModeGatehouse, Viewers: 100, USPerPacket: 7, Window: time.Second},
-		{Mode: ModeNaive, Viewers: 100, USPerPacket: 10, Window: time.Second},
+		{Target: "gatehouse", Workload: WorkloadFanout, N: 100, USPerPacket: 7, Window: time.Second},
+		{Target: "naive", Workload: WorkloadFanout, N: 100, USPerPacket: 10, Window: time.Second},
+		{Target: "mediamtx", Workload: WorkloadFanout, N: 100, Err: "view: refused"},
 	}
 	var b bytes.Buffer
-	if err := Markdown(&b, rs, 3.5); err != nil {
+	if err := Markdown(&b, rs, "naive", 3.5); err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(b.String(), "| 100 | gatehouse | 7.00 | 0.70 | 2.0 |") {
-		t.Errorf("gatehouse row: want ratio 0.70 and 2.0× floor, got\n%s", b.String())
+	for _, want := range []string{"| 100 | gatehouse | 0 | 7.00 | 0.70 | 2.0 |", "| 100 | naive | 0 | 10.00 | 1.00 |", "| 100 | mediamtx | | error: view: refused |"} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("want row %q, got\n%s", want, b.String())
+		}
 	}
 }
 
 func TestSummarizeMedian(t *testing.T) {
 	rs := []Result{
-		{Mode: ModeNaive, Viewers: 10, USPerPacket: 9},
-		{Mode: ModeNaive, Viewers: 10, USPerPacket: 1},
-		{Mode: ModeNaive, Viewers: 10, USPerPacket: 5},
-		{Mode: ModeGatehouse, Viewers: 1, USPerPacket: 3},
+		{Target: "naive", Workload: WorkloadFanout, N: 10, USPerPacket: 9},
+		{Target: "naive", Workload: WorkloadFanout, N: 10, USPerPacket: 1},
+		{Target: "naive", Workload: WorkloadFanout, N: 10, USPerPacket: 5},
+		{Target: "naive", Workload: WorkloadFanout, N: 10, Err: "failed"},
+		{Target: "gatehouse", Workload: WorkloadFanout, N: 1, USPerPacket: 3},
+		{Target: "gatehouse", Workload: WorkloadRoom, N: 2, USPerPacket: 3},
 	}
 	got := Summarize(rs)
-	if len(got) != 2 || got[0].Viewers != 1 || got[1].USPerPacket != 5 {
-		t.Errorf("got %+v, want N=1 first and the naive median 5", got)
+	if len(got) != 3 || got[0].N != 1 || got[1].USPerPacket != 5 || got[2].Workload != WorkloadRoom {
+		t.Errorf("got %+v, want fanout N=1, the naive median 5 (failed rep dropped), then room", got)
 	}
 }
