@@ -248,13 +248,17 @@ func (a *attempt) spawn(f func()) {
 	a.wg.Go(f)
 }
 
-// close ends the connection, waits for its goroutines, detaches its tracks from the slots and
-// deletes the origin's session (best effort, bounded).
+// close deletes the origin's session (best effort, bounded: the origin ends it at once rather
+// than when it notices the connection is gone), ends the connection, waits for its goroutines
+// and detaches its tracks from the slots.
 func (a *attempt) close() {
 	a.end()
 	a.mu.Lock()
 	a.closing = true
 	a.mu.Unlock()
+	if a.location != "" {
+		a.delete()
+	}
 	_ = a.pc.Close()
 	a.wg.Wait()
 	a.p.s.mu.Lock()
@@ -264,9 +268,10 @@ func (a *attempt) close() {
 		u.end()
 		u.slot.up.CompareAndSwap(u, nil)
 	}
-	if a.location == "" {
-		return
-	}
+}
+
+// delete sends DELETE to the origin's session resource with the token that created it.
+func (a *attempt) delete() {
 	ctx, cancel := context.WithTimeout(context.Background(), pullDeleteTimeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodDelete, a.location, nil)

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/pion/webrtc/v4"
+	"gopkg.in/yaml.v3"
 
 	"gatehouse/authz"
 	"gatehouse/authz/clientip"
@@ -541,5 +542,49 @@ func (authzNone) Authorize(context.Context, *authz.Request) authz.Decision { ret
 func TestEdgeConfigErrors(t *testing.T) {
 	if _, err := New(Config{Origins: StaticOrigin{BaseURL: "http://x"}}, authzNone{}, nil, nil); !errors.Is(err, ErrConfig) {
 		t.Errorf("an edge without PullTokens: got %v, want ErrConfig", err)
+	}
+}
+
+func TestEdgeConfigYAML(t *testing.T) {
+	tests := []struct {
+		name, src string
+		want      []string // substrings of the error; none: valid
+	}{
+		{"defaults", "udp_port: 0\n", nil},
+		{"static origin", "edge:\n  origin: http://origin:8089/\n  node_id: edge-1\n  linger: 0s\ninternal_ips: [10.0.0.0/8, 192.168.1.7]\n", nil},
+		{"unknown key", "edge:\n  origin: http://o\n  hops: 2\n", []string{"line 3", `unknown key "hops"`}},
+		{"bad origin", "edge:\n  origin: ftp://o\n", []string{"line 2", "http://"}},
+		{"origin with password", "edge:\n  origin: http://u:p@o\n", []string{"line 2", "user or password"}},
+		{"max hops", "edge:\n  max_hops: 99\n", []string{"line 2", "max_hops 99"}},
+		{"zero max hops", "edge:\n  max_hops: 0\n", []string{"line 2", "must not be 0"}},
+		{"bad node id", "edge:\n  node_id: a b\n", []string{"line 2", "node_id"}},
+		{"bad internal ip", "internal_ips: [10.0.0.0/33]\n", []string{"line 1", "10.0.0.0/33"}},
+		{"all at once", "edge:\n  origin: x\n  max_hops: -1\n", []string{"line 2", "line 3"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var c Config
+			err := yaml.Unmarshal([]byte(tc.src), &c)
+			if len(tc.want) == 0 {
+				if err != nil {
+					t.Fatalf("got %v, want no error", err)
+				}
+				if tc.name == "defaults" && (c.Edge.MaxHops != DefaultMaxHops || c.Edge.Linger.Std() != DefaultEdgeLinger) {
+					t.Errorf("defaults: got %+v", c.Edge)
+				}
+				if tc.name == "static origin" && (c.Edge.Origin != "http://origin:8089" || c.Edge.Linger != 0 || len(c.InternalIPs) != 2) {
+					t.Errorf("got %+v %v", c.Edge, c.InternalIPs)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatalf("got no error, want %q", tc.want)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q: want it to contain %q", err, w)
+				}
+			}
+		})
 	}
 }
