@@ -132,12 +132,17 @@ func (s *SFU) admit(w http.ResponseWriter, r *http.Request, action authz.Action)
 // readOffer parses the admitted offer and drops the candidates the SFU refuses (s.cands). It
 // writes 400 and returns false when the offer is unusable.
 func (s *SFU) readOffer(w http.ResponseWriter, a *admission) (*sdp.SessionDescription, string, candidateSet, bool) {
+	return s.readOfferWith(w, a, s.cands)
+}
+
+// readOfferWith is readOffer with another candidate policy (node-to-node pulls).
+func (s *SFU) readOfferWith(w http.ResponseWriter, a *admission, policy candidatePolicy) (*sdp.SessionDescription, string, candidateSet, bool) {
 	sd, err := parseOffer(a.offer)
 	if err != nil {
 		problem(w, http.StatusBadRequest, err.Error())
 		return nil, "", nil, false
 	}
-	offer, cands, err := s.cands.filterOffer(a.offer)
+	offer, cands, err := policy.filterOffer(a.offer)
 	if err != nil {
 		problem(w, http.StatusBadRequest, err.Error())
 		return nil, "", nil, false

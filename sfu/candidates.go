@@ -9,6 +9,8 @@ import (
 
 	"github.com/pion/ice/v4"
 	"github.com/pion/sdp/v3"
+
+	"gatehouse/authz/clientip"
 )
 
 // The SFU sends STUN connectivity checks to every remote ICE candidate a client names (pion
@@ -24,6 +26,9 @@ const maxBindingRequests = 7
 type candidatePolicy struct {
 	max          int  // unique usable candidates per session
 	allowPrivate bool // loopback, private and link-local targets allowed (LAN and test setups)
+	// internal networks are allowed whatever their kind: the fleet's nodes, for node-to-node
+	// pulls only (SFU.pullCands; the viewer and publisher policy never has any).
+	internal clientip.Proxies
 }
 
 // candidateTarget returns a candidate's ("candidate:..." or "a=candidate:...") target address
@@ -53,6 +58,8 @@ func (p candidatePolicy) allowed(a netip.Addr) bool {
 	case !a.IsValid(), a.IsUnspecified(), a.IsMulticast(), a == netip.AddrFrom4([4]byte{255, 255, 255, 255}),
 		a.Is4() && a.As4()[0] == 0: // 0.0.0.0/8, "this network"
 		return false
+	case p.internal.Trusts(a):
+		return true
 	case a.IsLoopback(), a.IsPrivate(), a.IsLinkLocalUnicast(), sharedSpace.Contains(a):
 		return p.allowPrivate
 	}

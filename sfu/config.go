@@ -7,6 +7,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"gatehouse/authz/clientip"
 	"gatehouse/authz/conf"
 )
 
@@ -95,6 +96,22 @@ type Config struct {
 	// Pages serves the player (/watch/...) and publish (/publish/...) pages from Handler.
 	// Default true.
 	Pages bool `yaml:"pages"`
+	// InternalIPs lists the networks (addresses or CIDRs) of the fleet's nodes. ICE candidates
+	// in them are allowed for node-to-node pulls only (an edge's offer to this node, and this
+	// node's pulls from an origin), even when AllowPrivateCandidates is off; viewers and
+	// publishers still may not name them. Default: none.
+	InternalIPs clientip.Proxies `yaml:"internal_ips"`
+	// Edge configures pulling streams from other nodes (see EdgeConfig).
+	Edge EdgeConfig `yaml:"edge"`
+
+	// Origins finds the node that publishes a path; non-nil makes this SFU an edge: a viewer
+	// of a path with no local publisher is served by pulling the stream from that node. cmd
+	// sets it from Edge.Origin (StaticOrigin) or a fleet registry. Nil: no pulls.
+	Origins Origins `yaml:"-"`
+	// PullTokens mints the tokens this node presents when it pulls and verifies those other
+	// nodes present to it (*tokens.Issuer, through cmd). Nil: this node neither pulls nor
+	// serves pulls (a pull request is refused with 403).
+	PullTokens PullTokens `yaml:"-"`
 
 	// Now is the clock used for grant expiry and the reconnect grace (nil: time.Now).
 	Now func() time.Time `yaml:"-"`
@@ -123,6 +140,8 @@ func DefaultConfig() Config {
 		MaxViewersPerPath:    DefaultMaxViewersPerPath,
 		ConnectTimeout:       conf.Duration(DefaultConnectTimeout),
 		MaxCandidates:        DefaultMaxCandidates,
+
+		Edge: DefaultEdgeConfig(),
 	}
 }
 
@@ -151,6 +170,9 @@ func (c *Config) UnmarshalYAML(n *yaml.Node) error {
 
 		MaxCandidates          int  `yaml:"max_candidates" conf:"nonzero"`
 		AllowPrivateCandidates bool `yaml:"allow_private_candidates"`
+
+		InternalIPs clientip.Proxies `yaml:"internal_ips"`
+		Edge        *EdgeConfig      `yaml:"edge"`
 	}
 	var r raw
 	if err := conf.Strict(n, &r); err != nil {
@@ -223,6 +245,10 @@ func (c *Config) UnmarshalYAML(n *yaml.Node) error {
 		}
 	}
 	out.AllowPrivateCandidates = r.AllowPrivateCandidates
+	out.InternalIPs = r.InternalIPs
+	if r.Edge != nil {
+		out.Edge = *r.Edge
+	}
 	if r.ConnectTimeout > 0 { // conf.Duration refuses negative values with their line
 		out.ConnectTimeout = r.ConnectTimeout
 	}

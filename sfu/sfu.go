@@ -25,6 +25,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"net/netip"
 	"slices"
 	"sort"
@@ -42,6 +43,7 @@ import (
 	"github.com/pion/webrtc/v4"
 
 	"gatehouse/authz"
+	"gatehouse/authz/conf"
 	"gatehouse/authz/live"
 )
 
@@ -104,9 +106,13 @@ type SFU struct {
 	udpMux ice.UDPMux
 	tcpMux ice.TCPMux
 
-	limits *limiter        // session caps, checked before a PeerConnection is created
-	cands  candidatePolicy // which remote ICE candidates reach pion, and how many
-	pcs    atomic.Int64    // PeerConnections created so far (tests: a refusal creates none)
+	limits    *limiter        // session caps, checked before a PeerConnection is created
+	cands     candidatePolicy // which remote ICE candidates reach pion, and how many
+	pullCands candidatePolicy // the same for node-to-node pulls: also Config.InternalIPs
+	pullAPI   *webrtc.API     // this node's pulls from an origin (edge_pull.go)
+	nodeID    string          // Config.Edge.NodeID or a random id
+	httpc     *http.Client    // pull requests to origins
+	pcs       atomic.Int64    // PeerConnections created so far (tests: a refusal creates none)
 
 	mu       sync.Mutex
 	shut     bool
@@ -129,7 +135,17 @@ type stream struct {
 	slots         [2]*slot // audio, video
 	pub           *session
 	viewers       map[*session]struct{}
-	unpublishedAt time.Time
+	unpublishedAt time.Time // when the publisher left, or the pull lost its origin
+	pull          *pull     // the pull that feeds the slots instead of a local publisher; nil: none
+}
+
+// live reports whether viewers can join: a local publisher, or a pull that has delivered the
+// stream at least once. Callers hold SFU.mu.
+func (st *stream) live() bool { return st.pub != nil || (st.pull != nil && st.pull.delivered) }
+
+// idle reports whether nothing holds the stream any more. Callers hold SFU.mu.
+func (st *stream) idle() bool {
+	return st.pub == nil && len(st.viewers) == 0 && (st.pull == nil || st.pull.holds == 0)
 }
 
 func kindIndex(k webrtc.RTPCodecType) int {
@@ -147,6 +163,7 @@ type session struct {
 	identity  string
 	keyID     string // the stream key that admitted it, if any (never the secret)
 	keyLabel  string
+	pullNode  string // for a pull served to another node: that node's id (no engine recheck)
 	remote    string
 	req       authz.Request // with credentials, for Recheck; never logged
 	credHash  [32]byte
@@ -234,6 +251,21 @@ func New(cfg Config, auth Authorizer, rec Recorder, log *slog.Logger) (*SFU, err
 	if cfg.ConnectTimeout == 0 {
 		cfg.ConnectTimeout = def.ConnectTimeout
 	}
+	if cfg.Origins != nil && cfg.PullTokens == nil {
+		return nil, fmt.Errorf("%w: an edge (Origins set) needs PullTokens to mint its pull tokens", ErrConfig)
+	}
+	if cfg.Edge.MaxHops < 0 || cfg.Edge.MaxHops > maxMaxHops {
+		return nil, fmt.Errorf("%w: edge.max_hops %d", ErrConfig, cfg.Edge.MaxHops)
+	}
+	if cfg.Edge.MaxHops == 0 {
+		cfg.Edge.MaxHops = DefaultMaxHops
+	}
+	if cfg.Edge.PullTimeout <= 0 {
+		cfg.Edge.PullTimeout = conf.Duration(DefaultPullTimeout)
+	}
+	if msg := checkNodeID(cfg.Edge.NodeID); msg != "" {
+		return nil, fmt.Errorf("%w: edge.node_id: %s", ErrConfig, msg)
+	}
 	if cfg.UDPPort < 0 || cfg.UDPPort > 65535 {
 		return nil, fmt.Errorf("%w: udp_port %d", ErrConfig, cfg.UDPPort)
 	}
@@ -253,10 +285,22 @@ func New(cfg Config, auth Authorizer, rec Recorder, log *slog.Logger) (*SFU, err
 		retiring: map[*session]struct{}{},
 		limits:   newLimiter(cfg.MaxSessions, cfg.MaxSessionsPerClient, cfg.MaxViewersPerPath),
 		cands:    candidatePolicy{max: cfg.MaxCandidates, allowPrivate: cfg.AllowPrivateCandidates},
-		done:     make(chan struct{}),
+		pullCands: candidatePolicy{max: cfg.MaxCandidates, allowPrivate: cfg.AllowPrivateCandidates,
+			internal: cfg.InternalIPs},
+		nodeID: cfg.Edge.NodeID,
+		// Pulls go to the fleet's own nodes: no proxy from the environment, no redirects
+		// (a redirect would take the pull token elsewhere).
+		httpc: &http.Client{
+			Transport:     &http.Transport{Proxy: nil, MaxIdleConnsPerHost: 4, IdleConnTimeout: 30 * time.Second},
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		},
+		done: make(chan struct{}),
 	}
 	if s.now == nil {
 		s.now = time.Now
+	}
+	if s.nodeID == "" {
+		s.nodeID = "node-" + randomID(6)
 	}
 	if err := s.buildAPI(); err != nil {
 		s.closeSockets()
@@ -358,6 +402,9 @@ func (s *SFU) buildAPI() error {
 		}
 	}
 	s.pubAPI = webrtc.NewAPI(webrtc.WithMediaEngine(pm), webrtc.WithInterceptorRegistry(pir), webrtc.WithSettingEngine(se))
+	if err := s.buildPullAPI(se); err != nil {
+		return err
+	}
 	s.viewAPI = webrtc.NewAPI(webrtc.WithMediaEngine(vm), webrtc.WithInterceptorRegistry(vir), webrtc.WithSettingEngine(se))
 	return nil
 }
@@ -407,16 +454,27 @@ func (s *SFU) sweep() {
 			victims = append(victims, victim{sess, "did not connect in time"})
 		}
 	}
-	for _, st := range s.streams {
-		if st.pub == nil && now.Sub(st.unpublishedAt) >= s.cfg.ReconnectGrace.Std() {
+	var lingered []*pull
+	for path, st := range s.streams {
+		if st.pub == nil && (st.pull == nil || !st.pull.up) && now.Sub(st.unpublishedAt) >= s.cfg.ReconnectGrace.Std() {
 			for v := range st.viewers {
 				victims = append(victims, victim{v, "publisher gone"})
 			}
+		}
+		if p := st.pull; p != nil && st.idle() && now.Sub(p.idleSince) >= s.cfg.Edge.Linger.Std() {
+			st.pull = nil
+			if st.pub == nil {
+				delete(s.streams, path)
+			}
+			lingered = append(lingered, p)
 		}
 	}
 	s.mu.Unlock()
 	for _, v := range victims {
 		s.closeSession(v.sess, v.reason)
+	}
+	for _, p := range lingered {
+		p.close("no viewers")
 	}
 }
 
@@ -434,6 +492,9 @@ func (s *SFU) Recheck(ctx context.Context) int {
 	s.mu.Unlock()
 	closed := 0
 	for _, sess := range all {
+		if sess.pullNode != "" {
+			continue // a node's pull: authorised by its token, which was checked once (edge_serve.go)
+		}
 		req := sess.req
 		req.Kind = authz.KindRecheck // a denial ends the session; it is not a guess
 		d := s.auth.Authorize(ctx, &req)
@@ -514,7 +575,20 @@ func (s *SFU) Close() error {
 			wg.Go(func() { s.closeSession(sess, "shutdown") })
 		}
 		wg.Wait()
+		s.mu.Lock()
+		var pulls []*pull
+		for _, st := range s.streams {
+			if st.pull != nil {
+				pulls = append(pulls, st.pull)
+				st.pull = nil
+			}
+		}
+		s.mu.Unlock()
+		for _, p := range pulls {
+			p.close("shutdown")
+		}
 		s.wg.Wait()
+		s.httpc.CloseIdleConnections()
 		s.closeSockets()
 	})
 	return nil
@@ -556,7 +630,10 @@ func (s *SFU) closeSession(sess *session, reason string) {
 					removeDown(d.slot, d)
 				}
 			}
-			if st.pub == nil && len(st.viewers) == 0 && s.streams[st.path] == st {
+			if st.pull != nil && st.idle() {
+				st.pull.idleSince = s.now() // Run closes it after Edge.Linger
+			}
+			if st.pull == nil && st.idle() && s.streams[st.path] == st {
 				delete(s.streams, st.path)
 			}
 		}

@@ -1,7 +1,10 @@
 package sfu
 
 import (
+	"context"
 	"net/http"
+	"slices"
+	"strconv"
 	"time"
 
 	"github.com/pion/webrtc/v4"
@@ -9,6 +12,7 @@ import (
 	"gatehouse/authz"
 	"gatehouse/authz/guard"
 	"gatehouse/authz/live"
+	"gatehouse/authz/tokens"
 )
 
 // notLiveRetry is the Retry-After of a viewer that arrived before its stream's publisher (or
@@ -17,33 +21,46 @@ const notLiveRetry = 2 * time.Second
 
 // handleView answers a WHEP POST: the viewer's offer joins a live stream with the publisher
 // codecs it can receive.
+// A POST that names a node (Gatehouse-Node) is another node's pull (handlePull); viewers'
+// requests never reach handlePull's token check, and pulls never reach the engine.
 func (s *SFU) handleView(w http.ResponseWriter, r *http.Request) {
+	if r.Header.Get(headerNode) != "" {
+		s.handlePull(w, r)
+		return
+	}
 	a, ok := s.admit(w, r, authz.ActionRead)
 	if !ok {
 		return
 	}
 	defer a.done()
+	s.play(w, r, a, nil)
+}
+
+// play attaches an admitted viewer (or, with claims, another node's pull) to its path: to the
+// local publisher's tracks, or to this node's pull of the path (started if needed).
+func (s *SFU) play(w http.ResponseWriter, r *http.Request, a *admission, claims *tokens.PullClaims) {
 	path := a.path
 	if capErr := a.le.addPath(path); capErr != nil {
 		s.refuse(w, capErr)
 		return
 	}
-	sd, offer, cands, ok := s.readOffer(w, a)
+	policy := s.cands
+	if claims != nil {
+		policy = s.pullCands
+	}
+	sd, offer, cands, ok := s.readOfferWith(w, a, policy)
 	if !ok {
 		return
 	}
-	s.mu.Lock()
-	st := s.streams[path]
-	var codecs [2]*webrtc.RTPCodecParameters
-	if st != nil && st.pub != nil {
-		for i, sl := range st.slots {
-			codecs[i] = sl.codec.Load()
-		}
+	st, codecs, p, perr := s.liveCodecs(r.Context(), path, claims)
+	if p != nil {
+		defer s.releasePull(p)
 	}
-	s.mu.Unlock()
-	if codecs[0] == nil && codecs[1] == nil {
-		guard.SetRetryAfter(w.Header(), notLiveRetry)
-		problem(w, http.StatusConflict, "the stream is not live yet")
+	if perr != nil {
+		if perr.status == http.StatusConflict {
+			guard.SetRetryAfter(w.Header(), notLiveRetry)
+		}
+		problem(w, perr.status, perr.msg)
 		return
 	}
 	// Which publisher codecs can this viewer receive?
@@ -109,17 +126,24 @@ func (s *SFU) handleView(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.mu.Lock()
-	if s.shut || s.streams[path] != st || st.pub == nil {
+	if s.shut || s.streams[path] != st || !st.live() {
 		s.mu.Unlock()
 		s.closeSession(sess, "stream ended")
 		guard.SetRetryAfter(w.Header(), notLiveRetry)
 		problem(w, http.StatusConflict, "the stream is not live")
 		return
 	}
+	depth := 0 // for a pull's reply: pulls between this node and the publisher
+	if st.pub == nil && st.pull != nil {
+		depth = st.pull.depth
+	}
 	for _, d := range sess.downs {
 		addDown(d.slot, d)
 	}
 	st.viewers[sess] = struct{}{}
+	if claims != nil {
+		sess.pullNode = claims.Node
+	}
 	sess.stream = st
 	sess.attached = true
 	s.sessions[sess.id] = sess
@@ -138,5 +162,56 @@ func (s *SFU) handleView(w http.ResponseWriter, r *http.Request) {
 	a.keep()
 	s.record(sess, live.Joined)
 	s.log.Info("sfu play", "session", sess.id, "path", path, "identity", sess.identity, "ip", sess.remote)
+	if claims != nil {
+		w.Header().Set(headerNode, s.nodeID)
+		w.Header().Set(headerDepth, strconv.Itoa(depth))
+	}
 	s.created(w, sess, "/whep/", answer)
+}
+
+// liveCodecs returns path's stream and its codecs when it is live here; otherwise, on an edge,
+// it starts or joins the path's pull and waits until it delivers (the returned pull carries a
+// hold the caller releases). claims are the pull being served, if any: the new pull goes one
+// hop further, with this node added to the chain.
+func (s *SFU) liveCodecs(ctx context.Context, path string, claims *tokens.PullClaims) (*stream, [2]*webrtc.RTPCodecParameters, *pull, *pullError) {
+	var codecs [2]*webrtc.RTPCodecParameters
+	current := func() *stream {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		st := s.streams[path]
+		if st == nil || !st.live() {
+			return nil
+		}
+		for i, sl := range st.slots {
+			codecs[i] = sl.codec.Load()
+		}
+		return st
+	}
+	if st := current(); st != nil {
+		return st, codecs, nil, nil
+	}
+	if s.cfg.Origins == nil {
+		return nil, codecs, nil, &pullError{http.StatusConflict, "the stream is not live yet"}
+	}
+	hop, via := 1, []string{s.nodeID}
+	if claims != nil {
+		hop, via = claims.Hop+1, append(slices.Clone(claims.Via), s.nodeID)
+	}
+	if hop > s.cfg.Edge.MaxHops {
+		return nil, codecs, nil, &pullError{statusLoopDetected, "hop limit: the stream's origin is too far"}
+	}
+	p, perr := s.acquirePull(path, hop, via)
+	if perr != nil {
+		return nil, codecs, nil, perr
+	}
+	if p != nil {
+		if perr := p.wait(ctx); perr != nil {
+			return nil, codecs, p, perr
+		}
+	}
+	st := current()
+	if st == nil {
+		return nil, codecs, p, &pullError{http.StatusConflict, "the stream is not live"}
+	}
+	return st, codecs, p, nil
 }

@@ -69,7 +69,7 @@ func (s *SFU) isLive(path string) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	st := s.streams[path]
-	return st != nil && st.pub != nil
+	return st != nil && st.live()
 }
 
 // attachPublisher makes sess the publisher of its path, replacing the current one when
@@ -87,6 +87,11 @@ func (s *SFU) attachPublisher(sess *session, codecs [2]*webrtc.RTPCodecParameter
 	if st == nil {
 		st = newStream(sess.path)
 		s.streams[sess.path] = st
+	}
+	if st.pull != nil {
+		// One publisher per path across the fleet: this node already relays it from another.
+		s.mu.Unlock()
+		return http.StatusConflict, "the stream is published on another node"
 	}
 	if st.pub != nil {
 		if !s.cfg.ReplacePublisher {

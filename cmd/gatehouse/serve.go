@@ -183,7 +183,7 @@ func serve(ctx context.Context, path string, stderr io.Writer, ready func(public
 	}
 
 	if cfg.SFU != nil {
-		s.sfu, err = sfu.New(*cfg.SFU, s.engine, s.reg, log.With("component", "sfu"))
+		s.sfu, err = sfu.New(s.sfuConfig(*cfg.SFU), s.engine, s.reg, log.With("component", "sfu"))
 		if err != nil {
 			return err
 		}
