@@ -94,3 +94,32 @@ func FuzzDecodeFastMatchesJSON(f *testing.F) {
 		}
 	})
 }
+
+// sessionIDSlow is SessionID as it was before plainString: json.Unmarshal on every call.
+func sessionIDSlow(h *Hook) string {
+	id := string(bytes.TrimSpace(h.ClientID))
+	var s string
+	if json.Unmarshal(h.ClientID, &s) == nil {
+		id = s
+	}
+	if id == "" || id == "null" {
+		return ""
+	}
+	if h.ServerID != "" {
+		return h.ServerID + "/" + id
+	}
+	return id
+}
+
+// FuzzSessionIDMatchesJSON: SessionID's shortcut for plain strings gives what json.Unmarshal did.
+func FuzzSessionIDMatchesJSON(f *testing.F) {
+	for _, s := range []string{`"341w361a"`, `107`, ` "a" `, `"a\"b"`, `"\u00e9"`, "\"\xff\"", `null`, `""`, `"null"`, "\"\x01\""} {
+		f.Add([]byte(s), "vid-1")
+	}
+	f.Fuzz(func(t *testing.T, raw []byte, server string) {
+		h := &Hook{ClientID: raw, ServerID: server}
+		if got, want := h.SessionID(), sessionIDSlow(h); got != want {
+			t.Fatalf("SessionID(%q) = %q, want %q", raw, got, want)
+		}
+	})
+}

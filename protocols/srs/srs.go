@@ -232,10 +232,12 @@ func (h *Hook) decodeFast(body []byte) bool {
 // SessionID is SRS's client_id (its context id, unique per connection), prefixed with server_id
 // when present so that several SRS processes reporting to one gatehouse do not collide.
 func (h *Hook) SessionID() string {
-	id := string(bytes.TrimSpace(h.ClientID))
-	var s string
-	if json.Unmarshal(h.ClientID, &s) == nil {
-		id = s
+	raw := bytes.TrimSpace(h.ClientID)
+	var id string
+	if s, ok := plainString(h.ClientID); ok {
+		id = string(s) // what json.Unmarshal gives, without its reflection
+	} else if json.Unmarshal(h.ClientID, &id) != nil {
+		id = string(raw)
 	}
 	if id == "" || id == "null" {
 		return ""
@@ -244,6 +246,20 @@ func (h *Hook) SessionID() string {
 		return h.ServerID + "/" + id
 	}
 	return id
+}
+
+// plainString returns the content of a JSON string of printable ASCII without escapes.
+func plainString(raw []byte) ([]byte, bool) {
+	n := len(raw)
+	if n < 2 || raw[0] != '"' || raw[n-1] != '"' {
+		return nil, false
+	}
+	for _, c := range raw[1 : n-1] {
+		if c < 0x20 || c > 0x7e || c == '"' || c == '\\' {
+			return nil, false
+		}
+	}
+	return raw[1 : n-1], true
 }
 
 // Path returns app/stream (vhost/app/stream with includeVhost and a non-default vhost), or false
