@@ -6,7 +6,8 @@ package authz
 // that does not promise it).
 //
 // The engine bounds each decision by Policy.DecisionTimeout. For a chain whose every method is
-// ContextBound it calls the chain on the caller's goroutine under context.WithTimeout; otherwise
+// ContextBound it calls the chain on the caller's goroutine under a deadline context whose timer
+// is armed only when a method waits on Done (deadlineCtx); otherwise
 // it runs the chain in a goroutine of its own and waits for the answer or the deadline, so that a
 // method that ignores its context keeps only that goroutine, never the caller. Measured by
 // BenchmarkRunStrategy (2 cores): about 0.65 µs and 5 allocations inline against 2.6–3.3 µs and 9

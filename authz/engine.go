@@ -246,15 +246,18 @@ func (e *Engine) run(ctx context.Context, c *Chain, p Policy, req *Request) Deci
 	if limit <= 0 {
 		limit = DefaultDecisionTimeout
 	}
-	tctx, cancel := context.WithTimeout(ctx, limit)
-	defer cancel()
 	if c.BoundByContext() {
+		// The timer is armed only if a method waits (deadlineCtx): most inline decisions do not.
+		tctx, cancel := withLazyDeadline(ctx, limit)
+		defer cancel()
 		d, _ := c.Authorize(tctx, req) // a Chain never returns an error
 		if d.Outcome != Allow && d.Undecided && tctx.Err() != nil {
 			d.hidePath = d.Rename == "" // as below: nothing resolved the path in time
 		}
 		return deadline(ctx, tctx, d, false)
 	}
+	tctx, cancel := context.WithTimeout(ctx, limit)
+	defer cancel()
 	done := make(chan Decision, 1)
 	go func() {
 		d, _ := c.Authorize(tctx, req) // a Chain never returns an error

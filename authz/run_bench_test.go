@@ -37,6 +37,17 @@ func BenchmarkRunStrategy(b *testing.B) {
 			}
 		}
 	})
+	b.Run("inline/lazy", func(b *testing.B) { // what run does for a ContextBound chain
+		b.ReportAllocs()
+		for b.Loop() {
+			tctx, cancel := withLazyDeadline(ctx, DefaultDecisionTimeout)
+			d, _ := c.Authorize(tctx, req)
+			cancel()
+			if !d.Allowed() {
+				b.Fatal(d)
+			}
+		}
+	})
 	b.Run("parallel/goroutine", func(b *testing.B) {
 		b.ReportAllocs()
 		b.RunParallel(func(pb *testing.PB) {

@@ -226,8 +226,11 @@ type Admission struct {
 // the URL (which may carry a token).
 func Decode(body []byte) (*Admission, error) {
 	var a Admission
-	if err := hookio.DecodeJSON(body, &a, ErrMalformed); err != nil {
-		return nil, err
+	if !a.decodeFast(body) {
+		a = Admission{}
+		if err := hookio.DecodeJSON(body, &a, ErrMalformed); err != nil {
+			return nil, err
+		}
 	}
 	switch a.Request.Direction {
 	case "incoming", "outgoing":
@@ -243,6 +246,71 @@ func Decode(body []byte) (*Admission, error) {
 		return nil, fmt.Errorf("%w: request.url is empty", ErrMalformed)
 	}
 	return &a, nil
+}
+
+// decodeFast reads OME's usual body (hookio.WalkJSON's subset, port a plain integer) without
+// reflection; false means the caller must use encoding/json (FuzzDecodeFastMatchesJSON holds the
+// two to the same result).
+func (a *Admission) decodeFast(body []byte) bool {
+	return hookio.WalkJSON(body, func(parent, key, val []byte, kind hookio.FastKind) bool {
+		if parent == nil {
+			switch string(key) {
+			case "client", "request":
+				return kind == hookio.FastObject || kind == hookio.FastNull
+			}
+			return !hookio.FoldsToAny(key, "client", "request")
+		}
+		var dst *string
+		switch string(parent) {
+		case "client":
+			switch string(key) {
+			case "address":
+				dst = &a.Client.Address
+			case "real_ip":
+				dst = &a.Client.RealIP
+			case "user_agent":
+				dst = &a.Client.UserAgent
+			case "port":
+				switch kind {
+				case hookio.FastUint:
+					a.Client.Port = json.Number(val)
+					return true
+				case hookio.FastNull:
+					return true
+				}
+				return false // a port in a string: encoding/json checks it is a number
+			default:
+				return !hookio.FoldsToAny(key, "address", "port", "real_ip", "user_agent")
+			}
+		case "request":
+			switch string(key) {
+			case "direction":
+				dst = &a.Request.Direction
+			case "protocol":
+				dst = &a.Request.Protocol
+			case "status":
+				dst = &a.Request.Status
+			case "time":
+				dst = &a.Request.Time
+			case "url":
+				dst = &a.Request.URL
+			case "new_url":
+				dst = &a.Request.NewURL
+			default:
+				return !hookio.FoldsToAny(key, "direction", "protocol", "status", "time", "url", "new_url")
+			}
+		default:
+			return true // a member of an unknown object
+		}
+		switch kind {
+		case hookio.FastString:
+			*dst = string(val)
+		case hookio.FastNull: // encoding/json leaves the field as it was
+		default:
+			return false // a type encoding/json refuses: let it say so
+		}
+		return true
+	})
 }
 
 // Action maps request.direction: incoming (a provider: RTMP, SRT, WebRTC/WHIP ingest) is publish,

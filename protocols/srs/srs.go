@@ -148,30 +148,100 @@ type Hook struct {
 func Decode(body []byte) (*Hook, error) {
 	// One pass: the outer tcUrl (shallower) takes the field from Hook's, and its pointer says
 	// whether the document had one (null counts as absent, as it always did).
-	var w struct {
-		Hook
-		TcURL *string `json:"tcUrl"`
+	h := new(Hook)
+	if !h.decodeFast(body) {
+		var w struct {
+			Hook
+			TcURL *string `json:"tcUrl"`
+		}
+		if err := hookio.DecodeJSON(body, &w, ErrMalformed); err != nil {
+			return nil, err
+		}
+		*h = w.Hook
+		if w.TcURL != nil {
+			h.TcURL, h.tcURLSent = *w.TcURL, true
+		}
 	}
-	if err := hookio.DecodeJSON(body, &w, ErrMalformed); err != nil {
-		return nil, err
-	}
-	h := &w.Hook
 	if h.Action == "" {
 		return nil, fmt.Errorf("%w: no action", ErrMalformed)
 	}
-	if w.TcURL != nil {
-		h.TcURL, h.tcURLSent = *w.TcURL, true
-	}
 	return h, nil
+}
+
+// hookKeys are Hook's JSON names.
+var hookKeys = [...]string{"action", "server_id", "client_id", "ip", "vhost", "app", "stream", "param", "tcUrl", "pageUrl", "file"}
+
+// decodeFast reads SRS's usual body (hookio.WalkJSON's subset, client_id a string or an unsigned
+// integer) without reflection, as Decode's encoding/json pass would; false means the caller must
+// use encoding/json (FuzzDecodeFastMatchesJSON holds the two to the same result).
+func (h *Hook) decodeFast(body []byte) bool {
+	return hookio.WalkJSON(body, func(parent, key, val []byte, kind hookio.FastKind) bool {
+		if parent != nil {
+			return true // a member of an unknown object
+		}
+		var dst *string
+		switch string(key) {
+		case "action":
+			dst = &h.Action
+		case "server_id":
+			dst = &h.ServerID
+		case "ip":
+			dst = &h.IP
+		case "vhost":
+			dst = &h.Vhost
+		case "app":
+			dst = &h.App
+		case "stream":
+			dst = &h.Stream
+		case "param":
+			dst = &h.Param
+		case "pageUrl":
+			dst = &h.PageURL
+		case "file":
+			dst = &h.File
+		case "tcUrl":
+			switch kind {
+			case hookio.FastString:
+				h.TcURL, h.tcURLSent = string(val), true
+			case hookio.FastNull: // the pointer Decode's encoding/json pass reads it into is nil again
+				h.TcURL, h.tcURLSent = "", false
+			default:
+				return false
+			}
+			return true
+		case "client_id":
+			switch kind {
+			case hookio.FastString: // json.RawMessage keeps the quotes
+				h.ClientID = append(append(append(json.RawMessage(nil), '"'), val...), '"')
+			case hookio.FastUint:
+				h.ClientID = append(json.RawMessage(nil), val...)
+			default:
+				return false
+			}
+			return true
+		default:
+			return !hookio.FoldsToAny(key, hookKeys[:]...)
+		}
+		switch kind {
+		case hookio.FastString:
+			*dst = string(val)
+		case hookio.FastNull: // encoding/json leaves the field as it was
+		default:
+			return false // a type encoding/json refuses: let it say so
+		}
+		return true
+	})
 }
 
 // SessionID is SRS's client_id (its context id, unique per connection), prefixed with server_id
 // when present so that several SRS processes reporting to one gatehouse do not collide.
 func (h *Hook) SessionID() string {
-	id := string(bytes.TrimSpace(h.ClientID))
-	var s string
-	if json.Unmarshal(h.ClientID, &s) == nil {
-		id = s
+	raw := bytes.TrimSpace(h.ClientID)
+	var id string
+	if s, ok := plainString(h.ClientID); ok {
+		id = string(s) // what json.Unmarshal gives, without its reflection
+	} else if json.Unmarshal(h.ClientID, &id) != nil {
+		id = string(raw)
 	}
 	if id == "" || id == "null" {
 		return ""
@@ -180,6 +250,20 @@ func (h *Hook) SessionID() string {
 		return h.ServerID + "/" + id
 	}
 	return id
+}
+
+// plainString returns the content of a JSON string of printable ASCII without escapes.
+func plainString(raw []byte) ([]byte, bool) {
+	n := len(raw)
+	if n < 2 || raw[0] != '"' || raw[n-1] != '"' {
+		return nil, false
+	}
+	for _, c := range raw[1 : n-1] {
+		if c < 0x20 || c > 0x7e || c == '"' || c == '\\' {
+			return nil, false
+		}
+	}
+	return raw[1 : n-1], true
 }
 
 // Path returns app/stream (vhost/app/stream with includeVhost and a non-default vhost), or false

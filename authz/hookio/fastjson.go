@@ -1,0 +1,148 @@
+package hookio
+
+import (
+	"bytes"
+	"strings"
+	"unicode/utf8"
+)
+
+// FastKind is the kind of a value WalkJSON reports.
+type FastKind uint8
+
+// The kinds of value WalkJSON reports.
+const (
+	FastString FastKind = iota // a string without escapes, valid UTF-8; val is its content
+	FastNull                   // null; val is nil
+	FastUint                   // 0 or a decimal integer without sign, fraction or exponent; val is its digits
+	FastObject                 // a top-level member whose value is an object: its members follow with this key as parent
+)
+
+// WalkJSON reads the common shape of a hook body without reflection: one object whose values are
+// strings without escapes, null, unsigned integers, or objects (one level deep) of the same. It
+// calls field for each member in document order, with parent nil for a top-level member and the
+// enclosing key for a member of a nested object; a nested object is announced first with
+// FastObject and its members are read only if field returns true for it. It reports false when
+// field returns false or the document is anything else (escapes, fractions, booleans, arrays,
+// deeper nesting, invalid UTF-8, trailing data, invalid JSON); the caller then decodes with
+// encoding/json, so the fast path only ever has to agree with encoding/json on the documents it
+// accepts (each adapter's differential fuzz test checks that). The byte slices alias b.
+func WalkJSON(b []byte, field func(parent, key, val []byte, kind FastKind) bool) bool {
+	i, ok := walkObject(b, skipWS(b, 0), nil, field)
+	return ok && skipWS(b, i) == len(b)
+}
+
+// walkObject reads the object at b[i] (parent nil: the top level) and returns the index after it.
+func walkObject(b []byte, i int, parent []byte, field func(parent, key, val []byte, kind FastKind) bool) (int, bool) {
+	if i >= len(b) || b[i] != '{' {
+		return i, false
+	}
+	i = skipWS(b, i+1)
+	if i < len(b) && b[i] == '}' {
+		return i + 1, true
+	}
+	for {
+		key, j, ok := scanString(b, i)
+		if !ok {
+			return j, false
+		}
+		i = skipWS(b, j)
+		if i >= len(b) || b[i] != ':' {
+			return i, false
+		}
+		i = skipWS(b, i+1)
+		if i >= len(b) {
+			return i, false
+		}
+		switch c := b[i]; {
+		case c == '"':
+			var val []byte
+			if val, i, ok = scanString(b, i); !ok || !field(parent, key, val, FastString) {
+				return i, false
+			}
+		case c == 'n':
+			if !bytes.HasPrefix(b[i:], nullLit) || !field(parent, key, nil, FastNull) {
+				return i, false
+			}
+			i += len(nullLit)
+		case '0' <= c && c <= '9':
+			j := i + 1
+			if c != '0' {
+				for j < len(b) && '0' <= b[j] && b[j] <= '9' {
+					j++
+				}
+			}
+			if j < len(b) && (b[j] == '.' || b[j] == 'e' || b[j] == 'E' || ('0' <= b[j] && b[j] <= '9')) {
+				return j, false // a fraction, an exponent or a leading zero: leave it to encoding/json
+			}
+			if !field(parent, key, b[i:j], FastUint) {
+				return i, false
+			}
+			i = j
+		case c == '{' && parent == nil:
+			if !field(nil, key, nil, FastObject) {
+				return i, false
+			}
+			if i, ok = walkObject(b, i, key, field); !ok {
+				return i, false
+			}
+		default:
+			return i, false
+		}
+		i = skipWS(b, i)
+		if i >= len(b) {
+			return i, false
+		}
+		switch b[i] {
+		case ',':
+			i = skipWS(b, i+1)
+		case '}':
+			return i + 1, true
+		default:
+			return i, false
+		}
+	}
+}
+
+var nullLit = []byte("null")
+
+// FoldsToAny reports whether key equals one of names ignoring case (as encoding/json matches
+// field names) without equalling it exactly: a key encoding/json would map to a field that an
+// exact comparison would miss, which a fast path must leave to encoding/json.
+func FoldsToAny(key []byte, names ...string) bool {
+	for _, n := range names {
+		if strings.EqualFold(n, string(key)) && n != string(key) {
+			return true
+		}
+	}
+	return false
+}
+
+// scanString reads a JSON string without escapes starting at b[i] == '"'.
+func scanString(b []byte, i int) ([]byte, int, bool) {
+	if i >= len(b) || b[i] != '"' {
+		return nil, i, false
+	}
+	ascii := true
+	for j := i + 1; j < len(b); j++ {
+		switch c := b[j]; {
+		case c == '"':
+			s := b[i+1 : j]
+			if !ascii && !utf8.Valid(s) {
+				return nil, j, false
+			}
+			return s, j + 1, true
+		case c == '\\' || c < 0x20:
+			return nil, j, false
+		case c >= utf8.RuneSelf:
+			ascii = false
+		}
+	}
+	return nil, len(b), false
+}
+
+func skipWS(b []byte, i int) int {
+	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
+		i++
+	}
+	return i
+}

@@ -1,0 +1,66 @@
+package hookio
+
+import (
+	"encoding/json"
+	"testing"
+)
+
+// FuzzWalkJSONValid: WalkJSON accepts only valid JSON objects, and reports every member it reads
+// with a value encoding/json reads the same way.
+func FuzzWalkJSONValid(f *testing.F) {
+	f.Add([]byte(`{"a":"b","c":null,"d":12,"e":{"f":"g","h":0}}`))
+	f.Add([]byte(`{"a":01}`))
+	f.Add([]byte(`{"a":{"b":{"c":1}}}`))
+	f.Add([]byte(` { } `))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		ok := WalkJSON(b, func(parent, key, val []byte, kind FastKind) bool {
+			var want string
+			switch kind {
+			case FastString:
+				if err := json.Unmarshal(append(append([]byte{'"'}, val...), '"'), &want); err != nil || want != string(val) {
+					t.Fatalf("string %q read as %q (%v)", val, want, err)
+				}
+			case FastUint:
+				var n json.Number
+				if err := json.Unmarshal(val, &n); err != nil || string(n) != string(val) {
+					t.Fatalf("number %q read as %q (%v)", val, n, err)
+				}
+			}
+			return true
+		})
+		if ok && !json.Valid(b) {
+			t.Fatalf("accepted invalid JSON %q", b)
+		}
+		var m map[string]any
+		if ok && json.Unmarshal(b, &m) != nil {
+			t.Fatalf("accepted a non-object %q", b)
+		}
+	})
+}
+
+func TestWalkJSON(t *testing.T) {
+	tests := []struct {
+		body string
+		want bool
+	}{
+		{`{}`, true},
+		{`{"a":"b","c":{"d":1}}`, true},
+		{`{"a":{"b":{"c":1}}}`, false}, // deeper than one level
+		{`{"a":-1}`, false},
+		{`{"a":01}`, false},
+		{`{"a":1e3}`, false},
+		{`{"a":true}`, false},
+		{`{"a":[]}`, false},
+		{`{"a":"b",}`, false},
+		{`{"a":"b"} {}`, false},
+		{`[]`, false},
+		{`{"a":nul}`, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.body, func(t *testing.T) {
+			if got := WalkJSON([]byte(tt.body), func(_, _, _ []byte, _ FastKind) bool { return true }); got != tt.want {
+				t.Fatalf("WalkJSON(%s) = %v, want %v", tt.body, got, tt.want)
+			}
+		})
+	}
+}
