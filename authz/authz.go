@@ -250,8 +250,15 @@ func (d Decision) Allowed() bool { return d.Outcome == Allow }
 // New sessions must use Allowed instead.
 func (d Decision) Keep() bool { return d.Outcome == Allow || d.Undecided }
 
-// HTTPStatus maps the outcome to the status most hooks answer with: 200, 401 or 403.
+// HTTPStatus maps the outcome to the status most hooks answer with: 200, 401 or 403; 409 for
+// ReasonPathBusy and 503 for ReasonStateUnavailable.
 func (d Decision) HTTPStatus() int {
+	switch {
+	case d.Reason == ReasonPathBusy:
+		return 409
+	case d.Reason == ReasonStateUnavailable:
+		return 503
+	}
 	switch d.Outcome {
 	case Allow:
 		return 200

@@ -28,7 +28,8 @@ type Engine struct {
 	// digestKey keys the fingerprints of failed credentials (credentialDigest): random per
 	// engine, never persisted, so a fingerprint says nothing outside this process.
 	digestKey maphash.Seed
-	metrics   Metrics // nil: none
+	metrics   Metrics    // nil: none
+	leases    PathLeases // the fleet's one publisher per path; nil: none (one process)
 }
 
 // EngineOption configures an Engine.
@@ -81,7 +82,16 @@ func (e *Engine) Swap(c *Chain) *Chain {
 // Generation counts the chains this engine has used: 0 for the one it was built with, +1 per
 // Swap. Anything that caches a grant outside the engine (a signed cookie, a session) binds it to
 // the generation it was decided in, so a reload that revoked it is noticed.
-func (e *Engine) Generation() uint64 { return e.gen.Load() }
+//
+// With a BanStore shared by replicas, an operator ban made on another replica advances it too
+// (once it reaches this one), as Ban does.
+func (e *Engine) Generation() uint64 {
+	g := e.gen.Load()
+	if bg, ok := e.banStore.(banGenerations); ok {
+		g += bg.Generation()
+	}
+	return g
+}
 
 // Chain returns the chain currently in force.
 func (e *Engine) Chain() *Chain { return e.chain.Load() }
@@ -181,6 +191,8 @@ func (e *Engine) decide(ctx context.Context, c *Chain, req *Request) Decision {
 		if until, ok := e.banned(d, now); ok {
 			d = refuse(d, Forbidden, ReasonBanned, "temporarily banned by an operator")
 			d.RetryAfter = retryAfter(until, now)
+		} else {
+			d = e.claim(ctx, req, d)
 		}
 	}
 	return d

@@ -36,12 +36,17 @@ type Banner interface {
 //
 // DELETE answers 202 with what happens next (the kick is asynchronous), 404 for an unknown id,
 // 409 when the id is ambiguous, 400 for a bad ban, 401 (reason identity_required) for an
-// anonymous grant. It starts no goroutines.
-func APIHandler(rv *Revoker, auth Authorizer, ban Banner, now func() time.Time) http.Handler {
+// anonymous grant. With WithBroadcaster (a fleet of replicas), an id this node does not hold is
+// announced to the other nodes instead of 404: the node that holds it ends it and applies the
+// ban (Revoker.Apply); the answer is 202 with kick "announced". It starts no goroutines.
+func APIHandler(rv *Revoker, auth Authorizer, ban Banner, now func() time.Time, opts ...APIOption) http.Handler {
 	if now == nil {
 		now = time.Now
 	}
 	h := &apiHandler{rv: rv, auth: auth, ban: ban, now: now}
+	for _, o := range opts {
+		o(h)
+	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /api/v1/sessions", h.list)
 	mux.HandleFunc("DELETE /api/v1/sessions/{id}", h.kick)
@@ -49,11 +54,19 @@ func APIHandler(rv *Revoker, auth Authorizer, ban Banner, now func() time.Time) 
 }
 
 type apiHandler struct {
-	rv   *Revoker
-	auth Authorizer
-	ban  Banner
-	now  func() time.Time
+	rv    *Revoker
+	auth  Authorizer
+	ban   Banner
+	now   func() time.Time
+	fleet Broadcaster // nil: one node
 }
+
+// APIOption configures APIHandler.
+type APIOption func(*apiHandler)
+
+// WithBroadcaster announces kicks of sessions this node does not hold to the other nodes of a
+// fleet through b.
+func WithBroadcaster(b Broadcaster) APIOption { return func(h *apiHandler) { h.fleet = b } }
 
 type sessionJSON struct {
 	Source   string `json:"source"`
@@ -101,6 +114,20 @@ func (h *apiHandler) kick(w http.ResponseWriter, r *http.Request) {
 	}
 	s, err := h.rv.Find(r.URL.Query().Get("source"), r.PathValue("id"))
 	switch {
+	case errors.Is(err, ErrNotFound) && h.fleet != nil:
+		o := Order{Source: r.URL.Query().Get("source"), Session: r.PathValue("id"), Why: "kicked by an operator"}
+		if ban > 0 {
+			o.BanUntil = h.now().Add(ban)
+		}
+		if err := h.fleet.Broadcast(r.Context(), o); err != nil {
+			writeError(w, http.StatusServiceUnavailable, "not a session of this node, and the other nodes cannot be reached")
+			return
+		}
+		guard.JSON(w, http.StatusAccepted, struct {
+			Session sessionJSON `json:"session"`
+			Kick    string      `json:"kick"`
+		}{sessionJSON{Source: o.Source, ID: o.Session}, "announced: the node that holds it ends it"})
+		return
 	case errors.Is(err, ErrNotFound):
 		writeError(w, http.StatusNotFound, "no such session")
 		return
@@ -115,11 +142,8 @@ func (h *apiHandler) kick(w http.ResponseWriter, r *http.Request) {
 		Banned   string      `json:"banned,omitempty"`
 	}{Session: toJSON(s)}
 	if ban > 0 {
-		keyID, identity := s.KeyID, ""
-		out.Banned = "key " + keyID
-		if keyID == "" {
-			identity, out.Banned = s.Identity, "identity "+s.Identity
-		}
+		keyID, identity, what := banSubject(s)
+		out.Banned = what
 		if keyID == "" && identity == "" {
 			writeError(w, http.StatusBadRequest, "this session has neither a stream key nor an identity to ban")
 			return
@@ -155,6 +179,15 @@ func (h *apiHandler) authorize(w http.ResponseWriter, r *http.Request) bool {
 		}{d.Message, d.Reason})
 	}
 	return ok
+}
+
+// banSubject is what a kick's ban refuses: the session's stream key or, without one, its
+// identity, and how to say so.
+func banSubject(s live.Session) (keyID, identity, what string) {
+	if s.KeyID != "" {
+		return s.KeyID, "", "key " + s.KeyID
+	}
+	return "", s.Identity, "identity " + s.Identity
 }
 
 func writeError(w http.ResponseWriter, status int, msg string) {

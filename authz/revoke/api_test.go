@@ -97,3 +97,75 @@ func TestSessionsAPIAnswers(t *testing.T) {
 		t.Errorf("queued kicks: got %d, want 2 (the anonymous grant's must not be)", queued)
 	}
 }
+
+// relay is a Broadcaster that hands each Order to another node's Apply (a fleet of two).
+type relay struct {
+	to  *Revoker
+	ban Banner
+	err error
+}
+
+func (r *relay) Broadcast(_ context.Context, o Order) error {
+	if r.err != nil {
+		return r.err
+	}
+	raw, _ := json.Marshal(o) // it travels as JSON
+	var got Order
+	if err := json.Unmarshal(raw, &got); err != nil {
+		return err
+	}
+	r.to.Apply(got, r.ban)
+	return nil
+}
+
+// TestSessionsAPIFleetKick: a kick on node A of a session that node B holds is announced and B
+// ends it, applying the ban to the session's key; A's own sessions are kicked locally as
+// before; without the fleet (or with the fleet unreachable) the unknown id is 404 (503).
+func TestSessionsAPIFleetKick(t *testing.T) {
+	regA, regB := live.NewRegistry(), live.NewRegistry()
+	regB.Record(live.Event{Type: live.Published, Path: "live/b", Source: "sfu", Session: "on-b", KeyID: "key_b"})
+	kA, kB := &flaky{done: make(chan live.Session, 4)}, &flaky{done: make(chan live.Session, 4)}
+	rvA := New(Config{}, map[string]Kicker{"sfu": kA}, []Lister{regA}, regA, nil)
+	rvB := New(Config{}, map[string]Kicker{"sfu": kB}, []Lister{regB}, regB, nil)
+	run(t, rvA)
+	run(t, rvB)
+	bansB := &banLog{}
+	do := func(h http.Handler, target string) *httptest.ResponseRecorder {
+		req := httptest.NewRequest("DELETE", target, nil)
+		req.SetBasicAuth("admin", "x")
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, req)
+		return w
+	}
+
+	if w := do(APIHandler(rvA, apiAuth{}, &banLog{}, nil), "/api/v1/sessions/on-b"); w.Code != 404 {
+		t.Fatalf("without a fleet: %d, want 404", w.Code)
+	}
+	if w := do(APIHandler(rvA, apiAuth{}, &banLog{}, nil, WithBroadcaster(&relay{err: context.DeadlineExceeded})), "/api/v1/sessions/on-b"); w.Code != 503 {
+		t.Fatalf("fleet unreachable: %d, want 503", w.Code)
+	}
+	h := APIHandler(rvA, apiAuth{}, &banLog{}, nil, WithBroadcaster(&relay{to: rvB, ban: bansB}))
+	if w := do(h, "/api/v1/sessions/on-b?ban=10m"); w.Code != 202 {
+		t.Fatalf("kick on A of B's session: %d %s, want 202", w.Code, w.Body)
+	}
+	select {
+	case s := <-kB.done:
+		if s.ID != "on-b" {
+			t.Fatalf("B kicked %+v", s)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("B never ended its session")
+	}
+	if len(bansB.keys) != 1 || bansB.keys[0] != "key_b" {
+		t.Fatalf("B's bans: %+v, want key_b", bansB.keys)
+	}
+	select {
+	case s := <-kA.done:
+		t.Fatalf("A kicked %+v", s)
+	default:
+	}
+	// An order for a session B does not hold does nothing on B.
+	if n := rvB.Apply(Order{Session: "elsewhere"}, bansB); n != 0 {
+		t.Fatalf("Apply of an unknown session: %d", n)
+	}
+}

@@ -98,7 +98,8 @@ type Config struct {
 // Match selects sessions: those admitted by the stream key KeyID, or of Identity. Empty fields
 // match nothing.
 type Match struct {
-	KeyID, Identity string
+	KeyID    string `json:"key_id,omitempty"`
+	Identity string `json:"identity,omitempty"`
 }
 
 func (m Match) matches(s live.Session) bool {
@@ -419,4 +420,50 @@ func (r *Revoker) attempt(ctx context.Context, j *job) {
 		r.noteKick(j.s, fmt.Sprintf("retrying (attempt %d failed: %v)", j.attempt, err))
 		r.requeue(j)
 	}
+}
+
+// Order is a kick made on one node of a fleet for the others: end the session Session (of
+// Source, if not empty) wherever it runs, banning its key or identity until BanUntil (zero: no
+// ban); or, without Session, every session Match selects. It carries no credential.
+type Order struct {
+	Source   string    `json:"source,omitempty"`
+	Session  string    `json:"session,omitempty"`
+	Match    Match     `json:"match,omitzero"`
+	BanUntil time.Time `json:"ban_until,omitzero"`
+	Why      string    `json:"why,omitempty"`
+}
+
+// Broadcaster announces an Order to the other nodes of a fleet (and must not deliver it back to
+// this one). Announce must honour ctx; an error means the fleet could not be told.
+type Broadcaster interface {
+	Broadcast(ctx context.Context, o Order) error
+}
+
+// Apply carries out an Order another node announced: it kicks the session if this node holds
+// it, after banning (through ban, may be nil) its key or identity until o.BanUntil, or ends the
+// sessions o.Match selects. A session this node does not hold is none of its business. It
+// returns how many sessions it queued.
+func (r *Revoker) Apply(o Order, ban Banner) int {
+	why := o.Why
+	if why == "" {
+		why = "kicked by an operator on another node"
+	}
+	if o.Session == "" {
+		return r.Revoke(o.Match, r.now(), why)
+	}
+	s, err := r.Find(o.Source, o.Session)
+	if err != nil {
+		return 0
+	}
+	if !o.BanUntil.IsZero() && o.BanUntil.After(r.now()) && ban != nil {
+		if keyID, identity, _ := banSubject(s); keyID != "" || identity != "" {
+			if err := ban.Ban(keyID, identity, o.BanUntil); err != nil {
+				r.log.Error("revoke: could not ban for another node's kick", "session", s.ID, "error", err.Error())
+			}
+		}
+	}
+	if r.Kick(s, why) != nil {
+		return 0
+	}
+	return 1
 }

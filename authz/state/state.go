@@ -6,6 +6,8 @@
 //
 //	state:
 //	  backend: redis               # memory (default) or redis
+//	  node_id: gh-a                # this node's name in the fleet (default: generated at start)
+//	  node_url: http://10.0.0.2:8089   # how the other nodes reach this node's public listener
 //	  redis:
 //	    addrs: [127.0.0.1:6379]    # one: standalone; several: Cluster; with sentinel_master: Sentinels
 //	    sentinel_master: ""        # the Sentinel master name
@@ -19,8 +21,12 @@
 package state
 
 import (
+	"crypto/rand"
+	"encoding/base32"
 	"net"
+	"net/url"
 	"os"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -47,6 +53,36 @@ const (
 type Config struct {
 	Backend string       `yaml:"backend"` // memory (default) or redis
 	Redis   *RedisConfig `yaml:"redis"`   // required with backend redis, refused without it
+	// NodeID names this node in the fleet (node records, publish leases); backend redis only.
+	// Default: generated at start (NewNodeID), stable for the process.
+	NodeID string `yaml:"node_id"`
+	// NodeURL is the base URL (http or https, no query) at which the other nodes reach this
+	// node's public listener, e.g. http://10.0.0.2:8089; backend redis only. Default: none (the
+	// node is listed without a URL and no edge can pull from it).
+	NodeURL string `yaml:"node_url"`
+}
+
+// Node is one gatehouse node of a fleet as its node record says.
+type Node struct {
+	ID      string    `json:"id"`
+	URL     string    `json:"url,omitempty"`
+	Version string    `json:"version,omitempty"`
+	Started time.Time `json:"started"`
+}
+
+// Owner is the node that publishes a path: its id and the base URL of its public listener
+// ("" when it has none configured).
+type Owner struct {
+	NodeID, URL string
+}
+
+var nodeIDRe = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
+
+// NewNodeID returns a random node id ("node-" and 10 lowercase letters and digits).
+func NewNodeID() string {
+	var b [6]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails
+	return "node-" + base32.NewEncoding("abcdefghijklmnopqrstuvwxyz234567").WithPadding(base32.NoPadding).EncodeToString(b[:])
 }
 
 // Shared reports whether the state lives in Redis.
@@ -117,13 +153,31 @@ func (c *Config) UnmarshalYAML(n *yaml.Node) error {
 	default:
 		return conf.Errorf(conf.Value(n, "backend"), "backend %q is not memory or redis", c.Backend)
 	}
+	var errs []error
 	switch {
 	case c.Backend == BackendRedis && c.Redis == nil:
-		return conf.Errorf(conf.Value(n, "backend"), "backend redis needs a redis section with addrs")
+		errs = append(errs, conf.Errorf(conf.Value(n, "backend"), "backend redis needs a redis section with addrs"))
 	case c.Backend == BackendMemory && c.Redis != nil:
-		return conf.Errorf(conf.Value(n, "redis"), "a redis section needs backend: redis (the default backend is memory)")
+		errs = append(errs, conf.Errorf(conf.Value(n, "redis"), "a redis section needs backend: redis (the default backend is memory)"))
 	}
-	return nil
+	if c.NodeID != "" {
+		switch {
+		case c.Backend != BackendRedis:
+			errs = append(errs, conf.Errorf(conf.Value(n, "node_id"), "node_id needs backend: redis (a single process is no fleet)"))
+		case !nodeIDRe.MatchString(c.NodeID):
+			errs = append(errs, conf.Errorf(conf.Value(n, "node_id"), "node_id %q: use 1 to 64 letters, digits, dots, dashes and underscores", c.NodeID))
+		}
+	}
+	if c.NodeURL != "" {
+		u, err := url.Parse(c.NodeURL)
+		switch {
+		case c.Backend != BackendRedis:
+			errs = append(errs, conf.Errorf(conf.Value(n, "node_url"), "node_url needs backend: redis (a single process is no fleet)"))
+		case err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "":
+			errs = append(errs, conf.Errorf(conf.Value(n, "node_url"), "node_url is not a base URL such as http://10.0.0.2:8089 (http or https, a host, no user, query or fragment)"))
+		}
+	}
+	return conf.Join(errs...)
 }
 
 // UnmarshalYAML decodes strictly and reports every problem with its line.

@@ -40,6 +40,11 @@ func TestConfig(t *testing.T) {
 		{name: "tls without enabled", yaml: "state:\n  backend: redis\n  redis:\n    addrs: [a:1]\n    tls: {server_name: x}", want: []string{":5:", "need enabled: true"}},
 		{name: "cert without key", yaml: "state:\n  backend: redis\n  redis:\n    addrs: [a:1]\n    tls: {enabled: true, cert_file: " + pw + "}", want: []string{"go together"}},
 		{name: "negative interval", yaml: "state:\n  backend: redis\n  redis:\n    addrs: [a:1]\n    sync_interval: -1s", want: []string{":5:", "must not be negative"}},
+		{name: "node id and url", yaml: "state:\n  backend: redis\n  node_id: gh-a\n  node_url: http://10.0.0.2:8089\n  redis: {addrs: [a:1]}", backend: BackendRedis},
+		{name: "node id without redis", yaml: "state:\n  node_id: gh-a", want: []string{":2:", "node_id needs backend: redis"}},
+		{name: "bad node id", yaml: "state:\n  backend: redis\n  node_id: \"a b\"\n  redis: {addrs: [a:1]}", want: []string{":3:", "node_id"}},
+		{name: "bad node url", yaml: "state:\n  backend: redis\n  node_url: 10.0.0.2:8089\n  redis: {addrs: [a:1]}", want: []string{":3:", "not a base URL"}},
+		{name: "node url with query", yaml: "state:\n  backend: redis\n  node_url: http://h/?token=x\n  redis: {addrs: [a:1]}", want: []string{":3:", "not a base URL"}},
 		{name: "braces in prefix", yaml: "state:\n  backend: redis\n  redis:\n    addrs: [a:1]\n    key_prefix: \"a{b}\"", want: []string{":5:", "braces"}},
 	}
 	for _, tt := range tests {

@@ -3,6 +3,7 @@ package main
 import (
 	"time"
 
+	"gatehouse/authz/state/redisstate"
 	"gatehouse/authz/tokens"
 	"gatehouse/sfu"
 )
@@ -23,11 +24,24 @@ func (r runningIssuer) VerifyPull(token string) (tokens.PullClaims, error) {
 }
 
 // sfuConfig is the sfu section with the edge's dependencies: pull tokens from the running
-// issuer and, with sfu.edge.origin, that node as the origin of every path.
+// issuer and, with sfu.edge.origin, that node as the origin of every path; without it but with
+// state.backend redis, the node that holds a path's publish lease (whose state.node_url must be
+// set) is its origin.
 func (s *server) sfuConfig(c sfu.Config) sfu.Config {
 	c.PullTokens = runningIssuer{s}
-	if c.Edge.Origin != "" {
+	var fleet *redisstate.Fleet
+	if s.state != nil {
+		fleet = s.state.fleet
+	}
+	if fleet != nil && c.Edge.NodeID == "" {
+		c.Edge.NodeID = fleet.Self().ID // one name per node, in pulls and in the fleet
+	}
+	switch {
+	case c.Edge.Origin != "":
 		c.Origins = sfu.StaticOrigin{NodeID: c.Edge.OriginNode, BaseURL: c.Edge.Origin}
+	case fleet != nil:
+		// With Redis, the origin of a path is the node holding its publish lease.
+		c.Origins = fleetOrigins{fleet: fleet, none: sfu.ErrNoOrigin}
 	}
 	return c
 }

@@ -28,6 +28,7 @@ import (
 	"gatehouse/authz/metrics"
 	"gatehouse/authz/notify"
 	"gatehouse/authz/revoke"
+	"gatehouse/authz/state/redisstate"
 	"gatehouse/authz/tokens"
 	"gatehouse/backends/keys"
 	"gatehouse/protocols/forwardauth"
@@ -213,6 +214,21 @@ func serve(ctx context.Context, path string, stderr io.Writer, ready func(public
 		revoke.WithRecheckers(recheckers...))
 	bg.Add(1)
 	go func() { defer bg.Done(); s.revoke.Run(bgCtx) }()
+	if st.fleet != nil { // node record, publish leases, kicks announced by the other nodes
+		local := s.revoke.Sessions
+		st.local.Store(&local)
+		st.fleet.OnAnnouncement(func(body []byte) {
+			var o revoke.Order
+			if json.Unmarshal(body, &o) == nil {
+				s.revoke.Apply(o, s.engine)
+			}
+		})
+		fleetChanges, unsubscribeFleet := s.reg.Subscribe()
+		defer unsubscribeFleet()
+		bg.Add(1)
+		go func() { defer bg.Done(); st.fleet.Run(bgCtx, fleetChanges) }()
+		log.Info("fleet node", "node_id", st.fleet.Self().ID, "node_url", st.fleet.Self().URL)
+	}
 	if keyStore != nil {
 		defer keyStore.Subscribe(func(rv keys.Revocation) {
 			why := "stream key revoked"
@@ -469,7 +485,7 @@ func (s *server) publicMux() *http.ServeMux {
 	mux.Handle("GET /metrics", s.guarded(authz.ActionMetrics, s.metrics.Handler()))
 	api := s.apiMux()
 	for _, p := range []string{"/api/v1/keys", "/api/v1/keys/", "/api/v1/streams", "/api/v1/streams/", "/api/v1/sessions", "/api/v1/sessions/",
-		"/api/v1/decisions", "/api/v1/decisions/", "/api/v1/bans", "/api/v1/bans/"} {
+		"/api/v1/decisions", "/api/v1/decisions/", "/api/v1/bans", "/api/v1/bans/", "/api/v1/nodes"} {
 		mux.Handle(p, api)
 	}
 	if s.sfu != nil {
@@ -501,7 +517,12 @@ func (s *server) apiMux() *http.ServeMux {
 	streams := live.APIHandler(s.reg, s.engine)
 	mux.Handle("/api/v1/streams", streams)
 	mux.Handle("/api/v1/streams/", streams)
-	sessions := revoke.APIHandler(s.revoke, s.engine, s.engine, nil) // every server's sessions, the SFU's too
+	var fleetOpts []revoke.APIOption
+	if s.state != nil && s.state.fleet != nil { // a kick of another node's session is announced
+		fleetOpts = append(fleetOpts, revoke.WithBroadcaster(fleetBroadcaster{s.state.fleet}))
+		mux.Handle("/api/v1/nodes", redisstate.NodesHandler(s.state.fleet, s.engine))
+	}
+	sessions := revoke.APIHandler(s.revoke, s.engine, s.engine, nil, fleetOpts...) // every server's sessions, the SFU's too
 	mux.Handle("/api/v1/sessions", sessions)
 	mux.Handle("/api/v1/sessions/", sessions)
 	recent := decisions.APIHandler(s.recent, s.engine)

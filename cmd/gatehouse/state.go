@@ -2,12 +2,17 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"path/filepath"
+	"sync/atomic"
 
 	"github.com/redis/go-redis/v9"
 
 	"gatehouse/authz"
+	"gatehouse/authz/live"
+	"gatehouse/authz/revoke"
+	"gatehouse/authz/state"
 	"gatehouse/authz/state/redisstate"
 	"gatehouse/backends/keys"
 	"gatehouse/backends/keys/redisstore"
@@ -33,6 +38,11 @@ type stateLayer struct {
 	rdb    redis.UniversalClient // nil with backend memory
 	health *redisstate.Health    // nil with backend memory
 	shared *redisstate.Shared    // bans and failure counters shared by the replicas; nil with backend memory
+	// fleet is this node's membership (node record, publish leases, kick announcements); nil
+	// with backend memory. Its local sessions are read through local, set by serve once the
+	// revoker exists (before fleet.Run starts).
+	fleet *redisstate.Fleet
+	local atomic.Pointer[func() []live.Session]
 }
 
 // engineOptions returns the engine's ban store and counter: the in-process defaults (none), or
@@ -41,7 +51,7 @@ func (l *stateLayer) engineOptions() []authz.EngineOption {
 	if l == nil || l.shared == nil {
 		return nil
 	}
-	return []authz.EngineOption{authz.WithBanStore(l.shared), authz.WithCounter(l.shared)}
+	return []authz.EngineOption{authz.WithBanStore(l.shared), authz.WithCounter(l.shared), authz.WithPathLeases(l.fleet)}
 }
 
 // openState opens the state layer's key store: SQLite in data_dir (backend memory), or Redis.
@@ -61,8 +71,50 @@ func openState(ctx context.Context, cfg *Config) (*stateLayer, error) {
 		return nil, err
 	}
 	h := redisstate.NewHealth(rc.Sync(), nil)
-	return &stateLayer{keys: redisstore.New(ctx, rdb, rc.Prefix(), redisstore.WithHealth(h)), rdb: rdb, health: h,
-		shared: redisstate.NewShared(rdb, rc.Prefix(), rc.Sync(), h, 0, 0)}, nil
+	l := &stateLayer{keys: redisstore.New(ctx, rdb, rc.Prefix(), redisstore.WithHealth(h)), rdb: rdb, health: h,
+		shared: redisstate.NewShared(rdb, rc.Prefix(), rc.Sync(), h, 0, 0)}
+	id := cfg.State.NodeID
+	if id == "" {
+		id = state.NewNodeID()
+	}
+	l.fleet = redisstate.NewFleet(ctx, rdb, rc.Prefix(), state.Node{ID: id, URL: cfg.State.NodeURL, Version: version()},
+		redisstate.SessionsFunc(func() []live.Session {
+			if fn := l.local.Load(); fn != nil {
+				return (*fn)()
+			}
+			return nil
+		}), h)
+	return l, nil
+}
+
+// fleetBroadcaster announces kicks to the other nodes through the fleet (revoke.Broadcaster).
+type fleetBroadcaster struct{ fleet *redisstate.Fleet }
+
+func (b fleetBroadcaster) Broadcast(ctx context.Context, o revoke.Order) error {
+	raw, err := json.Marshal(o)
+	if err != nil {
+		return err
+	}
+	return b.fleet.Announce(ctx, raw)
+}
+
+// fleetOrigins answers, for the SFU's edges, which node publishes a path and at which base URL
+// (the SFU's Origins: Origin(ctx, path) (nodeID, baseURL string, err error)). none is the SFU's
+// error value for "nobody publishes it".
+type fleetOrigins struct {
+	fleet *redisstate.Fleet
+	none  error
+}
+
+func (o fleetOrigins) Origin(ctx context.Context, path string) (nodeID, baseURL string, err error) {
+	owner, ok, err := o.fleet.PublisherOf(ctx, path)
+	switch {
+	case err != nil:
+		return "", "", err
+	case !ok || owner.NodeID == o.fleet.Self().ID: // a path this node holds is not pulled from itself
+		return "", "", o.none
+	}
+	return owner.NodeID, owner.URL, nil
 }
 
 // Close closes the key store, then the client.

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -46,6 +47,7 @@ type Shared struct {
 	max      int
 
 	kick chan struct{}
+	gen  atomic.Uint64 // operator bans learnt from other replicas (Generation)
 
 	mu      sync.Mutex
 	pending map[authz.BanSubject]*authz.Ban // nil: lifted
@@ -96,6 +98,16 @@ func (s *Shared) nudge() {
 	default:
 	}
 }
+
+// operatorBan is authz.Ban.Reason of an operator's ban (a kick with ?ban=).
+const operatorBan = "operator"
+
+// Generation counts the operator bans (of a stream key or an identity) learnt from other
+// replicas, new or changed; the engine adds it to its own Generation, so grants cached by
+// generation (forward-auth cookies) end on every replica as they do on the one that banned.
+// Brute-force bans never advance it: an attacker must not end everyone's cookies by getting
+// itself banned.
+func (s *Shared) Generation() uint64 { return s.gen.Load() }
 
 // Put implements authz.BanStore: the ban holds here at once and on every replica after the next
 // push.
@@ -312,6 +324,9 @@ func (s *Shared) pull(ctx context.Context, ver int64, now time.Time) error {
 		if _, mine := local[b]; !mine {
 			if cur, ok := s.bans.Until(b, now); !ok || !cur.Equal(ban.Until) {
 				_ = s.bans.Put(ban, now)
+				if ban.Reason == operatorBan && (b.Kind == authz.BanKey || b.Kind == authz.BanIdentity) {
+					s.gen.Add(1)
+				}
 			}
 		}
 	}

@@ -157,3 +157,44 @@ func TestSharedRepeatPushedOnce(t *testing.T) {
 		t.Errorf("distinct guesses: B counts %d, want 6 (A's four + B's two)", n)
 	}
 }
+
+// An operator ban made on replica A advances replica B's engine generation once B pulls it
+// (forward-auth cookies end fleet-wide); a brute-force ban pulled the same way does not, and
+// pulling an unchanged ban again does not either. A's own ban, pushed and read back, does not
+// count twice on A.
+func TestSharedOperatorBanAdvancesGeneration(t *testing.T) {
+	srv := redistest.Start(t)
+	a, b := shared(t, srv), shared(t, srv)
+	eb := authz.NewEngine(authz.NewChain(), nil, authz.WithBanStore(b), authz.WithCounter(b))
+	ea := authz.NewEngine(authz.NewChain(), nil, authz.WithBanStore(a), authz.WithCounter(a))
+	mustSync(t, a, b)
+	g0, ga0 := eb.Generation(), ea.Generation()
+
+	now := time.Now()
+	if err := a.Put(authz.Ban{Subject: authz.BanSubject{Kind: authz.BanIP, Value: "198.51.100.9/32"}, Until: now.Add(time.Hour), Reason: "bruteforce", Strike: 1}, now); err != nil {
+		t.Fatal(err)
+	}
+	mustSync(t, a, b)
+	if _, ok := b.Until(authz.BanSubject{Kind: authz.BanIP, Value: "198.51.100.9/32"}, now); !ok {
+		t.Fatal("B did not learn the brute-force ban")
+	}
+	if g := eb.Generation(); g != g0 {
+		t.Fatalf("B's generation after a brute-force ban: %d, want %d (unchanged)", g, g0)
+	}
+
+	if err := ea.Ban("key_abc", "", now.Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	mustSync(t, a, b)
+	if g := eb.Generation(); g <= g0 {
+		t.Fatalf("B's generation after A's operator ban: %d, want > %d", g, g0)
+	}
+	g1 := eb.Generation()
+	mustSync(t, a, b, a, b)
+	if g := eb.Generation(); g != g1 {
+		t.Fatalf("B's generation after pulling the same ban again: %d, want %d", g, g1)
+	}
+	if g := ea.Generation(); g != ga0+1 {
+		t.Fatalf("A's generation after its own ban came back: %d, want %d", g, ga0+1)
+	}
+}

@@ -66,11 +66,12 @@ type Store struct {
 	poll   time.Duration
 	flush  time.Duration
 
-	mu      sync.Mutex // guards pending, subs, lastSeq, closed
+	feed *redisstate.Feed // the revocation feed
+
+	mu      sync.Mutex // guards pending, subs, closed
 	pending map[string]use
 	subs    map[int]func(keys.Revocation)
 	nextSub int
-	lastSeq int64 // -1: not read yet
 	closed  bool
 }
 
@@ -99,16 +100,15 @@ func WithHealth(h *redisstate.Health) Option { return func(s *Store) { s.health 
 // successful read instead.
 func New(ctx context.Context, rdb redis.UniversalClient, prefix string, opts ...Option) *Store {
 	s := &Store{rdb: rdb, p: prefix + "{k}:", now: time.Now, poll: 2 * time.Second, flush: 10 * time.Second,
-		pending: map[string]use{}, subs: map[int]func(keys.Revocation){}, lastSeq: -1}
+		pending: map[string]use{}, subs: map[int]func(keys.Revocation){}}
 	for _, o := range opts {
 		o(s)
 	}
 	if s.health == nil {
 		s.health = redisstate.NewHealth(0, s.now)
 	}
-	if n, err := rdb.Get(ctx, s.p+"revseq").Int64(); err == nil || errors.Is(err, redis.Nil) {
-		s.lastSeq = n
-	}
+	s.feed = redisstate.NewFeed(ctx, rdb, s.health, redisstate.FeedKeys{Seq: s.p + "revseq", Records: s.p + "rev", Channel: s.p + "revoked"},
+		MaxFeed, FeedTTL, s.poll, s.deliver)
 	return s
 }
 
@@ -425,18 +425,6 @@ func (s *Store) get(ctx context.Context, c redis.Cmdable, id string) (keys.Recor
 	return r.rec(), h, nil
 }
 
-// feedScript appends a revocation record to the feed and announces it, atomically with the
-// record's update: KEYS = record key, revseq, feed; ARGV = record JSON, revocation JSON, channel,
-// MaxFeed, FeedTTL ms.
-var feedScript = redis.NewScript(`
-redis.call('SET', KEYS[1], ARGV[1])
-local seq = redis.call('INCR', KEYS[2])
-redis.call('ZADD', KEYS[3], seq, seq .. ' ' .. ARGV[2])
-redis.call('ZREMRANGEBYRANK', KEYS[3], 0, -tonumber(ARGV[4]) - 1)
-redis.call('PEXPIRE', KEYS[3], ARGV[5])
-redis.call('PUBLISH', ARGV[3], seq)
-return seq`)
-
 // revocation is one feed record.
 type revocation struct {
 	KeyID string `json:"key_id"`
@@ -451,8 +439,8 @@ func (s *Store) revoke(ctx context.Context, p redis.Pipeliner, rec *keys.Record,
 	rec.Revoked = at.UTC().Truncate(time.Millisecond)
 	raw, _ := json.Marshal(toStored(*rec))
 	rv, _ := json.Marshal(revocation{KeyID: rec.ID, Label: rec.Label, Owner: rec.Owner, Path: rec.Path, At: millis(rec.Revoked)})
-	feedScript.Eval(ctx, p, []string{s.dKey(hexDigest), s.p + "revseq", s.p + "rev"},
-		raw, rv, s.p+"revoked", MaxFeed, FeedTTL.Milliseconds())
+	p.Set(ctx, s.dKey(hexDigest), raw, 0)
+	s.feed.Append(ctx, p, string(rv)) // in the same MULTI as the record's update
 }
 
 // Revoke revokes the key now on every replica; revoking a revoked key changes nothing (a pending
@@ -586,55 +574,23 @@ func (s *Store) Subscribe(fn func(keys.Revocation)) (cancel func()) {
 // Poll delivers the revocation records written since the last one delivered. Run calls it on
 // every announcement, after every (re)subscription and every poll interval.
 func (s *Store) Poll(ctx context.Context) error {
-	s.mu.Lock()
-	last := s.lastSeq
-	s.mu.Unlock()
-	err := s.health.Check()
-	var cur int64
-	var members []string
-	if err == nil {
-		cur, err = s.rdb.Get(ctx, s.p+"revseq").Int64()
-		if errors.Is(err, redis.Nil) {
-			cur, err = 0, nil
-		}
-		if err == nil && last >= 0 && cur > last {
-			members, err = s.rdb.ZRangeByScore(ctx, s.p+"rev", &redis.ZRangeBy{
-				Min: "(" + strconv.FormatInt(last, 10), Max: "+inf", Count: 1000}).Result()
-		}
-		s.health.Report(err)
-	}
-	if err != nil {
+	if err := s.feed.Poll(ctx); err != nil {
 		return fmt.Errorf("redisstore: poll: %w", err)
 	}
+	return nil
+}
+
+// deliver decodes the feed's records and hands them to the subscribers.
+func (s *Store) deliver(bodies []string) {
 	var revs []keys.Revocation
-	next := cur
-	switch {
-	case last < 0 || cur < last: // first read, or Redis lost the feed (a flush): start from here
-	default:
-		next = last
-		for _, m := range members {
-			seqText, body, _ := strings.Cut(m, " ")
-			seq, err := strconv.ParseInt(seqText, 10, 64)
-			if err != nil {
-				continue
-			}
-			next = max(next, seq)
-			var rv revocation
-			if json.Unmarshal([]byte(body), &rv) != nil {
-				continue
-			}
-			revs = append(revs, keys.Revocation{KeyID: rv.KeyID, Label: rv.Label, Owner: rv.Owner, Path: rv.Path, At: fromMillis(rv.At)})
+	for _, body := range bodies {
+		var rv revocation
+		if json.Unmarshal([]byte(body), &rv) != nil {
+			continue
 		}
-		if len(members) < 1000 {
-			next = max(next, cur)
-		}
+		revs = append(revs, keys.Revocation{KeyID: rv.KeyID, Label: rv.Label, Owner: rv.Owner, Path: rv.Path, At: fromMillis(rv.At)})
 	}
 	s.mu.Lock()
-	if s.lastSeq != last { // another Poll ran meanwhile: it delivered these
-		s.mu.Unlock()
-		return nil
-	}
-	s.lastSeq = next
 	subs := make([]func(keys.Revocation), 0, len(s.subs))
 	for _, fn := range s.subs {
 		subs = append(subs, fn)
@@ -645,48 +601,23 @@ func (s *Store) Poll(ctx context.Context) error {
 			fn(rv)
 		}
 	}
-	return nil
 }
 
-// Run listens for revocation announcements and flushes last-use records until ctx ends, then
-// flushes once more. It owns one goroutine that receives from the pub/sub connection (go-redis
-// reconnects it); each (re)subscription re-reads the feed. Errors go to report (nil: dropped).
+// Run delivers revocations (redisstate.Feed: on every announcement, after every
+// (re)subscription, every poll interval) and flushes last-use records until ctx ends, then
+// flushes once more. It owns the feed's goroutines and waits for them. Errors go to report
+// (nil: dropped).
 func (s *Store) Run(ctx context.Context, report func(error)) {
 	if report == nil {
 		report = func(error) {}
 	}
-	ps := s.rdb.Subscribe(ctx, s.p+"revoked")
-	nudge := make(chan struct{}, 1)
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		for {
-			msg, err := ps.Receive(ctx)
-			if ctx.Err() != nil {
-				return
-			}
-			if err != nil {
-				// go-redis reconnects on the next Receive; do not spin while Redis is away.
-				select {
-				case <-ctx.Done():
-					return
-				case <-time.After(100 * time.Millisecond):
-				}
-				continue
-			}
-			switch msg.(type) {
-			case *redis.Subscription, *redis.Message: // (re)subscribed, or a new record
-				select {
-				case nudge <- struct{}{}:
-				default:
-				}
-			}
-		}
+		s.feed.Run(ctx, func(err error) { report(fmt.Errorf("redisstore: poll: %w", err)) })
 	}()
-	defer func() { _ = ps.Close(); wg.Wait() }()
-	poll := time.NewTicker(s.poll)
-	defer poll.Stop()
+	defer wg.Wait()
 	flush := time.NewTicker(s.flush)
 	defer flush.Stop()
 	for {
@@ -696,14 +627,6 @@ func (s *Store) Run(ctx context.Context, report func(error)) {
 				report(err)
 			}
 			return
-		case <-nudge:
-			if err := s.Poll(ctx); err != nil && ctx.Err() == nil {
-				report(err)
-			}
-		case <-poll.C:
-			if err := s.Poll(ctx); err != nil && ctx.Err() == nil && !errors.Is(err, redisstate.ErrUnavailable) {
-				report(err)
-			}
 		case <-flush.C:
 			if err := s.Flush(ctx); err != nil && ctx.Err() == nil && !errors.Is(err, redisstate.ErrUnavailable) {
 				report(err)
