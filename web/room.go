@@ -64,12 +64,12 @@ func Participant(s *login.Session) string {
 // roomJoin is the answer of POST /room/{name}/join.
 type roomJoin struct {
 	Participant string    `json:"participant,omitempty"`
-	Path        string    `json:"path,omitempty"`    // where the user publishes
-	Publish     bool      `json:"publish"`           // false: the user may only watch
-	Token       string    `json:"token,omitempty"`   // publishes on Path only
-	Expires     time.Time `json:"expires,omitzero"`  // Token's end: join again before it
-	Reason      string    `json:"reason,omitempty"`  // why not Publish: "login", "not_permitted"
-	Detail      string    `json:"detail,omitempty"`  // for people
+	Path        string    `json:"path,omitempty"`   // where the user publishes
+	Publish     bool      `json:"publish"`          // false: the user may only watch
+	Token       string    `json:"token,omitempty"`  // publishes on Path only
+	Expires     time.Time `json:"expires,omitzero"` // Token's end: join again before it
+	Reason      string    `json:"reason,omitempty"` // why not Publish: "login", "not_permitted"
+	Detail      string    `json:"detail,omitempty"` // for people
 }
 
 func (a *App) room(w http.ResponseWriter, r *http.Request) {
