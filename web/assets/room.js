@@ -43,7 +43,6 @@
     const others = tiles.size;
     const parts = [];
     if (R.publishing) parts.push("You are in the room");
-    else if (R.mode === "watching") parts.push("You're watching");
     if (R.publishing || me) parts.push(others === 0 ? "no one else is here" : others === 1 ? "1 other person" : others + " other people");
     else parts.push(others === 0 ? "no one is here" : others === 1 ? "1 person here" : others + " people here");
     summary.textContent = parts.join(" · ");
