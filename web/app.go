@@ -52,6 +52,7 @@ type Options struct {
 }
 
 // App is the browser application: the grid of live streams at /, one stream at /watch/{path},
+// a room at /room/{name} (see Participant),
 // the operator's page at /manage, their assets, the live events at /events and (with Login) the
 // login endpoints. It starts no goroutines; Close ends the open event streams.
 type App struct {
@@ -80,7 +81,7 @@ func New(opt Options) *App {
 	}
 	a.events = live.NewEvents(opt.Registry, a.visible)
 	a.pages = map[string]*template.Template{}
-	for _, name := range []string{"grid.html", "watch.html", "manage.html", "manage-denied.html", "manage-off.html"} {
+	for _, name := range []string{"grid.html", "watch.html", "manage.html", "manage-denied.html", "manage-off.html", "room.html", "room-bad.html"} {
 		a.pages[name] = template.Must(template.ParseFS(files, "templates/layout.html", "templates/"+name))
 	}
 	sub, _ := fs.Sub(files, "assets")
@@ -93,7 +94,7 @@ func (a *App) Close() { a.events.Close() }
 
 // Paths lists the patterns Handler serves, for the caller's mux.
 func (a *App) Paths() []string {
-	p := []string{"/{$}", "/watch/", "/manage", "/manage/", "/assets/", "/favicon.svg", "/events"}
+	p := []string{"/{$}", "/watch/", "/room/", "/manage", "/manage/", "/assets/", "/favicon.svg", "/events"}
 	if a.opt.Login != nil {
 		p = append(p, login.LoginPath, login.LoginPath+"/", login.LogoutPath)
 	}
@@ -105,6 +106,8 @@ func (a *App) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /{$}", a.grid)
 	mux.HandleFunc("GET /watch/{path...}", a.watch)
+	mux.HandleFunc("GET /room/{name}", a.room)
+	mux.HandleFunc("POST /room/{name}/join", a.roomJoin)
 	mux.HandleFunc("GET /manage", a.manage)
 	mux.HandleFunc("/manage/api/{rest...}", a.manageAPI)
 	mux.Handle("GET /assets/", a.static(http.StripPrefix("/assets", a.assets)))
@@ -161,7 +164,8 @@ type pageData struct {
 	Title     string
 	Site      string
 	Page      string // grid, watch, manage
-	Path      string // watch: the stream path
+	Path      string // watch: the stream path; room: the room's prefix (room/<name>/)
+	Room      string // room: its name
 	User      string
 	CSRF      string
 	LoginOn   bool

@@ -3,6 +3,7 @@ package live
 import (
 	"encoding/json"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -16,6 +17,8 @@ const (
 	DefaultEventsRefresh = 15 * time.Second
 	// DefaultMaxEventStreams bounds the open event streams.
 	DefaultMaxEventStreams = 2_000
+	// maxPrefix bounds the prefix query parameter (stream paths are at most authz.MaxPathLen).
+	maxPrefix = 1024
 )
 
 // PublicStream is what a viewer's page may learn about a live stream: never the session id or
@@ -44,6 +47,9 @@ type Visible func(Stream) bool
 //	event: streams  data: {"streams": [PublicStream...]}   first, and every refresh period
 //	event: live     data: {"stream": PublicStream}          a path went live
 //	event: offline  data: {"stream": PublicStream, "reason": "unpublished"|"expired"}
+//
+// GET /events?prefix=room/a/ narrows every message to the paths that start with the prefix (a
+// room page follows only its room); the visibility check still applies to each of them.
 //
 // Each open stream holds one registry subscription, which it cancels when the client goes away
 // or Close is called; Close ends every stream (call it when the server shuts down, since
@@ -99,6 +105,11 @@ func (e *Events) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
 		return
 	}
+	prefix := r.URL.Query().Get("prefix")
+	if len(prefix) > maxPrefix {
+		http.Error(w, "prefix too long", http.StatusBadRequest)
+		return
+	}
 	rc := http.NewResponseController(w)
 	if !e.acquire() {
 		guard.SetRetryAfter(w.Header(), 10*time.Second)
@@ -108,7 +119,8 @@ func (e *Events) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	defer e.release()
 	changes, cancel := e.reg.Subscribe()
 	defer cancel()
-	visible := e.visible(r)
+	seen := e.visible(r)
+	visible := func(st Stream) bool { return strings.HasPrefix(st.Path, prefix) && seen(st) }
 	h := w.Header()
 	h.Set("Content-Type", "text/event-stream")
 	h.Set("Cache-Control", "no-store")

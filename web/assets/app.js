@@ -313,9 +313,10 @@ function loginLink(text) {
   return el("a", { class: "button primary", href: "/login?next=" + encodeURIComponent(location.pathname), text: text || "Log in again" });
 }
 
-// Live events: one EventSource per page, filtered by the server for this visitor.
-function events(handlers) {
-  const es = new EventSource("/events");
+// Live events: one EventSource per page, filtered by the server for this visitor (and, given a
+// prefix such as room/a/, to the paths under it).
+function events(handlers, prefix) {
+  const es = new EventSource("/events" + (prefix ? "?prefix=" + encodeURIComponent(prefix) : ""));
   for (const [name, f] of Object.entries(handlers)) es.addEventListener(name, ev => { G.events++; f(JSON.parse(ev.data)); });
   return es;
 }
@@ -374,7 +375,8 @@ function card(st, player) {
   const c = el("article", { class: "card", "data-path": st.path, "data-source": st.source },
     player ? player.root : remoteView(st),
     el("div", { class: "card-foot" }, av,
-      el("div", { class: "meta" }, el("a", { class: "card-title", href: "/watch/" + st.path.split("/").map(encodeURIComponent).join("/"), text: st.path }), sub)));
+      el("div", { class: "meta" }, el("a", { class: "card-title", href: "/watch/" + st.path.split("/").map(encodeURIComponent).join("/"), text: st.path }), sub),
+      roomLink(st.path)));
   c.update = s => {
     c.last = s;
     paintAvatar(av, s.identity || s.path.split("/").pop());
@@ -383,6 +385,12 @@ function card(st, player) {
   };
   c.update(st);
   return c;
+}
+
+// roomLink is a card's way into the room its stream belongs to (room/<name>/<participant>).
+function roomLink(path) {
+  const m = /^room\/([A-Za-z0-9][A-Za-z0-9_.-]{0,63})\/[^/]+$/.exec(path);
+  return m ? el("a", { class: "button small room-link", href: "/room/" + m[1], text: "Open room" }) : null;
 }
 
 function playable(st) { return st.source === "sfu"; }

@@ -177,7 +177,7 @@ func (m *Manager) callback(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s := &Session{
-		id: random(32), Subject: idt.Subject, Name: displayName(claims, idt.Subject), CSRF: random(24),
+		id: random(32), Subject: idt.Subject, Name: displayName(claims, idt.Subject), Username: claimString(claims, "preferred_username"), CSRF: random(24),
 		Perms: perms, Expires: m.now().Add(m.cfg.SessionTTL.Or(DefaultSessionTTL)), idToken: raw,
 	}
 	m.mu.Lock()
@@ -229,6 +229,15 @@ func displayName(claims map[string]json.RawMessage, sub string) string {
 		}
 	}
 	return truncate(sub, 64)
+}
+
+// claimString returns a string claim ("" when absent or not a string), at most 64 characters.
+func claimString(claims map[string]json.RawMessage, k string) string {
+	var s string
+	if v, ok := claims[k]; ok && json.Unmarshal(v, &s) == nil {
+		return truncate(strings.TrimSpace(s), 64)
+	}
+	return ""
 }
 
 func truncate(s string, n int) string {

@@ -98,6 +98,7 @@ type Session struct {
 	id       string
 	Subject  string            // the provider's sub
 	Name     string            // preferred_username, name or sub, for display
+	Username string            // the provider's preferred_username ("" without one): a login name, unique at the provider
 	CSRF     string            // the token every state-changing request must carry
 	Perms    authz.Permissions // what the user's claims grant
 	Expires  time.Time
@@ -291,6 +292,24 @@ func (m *Manager) ViewerToken(s *Session) (string, time.Time, error) {
 	return tok, exp, nil
 }
 
+// PublishToken returns a gatehouse token that may publish on exactly path (and nothing else),
+// valid like a viewer token, when the session's permissions allow publishing path over WebRTC.
+// ErrNoPermissions: they do not. The caller picks the path; it is the caller's job that it is
+// the user's own (web's rooms: room/<name>/<the user's participant name>).
+func (m *Manager) PublishToken(s *Session, path string) (string, time.Time, error) {
+	if authz.CheckPath(path) != nil || strings.HasPrefix(path, "~") || strings.Contains(path, "*") {
+		return "", time.Time{}, ErrNoPermissions // not an exact path: it would grant more than one
+	}
+	if !s.Perms.Match(&authz.Request{Action: authz.ActionPublish, Path: path, Protocol: "webrtc"}) {
+		return "", time.Time{}, ErrNoPermissions
+	}
+	exact, err := authz.ParsePathPattern(path)
+	if err != nil {
+		return "", time.Time{}, ErrNoPermissions
+	}
+	return m.issue(s, m.viewerTTL(), []authz.Permission{{Action: authz.ActionPublish, Path: exact}})
+}
+
 // APIToken returns a one-minute gatehouse token holding only the session's api permission, for
 // requests gatehouse makes to its own API on the user's behalf. It never reaches the browser.
 func (m *Manager) APIToken(s *Session) (string, error) {
@@ -313,6 +332,11 @@ func (m *Manager) token(s *Session, ttl time.Duration, action authz.Action) (str
 			perms = append(perms, p)
 		}
 	}
+	return m.issue(s, ttl, perms)
+}
+
+// issue mints perms for s, for ttl capped by the session's end.
+func (m *Manager) issue(s *Session, ttl time.Duration, perms []authz.Permission) (string, time.Time, error) {
 	if len(perms) == 0 {
 		return "", time.Time{}, ErrNoPermissions
 	}
