@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -111,8 +112,8 @@ func TestEndToEndRedisReplicas(t *testing.T) {
 	}
 
 	// Brute force against A bans the address on B too, within one push interval.
-	for range 12 {
-		postMediaMTX(t, a.hooks, mtx("203.0.113.7", "admin", "wrong-guess", "publish", "live/x", "rtmp"))
+	for i := range 12 { // distinct guesses: a repeated credential counts once
+		postMediaMTX(t, a.hooks, mtx("203.0.113.7", "admin", fmt.Sprint("wrong-guess-", i), "publish", "live/x", "rtmp"))
 	}
 	bansOn := func(p *proc) string {
 		req, _ := http.NewRequest("GET", p.public+"/api/v1/bans", nil)

@@ -190,7 +190,7 @@ func TestKeepRestartOnlyCoversEverySection(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := parseConfig("b", []byte("listen: 127.0.0.1:3\nhooks_listen: 127.0.0.1:4\ndata_dir: /b\ntrusted_proxies: [10.0.0.2]\nallowed_hosts: [b.example]\nlimits: {public_max_conns: 20}\ntokens: {issuer: b}\nlive: {max_viewers: 6}\nhooks: {forward_auth: {realm: x}}\n"))
+	b, err := parseConfig("b", []byte("listen: 127.0.0.1:3\nhooks_listen: 127.0.0.1:4\ndata_dir: /b\ntrusted_proxies: [10.0.0.2]\nallowed_hosts: [b.example]\nlimits: {public_max_conns: 20}\ntokens: {issuer: b}\nlive: {max_viewers: 6}\nhooks: {forward_auth: {realm: x}}\nstate: {backend: redis, redis: {addrs: ['127.0.0.1:6379']}}\n"))
 	if err != nil {
 		t.Fatal(err)
 	}

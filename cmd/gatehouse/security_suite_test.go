@@ -388,7 +388,7 @@ func nginxAllowed(t *testing.T, e *secEnv, form string) (bool, string) {
 func omeBody(direction, protocol, rawURL string) []byte {
 	return mustJSON(map[string]any{
 		"client":  map[string]any{"address": "203.0.113.7", "port": 51234},
-		"request": map[string]any{"direction": direction, "protocol": protocol, "status": "opening", "time": "2026-05-12T13:45:00.123+00:00", "url": rawURL},
+		"request": map[string]any{"direction": direction, "protocol": protocol, "status": "opening", "time": time.Now().UTC().Format("2006-01-02T15:04:05.000+00:00"), "url": rawURL},
 	})
 }
 
