@@ -54,7 +54,9 @@ type Config struct {
 	// Auth is a bearer header, never a cookie, so "*" is safe.
 	AllowedOrigins []string `yaml:"allowed_origins"`
 	// ReplacePublisher lets a new authorised publisher kick the current one off a path instead
-	// of getting 409 Conflict. Default false.
+	// of getting 409 Conflict. Default false: only the current publisher's owner (the same
+	// identity, or the same stream key; never an anonymous one) replaces it, e.g. OBS
+	// reconnecting before its crashed session times out.
 	ReplacePublisher bool `yaml:"replace_publisher"`
 	// IgnoreExpiry keeps sessions running after their grant's Expires passes. Default false:
 	// Run closes a session when its grant expires (checked once a second), so a hand-built

@@ -62,6 +62,9 @@ type env struct {
 	broken atomic.Bool // when set, the backend cannot decide (returns an error) for every token
 	// canEndAt is the CanEndAt of the last request with a token: 1 true, 2 false.
 	canEndAt atomic.Int32
+	// extra, when set (newEnvWith), is asked before the test tokens; it decides when its bool is true.
+	extra func(*authz.Request) (authz.Decision, bool)
+	logs  *lockedBuffer // the SFU's log (Info and above)
 }
 
 // Test tokens understood by env's authorizer.
@@ -89,6 +92,11 @@ type lockedBuffer = logtest.Buffer
 var errBackendDown = errors.New("test backend: upstream unavailable")
 
 func (e *env) authorize(_ context.Context, req *authz.Request) (authz.Decision, error) {
+	if e.extra != nil {
+		if d, ok := e.extra(req); ok {
+			return d, nil
+		}
+	}
 	if req.Token == "" {
 		return authz.Decision{}, nil // abstain: no credentials
 	}
@@ -152,8 +160,14 @@ func (e *env) authorize(_ context.Context, req *authz.Request) (authz.Decision, 
 // Close left no goroutine behind.
 func newEnv(t *testing.T, mutate func(*Config)) *env {
 	t.Helper()
+	return newEnvWith(t, mutate, nil)
+}
+
+// newEnvWith is newEnv with extra (nil: none) asked before the test tokens.
+func newEnvWith(t *testing.T, mutate func(*Config), extra func(*authz.Request) (authz.Decision, bool)) *env {
+	t.Helper()
 	base := runtime.NumGoroutine()
-	e := &env{t: t, clock: &fakeClock{now: time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)}, rec: &recorder{}}
+	e := &env{t: t, clock: &fakeClock{now: time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)}, rec: &recorder{}, extra: extra}
 	cfg := DefaultConfig()
 	cfg.UDPPort = 0
 	cfg.IncludeLoopback = true
@@ -167,6 +181,7 @@ func newEnv(t *testing.T, mutate func(*Config)) *env {
 	}
 	engine := authz.NewEngine(authz.NewChain(authz.Method{Name: "test", Backend: authz.BackendFunc(e.authorize)}), nil, authz.WithClock(e.clock.Now))
 	logs := &lockedBuffer{}
+	e.logs = logs
 	s, err := New(cfg, engine, e.rec, slog.New(slog.NewTextHandler(logs, nil)))
 	if err != nil {
 		t.Fatalf("New: %v", err)

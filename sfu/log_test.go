@@ -58,7 +58,8 @@ func TestPionLogLevels(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			h := &levelHandler{min: tt.min}
-			l, ok := slogFactory{log: slog.New(h)}.NewLogger("ice").(slogLeveled)
+			// udpmux: a process-wide scope (a per-PeerConnection scope's warnings are all Debug).
+			l, ok := slogFactory{log: slog.New(h)}.NewLogger("udpmux").(slogLeveled)
 			if !ok {
 				t.Fatal("NewLogger did not return a slogLeveled")
 			}

@@ -699,14 +699,18 @@ func (nopRecorder) Record(live.Event) {}
 
 // slogFactory routes pion's logs to slog (pion's trace, debug and info become Debug, and so do
 // warnings that only report a socket closed under a reader, which pion logs once per candidate
-// whenever a session ends).
+// whenever a session ends, and every warning of a scope that belongs to one PeerConnection:
+// peerScope). Errors stay errors.
 type slogFactory struct{ log *slog.Logger }
 
 func (f slogFactory) NewLogger(scope string) logging.LeveledLogger {
-	return slogLeveled{f.log.With("pion", scope)}
+	return slogLeveled{log: f.log.With("pion", scope), peer: peerScope(scope)}
 }
 
-type slogLeveled struct{ log *slog.Logger }
+type slogLeveled struct {
+	log  *slog.Logger
+	peer bool // a per-PeerConnection scope: its warnings are Debug
+}
 
 func (l slogLeveled) logf(level slog.Level, format string, args ...any) {
 	ctx := context.Background()
@@ -714,7 +718,7 @@ func (l slogLeveled) logf(level slog.Level, format string, args ...any) {
 		return // a downgraded message would not be enabled either
 	}
 	msg := fmt.Sprintf(format, args...)
-	if level == slog.LevelWarn && expectedAtClose(msg) {
+	if level == slog.LevelWarn && (l.peer || expectedAtClose(msg)) {
 		level = slog.LevelDebug
 	}
 	if l.log.Enabled(ctx, level) {

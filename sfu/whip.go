@@ -22,7 +22,7 @@ func (s *SFU) handlePublish(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	if !s.cfg.ReplacePublisher && s.isLive(a.path) {
+	if !s.mayPublish(a.path, a.d.Identity, a.d.KeyID) {
 		problem(w, http.StatusConflict, "the stream already has a publisher")
 		return
 	}
@@ -65,15 +65,8 @@ func (s *SFU) handlePublish(w http.ResponseWriter, r *http.Request) {
 	s.created(w, sess, "/whip/", answer)
 }
 
-func (s *SFU) isLive(path string) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	st := s.streams[path]
-	return st != nil && st.live()
-}
-
 // attachPublisher makes sess the publisher of its path, replacing the current one when
-// configured. Viewers bound to a codec the new publisher does not send are closed (they must
+// configured or when sess's owner owns it (ownedBy: a reconnect after a crash). Viewers bound to a codec the new publisher does not send are closed (they must
 // renegotiate). It returns an HTTP status and message on failure.
 func (s *SFU) attachPublisher(sess *session, codecs [2]*webrtc.RTPCodecParameters) (int, string) {
 	var old *session
@@ -94,7 +87,7 @@ func (s *SFU) attachPublisher(sess *session, codecs [2]*webrtc.RTPCodecParameter
 		return http.StatusConflict, "the stream is published on another node"
 	}
 	if st.pub != nil {
-		if !s.cfg.ReplacePublisher {
+		if !s.cfg.ReplacePublisher && !ownedBy(st.pub, sess.identity, sess.keyID) {
 			s.mu.Unlock()
 			return http.StatusConflict, "the stream already has a publisher"
 		}
