@@ -53,7 +53,7 @@ func (c *packetCache) get(seq uint16) *packet {
 type slot struct {
 	kind  webrtc.RTPCodecType
 	codec atomic.Pointer[webrtc.RTPCodecParameters] // the publisher's codec; nil until published
-	up    atomic.Pointer[upTrack]   // the current source's latest track; nil: none
+	up    atomic.Pointer[upTrack]                   // the current source's latest track; nil: none
 	downs atomic.Pointer[[]*downTrack]
 	// layers are the current source's tracks: one, or one per simulcast layer (simulcast.go).
 	layers atomic.Pointer[[]*upTrack]
