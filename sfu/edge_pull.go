@@ -263,10 +263,12 @@ func (a *attempt) close() {
 	a.wg.Wait()
 	a.p.s.mu.Lock()
 	ups := a.ups
+	for _, u := range ups {
+		u.slot.drop(u)
+	}
 	a.p.s.mu.Unlock()
 	for _, u := range ups {
 		u.end()
-		u.slot.up.CompareAndSwap(u, nil)
 	}
 }
 
@@ -461,6 +463,7 @@ func (p *pull) onTrack(att *attempt, t *webrtc.TrackRemote, rcv *webrtc.RTPRecei
 	}
 	sl := p.st.slots[i]
 	up := newUpTrack(sl, att.pc, t)
+	up.owner = att
 	if cur := sl.codec.Load(); cur == nil || !codecCompatible(cur.RTPCodecCapability, up.codec.RTPCodecCapability) {
 		for _, d := range sl.viewers() {
 			if !codecCompatible(up.codec.RTPCodecCapability, d.codec.RTPCodecCapability) {
@@ -470,7 +473,7 @@ func (p *pull) onTrack(att *attempt, t *webrtc.TrackRemote, rcv *webrtc.RTPRecei
 		c := up.codec
 		sl.codec.Store(&c)
 	}
-	sl.up.Store(up)
+	sl.setSource(up)
 	att.ups = append(att.ups, up)
 	att.got[i] = true
 	if att.got == att.expect {

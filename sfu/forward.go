@@ -53,8 +53,10 @@ func (c *packetCache) get(seq uint16) *packet {
 type slot struct {
 	kind  webrtc.RTPCodecType
 	codec atomic.Pointer[webrtc.RTPCodecParameters] // the publisher's codec; nil until published
-	up    atomic.Pointer[upTrack]
+	up    atomic.Pointer[upTrack]                   // the current source's latest track; nil: none
 	downs atomic.Pointer[[]*downTrack]
+	// layers are the current source's tracks: one, or one per simulcast layer (simulcast.go).
+	layers atomic.Pointer[[]*upTrack]
 }
 
 func (s *slot) viewers() []*downTrack {
@@ -62,13 +64,6 @@ func (s *slot) viewers() []*downTrack {
 		return *d
 	}
 	return nil
-}
-
-// requestKeyframe asks the current publisher for a keyframe, at most once per KeyframeInterval.
-func (s *slot) requestKeyframe() {
-	if u := s.up.Load(); u != nil {
-		u.requestKeyframe()
-	}
 }
 
 // afterFunc schedules f to run in its own goroutine after d, like time.AfterFunc; the returned
@@ -88,6 +83,8 @@ type upTrack struct {
 	now   func() time.Time  // the clock for the PLI throttle and packet stamps
 	after afterFunc         // schedules a deferred PLI
 	cache packetCache
+	rid   string // the simulcast layer's RID; "": no simulcast
+	owner any    // the PeerConnection's owner (session or pull attempt): layers of one source
 	// received and malformed count this track's packets; only run's goroutine writes them.
 	received, malformed atomic.Uint64
 
@@ -96,10 +93,17 @@ type upTrack struct {
 	pending   bool       // a request arrived within KeyframeInterval; the timer will send it
 	stopTimer func() bool
 	ended     bool // the track ended: no more PLIs
+
+	bps       atomic.Int64 // measured bitrate, bit/s; 0 until measured
+	rateAt    time.Time    // run's goroutine: start of the bitrate window
+	rateBytes int          // run's goroutine: bytes in the window
+	gopMu     sync.Mutex   // guards gop and gopBytes
+	gop       []*packet    // the last keyframe's packets and what followed (video)
+	gopBytes  int
 }
 
 func newUpTrack(sl *slot, pc *webrtc.PeerConnection, t *webrtc.TrackRemote) *upTrack {
-	u := &upTrack{slot: sl, track: t, codec: t.Codec(), now: time.Now, after: realAfter}
+	u := &upTrack{slot: sl, track: t, codec: t.Codec(), rid: t.RID(), now: time.Now, after: realAfter}
 	if t.Kind() == webrtc.RTPCodecTypeVideo {
 		u.isKey = keyframeFunc(u.codec.MimeType)
 	}
@@ -186,13 +190,17 @@ func (u *upTrack) handle(raw []byte) {
 	p.hdr.Extension, p.hdr.Extensions, p.hdr.ExtensionProfile = false, nil, 0
 	if u.isKey != nil {
 		p.key = u.isKey(p.payload)
+		u.measure(p.at, len(raw))
+		u.keep(p)
 	}
 	u.cache.put(p)
-	if u.slot.up.Load() != u {
+	if !u.slot.isSource(u) {
 		return // replaced by a newer publisher; this one is closing
 	}
 	for _, d := range u.slot.viewers() {
-		d.push(p)
+		if d.wants(u) {
+			d.push(p)
+		}
 	}
 }
 
@@ -225,6 +233,11 @@ type downTrack struct {
 	// writes them only then).
 	queueFull, notConnected atomic.Uint64
 
+	now    func() time.Time
+	picker layerPicker
+	selMu  sync.Mutex                // serialises changes of sel
+	sel    atomic.Pointer[selection] // the simulcast layer followed; never nil
+
 	// writer-goroutine state
 	waitKey  bool
 	started  bool
@@ -242,7 +255,8 @@ type downTrack struct {
 }
 
 func newDownTrack(sl *slot, codec webrtc.RTPCodecParameters, id, streamID string, queue int) *downTrack {
-	return &downTrack{
+	d := &downTrack{
+		now:      time.Now,
 		slot:     sl,
 		codec:    codec,
 		id:       id,
@@ -252,6 +266,9 @@ func newDownTrack(sl *slot, codec webrtc.RTPCodecParameters, id, streamID string
 		done:     make(chan struct{}),
 		waitKey:  sl.kind == webrtc.RTPCodecTypeVideo,
 	}
+	d.sel.Store(&selection{})
+	d.repick()
+	return d
 }
 
 // Bind implements webrtc.TrackLocal: it chooses the viewer's payload type for our codec.
@@ -302,15 +319,19 @@ func (d *downTrack) push(p *packet) {
 	default:
 		d.queueFull.Add(1)
 		if !d.overflow.Swap(true) {
-			d.slot.requestKeyframe()
+			d.requestKeyframe()
 		}
 	}
 }
 
-// activate starts delivery once the viewer's transport is connected and asks for a keyframe.
+// activate starts delivery once the viewer's transport is connected. A video viewer starts
+// from its layer's keyframe cache (replay); only when that is empty does it ask for a keyframe.
 func (d *downTrack) activate() {
-	if !d.active.Swap(true) {
-		d.slot.requestKeyframe()
+	if d.active.Swap(true) || d.slot.kind != webrtc.RTPCodecTypeVideo {
+		return
+	}
+	if u := d.source(); u != nil && len(u.gopSnapshot()) == 0 {
+		u.requestKeyframe()
 	}
 }
 
@@ -336,8 +357,29 @@ func (d *downTrack) forward(p *packet) {
 	if !strings.EqualFold(p.up.codec.MimeType, d.codec.MimeType) {
 		return // the publisher came back with another codec; this viewer is being closed
 	}
-	if d.overflow.Swap(false) && d.slot.kind == webrtc.RTPCodecTypeVideo {
+	video := d.slot.kind == webrtc.RTPCodecTypeVideo
+	if d.overflow.Swap(false) && video {
 		d.waitKey = true
+	}
+	if r := p.up.rid; r != "" {
+		if s := d.sel.Load(); r != s.cur {
+			// Another layer: only the one being switched to, from its keyframe (or, for a
+			// viewer that has sent nothing yet, from its keyframe cache).
+			if r != s.next {
+				return
+			}
+			if !p.key {
+				if d.started || !d.replay(p) {
+					return
+				}
+				d.commit(r)
+				return
+			}
+			d.commit(r)
+		}
+	}
+	if video && !d.started && !p.key && d.replay(p) {
+		return
 	}
 	switch {
 	case p.up != d.gen:
@@ -412,6 +454,11 @@ func (d *downTrack) retransmit(seqs []uint16) {
 		}
 		if p := d.gen.cache.get(src); p != nil {
 			d.write(p, v)
+		} else if d.gen.rid != "" {
+			// Lost before it reached us, on a simulcast layer: OBS does not answer NACKs on its
+			// lower layers (OBS #13161), so a keyframe (throttled per layer) repairs it sooner.
+			d.gen.requestKeyframe()
+			return
 		}
 	}
 }
@@ -432,10 +479,13 @@ func (d *downTrack) handleRTCP(s *webrtc.RTPSender) {
 		if err != nil {
 			return
 		}
+		repick := false
 		for _, p := range pkts {
 			switch p := p.(type) {
+			case *rtcp.ReceiverEstimatedMaximumBitrate, *rtcp.ReceiverReport:
+				repick = d.feedback(p) || repick
 			case *rtcp.PictureLossIndication, *rtcp.FullIntraRequest:
-				d.slot.requestKeyframe()
+				d.requestKeyframe()
 			case *rtcp.TransportLayerNack:
 				var seqs []uint16
 				for _, n := range p.Nacks {
@@ -445,6 +495,9 @@ func (d *downTrack) handleRTCP(s *webrtc.RTPSender) {
 					d.nack(seqs)
 				}
 			}
+		}
+		if repick {
+			d.repick()
 		}
 	}
 }

@@ -43,7 +43,7 @@ func BenchmarkPublisherHandleParallel(b *testing.B) {
 		st := sfu.benchStream()
 		sl := st.slots[0]
 		u := &upTrack{slot: sl, codec: webrtc.RTPCodecParameters{RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus, ClockRate: 48000}}, now: time.Now}
-		sl.up.Store(u)
+		sl.setSource(u)
 		d := newDownTrack(sl, u.codec, "audio", "bench", 1024)
 		d.bound.Store(&binding{ws: nopWriter{}, ssrc: 1, pt: 111})
 		addDown(sl, d)

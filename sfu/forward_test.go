@@ -65,7 +65,7 @@ var vp8 = webrtc.RTPCodecParameters{
 // testUp returns a video publisher track without a PeerConnection; plis counts keyframe requests.
 func testUp(sl *slot, plis *atomic.Int64) *upTrack {
 	u := &upTrack{slot: sl, codec: vp8, isKey: isVP8Keyframe, pli: func() { plis.Add(1) }, now: time.Now, after: realAfter}
-	sl.up.Store(u)
+	sl.setSource(u)
 	return u
 }
 
@@ -275,7 +275,7 @@ func TestKeyframeRequestsThrottled(t *testing.T) {
 	u.now, u.after = clock.Now, timers.after
 
 	for range 100 {
-		sl.requestKeyframe()
+		u.requestKeyframe()
 	}
 	if got := plis.Load(); got != 1 {
 		t.Fatalf("PLIs for 100 requests within %v: got %d, want 1", KeyframeInterval, got)
@@ -298,14 +298,14 @@ func TestKeyframeRequestsThrottled(t *testing.T) {
 
 	// A request 100ms after that PLI waits for the rest of the interval.
 	clock.Advance(100 * time.Millisecond)
-	sl.requestKeyframe()
+	u.requestKeyframe()
 	if got, want := timers.delays[1], KeyframeInterval-100*time.Millisecond; timers.count() != 2 || got != want {
 		t.Fatalf("second deferred request: %d timers, delay %v; want 2 timers, delay %v", timers.count(), got, want)
 	}
 	// The deferred PLI goes out; a request right behind it is deferred again.
 	clock.Advance(KeyframeInterval)
 	timers.fire(1)
-	sl.requestKeyframe()
+	u.requestKeyframe()
 	if got := plis.Load(); got != 3 {
 		t.Fatalf("PLIs: got %d, want 3", got)
 	}
@@ -320,7 +320,7 @@ func TestKeyframeRequestsThrottled(t *testing.T) {
 	}
 	timers.fire(2)
 	clock.Advance(time.Hour)
-	sl.requestKeyframe()
+	u.requestKeyframe()
 	if got := plis.Load(); got != 3 {
 		t.Errorf("PLIs after the track ended: got %d, want 3", got)
 	}
@@ -330,9 +330,9 @@ func TestKeyframeRequestDeferredWithRealTimer(t *testing.T) {
 	var plis atomic.Int64
 	sl := &slot{kind: webrtc.RTPCodecTypeVideo}
 	u := testUp(sl, &plis)
-	sl.requestKeyframe() // sent
-	sl.requestKeyframe() // a viewer joining right after: deferred, not dropped
-	sl.requestKeyframe()
+	u.requestKeyframe() // sent
+	u.requestKeyframe() // a viewer joining right after: deferred, not dropped
+	u.requestKeyframe()
 	eventually(t, 10*time.Second, "the deferred PLI", func() bool { return plis.Load() == 2 })
 	u.kmu.Lock()
 	pending := u.pending
@@ -340,7 +340,7 @@ func TestKeyframeRequestDeferredWithRealTimer(t *testing.T) {
 	if pending {
 		t.Error("a request is still pending after the deferred PLI went out")
 	}
-	sl.requestKeyframe() // pending again; end cancels it
+	u.requestKeyframe() // pending again; end cancels it
 	u.end()
 	if got := plis.Load(); got != 2 {
 		t.Errorf("PLIs: got %d, want 2", got)
@@ -354,8 +354,8 @@ func TestAudioTrackSendsNoPLI(t *testing.T) {
 	u.isKey = nil
 	timers := &fakeTimers{}
 	u.after = timers.after
-	sl.requestKeyframe()
-	sl.requestKeyframe()
+	u.requestKeyframe()
+	u.requestKeyframe()
 	if plis.Load() != 0 || timers.count() != 0 {
 		t.Errorf("audio track: got %d PLIs and %d timers, want none", plis.Load(), timers.count())
 	}

@@ -23,6 +23,7 @@ const (
 //	POST    /whep/{path...}          play
 //	PATCH   /whip/session/{id}       trickle ICE or ICE restart (also /whep/session/{id})
 //	DELETE  /whip/session/{id}       end the session (only with the creating credential)
+//	GET, POST, PATCH /whep/session/{id}/layer   a viewer's simulcast layer; pin or "auto" (layer_api.go)
 //	OPTIONS /whip/..., /whep/...     CORS preflight
 //	DELETE  /api/v1/sessions/{id}    kick a session (action "api")
 //	GET     /watch/{path...}         WHEP player page
@@ -40,6 +41,9 @@ func (s *SFU) Handler() http.Handler {
 		mux.HandleFunc("PATCH "+k.prefix+"session/{id}", s.handlePatch(k.kind))
 		mux.HandleFunc("DELETE "+k.prefix+"session/{id}", s.handleDelete(k.kind))
 		mux.HandleFunc("OPTIONS "+k.prefix+"{path...}", s.handleOptions)
+	}
+	for _, m := range []string{"GET", "POST", "PATCH"} {
+		mux.HandleFunc(m+" /whep/session/{id}/layer", s.handleLayer)
 	}
 	mux.HandleFunc("DELETE /api/v1/sessions/{id}", s.handleKick)
 	if s.cfg.Pages {

@@ -326,6 +326,9 @@ func (s *SFU) buildAPI() error {
 			return fmt.Errorf("sfu: register codecs: %w", err)
 		}
 	}
+	if err := registerSimulcast(pm); err != nil {
+		return fmt.Errorf("sfu: register simulcast extensions: %w", err)
+	}
 	pir := &interceptor.Registry{}
 	gen, err := nack.NewGeneratorInterceptor()
 	if err != nil {
@@ -622,7 +625,7 @@ func (s *SFU) closeSession(sess *session, reason string) {
 					st.unpublishedAt = s.now()
 				}
 				for _, u := range sess.ups {
-					u.slot.up.CompareAndSwap(u, nil)
+					u.slot.drop(u)
 				}
 			} else {
 				delete(st.viewers, sess)

@@ -166,6 +166,7 @@ func (s *SFU) play(w http.ResponseWriter, r *http.Request, a *admission, claims 
 		w.Header().Set(headerNode, s.nodeID)
 		w.Header().Set(headerDepth, strconv.Itoa(depth))
 	}
+	w.Header().Add("Link", layerLink(sess))
 	s.created(w, sess, "/whep/", answer)
 }
 

@@ -144,12 +144,13 @@ func (s *SFU) onTrack(sess *session, t *webrtc.TrackRemote, rcv *webrtc.RTPRecei
 		return
 	}
 	sl := st.slots[kindIndex(t.Kind())]
-	if cur := sl.up.Load(); cur != nil && slices.Contains(sess.ups, cur) {
+	up := newUpTrack(sl, sess.pc, t)
+	up.owner = sess
+	if cur := sl.up.Load(); cur != nil && slices.Contains(sess.ups, cur) && (t.RID() == "" || cur.rid == "") {
 		s.mu.Unlock()
-		s.log.Warn("sfu: ignoring a second track of the same kind (simulcast is not supported)", "session", sess.id, "rid", t.RID())
+		s.log.Debug("sfu: ignoring a second track of the same kind", "session", sess.id, "rid", t.RID())
 		return
 	}
-	up := newUpTrack(sl, sess.pc, t)
 	if cur := sl.codec.Load(); cur == nil || !codecCompatible(cur.RTPCodecCapability, up.codec.RTPCodecCapability) {
 		for _, d := range sl.viewers() {
 			if !codecCompatible(up.codec.RTPCodecCapability, d.codec.RTPCodecCapability) {
@@ -159,17 +160,33 @@ func (s *SFU) onTrack(sess *session, t *webrtc.TrackRemote, rcv *webrtc.RTPRecei
 		c := up.codec
 		sl.codec.Store(&c)
 	}
-	sl.up.Store(up)
+	if up.rid == "" {
+		sl.setSource(up)
+	} else if !sl.addLayer(up) {
+		s.mu.Unlock()
+		s.log.Debug("sfu: ignoring a simulcast layer (duplicate RID or too many layers)", "session", sess.id, "rid", t.RID())
+		return
+	}
 	sess.ups = append(sess.ups, up)
-	viewers := len(sl.viewers())
+	views := sl.viewers()
+	viewers := len(views)
 	s.mu.Unlock()
+	for _, d := range views {
+		d.repick() // a new layer may be the one a viewer should follow
+	}
 	for _, v := range stale {
 		s.closeAsync(v, "publisher changed codec")
 	}
 	sess.spawn(up.run)
 	sess.spawn(func() {
 		for {
-			if _, _, err := rcv.ReadRTCP(); err != nil {
+			var err error
+			if rid := t.RID(); rid != "" {
+				_, _, err = rcv.ReadSimulcastRTCP(rid)
+			} else {
+				_, _, err = rcv.ReadRTCP()
+			}
+			if err != nil {
 				return
 			}
 		}

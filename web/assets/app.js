@@ -152,7 +152,9 @@ class Player {
       onclick: () => (document.pictureInPictureElement ? document.exitPictureInPicture() : this.video.requestPictureInPicture()).catch(() => {}) }, icon(ICONS.pip));
     const fullBtn = el("button", { class: "icon", type: "button", "aria-label": "Full screen", title: "Full screen",
       onclick: () => (document.fullscreenElement ? document.exitFullscreen() : this.root.requestFullscreen()).catch(() => {}) }, icon(ICONS.full));
-    this.controls = el("div", { class: "controls" }, this.muteBtn, this.vol, el("span", { class: "spacer" }),
+    // Simulcast quality: shown only when the stream has layers; "auto" lets the server choose.
+    this.layer = el("select", { class: "layer", "aria-label": "Quality", title: "Quality", hidden: true, onchange: () => this.pinLayer() });
+    this.controls = el("div", { class: "controls" }, this.muteBtn, this.vol, el("span", { class: "spacer" }), this.layer,
       document.pictureInPictureEnabled ? pipBtn : null, fullBtn);
     this.root = el("div", { class: "player", "data-state": "idle", role: "group", "aria-label": "Player: " + path },
       this.video, this.overlay, this.badge, this.viewers, this.controls, this.announce);
@@ -196,8 +198,27 @@ class Player {
     if (live && !["playing", "connecting", "reconnecting", "denied", "expired"].includes(this.state.state)) this.play();
     if (!live) { this.stop(); this.set(why === "ended" ? "ended" : "offline"); }
   }
+  // Layer resource of the WHEP session (GET shows, POST pins {"rid": "h"} or "auto").
+  async layers(body) {
+    if (!this.state.session) return;
+    const opts = { headers: Object.assign({ "Content-Type": "application/json" }, this.auth) };
+    if (body) { opts.method = "POST"; opts.body = JSON.stringify(body); }
+    try {
+      const res = await fetch(this.state.session + "/layer", opts);
+      if (!res.ok) return;
+      const st = await res.json();
+      this.state.layer = st.rid;
+      this.layer.hidden = st.layers.length < 2;
+      const want = st.mode === "pinned" ? st.target : "auto";
+      const opt = (v, t) => el("option", { value: v, text: t, selected: v === want });
+      if (document.activeElement !== this.layer)
+        this.layer.replaceChildren(opt("auto", "Auto" + (st.rid ? " (" + st.rid + ")" : "")), ...st.layers.slice().reverse().map(l => opt(l.rid, l.rid + (l.rid === st.rid ? " ✓" : ""))));
+    } catch (e) {}
+  }
+  pinLayer() { this.layers({ rid: this.layer.value }); }
   async tick() {
     if (!this.pc || this.state.state !== "playing") { this.stallTicks = 0; return; }
+    if ((this.layerTicks = (this.layerTicks || 0) + 1) % 4 === 1) this.layers();
     try {
       const stats = await this.pc.getStats();
       let f = 0;

@@ -1,0 +1,474 @@
+package sfu
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/pion/ice/v4"
+	"github.com/pion/interceptor"
+	"github.com/pion/rtcp"
+	"github.com/pion/rtp"
+	"github.com/pion/webrtc/v4"
+)
+
+// simulcastLayers are the test publisher's layers, low to high: RID, payload size (so the
+// measured bitrates differ: 100 packets/s each) and the id each payload carries.
+var simulcastLayers = []struct {
+	rid  string
+	size int
+	id   byte
+}{{"q", 100, 1}, {"h", 300, 2}, {"f", 900, 3}}
+
+// simulcastPublisher sends three VP8 RID layers like a browser with sendEncodings; PLIs are
+// counted per layer and answered with a keyframe on that layer. Keyframes also go out every 30
+// packets (every keyEvery when set).
+type simulcastPublisher struct {
+	pc   *webrtc.PeerConnection
+	stop chan struct{}
+	done sync.WaitGroup
+	plis [3]atomic.Int64
+}
+
+func (p *simulcastPublisher) totalPLIs() int64 {
+	return p.plis[0].Load() + p.plis[1].Load() + p.plis[2].Load()
+}
+
+func (e *env) publishSimulcast(path string, keyEvery uint32) *simulcastPublisher {
+	t := e.t
+	t.Helper()
+	m := &webrtc.MediaEngine{}
+	if err := m.RegisterDefaultCodecs(); err != nil {
+		t.Fatal(err)
+	}
+	if err := registerSimulcast(m); err != nil {
+		t.Fatal(err)
+	}
+	ir := &interceptor.Registry{}
+	if err := webrtc.ConfigureRTCPReports(ir); err != nil {
+		t.Fatal(err)
+	}
+	se := webrtc.SettingEngine{}
+	se.SetIncludeLoopbackCandidate(true)
+	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
+	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
+	se.SetIPFilter(func(ip net.IP) bool { return ip.IsLoopback() })
+	api := webrtc.NewAPI(webrtc.WithMediaEngine(m), webrtc.WithInterceptorRegistry(ir), webrtc.WithSettingEngine(se))
+	pc, err := api.NewPeerConnection(webrtc.Configuration{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &simulcastPublisher{pc: pc, stop: make(chan struct{})}
+	var tracks []*webrtc.TrackLocalStaticRTP
+	for _, l := range simulcastLayers {
+		tr, err := webrtc.NewTrackLocalStaticRTP(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000}, "video", "pub", webrtc.WithRTPStreamID(l.rid))
+		if err != nil {
+			t.Fatal(err)
+		}
+		tracks = append(tracks, tr)
+	}
+	tx, err := pc.AddTransceiverFromTrack(tracks[0], webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sender := tx.Sender()
+	for _, tr := range tracks[1:] {
+		if err := sender.AddEncoding(tr); err != nil {
+			t.Fatal(err)
+		}
+	}
+	res := e.do(http.MethodPost, "/whip/"+path, tokPub, typeSDP, offer(t, pc))
+	answer := mustStatus(t, res, http.StatusCreated)
+	if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: answer}); err != nil {
+		t.Fatal(err)
+	}
+	mid := tx.Mid()
+	var keyNow [3]chan struct{}
+	for i, l := range simulcastLayers {
+		keyNow[i] = make(chan struct{}, 1)
+		p.done.Go(func() {
+			for {
+				pkts, _, err := sender.ReadSimulcastRTCP(l.rid)
+				if err != nil {
+					return
+				}
+				for _, pk := range pkts {
+					if _, ok := pk.(*rtcp.PictureLossIndication); ok {
+						p.plis[i].Add(1)
+						select {
+						case keyNow[i] <- struct{}{}:
+						default:
+						}
+					}
+				}
+			}
+		})
+	}
+	if keyEvery == 0 {
+		keyEvery = 30
+	}
+	p.done.Go(func() {
+		tick := time.NewTicker(10 * time.Millisecond)
+		defer tick.Stop()
+		var n uint32
+		seq := [3]uint16{100, 20000, 40000}
+		ts := [3]uint32{1000, 5000000, 90000000}
+		for {
+			select {
+			case <-p.stop:
+				return
+			case <-tick.C:
+			}
+			for i, l := range simulcastLayers {
+				key := n%keyEvery == 0
+				select {
+				case <-keyNow[i]:
+					key = true
+				default:
+				}
+				payload := make([]byte, l.size)
+				payload[0] = 0x10
+				if !key {
+					payload[1] = 0x01
+				}
+				payload[2] = l.id
+				binary.BigEndian.PutUint32(payload[3:], n)
+				// pion's sender does not add the MID and RID extensions a simulcast receiver
+				// needs (a browser does): IDs 1 and 2 as registered (registerSimulcast's order).
+				h := rtp.Header{Version: 2, Marker: true, SequenceNumber: seq[i], Timestamp: ts[i]}
+				_ = h.SetExtension(1, []byte(mid))
+				_ = h.SetExtension(2, []byte(l.rid))
+				_ = tracks[i].WriteRTP(&rtp.Packet{Header: h, Payload: payload})
+				seq[i]++
+				ts[i] += 900
+			}
+			n++
+		}
+	})
+	t.Cleanup(func() {
+		select {
+		case <-p.stop:
+		default:
+			close(p.stop)
+		}
+		_ = pc.Close()
+		p.done.Wait()
+	})
+	return p
+}
+
+// layersLive waits until the SFU has all three layers of path with measured bitrates.
+func (e *env) layersLive(path string) {
+	e.t.Helper()
+	eventually(e.t, 15*time.Second, "three measured simulcast layers", func() bool {
+		e.sfu.mu.Lock()
+		st := e.sfu.streams[path]
+		e.sfu.mu.Unlock()
+		if st == nil {
+			return false
+		}
+		ls := st.slots[1].ordered()
+		if len(ls) != 3 {
+			return false
+		}
+		for i, u := range ls {
+			if u.bps.Load() == 0 || u.rid != simulcastLayers[i].rid {
+				return false
+			}
+		}
+		return true
+	})
+}
+
+// lastLayer returns the layer id of the last video packet v received (0: none).
+func lastLayer(v *testViewer) byte {
+	if got := v.received(true, 0); len(got) > 0 {
+		return got[len(got)-1].pub
+	}
+	return 0
+}
+
+// checkSwitch finds the first packet of layer to after one of another layer and checks that the
+// viewer saw one continuous stream there: one SSRC, the next sequence number, a later timestamp,
+// and a keyframe first.
+func checkSwitch(t *testing.T, pkts []rx, to byte) {
+	t.Helper()
+	for i := 1; i < len(pkts); i++ {
+		a, b := pkts[i-1], pkts[i]
+		if b.pub != to || a.pub == to {
+			continue
+		}
+		if b.seq != a.seq+1 {
+			t.Errorf("switch from layer %d to %d: seq %d after %d, want %d", a.pub, b.pub, b.seq, a.seq, a.seq+1)
+		}
+		if b.ssrc != a.ssrc {
+			t.Errorf("switch: SSRC changed from %d to %d", a.ssrc, b.ssrc)
+		}
+		if int32(b.ts-a.ts) <= 0 {
+			t.Errorf("switch: timestamp %d not after %d", b.ts, a.ts)
+		}
+		if !b.key {
+			t.Errorf("switch: the first packet of layer %d is not a keyframe", to)
+		}
+		return
+	}
+	t.Fatalf("no switch to layer %d in %d packets", to, len(pkts))
+}
+
+func TestSimulcastViewerLayers(t *testing.T) {
+	e := newEnv(t, nil)
+	e.publishSimulcast("live/sc", 0)
+	e.layersLive("live/sc")
+
+	// The default viewer gets the top layer.
+	top, res := e.view("live/sc", tokView, true)
+	if top == nil {
+		t.Fatalf("view: status %d", res.StatusCode)
+	}
+	if !strings.Contains(strings.Join(res.Header.Values("Link"), ","), layerRel) {
+		t.Errorf("WHEP answer Link headers %q: want the layer resource", res.Header.Values("Link"))
+	}
+	eventually(t, 10*time.Second, "the default viewer on the top layer", func() bool { return len(top.received(true, 3)) >= 20 })
+	for _, p := range top.received(true, 0) {
+		if p.pub != 3 {
+			t.Fatalf("the default viewer got a packet of layer %d", p.pub)
+		}
+	}
+
+	// A viewer whose REMB estimate is low moves down to the layer that fits, at its keyframe.
+	low, res := e.view("live/sc", tokView, true)
+	if low == nil {
+		t.Fatalf("view: status %d", res.StatusCode)
+	}
+	eventually(t, 10*time.Second, "video", func() bool { return len(low.received(true, 0)) > 0 })
+	ssrc := low.received(true, 0)[0].ssrc
+	eventually(t, 15*time.Second, "the low-bandwidth viewer on layer q", func() bool {
+		_ = low.pc.WriteRTCP([]rtcp.Packet{&rtcp.ReceiverEstimatedMaximumBitrate{Bitrate: 150_000, SSRCs: []uint32{ssrc}}})
+		return len(low.received(true, 1)) >= 10 && lastLayer(low) == 1
+	})
+	checkSwitch(t, low.received(true, 0), 1)
+
+	// A pin switches at the pinned layer's next keyframe, with continuous sequence numbers.
+	pinned, res := e.view("live/sc", tokView, true)
+	if pinned == nil {
+		t.Fatalf("view: status %d", res.StatusCode)
+	}
+	eventually(t, 10*time.Second, "video", func() bool { return len(pinned.received(true, 3)) > 5 })
+	res = e.do(http.MethodPost, pinned.location+"/layer", tokView, "application/json", `{"rid":"h"}`)
+	var st layerState
+	if err := json.Unmarshal([]byte(mustStatus(t, res, http.StatusOK)), &st); err != nil {
+		t.Fatal(err)
+	}
+	if st.Target != "h" || st.Mode != "pinned" || len(st.Layers) != 3 {
+		t.Errorf("layer state after the pin: %+v; want target h, pinned, 3 layers", st)
+	}
+	eventually(t, 10*time.Second, "the pinned viewer on layer h", func() bool { return len(pinned.received(true, 2)) >= 10 })
+	pk := pinned.received(true, 0)
+	checkSwitch(t, pk, 2)
+	after := false
+	for _, p := range pk {
+		after = after || p.pub == 2
+		if after && p.pub != 2 {
+			t.Fatalf("a packet of layer %d after the switch to h", p.pub)
+		}
+	}
+	// Back to automatic: the top layer again.
+	res = e.do(http.MethodPatch, pinned.location+"/layer", tokView, "application/json", `{"rid":"auto"}`)
+	mustStatus(t, res, http.StatusOK)
+	eventually(t, 10*time.Second, "the unpinned viewer back on the top layer", func() bool { return lastLayer(pinned) == 3 })
+}
+
+func TestSimulcastLayerResource(t *testing.T) {
+	e := newEnv(t, nil)
+	e.publishSimulcast("live/res", 0)
+	e.layersLive("live/res")
+	v, res := e.view("live/res", tokView, true)
+	if v == nil {
+		t.Fatalf("view: status %d", res.StatusCode)
+	}
+	for _, c := range []struct {
+		name, method, token, body string
+		want                      int
+	}{
+		{"no credential", http.MethodPost, "", `{"rid":"q"}`, http.StatusUnauthorized},
+		{"another credential", http.MethodPost, tokAdmin, `{"rid":"q"}`, http.StatusForbidden},
+		{"unknown layer", http.MethodPost, tokView, `{"rid":"x"}`, http.StatusUnprocessableEntity},
+		{"bad rid", http.MethodPost, tokView, `{"rid":"a b"}`, http.StatusBadRequest},
+		{"unknown field", http.MethodPost, tokView, `{"rid":"q","x":1}`, http.StatusBadRequest},
+		{"too large", http.MethodPost, tokView, `{"rid":"` + strings.Repeat("q", 2000) + `"}`, http.StatusBadRequest},
+		{"get", http.MethodGet, tokView, "", http.StatusOK},
+		{"pin", http.MethodPatch, tokView, `{"rid":"q"}`, http.StatusOK},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			mustStatus(t, e.do(c.method, v.location+"/layer", c.token, "application/json", c.body), c.want)
+		})
+	}
+	// A publisher session has no layer resource.
+	mustStatus(t, e.do(http.MethodGet, "/whep/session/nope/layer", tokView, "", ""), http.StatusNotFound)
+}
+
+// TestNewViewerStartsFromCachedKeyframe: a viewer joining a running stream starts with the
+// cached keyframe (its first video packet is one) and no keyframe request reaches the publisher.
+func TestNewViewerStartsFromCachedKeyframe(t *testing.T) {
+	e := newEnv(t, nil)
+	pub, res := e.publish("live/gop", tokPub, 7)
+	if pub == nil {
+		t.Fatalf("publish: status %d", res.StatusCode)
+	}
+	first, res := e.view("live/gop", tokView, true)
+	if first == nil {
+		t.Fatalf("view: status %d", res.StatusCode)
+	}
+	eventually(t, 10*time.Second, "the first viewer's video", func() bool { return len(first.received(true, 7)) >= 40 })
+	time.Sleep(KeyframeInterval) // any keyframe request of the first viewer is answered by now
+	plis := pub.plis.Load()
+	for i := range 3 {
+		v, res := e.view("live/gop", tokView, true)
+		if v == nil {
+			t.Fatalf("view: status %d", res.StatusCode)
+		}
+		eventually(t, 10*time.Second, "a new viewer's video", func() bool { return len(v.received(true, 7)) >= 5 })
+		got := v.received(true, 7)
+		if !got[0].key {
+			t.Errorf("viewer %d: the first video packet is not a keyframe", i)
+		}
+		for j := 1; j < len(got); j++ {
+			if got[j].seq != got[j-1].seq+1 || got[j].n != got[j-1].n+1 {
+				t.Fatalf("viewer %d: packet %d: seq %d n %d after seq %d n %d; want consecutive", i, j, got[j].seq, got[j].n, got[j-1].seq, got[j-1].n)
+			}
+		}
+	}
+	if got := pub.plis.Load(); got != plis {
+		t.Errorf("keyframe requests for three new viewers: got %d, want 0", got-plis)
+	}
+}
+
+func TestKeyframeCacheBounded(t *testing.T) {
+	var plis atomic.Int64
+	sl := &slot{kind: webrtc.RTPCodecTypeVideo}
+	u := testUp(sl, &plis)
+	pkt := func(seq uint16, ts uint32, key bool) *packet {
+		return &packet{hdr: rtp.Header{SequenceNumber: seq, Timestamp: ts}, payload: make([]byte, 1188), key: key, up: u}
+	}
+	u.keep(pkt(1, 100, false))
+	if g := u.gopSnapshot(); len(g) != 0 {
+		t.Fatalf("cache before any keyframe: %d packets, want 0", len(g))
+	}
+	u.keep(pkt(2, 200, true))
+	u.keep(pkt(3, 200, true)) // a second packet of the same keyframe does not restart it
+	u.keep(pkt(4, 300, false))
+	if g := u.gopSnapshot(); len(g) != 3 || g[0].hdr.SequenceNumber != 2 {
+		t.Fatalf("cache after a keyframe: %d packets, want 3 from seq 2", len(g))
+	}
+	old := u.gopSnapshot()
+	seq := uint16(5)
+	for range gopMaxBytes / 1200 {
+		u.keep(pkt(seq, 400, false))
+		seq++
+	}
+	if g := u.gopSnapshot(); g != nil {
+		t.Fatalf("cache over %d bytes: %d packets kept, want none", gopMaxBytes, len(g))
+	}
+	if old[0].hdr.SequenceNumber != 2 || len(old) != 3 {
+		t.Error("a snapshot changed after it was taken")
+	}
+	u.keep(pkt(seq, 500, false))
+	if g := u.gopSnapshot(); len(g) != 0 {
+		t.Fatal("the cache restarted without a keyframe")
+	}
+	u.keep(pkt(seq+1, 600, true))
+	if g := u.gopSnapshot(); len(g) != 1 {
+		t.Fatalf("cache after the next keyframe: %d packets, want 1", len(g))
+	}
+	// A viewer activated while the cache is empty asks the publisher for a keyframe; with a
+	// cached keyframe it does not.
+	d := newDownTrack(sl, vp8, "video", "t", 8)
+	d.activate()
+	if got := plis.Load(); got != 0 {
+		t.Errorf("PLIs when a viewer starts with a cached keyframe: got %d, want 0", got)
+	}
+	u.gopMu.Lock()
+	u.gop = nil
+	u.gopMu.Unlock()
+	d2 := newDownTrack(sl, vp8, "video", "t", 8)
+	d2.activate()
+	if got := plis.Load(); got != 1 {
+		t.Errorf("PLIs when a viewer starts without a cached keyframe: got %d, want 1", got)
+	}
+}
+
+func TestLayerPicker(t *testing.T) {
+	t0 := time.Unix(1000, 0)
+	layers := []layerInfo{{"q", 100_000}, {"h", 500_000}, {"f", 2_000_000}}
+	type step struct {
+		at     time.Duration
+		remb   float32 // 0: none this step
+		loss   uint8
+		pin    string
+		cur    string
+		want   string
+		reason string
+	}
+	for _, c := range []struct {
+		name  string
+		steps []step
+	}{
+		{"no estimate: top", []step{{cur: "", want: "f", reason: "start"}}},
+		{"estimate at start: what fits", []step{{remb: 600_000, cur: "", want: "h", reason: "start"}}},
+		{"down at once", []step{
+			{remb: 3_000_000, cur: "f", want: "f", reason: "fits"},
+			{at: time.Second, remb: 400_000, cur: "f", want: "q", reason: "estimate below h and f"},
+		}},
+		{"up only after the margin holds for 3 s", []step{
+			{remb: 150_000, cur: "q", want: "q"},
+			{at: time.Second, remb: 550_000, cur: "q", want: "q", reason: "fits h but not h × 1.2"},
+			{at: 2 * time.Second, remb: 650_000, cur: "q", want: "q", reason: "h × 1.2 fits: hold starts"},
+			{at: 4 * time.Second, remb: 650_000, cur: "q", want: "q", reason: "2 s into the hold"},
+			{at: 5 * time.Second, remb: 650_000, cur: "q", want: "h", reason: "3 s: up"},
+		}},
+		{"a dip restarts the hold", []step{
+			{remb: 650_000, cur: "q", want: "q"},
+			{at: 2 * time.Second, remb: 300_000, cur: "q", want: "q"},
+			{at: 3 * time.Second, remb: 650_000, cur: "q", want: "q"},
+			{at: 5 * time.Second, remb: 650_000, cur: "q", want: "q", reason: "only 2 s since the dip"},
+			{at: 6 * time.Second, remb: 650_000, cur: "q", want: "h"},
+		}},
+		{"sustained loss: one down, held", []step{
+			{loss: 60, cur: "f", want: "f", reason: "one lossy report"},
+			{at: time.Second, loss: 60, cur: "f", want: "h", reason: "two: down"},
+			{at: 5 * time.Second, cur: "h", want: "h", reason: "held"},
+			{at: 12 * time.Second, cur: "h", want: "f", reason: "hold over, no estimate: top"},
+		}},
+		{"pin wins over the estimate", []step{
+			{remb: 50_000, pin: "f", cur: "q", want: "f"},
+			{pin: "auto", cur: "f", want: "q"},
+			{pin: "zz", cur: "q", want: "q", reason: "an absent layer pins nothing"},
+		}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			var lp layerPicker
+			for i, s := range c.steps {
+				if s.remb != 0 {
+					lp.remb(s.remb)
+				}
+				if s.loss != 0 {
+					lp.report(s.loss)
+				} else {
+					lp.report(0)
+				}
+				if s.pin != "" {
+					lp.setPin(s.pin)
+				}
+				if got := lp.decide(t0.Add(s.at), layers, s.cur); got != s.want {
+					t.Fatalf("step %d (%s): got %q, want %q", i, s.reason, got, s.want)
+				}
+			}
+		})
+	}
+}
