@@ -7,10 +7,11 @@ import (
 )
 
 // registerCodecs registers the passthrough codecs (Opus, VP8, VP9, AV1, H.264 variants) with
-// NACK, PLI and FIR feedback on video. No RTX and no FEC: publishers retransmit on the media
-// SSRC, which keeps one packet cache per track.
+// NACK, PLI and FIR feedback on video, and goog-remb so browser viewers report their receive
+// bandwidth estimate (REMB), which picks their simulcast layer. No RTX and no FEC: publishers
+// retransmit on the media SSRC, which keeps one packet cache per track.
 func registerCodecs(m *webrtc.MediaEngine) error {
-	fb := []webrtc.RTCPFeedback{{Type: "ccm", Parameter: "fir"}, {Type: "nack"}, {Type: "nack", Parameter: "pli"}}
+	fb := []webrtc.RTCPFeedback{{Type: "goog-remb"}, {Type: "ccm", Parameter: "fir"}, {Type: "nack"}, {Type: "nack", Parameter: "pli"}}
 	video := func(mime, fmtp string, pt webrtc.PayloadType) webrtc.RTPCodecParameters {
 		return webrtc.RTPCodecParameters{
 			RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: mime, ClockRate: 90000, SDPFmtpLine: fmtp, RTCPFeedback: fb},
