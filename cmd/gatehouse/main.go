@@ -10,6 +10,7 @@
 //	gatehouse check -config FILE --action publish --path live/cam --user u --pass p --ip 203.0.113.7 [--protocol rtmp]
 //	gatehouse token -config FILE --sub alice --allow publish:live/alice --allow read:live/* --ttl 12h
 //	gatehouse rotate-key -config FILE
+//	gatehouse healthcheck [-url http://127.0.0.1:8089/healthz]
 //	gatehouse version
 package main
 
@@ -81,6 +82,8 @@ func cli(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return cmdKeys(ctx, args, stdout, stderr) // keys_cmd.go
 	case "bans":
 		return cmdBans(ctx, args, stdout, stderr) // bans_cmd.go
+	case "healthcheck":
+		return cmdHealthcheck(ctx, args, stdout, stderr) // healthcheck.go
 	case "version":
 		fmt.Fprintln(stdout, "gatehouse", version())
 		return exitOK
@@ -106,6 +109,9 @@ const usage = `usage:
                                          managed stream keys in data_dir (gatehouse keys help)
   gatehouse bans list|lift [-config FILE] …
                                          the running server's bans (gatehouse bans help)
+  gatehouse healthcheck [-url URL] [-timeout 5s]
+                                         exit 0 when a running gatehouse's /healthz answers 200
+                                         (container HEALTHCHECK without curl)
   gatehouse version
 `
 

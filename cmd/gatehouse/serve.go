@@ -66,6 +66,7 @@ type server struct {
 	sum [32]byte
 
 	retiring sync.WaitGroup // old generations waiting out retireGrace before they stop
+	systemd  sdNotifier     // $NOTIFY_SOCKET: READY, RELOADING and STOPPING for Type=notify units
 }
 
 // retireGrace is how long a replaced generation keeps running, so requests that started on it
@@ -133,7 +134,8 @@ func serve(ctx context.Context, path string, stderr io.Writer, ready func(public
 		log.Info("state shared through redis", "addrs", cfg.State.Redis.Addrs, "sentinel_master", cfg.State.Redis.SentinelMaster,
 			"key_prefix", cfg.State.Redis.Prefix())
 	}
-	s := &server{path: path, log: log, level: level, keys: keyStore, state: st, metrics: metrics.New()}
+	s := &server{path: path, log: log, level: level, keys: keyStore, state: st, metrics: metrics.New(),
+		systemd: newSDNotifier(os.Getenv("NOTIFY_SOCKET"))}
 	gen, err := build(ctx, cfg, s.deps(iss, nil), log, true)
 	if err != nil {
 		return err
@@ -291,6 +293,7 @@ func serve(ctx context.Context, path string, stderr io.Writer, ready func(public
 	if ready != nil {
 		ready(publicLn.Addr(), hooksLn.Addr())
 	}
+	s.sdNotify("READY=1\nSTATUS=serving")
 
 	wg.Add(1)
 	go func() { defer wg.Done(); s.reloadLoop(ctx, hup, *cfg.WatchConfig) }()
@@ -301,6 +304,7 @@ func serve(ctx context.Context, path string, stderr io.Writer, ready func(public
 	case runErr = <-errc:
 	}
 	log.Info("shutting down")
+	s.sdNotify("STOPPING=1")
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
 	stop() // the reload loop ends with ctx
@@ -359,7 +363,7 @@ func (s *server) reloadLoop(ctx context.Context, hup <-chan os.Signal, watch boo
 		case <-ctx.Done():
 			return
 		case <-hup:
-			s.reload(ctx, "signal")
+			s.notifiedReload(ctx, "signal")
 		case <-tick:
 			b, err := os.ReadFile(s.path)
 			if err != nil {
@@ -381,8 +385,24 @@ func (s *server) reloadLoop(ctx context.Context, hup <-chan os.Signal, watch boo
 			if again, err := os.ReadFile(s.path); err != nil || !bytes.Equal(again, b) {
 				continue // still changing: the next tick looks again
 			}
-			s.reload(ctx, "file change")
+			s.notifiedReload(ctx, "file change")
 		}
+	}
+}
+
+// notifiedReload reloads between RELOADING=1 and READY=1 to systemd, so `systemctl reload` (which
+// sends SIGHUP) and the journal see when the new config is in place. A failed reload keeps the
+// running config, so it, too, ends READY.
+func (s *server) notifiedReload(ctx context.Context, why string) {
+	s.sdNotify(reloading())
+	s.reload(ctx, why)
+	s.sdNotify("READY=1")
+}
+
+// sdNotify sends state to systemd when it started gatehouse; a failure is logged, never fatal.
+func (s *server) sdNotify(state string) {
+	if err := s.systemd.notify(state); err != nil {
+		s.log.Warn("systemd notification failed", "error", err.Error())
 	}
 }
 

@@ -141,7 +141,17 @@ func main() {
 	probe := flag.Duration("probe", 5*time.Second, "closed-loop run per endpoint that measures its maximum")
 	load := flag.Float64("load", 0.8, "share of the measured maximum to sustain")
 	conns := flag.Int("conns", 32, "connections of the closed loop; the open loop uses at most ×16 (under the hooks listener's cap of 1024)")
+	footprint := flag.Bool("footprint", false, "measure memory and CPU instead (footprint.go): idle, then -rate decisions per second for -duration")
+	rate := flag.Float64("rate", 1000, "-footprint: hook decisions per second")
+	idle := flag.Duration("idle", 10*time.Second, "-footprint: idle window measured first")
 	flag.Parse()
+	if *footprint {
+		if err := runFootprint(*bin, *cfg, *idle, *dur, *rate, os.Stdout); err != nil {
+			fmt.Fprintln(os.Stderr, "loadtest:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if err := run(*bin, *cfg, *dur, *probe, *load, *conns, os.Stdout); err != nil {
 		fmt.Fprintln(os.Stderr, "loadtest:", err)
 		os.Exit(1)
@@ -153,7 +163,7 @@ var startedRe = regexp.MustCompile(`msg="gatehouse started".* listen=(\S+) hooks
 func run(bin, cfg string, dur, probe time.Duration, load float64, conns int, out io.Writer) error {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	public, hooks, err := start(ctx, bin, cfg)
+	public, hooks, _, err := start(ctx, bin, cfg)
 	if err != nil {
 		return err
 	}
@@ -332,15 +342,16 @@ func settle(ctx context.Context, client *http.Client, public string) (goroutines
 	return goroutines, heap, ctx.Err()
 }
 
-// start runs the gatehouse binary on cfg and returns its public and hooks addresses.
-func start(ctx context.Context, bin, cfg string) (public, hooks string, err error) {
+// start runs the gatehouse binary on cfg and returns its public and hooks addresses and its
+// process id.
+func start(ctx context.Context, bin, cfg string) (public, hooks string, pid int, err error) {
 	gh := exec.CommandContext(ctx, bin, "run", "-config", cfg)
 	stderr, err := gh.StderrPipe()
 	if err != nil {
-		return "", "", err
+		return "", "", 0, err
 	}
 	if err := gh.Start(); err != nil {
-		return "", "", err
+		return "", "", 0, err
 	}
 	go func() { _ = gh.Wait() }()
 	addrs := make(chan [2]string, 1)
@@ -354,8 +365,8 @@ func start(ctx context.Context, bin, cfg string) (public, hooks string, err erro
 	}()
 	select {
 	case a := <-addrs:
-		return a[0], a[1], nil
+		return a[0], a[1], gh.Process.Pid, nil
 	case <-time.After(20 * time.Second):
-		return "", "", errors.New("gatehouse did not start")
+		return "", "", 0, errors.New("gatehouse did not start")
 	}
 }
