@@ -14,14 +14,36 @@ import (
 )
 
 // releaseARM64 builds the linux/arm64 release binary once per test run, with the release
-// script's own flags (.ci/release), so what is tested is what `make release` ships.
+// script's own flags (.ci/release), so what is tested is what `make release` ships. TestMain
+// removes its directory (sharedDirs) after the run.
 var releaseARM64 = sync.OnceValues(func() (string, error) {
 	dir, err := os.MkdirTemp("", "gatehouse-release")
 	if err != nil {
 		return "", err
 	}
+	sharedDirs.add(dir)
 	return releaseBuild(dir)
 })
+
+// sharedDirs are the directories of builds shared by several tests (the race binary, the arm64
+// release), removed by TestMain when the package's tests end.
+var sharedDirs tempDirs
+
+type tempDirs struct {
+	mu   sync.Mutex
+	dirs []string
+}
+
+func (d *tempDirs) add(dir string) { d.mu.Lock(); d.dirs = append(d.dirs, dir); d.mu.Unlock() }
+
+func (d *tempDirs) removeAll() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for _, dir := range d.dirs {
+		os.RemoveAll(dir)
+	}
+	d.dirs = nil
+}
 
 func releaseBuild(dir string) (string, error) {
 	out, err := exec.Command("../../.ci/release", dir, "smoke-test", "linux/arm64").CombinedOutput()

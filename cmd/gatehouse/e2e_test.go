@@ -25,6 +25,7 @@ var buildOnce = sync.OnceValues(func() (string, error) {
 	if err != nil {
 		return "", err
 	}
+	sharedDirs.add(dir) // removed by TestMain
 	bin := filepath.Join(dir, "gatehouse")
 	out, err := exec.Command("go", "build", "-race", "-o", bin, ".").CombinedOutput()
 	if err != nil {

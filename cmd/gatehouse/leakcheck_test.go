@@ -160,6 +160,7 @@ func (l *leakCheck) stats() (secrets, logs, bytes int) {
 // TestMain runs the package's tests, then the leak check over every binary they started.
 func TestMain(m *testing.M) {
 	code := m.Run()
+	sharedDirs.removeAll()
 	if err := leaks.check(); err != nil {
 		fmt.Fprintln(os.Stderr, "FAIL:", err)
 		code = 1
