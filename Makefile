@@ -56,7 +56,7 @@ bench: deps build
 	@mkdir -p bench-out
 	$(GO) test -run '^$$' -bench . -benchmem -count 3 ./... | tee bench-out/go-bench.txt
 	$(GO) run ./cmd/hookbench -gatehouse ./$(BIN) | tee bench-out/hookbench.md
-	$(GO) run ./cmd/sfubench run -out bench-out/sfubench.md | tee bench-out/sfubench.log
+	$(GO) run ./cmd/sfubench run -workloads fanout,simulcast,room -out bench-out/sfubench.md | tee bench-out/sfubench.log
 
 # loadtest holds every hook endpoint of the built binary for LOADTIME at 80 % of its measured
 # maximum with a 70/30 allowed/denied mix and a brute-force source (cmd/loadtest), and fails on
