@@ -117,7 +117,7 @@ func serve(ctx context.Context, path string, stderr io.Writer, ready func(public
 	// directory) is logged and left alone: gatehouse serves the YAML keys without it.
 	// With state.backend redis the store is shared by every replica; Redis being unreachable is
 	// no error here (requests that need it fail closed until it answers, see /readyz).
-	st, err := openState(ctx, cfg)
+	st, err := openState(ctx, cfg, log)
 	if st == nil {
 		return err
 	}

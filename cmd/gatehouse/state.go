@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"log/slog"
 	"path/filepath"
 	"sync/atomic"
 
@@ -55,9 +56,9 @@ func (l *stateLayer) engineOptions() []authz.EngineOption {
 }
 
 // openState opens the state layer's key store: SQLite in data_dir (backend memory), or Redis.
-// With Redis, an unreachable server is no error (requests fail closed until it answers); a
+// The fleet logs to log. With Redis, an unreachable server is no error (requests fail closed until it answers); a
 // password file that cannot be read is.
-func openState(ctx context.Context, cfg *Config) (*stateLayer, error) {
+func openState(ctx context.Context, cfg *Config, log *slog.Logger) (*stateLayer, error) {
 	if !cfg.State.Shared() {
 		st, err := sqlitestore.Open(ctx, filepath.Join(cfg.DataDir, sqlitestore.FileName))
 		if err != nil {
@@ -83,7 +84,7 @@ func openState(ctx context.Context, cfg *Config) (*stateLayer, error) {
 				return (*fn)()
 			}
 			return nil
-		}), h)
+		}), h, redisstate.WithFleetLogger(log.With("component", "fleet")))
 	return l, nil
 }
 
