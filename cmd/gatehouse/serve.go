@@ -223,11 +223,17 @@ func serve(ctx context.Context, path string, stderr io.Writer, ready func(public
 				s.revoke.Apply(o, s.engine)
 			}
 		})
+		st.fleet.OnGap(s.revoke.RecheckAll) // kicks lost: re-decide every running session
 		fleetChanges, unsubscribeFleet := s.reg.Subscribe()
 		defer unsubscribeFleet()
 		bg.Add(1)
 		go func() { defer bg.Done(); st.fleet.Run(bgCtx, fleetChanges) }()
 		log.Info("fleet node", "node_id", st.fleet.Self().ID, "node_url", st.fleet.Self().URL)
+	}
+	if g, ok := keyStore.(interface{ OnGap(func()) }); ok {
+		// Revocations lost (beyond the feed's retention, or by Redis): re-decide every running
+		// session against the store, which knows every revoked key.
+		g.OnGap(s.revoke.RecheckAll)
 	}
 	if keyStore != nil {
 		defer keyStore.Subscribe(func(rv keys.Revocation) {

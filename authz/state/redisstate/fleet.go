@@ -452,6 +452,10 @@ func (f *Fleet) OnAnnouncement(fn func(body []byte)) {
 	f.mu.Unlock()
 }
 
+// OnGap registers fn to be called, from Run's goroutine, when announcements were lost before
+// this node read them (Feed.OnGap): the caller re-checks its running sessions instead.
+func (f *Fleet) OnGap(fn func()) { f.kicks.OnGap(fn) }
+
 func (f *Fleet) deliverKicks(bodies []string) {
 	f.mu.Lock()
 	fns := slices.Clone(f.onKick)
