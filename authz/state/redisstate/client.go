@@ -138,9 +138,14 @@ func (h *Health) Check() error {
 	return fmt.Errorf("%w since %s: %s", ErrUnavailable, h.since.UTC().Format(time.RFC3339), h.lastErr)
 }
 
-// Report records the outcome of one operation: err nil or redis.Nil means Redis answered.
+// Report records the outcome of one operation: err nil or redis.Nil means Redis answered; a
+// canceled context (the caller gave up, e.g. a client hung up during the probe) says nothing
+// either way and is ignored.
 func (h *Health) Report(err error) {
-	if err == nil || errors.Is(err, redis.Nil) || errors.Is(err, context.Canceled) {
+	if errors.Is(err, context.Canceled) {
+		return
+	}
+	if err == nil || errors.Is(err, redis.Nil) {
 		if h.down.Load() {
 			h.mu.Lock()
 			wasDown := h.down.Swap(false)
@@ -185,10 +190,12 @@ func unreachable(err error) bool {
 }
 
 // isConnError reports error replies that mean the server cannot serve (loading, read-only
-// replica after a failover, cluster down).
+// replica after a failover, cluster down) or not serve gatehouse: a reachable Redis that refuses
+// the configured user (NOAUTH, WRONGPASS) or a command it needs (NOPERM) is as unusable as an
+// unreachable one, so requests fail closed and /readyz says degraded.
 func isConnError(err redis.Error) bool {
 	msg := err.Error()
-	for _, p := range []string{"LOADING", "READONLY", "CLUSTERDOWN", "MASTERDOWN", "TRYAGAIN"} {
+	for _, p := range []string{"LOADING", "READONLY", "CLUSTERDOWN", "MASTERDOWN", "TRYAGAIN", "NOAUTH", "WRONGPASS", "NOPERM"} {
 		if len(msg) >= len(p) && msg[:len(p)] == p {
 			return true
 		}
