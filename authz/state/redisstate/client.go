@@ -52,8 +52,10 @@ func Open(cfg *state.RedisConfig) (redis.UniversalClient, error) {
 		DialTimeout:  cfg.DialTimeout(),
 		ReadTimeout:  cfg.DialTimeout(),
 		WriteTimeout: cfg.DialTimeout(),
-		// One try: a decision waits at most one timeout, and Health makes later ones fail fast.
-		MaxRetries:            1,
+		// One try, no retry (go-redis's MaxRetries counts retries; 0 would mean its default of
+		// 3, -1 none): a decision waits at most one timeout, Health makes later ones fail fast,
+		// and a retried pipeline would apply its INCRBY deltas twice.
+		MaxRetries:            -1,
 		ContextTimeoutEnabled: true,
 		DisableIdentity:       true, // no CLIENT SETINFO: older servers and Valkey log it as unknown
 	}
