@@ -633,8 +633,9 @@ func (s *server) hooksMux(cfg *Config, log *slog.Logger) *http.ServeMux {
 }
 
 // readyz answers 200 once every backend has what it needs to decide (JWKS key sets fetched),
-// else 503 with the reason; with the state in Redis, 503 "degraded" while Redis does not answer
-// (new sessions that need it are refused; running ones continue).
+// else 503 with the reason; with the state in Redis, 503 "degraded: state store unavailable"
+// while Redis does not answer or refuses gatehouse (new sessions that need it are refused;
+// running ones continue).
 func (s *server) readyz(w http.ResponseWriter, _ *http.Request) {
 	s.mu.Lock()
 	err := s.gen.ready()
@@ -646,9 +647,11 @@ func (s *server) readyz(w http.ResponseWriter, _ *http.Request) {
 		return
 	}
 	if s.state != nil && s.state.health != nil {
+		// Public and unauthenticated: the reason names no address or server reply; the detail
+		// is logged when Health goes down (openState).
 		if err := s.state.health.Err(); err != nil {
 			w.WriteHeader(http.StatusServiceUnavailable)
-			_ = json.NewEncoder(w).Encode(map[string]string{"status": "degraded", "reason": "state: " + err.Error()})
+			_ = json.NewEncoder(w).Encode(map[string]string{"status": "degraded", "reason": "state store unavailable"})
 			return
 		}
 	}

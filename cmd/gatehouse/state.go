@@ -72,6 +72,10 @@ func openState(ctx context.Context, cfg *Config, log *slog.Logger) (*stateLayer,
 		return nil, err
 	}
 	h := redisstate.NewHealth(rc.Sync(), nil)
+	h.OnDown(func(err error) {
+		log.Error("state store unavailable: new sessions that need it are refused", "error", err.Error())
+	})
+	h.OnUp(func() { log.Info("state store answers again") })
 	l := &stateLayer{keys: redisstore.New(ctx, rdb, rc.Prefix(), redisstore.WithHealth(h)), rdb: rdb, health: h,
 		shared: redisstate.NewShared(rdb, rc.Prefix(), rc.Sync(), h, 0, 0)}
 	id := cfg.State.NodeID

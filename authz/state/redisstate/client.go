@@ -101,7 +101,8 @@ type Health struct {
 	lastErr string // the error's text (go-redis errors carry no secrets: addresses only)
 	retry   time.Duration
 	now     func() time.Time
-	onUp    []func() // called (outside the lock) when Redis answers again
+	onUp    []func()      // called (outside the lock) when Redis answers again
+	onDown  []func(error) // called (outside the lock) when Redis stops answering
 }
 
 // NewHealth returns a Health that lets one probe through every retry interval while down
@@ -121,6 +122,14 @@ func NewHealth(retry time.Duration, now func() time.Time) *Health {
 func (h *Health) OnUp(fn func()) {
 	h.mu.Lock()
 	h.onUp = append(h.onUp, fn)
+	h.mu.Unlock()
+}
+
+// OnDown registers fn to be called, in the reporting goroutine, each time Redis stops answering
+// (or refuses gatehouse), with the error that said so (for the log: it may name the address).
+func (h *Health) OnDown(fn func(error)) {
+	h.mu.Lock()
+	h.onDown = append(h.onDown, fn)
 	h.mu.Unlock()
 }
 
@@ -165,13 +174,21 @@ func (h *Health) Report(err error) {
 		return // Redis answered (an error reply, a missing key, a caller's own error): it is up
 	}
 	h.mu.Lock()
-	if !h.down.Load() {
+	wentDown := !h.down.Load()
+	if wentDown {
 		h.since = h.now()
 		h.lastTry = h.since
 	}
 	h.lastErr = err.Error()
 	h.down.Store(true)
+	var fns []func(error)
+	if wentDown {
+		fns = append(fns, h.onDown...)
+	}
 	h.mu.Unlock()
+	for _, fn := range fns {
+		fn(err)
+	}
 }
 
 // unreachable reports whether err means Redis could not be reached or cannot serve: a network
