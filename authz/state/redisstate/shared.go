@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -110,19 +111,29 @@ const operatorBan = "operator"
 func (s *Shared) Generation() uint64 { return s.gen.Load() }
 
 // Put implements authz.BanStore: the ban holds here at once and on every replica after the next
-// push.
+// push. An operator's ban is always queued (operators are few; the mirror's own bound still
+// refuses with ErrTooManyBans); a brute-force ban beyond the bounded queue is refused with
+// ErrTooManyBans, never applied here only to be lifted by the next pull. The mirror and the
+// queue change under one lock, so a concurrent pull cannot lift a ban it does not see queued.
 func (s *Shared) Put(b authz.Ban, now time.Time) error {
+	s.mu.Lock()
+	if _, queued := s.pending[b.Subject]; !queued && !alwaysQueued(&b) && len(s.pending) >= s.max {
+		s.mu.Unlock()
+		return fmt.Errorf("redisstate: ban push queue full: %w", authz.ErrTooManyBans)
+	}
 	if err := s.bans.Put(b, now); err != nil {
+		s.mu.Unlock()
 		return err
 	}
-	s.mu.Lock()
-	if len(s.pending) < s.max {
-		s.pending[b.Subject] = &b
-	}
+	s.pending[b.Subject] = &b
 	s.mu.Unlock()
 	s.nudge()
 	return nil
 }
+
+// alwaysQueued reports whether a queued change is an operator's (a lift, nil, or an operator's
+// ban): those are never dropped from the push queue.
+func alwaysQueued(b *authz.Ban) bool { return b == nil || b.Reason == operatorBan }
 
 // Until implements authz.BanStore from the local mirror (no network).
 func (s *Shared) Until(b authz.BanSubject, now time.Time) (time.Time, bool) {
@@ -132,13 +143,12 @@ func (s *Shared) Until(b authz.BanSubject, now time.Time) (time.Time, bool) {
 // List implements authz.BanStore from the local mirror.
 func (s *Shared) List(now time.Time) []authz.Ban { return s.bans.List(now) }
 
-// Lift implements authz.BanStore: lifted here at once and on every replica after the next push.
+// Lift implements authz.BanStore: lifted here at once and on every replica after the next push
+// (an operator's action: always queued).
 func (s *Shared) Lift(b authz.BanSubject, now time.Time) bool {
-	ok := s.bans.Lift(b, now)
 	s.mu.Lock()
-	if len(s.pending) < s.max {
-		s.pending[b] = nil
-	}
+	ok := s.bans.Lift(b, now)
+	s.pending[b] = nil
 	s.mu.Unlock()
 	s.nudge()
 	return ok
@@ -350,7 +360,7 @@ func (s *Shared) requeue(pending map[authz.BanSubject]*authz.Ban, deltas map[aut
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for b, ban := range pending {
-		if _, newer := s.pending[b]; !newer && len(s.pending) < s.max {
+		if _, newer := s.pending[b]; !newer && (alwaysQueued(ban) || len(s.pending) < s.max) {
 			s.pending[b] = ban
 		}
 	}
