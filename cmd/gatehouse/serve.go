@@ -218,6 +218,9 @@ func serve(ctx context.Context, path string, stderr io.Writer, ready func(public
 		local := s.revoke.Sessions
 		st.local.Store(&local)
 		st.fleet.OnAnnouncement(func(body []byte) {
+			if endedHere(body, s.revoke.Find, s.reg) { // a done hook that reached another node
+				return
+			}
 			var o revoke.Order
 			if json.Unmarshal(body, &o) == nil {
 				s.revoke.Apply(o, s.engine)
@@ -624,7 +627,11 @@ func (s *server) hooksMux(cfg *Config, log *slog.Logger) *http.ServeMux {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", s.healthz)
 	mux.Handle("/hooks/mediamtx", s.mtx)
-	mux.Handle("/hooks/nginx-rtmp", nginxrtmp.New(cfg.Hooks.NginxRTMP, s.engine, s.reg, log.With("adapter", "nginx-rtmp")))
+	var rec nginxrtmp.Recorder = s.reg
+	if s.state != nil && s.state.fleet != nil { // a done hook for another node's session is announced
+		rec = fleetRecorder{Registry: s.reg, fleet: s.state.fleet, log: log.With("component", "fleet")}
+	}
+	mux.Handle("/hooks/nginx-rtmp", nginxrtmp.New(cfg.Hooks.NginxRTMP, s.engine, rec, log.With("adapter", "nginx-rtmp")))
 	mux.Handle("/hooks/ome", s.ome)
 	mux.Handle("/hooks/srs", s.srs)
 	// No method pattern: Traefik with preserveRequestMethod forwards the client's method.

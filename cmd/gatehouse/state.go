@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"path/filepath"
 	"sync/atomic"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 
@@ -101,6 +102,61 @@ func (b fleetBroadcaster) Broadcast(ctx context.Context, o revoke.Order) error {
 		return err
 	}
 	return b.fleet.Announce(ctx, raw)
+}
+
+// endedMsg is the announcement of a session's end that reached a replica that does not hold
+// it (a done hook behind a load balancer): the holder ends it in its registry, which releases
+// the path's lease.
+type endedMsg struct {
+	Source  string `json:"source"`
+	Session string `json:"session"`
+	Publish bool   `json:"publish,omitempty"`
+}
+
+// fleetRecorder is the registry as the hook adapters see it with a fleet: the end of a session
+// this node never admitted is announced to the other nodes (nginxrtmp.ElsewhereRecorder).
+type fleetRecorder struct {
+	*live.Registry
+	fleet *redisstate.Fleet
+	log   *slog.Logger
+}
+
+// EndedElsewhere announces the end of a session another node holds (bounded by one second; a
+// failure leaves it to that node's expiry).
+func (r fleetRecorder) EndedElsewhere(source, session string, publish bool) {
+	raw, err := json.Marshal(struct {
+		Ended endedMsg `json:"ended"`
+	}{endedMsg{Source: source, Session: session, Publish: publish}})
+	if err != nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	if err := r.fleet.Announce(ctx, raw); err != nil {
+		r.log.Warn("fleet: could not announce the end of a session held by another node; it ends there when it expires",
+			"source", source, "session", session, "error", err.Error())
+	}
+}
+
+// endedHere ends, in reg, the session another node announced the end of, if this node holds it.
+// It reports whether body was such an announcement.
+func endedHere(body []byte, find func(source, id string) (live.Session, error), reg *live.Registry) bool {
+	var env struct {
+		Ended *endedMsg `json:"ended"`
+	}
+	if json.Unmarshal(body, &env) != nil || env.Ended == nil {
+		return false
+	}
+	s, err := find(env.Ended.Source, env.Ended.Session)
+	if err != nil || s.Publish != env.Ended.Publish {
+		return true
+	}
+	typ := live.Left
+	if s.Publish {
+		typ = live.Unpublished
+	}
+	reg.Record(live.Event{Type: typ, Path: s.Path, Source: s.Source, Session: s.ID})
+	return true
 }
 
 // fleetOrigins answers, for the SFU's edges, which node publishes a path and at which base URL
