@@ -1,8 +1,10 @@
 package redisstate
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -54,5 +56,47 @@ func TestSharedOperatorBanQueuedWhenQueueFull(t *testing.T) {
 	mustSync(t, other)
 	if _, ok := other.Until(op, time.Now()); ok {
 		t.Error("the operator's lift, made with the queue full, did not reach another replica")
+	}
+}
+
+// TestSharedBansBoundedInRedis: the bans hash keeps at most maxBans brute-force bans (the
+// soonest-ending are evicted first, operators' never) and loses expired bans at the next push,
+// so the hash every replica re-reads does not grow with an attack.
+func TestSharedBansBoundedInRedis(t *testing.T) {
+	srv := redistest.Start(t)
+	rdb := client(t, srv)
+	ctx := context.Background()
+	now := time.Now()
+	s := NewShared(rdb, "bound:", time.Hour, NewHealth(time.Millisecond, nil), 3, 0)
+	op := authz.BanSubject{Kind: authz.BanKey, Value: "key_operator"}
+	if err := s.Put(authz.Ban{Subject: op, Until: now.Add(time.Minute), Reason: operatorBan}, now); err != nil {
+		t.Fatal(err)
+	}
+	mustSync(t, s)
+	for i := range 5 {
+		b := authz.Ban{Subject: authz.BanSubject{Kind: authz.BanIP, Value: fmt.Sprintf("192.0.2.%d", i)}, Until: now.Add(time.Duration(i+2) * time.Minute), Reason: "bruteforce"}
+		// Another replica's bans: this one's mirror holds at most 3, Redis must hold the bound too.
+		o := NewShared(rdb, "bound:", time.Hour, NewHealth(time.Millisecond, nil), 3, 0)
+		if err := o.Put(b, now); err != nil {
+			t.Fatal(err)
+		}
+		mustSync(t, o)
+	}
+	fields, err := rdb.HKeys(ctx, "bound:{b}:bans").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	slices.Sort(fields)
+	if want := []string{"ip:192.0.2.2", "ip:192.0.2.3", "ip:192.0.2.4", "key:key_operator"}; !slices.Equal(fields, want) {
+		t.Errorf("bans in Redis: got %v, want %v (3 brute-force, the latest-ending, and the operator's)", fields, want)
+	}
+	// Later, after every ban ended: the next push deletes them.
+	s.now = func() time.Time { return now.Add(time.Hour) }
+	if err := s.Put(authz.Ban{Subject: authz.BanSubject{Kind: authz.BanIP, Value: "203.0.113.1"}, Until: now.Add(2 * time.Hour), Reason: "bruteforce"}, now.Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	mustSync(t, s)
+	if fields, _ = rdb.HKeys(ctx, "bound:{b}:bans").Result(); !slices.Equal(fields, []string{"ip:203.0.113.1"}) {
+		t.Errorf("bans in Redis after they ended: got %v, want only the new one", fields)
 	}
 }
