@@ -215,6 +215,16 @@ func serve(ctx context.Context, path string, stderr io.Writer, ready func(public
 	bg.Add(1)
 	go func() { defer bg.Done(); s.revoke.Run(bgCtx) }()
 	if st.fleet != nil { // node record, publish leases, kicks announced by the other nodes
+		checkCtx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		err := st.fleet.CheckUnique(checkCtx)
+		cancel()
+		switch {
+		case errors.Is(err, redisstate.ErrNodeIDInUse):
+			log.Error("fleet: refusing to start", "error", err.Error())
+			return err
+		case err != nil:
+			log.Warn("fleet: could not check that this node id is unique (Redis away)", "node_id", st.fleet.Self().ID)
+		}
 		local := s.revoke.Sessions
 		st.local.Store(&local)
 		st.fleet.OnAnnouncement(func(body []byte) {

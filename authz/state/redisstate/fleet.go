@@ -126,6 +126,7 @@ func NewFleet(ctx context.Context, rdb redis.UniversalClient, prefix string, sel
 	if f.self.Started.IsZero() {
 		f.self.Started = f.now().UTC()
 	}
+	f.self.Instance = f.inst
 	f.kicks = NewFeed(ctx, rdb, f.health, FeedKeys{Seq: f.p + "kickseq", Records: f.p + "kicks", Channel: f.p + "kicked"},
 		1000, time.Hour, f.beat, f.deliverKicks)
 	f.health.OnUp(f.wake)
@@ -137,6 +138,31 @@ func newInstanceID() string {
 	var b [8]byte
 	_, _ = rand.Read(b[:])
 	return hex.EncodeToString(b[:])
+}
+
+// ErrNodeIDInUse is wrapped by CheckUnique when another live process has this node's id.
+var ErrNodeIDInUse = errors.New("redisstate: node id in use by another live process")
+
+// CheckUnique fails with an error wrapping ErrNodeIDInUse when the record of this node id was
+// written by another process and has not expired: two processes with one node id would renew
+// each other's leases and take each other's kicks. (A process that crashed leaves its record for
+// up to the TTL; a clean stop deletes it.) Other errors mean Redis could not say.
+func (f *Fleet) CheckUnique(ctx context.Context) error {
+	raw, err := f.rdb.Get(ctx, f.nodeKey(f.self.ID)).Bytes()
+	if errors.Is(err, redis.Nil) {
+		f.health.Report(nil)
+		return nil
+	}
+	f.health.Report(err)
+	if err != nil {
+		return fmt.Errorf("redisstate: check node id: %w", err)
+	}
+	var n state.Node
+	if json.Unmarshal(raw, &n) != nil || n.Instance == f.self.Instance {
+		return nil
+	}
+	return fmt.Errorf("%w: node_id %q (started %s, version %q); give each process its own state.node_id, or, if that process crashed, start again after %s",
+		ErrNodeIDInUse, f.self.ID, n.Started.Format(time.RFC3339), n.Version, f.ttl)
 }
 
 // Self returns this node's record.

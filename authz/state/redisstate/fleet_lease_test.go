@@ -2,6 +2,7 @@ package redisstate
 
 import (
 	"context"
+	"errors"
 	"testing"
 	"time"
 
@@ -72,5 +73,28 @@ func TestFleetBeatClaimsLivePublisherWithoutLease(t *testing.T) {
 	beat(t, a, a)
 	if d := c.publish("live/x"); d.Allowed() {
 		t.Fatalf("C allowed to publish live/x while A's publisher is live; A's leases: %v", a.fleet.Leases())
+	}
+}
+
+// TestFleetCheckUnique: a second process with a live node's id is refused (ErrNodeIDInUse); the
+// process itself, a new id, and the id after a clean stop are not.
+func TestFleetCheckUnique(t *testing.T) {
+	srv := redistest.Start(t)
+	ctx := context.Background()
+	a := newFleetNode(t, srv, "node-a", time.Minute)
+	beat(t, a)
+	if err := a.fleet.CheckUnique(ctx); err != nil {
+		t.Errorf("the node itself: %v", err)
+	}
+	if err := newFleetNode(t, srv, "node-b", time.Minute).fleet.CheckUnique(ctx); err != nil {
+		t.Errorf("another id: %v", err)
+	}
+	twin := newFleetNode(t, srv, "node-a", time.Minute)
+	if err := twin.fleet.CheckUnique(ctx); !errors.Is(err, ErrNodeIDInUse) {
+		t.Errorf("a second process with node-a: got %v, want ErrNodeIDInUse", err)
+	}
+	a.fleet.leave(ctx)
+	if err := twin.fleet.CheckUnique(ctx); err != nil {
+		t.Errorf("after node-a stopped cleanly: %v", err)
 	}
 }
