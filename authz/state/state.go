@@ -68,6 +68,9 @@ type Node struct {
 	URL     string    `json:"url,omitempty"`
 	Version string    `json:"version,omitempty"`
 	Started time.Time `json:"started"`
+	// Instance is a random id of the process (a node id reused by two processes shows as two
+	// instances).
+	Instance string `json:"instance,omitempty"`
 }
 
 // Owner is the node that publishes a path: its id and the base URL of its public listener

@@ -421,7 +421,25 @@ func decodeConfig(name string, src []byte) (*Config, error) {
 	if err := conf.Decode(name, src, os.LookupEnv, &c); err != nil {
 		return nil, err
 	}
+	if err := c.checkNodeIDs(name, src); err != nil {
+		return nil, err
+	}
 	return &c, nil
+}
+
+// checkNodeIDs refuses two names for one node: sfu.edge.node_id (in pulls) and state.node_id (in
+// the fleet) must agree when both are given (the edge defaults to the fleet's).
+func (c *Config) checkNodeIDs(name string, src []byte) error {
+	if c.SFU == nil || c.SFU.Edge.NodeID == "" || c.State.NodeID == "" || c.SFU.Edge.NodeID == c.State.NodeID {
+		return nil
+	}
+	line := 0
+	var doc yaml.Node
+	if yaml.Unmarshal(src, &doc) == nil && len(doc.Content) > 0 {
+		line = conf.Value(conf.Value(conf.Value(doc.Content[0], "sfu"), "edge"), "node_id").Line
+	}
+	return &conf.Errors{Problems: []conf.Problem{{File: name, Line: line, Path: "sfu.edge.node_id",
+		Msg: fmt.Sprintf("%q differs from state.node_id %q: a node has one name (leave sfu.edge.node_id out: it defaults to state.node_id)", c.SFU.Edge.NodeID, c.State.NodeID)}}}
 }
 
 // empty reports whether the auth section configures nothing (absent, null or {}).

@@ -30,6 +30,8 @@ func TestConfigErrorLines(t *testing.T) {
 			`t.yml:9: auth.jwt.providers[0].algorithms[1]: provider "kc": algorithm HS256 needs hmac_secret`},
 		{"methods with an empty section", "auth:\n  methods: [internal]\n  internal:\n",
 			`t.yml:3: auth.internal: auth.internal is empty, so method "internal" would deny everything`},
+		{"two node ids", "sfu:\n  edge:\n    node_id: gh-edge\nstate:\n  backend: redis\n  node_id: gh-a\n  redis:\n    addrs: [127.0.0.1:6379]\n",
+			`t.yml:3: sfu.edge.node_id: "gh-edge" differs from state.node_id "gh-a"`},
 		{"duplicate provider", "auth:\n  methods: [jwt]\n  jwt:\n    providers:\n      - {name: kc, jwks: https://a.example/c}\n      - {name: kc, jwks: https://b.example/c}\n",
 			`t.yml:6: auth.jwt.providers[1]: provider name "kc" is used twice`},
 	}

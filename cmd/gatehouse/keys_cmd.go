@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -76,7 +77,7 @@ func cmdKeys(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		printErr(stderr, err)
 		return exitConfig
 	}
-	layer, err := openState(ctx, cfg)
+	layer, err := openState(ctx, cfg, slog.New(slog.DiscardHandler))
 	if err != nil {
 		fmt.Fprintln(stderr, "gatehouse keys:", err)
 		return exitConfig

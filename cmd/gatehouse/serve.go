@@ -118,7 +118,7 @@ func serve(ctx context.Context, path string, stderr io.Writer, ready func(public
 	// directory) is logged and left alone: gatehouse serves the YAML keys without it.
 	// With state.backend redis the store is shared by every replica; Redis being unreachable is
 	// no error here (requests that need it fail closed until it answers, see /readyz).
-	st, err := openState(ctx, cfg)
+	st, err := openState(ctx, cfg, log)
 	if st == nil {
 		return err
 	}
@@ -217,19 +217,38 @@ func serve(ctx context.Context, path string, stderr io.Writer, ready func(public
 	bg.Add(1)
 	go func() { defer bg.Done(); s.revoke.Run(bgCtx) }()
 	if st.fleet != nil { // node record, publish leases, kicks announced by the other nodes
+		checkCtx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		err := st.fleet.CheckUnique(checkCtx)
+		cancel()
+		switch {
+		case errors.Is(err, redisstate.ErrNodeIDInUse):
+			log.Error("fleet: refusing to start", "error", err.Error())
+			return err
+		case err != nil:
+			log.Warn("fleet: could not check that this node id is unique (Redis away)", "node_id", st.fleet.Self().ID)
+		}
 		local := s.revoke.Sessions
 		st.local.Store(&local)
 		st.fleet.OnAnnouncement(func(body []byte) {
+			if endedHere(body, s.revoke.Find, s.reg) { // a done hook that reached another node
+				return
+			}
 			var o revoke.Order
 			if json.Unmarshal(body, &o) == nil {
 				s.revoke.Apply(o, s.engine)
 			}
 		})
+		st.fleet.OnGap(s.revoke.RecheckAll) // kicks lost: re-decide every running session
 		fleetChanges, unsubscribeFleet := s.reg.Subscribe()
 		defer unsubscribeFleet()
 		bg.Add(1)
 		go func() { defer bg.Done(); st.fleet.Run(bgCtx, fleetChanges) }()
 		log.Info("fleet node", "node_id", st.fleet.Self().ID, "node_url", st.fleet.Self().URL)
+	}
+	if g, ok := keyStore.(interface{ OnGap(func()) }); ok {
+		// Revocations lost (beyond the feed's retention, or by Redis): re-decide every running
+		// session against the store, which knows every revoked key.
+		g.OnGap(s.revoke.RecheckAll)
 	}
 	if keyStore != nil {
 		defer keyStore.Subscribe(func(rv keys.Revocation) {
@@ -638,7 +657,11 @@ func (s *server) hooksMux(cfg *Config, log *slog.Logger) *http.ServeMux {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", s.healthz)
 	mux.Handle("/hooks/mediamtx", s.mtx)
-	mux.Handle("/hooks/nginx-rtmp", nginxrtmp.New(cfg.Hooks.NginxRTMP, s.engine, s.reg, log.With("adapter", "nginx-rtmp")))
+	var rec nginxrtmp.Recorder = s.reg
+	if s.state != nil && s.state.fleet != nil { // a done hook for another node's session is announced
+		rec = fleetRecorder{Registry: s.reg, fleet: s.state.fleet, log: log.With("component", "fleet")}
+	}
+	mux.Handle("/hooks/nginx-rtmp", nginxrtmp.New(cfg.Hooks.NginxRTMP, s.engine, rec, log.With("adapter", "nginx-rtmp")))
 	mux.Handle("/hooks/ome", s.ome)
 	mux.Handle("/hooks/srs", s.srs)
 	// No method pattern: Traefik with preserveRequestMethod forwards the client's method.
@@ -647,8 +670,9 @@ func (s *server) hooksMux(cfg *Config, log *slog.Logger) *http.ServeMux {
 }
 
 // readyz answers 200 once every backend has what it needs to decide (JWKS key sets fetched),
-// else 503 with the reason; with the state in Redis, 503 "degraded" while Redis does not answer
-// (new sessions that need it are refused; running ones continue).
+// else 503 with the reason; with the state in Redis, 503 "degraded: state store unavailable"
+// while Redis does not answer or refuses gatehouse (new sessions that need it are refused;
+// running ones continue).
 func (s *server) readyz(w http.ResponseWriter, _ *http.Request) {
 	s.mu.Lock()
 	err := s.gen.ready()
@@ -660,9 +684,11 @@ func (s *server) readyz(w http.ResponseWriter, _ *http.Request) {
 		return
 	}
 	if s.state != nil && s.state.health != nil {
+		// Public and unauthenticated: the reason names no address or server reply; the detail
+		// is logged when Health goes down (openState).
 		if err := s.state.health.Err(); err != nil {
 			w.WriteHeader(http.StatusServiceUnavailable)
-			_ = json.NewEncoder(w).Encode(map[string]string{"status": "degraded", "reason": "state: " + err.Error()})
+			_ = json.NewEncoder(w).Encode(map[string]string{"status": "degraded", "reason": "state store unavailable"})
 			return
 		}
 	}

@@ -4,8 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"log/slog"
 	"path/filepath"
 	"sync/atomic"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 
@@ -55,9 +57,9 @@ func (l *stateLayer) engineOptions() []authz.EngineOption {
 }
 
 // openState opens the state layer's key store: SQLite in data_dir (backend memory), or Redis.
-// With Redis, an unreachable server is no error (requests fail closed until it answers); a
+// The fleet logs to log. With Redis, an unreachable server is no error (requests fail closed until it answers); a
 // password file that cannot be read is.
-func openState(ctx context.Context, cfg *Config) (*stateLayer, error) {
+func openState(ctx context.Context, cfg *Config, log *slog.Logger) (*stateLayer, error) {
 	if !cfg.State.Shared() {
 		st, err := sqlitestore.Open(ctx, filepath.Join(cfg.DataDir, sqlitestore.FileName))
 		if err != nil {
@@ -71,6 +73,10 @@ func openState(ctx context.Context, cfg *Config) (*stateLayer, error) {
 		return nil, err
 	}
 	h := redisstate.NewHealth(rc.Sync(), nil)
+	h.OnDown(func(err error) {
+		log.Error("state store unavailable: new sessions that need it are refused", "error", err.Error())
+	})
+	h.OnUp(func() { log.Info("state store answers again") })
 	l := &stateLayer{keys: redisstore.New(ctx, rdb, rc.Prefix(), redisstore.WithHealth(h)), rdb: rdb, health: h,
 		shared: redisstate.NewShared(rdb, rc.Prefix(), rc.Sync(), h, 0, 0)}
 	id := cfg.State.NodeID
@@ -83,7 +89,7 @@ func openState(ctx context.Context, cfg *Config) (*stateLayer, error) {
 				return (*fn)()
 			}
 			return nil
-		}), h)
+		}), h, redisstate.WithFleetLogger(log.With("component", "fleet")))
 	return l, nil
 }
 
@@ -96,6 +102,61 @@ func (b fleetBroadcaster) Broadcast(ctx context.Context, o revoke.Order) error {
 		return err
 	}
 	return b.fleet.Announce(ctx, raw)
+}
+
+// endedMsg is the announcement of a session's end that reached a replica that does not hold
+// it (a done hook behind a load balancer): the holder ends it in its registry, which releases
+// the path's lease.
+type endedMsg struct {
+	Source  string `json:"source"`
+	Session string `json:"session"`
+	Publish bool   `json:"publish,omitempty"`
+}
+
+// fleetRecorder is the registry as the hook adapters see it with a fleet: the end of a session
+// this node never admitted is announced to the other nodes (nginxrtmp.ElsewhereRecorder).
+type fleetRecorder struct {
+	*live.Registry
+	fleet *redisstate.Fleet
+	log   *slog.Logger
+}
+
+// EndedElsewhere announces the end of a session another node holds (bounded by one second; a
+// failure leaves it to that node's expiry).
+func (r fleetRecorder) EndedElsewhere(source, session string, publish bool) {
+	raw, err := json.Marshal(struct {
+		Ended endedMsg `json:"ended"`
+	}{endedMsg{Source: source, Session: session, Publish: publish}})
+	if err != nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	if err := r.fleet.Announce(ctx, raw); err != nil {
+		r.log.Warn("fleet: could not announce the end of a session held by another node; it ends there when it expires",
+			"source", source, "session", session, "error", err.Error())
+	}
+}
+
+// endedHere ends, in reg, the session another node announced the end of, if this node holds it.
+// It reports whether body was such an announcement.
+func endedHere(body []byte, find func(source, id string) (live.Session, error), reg *live.Registry) bool {
+	var env struct {
+		Ended *endedMsg `json:"ended"`
+	}
+	if json.Unmarshal(body, &env) != nil || env.Ended == nil {
+		return false
+	}
+	s, err := find(env.Ended.Source, env.Ended.Session)
+	if err != nil || s.Publish != env.Ended.Publish {
+		return true
+	}
+	typ := live.Left
+	if s.Publish {
+		typ = live.Unpublished
+	}
+	reg.Record(live.Event{Type: typ, Path: s.Path, Source: s.Source, Session: s.ID})
+	return true
 }
 
 // fleetOrigins answers, for the SFU's edges, which node publishes a path and at which base URL

@@ -80,6 +80,15 @@ type Recorder interface {
 	Record(live.Event)
 }
 
+// ElsewhereRecorder is implemented by a Recorder that can tell the other replicas of a fleet
+// about a done callback for a session this handler never admitted: behind a load balancer that
+// is not sticky, another replica received its start and holds it (and its publish lease). The
+// handler passes only the source and the session id ("<clientid>@<nginx address>"): the name in
+// a done callback may be a secret key. Optional.
+type ElsewhereRecorder interface {
+	EndedElsewhere(source, session string, publish bool)
+}
+
 // Config tunes the handler. The zero Config uses the defaults.
 type Config struct {
 	// Timeout bounds one decision (default 5s). Keep it under nginx-rtmp's netcall_timeout (10s).
@@ -360,6 +369,9 @@ func (h *Handler) done(server string, hk *hook) {
 	for _, publish := range kinds {
 		s, ok := h.take(sessionKey{server: server, clientID: hk.clientID, publish: publish})
 		if !ok {
+			if er, ok := h.rec.(ElsewhereRecorder); ok && hk.clientID != "" {
+				er.EndedElsewhere(Source, hk.clientID+"@"+server, publish)
+			}
 			continue
 		}
 		typ := live.Left

@@ -52,8 +52,10 @@ func Open(cfg *state.RedisConfig) (redis.UniversalClient, error) {
 		DialTimeout:  cfg.DialTimeout(),
 		ReadTimeout:  cfg.DialTimeout(),
 		WriteTimeout: cfg.DialTimeout(),
-		// One try: a decision waits at most one timeout, and Health makes later ones fail fast.
-		MaxRetries:            1,
+		// One try, no retry (go-redis's MaxRetries counts retries; 0 would mean its default of
+		// 3, -1 none): a decision waits at most one timeout, Health makes later ones fail fast,
+		// and a retried pipeline would apply its INCRBY deltas twice.
+		MaxRetries:            -1,
 		ContextTimeoutEnabled: true,
 		DisableIdentity:       true, // no CLIENT SETINFO: older servers and Valkey log it as unknown
 	}
@@ -99,7 +101,8 @@ type Health struct {
 	lastErr string // the error's text (go-redis errors carry no secrets: addresses only)
 	retry   time.Duration
 	now     func() time.Time
-	onUp    []func() // called (outside the lock) when Redis answers again
+	onUp    []func()      // called (outside the lock) when Redis answers again
+	onDown  []func(error) // called (outside the lock) when Redis stops answering
 }
 
 // NewHealth returns a Health that lets one probe through every retry interval while down
@@ -122,6 +125,14 @@ func (h *Health) OnUp(fn func()) {
 	h.mu.Unlock()
 }
 
+// OnDown registers fn to be called, in the reporting goroutine, each time Redis stops answering
+// (or refuses gatehouse), with the error that said so (for the log: it may name the address).
+func (h *Health) OnDown(fn func(error)) {
+	h.mu.Lock()
+	h.onDown = append(h.onDown, fn)
+	h.mu.Unlock()
+}
+
 // Check returns nil when a request may go to Redis, or an error wrapping ErrUnavailable when
 // Redis is down and this is not the moment for a probe.
 func (h *Health) Check() error {
@@ -138,9 +149,14 @@ func (h *Health) Check() error {
 	return fmt.Errorf("%w since %s: %s", ErrUnavailable, h.since.UTC().Format(time.RFC3339), h.lastErr)
 }
 
-// Report records the outcome of one operation: err nil or redis.Nil means Redis answered.
+// Report records the outcome of one operation: err nil or redis.Nil means Redis answered; a
+// canceled context (the caller gave up, e.g. a client hung up during the probe) says nothing
+// either way and is ignored.
 func (h *Health) Report(err error) {
-	if err == nil || errors.Is(err, redis.Nil) || errors.Is(err, context.Canceled) {
+	if errors.Is(err, context.Canceled) {
+		return
+	}
+	if err == nil || errors.Is(err, redis.Nil) {
 		if h.down.Load() {
 			h.mu.Lock()
 			wasDown := h.down.Swap(false)
@@ -158,13 +174,21 @@ func (h *Health) Report(err error) {
 		return // Redis answered (an error reply, a missing key, a caller's own error): it is up
 	}
 	h.mu.Lock()
-	if !h.down.Load() {
+	wentDown := !h.down.Load()
+	if wentDown {
 		h.since = h.now()
 		h.lastTry = h.since
 	}
 	h.lastErr = err.Error()
 	h.down.Store(true)
+	var fns []func(error)
+	if wentDown {
+		fns = append(fns, h.onDown...)
+	}
 	h.mu.Unlock()
+	for _, fn := range fns {
+		fn(err)
+	}
 }
 
 // unreachable reports whether err means Redis could not be reached or cannot serve: a network
@@ -185,10 +209,12 @@ func unreachable(err error) bool {
 }
 
 // isConnError reports error replies that mean the server cannot serve (loading, read-only
-// replica after a failover, cluster down).
+// replica after a failover, cluster down) or not serve gatehouse: a reachable Redis that refuses
+// the configured user (NOAUTH, WRONGPASS) or a command it needs (NOPERM) is as unusable as an
+// unreachable one, so requests fail closed and /readyz says degraded.
 func isConnError(err redis.Error) bool {
 	msg := err.Error()
-	for _, p := range []string{"LOADING", "READONLY", "CLUSTERDOWN", "MASTERDOWN", "TRYAGAIN"} {
+	for _, p := range []string{"LOADING", "READONLY", "CLUSTERDOWN", "MASTERDOWN", "TRYAGAIN", "NOAUTH", "WRONGPASS", "NOPERM"} {
 		if len(msg) >= len(p) && msg[:len(p)] == p {
 			return true
 		}

@@ -2,11 +2,15 @@ package redisstate
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -37,13 +41,19 @@ type LocalSessions interface {
 //
 //	P{n}:node:<id>     the node's record (JSON state.Node), expiring after the node TTL
 //	P{n}:nodes         sorted set: node id by its record's expiry (unix ms), for listing
-//	P{n}:lease:<path>  the id of the node whose publisher holds path, expiring after the TTL
+//	P{n}:lease:<path>  "<node id> <claim token>" of the node whose publisher holds path,
+//	                   expiring after the TTL
 //	P{n}:kick*         the kick feed (Announce)
 //
 // A lease is taken by Claim when the engine allows a new publish, renewed every heartbeat while
 // a local publisher of the path is live (LocalSessions), and released (deleted if still ours)
 // when none is: at the next heartbeat, or at once on the registry's offline Change given to Run.
-// A claim whose publisher never shows up is released after one TTL. A node that stops (crash,
+// A claim whose publisher never shows up is released after one TTL. Every Claim writes a new
+// token, and a release deletes the lease only if it still holds the token of the claim it
+// looked at, so a publisher admitted again (a reconnect) just before the release of its ended
+// predecessor keeps its lease. Every heartbeat also claims the path of every local live
+// publisher that holds no lease (lost in a race or a partition); when another node holds it,
+// two publishers run and the heartbeat logs it at WARN and tries again at the next one. A node that stops (crash,
 // partition) stops renewing, so its leases and record expire after the TTL. While Redis is
 // unreachable, Claim fails at once (Health) and running sessions are left alone; when it
 // answers again the next heartbeat re-asserts the leases of the sessions still live
@@ -62,15 +72,19 @@ type Fleet struct {
 	now    func() time.Time
 	kicks  *Feed
 	nudge  chan struct{}
+	log    *slog.Logger
+	inst   string // this process's random instance id: claim tokens are "<inst>.<n>"
 
 	mu     sync.Mutex
+	claims uint64 // claims made by this process
 	leases map[string]*lease
 	onKick []func([]byte)
 }
 
 type lease struct {
 	claimed time.Time
-	seen    bool // a local publisher of the path was live since the claim
+	token   string // the claim's: a release deletes the lease only if it still holds it
+	seen    bool   // a local publisher of the path was live since the claim
 }
 
 // FleetOption configures NewFleet.
@@ -92,12 +106,17 @@ func WithTiming(beat, ttl time.Duration) FleetOption {
 // WithFleetClock sets the clock (default time.Now).
 func WithFleetClock(now func() time.Time) FleetOption { return func(f *Fleet) { f.now = now } }
 
+// WithFleetLogger sets where the fleet logs what it cannot undo (two publishers of a path).
+// Default: nothing is logged.
+func WithFleetLogger(l *slog.Logger) FleetOption { return func(f *Fleet) { f.log = l } }
+
 // NewFleet returns this node's fleet membership over rdb, keys under prefix, for self (ID
 // required; Started zero: now), with its publishers' sessions listed by local, reporting to h
 // (nil: a Health of its own).
 func NewFleet(ctx context.Context, rdb redis.UniversalClient, prefix string, self state.Node, local LocalSessions, h *Health, opts ...FleetOption) *Fleet {
 	f := &Fleet{rdb: rdb, health: h, p: prefix + "{n}:", self: self, local: local, beat: DefaultHeartbeat, ttl: DefaultNodeTTL,
-		now: time.Now, nudge: make(chan struct{}, 1), leases: map[string]*lease{}}
+		now: time.Now, nudge: make(chan struct{}, 1), leases: map[string]*lease{}, inst: newInstanceID(),
+		log: slog.New(slog.DiscardHandler)}
 	for _, o := range opts {
 		o(f)
 	}
@@ -107,10 +126,43 @@ func NewFleet(ctx context.Context, rdb redis.UniversalClient, prefix string, sel
 	if f.self.Started.IsZero() {
 		f.self.Started = f.now().UTC()
 	}
+	f.self.Instance = f.inst
 	f.kicks = NewFeed(ctx, rdb, f.health, FeedKeys{Seq: f.p + "kickseq", Records: f.p + "kicks", Channel: f.p + "kicked"},
 		1000, time.Hour, f.beat, f.deliverKicks)
 	f.health.OnUp(f.wake)
 	return f
+}
+
+// newInstanceID returns 8 random bytes in hex: this process, as opposed to its node id.
+func newInstanceID() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// ErrNodeIDInUse is wrapped by CheckUnique when another live process has this node's id.
+var ErrNodeIDInUse = errors.New("redisstate: node id in use by another live process")
+
+// CheckUnique fails with an error wrapping ErrNodeIDInUse when the record of this node id was
+// written by another process and has not expired: two processes with one node id would renew
+// each other's leases and take each other's kicks. (A process that crashed leaves its record for
+// up to the TTL; a clean stop deletes it.) Other errors mean Redis could not say.
+func (f *Fleet) CheckUnique(ctx context.Context) error {
+	raw, err := f.rdb.Get(ctx, f.nodeKey(f.self.ID)).Bytes()
+	if errors.Is(err, redis.Nil) {
+		f.health.Report(nil)
+		return nil
+	}
+	f.health.Report(err)
+	if err != nil {
+		return fmt.Errorf("redisstate: check node id: %w", err)
+	}
+	var n state.Node
+	if json.Unmarshal(raw, &n) != nil || n.Instance == f.self.Instance {
+		return nil
+	}
+	return fmt.Errorf("%w: node_id %q (started %s, version %q); give each process its own state.node_id, or, if that process crashed, start again after %s",
+		ErrNodeIDInUse, f.self.ID, n.Started.Format(time.RFC3339), n.Version, f.ttl)
 }
 
 // Self returns this node's record.
@@ -126,20 +178,40 @@ func (f *Fleet) wake() {
 func (f *Fleet) nodeKey(id string) string    { return f.p + "node:" + id }
 func (f *Fleet) leaseKey(path string) string { return f.p + "lease:" + path }
 
-// claimScript takes or renews a lease: KEYS = lease; ARGV = node id, ttl ms. It returns "" when
-// the lease is (now) the node's, else the holder's id.
+// claimScript takes or renews a lease: KEYS = lease; ARGV = node id, token, ttl ms, renew. A
+// lease held by the node is given the new token (a new claim) or only its TTL (renew = "1": a
+// newer claim's token is kept); a free one is written. It returns "" when the lease is (now) the
+// node's, else the holder's id.
 var claimScript = redis.NewScript(`
 local v = redis.call('GET', KEYS[1])
-if v == false or v == ARGV[1] then
-  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-  return ''
+if v ~= false then
+  local holder = string.match(v, '^[^ ]+')
+  if holder ~= ARGV[1] then return holder end
+  if ARGV[4] == '1' then
+    redis.call('PEXPIRE', KEYS[1], ARGV[3])
+    return ''
+  end
 end
-return v`)
+redis.call('SET', KEYS[1], ARGV[1] .. ' ' .. ARGV[2], 'PX', ARGV[3])
+return ''`)
 
-// releaseScript deletes a lease if it is still the node's: KEYS = lease; ARGV = node id.
+// releaseScript deletes a lease if it still holds the claim's token: KEYS = lease; ARGV = node
+// id, token.
 var releaseScript = redis.NewScript(`
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+if redis.call('GET', KEYS[1]) == ARGV[1] .. ' ' .. ARGV[2] then return redis.call('DEL', KEYS[1]) end
 return 0`)
+
+// holderID returns the node id of a lease's value ("<node id> <token>").
+func holderID(v string) string {
+	id, _, _ := strings.Cut(v, " ")
+	return id
+}
+
+// newToken returns the token of a new claim. The caller holds f.mu.
+func (f *Fleet) newToken() string {
+	f.claims++
+	return f.inst + "." + strconv.FormatUint(f.claims, 10)
+}
 
 // Claim implements authz.PathLeases: it takes path's lease for this node, or renews it if it is
 // already this node's. It fails with an error wrapping authz.ErrPathBusy when another node
@@ -148,7 +220,10 @@ func (f *Fleet) Claim(ctx context.Context, path string) error {
 	if err := f.health.Check(); err != nil {
 		return err
 	}
-	holder, err := claimScript.Run(ctx, f.rdb, []string{f.leaseKey(path)}, f.self.ID, f.ttl.Milliseconds()).Text()
+	f.mu.Lock()
+	token := f.newToken()
+	f.mu.Unlock()
+	holder, err := claimScript.Run(ctx, f.rdb, []string{f.leaseKey(path)}, f.self.ID, token, f.ttl.Milliseconds(), "0").Text()
 	f.health.Report(err)
 	if err != nil {
 		return fmt.Errorf("redisstate: claim: %w", err)
@@ -157,11 +232,8 @@ func (f *Fleet) Claim(ctx context.Context, path string) error {
 		return fmt.Errorf("redisstate: %w (node %s)", authz.ErrPathBusy, holder)
 	}
 	f.mu.Lock()
-	if l, ok := f.leases[path]; ok {
-		l.claimed = f.now()
-	} else {
-		f.leases[path] = &lease{claimed: f.now()}
-	}
+	// A new publisher: not seen yet, whatever the previous one of the path was.
+	f.leases[path] = &lease{claimed: f.now(), token: token}
 	f.mu.Unlock()
 	return nil
 }
@@ -172,7 +244,8 @@ func (f *Fleet) PublisherOf(ctx context.Context, path string) (state.Owner, bool
 	if err := f.health.Check(); err != nil {
 		return state.Owner{}, false, err
 	}
-	id, err := f.rdb.Get(ctx, f.leaseKey(path)).Result()
+	v, err := f.rdb.Get(ctx, f.leaseKey(path)).Result()
+	id := holderID(v)
 	if errors.Is(err, redis.Nil) {
 		f.health.Report(nil)
 		return state.Owner{}, false, nil
@@ -238,48 +311,52 @@ func (f *Fleet) Nodes(ctx context.Context) ([]state.Node, error) {
 	return out, nil
 }
 
-// Beat writes the node record and renews, re-asserts or releases the leases (see Fleet). Run
-// calls it every heartbeat; tests may too. While Redis is away it fails at once and changes
-// nothing.
+// Beat writes the node record and renews, re-asserts, claims or releases the leases (see
+// Fleet). Run calls it every heartbeat; tests may too. While Redis is away it fails at once and
+// changes nothing.
 func (f *Fleet) Beat(ctx context.Context) error {
 	if err := f.health.Check(); err != nil {
 		return err
 	}
 	now := f.now()
-	livePaths := map[string]bool{}
-	if f.local != nil {
-		for _, s := range f.local.Sessions() {
-			if s.Publish {
-				livePaths[s.Path] = true
-			}
-		}
+	livePaths := f.livePaths()
+	type op struct {
+		path, token string
+		cmd         *redis.Cmd
 	}
-	f.mu.Lock()
-	var renew, release []string
+	var renew, claim, release []op
+	f.mu.Lock() // after livePaths: a claim made since has a new token or is not seen yet
 	for path, l := range f.leases {
 		switch {
 		case livePaths[path]:
 			l.seen = true
-			renew = append(renew, path)
+			renew = append(renew, op{path: path, token: l.token})
 		case !l.seen && now.Sub(l.claimed) < f.ttl: // its publisher has not started yet
-			renew = append(renew, path)
+			renew = append(renew, op{path: path, token: l.token})
 		default:
-			release = append(release, path)
+			release = append(release, op{path: path, token: l.token})
+		}
+	}
+	for path := range livePaths {
+		if _, ok := f.leases[path]; !ok { // a live publisher without a lease: claim it
+			claim = append(claim, op{path: path, token: f.newToken()})
 		}
 	}
 	f.mu.Unlock()
 
 	rec, _ := json.Marshal(f.self)
-	var cmds []*redis.Cmd
 	_, err := f.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		p.Set(ctx, f.nodeKey(f.self.ID), rec, f.ttl)
 		p.ZAdd(ctx, f.p+"nodes", redis.Z{Score: float64(now.Add(f.ttl).UnixMilli()), Member: f.self.ID})
 		p.ZRemRangeByScore(ctx, f.p+"nodes", "-inf", "("+strconv.FormatInt(now.UnixMilli(), 10))
-		for _, path := range renew {
-			cmds = append(cmds, claimScript.Eval(ctx, p, []string{f.leaseKey(path)}, f.self.ID, f.ttl.Milliseconds()))
+		for i, o := range renew {
+			renew[i].cmd = claimScript.Eval(ctx, p, []string{f.leaseKey(o.path)}, f.self.ID, o.token, f.ttl.Milliseconds(), "1")
 		}
-		for _, path := range release {
-			releaseScript.Eval(ctx, p, []string{f.leaseKey(path)}, f.self.ID)
+		for i, o := range claim {
+			claim[i].cmd = claimScript.Eval(ctx, p, []string{f.leaseKey(o.path)}, f.self.ID, o.token, f.ttl.Milliseconds(), "0")
+		}
+		for _, o := range release {
+			releaseScript.Eval(ctx, p, []string{f.leaseKey(o.path)}, f.self.ID, o.token)
 		}
 		return nil
 	})
@@ -288,41 +365,75 @@ func (f *Fleet) Beat(ctx context.Context) error {
 		return fmt.Errorf("redisstate: heartbeat: %w", err)
 	}
 	f.mu.Lock()
-	for _, path := range release {
-		delete(f.leases, path)
-	}
-	for i, path := range renew {
-		if holder, _ := cmds[i].Text(); holder != "" {
-			// Another node took the path while this one could not renew (a partition longer
-			// than the TTL): the lease is theirs now; the local session runs on.
-			delete(f.leases, path)
+	defer f.mu.Unlock()
+	for _, o := range release {
+		if l, ok := f.leases[o.path]; ok && l.token == o.token { // not claimed again meanwhile
+			delete(f.leases, o.path)
 		}
 	}
-	f.mu.Unlock()
-	return nil
-}
-
-// Release gives up path's lease now if no local publisher of it is live (a publisher ended);
-// a failure is left to the next heartbeat.
-func (f *Fleet) Release(ctx context.Context, path string) {
-	if f.local != nil {
-		for _, s := range f.local.Sessions() {
-			if s.Publish && s.Path == path {
-				return
+	for _, o := range renew {
+		if holder, _ := o.cmd.Text(); holder != "" {
+			// Another node took the path while this one could not renew (a partition longer
+			// than the TTL): the lease is theirs now; the local session runs on, and the next
+			// heartbeats claim the path again for it (below) once theirs ends.
+			if l, ok := f.leases[o.path]; ok && l.token == o.token {
+				delete(f.leases, o.path)
+			}
+			if livePaths[o.path] {
+				f.log.Warn("fleet: two publishers of one path: another node holds its lease while a local publisher is live",
+					"path", o.path, "holder", holder)
 			}
 		}
 	}
+	for _, o := range claim {
+		holder, _ := o.cmd.Text()
+		if holder != "" {
+			f.log.Warn("fleet: two publishers of one path: another node holds its lease while a local publisher is live",
+				"path", o.path, "holder", holder)
+			continue
+		}
+		if _, ok := f.leases[o.path]; !ok {
+			f.leases[o.path] = &lease{claimed: now, token: o.token, seen: true}
+		}
+	}
+	return nil
+}
+
+// livePaths returns the paths of the local live publishers.
+func (f *Fleet) livePaths() map[string]bool {
+	out := map[string]bool{}
+	if f.local != nil {
+		for _, s := range f.local.Sessions() {
+			if s.Publish {
+				out[s.Path] = true
+			}
+		}
+	}
+	return out
+}
+
+// Release gives up path's lease now if no local publisher of it is live (a publisher ended);
+// a failure is left to the next heartbeat. A lease claimed again and not yet seen live (a
+// publisher admitted but not started) is kept: the heartbeat releases it if it never starts.
+func (f *Fleet) Release(ctx context.Context, path string) {
 	f.mu.Lock()
-	_, held := f.leases[path]
+	l, held := f.leases[path]
+	var token string
+	if held {
+		token, held = l.token, l.seen
+	}
 	f.mu.Unlock()
-	if !held || f.health.Check() != nil {
+	if !held || f.livePaths()[path] || f.health.Check() != nil {
 		return
 	}
-	err := releaseScript.Run(ctx, f.rdb, []string{f.leaseKey(path)}, f.self.ID).Err()
+	// A claim made after the token was read wrote a new one: the script then deletes nothing.
+	err := releaseScript.Run(ctx, f.rdb, []string{f.leaseKey(path)}, f.self.ID, token).Err()
 	f.health.Report(err)
 	if err == nil {
 		f.mu.Lock()
-		delete(f.leases, path)
+		if l, ok := f.leases[path]; ok && l.token == token {
+			delete(f.leases, path)
+		}
 		f.mu.Unlock()
 	}
 }
@@ -367,6 +478,10 @@ func (f *Fleet) OnAnnouncement(fn func(body []byte)) {
 	f.mu.Unlock()
 }
 
+// OnGap registers fn to be called, from Run's goroutine, when announcements were lost before
+// this node read them (Feed.OnGap): the caller re-checks its running sessions instead.
+func (f *Fleet) OnGap(fn func()) { f.kicks.OnGap(fn) }
+
 func (f *Fleet) deliverKicks(bodies []string) {
 	f.mu.Lock()
 	fns := slices.Clone(f.onKick)
@@ -408,10 +523,14 @@ func (f *Fleet) Run(ctx context.Context, changes <-chan live.Change) {
 			}
 			if c.Live {
 				f.mu.Lock()
-				if l, ok := f.leases[c.Stream.Path]; ok {
+				l, ok := f.leases[c.Stream.Path]
+				if ok {
 					l.seen = true
 				}
 				f.mu.Unlock()
+				if !ok { // live without a lease: the heartbeat claims it
+					f.wake()
+				}
 			} else {
 				f.Release(ctx, c.Stream.Path)
 			}
@@ -426,10 +545,15 @@ func (f *Fleet) leave(ctx context.Context) {
 	if f.health.Check() != nil {
 		return
 	}
-	paths := f.Leases()
+	f.mu.Lock()
+	held := make(map[string]string, len(f.leases))
+	for path, l := range f.leases {
+		held[path] = l.token
+	}
+	f.mu.Unlock()
 	_, _ = f.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-		for _, path := range paths {
-			releaseScript.Eval(ctx, p, []string{f.leaseKey(path)}, f.self.ID)
+		for path, token := range held {
+			releaseScript.Eval(ctx, p, []string{f.leaseKey(path)}, f.self.ID, token)
 		}
 		p.Del(ctx, f.nodeKey(f.self.ID))
 		p.ZRem(ctx, f.p+"nodes", f.self.ID)

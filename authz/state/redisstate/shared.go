@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -30,7 +31,11 @@ const PushThreshold = 5
 // Bans are a local mirror: Until and List read it; Put and Lift change it at once and are pushed
 // within one interval (a hash of bans and a version counter); every interval Run reads the version
 // and, when it moved, the whole hash, so a ban made on one replica is refused by the others
-// within one interval, and bans outlive the restart of any replica.
+// within one interval, and bans outlive the restart of any replica. The hash is bounded: each
+// ban's field is also in a sorted set by its end (operators' and brute force's apart), every push
+// that changes bans deletes the expired ones, and brute-force bans beyond maxBans are evicted
+// soonest-ending first (operators' never are), so the hash re-read stays at most about
+// 2 × maxBans fields however long an attack lasts.
 //
 // While Redis is unreachable nothing blocks: counts and bans stay local and queued (bounded), and
 // the first push after Redis returns sends them and re-reads the bans. The zero Shared is not
@@ -45,6 +50,7 @@ type Shared struct {
 	bans     authz.BanStore
 	counter  authz.Counter
 	max      int
+	maxBans  int // brute-force bans kept in Redis
 
 	kick chan struct{}
 	gen  atomic.Uint64 // operator bans learnt from other replicas (Generation)
@@ -84,8 +90,11 @@ func NewShared(rdb redis.UniversalClient, prefix string, interval time.Duration,
 	if maxCounters <= 0 {
 		maxCounters = authz.DefaultMaxCounters
 	}
+	if maxBans <= 0 {
+		maxBans = authz.MaxBans
+	}
 	s := &Shared{rdb: rdb, health: h, p: prefix + "{b}:", interval: interval, now: time.Now,
-		bans: authz.NewMemoryBans(maxBans), counter: authz.NewMemoryCounter(maxCounters), max: maxCounters,
+		bans: authz.NewMemoryBans(maxBans), counter: authz.NewMemoryCounter(maxCounters), max: maxCounters, maxBans: maxBans,
 		kick: make(chan struct{}, 1), pending: map[authz.BanSubject]*authz.Ban{}, deltas: map[authz.BanSubject]int{},
 		resets: map[authz.BanSubject]bool{}, others: map[authz.BanSubject]remote{}, ours: map[authz.BanSubject]int{}, local: map[authz.BanSubject]localCount{}, ver: -1}
 	h.OnUp(func() { s.mu.Lock(); s.ver = -1; s.mu.Unlock(); s.nudge() })
@@ -110,19 +119,29 @@ const operatorBan = "operator"
 func (s *Shared) Generation() uint64 { return s.gen.Load() }
 
 // Put implements authz.BanStore: the ban holds here at once and on every replica after the next
-// push.
+// push. An operator's ban is always queued (operators are few; the mirror's own bound still
+// refuses with ErrTooManyBans); a brute-force ban beyond the bounded queue is refused with
+// ErrTooManyBans, never applied here only to be lifted by the next pull. The mirror and the
+// queue change under one lock, so a concurrent pull cannot lift a ban it does not see queued.
 func (s *Shared) Put(b authz.Ban, now time.Time) error {
+	s.mu.Lock()
+	if _, queued := s.pending[b.Subject]; !queued && !alwaysQueued(&b) && len(s.pending) >= s.max {
+		s.mu.Unlock()
+		return fmt.Errorf("redisstate: ban push queue full: %w", authz.ErrTooManyBans)
+	}
 	if err := s.bans.Put(b, now); err != nil {
+		s.mu.Unlock()
 		return err
 	}
-	s.mu.Lock()
-	if len(s.pending) < s.max {
-		s.pending[b.Subject] = &b
-	}
+	s.pending[b.Subject] = &b
 	s.mu.Unlock()
 	s.nudge()
 	return nil
 }
+
+// alwaysQueued reports whether a queued change is an operator's (a lift, nil, or an operator's
+// ban): those are never dropped from the push queue.
+func alwaysQueued(b *authz.Ban) bool { return b == nil || b.Reason == operatorBan }
 
 // Until implements authz.BanStore from the local mirror (no network).
 func (s *Shared) Until(b authz.BanSubject, now time.Time) (time.Time, bool) {
@@ -132,13 +151,12 @@ func (s *Shared) Until(b authz.BanSubject, now time.Time) (time.Time, bool) {
 // List implements authz.BanStore from the local mirror.
 func (s *Shared) List(now time.Time) []authz.Ban { return s.bans.List(now) }
 
-// Lift implements authz.BanStore: lifted here at once and on every replica after the next push.
+// Lift implements authz.BanStore: lifted here at once and on every replica after the next push
+// (an operator's action: always queued).
 func (s *Shared) Lift(b authz.BanSubject, now time.Time) bool {
-	ok := s.bans.Lift(b, now)
 	s.mu.Lock()
-	if len(s.pending) < s.max {
-		s.pending[b] = nil
-	}
+	ok := s.bans.Lift(b, now)
+	s.pending[b] = nil
 	s.mu.Unlock()
 	s.nudge()
 	return ok
@@ -205,6 +223,28 @@ func (s *Shared) forget(b authz.BanSubject) {
 	s.mu.Unlock()
 }
 
+// pruneScript deletes expired bans and the brute-force bans beyond the bound, at most 1000 of
+// each per call: KEYS = bans hash, brute-force ends, operator ends; ARGV = now (unix ms), max
+// brute-force bans. It returns how many it deleted.
+var pruneScript = redis.NewScript(`
+local n = 0
+for i = 2, 3 do
+  local gone = redis.call('ZRANGEBYSCORE', KEYS[i], '-inf', ARGV[1], 'LIMIT', 0, 1000)
+  if #gone > 0 then
+    redis.call('HDEL', KEYS[1], unpack(gone))
+    redis.call('ZREM', KEYS[i], unpack(gone))
+    n = n + #gone
+  end
+end
+local over = math.min(redis.call('ZCARD', KEYS[2]) - tonumber(ARGV[2]), 1000)
+if over > 0 then
+  local gone = redis.call('ZRANGE', KEYS[2], 0, over - 1)
+  redis.call('HDEL', KEYS[1], unpack(gone))
+  redis.call('ZREM', KEYS[2], unpack(gone))
+  n = n + #gone
+end
+return n`)
+
 func subjectField(b authz.BanSubject) string { return b.Kind + ":" + b.Value }
 
 func (s *Shared) failKey(b authz.BanSubject) string { return s.p + "f:" + subjectField(b) }
@@ -246,15 +286,24 @@ func (s *Shared) Sync(ctx context.Context) error {
 	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		changed := false
 		for b, ban := range pending {
+			f := subjectField(b)
+			p.ZRem(ctx, s.p+"bansbf", f)
+			p.ZRem(ctx, s.p+"bansop", f)
 			if ban == nil {
-				p.HDel(ctx, s.p+"bans", subjectField(b))
+				p.HDel(ctx, s.p+"bans", f)
 			} else {
 				raw, _ := json.Marshal(ban)
-				p.HSet(ctx, s.p+"bans", subjectField(b), raw)
+				p.HSet(ctx, s.p+"bans", f, raw)
+				z := s.p + "bansbf"
+				if ban.Reason == operatorBan {
+					z = s.p + "bansop"
+				}
+				p.ZAdd(ctx, z, redis.Z{Score: float64(ban.Until.UnixMilli()), Member: f})
 			}
 			changed = true
 		}
 		if changed {
+			pruneScript.Eval(ctx, p, []string{s.p + "bans", s.p + "bansbf", s.p + "bansop"}, now.UnixMilli(), s.maxBans)
 			p.Incr(ctx, s.p+"bansver")
 		}
 		for b := range resets {
@@ -350,7 +399,7 @@ func (s *Shared) requeue(pending map[authz.BanSubject]*authz.Ban, deltas map[aut
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for b, ban := range pending {
-		if _, newer := s.pending[b]; !newer && len(s.pending) < s.max {
+		if _, newer := s.pending[b]; !newer && (alwaysQueued(ban) || len(s.pending) < s.max) {
 			s.pending[b] = ban
 		}
 	}

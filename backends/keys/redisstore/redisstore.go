@@ -580,6 +580,11 @@ func (s *Store) Poll(ctx context.Context) error {
 	return nil
 }
 
+// OnGap registers fn to be called, from Run's goroutine, when revocation records were lost
+// before this node read them (more than MaxFeed since the last read, older than FeedTTL, or lost
+// by Redis: redisstate.Feed): the caller re-checks its running sessions against the store.
+func (s *Store) OnGap(fn func()) { s.feed.OnGap(fn) }
+
 // deliver decodes the feed's records and hands them to the subscribers.
 func (s *Store) deliver(bodies []string) {
 	var revs []keys.Revocation
