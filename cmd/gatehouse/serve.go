@@ -217,7 +217,7 @@ func serve(ctx context.Context, path string, stderr io.Writer, ready func(public
 	bg.Add(1)
 	go func() { defer bg.Done(); s.revoke.Run(bgCtx) }()
 	if st.fleet != nil { // node record, publish leases, kicks announced by the other nodes
-		checkCtx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		checkCtx, cancel := context.WithTimeout(ctx, 2*redisstate.DefaultHeartbeat+3*time.Second) // CheckUnique may watch a record for two heartbeats
 		err := st.fleet.CheckUnique(checkCtx)
 		cancel()
 		switch {

@@ -143,26 +143,54 @@ func newInstanceID() string {
 // ErrNodeIDInUse is wrapped by CheckUnique when another live process has this node's id.
 var ErrNodeIDInUse = errors.New("redisstate: node id in use by another live process")
 
-// CheckUnique fails with an error wrapping ErrNodeIDInUse when the record of this node id was
-// written by another process and has not expired: two processes with one node id would renew
-// each other's leases and take each other's kicks. (A process that crashed leaves its record for
-// up to the TTL; a clean stop deletes it.) Other errors mean Redis could not say.
+// CheckUnique fails with an error wrapping ErrNodeIDInUse when another live process has this
+// node's id: two processes with one node id would renew each other's leases and take each
+// other's kicks. A record of another process is watched for two heartbeats: a live process
+// renews it at least once meanwhile (its TTL falls by at most one heartbeat), the record of one
+// that crashed only runs down (by both), so a restart after a crash (systemd's Restart=always)
+// goes ahead instead of being refused until the record expires. ctx must allow that wait. Other
+// errors mean Redis could not say.
 func (f *Fleet) CheckUnique(ctx context.Context) error {
-	raw, err := f.rdb.Get(ctx, f.nodeKey(f.self.ID)).Bytes()
+	key := f.nodeKey(f.self.ID)
+	other, ttl, err := f.foreignRecord(ctx, key)
+	if err != nil || other == nil {
+		return err
+	}
+	select {
+	case <-time.After(2 * f.beat):
+	case <-ctx.Done():
+		return fmt.Errorf("redisstate: check node id: %w", ctx.Err())
+	}
+	again, ttl2, err := f.foreignRecord(ctx, key)
+	if err != nil || again == nil {
+		return err
+	}
+	if again.Instance == other.Instance && ttl-ttl2 > f.beat+f.beat/2 {
+		return nil // not renewed: the process that wrote it is gone
+	}
+	return fmt.Errorf("%w: node_id %q (started %s, version %q); give each process its own state.node_id",
+		ErrNodeIDInUse, f.self.ID, again.Started.Format(time.RFC3339), again.Version)
+}
+
+// foreignRecord returns the record at key and its remaining TTL when another process wrote it,
+// or nil.
+func (f *Fleet) foreignRecord(ctx context.Context, key string) (*state.Node, time.Duration, error) {
+	pipe := f.rdb.Pipeline()
+	get, pttl := pipe.Get(ctx, key), pipe.PTTL(ctx, key)
+	_, err := pipe.Exec(ctx)
 	if errors.Is(err, redis.Nil) {
 		f.health.Report(nil)
-		return nil
+		return nil, 0, nil
 	}
 	f.health.Report(err)
 	if err != nil {
-		return fmt.Errorf("redisstate: check node id: %w", err)
+		return nil, 0, fmt.Errorf("redisstate: check node id: %w", err)
 	}
 	var n state.Node
-	if json.Unmarshal(raw, &n) != nil || n.Instance == f.self.Instance {
-		return nil
+	if json.Unmarshal([]byte(get.Val()), &n) != nil || n.Instance == f.self.Instance {
+		return nil, 0, nil
 	}
-	return fmt.Errorf("%w: node_id %q (started %s, version %q); give each process its own state.node_id, or, if that process crashed, start again after %s",
-		ErrNodeIDInUse, f.self.ID, n.Started.Format(time.RFC3339), n.Version, f.ttl)
+	return &n, pttl.Val(), nil
 }
 
 // Self returns this node's record.

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"gatehouse/authz/state"
 	"gatehouse/authz/state/redistest"
 )
 
@@ -81,20 +82,41 @@ func TestFleetBeatClaimsLivePublisherWithoutLease(t *testing.T) {
 func TestFleetCheckUnique(t *testing.T) {
 	srv := redistest.Start(t)
 	ctx := context.Background()
-	a := newFleetNode(t, srv, "node-a", time.Minute)
-	beat(t, a)
-	if err := a.fleet.CheckUnique(ctx); err != nil {
+	node := func(id string) *Fleet {
+		return NewFleet(ctx, client(t, srv), "test:", state.Node{ID: id, URL: "http://" + id + ".internal:8089", Version: "test"},
+			&sessions{}, NewHealth(time.Millisecond, nil), WithTiming(50*time.Millisecond, time.Second))
+	}
+	a := node("node-a")
+	if err := a.Beat(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.CheckUnique(ctx); err != nil {
 		t.Errorf("the node itself: %v", err)
 	}
-	if err := newFleetNode(t, srv, "node-b", time.Minute).fleet.CheckUnique(ctx); err != nil {
+	if err := node("node-b").CheckUnique(ctx); err != nil {
 		t.Errorf("another id: %v", err)
 	}
-	twin := newFleetNode(t, srv, "node-a", time.Minute)
-	if err := twin.fleet.CheckUnique(ctx); !errors.Is(err, ErrNodeIDInUse) {
-		t.Errorf("a second process with node-a: got %v, want ErrNodeIDInUse", err)
+	// node-a is alive: it renews its record every heartbeat.
+	live, stop := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for live.Err() == nil {
+			_ = a.Beat(live)
+			time.Sleep(20 * time.Millisecond)
+		}
+	}()
+	if err := node("node-a").CheckUnique(ctx); !errors.Is(err, ErrNodeIDInUse) {
+		t.Errorf("a second process with node-a while it runs: got %v, want ErrNodeIDInUse", err)
 	}
-	a.fleet.leave(ctx)
-	if err := twin.fleet.CheckUnique(ctx); err != nil {
+	// node-a crashes: its record stays until its TTL, but nobody renews it. A restart goes ahead.
+	stop()
+	<-done
+	if err := node("node-a").CheckUnique(ctx); err != nil {
+		t.Errorf("a restart after node-a crashed (record not renewed): %v", err)
+	}
+	a.leave(ctx)
+	if err := node("node-a").CheckUnique(ctx); err != nil {
 		t.Errorf("after node-a stopped cleanly: %v", err)
 	}
 }
