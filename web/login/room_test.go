@@ -30,8 +30,9 @@ func TestRoomPublishToken(t *testing.T) {
 		return s
 	}
 	alice := session("alice", "alice-pass") // admin: publish:live/*
-	if alice.Username != "alice" {
-		t.Errorf("alice's Username: got %q, want alice", alice.Username)
+	if alice.Username != "alice" || alice.Issuer != f.op.Issuer || alice.Subject == "" || alice.UsernameUnique {
+		t.Errorf("alice's session: got Username %q Issuer %q Subject %q UsernameUnique %v, want alice, %s, the provider's, false",
+			alice.Username, alice.Issuer, alice.Subject, alice.UsernameUnique, f.op.Issuer)
 	}
 	tok, _, err := f.m.PublishToken(alice, "live/alice")
 	if err != nil {
