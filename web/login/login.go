@@ -296,8 +296,9 @@ func (m *Manager) ViewerToken(s *Session) (string, time.Time, error) {
 	return tok, exp, nil
 }
 
-// PublishToken returns a gatehouse token that may publish on exactly path (and nothing else),
-// valid like a viewer token, when the session's permissions allow publishing path over WebRTC.
+// PublishToken returns a gatehouse token that may publish on exactly path over WebRTC (and nothing
+// else), valid like a viewer token, when the session's permissions allow publishing path over
+// WebRTC.
 // ErrNoPermissions: they do not. The caller picks the path; it is the caller's job that it is
 // the user's own (web's rooms: room/<name>/<the user's participant name>).
 func (m *Manager) PublishToken(s *Session, path string) (string, time.Time, error) {
@@ -311,7 +312,9 @@ func (m *Manager) PublishToken(s *Session, path string) (string, time.Time, erro
 	if err != nil {
 		return "", time.Time{}, ErrNoPermissions
 	}
-	return m.issue(s, m.viewerTTL(), []authz.Permission{{Action: authz.ActionPublish, Path: exact}})
+	// The protocol limit is minted too: the role may allow webrtc only, and the room page
+	// publishes over WHIP alone, so the token must not publish path over RTMP, SRT or RTSP.
+	return m.issue(s, m.viewerTTL(), []authz.Permission{{Action: authz.ActionPublish, Path: exact, Protocols: []string{"webrtc"}}})
 }
 
 // APIToken returns a one-minute gatehouse token holding only the session's api permission, for

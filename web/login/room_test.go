@@ -39,8 +39,8 @@ func TestRoomPublishToken(t *testing.T) {
 		t.Fatal(err)
 	}
 	perms, _ := json.Marshal(payload(t, tok)[tokens.ClaimKey])
-	if string(perms) != `[{"action":"publish","path":"live/alice"}]` {
-		t.Errorf("publish token permissions: got %s, want exactly live/alice", perms)
+	if string(perms) != `[{"action":"publish","path":"live/alice","protocols":["webrtc"]}]` {
+		t.Errorf("publish token permissions: got %s, want exactly live/alice over webrtc", perms)
 	}
 	for _, path := range []string{"live/*", "live/**", "~live/.*", "room/x/alice", "live/a/b", "live/../x", ""} {
 		if _, _, err := f.m.PublishToken(alice, path); !errors.Is(err, login.ErrNoPermissions) {
