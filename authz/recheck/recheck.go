@@ -147,6 +147,23 @@ func (t *Table) Forget(id string) {
 	t.mu.Unlock()
 }
 
+// ForgetPath drops every session on path (publishers and readers) except the one with id keep,
+// for servers that allow one publisher per stream (OME): a newer publisher of a path means the
+// earlier ones ended, even if their end was never reported, and a re-check must not return one
+// of them to be ended by name, which would end the newer one. It scans the table (at most max
+// entries), once per admitted publish.
+func (t *Table) ForgetPath(path, keep string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for el := t.lru.Front(); el != nil; {
+		next := el.Next()
+		if e := el.Value.(*entry); e.s.Path == path && e.s.ID != keep {
+			t.remove(el)
+		}
+		el = next
+	}
+}
+
 // Len returns how many sessions are remembered.
 func (t *Table) Len() int {
 	t.mu.Lock()
