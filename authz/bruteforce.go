@@ -249,7 +249,9 @@ func (e *Engine) account(ctx context.Context, req *Request, d Decision, b BruteF
 }
 
 // credentialDigest returns a keyed hash of what req presented — action, path (it may carry a
-// stream key) and credentials — for Counter.Fail to tell a repeated failure from a new guess.
+// stream key), credentials and the raw query (an http method receives it, so a guess may differ
+// only there; a repeat differing in a query parameter then counts again, which never undercounts
+// distinct guesses) — for Counter.Fail to tell a repeated failure from a new guess.
 // The key is random per engine (maphash.Seed) and the digest never leaves memory, so it reveals
 // nothing of the credential; a collision (1 in 2^64) only leaves one guess uncounted. Each field
 // is length-prefixed so that no two different requests write the same bytes.
@@ -257,7 +259,7 @@ func (e *Engine) credentialDigest(req *Request) uint64 {
 	var h maphash.Hash
 	h.SetSeed(e.digestKey)
 	var n [8]byte
-	for _, f := range [...]string{string(req.Action), req.Path, req.User, req.Pass, req.Token, req.Key} {
+	for _, f := range [...]string{string(req.Action), req.Path, req.User, req.Pass, req.Token, req.Key, req.Query} {
 		binary.LittleEndian.PutUint64(n[:], uint64(len(f)))
 		h.Write(n[:])
 		h.WriteString(f)

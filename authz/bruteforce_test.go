@@ -316,3 +316,18 @@ func TestCounterCountsItsSubjects(t *testing.T) {
 		t.Errorf("after resetting every subject: counted %d, holds %d, want both 0", c.n.Load(), c.Len())
 	}
 }
+
+// TestGuessesInTheQueryCountEach: an http method (backends/httpauth) receives Request.Query, so
+// guesses may differ only there (a fixed user name and password, a one-time code in the query).
+// The repeat fingerprint omitted Query, so such guesses counted once per window; each now counts.
+func TestGuessesInTheQueryCountEach(t *testing.T) {
+	bf := BruteForce{MaxFailures: 10, UserMaxFailures: 50, Window: time.Minute, Ban: time.Minute, MaxBan: time.Hour}
+	r := newBFRig(t, bf)
+	for i := range bf.MaxFailures {
+		r.e.Authorize(context.Background(), &Request{Action: ActionPublish, Path: "live/alice", Protocol: "rtmp",
+			IP: netip.MustParseAddr("203.0.113.7"), User: "alice", Pass: "stale", Query: fmt.Sprint("user=alice&pass=stale&otp=", i), Source: "nginx-rtmp"})
+	}
+	if d := r.ask("203.0.113.7", "alice", "right"); d.Reason != ReasonBanned {
+		t.Errorf("%d guesses differing only in the query: got %q, want banned", bf.MaxFailures, d.Reason)
+	}
+}

@@ -2,11 +2,12 @@ package web
 
 import (
 	"crypto/sha256"
-	"encoding/hex"
+	"encoding/base32"
 	"encoding/json"
 	"errors"
 	"net/http"
 	"regexp"
+	"strconv"
 	"strings"
 	"time"
 
@@ -21,26 +22,34 @@ const RoomPrefix = "room/"
 // URLs, paths and permission patterns, where '*' and '~' mean something).
 var roomName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$`)
 
-// cleanName is a login name used as a participant name as it is.
+// cleanName is a login name used as a participant name as it is (web.login.unique_usernames).
 var cleanName = regexp.MustCompile(`^[a-z0-9][a-z0-9_.-]{0,31}$`)
 
 // derivedTail is the end of a derived participant name; a login name that ends like one is
 // derived too, so a login name can never equal another user's derived name.
-var derivedTail = regexp.MustCompile(`-[0-9a-f]{8}$`)
+var derivedTail = regexp.MustCompile(`-[a-z2-7]{13}$`)
+
+// userHash is the lower-case base32 alphabet of derived names' tails.
+var userHash = base32.NewEncoding("abcdefghijklmnopqrstuvwxyz234567").WithPadding(base32.NoPadding)
 
 // Participant returns the name s publishes under in a room (the last segment of
-// room/<name>/<participant>): the provider's login name (preferred_username) when it is already
-// a lower-case path segment such as "alice", since providers keep login names unique; otherwise
-// a slug of the display name followed by 8 hex digits of a hash of the subject, such as
-// "alice-smith-1f0c93ab", because display names are not unique and must not let one user
-// publish as another.
+// room/<name>/<participant>): a slug of the login name (or, without one, the display name)
+// followed by 13 base32 characters (65 bits) of a hash of the issuer and subject, such as
+// "alice-5xq3m2k7d4a1b", because neither login names (OIDC Core §5.1) nor display names are
+// unique and one user must not publish as another. Only when the operator vouches for the
+// provider's login names (Session.UsernameUnique, web.login.unique_usernames) is a login name
+// that is already a lower-case path segment used as it is ("alice").
 func Participant(s *login.Session) string {
-	if cleanName.MatchString(s.Username) && !derivedTail.MatchString(s.Username) {
+	if s.UsernameUnique && cleanName.MatchString(s.Username) && !derivedTail.MatchString(s.Username) {
 		return s.Username
+	}
+	name := s.Username
+	if strings.TrimSpace(name) == "" {
+		name = s.Name
 	}
 	var b strings.Builder
 	dash := false
-	for _, r := range strings.ToLower(s.Name) {
+	for _, r := range strings.ToLower(name) {
 		switch {
 		case r >= 'a' && r <= 'z' || r >= '0' && r <= '9':
 			b.WriteRune(r)
@@ -57,8 +66,9 @@ func Participant(s *login.Session) string {
 	if base == "" {
 		base = "guest"
 	}
-	sum := sha256.Sum256([]byte(s.Subject))
-	return base + "-" + hex.EncodeToString(sum[:4])
+	// The issuer's length first, so that no two (issuer, subject) pairs are the same bytes.
+	sum := sha256.Sum256([]byte(strconv.Itoa(len(s.Issuer)) + ":" + s.Issuer + s.Subject))
+	return base + "-" + userHash.EncodeToString(sum[:9])[:13]
 }
 
 // roomJoin is the answer of POST /room/{name}/join.

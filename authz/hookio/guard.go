@@ -17,6 +17,12 @@ import (
 // browsers resolve themselves) or in allowed (lower-case names, such as the name a server calls
 // gatehouse by in a container network). IP literals and an absent Host (HTTP/1.0) always pass.
 // Each refusal is logged at WARN to log (nil: discard).
+//
+// What it does not cover: a browser sends Sec-Fetch-* only to secure origins (https://,
+// localhost) and Origin not on a plain GET, so a cross-site GET (an <img>, a link) to an http://
+// hooks address on an IP literal (http://10.0.0.5:8090) carries neither and passes. Handlers must
+// not let a GET do anything a page may not (nginx-rtmp answers GET only with
+// hooks.nginx_rtmp.allow_get); such a page cannot read the answer, but it can make the request.
 func Guard(next http.Handler, allowed []string, log *slog.Logger) http.Handler {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)

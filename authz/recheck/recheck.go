@@ -6,7 +6,8 @@
 //
 // The remembered requests hold the client's credentials: they stay in memory, are never logged
 // or listed (Sessions returns live.Session, which holds none) and are dropped when the session is
-// forgotten. The table is bounded: when full, it forgets its least recently seen session.
+// forgotten. The table is bounded: when full, it forgets its least recently seen reader, or
+// its least recently seen publisher when it holds no reader.
 package recheck
 
 import (
@@ -34,8 +35,8 @@ type Table struct {
 	log *slog.Logger
 
 	mu      sync.Mutex
-	m       map[string]*list.Element // of *entry, in lru
-	lru     list.List                // front: most recently seen
+	m       map[string]*list.Element // of *entry, in lru[class(entry)]
+	lru     [2]list.List             // readers, publishers; front: most recently seen
 	next    time.Time                // the earliest grant expiry in m; zero: none
 	evicted uint64                   // sessions dropped to make room, ever
 	unwarn  uint64                   // of those, not yet in a log line
@@ -47,6 +48,19 @@ type entry struct {
 	req     authz.Request // with its credentials: memory only
 	expires time.Time     // the grant's end; zero: none
 	seen    time.Time
+}
+
+// Classes of sessions, one LRU list each: readers are evicted first.
+const (
+	readers    = 0
+	publishers = 1
+)
+
+func class(s live.Session) int {
+	if s.Publish {
+		return publishers
+	}
+	return readers
 }
 
 // warnEvery spaces the eviction warnings: one line per burst of evictions, with its count.
@@ -71,11 +85,13 @@ func New(max int, ttl time.Duration, now func() time.Time, log *slog.Logger) *Ta
 
 // Add remembers s, admitted by req with decision d (an allow; anything else is ignored), and
 // reports whether it did. It copies req. Adding an id again replaces its entry and counts as
-// news of it. A full table makes room by forgetting its least recently seen session (stale
-// ones first, being the least recently seen): refusing the new one instead would leave a
-// session that is running now unchecked and unended at its grant's expiry, for the sake of one
-// that has most likely ended unreported. Evictions are counted (Evicted) and logged at WARN,
-// once per burst with their count.
+// news of it. A full table makes room by forgetting stale sessions, then its least recently
+// seen reader, and only when it holds no reader its least recently seen publisher: refusing
+// the new one instead would leave a session that is running now unchecked and unended at its
+// grant's expiry, for the sake of one that has most likely ended unreported. Readers go first
+// because reading is often anonymous and cheap: a flood of read sessions must not push a
+// long-running publisher out (only publishers, which need publish credentials, can). Evictions
+// are counted (Evicted) and logged at WARN, once per burst with their count.
 func (t *Table) Add(s live.Session, req *authz.Request, d authz.Decision) bool {
 	if s.ID == "" || !d.Allowed() {
 		return false
@@ -83,17 +99,24 @@ func (t *Table) Add(s live.Session, req *authz.Request, d authz.Decision) bool {
 	now := t.now()
 	e := &entry{s: s, req: *req, expires: d.Expires, seen: now}
 	t.mu.Lock()
-	if el, ok := t.m[s.ID]; ok {
+	if el, ok := t.m[s.ID]; ok && class(el.Value.(*entry).s) == class(s) {
 		el.Value = e
-		t.lru.MoveToFront(el)
+		t.lru[class(s)].MoveToFront(el)
 	} else {
+		if ok {
+			t.remove(el) // the id changed class: make room in its new list
+		}
 		t.evictStale(now)
 		if len(t.m) >= t.max {
-			t.remove(t.lru.Back())
+			victim := t.lru[readers].Back()
+			if victim == nil {
+				victim = t.lru[publishers].Back()
+			}
+			t.remove(victim)
 			t.evicted++
 			t.unwarn++
 		}
-		t.m[s.ID] = t.lru.PushFront(e)
+		t.m[s.ID] = t.lru[class(s)].PushFront(e)
 	}
 	t.noteExpiry(d.Expires)
 	var warn uint64
@@ -122,14 +145,28 @@ func (t *Table) stale(e *entry, now time.Time) bool {
 
 // evictStale drops the stale entries, which are the least recently seen: amortised O(1).
 func (t *Table) evictStale(now time.Time) {
-	for el := t.lru.Back(); el != nil && t.stale(el.Value.(*entry), now); el = t.lru.Back() {
-		t.remove(el)
+	for c := range t.lru {
+		for el := t.lru[c].Back(); el != nil && t.stale(el.Value.(*entry), now); el = t.lru[c].Back() {
+			t.remove(el)
+		}
 	}
 }
 
 func (t *Table) remove(el *list.Element) {
-	delete(t.m, el.Value.(*entry).s.ID)
-	t.lru.Remove(el)
+	e := el.Value.(*entry)
+	delete(t.m, e.s.ID)
+	t.lru[class(e.s)].Remove(el)
+}
+
+// all returns every entry, publishers first, each class most recently seen first.
+func (t *Table) all() []*list.Element {
+	out := make([]*list.Element, 0, len(t.m))
+	for _, c := range [...]int{publishers, readers} {
+		for el := t.lru[c].Front(); el != nil; el = el.Next() {
+			out = append(out, el)
+		}
+	}
+	return out
 }
 
 func (t *Table) noteExpiry(exp time.Time) {
@@ -147,6 +184,21 @@ func (t *Table) Forget(id string) {
 	t.mu.Unlock()
 }
 
+// ForgetPath drops every session on path (publishers and readers) except the one with id keep,
+// for servers that allow one publisher per stream (OME): a newer publisher of a path means the
+// earlier ones ended, even if their end was never reported, and a re-check must not return one
+// of them to be ended by name, which would end the newer one. It scans the table (at most max
+// entries), once per admitted publish.
+func (t *Table) ForgetPath(path, keep string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for _, el := range t.all() {
+		if e := el.Value.(*entry); e.s.Path == path && e.s.ID != keep {
+			t.remove(el)
+		}
+	}
+}
+
 // Len returns how many sessions are remembered.
 func (t *Table) Len() int {
 	t.mu.Lock()
@@ -160,7 +212,7 @@ func (t *Table) Sessions() []live.Session {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	out := make([]live.Session, 0, len(t.m))
-	for el := t.lru.Front(); el != nil; el = el.Next() {
+	for _, el := range t.all() {
 		if e := el.Value.(*entry); !t.stale(e, now) {
 			out = append(out, e.s)
 		}
@@ -179,8 +231,8 @@ func (t *Table) Expired() []live.Session {
 	}
 	var out []live.Session
 	t.next = time.Time{}
-	for el := t.lru.Front(); el != nil; {
-		e, nextEl := el.Value.(*entry), el.Next()
+	for _, el := range t.all() {
+		e := el.Value.(*entry)
 		switch {
 		case e.expires.IsZero():
 		case !now.Before(e.expires):
@@ -191,7 +243,6 @@ func (t *Table) Expired() []live.Session {
 		default:
 			t.noteExpiry(e.expires)
 		}
-		el = nextEl
 	}
 	return out
 }
@@ -205,7 +256,7 @@ func (t *Table) Recheck(ctx context.Context, auth Authorizer) []live.Session {
 	now := t.now()
 	t.mu.Lock()
 	all := make([]*entry, 0, len(t.m))
-	for el := t.lru.Front(); el != nil; el = el.Next() {
+	for _, el := range t.all() {
 		if e := el.Value.(*entry); !t.stale(e, now) {
 			all = append(all, e)
 		}

@@ -168,3 +168,45 @@ func TestFullTableEvictsLeastRecentlySeen(t *testing.T) {
 		t.Errorf("the next burst's warning does not count the evictions logged since (want evicted=5):\n%s", logged.String())
 	}
 }
+
+// TestReadersEvictedBeforePublishers: MediaMTX puts readers and publishers in one table, and
+// reading is often anonymous, so a flood of read sessions used to evict a chosen long-running
+// publisher (which then escaped re-checks and its grant's expiry). A full table now evicts its
+// least recently seen reader first, and a publisher only when it holds no reader.
+func TestReadersEvictedBeforePublishers(t *testing.T) {
+	now := time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
+	clock := func() time.Time { return now }
+	tab := New(100, 24*time.Hour, clock, nil)
+	allow := authz.Allowing("u", time.Time{})
+	tab.Add(live.Session{ID: "pub", Path: "live/cam", Publish: true}, &authz.Request{}, allow)
+	for i := range 1000 { // ten times the table, all newer than the publisher
+		now = now.Add(time.Millisecond)
+		tab.Add(live.Session{ID: fmt.Sprint("reader", i), Path: "live/cam"}, &authz.Request{}, allow)
+	}
+	got := ids(tab.Sessions())
+	if !slices.Contains(got, "pub") {
+		t.Fatalf("1000 read sessions evicted the publisher from a table of 100")
+	}
+	if len(got) != 100 || !slices.Contains(got, "reader999") || slices.Contains(got, "reader0") {
+		t.Errorf("want the publisher and the 99 most recent readers, got %d sessions", len(got))
+	}
+	// Only publishers left: the least recently seen publisher makes room.
+	tab = New(2, 24*time.Hour, clock, nil)
+	for _, id := range []string{"p1", "p2", "p3"} {
+		now = now.Add(time.Millisecond)
+		tab.Add(live.Session{ID: id, Publish: true}, &authz.Request{}, allow)
+	}
+	if got := ids(tab.Sessions()); !slices.Equal(got, []string{"p2", "p3"}) {
+		t.Errorf("a table of publishers: got %v, want [p2 p3]", got)
+	}
+	// A reader is evicted before any publisher, even one seen longer ago.
+	tab = New(2, 24*time.Hour, clock, nil)
+	tab.Add(live.Session{ID: "p", Publish: true}, &authz.Request{}, allow)
+	now = now.Add(time.Millisecond)
+	tab.Add(live.Session{ID: "r"}, &authz.Request{}, allow)
+	now = now.Add(time.Millisecond)
+	tab.Add(live.Session{ID: "p2", Publish: true}, &authz.Request{}, allow)
+	if got := ids(tab.Sessions()); !slices.Equal(got, []string{"p", "p2"}) {
+		t.Errorf("got %v, want [p p2] (the reader evicted)", got)
+	}
+}

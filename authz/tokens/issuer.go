@@ -429,16 +429,19 @@ func (i *Issuer) Rotate() error {
 	return nil
 }
 
-// claimPermission is one entry of mediamtx_permissions in MediaMTX's strict format.
+// claimPermission is one entry of mediamtx_permissions in MediaMTX's strict format, plus
+// gatehouse's protocols (which MediaMTX does not know, so it refuses a token that has them).
 type claimPermission struct {
-	Action string `json:"action"`
-	Path   string `json:"path,omitempty"`
+	Action    string   `json:"action"`
+	Path      string   `json:"path,omitempty"`
+	Protocols []string `json:"protocols,omitempty"`
 }
 
 // Issue returns a compact EdDSA JWT for subject with the given permissions, valid for ttl (at
 // most MaxTTL, else an error wrapping ErrTTL): header alg, kid, typ; claims iss, aud, sub, iat,
-// exp and mediamtx_permissions. Permissions limited to
-// protocols cannot be expressed in MediaMTX's format and are refused. Note that MediaMTX reads
+// exp and mediamtx_permissions. A permission limited to protocols carries them in a "protocols"
+// list: gatehouse honours it, and MediaMTX, whose format has no such key, refuses the whole token
+// (fails closed) instead of granting every protocol. Note that MediaMTX reads
 // "live/*" literally; for tokens that MediaMTX verifies itself, write a regular expression
 // ("~^live/").
 func (i *Issuer) Issue(subject string, perms []authz.Permission, ttl time.Duration) (string, error) {
@@ -456,13 +459,10 @@ func (i *Issuer) Issue(subject string, perms []authz.Permission, ttl time.Durati
 	}
 	cp := make([]claimPermission, 0, len(perms))
 	for _, p := range perms {
-		if len(p.Protocols) > 0 {
-			return "", fmt.Errorf("%w: permission %s: protocols cannot be expressed in a MediaMTX token", ErrIssuer, p)
-		}
 		if _, err := authz.ParseAction(string(p.Action)); err != nil {
 			return "", fmt.Errorf("%w: %w", ErrIssuer, err)
 		}
-		c := claimPermission{Action: string(p.Action)}
+		c := claimPermission{Action: string(p.Action), Protocols: p.Protocols}
 		if p.Action.HasPath() {
 			c.Path = p.Path.String()
 		}

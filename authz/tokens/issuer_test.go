@@ -224,10 +224,6 @@ func TestIssueErrors(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	withProto, err := authz.NewPermission("read", "live/a", []string{"hls"})
-	if err != nil {
-		t.Fatal(err)
-	}
 	for _, tc := range []struct {
 		name  string
 		sub   string
@@ -237,7 +233,6 @@ func TestIssueErrors(t *testing.T) {
 		{"empty subject", "", mustAllow(t, "api"), time.Hour},
 		{"zero ttl", "a", mustAllow(t, "api"), 0},
 		{"no permissions", "a", nil, time.Hour},
-		{"protocols", "a", []authz.Permission{withProto}, time.Hour},
 		{"zero permission", "a", []authz.Permission{{}}, time.Hour},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

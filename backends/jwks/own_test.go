@@ -85,6 +85,23 @@ func TestIssuedTokenVerifiedWithIssuer(t *testing.T) {
 			t.Fatalf("got %q, want %q", got, want)
 		}
 	})
+	t.Run("protocol limit", func(t *testing.T) {
+		// A room token (web/login PublishToken): publish one path over WebRTC only.
+		p, err := authz.NewPermission("publish", "room/x/alice", []string{"webrtc"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		tok, err := iss.Issue("alice", []authz.Permission{p}, time.Hour)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for proto, want := range map[string]authz.Outcome{"webrtc": authz.Allow, "rtmp": authz.Forbidden, "srt": authz.Forbidden} {
+			d, _ := authorize(t, b, &authz.Request{Action: authz.ActionPublish, Path: "room/x/alice", Protocol: proto, Token: tok})
+			if d.Outcome != want {
+				t.Errorf("publish over %s: got %v %q, want %v", proto, d.Outcome, d.Reason, want)
+			}
+		}
+	})
 	t.Run("provider clash", func(t *testing.T) {
 		_, err := New(Config{Providers: []Provider{{Name: "x", JWKS: "http://x", Issuer: tokens.DefaultIssuerName}}}, WithIssuer(iss))
 		if !errors.Is(err, ErrConfig) {

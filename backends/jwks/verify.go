@@ -265,7 +265,9 @@ func jsonNumber(v json.RawMessage) bool {
 
 // permissions parses the MediaMTX permissions claim: absent or null is none; otherwise a JSON
 // array, or a JSON string holding one, of objects with exactly the keys action (required, one of
-// the six actions) and path (optional). Anything else rejects the token, as MediaMTX.
+// the six actions), path (optional) and gatehouse's protocols (optional: an array of protocol
+// names limiting the permission; gatehouse's own room tokens carry it, and MediaMTX refuses a
+// token with it). Anything else rejects the token, as MediaMTX.
 func (c *claims) permissions(key string) (authz.Permissions, error) {
 	raw, ok := c.raw[key]
 	if !ok {
@@ -293,7 +295,17 @@ func parsePermissions(raw []byte) (authz.Permissions, error) {
 	perms := make(authz.Permissions, 0, len(items))
 	for i, it := range items {
 		var action, path string
+		var protocols []string
 		for k, v := range it {
+			if k == "protocols" {
+				if err := json.Unmarshal(v, &protocols); err != nil || protocols == nil {
+					return nil, fmt.Errorf("jwks: permissions claim [%d]: protocols must be an array of strings", i)
+				}
+				if len(protocols) == 0 { // [] would read as "any protocol": refuse it
+					return nil, fmt.Errorf("jwks: permissions claim [%d]: protocols is empty", i)
+				}
+				continue
+			}
 			var s *string
 			if err := json.Unmarshal(v, &s); err != nil {
 				return nil, fmt.Errorf("jwks: permissions claim [%d]: %q must be a string", i, k)
@@ -315,7 +327,7 @@ func parsePermissions(raw []byte) (authz.Permissions, error) {
 		if action == "" {
 			return nil, fmt.Errorf("jwks: permissions claim [%d]: no action", i)
 		}
-		perm, err := authz.NewPermission(action, path, nil)
+		perm, err := authz.NewPermission(action, path, protocols)
 		if err != nil {
 			return nil, fmt.Errorf("jwks: permissions claim [%d]: %w", i, err)
 		}

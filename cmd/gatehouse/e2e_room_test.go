@@ -39,6 +39,9 @@ web:
     client_id: gatehouse
     client_secret: ${WEB_CLIENT_SECRET}
     redirect_url: http://%LISTEN%/login/callback
+    # The test provider's user names are realm user names (unique, immutable): participants are
+    # "alice", not "alice-<hash>".
+    unique_usernames: true
     roles:
       # Speakers: publish their own camera in any room (gatehouse mints a token for
       # room/<name>/<their login name> only) and watch everyone in it.

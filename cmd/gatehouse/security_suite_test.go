@@ -136,6 +136,7 @@ auth:
         algorithms: [RS256, HS256]
         hmac_secret: ` + e.hmac + `
 hooks:
+  nginx_rtmp: {allow_get: true}
   ome: {secret: ` + e.omeKey + `}
   forward_auth:
     rules: [{prefix: /hls/, strip_suffix: true}]

@@ -6,7 +6,8 @@
 //     stream (a secret stream key was the stream name: the engine's Decision.Rename); 403 denies
 //     (nginx-rtmp drops the connection on any non-2xx, so 401 would add nothing);
 //   - update_publish, update_play: the session is re-checked with the credentials it started
-//     with; 200 keeps it (and re-learns a session gatehouse did not see start, e.g. after a
+//     with (a session this handler did not admit, e.g. after a restart, is decided as a new
+//     attempt: its failures count and brute-force bans refuse it); 200 keeps it (and re-learns a session gatehouse did not see start, e.g. after a
 //     restart, reporting it to the registry under its public path), 403 makes nginx-rtmp drop it (an expired or revoked grant, or a session
 //     gatehouse did not see start whose key maps to a path nginx-rtmp cannot rename to). A
 //     re-check that no method could decide (IdP or upstream down) keeps the session (200) until
@@ -18,7 +19,8 @@
 //     reason (nginx-rtmp denies).
 //
 // Replies are small text bodies with a Content-Length; nginx-rtmp speaks HTTP/1.0 and acts only
-// when the connection closes, which net/http does after an HTTP/1.0 reply.
+// when the connection closes, which net/http does after an HTTP/1.0 reply. Callbacks come as POST
+// (nginx-rtmp's default notify_method); GET is answered only with Config.AllowGET.
 package nginxrtmp
 
 import (
@@ -102,6 +104,12 @@ type Config struct {
 	// http://127.0.0.1:8080/control). When set, a revoked stream key's session or an operator's
 	// kick is dropped at once (Kicker); otherwise it ends at the next on_update. Default: none.
 	ControlURL string `yaml:"control_url"`
+	// AllowGET accepts callbacks sent with `notify_method get` (default false: only POST, which is
+	// nginx-rtmp's default, is answered and a GET gets 405). A GET carries no header that tells a
+	// streaming server from a browser's cross-site <img> or link to an http:// hooks address on
+	// an IP literal (no Origin, and no Sec-Fetch-* to a non-secure origin), so hookio.Guard
+	// cannot refuse it; turn it on only when nginx-rtmp is configured with notify_method get.
+	AllowGET bool `yaml:"allow_get"`
 	// Now is the clock used to refuse grants that have already expired (nil: time.Now).
 	Now func() time.Time `yaml:"-"`
 }
@@ -143,6 +151,7 @@ type Handler struct {
 	timeout time.Duration
 	maxBody int64
 	maxSess int
+	get     bool
 
 	mu       sync.Mutex
 	sessions map[sessionKey]session
@@ -177,6 +186,7 @@ func New(cfg Config, auth Authorizer, rec Recorder, log *slog.Logger) *Handler {
 		timeout:  cfg.Timeout.Or(DefaultTimeout),
 		maxBody:  cfg.MaxBody,
 		maxSess:  cfg.MaxSessions,
+		get:      cfg.AllowGET,
 		sessions: make(map[sessionKey]session),
 	}
 	if h.now == nil {
@@ -191,9 +201,15 @@ func New(cfg Config, auth Authorizer, rec Recorder, log *slog.Logger) *Handler {
 	return h
 }
 
-// ServeHTTP implements http.Handler for POST (notify_method post, the default) and GET.
+// ServeHTTP implements http.Handler for POST (notify_method post, the default) and, with
+// Config.AllowGET, GET (405 otherwise).
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	var raw string
+	if r.Method == http.MethodGet && !h.get {
+		w.Header().Set("Allow", "POST")
+		reply(w, http.StatusMethodNotAllowed, "GET is off: use nginx-rtmp's default notify_method post, or set hooks.nginx_rtmp.allow_get")
+		return
+	}
 	switch r.Method {
 	case http.MethodPost:
 		body, refused := hookio.ReadBody(w, r, h.maxBody)
@@ -209,8 +225,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		raw = r.URL.RawQuery
 	default:
-		w.Header().Set("Allow", "GET, POST")
-		reply(w, http.StatusMethodNotAllowed, "use POST or GET")
+		allow := "POST"
+		if h.get {
+			allow = "GET, POST"
+		}
+		w.Header().Set("Allow", allow)
+		reply(w, http.StatusMethodNotAllowed, "use POST")
 		return
 	}
 	hk, err := decode(raw)
@@ -297,10 +317,23 @@ func (h *Handler) update(ctx context.Context, w http.ResponseWriter, server stri
 		return
 	}
 	key := sessionKey{server: server, clientID: hk.clientID, publish: a == authz.ActionPublish}
-	req := hk.request(a, path)
-	req.Kind = authz.KindRecheck // a keep-alive of a running session is not a new guess
-	d := h.decide(ctx, req)
 	s, tracked := h.lookup(key)
+	req := hk.request(a, path)
+	if tracked {
+		req.Kind = authz.KindRecheck // a keep-alive of a session we admitted is not a new guess
+	}
+	// An update for a session this handler does not know is decided as a new attempt
+	// (KindAccess): its failures count and brute-force bans refuse it. Otherwise anyone who
+	// reaches the hooks could send updates with made-up clientids as an uncounted, unbanned
+	// password oracle. The cost falls on sessions that were running when gatehouse restarted
+	// (the table is in memory): their first update after the restart is a new attempt, so it
+	// still passes with right credentials (an allow is never counted against anyone), but a
+	// session whose address or user name is under a brute-force ban at that moment (earned by
+	// a NAT neighbour or by guesses at its name) is ended and must reconnect once the ban ends.
+	// Asking the live registry which sessions are known instead would not help: after a
+	// restart the in-process registry is as empty as this table (it relearns sessions from
+	// these same updates).
+	d := h.decide(ctx, req)
 	if !d.Allowed() && d.Keep() && (!tracked || s.expires.IsZero() || h.now().Before(s.expires)) {
 		attrs := []any{"session", hk.clientID, "reason", d.Reason}
 		if tracked {

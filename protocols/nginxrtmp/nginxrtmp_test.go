@@ -63,7 +63,7 @@ func readCaptured(t *testing.T, name string) []byte {
 func TestCapturedRequests(t *testing.T) {
 	auth := &fakeAuth{}
 	rec := newRecorder()
-	srv := httptest.NewServer(New(Config{}, auth, rec, slog.New(slog.DiscardHandler)))
+	srv := httptest.NewServer(New(Config{AllowGET: true}, auth, rec, slog.New(slog.DiscardHandler)))
 	defer srv.Close()
 
 	tests := []struct {
@@ -214,7 +214,7 @@ func TestRejects(t *testing.T) {
 func TestMethods(t *testing.T) {
 	body := sessionPrefix + "&call=publish&name=cam&type=live&user=u&pass=p"
 	auth := &fakeAuth{}
-	h := New(Config{}, auth, nil, nil)
+	h := New(Config{AllowGET: true}, auth, nil, nil)
 
 	post := hookPost(h, body)
 	postReq := auth.last(t)
@@ -240,6 +240,16 @@ func TestMethods(t *testing.T) {
 		h.ServeHTTP(w, r)
 		if w.Code != http.StatusMethodNotAllowed || w.Header().Get("Allow") == "" {
 			t.Errorf("got %d Allow=%q, want 405 with Allow", w.Code, w.Header().Get("Allow"))
+		}
+	})
+	t.Run("GET is off by default", func(t *testing.T) {
+		auth := &fakeAuth{}
+		w := hookGet(New(Config{}, auth, nil, nil), body)
+		if w.Code != http.StatusMethodNotAllowed || w.Header().Get("Allow") != "POST" || !strings.Contains(w.Body.String(), "allow_get") {
+			t.Errorf("got %d Allow=%q %q, want 405 Allow=POST naming allow_get", w.Code, w.Header().Get("Allow"), w.Body.String())
+		}
+		if auth.count() != 0 {
+			t.Errorf("the engine was asked about a refused GET")
 		}
 	})
 	t.Run("GET with a query in the configured URL", func(t *testing.T) {

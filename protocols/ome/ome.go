@@ -637,6 +637,10 @@ func (h *Handler) opening(ctx context.Context, a *Admission) reply {
 		if req.IP.IsValid() {
 			s.Remote = req.IP.String()
 		}
+		// OME allows one publisher per stream, and it loses closings: an earlier publisher of
+		// this path has ended. Forget it, or a reload that denies it would have the Kicker
+		// delete the stream by name, ending this (allowed) publisher.
+		h.publishers.ForgetPath(path, s.ID)
 		h.publishers.Add(s, req, d)
 	}
 	return out

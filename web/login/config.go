@@ -59,6 +59,12 @@ type Config struct {
 	// (default: the origin of RedirectURL, i.e. gatehouse's grid). It must be registered at the
 	// provider as a valid post-logout redirect URI.
 	PostLogoutRedirectURL string `yaml:"post_logout_redirect_url"`
+	// UniqueUsernames makes a room participant's name the plain preferred_username ("alice")
+	// instead of "alice-<hash of issuer and subject>" (default false). OpenID Connect does not
+	// promise that preferred_username is unique or stable (Core §5.1: relying parties must not
+	// rely on it); set this only when the provider does (Keycloak realm user names, which no
+	// other connector or federation shares), or two users with one login name publish as one.
+	UniqueUsernames bool `yaml:"unique_usernames"`
 }
 
 // UnmarshalYAML decodes strictly and reports every problem with its line.

@@ -177,7 +177,8 @@ func (m *Manager) callback(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s := &Session{
-		id: random(32), Subject: idt.Subject, Name: displayName(claims, idt.Subject), Username: claimString(claims, "preferred_username"), CSRF: random(24),
+		id: random(32), Issuer: idt.Issuer, Subject: idt.Subject, Name: displayName(claims, idt.Subject),
+		Username: claimString(claims, "preferred_username"), UsernameUnique: m.cfg.UniqueUsernames, CSRF: random(24),
 		Perms: perms, Expires: m.now().Add(m.cfg.SessionTTL.Or(DefaultSessionTTL)), idToken: raw,
 	}
 	m.mu.Lock()
@@ -232,10 +233,11 @@ func displayName(claims map[string]json.RawMessage, sub string) string {
 }
 
 // claimString returns a string claim ("" when absent or not a string), at most 64 characters.
+// Spaces are kept: " alice" is another login name than "alice" where a provider allows it.
 func claimString(claims map[string]json.RawMessage, k string) string {
 	var s string
 	if v, ok := claims[k]; ok && json.Unmarshal(v, &s) == nil {
-		return truncate(strings.TrimSpace(s), 64)
+		return truncate(s, 64)
 	}
 	return ""
 }

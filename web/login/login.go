@@ -96,17 +96,21 @@ func WithHTTPClient(c *http.Client) Option { return func(m *Manager) { m.client 
 // Session is one logged-in browser.
 type Session struct {
 	id       string
-	Subject  string            // the provider's sub
-	Name     string            // preferred_username, name or sub, for display
-	Username string            // the provider's preferred_username ("" without one): a login name, unique at the provider
-	CSRF     string            // the token every state-changing request must carry
-	Perms    authz.Permissions // what the user's claims grant
-	Expires  time.Time
-	idToken  string // for the provider's logout (id_token_hint); never leaves the process
-	gen      uint64 // local logins: the engine generation the password was checked in
-	mu       sync.Mutex
-	viewer   string
-	viewerTo time.Time
+	Issuer   string // the provider's iss ("" for a local login)
+	Subject  string // the provider's sub: with Issuer, the only stable, unique key of a user
+	Name     string // preferred_username, name or sub, for display
+	Username string // the provider's preferred_username ("" without one), untrimmed; not unique (OIDC Core §5.1)
+	// UsernameUnique says the operator vouches that Username is unique and immutable at the
+	// provider (web.login.unique_usernames), so it may name the user on its own.
+	UsernameUnique bool
+	CSRF           string            // the token every state-changing request must carry
+	Perms          authz.Permissions // what the user's claims grant
+	Expires        time.Time
+	idToken        string // for the provider's logout (id_token_hint); never leaves the process
+	gen            uint64 // local logins: the engine generation the password was checked in
+	mu             sync.Mutex
+	viewer         string
+	viewerTo       time.Time
 }
 
 // Can reports whether the session's permissions include action (on any path).
@@ -292,8 +296,9 @@ func (m *Manager) ViewerToken(s *Session) (string, time.Time, error) {
 	return tok, exp, nil
 }
 
-// PublishToken returns a gatehouse token that may publish on exactly path (and nothing else),
-// valid like a viewer token, when the session's permissions allow publishing path over WebRTC.
+// PublishToken returns a gatehouse token that may publish on exactly path over WebRTC (and nothing
+// else), valid like a viewer token, when the session's permissions allow publishing path over
+// WebRTC.
 // ErrNoPermissions: they do not. The caller picks the path; it is the caller's job that it is
 // the user's own (web's rooms: room/<name>/<the user's participant name>).
 func (m *Manager) PublishToken(s *Session, path string) (string, time.Time, error) {
@@ -307,7 +312,9 @@ func (m *Manager) PublishToken(s *Session, path string) (string, time.Time, erro
 	if err != nil {
 		return "", time.Time{}, ErrNoPermissions
 	}
-	return m.issue(s, m.viewerTTL(), []authz.Permission{{Action: authz.ActionPublish, Path: exact}})
+	// The protocol limit is minted too: the role may allow webrtc only, and the room page
+	// publishes over WHIP alone, so the token must not publish path over RTMP, SRT or RTSP.
+	return m.issue(s, m.viewerTTL(), []authz.Permission{{Action: authz.ActionPublish, Path: exact, Protocols: []string{"webrtc"}}})
 }
 
 // APIToken returns a one-minute gatehouse token holding only the session's api permission, for

@@ -30,16 +30,17 @@ func TestRoomPublishToken(t *testing.T) {
 		return s
 	}
 	alice := session("alice", "alice-pass") // admin: publish:live/*
-	if alice.Username != "alice" {
-		t.Errorf("alice's Username: got %q, want alice", alice.Username)
+	if alice.Username != "alice" || alice.Issuer != f.op.Issuer || alice.Subject == "" || alice.UsernameUnique {
+		t.Errorf("alice's session: got Username %q Issuer %q Subject %q UsernameUnique %v, want alice, %s, the provider's, false",
+			alice.Username, alice.Issuer, alice.Subject, alice.UsernameUnique, f.op.Issuer)
 	}
 	tok, _, err := f.m.PublishToken(alice, "live/alice")
 	if err != nil {
 		t.Fatal(err)
 	}
 	perms, _ := json.Marshal(payload(t, tok)[tokens.ClaimKey])
-	if string(perms) != `[{"action":"publish","path":"live/alice"}]` {
-		t.Errorf("publish token permissions: got %s, want exactly live/alice", perms)
+	if string(perms) != `[{"action":"publish","path":"live/alice","protocols":["webrtc"]}]` {
+		t.Errorf("publish token permissions: got %s, want exactly live/alice over webrtc", perms)
 	}
 	for _, path := range []string{"live/*", "live/**", "~live/.*", "room/x/alice", "live/a/b", "live/../x", ""} {
 		if _, _, err := f.m.PublishToken(alice, path); !errors.Is(err, login.ErrNoPermissions) {
