@@ -1,64 +1,28 @@
 package mediamtx
 
 import (
-	"bytes"
 	"strings"
 	"unicode/utf8"
+
+	"gatehouse/authz/hookio"
 )
 
 // decodeFast parses the common shape of MediaMTX's body — one flat object whose values are
-// strings without escapes or null — without reflection. It reports false for anything else
-// (escapes, numbers, nested values, keys that only differ in case from known ones, invalid UTF-8,
-// trailing data), and the caller then uses encoding/json, so both paths accept and produce the
-// same thing (FuzzDecodeFastMatchesJSON checks it).
+// strings without escapes or null — without reflection, through hookio.WalkJSON. It reports false
+// for anything else (escapes, numbers, nested values, keys that only differ in case from known
+// ones, invalid UTF-8, trailing data), and the caller then uses encoding/json, so both paths
+// accept and produce the same thing (FuzzDecodeFastMatchesJSON checks it).
 func decodeFast(b []byte, w *wireRequest) bool {
-	i := skipWS(b, 0)
-	if i >= len(b) || b[i] != '{' {
-		return false
-	}
-	i = skipWS(b, i+1)
-	if i < len(b) && b[i] == '}' {
-		return skipWS(b, i+1) == len(b)
-	}
-	for {
-		key, j, ok := scanString(b, i)
-		if !ok {
-			return false
+	return hookio.WalkJSON(b, func(_, key, val []byte, kind hookio.FastKind) bool {
+		switch kind {
+		case hookio.FastString:
+			return assign(w, key, val, false)
+		case hookio.FastNull:
+			return assign(w, key, nil, true)
 		}
-		i = skipWS(b, j)
-		if i >= len(b) || b[i] != ':' {
-			return false
-		}
-		i = skipWS(b, i+1)
-		var val []byte
-		isNull := false
-		if bytes.HasPrefix(b[i:], nullLit) {
-			isNull, i = true, i+4
-		} else {
-			val, i, ok = scanString(b, i)
-			if !ok {
-				return false
-			}
-		}
-		if !assign(w, key, val, isNull) {
-			return false
-		}
-		i = skipWS(b, i)
-		if i >= len(b) {
-			return false
-		}
-		switch b[i] {
-		case ',':
-			i = skipWS(b, i+1)
-		case '}':
-			return skipWS(b, i+1) == len(b)
-		default:
-			return false
-		}
-	}
+		return false // numbers and objects: encoding/json decides
+	})
 }
-
-var nullLit = []byte("null")
 
 var knownKeys = [...]string{"ip", "user", "password", "token", "action", "path", "protocol", "id", "query", "userAgent"}
 
@@ -107,35 +71,6 @@ func assign(w *wireRequest, key, val []byte, isNull bool) bool {
 	return true
 }
 
-// scanString reads a JSON string without escapes starting at b[i] == '"'.
-func scanString(b []byte, i int) ([]byte, int, bool) {
-	if i >= len(b) || b[i] != '"' {
-		return nil, i, false
-	}
-	ascii := true
-	for j := i + 1; j < len(b); j++ {
-		switch c := b[j]; {
-		case c == '"':
-			s := b[i+1 : j]
-			if !ascii && !utf8.Valid(s) {
-				return nil, j, false
-			}
-			return s, j + 1, true
-		case c == '\\' || c < 0x20:
-			return nil, j, false
-		case c >= utf8.RuneSelf:
-			ascii = false
-		}
-	}
-	return nil, len(b), false
-}
-
-func skipWS(b []byte, i int) int {
-	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
-		i++
-	}
-	return i
-}
 
 // appendReply encodes the reply object; reasons and messages are gatehouse's own text, but any
 // string is escaped correctly.
