@@ -71,7 +71,6 @@ func assign(w *wireRequest, key, val []byte, isNull bool) bool {
 	return true
 }
 
-
 // appendReply encodes the reply object; reasons and messages are gatehouse's own text, but any
 // string is escaped correctly.
 func appendReply(b []byte, r reply) []byte {
