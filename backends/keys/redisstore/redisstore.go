@@ -268,7 +268,7 @@ func (s *Store) Create(ctx context.Context, spec keys.Spec) (keys.Record, string
 	var rec keys.Record
 	var secret string
 	err = s.do(func() (err error) {
-		rec, secret, err = s.insert(ctx, spec, nil)
+		rec, secret, err = s.insert(ctx, s.rdb, spec, nil)
 		return err
 	})
 	if err != nil {
@@ -277,8 +277,14 @@ func (s *Store) Create(ctx context.Context, spec keys.Spec) (keys.Record, string
 	return rec, secret, nil
 }
 
-// insert writes a new key; with also, the writes of also join the same MULTI.
-func (s *Store) insert(ctx context.Context, spec keys.Spec, also func(redis.Pipeliner)) (keys.Record, string, error) {
+// multi runs a MULTI: the client itself, or a transaction under its WATCH (*redis.Tx).
+type multi interface {
+	TxPipelined(ctx context.Context, fn func(redis.Pipeliner) error) ([]redis.Cmder, error)
+}
+
+// insert writes a new key in one MULTI on m (the client, or a rotation's WATCH transaction);
+// with also, the writes of also join the same MULTI.
+func (s *Store) insert(ctx context.Context, m multi, spec keys.Spec, also func(redis.Pipeliner)) (keys.Record, string, error) {
 	secret, digest, err := keys.NewSecret()
 	if err != nil {
 		return keys.Record{}, "", err
@@ -302,7 +308,7 @@ func (s *Store) insert(ctx context.Context, spec keys.Spec, also func(redis.Pipe
 		return keys.Record{}, "", errors.New("no free key id")
 	}
 	raw, _ := json.Marshal(toStored(rec))
-	_, err = s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+	_, err = m.TxPipelined(ctx, func(p redis.Pipeliner) error {
 		p.Set(ctx, s.dKey(hexDigest), raw, 0)
 		p.ZAdd(ctx, s.p+"ids", redis.Z{Score: float64(millis(rec.Created)), Member: rec.ID})
 		if also != nil {
@@ -504,7 +510,7 @@ func (s *Store) Rotate(ctx context.Context, id string, grace time.Duration) (new
 			spec.Actions, spec.Protocols = slices.Clone(spec.Actions), slices.Clone(spec.Protocols)
 			// The new key's writes and the old key's revocation commit together, under the
 			// WATCH of the old record.
-			newRec, secret, err = s.insertTx(ctx, tx, spec, func(p redis.Pipeliner) { s.revoke(ctx, p, &old, h, now.Add(grace)) })
+			newRec, secret, err = s.insert(ctx, tx, spec, func(p redis.Pipeliner) { s.revoke(ctx, p, &old, h, now.Add(grace)) })
 			return err
 		}, s.dKey(h))
 	})
@@ -515,44 +521,6 @@ func (s *Store) Rotate(ctx context.Context, id string, grace time.Duration) (new
 		return keys.Record{}, "", old, fmt.Errorf("redisstore: rotate: %w", err)
 	}
 	return newRec, secret, old, nil
-}
-
-// insertTx is insert whose MULTI runs on tx (under its WATCH).
-func (s *Store) insertTx(ctx context.Context, tx *redis.Tx, spec keys.Spec, also func(redis.Pipeliner)) (keys.Record, string, error) {
-	secret, digest, err := keys.NewSecret()
-	if err != nil {
-		return keys.Record{}, "", err
-	}
-	hexDigest := hex.EncodeToString(digest[:])
-	rec := keys.Record{Spec: spec, Created: s.now().UTC().Truncate(time.Millisecond)}
-	for range 3 {
-		if rec.ID, err = newID(); err != nil {
-			return keys.Record{}, "", err
-		}
-		ok, err := s.rdb.SetNX(ctx, s.idKey(rec.ID), hexDigest, 0).Result()
-		if err != nil {
-			return keys.Record{}, "", err
-		}
-		if ok {
-			break
-		}
-		rec.ID = ""
-	}
-	if rec.ID == "" {
-		return keys.Record{}, "", errors.New("no free key id")
-	}
-	raw, _ := json.Marshal(toStored(rec))
-	_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		p.Set(ctx, s.dKey(hexDigest), raw, 0)
-		p.ZAdd(ctx, s.p+"ids", redis.Z{Score: float64(millis(rec.Created)), Member: rec.ID})
-		also(p)
-		return nil
-	})
-	if err != nil {
-		_ = s.rdb.Del(context.WithoutCancel(ctx), s.idKey(rec.ID)).Err()
-		return keys.Record{}, "", err
-	}
-	return rec, secret, nil
 }
 
 // Subscribe registers fn to be called, from Run's goroutine, for every revocation written by any
