@@ -8,6 +8,7 @@ import (
 
 	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
+	"github.com/pion/sdp/v3"
 	"github.com/pion/webrtc/v4"
 )
 
@@ -209,6 +210,10 @@ type binding struct {
 	ws   webrtc.TrackLocalWriter
 	ssrc uint32
 	pt   uint8
+	// absID is the viewer's negotiated abs-send-time extension ID (0: none). Each packet
+	// carries the time it leaves, so Chromium's receive-side estimator, which needs it for a
+	// REMB worth the name, measures this path rather than the publisher's.
+	absID uint8
 }
 
 // downTrack is one viewer's copy of a slot: a webrtc.TrackLocal whose Bind picks the viewer's
@@ -285,7 +290,13 @@ func (d *downTrack) Bind(ctx webrtc.TrackLocalContext) (webrtc.RTPCodecParameter
 	if best == nil {
 		return webrtc.RTPCodecParameters{}, webrtc.ErrUnsupportedCodec
 	}
-	d.bound.Store(&binding{ws: ctx.WriteStream(), ssrc: uint32(ctx.SSRC()), pt: uint8(best.PayloadType)})
+	b := &binding{ws: ctx.WriteStream(), ssrc: uint32(ctx.SSRC()), pt: uint8(best.PayloadType)}
+	for _, e := range ctx.HeaderExtensions() {
+		if e.URI == sdp.ABSSendTimeURI {
+			b.absID = uint8(e.ID)
+		}
+	}
+	d.bound.Store(b)
 	return *best, nil
 }
 
@@ -431,6 +442,14 @@ func (d *downTrack) write(p *packet, seq uint16) {
 	hdr.PayloadType = b.pt
 	hdr.SequenceNumber = seq
 	hdr.Timestamp = p.hdr.Timestamp + d.tsDelta
+	// The publisher's extensions (its MID, RID, transport-wide sequence numbers) use the
+	// publisher's IDs and mean nothing to the viewer.
+	hdr.Extension, hdr.Extensions, hdr.ExtensionProfile = false, nil, 0
+	if b.absID != 0 {
+		if ext, err := rtp.NewAbsSendTimeExtension(time.Now()).Marshal(); err == nil {
+			_ = hdr.SetExtension(b.absID, ext)
+		}
+	}
 	if !d.sent || int16(seq-d.lastSeq) > 0 {
 		d.sent = true
 		d.lastSeq, d.lastTS = seq, hdr.Timestamp

@@ -21,6 +21,7 @@ import (
 	"github.com/pion/interceptor"
 	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
+	"github.com/pion/sdp/v3"
 	"github.com/pion/webrtc/v4"
 
 	"gatehouse/authz"
@@ -240,6 +241,10 @@ func clientAPI(t *testing.T) *webrtc.API {
 	if err := m.RegisterDefaultCodecs(); err != nil {
 		t.Fatal(err)
 	}
+	// Like Chromium: abs-send-time on video, for its receive-side bandwidth estimate (REMB).
+	if err := m.RegisterHeaderExtension(webrtc.RTPHeaderExtensionCapability{URI: sdp.ABSSendTimeURI}, webrtc.RTPCodecTypeVideo); err != nil {
+		t.Fatal(err)
+	}
 	ir := &interceptor.Registry{}
 	if err := webrtc.ConfigureNack(m, ir); err != nil {
 		t.Fatal(err)
@@ -437,6 +442,7 @@ type rx struct {
 	n     uint32
 	key   bool
 	video bool
+	exts  []uint8 // header extension IDs
 }
 
 // testViewer plays a stream and records every packet.
@@ -472,7 +478,7 @@ func (e *env) view(path, token string, read bool) (*testViewer, *http.Response) 
 				if err != nil {
 					return
 				}
-				r := rx{seq: p.SequenceNumber, ts: p.Timestamp, ssrc: p.SSRC, video: video}
+				r := rx{seq: p.SequenceNumber, ts: p.Timestamp, ssrc: p.SSRC, video: video, exts: p.GetExtensionIDs()}
 				if video && len(p.Payload) >= 7 {
 					r.key, r.pub, r.n = p.Payload[1]&1 == 0, p.Payload[2], binary.BigEndian.Uint32(p.Payload[3:])
 				} else if len(p.Payload) >= 6 {

@@ -40,6 +40,7 @@ import (
 	"github.com/pion/interceptor/pkg/nack"
 	"github.com/pion/interceptor/pkg/report"
 	"github.com/pion/logging"
+	"github.com/pion/sdp/v3"
 	"github.com/pion/webrtc/v4"
 
 	"gatehouse/authz"
@@ -328,6 +329,9 @@ func (s *SFU) buildAPI() error {
 	}
 	if err := registerSimulcast(pm); err != nil {
 		return fmt.Errorf("sfu: register simulcast extensions: %w", err)
+	}
+	if err := vm.RegisterHeaderExtension(webrtc.RTPHeaderExtensionCapability{URI: sdp.ABSSendTimeURI}, webrtc.RTPCodecTypeVideo); err != nil {
+		return fmt.Errorf("sfu: register abs-send-time: %w", err)
 	}
 	pir := &interceptor.Registry{}
 	gen, err := nack.NewGeneratorInterceptor()

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -15,6 +16,7 @@ import (
 	"github.com/pion/interceptor"
 	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
+	"github.com/pion/sdp/v3"
 	"github.com/pion/webrtc/v4"
 )
 
@@ -219,6 +221,40 @@ func checkSwitch(t *testing.T, pkts []rx, to byte) {
 		return
 	}
 	t.Fatalf("no switch to layer %d in %d packets", to, len(pkts))
+}
+
+// TestViewerPacketsCarryAbsSendTime: a viewer that negotiated abs-send-time gets it on every
+// video packet, stamped by the SFU, and none of the publisher's extensions (MID, RID, TWCC under
+// the publisher's IDs). Without it Chromium's receive-side estimate, and so its REMB, stays far
+// below what the path carries and every Chromium viewer ends on the lowest layer.
+func TestViewerPacketsCarryAbsSendTime(t *testing.T) {
+	e := newEnv(t, nil)
+	e.publishSimulcast("live/sc", 0)
+	e.layersLive("live/sc")
+	v, res := e.view("live/sc", tokView, true)
+	if v == nil {
+		t.Fatalf("view: status %d", res.StatusCode)
+	}
+	eventually(t, 10*time.Second, "video", func() bool { return len(v.received(true, 0)) >= 10 })
+	var id uint8
+	for _, tr := range v.pc.GetTransceivers() {
+		if tr.Kind() != webrtc.RTPCodecTypeVideo || tr.Receiver() == nil {
+			continue
+		}
+		for _, h := range tr.Receiver().GetParameters().HeaderExtensions {
+			if h.URI == sdp.ABSSendTimeURI {
+				id = uint8(h.ID)
+			}
+		}
+	}
+	if id == 0 {
+		t.Fatal("the answer did not negotiate abs-send-time")
+	}
+	for _, p := range v.received(true, 0) {
+		if !slices.Equal(p.exts, []uint8{id}) {
+			t.Fatalf("video packet %d: extension IDs %v, want only abs-send-time (%d)", p.seq, p.exts, id)
+		}
+	}
 }
 
 func TestSimulcastViewerLayers(t *testing.T) {

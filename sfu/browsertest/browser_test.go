@@ -6,7 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"gatehouse/authz/logtest"
+	"io"
 	"log/slog"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"os/exec"
@@ -159,7 +161,14 @@ func newFixture(t *testing.T) *fixture {
 	if err != nil {
 		t.Fatalf("sfu.New: %v", err)
 	}
-	srv := httptest.NewServer(s.Handler())
+	// /blank is an empty same-origin page for tests that drive WebRTC from their own script.
+	mux := http.NewServeMux()
+	mux.Handle("/", s.Handler())
+	mux.HandleFunc("GET /blank", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		_, _ = io.WriteString(w, "<!doctype html><html><head><title>blank</title></head><body></body></html>")
+	})
+	srv := httptest.NewServer(mux)
 	ctx, cancel := context.WithCancel(context.Background())
 	runDone := make(chan struct{})
 	go func() { defer close(runDone); _ = s.Run(ctx) }()
