@@ -23,7 +23,7 @@ func (s *server) newWeb(cfg *Config, log *slog.Logger) (*web.App, error) {
 		Playable: func(st live.Stream) bool {
 			return st.Source == "sfu" && s.sfu != nil && (st.Node == "" || s.state != nil && s.state.fleet != nil || cfg.SFU.Edge.Origin != "")
 		},
-		Edge: s.sfu != nil && (s.state != nil && s.state.fleet != nil || cfg.SFU.Edge.Origin != ""),
+		Edge:     s.sfu != nil && (s.state != nil && s.state.fleet != nil || cfg.SFU.Edge.Origin != ""),
 		PlayURLs: cfg.Web.PlayURLs, RTMPServer: cfg.Web.RTMPServer,
 	}
 	if lc := cfg.Web.Login; lc != nil {
