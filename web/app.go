@@ -36,9 +36,13 @@ type Options struct {
 	// API serves gatehouse's JSON API (/api/v1/...); /manage calls it on the user's behalf
 	// with a one-minute token. nil: /manage shows no data.
 	API http.Handler
-	// Playable reports whether gatehouse itself can play a stream of a source in the browser
-	// (the SFU's streams over WHEP); others are listed with where they come from.
-	Playable func(source string) bool
+	// Playable reports whether gatehouse itself can play a stream in the browser (the SFU's
+	// streams over WHEP; another node's only when this node pulls them, Edge); others are
+	// listed with where they come from.
+	Playable func(st live.Stream) bool
+	// Edge says this node's SFU plays other nodes' SFU streams by pulling them from their
+	// origin (an edge); without it the grid shows such a stream as "on node <id>".
+	Edge bool
 	// PlayURLs are where browsers play the streams of sources gatehouse does not play itself
 	// (Config.PlayURLs); a source without one gets a card saying where it plays.
 	PlayURLs map[string]PlayURL
@@ -72,7 +76,7 @@ func New(opt Options) *App {
 		opt.Log = slog.New(slog.DiscardHandler)
 	}
 	if opt.Playable == nil {
-		opt.Playable = func(string) bool { return false }
+		opt.Playable = func(live.Stream) bool { return false }
 	}
 	a := &App{opt: opt}
 	if len(opt.PlayURLs) > 0 {
@@ -147,7 +151,7 @@ func (a *App) visible(r *http.Request) live.Visible {
 	return func(st live.Stream) bool {
 		req := &authz.Request{Action: authz.ActionRead, Path: st.Path, Protocol: st.Protocol, IP: ip, UserAgent: ua, Source: "web",
 			Kind: authz.KindProbe} // filtering the grid is not an access attempt
-		if a.opt.Playable(st.Source) {
+		if a.opt.Playable(st) {
 			req.Protocol = "webrtc"
 		}
 		if s, _ := a.session(cookies); s != nil {
@@ -174,6 +178,7 @@ type pageData struct {
 	Next      string
 	PlayURLs  string // JSON: source -> URL template with {path}
 	RTMP      string // the RTMP server shown with new keys ("" : the page's host)
+	Edge      bool   // other nodes' SFU streams play here (Options.Edge)
 }
 
 func (a *App) data(w http.ResponseWriter, r *http.Request, page, title string) pageData {
@@ -181,7 +186,7 @@ func (a *App) data(w http.ResponseWriter, r *http.Request, page, title string) p
 	// A local login (no identity provider) is for operators only: no "Log in" for viewers.
 	loginOn := a.opt.Login != nil && !a.opt.Login.Local()
 	d := pageData{Title: title, Site: a.opt.Title, Page: page, LoginOn: loginOn, Stale: stale, Next: r.URL.RequestURI(),
-		PlayURLs: a.playURLs, RTMP: a.opt.RTMPServer}
+		PlayURLs: a.playURLs, RTMP: a.opt.RTMPServer, Edge: a.opt.Edge}
 	if stale {
 		a.opt.Login.ClearStale(w, r)
 	}

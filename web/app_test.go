@@ -29,7 +29,7 @@ func (publicOnly) Authorize(_ context.Context, req *authz.Request) authz.Decisio
 func newApp(t *testing.T) (*web.App, *live.Registry, *httptest.Server) {
 	t.Helper()
 	reg := live.NewRegistry()
-	app := web.New(web.Options{Registry: reg, Auth: publicOnly{}, Playable: func(s string) bool { return s == "sfu" }})
+	app := web.New(web.Options{Registry: reg, Auth: publicOnly{}, Playable: func(s live.Stream) bool { return s.Source == "sfu" }})
 	mux := http.NewServeMux()
 	h := app.Handler()
 	for _, p := range app.Paths() {
@@ -156,5 +156,35 @@ func TestPagesHeadersAndEscaping(t *testing.T) {
 	res.Body.Close()
 	if res.StatusCode != http.StatusUnauthorized {
 		t.Errorf("manage API without login: %d, want 401", res.StatusCode)
+	}
+}
+
+// TestEventsRemoteStreams: other nodes' streams reach the grid's event stream with their node,
+// filtered per visitor by the same probe as this node's own.
+func TestEventsRemoteStreams(t *testing.T) {
+	_, reg, srv := newApp(t)
+	reg.SetRemote([]live.Stream{{Path: "public/a", Node: "gh-a", Source: "sfu"}, {Path: "private/a", Node: "gh-a", Source: "sfu"}}, time.Time{})
+	res, err := http.Get(srv.URL + "/events")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	events := readEvents(t, res.Body)
+	ev := next(t, events)
+	if ev.event != "streams" || !strings.Contains(ev.data, `{"path":"public/a","source":"sfu","started":"0001-01-01T00:00:00Z","viewers":0,"node":"gh-a"}`) ||
+		strings.Contains(ev.data, "private") {
+		t.Errorf("first event: %+v", ev)
+	}
+	reg.SetRemote([]live.Stream{{Path: "private/b", Node: "gh-b", Source: "sfu"}, {Path: "public/b", Node: "gh-b", Source: "srs"}}, time.Time{})
+	seen := map[string]bool{}
+	for range 2 { // public/a offline, public/b live, in either order; never private/*
+		ev = next(t, events)
+		if strings.Contains(ev.data, "private") {
+			t.Fatalf("event for a stream the visitor may not read: %+v", ev)
+		}
+		seen[ev.event+" "+ev.data[strings.Index(ev.data, `"path":`):strings.Index(ev.data, `,"source"`)]] = true
+	}
+	if !seen[`offline "path":"public/a"`] || !seen[`live "path":"public/b"`] {
+		t.Errorf("events: %v", seen)
 	}
 }

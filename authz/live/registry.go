@@ -120,6 +120,9 @@ type Stream struct {
 	LastSeen time.Time `json:"last_seen"` // the publisher's latest event
 	Viewers  int       `json:"viewers"`
 	Readers  []Reader  `json:"readers,omitempty"` // only from Get, oldest first
+	// Node is the fleet node whose registry holds the stream, for another node's stream
+	// (SetRemote); "" for this node's own.
+	Node string `json:"node,omitempty"`
 }
 
 // Reader is one viewer session of a path.
@@ -179,7 +182,10 @@ type entry struct {
 	readers   map[sessionKey]*session
 }
 
-type subscriber struct{ ch chan Change }
+type subscriber struct {
+	ch  chan Change
+	all bool // also other nodes' streams (SubscribeAll)
+}
 
 // Registry is the set of live streams and their viewers, fed by Record from every adapter and
 // the SFU. It is safe for concurrent use; Record takes one short lock and never does I/O. Run
@@ -193,6 +199,7 @@ type Registry struct {
 
 	mu      sync.Mutex
 	paths   map[string]*entry
+	remote  map[string]Stream // other nodes' live streams by path (SetRemote)
 	tombs   map[tombKey]time.Time
 	subs    []*subscriber
 	dropped atomic.Uint64
@@ -209,6 +216,7 @@ func NewRegistry(opts ...Option) *Registry {
 		now:    time.Now,
 		subBuf: DefaultSubscriberBuffer,
 		paths:  map[string]*entry{},
+		remote: map[string]Stream{},
 		tombs:  map[tombKey]time.Time{},
 	}
 	for _, o := range opts {
@@ -298,6 +306,7 @@ func (r *Registry) Record(ev Event) {
 		e.pub = nil
 		r.dropIfEmpty(path, e)
 		r.emit(c)
+		r.uncover(path, t)
 	case Joined:
 		if e != nil {
 			if s, ok := e.readers[key]; ok {
@@ -397,6 +406,73 @@ func (r *Registry) emit(c Change) {
 	}
 }
 
+// emitAll delivers a change of another node's stream to the subscribers of SubscribeAll (mu
+// held).
+func (r *Registry) emitAll(c Change) {
+	for _, s := range r.subs {
+		if !s.all {
+			continue
+		}
+		select {
+		case s.ch <- c:
+		default:
+			r.dropped.Add(1)
+		}
+	}
+}
+
+// uncover announces, to the subscribers of SubscribeAll, another node's stream of path that a
+// local publisher hid until it went offline (mu held).
+func (r *Registry) uncover(path string, t time.Time) {
+	if st, ok := r.remote[path]; ok {
+		r.emitAll(Change{Live: true, Reason: ReasonPublished, Stream: st, Time: t})
+	}
+}
+
+// localLive reports whether a local publisher holds path (mu held).
+func (r *Registry) localLive(path string) bool {
+	e := r.paths[path]
+	return e != nil && e.pub != nil
+}
+
+// SetRemote replaces the other nodes' live streams (each with its Node set; those without a
+// Node, a Path, or on a path already given are skipped) at t. List, Get and the subscribers of
+// SubscribeAll see them; a local stream wins over another node's on the same path. A stream
+// that appears emits a live Change, one that disappears (or moves to another node) an offline
+// Change (ReasonUnpublished), to SubscribeAll's subscribers only: go-live notifications, publish
+// leases and sessions (Sessions, kicks) stay this node's own. The caller bounds streams.
+func (r *Registry) SetRemote(streams []Stream, t time.Time) {
+	next := make(map[string]Stream, len(streams))
+	for _, st := range streams {
+		st.Path = strings.Trim(st.Path, "/")
+		if st.Node == "" || st.Path == "" {
+			continue
+		}
+		if _, dup := next[st.Path]; dup {
+			continue
+		}
+		st.Readers = nil
+		next[st.Path] = st
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if t.IsZero() {
+		t = r.now()
+	}
+	old := r.remote
+	r.remote = next
+	for path, st := range old {
+		if n, ok := next[path]; (!ok || n.Node != st.Node) && !r.localLive(path) {
+			r.emitAll(Change{Live: false, Reason: ReasonUnpublished, Stream: st, Time: t})
+		}
+	}
+	for path, st := range next {
+		if o, ok := old[path]; (!ok || o.Node != st.Node) && !r.localLive(path) {
+			r.emitAll(Change{Live: true, Reason: ReasonPublished, Stream: st, Time: t})
+		}
+	}
+}
+
 func (e *entry) snapshot(path string, withReaders bool) Stream {
 	p := e.pub
 	st := Stream{
@@ -420,8 +496,29 @@ func (e *entry) snapshot(path string, withReaders bool) Stream {
 	return st
 }
 
-// List returns every live stream sorted by path, without Readers (Viewers counts them).
+// List returns every live stream, this node's and the other nodes' (SetRemote; a local one
+// wins on the same path), sorted by path, without Readers (Viewers counts them).
 func (r *Registry) List() []Stream {
+	r.mu.Lock()
+	out := make([]Stream, 0, len(r.paths)+len(r.remote))
+	for path, e := range r.paths {
+		if e.pub != nil {
+			out = append(out, e.snapshot(path, false))
+		}
+	}
+	for path, st := range r.remote {
+		if !r.localLive(path) {
+			out = append(out, st)
+		}
+	}
+	r.mu.Unlock()
+	slices.SortFunc(out, func(a, b Stream) int { return cmp.Compare(a.Path, b.Path) })
+	return out
+}
+
+// Local returns this node's live streams only, sorted by path, without Readers: what it
+// publishes to the other nodes of a fleet.
+func (r *Registry) Local() []Stream {
 	r.mu.Lock()
 	out := make([]Stream, 0, len(r.paths))
 	for path, e := range r.paths {
@@ -434,24 +531,32 @@ func (r *Registry) List() []Stream {
 	return out
 }
 
-// Get returns the live stream at path (slashes trimmed) with its Readers, and whether it is live.
+// Get returns the live stream at path (slashes trimmed), and whether it is live: this node's
+// with its Readers, else another node's (SetRemote; without Readers).
 func (r *Registry) Get(path string) (Stream, bool) {
 	path = strings.Trim(path, "/")
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	e := r.paths[path]
 	if e == nil || e.pub == nil {
-		return Stream{}, false
+		st, ok := r.remote[path]
+		return st, ok
 	}
 	return e.snapshot(path, true), true
 }
 
-// Subscribe returns a channel of Changes, buffered (WithSubscriberBuffer), and a cancel func that
-// unsubscribes and closes the channel; cancel is idempotent and safe to call concurrently with
-// Record. A full channel never blocks Record: the change is dropped for that subscriber and
-// counted in Dropped. The caller owns draining the channel and calling cancel.
-func (r *Registry) Subscribe() (<-chan Change, func()) {
-	s := &subscriber{ch: make(chan Change, r.subBuf)}
+// Subscribe returns a channel of this node's Changes, buffered (WithSubscriberBuffer), and a
+// cancel func that unsubscribes and closes the channel; cancel is idempotent and safe to call
+// concurrently with Record. A full channel never blocks Record: the change is dropped for that
+// subscriber and counted in Dropped. The caller owns draining the channel and calling cancel.
+func (r *Registry) Subscribe() (<-chan Change, func()) { return r.subscribe(false) }
+
+// SubscribeAll is Subscribe with the other nodes' streams too (SetRemote): what a list of the
+// fleet's live streams follows (Events).
+func (r *Registry) SubscribeAll() (<-chan Change, func()) { return r.subscribe(true) }
+
+func (r *Registry) subscribe(all bool) (<-chan Change, func()) {
+	s := &subscriber{ch: make(chan Change, r.subBuf), all: all}
 	r.mu.Lock()
 	r.subs = append(r.subs, s)
 	r.mu.Unlock()
@@ -541,6 +646,7 @@ func (r *Registry) Sweep(now time.Time) {
 				"identity", e.pub.identity, "last_seen", e.pub.lastSeen)
 			e.pub = nil
 			r.emit(c)
+			r.uncover(path, now)
 		}
 		r.dropIfEmpty(path, e)
 	}

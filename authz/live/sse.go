@@ -30,11 +30,12 @@ type PublicStream struct {
 	Protocol string    `json:"protocol,omitempty"`
 	Started  time.Time `json:"started"`
 	Viewers  int       `json:"viewers"`
+	Node     string    `json:"node,omitempty"` // another fleet node's stream: that node's id
 }
 
 // Public returns the part of st a viewer may see.
 func Public(st Stream) PublicStream {
-	return PublicStream{Path: st.Path, Source: st.Source, Identity: st.Identity, Protocol: st.Protocol, Started: st.Started, Viewers: st.Viewers}
+	return PublicStream{Path: st.Path, Source: st.Source, Identity: st.Identity, Protocol: st.Protocol, Started: st.Started, Viewers: st.Viewers, Node: st.Node}
 }
 
 // Visible reports whether the viewer of one request may see a stream. It is asked again for
@@ -117,7 +118,7 @@ func (e *Events) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer e.release()
-	changes, cancel := e.reg.Subscribe()
+	changes, cancel := e.reg.SubscribeAll()
 	defer cancel()
 	seen := e.visible(r)
 	visible := func(st Stream) bool { return strings.HasPrefix(st.Path, prefix) && seen(st) }

@@ -196,7 +196,8 @@ func apiCall(t *testing.T, method, url string) (int, string) {
 
 // TestEndToEndRedisFleet runs two real gatehouse binaries as a fleet on one real redis-server:
 // a publish on A makes B refuse the same path (path_busy) until A's publisher ends; both nodes
-// are listed by /api/v1/nodes; a kick on A of a session B holds ends it on B (through B's
+// are listed by /api/v1/nodes; B's /api/v1/streams lists A's stream with node gh-a until it
+// ends; a kick on A of a session B holds ends it on B (through B's
 // nginx-rtmp control, a fake on loopback); with Redis stopped a new publish is refused
 // state_unavailable while B's running publisher is kept at its re-check; Redis back (empty), B
 // re-asserts its lease and A is refused path_busy again, without a restart.
@@ -252,11 +253,24 @@ func TestEndToEndRedisFleet(t *testing.T) {
 	if code, _ := getStatus(t, b.public+"/api/v1/nodes"); code != 401 {
 		t.Fatalf("nodes without credentials: %d, want 401", code)
 	}
+	// B lists A's live stream, with A's node id and without A's session id.
+	eventually(t, "B lists A's stream", func() bool {
+		code, body := apiCall(t, "GET", b.public+"/api/v1/streams")
+		return code == 200 && strings.Contains(body, `"path":"live/alice"`) && strings.Contains(body, `"node":"gh-a"`) &&
+			!strings.Contains(body, `"session"`)
+	})
+	if code, body := apiCall(t, "GET", a.public+"/api/v1/streams"); code != 200 || !strings.Contains(body, `"path":"live/alice"`) || strings.Contains(body, `"node"`) {
+		t.Fatalf("A's own streams: %d %s", code, body)
+	}
 
 	// A's publisher ends: B may publish.
 	if code, _ := nginxCall(t, a.hooks, "publish_done", "alice", "7"); code != 200 {
 		t.Fatalf("publish_done on A: %d", code)
 	}
+	eventually(t, "A's stream leaves B's list", func() bool {
+		code, body := apiCall(t, "GET", b.public+"/api/v1/streams")
+		return code == 200 && !strings.Contains(body, `"live/alice"`)
+	})
 	eventually(t, "B publishes after A's publisher ended", func() bool {
 		code, _ := nginxCall(t, b.hooks, "publish", created.Secret, "8")
 		return code == 302

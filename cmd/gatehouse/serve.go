@@ -243,6 +243,11 @@ func serve(ctx context.Context, path string, stderr io.Writer, ready func(public
 		defer unsubscribeFleet()
 		bg.Add(1)
 		go func() { defer bg.Done(); st.fleet.Run(bgCtx, fleetChanges) }()
+		// Every node lists the fleet's live streams: its own written to Redis, the others' read.
+		streamChanges, unsubscribeStreams := s.reg.Subscribe()
+		defer unsubscribeStreams()
+		bg.Add(1)
+		go func() { defer bg.Done(); st.fleet.Streams(s.reg, s.reg).Run(bgCtx, streamChanges) }()
 		log.Info("fleet node", "node_id", st.fleet.Self().ID, "node_url", st.fleet.Self().URL)
 	}
 	if g, ok := keyStore.(interface{ OnGap(func()) }); ok {

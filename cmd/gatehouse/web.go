@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"gatehouse/authz"
+	"gatehouse/authz/live"
 	"gatehouse/backends/jwks"
 	"gatehouse/web"
 	"gatehouse/web/login"
@@ -17,7 +18,12 @@ import (
 func (s *server) newWeb(cfg *Config, log *slog.Logger) (*web.App, error) {
 	opt := web.Options{
 		Registry: s.reg, Auth: s.engine, Title: cfg.Web.Title, Log: log,
-		Playable: func(source string) bool { return source == "sfu" && s.sfu != nil },
+		// Another node's SFU stream plays here through this SFU's edge pull (with a fleet, the
+		// origin is the node holding the path's lease).
+		Playable: func(st live.Stream) bool {
+			return st.Source == "sfu" && s.sfu != nil && (st.Node == "" || s.state != nil && s.state.fleet != nil || cfg.SFU.Edge.Origin != "")
+		},
+		Edge:     s.sfu != nil && (s.state != nil && s.state.fleet != nil || cfg.SFU.Edge.Origin != ""),
 		PlayURLs: cfg.Web.PlayURLs, RTMPServer: cfg.Web.RTMPServer,
 	}
 	if lc := cfg.Web.Login; lc != nil {

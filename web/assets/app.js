@@ -374,7 +374,7 @@ function remoteView(st) {
   const from = SOURCES[st.source] || st.source;
   const kids = [el("div", { class: "remote-icon", "aria-hidden": "true" }, icon(ICONS.cast)),
     el("div", { class: "state-title", text: "Live via " + via(st) }),
-    el("div", { class: "state-detail source", text: "from " + from })];
+    el("div", { class: "state-detail source", text: "from " + from + (st.node ? " on node " + st.node : "") })];
   if (url) {
     const copy = el("button", { class: "icon copy", type: "button", "aria-label": "Copy stream link", title: "Copy stream link",
       onclick: () => copyText(copy, url, status) }, icon(ICONS.copy));
@@ -414,7 +414,8 @@ function roomLink(path) {
   return m ? el("a", { class: "button small room-link", href: "/room/" + m[1], text: "Open room" }) : null;
 }
 
-function playable(st) { return st.source === "sfu"; }
+// Another node's SFU stream (st.node) plays here only when this node pulls it (data-edge).
+function playable(st) { return st.source === "sfu" && (!st.node || body.dataset.edge === "1"); }
 
 function grid() {
   const gridEl = document.getElementById("grid");

@@ -47,7 +47,7 @@
       const j = await api("GET", "streams");
       const rows = j.streams.map(s => h("tr", {},
         h("td", {}, h("a", { href: "/watch/" + s.path.split("/").map(encodeURIComponent).join("/"), text: s.path })),
-        h("td", { text: s.source }), h("td", { text: s.identity || "—" }), h("td", { text: s.key_label || "—" }),
+        h("td", { text: s.source + (s.node ? " · node " + s.node : "") }), h("td", { text: s.identity || "—" }), h("td", { text: s.key_label || "—" }),
         h("td", { text: duration(s.started) }), h("td", { text: String(s.viewers) }),
         h("td", {}, s.session ? h("button", { class: "button small danger", type: "button", text: "Kick",
           "data-action": "kick", "aria-label": "Kick " + s.path, onclick: () => kick(s) }) : h("span", { class: "muted", text: "—" }))));
