@@ -29,10 +29,28 @@ const (
 	// gopMaxBytes bounds one layer's keyframe cache; a longer GOP is dropped until the next
 	// keyframe (new viewers then ask the publisher for one, as before).
 	gopMaxBytes = 2 << 20
-	// layerUpMargin and layerUpHold: a viewer moves up to a layer only after its estimate has
-	// exceeded the layer's bitrate × layerUpMargin for layerUpHold.
-	layerUpMargin = 1.2
-	layerUpHold   = 3 * time.Second
+	// The automatic choice (layerPicker.decide). A receiver's REMB estimate never says much more
+	// than what it receives (Chromium caps it at 1.5 × the incoming rate + 10 kbit/s) and layers
+	// are 2–4 × apart, so no estimate can show that the next layer fits before the viewer gets
+	// it: moving up is a probe. layerUpMargin and layerUpHold: a viewer probes one layer up once
+	// its estimate has stayed above its current layer's bitrate × layerUpMargin for the hold,
+	// which doubles after each failed probe up to layerUpHoldMax.
+	layerUpMargin  = 1.25
+	layerUpHold    = 3 * time.Second
+	layerUpHoldMax = 30 * time.Second
+	// layerSettle: estimates in the first layerSettle after joining or switching are ignored (the
+	// receiver's estimator is still converging on the new rate).
+	layerSettle = 2 * time.Second
+	// layerGrace: for layerGrace after moving up, only sustained loss or an estimate below the
+	// new layer's bitrate × layerDownFar moves the viewer down (a failed probe); then the probe
+	// succeeds if the estimate has reached the layer's bitrate × layerDownMargin, else fails.
+	layerGrace = 5 * time.Second
+	// layerDownMargin and layerDownHold: outside a probe, an estimate below the current layer's
+	// bitrate × layerDownMargin for layerDownHold moves the viewer down to what fits; one below
+	// × layerDownFar moves it at once.
+	layerDownMargin = 0.75
+	layerDownHold   = 1500 * time.Millisecond
+	layerDownFar    = 0.5
 	// lossyFraction (of 256) in lossyReports consecutive receiver reports is sustained loss: the
 	// viewer moves down one layer at once and stays there for lossHold.
 	lossyFraction = 26 // ≈ 10 %
@@ -199,9 +217,14 @@ type layerPicker struct {
 	est       int64  // the viewer's last REMB estimate in bit/s; 0: none
 	lossRun   int    // consecutive lossy receiver reports
 	lossy     bool   // sustained loss seen and not yet acted on
-	upRID     string // the layer the estimate has allowed since upSince
-	upSince   time.Time
+	last      string // the layer followed at the last decision
+	switchAt  time.Time
+	upSince   time.Time // the estimate has allowed a probe up since (zero: it does not)
+	downSince time.Time // the estimate has been below the layer since (zero: it is not)
+	probe     time.Time // the grace of a probe up ends (zero: no probe running)
+	fails     int       // failed probes in a row
 	holdUntil time.Time // no move up before this (after a loss-driven move down)
+	want      string    // the last move decided, kept until the viewer has switched
 }
 
 // remb records a REMB estimate.
@@ -232,7 +255,8 @@ func (lp *layerPicker) setPin(rid string) {
 	}
 	lp.mu.Lock()
 	lp.pin = rid
-	lp.upRID, lp.upSince = "", time.Time{}
+	lp.upSince, lp.downSince, lp.probe, lp.want = time.Time{}, time.Time{}, time.Time{}, ""
+	lp.last, lp.switchAt = "", time.Time{} // the next decision restarts the settle time
 	lp.mu.Unlock()
 }
 
@@ -242,11 +266,32 @@ func (lp *layerPicker) pinned() string {
 	return lp.pin
 }
 
+// upHold is how long the estimate must allow a probe before it starts: layerUpHold, doubled
+// for each failed probe in a row, at most layerUpHoldMax. Callers hold mu.
+func (lp *layerPicker) upHold() time.Duration {
+	h := layerUpHold
+	for range lp.fails {
+		if h *= 2; h >= layerUpHoldMax {
+			return layerUpHoldMax
+		}
+	}
+	return h
+}
+
 // decide returns the layer a viewer following cur ("" at the start) should follow now. layers
-// go from lowest to highest quality. Without an estimate a viewer gets the top layer; with one,
-// the best layer whose bitrate fits it, moving down at once and up only after the estimate has
-// exceeded the layer's bitrate × layerUpMargin for layerUpHold; sustained loss moves it down
-// one layer and holds it there for lossHold.
+// go from lowest to highest quality. A pin wins. A new viewer gets the top layer, or with an
+// estimate the best layer it fits. Estimates in the first layerSettle after joining or a
+// switch are ignored, and so is loss then unless the switch was a move up. Moving up is a
+// probe, one layer at a time (further only if the estimate already allows it): after the
+// estimate has stayed above the current layer's bitrate × layerUpMargin for upHold. During
+// the probe's layerGrace only sustained loss or an estimate far below the new layer moves the
+// viewer back; at its end the estimate must have reached the layer's bitrate ×
+// layerDownMargin. A failed probe doubles the next hold (capped); a successful one resets it.
+// Otherwise an estimate below the layer × layerDownMargin for layerDownHold, or far below it,
+// moves the viewer down to what fits, and sustained loss moves it down one layer and holds it
+// there for lossHold. Without an estimate the viewer stays on, or returns to, the top layer.
+// A move decided earlier stands until the viewer has switched (at the target's keyframe) or a
+// new move replaces it.
 func (lp *layerPicker) decide(now time.Time, layers []layerInfo, cur string) string {
 	if len(layers) == 0 {
 		return cur
@@ -257,9 +302,35 @@ func (lp *layerPicker) decide(now time.Time, layers []layerInfo, cur string) str
 		return slices.IndexFunc(layers, func(l layerInfo) bool { return l.rid == rid })
 	}
 	if p := idx(lp.pin); lp.pin != "" && p >= 0 {
+		lp.track(now, idx, cur)
 		lp.lossy = false
 		return lp.pin
 	}
+	w, moved := lp.choose(now, layers, idx, cur)
+	if !moved && lp.want != cur && idx(lp.want) >= 0 {
+		return lp.want
+	}
+	lp.want = w
+	return w
+}
+
+// track notes a switch of the followed layer (or the first decision): it restarts the settle
+// time and, for a move up in automatic mode, starts a probe. Callers hold mu.
+func (lp *layerPicker) track(now time.Time, idx func(string) int, cur string) {
+	if !lp.switchAt.IsZero() && cur == lp.last {
+		return
+	}
+	if p := idx(lp.last); lp.pin == "" && p >= 0 && idx(cur) > p {
+		lp.probe = now.Add(layerGrace)
+	}
+	lp.last, lp.switchAt = cur, now
+	lp.upSince, lp.downSince = time.Time{}, time.Time{}
+}
+
+// choose applies decide's rules; moved reports a new move (false: stay on cur). Callers hold mu.
+func (lp *layerPicker) choose(now time.Time, layers []layerInfo, idx func(string) int, cur string) (rid string, moved bool) {
+	lp.track(now, idx, cur)
+	c := idx(cur)
 	top := len(layers) - 1
 	fits := func(margin float64) int { // the best layer the estimate allows
 		if lp.est <= 0 {
@@ -273,34 +344,71 @@ func (lp *layerPicker) decide(now time.Time, layers []layerInfo, cur string) str
 		}
 		return best
 	}
-	c := idx(cur)
 	if c < 0 { // starting, or the layer went away: take what fits now
 		lp.lossy = false
-		return layers[fits(1)].rid
+		return layers[fits(1)].rid, true
+	}
+	probing := !lp.probe.IsZero()
+	down := func(to int) (string, bool) {
+		if probing {
+			lp.fails++
+		}
+		lp.probe, lp.upSince, lp.downSince = time.Time{}, time.Time{}, time.Time{}
+		return layers[max(0, min(to, c-1))].rid, true
+	}
+	if lp.lossy && !probing && now.Before(lp.switchAt.Add(layerSettle)) {
+		lp.lossy, lp.lossRun = false, 0 // loss reports about the start or a move down: not the link
 	}
 	if lp.lossy {
 		lp.lossy = false
 		lp.holdUntil = now.Add(lossHold)
-		lp.upRID, lp.upSince = "", time.Time{}
-		return layers[max(0, c-1)].rid
+		return down(c - 1)
 	}
-	if f := fits(1); f < c {
-		lp.upRID, lp.upSince = "", time.Time{}
-		return layers[f].rid
+	if lp.est <= 0 {
+		if c < top && !now.Before(lp.holdUntil) {
+			return layers[top].rid, true
+		}
+		return cur, false
 	}
-	up := fits(layerUpMargin)
-	if up <= c || now.Before(lp.holdUntil) {
-		lp.upRID, lp.upSince = "", time.Time{}
-		return cur
+	est, bps := float64(lp.est), float64(layers[c].bps)
+	if now.Before(lp.switchAt.Add(layerSettle)) || bps <= 0 {
+		lp.upSince, lp.downSince = time.Time{}, time.Time{}
+		return cur, false
 	}
-	if lp.upRID != layers[up].rid {
-		lp.upRID, lp.upSince = layers[up].rid, now
+	if est < bps*layerDownFar {
+		return down(fits(1))
 	}
-	if lp.est <= 0 || now.Sub(lp.upSince) >= layerUpHold {
-		lp.upRID, lp.upSince = "", time.Time{}
-		return layers[up].rid
+	if probing {
+		if now.Before(lp.probe) {
+			return cur, false
+		}
+		if est < bps*layerDownMargin {
+			return down(fits(1))
+		}
+		lp.probe, lp.fails = time.Time{}, 0
 	}
-	return cur
+	if est < bps*layerDownMargin {
+		if lp.downSince.IsZero() {
+			lp.downSince = now
+		}
+		if now.Sub(lp.downSince) >= layerDownHold {
+			return down(fits(1))
+		}
+	} else {
+		lp.downSince = time.Time{}
+	}
+	if c == top || now.Before(lp.holdUntil) || est < bps*layerUpMargin {
+		lp.upSince = time.Time{}
+		return cur, false
+	}
+	if lp.upSince.IsZero() {
+		lp.upSince = now
+	}
+	if now.Sub(lp.upSince) < lp.upHold() {
+		return cur, false
+	}
+	lp.upSince = time.Time{}
+	return layers[max(c+1, fits(layerUpMargin))].rid, true
 }
 
 // repick re-evaluates a video viewer's layer and, when it changes, asks the target layer for a

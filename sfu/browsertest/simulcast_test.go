@@ -79,6 +79,7 @@ const simStats = `(async () => {
       out.framesDecoded = r.framesDecoded || 0; out.width = r.frameWidth || 0; out.height = r.frameHeight || 0;
       out.keyFrames = r.keyFramesDecoded || 0;
     }
+    if (r.type === "candidate-pair" && r.nominated && r.availableIncomingBitrate) out.estimate = r.availableIncomingBitrate;
     if (r.type === "outbound-rtp" && r.kind === "video" && r.rid)
       out.layers[r.rid] = { width: r.frameWidth || 0, height: r.frameHeight || 0, frames: r.framesEncoded || 0, active: r.active !== false, limit: r.qualityLimitationReason || "" };
   });
@@ -96,6 +97,7 @@ type simState struct {
 	Width         int                 `json:"width"`
 	Height        int                 `json:"height"`
 	KeyFrames     int                 `json:"keyFrames"`
+	Estimate      float64             `json:"estimate"` // the receiver's bandwidth estimate (what its REMB says), bit/s
 	Layers        map[string]simLayer `json:"layers"`
 }
 
@@ -208,6 +210,23 @@ func throttle(bps float64) func(context.Context) error {
 	}
 }
 
+// settleAt is how long after joining viewer A is expected on the top layer; settleGrace bounds
+// the extra wait for its next keyframe and decode.
+const (
+	settleAt    = 10 * time.Second
+	settleGrace = 15 * time.Second
+)
+
+// rank returns rid's position in doc's layers (lowest first), -1 if absent.
+func rank(doc layerDoc, rid string) int {
+	for i, l := range doc.Layers {
+		if l.RID == rid {
+			return i
+		}
+	}
+	return -1
+}
+
 // TestChromiumSimulcast publishes Chromium's fake camera as three simulcast layers over WHIP
 // and plays it in Chromium viewers: one follows the top layer, one is pinned to the lowest
 // through the layer resource and then moved to the top without renegotiation, one sits behind
@@ -236,6 +255,7 @@ func TestChromiumSimulcast(t *testing.T) {
 	})
 	t.Logf("publisher layers: %+v", ps.Layers)
 
+	joined := time.Now()
 	a := openSim(t, bctx, f, "viewer-a", simView, viewTok)
 	b := openSim(t, bctx, f, "viewer-b", simView, viewTok)
 	c := openSim(t, bctx, f, "viewer-c", simView, viewTok, throttle(250_000))
@@ -271,6 +291,30 @@ func TestChromiumSimulcast(t *testing.T) {
 	sc := c.await(t, 15*time.Second, "frames behind the throttled network", func(s simState) bool { return s.FramesDecoded > 0 })
 	dc := layer(t, ctx, sc.Session, viewTok, "")
 	t.Logf("viewer C (250 kbit/s): %dx%d, layer %q (%+v)", sc.Width, sc.Height, dc.RID, dc)
+
+	// The automatic choice over time: Chromium's receiver estimate (REMB) never says much more
+	// than it receives, so A must get back to (or stay on) the top layer by probing up, and C,
+	// behind 250 kbit/s, must settle lower. Sampled once a second until settleAt after A joined.
+	var la, lc layerDoc
+	for i := 0; ; i++ {
+		sa, sc = a.stats(t), c.stats(t)
+		la, lc = layer(t, ctx, sa.Session, viewTok, ""), layer(t, ctx, sc.Session, viewTok, "")
+		el := time.Since(joined)
+		t.Logf("t=%4.1fs A %4dx%-4d %q est %5.0f kbit/s | C %4dx%-4d %q est %5.0f kbit/s",
+			el.Seconds(), sa.Width, sa.Height, la.RID, sa.Estimate/1000, sc.Width, sc.Height, lc.RID, sc.Estimate/1000)
+		if el >= settleAt && sa.Width >= 1000 || el >= settleAt+settleGrace || ctx.Err() != nil {
+			break
+		}
+		time.Sleep(time.Second)
+	}
+	t.Logf("layer bitrates: %+v", la.Layers)
+	if sa.Width < 1000 {
+		t.Errorf("viewer A %v after joining: %dx%d (layer %q, estimate %.0f bit/s), want the top layer (width ≥ 1000)",
+			time.Since(joined).Round(time.Second), sa.Width, sa.Height, la.RID, sa.Estimate)
+	}
+	if rank(la, lc.RID) >= rank(la, la.RID) {
+		t.Errorf("viewer C behind 250 kbit/s follows %q (%dx%d), viewer A %q: want C on a lower layer", lc.RID, sc.Width, sc.Height, la.RID)
+	}
 
 	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
 		t.Fatalf("test budget of %v exceeded", testBudget)
