@@ -66,16 +66,16 @@ type selection struct{ cur, next string }
 
 // ridRank orders the usual RID names from low to high quality; unknown names rank in the
 // middle, and the measured bitrate decides as soon as there is one.
-func ridRank(rid string) int {
+func ridRank(rid string) (int, bool) {
 	switch strings.ToLower(rid) {
 	case "q", "l", "low", "lo":
-		return 0
+		return 0, true
 	case "h", "m", "mid", "medium":
-		return 1
+		return 1, true
 	case "f", "hi", "high", "full":
-		return 2
+		return 2, true
 	}
-	return 1
+	return 1, false
 }
 
 // isSource reports whether u is one of the slot's current tracks.
@@ -141,14 +141,31 @@ func (s *slot) ordered() []*upTrack {
 		return nil
 	}
 	out := slices.Clone(cur)
+	// Well-known names (q/h/f, l/m/h, ...) say the order; a measured bitrate can flip for a moment
+	// (an encoder that pauses a layer) and would fake a move up. Other names are ordered by what
+	// each layer carries once every one has been measured.
+	ranks := map[*upTrack]int{}
+	named := true
+	for _, u := range out {
+		r, ok := ridRank(u.rid)
+		ranks[u] = r
+		named = named && ok
+	}
+	if named && len(out) > 1 {
+		seen := map[int]bool{}
+		for _, r := range ranks {
+			named = named && !seen[r]
+			seen[r] = true
+		}
+	}
 	measured := !slices.ContainsFunc(out, func(u *upTrack) bool { return u.bps.Load() == 0 })
 	slices.SortStableFunc(out, func(a, b *upTrack) int {
-		if measured {
+		if measured && !named {
 			if d := a.bps.Load() - b.bps.Load(); d != 0 {
 				return int(max(-1, min(1, d)))
 			}
 		}
-		return ridRank(a.rid) - ridRank(b.rid)
+		return ranks[a] - ranks[b]
 	})
 	return out
 }

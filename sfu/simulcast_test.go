@@ -604,3 +604,39 @@ func TestLayerPicker(t *testing.T) {
 		})
 	}
 }
+
+// TestLayerOrder: well-known RID names order the layers even when a layer's measured bitrate
+// dips below a lower one's for a moment (an encoder pausing its top layer would otherwise fake a
+// move up); other names are ordered by what each layer carries, once all are measured.
+func TestLayerOrder(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		rids []string
+		bps  []int64
+		want []string
+	}{
+		{"named, top layer dips", []string{"f", "q", "h"}, []int64{36_000, 140_000, 330_000}, []string{"q", "h", "f"}},
+		{"named, unmeasured", []string{"h", "f", "q"}, []int64{0, 0, 0}, []string{"q", "h", "f"}},
+		{"other names by bitrate", []string{"0", "1", "2"}, []int64{900_000, 150_000, 400_000}, []string{"1", "2", "0"}},
+		{"two names of one rank: by bitrate", []string{"h", "m"}, []int64{500_000, 200_000}, []string{"m", "h"}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			sl := &slot{kind: webrtc.RTPCodecTypeVideo}
+			owner := &slot{}
+			for i, rid := range tt.rids {
+				u := &upTrack{slot: sl, codec: vp8, isKey: isVP8Keyframe, pli: func() {}, now: time.Now, after: realAfter, rid: rid, owner: owner}
+				u.bps.Store(tt.bps[i])
+				if !sl.addLayer(u) {
+					t.Fatalf("addLayer(%s)", rid)
+				}
+			}
+			var got []string
+			for _, u := range sl.ordered() {
+				got = append(got, u.rid)
+			}
+			if !slices.Equal(got, tt.want) {
+				t.Errorf("ordered: %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
