@@ -211,10 +211,13 @@ func throttle(bps float64) func(context.Context) error {
 }
 
 // settleAt is how long after joining viewer A is expected on the top layer; settleGrace bounds
-// the extra wait for its next keyframe and decode.
+// the extra wait (a probe up after an early loss waits out the 10 s loss hold and Chromium's
+// estimate growing ~8 %/s: 17 s here on a busy machine; the grace leaves room for a busier one).
+// simulcastBudget bounds the whole test.
 const (
-	settleAt    = 10 * time.Second
-	settleGrace = 15 * time.Second
+	settleAt        = 10 * time.Second
+	settleGrace     = 30 * time.Second
+	simulcastBudget = 80 * time.Second
 )
 
 // rank returns rid's position in doc's layers (lowest first), -1 if absent.
@@ -232,7 +235,7 @@ func rank(doc layerDoc, rid string) int {
 // through the layer resource and then moved to the top without renegotiation, one sits behind
 // a throttled network.
 func TestChromiumSimulcast(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), testBudget)
+	ctx, cancel := context.WithTimeout(context.Background(), simulcastBudget)
 	defer cancel()
 	f := newFixture(t)
 	bctx := browser(t, ctx)
@@ -317,6 +320,6 @@ func TestChromiumSimulcast(t *testing.T) {
 	}
 
 	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-		t.Fatalf("test budget of %v exceeded", testBudget)
+		t.Fatalf("test budget of %v exceeded", simulcastBudget)
 	}
 }
