@@ -35,6 +35,14 @@ func withLazyDeadline(parent context.Context, d time.Duration) (*deadlineCtx, co
 	return c, c.cancel
 }
 
+// LazyTimeout is context.WithTimeout for a caller that bounds a decision below the engine's own
+// Policy.DecisionTimeout (an adapter's timeout under its server's): the same deadline, Err, Done
+// and Deadline, but the timer and the registration with parent are made only when something
+// waits on Done, which a decision answered from memory never does. cancel must be called.
+func LazyTimeout(parent context.Context, d time.Duration) (ctx context.Context, cancel context.CancelFunc) {
+	return withLazyDeadline(parent, d)
+}
+
 func (c *deadlineCtx) arm() *armedCtx {
 	if a := c.armed.Load(); a != nil {
 		return a

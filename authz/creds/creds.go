@@ -160,14 +160,27 @@ func FromQuery(q url.Values, tokenParams ...string) (Credentials, error) {
 			return Credentials{}, fmt.Errorf("%w %q", ErrDuplicate, k)
 		}
 	}
-	c := Credentials{Key: q.Get(paramKey)}
-	for _, k := range append([]string{paramToken, paramJWT}, tokenParams...) {
-		if v := q.Get(k); v != "" {
-			c.Token, c.TokenFrom, c.TokenParam = v, authz.OriginQuery, k
-			break
+	return FromParams(q.Get, tokenParams...), nil
+}
+
+// FromParams sorts query parameters as FromQuery does, for a caller that has already refused a
+// repeated one: get returns a parameter's value ("" when absent). It lets an adapter with its own
+// parameter decoder skip building a url.Values.
+func FromParams(get func(k string) string, tokenParams ...string) Credentials {
+	c := Credentials{Key: get(paramKey)}
+	if v := get(paramToken); v != "" {
+		c.Token, c.TokenFrom, c.TokenParam = v, authz.OriginQuery, paramToken
+	} else if v := get(paramJWT); v != "" {
+		c.Token, c.TokenFrom, c.TokenParam = v, authz.OriginQuery, paramJWT
+	} else {
+		for _, k := range tokenParams {
+			if v := get(k); v != "" {
+				c.Token, c.TokenFrom, c.TokenParam = v, authz.OriginQuery, k
+				break
+			}
 		}
 	}
-	if u, p := q.Get(paramUser), q.Get(paramPass); u != "" || p != "" {
+	if u, p := get(paramUser), get(paramPass); u != "" || p != "" {
 		pair := FromUserInfo(u, p, authz.OriginQuery)
 		c.User, c.Pass = pair.User, pair.Pass
 		if pair.Token != "" && c.Token == "" {
@@ -181,7 +194,7 @@ func FromQuery(q url.Values, tokenParams ...string) (Credentials, error) {
 			c.Pass = pair.Key // a key is already there: keep the password as it came
 		}
 	}
-	return c, nil
+	return c
 }
 
 // ParseQuery parses a raw query (with or without a leading '?') and calls FromQuery.

@@ -32,21 +32,6 @@ const (
 // cannot come from nginx-rtmp.
 const maxField = 255
 
-// keyKind classifies a parameter name. server: a field nginx-rtmp (arut, Debian or the fork)
-// writes itself; a client can append any of them to its stream name's query, so each may appear
-// at most once, and they are not part of the client's args. cred: a client arg carrying
-// credentials (creds.IsParam); it stays in the args but may appear only once.
-func keyKind(k string) (server, cred bool) {
-	switch k {
-	case "call", "app", "name", "addr", "clientid", "epoch",
-		"flashver", "swfurl", "tcurl", "pageurl",
-		"type", "start", "duration", "reset", "time", "timestamp",
-		"recorder", "path", "bytes_in", "bytes_out", "module":
-		return true, false
-	}
-	return false, creds.IsParam(k)
-}
-
 // hook is one decoded nginx-rtmp callback.
 type hook struct {
 	call     string
@@ -59,16 +44,167 @@ type hook struct {
 	creds    creds.Credentials
 }
 
+// Indexes of the parameters decode counts, in the order a repeated one is reported. Server keys
+// (pCall to pModule): the fields nginx-rtmp (arut, Debian or the fork) writes itself; a client can
+// append any of them to its stream name's query, so each may appear at most once, and they are
+// not part of the client's args. Credential keys (pUser to pKey, creds.IsParam): client args
+// carrying credentials; they stay in the args but may appear only once.
+const (
+	pCall = iota
+	pApp
+	pName
+	pAddr
+	pClientID
+	pEpoch
+	pFlashver
+	pSwfURL
+	pTcURL
+	pPageURL
+	pType
+	pStart
+	pDuration
+	pReset
+	pTime
+	pTimestamp
+	pRecorder
+	pPath
+	pBytesIn
+	pBytesOut
+	pModule
+	pUser
+	pPass
+	pToken
+	pJWT
+	pKey
+	nParams
+)
+
+// paramIndex returns k's index among the counted parameters, or -1 for a client's own parameter
+// that is not a credential.
+func paramIndex(k string) int {
+	switch k {
+	case "call":
+		return pCall
+	case "app":
+		return pApp
+	case "name":
+		return pName
+	case "addr":
+		return pAddr
+	case "clientid":
+		return pClientID
+	case "epoch":
+		return pEpoch
+	case "flashver":
+		return pFlashver
+	case "swfurl":
+		return pSwfURL
+	case "tcurl":
+		return pTcURL
+	case "pageurl":
+		return pPageURL
+	case "type":
+		return pType
+	case "start":
+		return pStart
+	case "duration":
+		return pDuration
+	case "reset":
+		return pReset
+	case "time":
+		return pTime
+	case "timestamp":
+		return pTimestamp
+	case "recorder":
+		return pRecorder
+	case "path":
+		return pPath
+	case "bytes_in":
+		return pBytesIn
+	case "bytes_out":
+		return pBytesOut
+	case "module":
+		return pModule
+	case "user":
+		return pUser
+	case "pass":
+		return pPass
+	case "token":
+		return pToken
+	case "jwt":
+		return pJWT
+	case "key":
+		return pKey
+	}
+	return -1
+}
+
+// params holds what decode keeps of the counted parameters: how often each came (up to 3) and
+// the decoded first value of those it reads, plus app's second value (arut's on_disconnect).
+type params struct {
+	n    [nParams]uint8
+	v    [nParams]string
+	app2 string
+}
+
+// get returns the first value of a credential parameter (creds.FromParams).
+func (p *params) get(k string) string {
+	if i := paramIndex(k); i >= pUser {
+		return p.v[i]
+	}
+	return ""
+}
+
+// kept reports whether decode reads the value of parameter i (the others are only validated).
+func kept(i int) bool {
+	switch i {
+	case pCall, pApp, pName, pAddr, pClientID, pFlashver:
+		return true
+	}
+	return i >= pUser
+}
+
+// validEscapes reports whether url.QueryUnescape accepts s: every '%' starts a %XX escape.
+func validEscapes(s string) bool {
+	for i := strings.IndexByte(s, '%'); i >= 0; {
+		if i+2 >= len(s) || !ishex(s[i+1]) || !ishex(s[i+2]) {
+			return false
+		}
+		j := strings.IndexByte(s[i+3:], '%')
+		if j < 0 {
+			break
+		}
+		i += 3 + j
+	}
+	return true
+}
+
+func ishex(c byte) bool {
+	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
+}
+
 // decode parses a callback's form-encoded parameters (a POST body or a GET query). It rejects a
 // server key or credential key that appears twice (a client injecting call=, name=, app=, user=
 // … through its stream name's query), a missing call, and invalid percent-encoding. Errors wrap
-// ErrMalformed or ErrDuplicate and name keys, never values.
+// ErrMalformed or ErrDuplicate and name keys, never values. It reads the parameters into a fixed
+// table, not a map of slices: unescaped values and the client's args are substrings of raw
+// unless they need rewriting.
 func decode(raw string) (*hook, error) {
 	var (
-		seen = make(map[string][]string, 16)
-		args []string
+		p params
+		// The client's args: raw[argLo:argHi] while they are one run of raw, else built in b.
+		argLo, argHi = -1, -1
+		b            []byte
 	)
-	for i, pair := range strings.Split(raw, "&") {
+	for i, off := 0, 0; off <= len(raw); i++ {
+		pair := raw[off:]
+		start := off
+		if j := strings.IndexByte(pair, '&'); j >= 0 {
+			pair = pair[:j]
+			off += j + 1
+		} else {
+			off = len(raw) + 1
+		}
 		if pair == "" {
 			continue
 		}
@@ -77,63 +213,85 @@ func decode(raw string) (*hook, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%w: parameter %d has invalid percent-encoding", ErrMalformed, i+1)
 		}
-		v, err := url.QueryUnescape(rawVal)
-		if err != nil {
+		idx := paramIndex(k)
+		v, valid := "", true
+		if idx >= 0 && kept(idx) {
+			v, err = url.QueryUnescape(rawVal)
+			valid = err == nil
+		} else {
+			valid = validEscapes(rawVal)
+		}
+		if !valid {
 			return nil, fmt.Errorf("%w: value of parameter %d has invalid percent-encoding", ErrMalformed, i+1)
 		}
-		server, cred := keyKind(k)
-		if server || cred {
-			seen[k] = append(seen[k], v)
+		if idx >= 0 {
+			switch p.n[idx] {
+			case 0:
+				p.v[idx] = v
+			case 1:
+				if idx == pApp {
+					p.app2 = v
+				}
+			}
+			if p.n[idx] < 3 {
+				p.n[idx]++
+			}
 		}
-		if !server {
-			args = append(args, pair)
+		if idx >= 0 && idx < pUser {
+			continue // a server key: not the client's
+		}
+		switch {
+		case argLo < 0:
+			argLo, argHi = start, start+len(pair)
+		case b == nil && argHi+1 == start: // the next pair of the same run
+			argHi = start + len(pair)
+		default:
+			if b == nil {
+				b = append(make([]byte, 0, len(raw)), raw[argLo:argHi]...)
+			}
+			b = append(append(b, '&'), pair...)
 		}
 	}
-	calls := seen["call"]
 	switch {
-	case len(calls) == 0 || calls[0] == "":
+	case p.n[pCall] == 0 || p.v[pCall] == "":
 		return nil, fmt.Errorf("%w: no call parameter", ErrMalformed)
-	case len(calls) > 1:
+	case p.n[pCall] > 1:
 		return nil, fmt.Errorf("%w %q", ErrDuplicate, "call")
 	}
-	h := &hook{call: calls[0]}
-	for k, vs := range seen {
-		if len(vs) < 2 {
+	h := &hook{call: p.v[pCall]}
+	for i, n := range p.n {
+		if n < 2 {
 			continue
 		}
 		// arut's on_disconnect sends app twice (session prefix and event part) with one value.
-		if k == "app" && h.call == CallDisconnect && len(vs) == 2 && vs[0] == vs[1] {
+		if i == pApp && h.call == CallDisconnect && n == 2 && p.v[pApp] == p.app2 {
 			continue
 		}
-		return nil, fmt.Errorf("%w %q", ErrDuplicate, k)
+		return nil, fmt.Errorf("%w %q", ErrDuplicate, paramName(i))
 	}
-	first := func(k string) string {
-		if vs := seen[k]; len(vs) > 0 {
-			return vs[0]
-		}
-		return ""
+	h.app = strings.Trim(p.v[pApp], "/")
+	h.name = p.v[pName]
+	h.clientID = p.v[pClientID]
+	h.flashver = p.v[pFlashver]
+	h.addr, _ = hookio.ParseIP(p.v[pAddr])
+	switch {
+	case b != nil:
+		h.args = string(b)
+	case argLo >= 0:
+		h.args = raw[argLo:argHi]
 	}
-	h.app = strings.Trim(first("app"), "/")
-	h.name = first("name")
-	h.clientID = first("clientid")
-	h.flashver = first("flashver")
-	h.addr, _ = hookio.ParseIP(first("addr"))
-	h.args = strings.Join(args, "&")
 	if len(h.app) > maxField || len(h.name) > maxField {
 		return nil, fmt.Errorf("%w: app or name longer than %d bytes", ErrMalformed, maxField)
 	}
-	q := make(url.Values, 5)
-	for k, vs := range seen {
-		if _, cred := keyKind(k); cred {
-			q[k] = vs
-		}
-	}
-	c, err := creds.FromQuery(q) // duplicates were rejected above
-	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
-	}
-	h.creds = c
+	h.creds = creds.FromParams(p.get) // duplicates were rejected above
 	return h, nil
+}
+
+// paramName is the name of parameter index i (the inverse of paramIndex).
+func paramName(i int) string {
+	return [nParams]string{"call", "app", "name", "addr", "clientid", "epoch", "flashver", "swfurl", "tcurl",
+		"pageurl", "type", "start", "duration", "reset", "time", "timestamp", "recorder", "path", "bytes_in",
+		"bytes_out", "module", "user", "pass", "token", "jwt", "key"}[i]
 }
 
 // callOf returns, for the log line of a callback decode refused, the value of its call

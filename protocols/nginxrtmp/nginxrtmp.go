@@ -429,9 +429,10 @@ func (h *Handler) denialReason(hk *hook, d authz.Decision) string {
 }
 
 // decide asks the engine within the handler's timeout (kept under nginx-rtmp's netcall_timeout;
-// the engine refuses a grant that has already expired).
+// the engine refuses a grant that has already expired). The bound is authz.LazyTimeout: a
+// decision that never waits costs no timer.
 func (h *Handler) decide(ctx context.Context, req *authz.Request) authz.Decision {
-	ctx, cancel := context.WithTimeout(ctx, h.timeout)
+	ctx, cancel := authz.LazyTimeout(ctx, h.timeout)
 	defer cancel()
 	return h.auth.Authorize(ctx, req)
 }

@@ -440,6 +440,23 @@ func TestTimeout(t *testing.T) {
 	}
 }
 
+// TestTimeoutEndsWait: a method that waits on the decision's context is released by the
+// handler's timeout, with DeadlineExceeded (the timer is armed when it waits).
+func TestTimeoutEndsWait(t *testing.T) {
+	var err error
+	h := New(Config{Timeout: conf.Duration(time.Millisecond)}, authFunc(func(ctx context.Context, _ *authz.Request) authz.Decision {
+		<-ctx.Done()
+		err = ctx.Err()
+		return authz.Decision{Outcome: authz.Forbidden, Undecided: true, Reason: authz.ReasonTimeout}
+	}), nil, nil)
+	if w := hookPost(h, sessionPrefix+"&call=publish&name=cam"); w.Code != http.StatusForbidden {
+		t.Errorf("got %d, want 403", w.Code)
+	}
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("got %v, want context.DeadlineExceeded", err)
+	}
+}
+
 type authFunc func(context.Context, *authz.Request) authz.Decision
 
 func (f authFunc) Authorize(ctx context.Context, r *authz.Request) authz.Decision { return f(ctx, r) }
