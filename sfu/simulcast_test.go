@@ -508,3 +508,87 @@ func TestLayerPicker(t *testing.T) {
 		})
 	}
 }
+
+// A packet of the new layer from before its keyframe (reordered, or a publisher's NACK resend)
+// must not be written after a switch: its seq would map onto one the viewer already got from
+// the old layer, with a timestamp going back.
+func TestLayerSwitchDropsPacketsBeforeTheKeyframe(t *testing.T) {
+	var plis atomic.Int64
+	sl := &slot{kind: webrtc.RTPCodecTypeVideo}
+	mk := func(rid string) *upTrack {
+		u := &upTrack{slot: sl, codec: vp8, isKey: isVP8Keyframe, pli: func() { plis.Add(1) }, now: time.Now, after: realAfter, rid: rid, owner: sl}
+		if !sl.addLayer(u) {
+			t.Fatal("addLayer")
+		}
+		return u
+	}
+	q, f := mk("q"), mk("f")
+	w := &fakeWriter{}
+	d := testDown(t, sl, w, 64, 777, 96)
+	sentN := func(n byte) func() bool { // the writer has written a packet marked n
+		return func() bool {
+			_, pays := w.sent()
+			for _, p := range pays {
+				if p[3] == n {
+					return true
+				}
+			}
+			return false
+		}
+	}
+	d.picker.setPin("q")
+	d.repick()
+	for i := range 5 {
+		q.handle(vp8Packet(t, uint16(100+i), uint32(1000+i*3000), i == 0, 1))
+	}
+	eventually(t, 5*time.Second, "the q layer", func() bool { h, _ := w.sent(); return len(h) == 5 })
+	d.picker.setPin("f")
+	d.repick()
+	f.handle(vp8Packet(t, 500, 90000, true, 3))
+	f.handle(vp8Packet(t, 501, 93000, false, 3))
+	f.handle(vp8Packet(t, 499, 87000, false, 4)) // late: precedes f's keyframe
+	f.handle(vp8Packet(t, 502, 96000, false, 5)) // the queue is FIFO: 499 was handled before
+	eventually(t, 5*time.Second, "the last f packet", sentN(5))
+	hdrs, pays := w.sent()
+	seen := map[uint16]byte{}
+	for i, h := range hdrs {
+		if pays[i][3] == 4 {
+			t.Errorf("the packet before f's keyframe was written as viewer seq %d", h.SequenceNumber)
+		}
+		if prev, ok := seen[h.SequenceNumber]; ok {
+			t.Errorf("viewer seq %d sent twice: marks %d, then %d", h.SequenceNumber, prev, pays[i][3])
+		}
+		seen[h.SequenceNumber] = pays[i][3]
+	}
+	if len(hdrs) != 8 {
+		t.Errorf("viewer got %d packets, want 5 from q and 3 from f", len(hdrs))
+	}
+}
+
+// The guard against packets before the mapping's start must survive more than 32768 packets
+// in one mapping (seq arithmetic wraps).
+func TestForwardLongMappingKeepsLatePackets(t *testing.T) {
+	var plis atomic.Int64
+	sl := &slot{kind: webrtc.RTPCodecTypeVideo}
+	u := testUp(sl, &plis)
+	w := &fakeWriter{}
+	d := testDown(t, sl, w, 64, 777, 96)
+	p := func(seq uint16, key bool) *packet {
+		var pkt rtp.Packet
+		if err := pkt.Unmarshal(vp8Packet(t, seq, uint32(seq), key, 1)); err != nil {
+			t.Fatal(err)
+		}
+		return &packet{hdr: pkt.Header, payload: pkt.Payload, key: key, at: time.Now(), up: u}
+	}
+	// Drive the writer directly (no goroutine races: stop it first).
+	d.stop()
+	d.forward(p(10, true))
+	for s := uint16(11); s < 10+40000; s++ {
+		d.forward(p(s, false))
+	}
+	before := len(w.hdrs)
+	d.forward(p(10+39990, false)) // reordered by ten packets, well inside the mapping
+	if len(w.hdrs) != before+1 {
+		t.Errorf("a late packet 40000 packets into the mapping was dropped")
+	}
+}
