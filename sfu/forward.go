@@ -192,7 +192,7 @@ func (u *upTrack) handle(raw []byte) {
 	if u.isKey != nil {
 		p.key = u.isKey(p.payload)
 		u.measure(p.at, len(raw))
-		u.keep(p)
+		u.keep(p, len(raw))
 	}
 	u.cache.put(p)
 	if !u.slot.isSource(u) {

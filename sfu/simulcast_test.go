@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"net"
 	"net/http"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -392,20 +393,20 @@ func TestKeyframeCacheBounded(t *testing.T) {
 	pkt := func(seq uint16, ts uint32, key bool) *packet {
 		return &packet{hdr: rtp.Header{SequenceNumber: seq, Timestamp: ts}, payload: make([]byte, 1188), key: key, up: u}
 	}
-	u.keep(pkt(1, 100, false))
+	u.keep(pkt(1, 100, false), 1200)
 	if g := u.gopSnapshot(); len(g) != 0 {
 		t.Fatalf("cache before any keyframe: %d packets, want 0", len(g))
 	}
-	u.keep(pkt(2, 200, true))
-	u.keep(pkt(3, 200, true)) // a second packet of the same keyframe does not restart it
-	u.keep(pkt(4, 300, false))
+	u.keep(pkt(2, 200, true), 1200)
+	u.keep(pkt(3, 200, true), 1200) // a second packet of the same keyframe does not restart it
+	u.keep(pkt(4, 300, false), 1200)
 	if g := u.gopSnapshot(); len(g) != 3 || g[0].hdr.SequenceNumber != 2 {
 		t.Fatalf("cache after a keyframe: %d packets, want 3 from seq 2", len(g))
 	}
 	old := u.gopSnapshot()
 	seq := uint16(5)
-	for range gopMaxBytes / 1200 {
-		u.keep(pkt(seq, 400, false))
+	for range gopMaxBytes / (1200 + gopPacketCost) {
+		u.keep(pkt(seq, 400, false), 1200)
 		seq++
 	}
 	if g := u.gopSnapshot(); g != nil {
@@ -414,11 +415,11 @@ func TestKeyframeCacheBounded(t *testing.T) {
 	if old[0].hdr.SequenceNumber != 2 || len(old) != 3 {
 		t.Error("a snapshot changed after it was taken")
 	}
-	u.keep(pkt(seq, 500, false))
+	u.keep(pkt(seq, 500, false), 1200)
 	if g := u.gopSnapshot(); len(g) != 0 {
 		t.Fatal("the cache restarted without a keyframe")
 	}
-	u.keep(pkt(seq+1, 600, true))
+	u.keep(pkt(seq+1, 600, true), 1200)
 	if g := u.gopSnapshot(); len(g) != 1 {
 		t.Fatalf("cache after the next keyframe: %d packets, want 1", len(g))
 	}
@@ -590,5 +591,54 @@ func TestForwardLongMappingKeepsLatePackets(t *testing.T) {
 	d.forward(p(10+39990, false)) // reordered by ten packets, well inside the mapping
 	if len(w.hdrs) != before+1 {
 		t.Errorf("a late packet 40000 packets into the mapping was dropped")
+	}
+}
+
+// The keyframe cache's bound covers what it keeps alive, not only the payload bytes: one
+// keyframe then a long run of tiny packets must not hold many times gopMaxBytes.
+func TestKeyframeCacheBoundCountsPacketOverhead(t *testing.T) {
+	var plis atomic.Int64
+	sl := &slot{kind: webrtc.RTPCodecTypeVideo}
+	u := testUp(sl, &plis)
+	mk := func(seq uint16, ts uint32, key bool) []byte {
+		pl := []byte{0x10, 0x01}
+		if key {
+			pl[1] = 0
+		}
+		b, err := (&rtp.Packet{Header: rtp.Header{Version: 2, PayloadType: 96, SequenceNumber: seq, Timestamp: ts, SSRC: 1}, Payload: pl}).Marshal()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	var m0, m1 runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&m0)
+	u.handle(mk(0, 1, true))
+	for i := 1; i < gopMaxBytes/14-10; i++ {
+		u.handle(mk(uint16(i), uint32(i), false))
+	}
+	runtime.GC()
+	runtime.ReadMemStats(&m1)
+	if grew := int64(m1.HeapAlloc) - int64(m0.HeapAlloc); grew > 3*gopMaxBytes {
+		t.Errorf("one layer's keyframe cache holds %d MB, its bound is %d MB", grew>>20, gopMaxBytes>>20)
+	}
+	runtime.KeepAlive(u)
+}
+
+func TestKeyframeCacheBoundsPacketCount(t *testing.T) {
+	var plis atomic.Int64
+	sl := &slot{kind: webrtc.RTPCodecTypeVideo}
+	u := testUp(sl, &plis)
+	u.keep(&packet{hdr: rtp.Header{Timestamp: 1}, key: true, up: u}, 13)
+	for i := 1; i < gopMaxPackets; i++ {
+		u.keep(&packet{hdr: rtp.Header{SequenceNumber: uint16(i), Timestamp: 2}, up: u}, 13)
+	}
+	if g := u.gopSnapshot(); len(g) != gopMaxPackets {
+		t.Fatalf("cache at the packet bound: %d packets, want %d", len(g), gopMaxPackets)
+	}
+	u.keep(&packet{hdr: rtp.Header{SequenceNumber: gopMaxPackets, Timestamp: 2}, up: u}, 13)
+	if g := u.gopSnapshot(); g != nil {
+		t.Errorf("cache over %d packets: %d kept, want none", gopMaxPackets, len(g))
 	}
 }
