@@ -428,7 +428,9 @@ func upstreamRefusal(status int, body []byte) *pullError {
 	return &pullError{http.StatusBadGateway, fmt.Sprintf("the stream's origin answered %d", status)}
 }
 
-// sentKinds returns, per kind, whether an answer's section sends media to us.
+// sentKinds returns, per kind, whether an answer's section sends media to us: it is active in
+// our direction and announces a track (a=msid or a=ssrc). A sending direction alone is not
+// enough: an origin without the fix in play answers sendonly for a kind it has no track for.
 func sentKinds(answer string) [2]bool {
 	var out [2]bool
 	var sd sdp.SessionDescription
@@ -437,7 +439,12 @@ func sentKinds(answer string) [2]bool {
 	}
 	for _, md := range sd.MediaDescriptions {
 		k, ok := mediaKind(md)
-		if ok && md.MediaName.Port.Value != 0 && (direction(md) == "sendonly" || direction(md) == "sendrecv") {
+		if !ok || md.MediaName.Port.Value == 0 || (direction(md) != "sendonly" && direction(md) != "sendrecv") {
+			continue
+		}
+		_, msid := md.Attribute("msid")
+		_, ssrc := md.Attribute("ssrc")
+		if msid || ssrc {
 			out[kindIndex(k)] = true
 		}
 	}
