@@ -162,6 +162,7 @@ type session struct {
 	kind      Kind
 	path      string
 	identity  string
+	backend   string // the method that admitted it (Decision.Backend): identities are per method
 	keyID     string // the stream key that admitted it, if any (never the secret)
 	keyLabel  string
 	pullNode  string // for a pull served to another node: that node's id (no engine recheck)

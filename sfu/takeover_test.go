@@ -150,3 +150,31 @@ func TestOwnerTakeoverKeepsViewers(t *testing.T) {
 		t.Errorf("viewer video SSRC changed across the takeover: %d -> %d", a, b)
 	}
 }
+
+// TestOwnedByNeedsTheSameMethod: identities are per method (one provider's preferred_username,
+// an HTTP backend's client-supplied user and an internal user can all be "alice"), so a
+// publisher owns the current one only when the same method admitted both.
+func TestOwnedByNeedsTheSameMethod(t *testing.T) {
+	pub := &session{backend: "corp-oidc", identity: "alice"}
+	keyed := &session{backend: "keys", identity: "live/cam", keyID: "key_a"}
+	tests := []struct {
+		name string
+		pub  *session
+		o    pubOwner
+		want bool
+	}{
+		{"same method and identity", pub, pubOwner{backend: "corp-oidc", identity: "alice"}, true},
+		{"same identity from another method", pub, pubOwner{backend: "webhook", identity: "alice"}, false},
+		{"same identity, no method", pub, pubOwner{identity: "alice"}, false},
+		{"another identity", pub, pubOwner{backend: "corp-oidc", identity: "bob"}, false},
+		{"same key", keyed, pubOwner{backend: "keys", identity: "live/cam", keyID: "key_a"}, true},
+		{"same key id from another method", keyed, pubOwner{backend: "other", identity: "live/cam", keyID: "key_a"}, false},
+		{"anonymous", &session{backend: "open"}, pubOwner{backend: "open"}, false},
+		{"no publisher", nil, pubOwner{backend: "corp-oidc", identity: "alice"}, false},
+	}
+	for _, tt := range tests {
+		if got := ownedBy(tt.pub, tt.o); got != tt.want {
+			t.Errorf("%s: got %v, want %v", tt.name, got, tt.want)
+		}
+	}
+}

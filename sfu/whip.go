@@ -22,7 +22,7 @@ func (s *SFU) handlePublish(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	if !s.mayPublish(a.path, a.d.Identity, a.d.KeyID) {
+	if !s.mayPublish(a.path, pubOwner{backend: a.d.Backend, identity: a.d.Identity, keyID: a.d.KeyID}) {
 		problem(w, http.StatusConflict, "the stream already has a publisher")
 		return
 	}
@@ -87,7 +87,7 @@ func (s *SFU) attachPublisher(sess *session, codecs [2]*webrtc.RTPCodecParameter
 		return http.StatusConflict, "the stream is published on another node"
 	}
 	if st.pub != nil {
-		if !s.cfg.ReplacePublisher && !ownedBy(st.pub, sess.identity, sess.keyID) {
+		if !s.cfg.ReplacePublisher && !ownedBy(st.pub, ownerOf(sess)) {
 			s.mu.Unlock()
 			return http.StatusConflict, "the stream already has a publisher"
 		}
