@@ -266,6 +266,10 @@ func (a *attempt) close() {
 	for _, u := range ups {
 		u.slot.drop(u)
 	}
+	if _, ok := a.p.s.pulling[a]; ok { // its readers stopped: the counts are final
+		delete(a.p.s.pulling, a)
+		a.p.s.retired.addUps(ups)
+	}
 	a.p.s.mu.Unlock()
 	for _, u := range ups {
 		u.end()
@@ -320,6 +324,9 @@ func (p *pull) connect() (*attempt, *pullError) {
 		return nil, &pullError{http.StatusInternalServerError, "could not create a peer connection"}
 	}
 	att := &attempt{p: p, pc: pc, flowing: make(chan struct{}), gone: make(chan struct{}), token: tok}
+	s.mu.Lock()
+	s.pulling[att] = struct{}{}
+	s.mu.Unlock()
 	ok := false
 	defer func() {
 		if !ok {
