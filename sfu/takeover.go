@@ -34,7 +34,8 @@ func ownedBy(pub *session, o pubOwner) bool {
 
 // mayPublish reports whether a new publisher o may take path now: the path is not live, or
 // Config.ReplacePublisher, or the new publisher owns the current one (ownedBy). A path relayed
-// from another node is never owned here.
+// from another node is never owned here, but a pull that does not deliver now (its origin's
+// publisher left; it only retries) gives way to a local publisher (attachPublisher).
 func (s *SFU) mayPublish(path string, o pubOwner) bool {
 	if s.cfg.ReplacePublisher {
 		return true
@@ -42,5 +43,5 @@ func (s *SFU) mayPublish(path string, o pubOwner) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	st := s.streams[path]
-	return st == nil || !st.live() || (st.pull == nil && ownedBy(st.pub, o))
+	return st == nil || !st.live() || (st.pull != nil && !st.pull.up) || (st.pull == nil && ownedBy(st.pub, o))
 }
