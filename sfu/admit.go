@@ -210,7 +210,7 @@ func (s *SFU) newSession(w http.ResponseWriter, a *admission, kind Kind, cands c
 		return nil
 	}
 	return &session{
-		id: a.id, kind: kind, path: a.path, identity: a.d.Identity, keyID: a.d.KeyID, keyLabel: a.d.KeyLabel, remote: addrString(a.req.IP), lease: a.le,
+		id: a.id, kind: kind, path: a.path, identity: a.d.Identity, backend: a.d.Backend, keyID: a.d.KeyID, keyLabel: a.d.KeyLabel, remote: addrString(a.req.IP), lease: a.le,
 		req: a.req, credHash: hashCreds(a.creds), created: s.now(), expires: a.d.Expires,
 		ready: make(chan struct{}), closed: make(chan struct{}), etag: newETag(), cands: cands, pc: pc,
 	}

@@ -266,6 +266,10 @@ func (a *attempt) close() {
 	for _, u := range ups {
 		u.slot.drop(u)
 	}
+	if _, ok := a.p.s.pulling[a]; ok { // its readers stopped: the counts are final
+		delete(a.p.s.pulling, a)
+		a.p.s.retired.addUps(ups)
+	}
 	a.p.s.mu.Unlock()
 	for _, u := range ups {
 		u.end()
@@ -320,6 +324,9 @@ func (p *pull) connect() (*attempt, *pullError) {
 		return nil, &pullError{http.StatusInternalServerError, "could not create a peer connection"}
 	}
 	att := &attempt{p: p, pc: pc, flowing: make(chan struct{}), gone: make(chan struct{}), token: tok}
+	s.mu.Lock()
+	s.pulling[att] = struct{}{}
+	s.mu.Unlock()
 	ok := false
 	defer func() {
 		if !ok {
@@ -428,7 +435,9 @@ func upstreamRefusal(status int, body []byte) *pullError {
 	return &pullError{http.StatusBadGateway, fmt.Sprintf("the stream's origin answered %d", status)}
 }
 
-// sentKinds returns, per kind, whether an answer's section sends media to us.
+// sentKinds returns, per kind, whether an answer's section sends media to us: it is active in
+// our direction and announces a track (a=msid or a=ssrc). A sending direction alone is not
+// enough: an origin without the fix in play answers sendonly for a kind it has no track for.
 func sentKinds(answer string) [2]bool {
 	var out [2]bool
 	var sd sdp.SessionDescription
@@ -437,7 +446,12 @@ func sentKinds(answer string) [2]bool {
 	}
 	for _, md := range sd.MediaDescriptions {
 		k, ok := mediaKind(md)
-		if ok && md.MediaName.Port.Value != 0 && (direction(md) == "sendonly" || direction(md) == "sendrecv") {
+		if !ok || md.MediaName.Port.Value == 0 || (direction(md) != "sendonly" && direction(md) != "sendrecv") {
+			continue
+		}
+		_, msid := md.Attribute("msid")
+		_, ssrc := md.Attribute("ssrc")
+		if msid || ssrc {
 			out[kindIndex(k)] = true
 		}
 	}

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pion/sdp/v3"
 	"github.com/pion/webrtc/v4"
 	"gopkg.in/yaml.v3"
 
@@ -586,5 +587,75 @@ func TestEdgeConfigYAML(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// A stream with only video (no audio track) can be pulled: the origin's answer does not claim
+// an audio track it will never send, and the edge does not wait for one.
+func TestEdgePullsVideoOnlyStream(t *testing.T) {
+	iss := testIssuer(t)
+	origin := newNode(t, iss, "origin", nil)
+	edge := newNode(t, iss, "edge", func(c *Config) { c.Edge.PullTimeout = conf.Duration(5 * time.Second) })
+	edge.pullFrom(origin)
+	origin.publishSimulcast("live/cam", 0)
+	origin.layersLive("live/cam")
+	v, res := edge.viewEdge("live/cam", tokView)
+	if v == nil {
+		t.Fatalf("edge viewer of a video-only stream: got %d: %s", res.StatusCode, readAll(t, res))
+	}
+	eventually(t, 15*time.Second, "video at the edge viewer", func() bool {
+		return v.keyframes() > 0 && len(v.received(true, 0)) > 20
+	})
+	if got := len(v.received(false, 0)); got != 0 {
+		t.Errorf("audio packets at the edge viewer of a video-only stream: %d", got)
+	}
+	// The origin's answer itself marks the kind it has no track for inactive, so edges that
+	// trust the direction alone (older nodes) are not stuck either.
+	pc, err := origin.api.NewPeerConnection(webrtc.Configuration{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close()
+	for _, k := range []webrtc.RTPCodecType{webrtc.RTPCodecTypeAudio, webrtc.RTPCodecTypeVideo} {
+		if _, err := pc.AddTransceiverFromKind(k, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionRecvonly}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	res = origin.do(http.MethodPost, "/whep/live/cam", tokView, typeSDP, offer(t, pc))
+	answer := mustStatus(t, res, http.StatusCreated)
+	var sd sdp.SessionDescription
+	if err := sd.UnmarshalString(answer); err != nil {
+		t.Fatal(err)
+	}
+	for _, md := range sd.MediaDescriptions {
+		if k, _ := mediaKind(md); k == webrtc.RTPCodecTypeAudio && direction(md) != "inactive" {
+			t.Errorf("the origin answers the audio section of a video-only stream %q, want inactive", direction(md))
+		}
+	}
+	if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: answer}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, "the direct viewer to connect", func() bool {
+		return pc.ConnectionState() == webrtc.PeerConnectionStateConnected
+	})
+}
+
+func TestSentKinds(t *testing.T) {
+	const head = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n"
+	const audio = "m=audio 9 UDP/TLS/RTP/SAVPF 111\r\nc=IN IP4 0.0.0.0\r\na=mid:0\r\na=rtpmap:111 opus/48000/2\r\n"
+	const video = "m=video 9 UDP/TLS/RTP/SAVPF 96\r\nc=IN IP4 0.0.0.0\r\na=mid:1\r\na=rtpmap:96 VP8/90000\r\n"
+	for _, tc := range []struct {
+		name, sdp string
+		want      [2]bool
+	}{
+		{"both with tracks", head + audio + "a=sendonly\r\na=msid:s a\r\n" + video + "a=sendonly\r\na=ssrc:1 cname:x\r\n", [2]bool{true, true}},
+		{"sendonly without a track", head + audio + "a=sendonly\r\n" + video + "a=sendonly\r\na=msid:s v\r\n", [2]bool{false, true}},
+		{"inactive", head + audio + "a=inactive\r\n" + video + "a=sendonly\r\na=msid:s v\r\n", [2]bool{false, true}},
+		{"recvonly", head + audio + "a=recvonly\r\na=msid:s a\r\n" + video + "a=sendrecv\r\na=msid:s v\r\n", [2]bool{false, true}},
+		{"unparsable", "nonsense", [2]bool{}},
+	} {
+		if got := sentKinds(tc.sdp); got != tc.want {
+			t.Errorf("%s: got %v, want %v", tc.name, got, tc.want)
+		}
 	}
 }

@@ -192,7 +192,7 @@ func (u *upTrack) handle(raw []byte) {
 	if u.isKey != nil {
 		p.key = u.isKey(p.payload)
 		u.measure(p.at, len(raw))
-		u.keep(p)
+		u.keep(p, len(raw))
 	}
 	u.cache.put(p)
 	if !u.slot.isSource(u) {
@@ -406,6 +406,11 @@ func (d *downTrack) forward(p *packet) {
 			return
 		}
 		d.rebase(p, false) // close the gap left by dropped packets
+	case d.beforeMapping(p.hdr.SequenceNumber):
+		// From before the current mapping's first packet (a packet of the layer switched to,
+		// older than its keyframe: reordered or resent): its seq would be one the viewer
+		// already got from the previous layer or publisher.
+		return
 	}
 	d.waitKey = false
 	d.write(p, p.hdr.SequenceNumber+d.seqDelta)
@@ -430,6 +435,17 @@ func (d *downTrack) rebase(p *packet, newTrack bool) {
 	d.gen = p.up
 	d.fromSeq = p.hdr.SequenceNumber
 	d.lastAt = p.at
+}
+
+// beforeMapping reports whether source seq src precedes the current mapping's first packet
+// (fromSeq): mapped, it lies behind the last seq sent, further back than the mapping reaches.
+// Unlike int16(src-fromSeq) < 0 it holds however many packets the mapping has carried.
+func (d *downTrack) beforeMapping(src uint16) bool {
+	if !d.sent {
+		return false
+	}
+	v := src + d.seqDelta
+	return int16(v-d.lastSeq) < 0 && d.lastSeq-v > d.lastSeq-(d.fromSeq+d.seqDelta)
 }
 
 func (d *downTrack) write(p *packet, seq uint16) {
@@ -468,7 +484,7 @@ func (d *downTrack) retransmit(seqs []uint16) {
 	}
 	for _, v := range seqs {
 		src := v - d.seqDelta
-		if int16(src-d.fromSeq) < 0 || int16(v-d.lastSeq) > 0 {
+		if d.beforeMapping(src) || int16(v-d.lastSeq) > 0 {
 			continue
 		}
 		if p := d.gen.cache.get(src); p != nil {

@@ -123,6 +123,9 @@ type SFU struct {
 	// sums them with the live ones; retired holds the counts of those fully closed (stats.go).
 	retiring map[*session]struct{}
 	retired  packetTotals
+	// pulling holds this node's pull attempts (edge_pull.go), whose tracks count the packets
+	// pulled from an origin; an attempt's counts move to retired when it closes.
+	pulling map[*attempt]struct{}
 
 	wg        sync.WaitGroup // Run's helpers and asynchronous session closes
 	done      chan struct{}
@@ -162,6 +165,7 @@ type session struct {
 	kind      Kind
 	path      string
 	identity  string
+	backend   string // the method that admitted it (Decision.Backend): identities are per method
 	keyID     string // the stream key that admitted it, if any (never the secret)
 	keyLabel  string
 	pullNode  string // for a pull served to another node: that node's id (no engine recheck)
@@ -284,6 +288,7 @@ func New(cfg Config, auth Authorizer, rec Recorder, log *slog.Logger) (*SFU, err
 		sessions: map[string]*session{},
 		streams:  map[string]*stream{},
 		retiring: map[*session]struct{}{},
+		pulling:  map[*attempt]struct{}{},
 		limits:   newLimiter(cfg.MaxSessions, cfg.MaxSessionsPerClient, cfg.MaxViewersPerPath),
 		cands:    candidatePolicy{max: cfg.MaxCandidates, allowPrivate: cfg.AllowPrivateCandidates},
 		pullCands: candidatePolicy{max: cfg.MaxCandidates, allowPrivate: cfg.AllowPrivateCandidates,

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unsafe"
 
 	"github.com/pion/rtcp"
 	"github.com/pion/sdp/v3"
@@ -29,6 +30,12 @@ const (
 	// gopMaxBytes bounds one layer's keyframe cache; a longer GOP is dropped until the next
 	// keyframe (new viewers then ask the publisher for one, as before).
 	gopMaxBytes = 2 << 20
+	// gopMaxPackets bounds one layer's keyframe cache in packets (a 2 MB GOP of full-size
+	// packets has about 1500).
+	gopMaxPackets = 4096
+	// gopPacketCost is what the cache keeps alive per packet besides its buffer: the packet
+	// struct and the slice entry pointing at it.
+	gopPacketCost = int(unsafe.Sizeof(packet{}) + unsafe.Sizeof((*packet)(nil)))
 	// The automatic choice (layerPicker.decide). A receiver's REMB estimate never says much more
 	// than what it receives (Chromium caps it at 1.5 × the incoming rate + 10 kbit/s) and layers
 	// are 2–4 × apart, so no estimate can show that the next layer fits before the viewer gets
@@ -192,11 +199,13 @@ func (u *upTrack) measure(now time.Time, n int) {
 	}
 }
 
-// keep adds p to the keyframe cache: a keyframe's first packet starts a new one, later packets
-// are appended until the cache would exceed gopMaxBytes (then it is dropped until the next
-// keyframe). Run's goroutine only writes; readers take a snapshot (gopSnapshot).
-func (u *upTrack) keep(p *packet) {
-	size := len(p.payload) + 12
+// keep adds p, received in a buffer of n bytes, to the keyframe cache: a keyframe's first
+// packet starts a new one, later packets are appended until the cache would exceed gopMaxBytes
+// or gopMaxPackets (then it is dropped until the next keyframe). A packet counts for its whole
+// buffer (its payload keeps it alive) plus gopPacketCost, so many tiny packets cannot hold
+// more than the bound. Run's goroutine only writes; readers take a snapshot (gopSnapshot).
+func (u *upTrack) keep(p *packet, n int) {
+	size := n + gopPacketCost
 	u.gopMu.Lock()
 	defer u.gopMu.Unlock()
 	if p.key && (len(u.gop) == 0 || u.gop[0].hdr.Timestamp != p.hdr.Timestamp) {
@@ -204,7 +213,7 @@ func (u *upTrack) keep(p *packet) {
 	} else if len(u.gop) == 0 {
 		return
 	}
-	if u.gopBytes+size > gopMaxBytes {
+	if u.gopBytes+size > gopMaxBytes || len(u.gop) >= gopMaxPackets {
 		u.gop, u.gopBytes = nil, 0
 		return
 	}

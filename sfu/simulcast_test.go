@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"net"
 	"net/http"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -392,20 +393,20 @@ func TestKeyframeCacheBounded(t *testing.T) {
 	pkt := func(seq uint16, ts uint32, key bool) *packet {
 		return &packet{hdr: rtp.Header{SequenceNumber: seq, Timestamp: ts}, payload: make([]byte, 1188), key: key, up: u}
 	}
-	u.keep(pkt(1, 100, false))
+	u.keep(pkt(1, 100, false), 1200)
 	if g := u.gopSnapshot(); len(g) != 0 {
 		t.Fatalf("cache before any keyframe: %d packets, want 0", len(g))
 	}
-	u.keep(pkt(2, 200, true))
-	u.keep(pkt(3, 200, true)) // a second packet of the same keyframe does not restart it
-	u.keep(pkt(4, 300, false))
+	u.keep(pkt(2, 200, true), 1200)
+	u.keep(pkt(3, 200, true), 1200) // a second packet of the same keyframe does not restart it
+	u.keep(pkt(4, 300, false), 1200)
 	if g := u.gopSnapshot(); len(g) != 3 || g[0].hdr.SequenceNumber != 2 {
 		t.Fatalf("cache after a keyframe: %d packets, want 3 from seq 2", len(g))
 	}
 	old := u.gopSnapshot()
 	seq := uint16(5)
-	for range gopMaxBytes / 1200 {
-		u.keep(pkt(seq, 400, false))
+	for range gopMaxBytes / (1200 + gopPacketCost) {
+		u.keep(pkt(seq, 400, false), 1200)
 		seq++
 	}
 	if g := u.gopSnapshot(); g != nil {
@@ -414,11 +415,11 @@ func TestKeyframeCacheBounded(t *testing.T) {
 	if old[0].hdr.SequenceNumber != 2 || len(old) != 3 {
 		t.Error("a snapshot changed after it was taken")
 	}
-	u.keep(pkt(seq, 500, false))
+	u.keep(pkt(seq, 500, false), 1200)
 	if g := u.gopSnapshot(); len(g) != 0 {
 		t.Fatal("the cache restarted without a keyframe")
 	}
-	u.keep(pkt(seq+1, 600, true))
+	u.keep(pkt(seq+1, 600, true), 1200)
 	if g := u.gopSnapshot(); len(g) != 1 {
 		t.Fatalf("cache after the next keyframe: %d packets, want 1", len(g))
 	}
@@ -638,5 +639,138 @@ func TestLayerOrder(t *testing.T) {
 				t.Errorf("ordered: %v, want %v", got, tt.want)
 			}
 		})
+	}
+}
+
+// A packet of the new layer from before its keyframe (reordered, or a publisher's NACK resend)
+// must not be written after a switch: its seq would map onto one the viewer already got from
+// the old layer, with a timestamp going back.
+func TestLayerSwitchDropsPacketsBeforeTheKeyframe(t *testing.T) {
+	var plis atomic.Int64
+	sl := &slot{kind: webrtc.RTPCodecTypeVideo}
+	mk := func(rid string) *upTrack {
+		u := &upTrack{slot: sl, codec: vp8, isKey: isVP8Keyframe, pli: func() { plis.Add(1) }, now: time.Now, after: realAfter, rid: rid, owner: sl}
+		if !sl.addLayer(u) {
+			t.Fatal("addLayer")
+		}
+		return u
+	}
+	q, f := mk("q"), mk("f")
+	w := &fakeWriter{}
+	d := testDown(t, sl, w, 64, 777, 96)
+	sentN := func(n byte) func() bool { // the writer has written a packet marked n
+		return func() bool {
+			_, pays := w.sent()
+			for _, p := range pays {
+				if p[3] == n {
+					return true
+				}
+			}
+			return false
+		}
+	}
+	d.picker.setPin("q")
+	d.repick()
+	for i := range 5 {
+		q.handle(vp8Packet(t, uint16(100+i), uint32(1000+i*3000), i == 0, 1))
+	}
+	eventually(t, 5*time.Second, "the q layer", func() bool { h, _ := w.sent(); return len(h) == 5 })
+	d.picker.setPin("f")
+	d.repick()
+	f.handle(vp8Packet(t, 500, 90000, true, 3))
+	f.handle(vp8Packet(t, 501, 93000, false, 3))
+	f.handle(vp8Packet(t, 499, 87000, false, 4)) // late: precedes f's keyframe
+	f.handle(vp8Packet(t, 502, 96000, false, 5)) // the queue is FIFO: 499 was handled before
+	eventually(t, 5*time.Second, "the last f packet", sentN(5))
+	hdrs, pays := w.sent()
+	seen := map[uint16]byte{}
+	for i, h := range hdrs {
+		if pays[i][3] == 4 {
+			t.Errorf("the packet before f's keyframe was written as viewer seq %d", h.SequenceNumber)
+		}
+		if prev, ok := seen[h.SequenceNumber]; ok {
+			t.Errorf("viewer seq %d sent twice: marks %d, then %d", h.SequenceNumber, prev, pays[i][3])
+		}
+		seen[h.SequenceNumber] = pays[i][3]
+	}
+	if len(hdrs) != 8 {
+		t.Errorf("viewer got %d packets, want 5 from q and 3 from f", len(hdrs))
+	}
+}
+
+// The guard against packets before the mapping's start must survive more than 32768 packets
+// in one mapping (seq arithmetic wraps).
+func TestForwardLongMappingKeepsLatePackets(t *testing.T) {
+	var plis atomic.Int64
+	sl := &slot{kind: webrtc.RTPCodecTypeVideo}
+	u := testUp(sl, &plis)
+	w := &fakeWriter{}
+	d := testDown(t, sl, w, 64, 777, 96)
+	p := func(seq uint16, key bool) *packet {
+		var pkt rtp.Packet
+		if err := pkt.Unmarshal(vp8Packet(t, seq, uint32(seq), key, 1)); err != nil {
+			t.Fatal(err)
+		}
+		return &packet{hdr: pkt.Header, payload: pkt.Payload, key: key, at: time.Now(), up: u}
+	}
+	// Drive the writer directly (no goroutine races: stop it first).
+	d.stop()
+	d.forward(p(10, true))
+	for s := uint16(11); s < 10+40000; s++ {
+		d.forward(p(s, false))
+	}
+	before := len(w.hdrs)
+	d.forward(p(10+39990, false)) // reordered by ten packets, well inside the mapping
+	if len(w.hdrs) != before+1 {
+		t.Errorf("a late packet 40000 packets into the mapping was dropped")
+	}
+}
+
+// The keyframe cache's bound covers what it keeps alive, not only the payload bytes: one
+// keyframe then a long run of tiny packets must not hold many times gopMaxBytes.
+func TestKeyframeCacheBoundCountsPacketOverhead(t *testing.T) {
+	var plis atomic.Int64
+	sl := &slot{kind: webrtc.RTPCodecTypeVideo}
+	u := testUp(sl, &plis)
+	mk := func(seq uint16, ts uint32, key bool) []byte {
+		pl := []byte{0x10, 0x01}
+		if key {
+			pl[1] = 0
+		}
+		b, err := (&rtp.Packet{Header: rtp.Header{Version: 2, PayloadType: 96, SequenceNumber: seq, Timestamp: ts, SSRC: 1}, Payload: pl}).Marshal()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	var m0, m1 runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&m0)
+	u.handle(mk(0, 1, true))
+	for i := 1; i < gopMaxBytes/14-10; i++ {
+		u.handle(mk(uint16(i), uint32(i), false))
+	}
+	runtime.GC()
+	runtime.ReadMemStats(&m1)
+	if grew := int64(m1.HeapAlloc) - int64(m0.HeapAlloc); grew > 3*gopMaxBytes {
+		t.Errorf("one layer's keyframe cache holds %d MB, its bound is %d MB", grew>>20, gopMaxBytes>>20)
+	}
+	runtime.KeepAlive(u)
+}
+
+func TestKeyframeCacheBoundsPacketCount(t *testing.T) {
+	var plis atomic.Int64
+	sl := &slot{kind: webrtc.RTPCodecTypeVideo}
+	u := testUp(sl, &plis)
+	u.keep(&packet{hdr: rtp.Header{Timestamp: 1}, key: true, up: u}, 13)
+	for i := 1; i < gopMaxPackets; i++ {
+		u.keep(&packet{hdr: rtp.Header{SequenceNumber: uint16(i), Timestamp: 2}, up: u}, 13)
+	}
+	if g := u.gopSnapshot(); len(g) != gopMaxPackets {
+		t.Fatalf("cache at the packet bound: %d packets, want %d", len(g), gopMaxPackets)
+	}
+	u.keep(&packet{hdr: rtp.Header{SequenceNumber: gopMaxPackets, Timestamp: 2}, up: u}, 13)
+	if g := u.gopSnapshot(); g != nil {
+		t.Errorf("cache over %d packets: %d kept, want none", gopMaxPackets, len(g))
 	}
 }

@@ -4,7 +4,8 @@ package sfu
 // track's reader, a viewer's writer), and summed when scraped (Stats): a single set of SFU-wide
 // atomics would make every reader and writer goroutine of every stream write one cache line per
 // packet. A closed session's counts move to the SFU's retired totals once its goroutines have
-// stopped, so the sums never go down.
+// stopped, so the sums never go down; so do a closed pull attempt's (an edge's tracks pulled
+// from its origin count as received).
 
 // Indexes of the packet totals.
 const (
@@ -21,14 +22,19 @@ type packetTotals [nCounters]uint64
 
 // add adds the counts of sess's tracks.
 func (t *packetTotals) add(sess *session) {
-	for _, u := range sess.ups {
-		t[ctrReceived] += u.received.Load()
-		t[ctrMalformed] += u.malformed.Load()
-	}
+	t.addUps(sess.ups)
 	for _, d := range sess.downs {
 		t[ctrForwarded] += d.forwarded.Load()
 		t[ctrQueueFull] += d.queueFull.Load()
 		t[ctrNotConnected] += d.notConnected.Load()
+	}
+}
+
+// addUps adds the counts of publisher (or pulled) tracks.
+func (t *packetTotals) addUps(ups []*upTrack) {
+	for _, u := range ups {
+		t[ctrReceived] += u.received.Load()
+		t[ctrMalformed] += u.malformed.Load()
 	}
 }
 
@@ -59,6 +65,9 @@ func (s *SFU) Stats() Stats {
 	}
 	for sess := range s.retiring {
 		t.add(sess)
+	}
+	for a := range s.pulling {
+		t.addUps(a.ups)
 	}
 	s.mu.Unlock()
 	st.PacketsReceived, st.PacketsForwarded = t[ctrReceived], t[ctrForwarded]

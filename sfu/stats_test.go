@@ -35,3 +35,53 @@ func TestPacketCounters(t *testing.T) {
 		t.Errorf("one track's packets counted on another: %d", n)
 	}
 }
+
+// TestEdgeStatsCountPulledPackets: an edge counts the packets it pulls from its origin as
+// received, and keeps counting them after the pull's connection closes (the totals never go
+// down across a reconnect).
+func TestEdgeStatsCountPulledPackets(t *testing.T) {
+	iss := testIssuer(t)
+	origin := newNode(t, iss, "origin", nil)
+	edge := newNode(t, iss, "edge", nil)
+	edge.pullFrom(origin)
+	if pub, res := origin.publish("live/cam", tokPub, 1); pub == nil {
+		t.Fatalf("publish: got %d", res.StatusCode)
+	}
+	origin.waitLive("live/cam")
+	v, res := edge.viewEdge("live/cam", tokView)
+	if v == nil {
+		t.Fatalf("viewer: got %d", res.StatusCode)
+	}
+	eventually(t, 15*time.Second, "media at the edge viewer", func() bool { return len(v.received(true, 1)) > 20 })
+	if got := edge.sfu.Stats().PacketsReceived; got < 20 {
+		t.Fatalf("edge packets received while pulling: got %d, want at least the 20 its viewer got", got)
+	}
+	first := func() *attempt {
+		edge.sfu.mu.Lock()
+		defer edge.sfu.mu.Unlock()
+		for a := range edge.sfu.pulling {
+			return a
+		}
+		return nil
+	}()
+	ps := pullSessions(origin.env)
+	if len(ps) != 1 || first == nil {
+		t.Fatalf("pull sessions on the origin: got %d, want 1 (edge attempt %v)", len(ps), first != nil)
+	}
+	if err := origin.sfu.Kick(ps[0].ID); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 20*time.Second, "the first attempt to close", func() bool {
+		edge.sfu.mu.Lock()
+		defer edge.sfu.mu.Unlock()
+		_, live := edge.sfu.pulling[first]
+		return !live
+	})
+	var firstTotal uint64
+	for _, u := range first.ups {
+		firstTotal += u.received.Load()
+	}
+	if got := edge.sfu.Stats().PacketsReceived; got < firstTotal {
+		t.Errorf("edge packets received after the attempt closed: got %d, want at least its %d", got, firstTotal)
+	}
+}

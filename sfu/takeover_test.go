@@ -150,3 +150,109 @@ func TestOwnerTakeoverKeepsViewers(t *testing.T) {
 		t.Errorf("viewer video SSRC changed across the takeover: %d -> %d", a, b)
 	}
 }
+
+// TestOwnedByNeedsTheSameMethod: identities are per method (one provider's preferred_username,
+// an HTTP backend's client-supplied user and an internal user can all be "alice"), so a
+// publisher owns the current one only when the same method admitted both.
+func TestOwnedByNeedsTheSameMethod(t *testing.T) {
+	pub := &session{backend: "corp-oidc", identity: "alice"}
+	keyed := &session{backend: "keys", identity: "live/cam", keyID: "key_a"}
+	tests := []struct {
+		name string
+		pub  *session
+		o    pubOwner
+		want bool
+	}{
+		{"same method and identity", pub, pubOwner{backend: "corp-oidc", identity: "alice"}, true},
+		{"same identity from another method", pub, pubOwner{backend: "webhook", identity: "alice"}, false},
+		{"same identity, no method", pub, pubOwner{identity: "alice"}, false},
+		{"another identity", pub, pubOwner{backend: "corp-oidc", identity: "bob"}, false},
+		{"same key", keyed, pubOwner{backend: "keys", identity: "live/cam", keyID: "key_a"}, true},
+		{"same key id from another method", keyed, pubOwner{backend: "other", identity: "live/cam", keyID: "key_a"}, false},
+		{"anonymous", &session{backend: "open"}, pubOwner{backend: "open"}, false},
+		{"no publisher", nil, pubOwner{backend: "corp-oidc", identity: "alice"}, false},
+	}
+	for _, tt := range tests {
+		if got := ownedBy(tt.pub, tt.o); got != tt.want {
+			t.Errorf("%s: got %v, want %v", tt.name, got, tt.want)
+		}
+	}
+}
+
+// TestLocalPublisherReplacesIdlePull: an edge whose pull lost its stream (the origin's
+// publisher left) keeps its viewers for the reconnect grace; a publisher that now publishes to
+// the edge itself takes the path (nobody publishes anywhere else) and the viewers get its media.
+func TestLocalPublisherReplacesIdlePull(t *testing.T) {
+	iss := testIssuer(t)
+	origin := newNode(t, iss, "origin", nil)
+	edge := newNode(t, iss, "edge", nil)
+	edge.pullFrom(origin)
+	pub1, res := origin.publish("live/cam", tokPub, 1)
+	if pub1 == nil {
+		t.Fatalf("publish on the origin: got %d", res.StatusCode)
+	}
+	origin.waitLive("live/cam")
+	v, res := edge.viewEdge("live/cam", tokView)
+	if v == nil {
+		t.Fatalf("edge viewer: got %d", res.StatusCode)
+	}
+	eventually(t, 15*time.Second, "media from the origin", func() bool { return len(v.received(true, 1)) > 20 })
+	pub1.close()
+	eventually(t, 15*time.Second, "the origin to notice its publisher left", func() bool {
+		origin.sfu.mu.Lock()
+		defer origin.sfu.mu.Unlock()
+		st := origin.sfu.streams["live/cam"]
+		return st != nil && st.pub == nil
+	})
+	// The origin keeps the pull (its viewer) for its reconnect grace, then ends it.
+	origin.clock.Advance(DefaultReconnectGrace + time.Second)
+	origin.sfu.sweep()
+	eventually(t, 15*time.Second, "the edge's pull to stop delivering", func() bool {
+		edge.sfu.mu.Lock()
+		defer edge.sfu.mu.Unlock()
+		st := edge.sfu.streams["live/cam"]
+		return st != nil && st.pull != nil && !st.pull.up
+	})
+	pub2, res := edge.publish("live/cam", tokPub2, 2)
+	if pub2 == nil {
+		t.Fatalf("publish on the edge while its pull is idle: got %d, want 201 (body %q)", res.StatusCode, readAll(t, res))
+	}
+	eventually(t, 15*time.Second, "the edge viewer to get the new publisher's video and audio", func() bool {
+		return len(v.received(true, 2)) > 20 && len(v.received(false, 2)) > 10
+	})
+	if st := v.pc.ConnectionState(); st != webrtc.PeerConnectionStateConnected {
+		t.Errorf("edge viewer connection: got %v, want connected (no renegotiation)", st)
+	}
+	edge.sfu.mu.Lock()
+	st := edge.sfu.streams["live/cam"]
+	pulled := st.pull != nil
+	edge.sfu.mu.Unlock()
+	if pulled {
+		t.Error("the edge still pulls a path it now publishes")
+	}
+}
+
+// TestLocalPublisherRefusedWhilePullDelivers: one publisher per path across the fleet: while
+// the edge's pull delivers the origin's stream, a local publisher gets 409.
+func TestLocalPublisherRefusedWhilePullDelivers(t *testing.T) {
+	iss := testIssuer(t)
+	origin := newNode(t, iss, "origin", nil)
+	edge := newNode(t, iss, "edge", nil)
+	edge.pullFrom(origin)
+	if pub, res := origin.publish("live/cam", tokPub, 1); pub == nil {
+		t.Fatalf("publish on the origin: got %d", res.StatusCode)
+	}
+	origin.waitLive("live/cam")
+	v, res := edge.viewEdge("live/cam", tokView)
+	if v == nil {
+		t.Fatalf("edge viewer: got %d", res.StatusCode)
+	}
+	eventually(t, 15*time.Second, "media from the origin", func() bool { return len(v.received(true, 1)) > 20 })
+	pub2, res := edge.publish("live/cam", tokPub, 2)
+	if pub2 != nil {
+		t.Fatalf("publish on the edge while its pull delivers: got %d, want 409", res.StatusCode)
+	}
+	if body := readAll(t, res); res.StatusCode != http.StatusConflict {
+		t.Errorf("publish on the edge while its pull delivers: got %d, want 409 (body %q)", res.StatusCode, body)
+	}
+}

@@ -119,6 +119,14 @@ func (s *SFU) play(w http.ResponseWriter, r *http.Request, a *admission, claims 
 		sess.downs = append(sess.downs, d)
 		senders = append(senders, sender)
 	}
+	// A section of the offer this viewer gets no track on (the stream lacks that kind, or the
+	// viewer cannot decode its codec) is answered inactive: pion would answer it sendonly, and
+	// a pulling edge would wait for a track that never comes.
+	for _, tr := range pc.GetTransceivers() {
+		if snd := tr.Sender(); snd == nil || snd.Track() == nil {
+			_ = tr.Stop()
+		}
+	}
 	answer, err := s.negotiate(r.Context(), pc)
 	if err != nil {
 		s.closeSession(sess, "negotiation failed")

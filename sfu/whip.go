@@ -22,7 +22,7 @@ func (s *SFU) handlePublish(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	if !s.mayPublish(a.path, a.d.Identity, a.d.KeyID) {
+	if !s.mayPublish(a.path, pubOwner{backend: a.d.Backend, identity: a.d.Identity, keyID: a.d.KeyID}) {
 		problem(w, http.StatusConflict, "the stream already has a publisher")
 		return
 	}
@@ -66,7 +66,8 @@ func (s *SFU) handlePublish(w http.ResponseWriter, r *http.Request) {
 }
 
 // attachPublisher makes sess the publisher of its path, replacing the current one when
-// configured or when sess's owner owns it (ownedBy: a reconnect after a crash). Viewers bound to a codec the new publisher does not send are closed (they must
+// configured or when sess's owner owns it (ownedBy: a reconnect after a crash), or a pull of the
+// path that delivers nothing now. Viewers bound to a codec the new publisher does not send are closed (they must
 // renegotiate). It returns an HTTP status and message on failure.
 func (s *SFU) attachPublisher(sess *session, codecs [2]*webrtc.RTPCodecParameters) (int, string) {
 	var old *session
@@ -81,13 +82,19 @@ func (s *SFU) attachPublisher(sess *session, codecs [2]*webrtc.RTPCodecParameter
 		st = newStream(sess.path)
 		s.streams[sess.path] = st
 	}
-	if st.pull != nil {
-		// One publisher per path across the fleet: this node already relays it from another.
-		s.mu.Unlock()
-		return http.StatusConflict, "the stream is published on another node"
+	var idlePull *pull
+	if p := st.pull; p != nil {
+		if p.up {
+			// One publisher per path across the fleet: this node relays it from another.
+			s.mu.Unlock()
+			return http.StatusConflict, "the stream is published on another node"
+		}
+		// The pull delivers nothing (its origin lost the stream and it only retries): the
+		// local publisher takes the path, and the pull's viewers stay, as in a takeover.
+		idlePull, st.pull = p, nil
 	}
 	if st.pub != nil {
-		if !s.cfg.ReplacePublisher && !ownedBy(st.pub, sess.identity, sess.keyID) {
+		if !s.cfg.ReplacePublisher && !ownedBy(st.pub, ownerOf(sess)) {
 			s.mu.Unlock()
 			return http.StatusConflict, "the stream already has a publisher"
 		}
@@ -111,6 +118,9 @@ func (s *SFU) attachPublisher(sess *session, codecs [2]*webrtc.RTPCodecParameter
 	s.sessions[sess.id] = sess
 	s.mu.Unlock()
 	close(sess.ready)
+	if idlePull != nil {
+		s.wg.Go(func() { idlePull.close("replaced by a local publisher") })
+	}
 	if old != nil {
 		s.closeSession(old, "replaced by a new publisher")
 	}

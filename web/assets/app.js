@@ -288,13 +288,13 @@ class Player {
       const r = await this.connect(my, token);
       if (my !== this.run || r.status === -1) return;
       if (r.status === 201) {
-        const old = this.pc;
+        const old = this.pc, oldAuth = this.auth;
         this.pc = r.pc; this.auth = r.auth; this.frames = 0;
         const oldSession = this.state.session;
         this.state.session = r.session;
         this.video.srcObject = r.stream;
         this.video.play().catch(() => {});
-        if (old) { old.close(); if (oldSession) fetch(oldSession, { method: "DELETE", keepalive: true }).catch(() => {}); }
+        if (old) { old.close(); if (oldSession) fetch(oldSession, { method: "DELETE", headers: oldAuth, keepalive: true }).catch(() => {}); }
         this.watchEnd(r.pc);
         this.scheduleRenew(my);
         return;
