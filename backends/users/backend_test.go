@@ -400,9 +400,13 @@ func TestCache(t *testing.T) {
 		{"cached again", ok, 30 * time.Second, allowAs("testuser"), 1, 2},
 		{"wrong pass not cached", wrong, 0, badCreds, 2, 2},
 		{"wrong pass again", wrong, 0, badCreds, 3, 2},
-		{"just before expiry", ok, 29*time.Second + 999*time.Millisecond, allowAs("testuser"), 3, 3},
-		{"expired", ok, time.Millisecond, allowAs("testuser"), 4, 3},
-		{"cached after refresh", ok, 0, allowAs("testuser"), 4, 4},
+		// Sliding: each use keeps the entry for another ttl, so a credential in steady use
+		// never expires (a crowd of viewers never meets an expiry at once).
+		{"in use past the first ttl", ok, 59 * time.Second, allowAs("testuser"), 3, 3},
+		{"still in use", ok, 59 * time.Second, allowAs("testuser"), 3, 4},
+		{"unused just under the ttl", ok, 59*time.Second + 999*time.Millisecond, allowAs("testuser"), 3, 5},
+		{"unused for the ttl: expired", ok, time.Minute, allowAs("testuser"), 4, 5},
+		{"cached after refresh", ok, 0, allowAs("testuser"), 4, 6},
 	}
 	for _, s := range steps {
 		clk.add(s.advance)

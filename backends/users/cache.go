@@ -40,6 +40,11 @@ func (c *cache) get(key [32]byte, now time.Time) bool {
 		delete(c.items, key)
 		return false
 	}
+	// Sliding: an entry in use stays (a crowd of viewers with one password never meets an
+	// expiry all at once, which made every one of them wait for a new derivation). The answer
+	// cannot go stale: it is a deterministic function of the stored hash and the guess, and the
+	// cache is dropped with the backend on every reload.
+	el.Value.(*cacheEntry).expires = now.Add(c.ttl)
 	c.ll.MoveToFront(el)
 	return true
 }

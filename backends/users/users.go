@@ -38,7 +38,8 @@ const (
 
 // Config is the `users` backend's configuration. Users is MediaMTX's `authInternalUsers` list
 // verbatim (user, pass, ips, permissions[{action, path}], plus the protocols: extension).
-// CacheTTL (default DefaultCacheTTL) is how long a successful argon2 verification is remembered;
+// CacheTTL (default DefaultCacheTTL) is how long a successful argon2 verification is remembered
+// after its last use;
 // CacheSize (nil: DefaultCacheSize; 0: no cache) bounds the number remembered. Decoding validates
 // everything and reports every problem with its line.
 type Config struct {

@@ -356,12 +356,21 @@ func start(ctx context.Context, bin, cfg string) (public, hooks string, pid int,
 	go func() { _ = gh.Wait() }()
 	addrs := make(chan [2]string, 1)
 	go func() {
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			if m := startedRe.FindStringSubmatch(sc.Text()); m != nil {
+		// Read lines only until the start line; then drain the decision log as cheaply as
+		// possible: a reader that falls behind (a regexp per line on a saturated machine) blocks
+		// the server's log writes and shows up as server latency.
+		r := bufio.NewReaderSize(stderr, 64<<10)
+		for {
+			line, err := r.ReadString('\n')
+			if m := startedRe.FindStringSubmatch(line); m != nil {
 				addrs <- [2]string{m[1], m[2]}
+				break
+			}
+			if err != nil {
+				return
 			}
 		}
+		_, _ = io.Copy(io.Discard, r)
 	}()
 	select {
 	case a := <-addrs:
