@@ -5,6 +5,7 @@ import (
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
+	"errors"
 	"hash"
 	"net/netip"
 	"runtime"
@@ -350,6 +351,9 @@ func (b *Backend) derive(ctx context.Context, p *phc, guess string) (bool, error
 	}
 	defer func() { <-b.sem }()
 	if err := b.pace.wait(ctx); err != nil {
+		if errors.Is(err, errBusy) {
+			return false, &authz.ReasonError{Reason: ReasonBusy, Message: err.Error(), Err: err}
+		}
 		return false, canceled(ctx)
 	}
 	b.argon2Runs.Add(1)

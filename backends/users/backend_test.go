@@ -675,4 +675,16 @@ func TestFailurePacing(t *testing.T) {
 	if d, err := b.Authorize(ctx, req(authz.ActionPublish, "p", "", "testuser", "testpass")); err != nil || !d.Allowed() {
 		t.Errorf("cached login during the wait: got %+v %v, want allowed at once", d, err)
 	}
+	// A wait longer than maxPaceWait is not served at all: the caller hears "busy" at once
+	// instead of being held open until its deadline (a flood must not park its requests).
+	long, cancelLong := context.WithTimeout(ctx, 10*time.Second)
+	defer cancelLong()
+	_, err := b.Authorize(long, req(authz.ActionPublish, "p", "", "testuser", "wrong3"))
+	var re *authz.ReasonError
+	if !errors.As(err, &re) || re.Reason != ReasonBusy || long.Err() != nil {
+		t.Errorf("failure far beyond the budget: got %v (deadline passed: %v), want %s at once", err, long.Err() != nil, ReasonBusy)
+	}
+	if got := b.Stats().Argon2Runs; got != runs {
+		t.Errorf("argon2 runs = %d, want %d: a busy answer derived anyway", got, runs)
+	}
 }

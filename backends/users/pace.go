@@ -2,6 +2,7 @@ package users
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"time"
 )
@@ -37,13 +38,27 @@ type pacer struct {
 	budget float64 // cores' worth of CPU failures may use
 }
 
-// wait blocks until a derivation may start, or ctx ends.
+// maxPaceWait is the longest a derivation waits for the failure budget. Beyond it the caller is
+// answered at once that the backend is busy (could not decide: denied, not counted as a guess)
+// instead of being held open until its decision timeout: a flood of wrong passwords or unknown
+// names must not turn into thousands of requests parked for seconds (MediaMTX's random sleep
+// per failure ties up its own connections the same way).
+const maxPaceWait = 500 * time.Millisecond
+
+// errBusy is wait's answer when the failure budget is further ahead than maxPaceWait.
+var errBusy = errors.New("users: too many failed password verifications at the moment; try again shortly")
+
+// wait blocks until a derivation may start, or ctx ends; it returns errBusy at once when that
+// would take longer than maxPaceWait.
 func (p *pacer) wait(ctx context.Context) error {
 	p.mu.Lock()
 	d := time.Until(p.next)
 	p.mu.Unlock()
 	if d <= 0 {
 		return nil
+	}
+	if d > maxPaceWait {
+		return errBusy
 	}
 	t := time.NewTimer(d)
 	defer t.Stop()

@@ -30,6 +30,11 @@ var (
 	ErrInvalidNetwork = errors.New("users: invalid IP or network")
 )
 
+// ReasonBusy is the reason of a password check the backend could not make at once because failed
+// verifications have used their CPU budget (WithArgon2FailureShare): the request is denied as
+// undecided, never counted as a guess.
+const ReasonBusy = "password_check_busy"
+
 // Defaults of Config.
 const (
 	DefaultCacheTTL  = 2 * time.Minute
