@@ -23,8 +23,8 @@ import (
 // case the bans bound, not a steady rate.
 func runFootprint(bin, cfg string, idle, dur time.Duration, rate float64, out io.Writer) error {
 	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	_, hooks, pid, err := start(ctx, bin, cfg)
+	_, hooks, pid, exited, err := start(ctx, bin, cfg)
+	defer func() { cancel(); <-exited }() // the server is gone before main may os.Exit
 	if err != nil {
 		return err
 	}

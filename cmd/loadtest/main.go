@@ -162,8 +162,8 @@ var startedRe = regexp.MustCompile(`msg="gatehouse started".* listen=(\S+) hooks
 
 func run(bin, cfg string, dur, probe time.Duration, load float64, conns int, out io.Writer) error {
 	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	public, hooks, _, err := start(ctx, bin, cfg)
+	public, hooks, _, exited, err := start(ctx, bin, cfg)
+	defer func() { cancel(); <-exited }() // the server is gone before main may os.Exit
 	if err != nil {
 		return err
 	}
@@ -342,18 +342,22 @@ func settle(ctx context.Context, client *http.Client, public string) (goroutines
 	return goroutines, heap, ctx.Err()
 }
 
-// start runs the gatehouse binary on cfg and returns its public and hooks addresses and its
-// process id.
-func start(ctx context.Context, bin, cfg string) (public, hooks string, pid int, err error) {
+// start runs the gatehouse binary on cfg and returns its public and hooks addresses, its process
+// id, and a channel closed once it has exited (it is killed when ctx ends: wait for exited before
+// the load generator exits, or the server outlives it).
+func start(ctx context.Context, bin, cfg string) (public, hooks string, pid int, exited <-chan struct{}, err error) {
+	done := make(chan struct{})
 	gh := exec.CommandContext(ctx, bin, "run", "-config", cfg)
 	stderr, err := gh.StderrPipe()
 	if err != nil {
-		return "", "", 0, err
+		close(done)
+		return "", "", 0, done, err
 	}
 	if err := gh.Start(); err != nil {
-		return "", "", 0, err
+		close(done)
+		return "", "", 0, done, err
 	}
-	go func() { _ = gh.Wait() }()
+	go func() { _ = gh.Wait(); close(done) }()
 	addrs := make(chan [2]string, 1)
 	go func() {
 		// Read lines only until the start line; then drain the decision log as cheaply as
@@ -374,8 +378,8 @@ func start(ctx context.Context, bin, cfg string) (public, hooks string, pid int,
 	}()
 	select {
 	case a := <-addrs:
-		return a[0], a[1], gh.Process.Pid, nil
+		return a[0], a[1], gh.Process.Pid, done, nil
 	case <-time.After(20 * time.Second):
-		return "", "", 0, errors.New("gatehouse did not start")
+		return "", "", 0, done, errors.New("gatehouse did not start")
 	}
 }
