@@ -35,12 +35,13 @@ type Table struct {
 	log *slog.Logger
 
 	mu      sync.Mutex
-	m       map[string]*list.Element // of *entry, in lru[class(entry)]
-	lru     [2]list.List             // readers, publishers; front: most recently seen
-	next    time.Time                // the earliest grant expiry in m; zero: none
-	evicted uint64                   // sessions dropped to make room, ever
-	unwarn  uint64                   // of those, not yet in a log line
-	warned  time.Time                // the last eviction warning
+	m       map[string]*list.Element              // of *entry, in lru[class(entry)]
+	byPath  map[string]map[*list.Element]struct{} // the same elements by session path (ForgetPath)
+	lru     [2]list.List                          // readers, publishers; front: most recently seen
+	next    time.Time                             // the earliest grant expiry in m; zero: none
+	evicted uint64                                // sessions dropped to make room, ever
+	unwarn  uint64                                // of those, not yet in a log line
+	warned  time.Time                             // the last eviction warning
 }
 
 type entry struct {
@@ -80,7 +81,8 @@ func New(max int, ttl time.Duration, now func() time.Time, log *slog.Logger) *Ta
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Table{max: max, ttl: ttl, now: now, log: log, m: map[string]*list.Element{}}
+	return &Table{max: max, ttl: ttl, now: now, log: log, m: map[string]*list.Element{},
+		byPath: map[string]map[*list.Element]struct{}{}}
 }
 
 // Add remembers s, admitted by req with decision d (an allow; anything else is ignored), and
@@ -99,12 +101,12 @@ func (t *Table) Add(s live.Session, req *authz.Request, d authz.Decision) bool {
 	now := t.now()
 	e := &entry{s: s, req: *req, expires: d.Expires, seen: now}
 	t.mu.Lock()
-	if el, ok := t.m[s.ID]; ok && class(el.Value.(*entry).s) == class(s) {
+	if el, ok := t.m[s.ID]; ok && class(el.Value.(*entry).s) == class(s) && el.Value.(*entry).s.Path == s.Path {
 		el.Value = e
 		t.lru[class(s)].MoveToFront(el)
 	} else {
 		if ok {
-			t.remove(el) // the id changed class: make room in its new list
+			t.remove(el) // the id changed class or path: make room in its new list and index
 		}
 		t.evictStale(now)
 		if len(t.m) >= t.max {
@@ -116,7 +118,14 @@ func (t *Table) Add(s live.Session, req *authz.Request, d authz.Decision) bool {
 			t.evicted++
 			t.unwarn++
 		}
-		t.m[s.ID] = t.lru[class(s)].PushFront(e)
+		el := t.lru[class(s)].PushFront(e)
+		t.m[s.ID] = el
+		set := t.byPath[s.Path]
+		if set == nil {
+			set = map[*list.Element]struct{}{}
+			t.byPath[s.Path] = set
+		}
+		set[el] = struct{}{}
 	}
 	t.noteExpiry(d.Expires)
 	var warn uint64
@@ -155,6 +164,12 @@ func (t *Table) evictStale(now time.Time) {
 func (t *Table) remove(el *list.Element) {
 	e := el.Value.(*entry)
 	delete(t.m, e.s.ID)
+	if set := t.byPath[e.s.Path]; set != nil {
+		delete(set, el)
+		if len(set) == 0 {
+			delete(t.byPath, e.s.Path)
+		}
+	}
 	t.lru[class(e.s)].Remove(el)
 }
 
@@ -187,13 +202,13 @@ func (t *Table) Forget(id string) {
 // ForgetPath drops every session on path (publishers and readers) except the one with id keep,
 // for servers that allow one publisher per stream (OME): a newer publisher of a path means the
 // earlier ones ended, even if their end was never reported, and a re-check must not return one
-// of them to be ended by name, which would end the newer one. It scans the table (at most max
-// entries), once per admitted publish.
+// of them to be ended by name, which would end the newer one. It runs once per admitted publish,
+// on the hook's path: an index by path makes it cost that path's sessions, not the table's.
 func (t *Table) ForgetPath(path, keep string) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	for _, el := range t.all() {
-		if e := el.Value.(*entry); e.s.Path == path && e.s.ID != keep {
+	for el := range t.byPath[path] { // deleting from the set being ranged over is allowed
+		if el.Value.(*entry).s.ID != keep {
 			t.remove(el)
 		}
 	}

@@ -210,3 +210,30 @@ func TestReadersEvictedBeforePublishers(t *testing.T) {
 		t.Errorf("got %v, want [p p2] (the reader evicted)", got)
 	}
 }
+
+// ForgetPath drops the sessions of one path through the path index, which follows every way an
+// entry leaves or moves: re-added on another path, forgotten, evicted.
+func TestForgetPathFollowsTheIndex(t *testing.T) {
+	tab := New(3, 0, nil, nil)
+	ok := authz.Allowing("u", time.Time{})
+	add := func(id, path string) { tab.Add(live.Session{ID: id, Path: path, Publish: true}, &authz.Request{}, ok) }
+	add("a", "p")
+	add("b", "p")
+	add("a", "q") // a moved to q
+	tab.ForgetPath("p", "")
+	if got := ids(tab.Sessions()); !slices.Equal(got, []string{"a"}) {
+		t.Fatalf("after ForgetPath(p): %v, want [a] (a moved to q)", got)
+	}
+	add("c", "q")
+	add("d", "r")
+	add("e", "r") // full at 3: evicts a, the least recently seen
+	tab.ForgetPath("q", "c")
+	if got := ids(tab.Sessions()); !slices.Equal(got, []string{"c", "d", "e"}) {
+		t.Fatalf("after ForgetPath(q, keep c): %v, want [c d e]", got)
+	}
+	tab.Forget("d")
+	tab.ForgetPath("r", "")
+	if got := ids(tab.Sessions()); !slices.Equal(got, []string{"c"}) || len(tab.byPath) != 1 {
+		t.Fatalf("after ForgetPath(r): %v, index %v; want [c] and one path", got, tab.byPath)
+	}
+}
