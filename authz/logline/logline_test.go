@@ -77,7 +77,12 @@ func TestSameBytesAsSlog(t *testing.T) {
 	for _, d := range []time.Duration{0, 1, 999, 1500, 12_345_678, 3 * time.Second, -5} {
 		check(t, tm, slog.LevelInfo, "decision", prefix, []slog.Attr{slog.Duration("took", d)})
 	}
-	for _, at := range []time.Time{tm, tm.Add(429 * time.Millisecond), time.Date(2026, 1, 2, 3, 4, 5, 0, time.FixedZone("x", 3600)), time.Now()} {
+	times := []time.Time{tm, tm.Add(429 * time.Millisecond), time.Date(2026, 1, 2, 3, 4, 5, 0, time.FixedZone("x", 3600)), time.Now(),
+		time.Date(2026, 6, 1, 0, 0, 0, 999_999_999, time.FixedZone("nst", -(3*3600+30*60))), // negative, with minutes
+		time.Date(2026, 6, 1, 23, 59, 59, 1_000_000, time.FixedZone("lmt", 3600+75)),        // seconds in the offset
+		time.Date(1, 1, 1, 0, 0, 0, 1, time.UTC), time.Date(9999, 12, 31, 23, 59, 59, 999_000_000, time.UTC),
+		time.Date(0, 1, 1, 0, 0, 0, 5e6, time.UTC)} // (slog's JSON cannot write years beyond 0–9999)
+	for _, at := range times {
 		check(t, at, slog.LevelInfo, "decision", prefix, []slog.Attr{slog.Time("expires", at), slog.Bool("expiry_enforced", false), slog.Bool("undecided", true)})
 	}
 }
@@ -88,7 +93,7 @@ func FuzzSameBytesAsSlog(f *testing.F) {
 		f.Add(s, s, int64(1500))
 	}
 	f.Fuzz(func(t *testing.T, value, msg string, d int64) {
-		tm := time.Unix(0, d).UTC()
+		tm := time.Unix(d%(1<<36), d%1000*1e6).In(time.FixedZone("z", int(d%(14*3600)))) // years 0–4147
 		check(t, tm, slog.LevelWarn, msg, []slog.Attr{slog.String("component", value)},
 			[]slog.Attr{slog.String("path", value), slog.String(value, msg), slog.Duration("took", time.Duration(d)), slog.Time("expires", tm)})
 	})

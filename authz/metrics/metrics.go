@@ -10,6 +10,8 @@ package metrics
 import (
 	"net/http"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -62,6 +64,22 @@ type Metrics struct {
 	bans      *prometheus.CounterVec
 	upstream  *prometheus.HistogramVec
 	upErrors  *prometheus.CounterVec
+
+	// series caches the counter and histogram of each label combination Decided has seen, so a
+	// decision costs one map read instead of two label hashings with UTF-8 checks. Bounded by
+	// maxSeries (the label values are bounded: config ids and fixed names).
+	series  sync.Map // seriesKey → *decisionSeries
+	nSeries atomic.Int32
+}
+
+// maxSeries bounds the Decided cache; combinations beyond it are looked up each time.
+const maxSeries = 4096
+
+type seriesKey struct{ action, protocol, method, result, source string }
+
+type decisionSeries struct {
+	count   prometheus.Counter
+	latency prometheus.Observer
 }
 
 // New returns a Metrics with the decision, brute-force and upstream metrics and the Go runtime
@@ -115,8 +133,26 @@ func (m *Metrics) Decided(req *authz.Request, d authz.Decision, took time.Durati
 	if d.Reason == authz.ReasonBanned {
 		result = "banned"
 	}
-	m.decisions.WithLabelValues(string(req.Action), Protocol(req.Protocol), bounded(d.Backend), result, bounded(req.Source)).Inc()
-	m.latency.WithLabelValues(string(req.Action), result).Observe(took.Seconds())
+	// Keyed by the label values themselves (each from a fixed set or bounded config ids), so an
+	// attacker's protocol strings cannot grow the cache.
+	k := seriesKey{bounded(string(req.Action)), Protocol(req.Protocol), bounded(d.Backend), result, bounded(req.Source)}
+	if v, ok := m.series.Load(k); ok {
+		s := v.(*decisionSeries)
+		s.count.Inc()
+		s.latency.Observe(took.Seconds())
+		return
+	}
+	s := &decisionSeries{
+		count:   m.decisions.WithLabelValues(k.action, k.protocol, k.method, k.result, k.source),
+		latency: m.latency.WithLabelValues(k.action, result),
+	}
+	if m.nSeries.Load() < maxSeries {
+		if _, loaded := m.series.LoadOrStore(k, s); !loaded {
+			m.nSeries.Add(1)
+		}
+	}
+	s.count.Inc()
+	s.latency.Observe(took.Seconds())
 }
 
 // Failed implements authz.Metrics.

@@ -3,6 +3,7 @@ package metrics
 import (
 	"errors"
 	"fmt"
+	dto "github.com/prometheus/client_model/go"
 	"io"
 	"net/http/httptest"
 	"os"
@@ -118,6 +119,31 @@ func TestCardinalityBounded(t *testing.T) {
 	if got := series["gatehouse_decision_duration_seconds"]; got > 24 {
 		t.Errorf("gatehouse_decision_duration_seconds has %d series, want at most 24", got)
 	}
+	// The cache of series Decided keeps is keyed by the label values, not the raw ones.
+	if got := m.nSeries.Load(); got > 24 {
+		t.Errorf("Decided caches %d series, want at most 24", got)
+	}
+}
+
+// TestDecidedCacheCountsLikeTheVec: the cached series count exactly what the label lookup did,
+// for raw values that normalise to the same labels too.
+func TestDecidedCacheCountsLikeTheVec(t *testing.T) {
+	m := New()
+	for i := range 30 {
+		proto := []string{"RTMP", "rtmp", " rtmp "}[i%3]
+		d := authz.Decision{Outcome: authz.Allow, Backend: "internal"}
+		m.Decided(&authz.Request{Action: authz.ActionPublish, Protocol: proto, Source: "srs"}, d, time.Millisecond)
+	}
+	m.Decided(&authz.Request{Action: authz.ActionRead, Protocol: "hls", Source: "srs"}, authz.Decision{Outcome: authz.Forbidden, Reason: authz.ReasonBanned}, time.Millisecond)
+	if got := counterValue(t, m.decisions.WithLabelValues("publish", "rtmp", "internal", "allow", "srs")); got != 30 {
+		t.Errorf("publish/rtmp/allow counted %v, want 30", got)
+	}
+	if got := counterValue(t, m.decisions.WithLabelValues("read", "hls", "none", "banned", "srs")); got != 1 {
+		t.Errorf("read/hls/banned counted %v, want 1", got)
+	}
+	if got := m.nSeries.Load(); got != 2 {
+		t.Errorf("cached %d series, want 2", got)
+	}
 }
 
 // TestDashboard: the Grafana dashboard in docs/ uses only metrics this package exposes.
@@ -145,4 +171,13 @@ func TestDashboard(t *testing.T) {
 			t.Errorf("the dashboard uses %s, which /metrics does not expose", n)
 		}
 	}
+}
+
+func counterValue(t *testing.T, c interface{ Write(*dto.Metric) error }) float64 {
+	t.Helper()
+	var m dto.Metric
+	if err := c.Write(&m); err != nil {
+		t.Fatal(err)
+	}
+	return m.GetCounter().GetValue()
 }
