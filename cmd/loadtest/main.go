@@ -144,7 +144,19 @@ func main() {
 	footprint := flag.Bool("footprint", false, "measure memory and CPU instead (footprint.go): idle, then -rate decisions per second for -duration")
 	rate := flag.Float64("rate", 1000, "-footprint: hook decisions per second")
 	idle := flag.Duration("idle", 10*time.Second, "-footprint: idle window measured first")
+	stateMode := flag.Bool("state", false, "compare in-process and Redis state instead (statebench.go): decision throughput of each, then revocation latency between two Redis replicas")
+	round := flag.Duration("round", 5*time.Second, "-state: closed-loop run per class, mode and round")
+	rounds := flag.Int("rounds", 4, "-state: rounds per class (A,B then B,A alternately)")
+	revs := flag.Int("revocations", 200, "-state: revocations measured A → B")
+	redisBin := flag.String("redis-server", "", "-state: redis-server binary (default: from PATH); the tool starts its own on a free loopback port")
 	flag.Parse()
+	if *stateMode {
+		if err := runState(*bin, *round, *rounds, *conns, *revs, *redisBin, os.Stdout); err != nil {
+			fmt.Fprintln(os.Stderr, "loadtest:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if *footprint {
 		if err := runFootprint(*bin, *cfg, *idle, *dur, *rate, os.Stdout); err != nil {
 			fmt.Fprintln(os.Stderr, "loadtest:", err)
