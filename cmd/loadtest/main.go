@@ -13,6 +13,10 @@
 //     (transport errors, 5xx, or an allowed request refused / a denied one allowed: must be 0),
 //     and the server's goroutines and heap (from /metrics, after a forced GC) before the endpoint
 //     and after it, which must return to the baseline.
+//
+// Two other modes: -footprint (footprint.go: memory and CPU at a fixed rate) and -state
+// (statebench.go, make statebench: in-process against Redis state, and revocation latency
+// between two replicas).
 package main
 
 import (

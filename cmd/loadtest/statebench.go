@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -87,7 +88,7 @@ type stateBench struct {
 	revs   int
 	out    io.Writer
 	client *http.Client
-	drops  chan string // fake nginx-rtmp control: the clientid of every drop
+	drops  chan drop // fake nginx-rtmp control: every drop
 }
 
 // gh is one gatehouse process of the run.
@@ -108,7 +109,7 @@ func runState(bin string, round time.Duration, rounds, conns, revs int, redisBin
 	b := &stateBench{bin: bin, dir: dir, round: round, rounds: rounds, conns: conns, revs: revs, out: out,
 		client: &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: conns * 2, MaxConnsPerHost: conns * 2},
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }},
-		drops: make(chan string, 16)}
+		drops: make(chan drop, 16)}
 
 	control, err := b.fakeControl()
 	if err != nil {
@@ -135,7 +136,7 @@ func runState(bin string, round time.Duration, rounds, conns, revs int, redisBin
 
 	fmt.Fprintf(out, "statebench: %s/%s, %d CPUs, Go %s, %s; per class and mode %d rounds of %v closed loop at %d connections, alternating A,B / B,A; %d revocations\n\n",
 		runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), runtime.Version(), rdb.version, rounds, round, conns, revs)
-	if err := b.throughput(mem, red); err != nil {
+	if err := b.throughput(mem, red, rdb.addr); err != nil {
 		return err
 	}
 	// B joins A's fleet only now, so that its heartbeats are not part of the throughput run.
@@ -194,6 +195,9 @@ func mtxRead(hooks, user, pass, token, query string) *http.Request {
 	return r
 }
 
+// cachedClass is the index in classes of the decisions that must not wait on Redis.
+const cachedClass = 0
+
 // classes returns the decision classes driven against g.
 func classes(g *gh, token string) []endpoint {
 	return []endpoint{
@@ -250,9 +254,10 @@ type sample struct {
 	rate float64
 	lats []time.Duration
 	bad  int
+	cmds int64 // commands Redis processed meanwhile (Redis mode), -1 when not counted
 }
 
-func (b *stateBench) throughput(mem, red *gh) error {
+func (b *stateBench) throughput(mem, red *gh, redisAddr string) error {
 	token := benchJWT()
 	modes := []*gh{mem, red}
 	for _, g := range modes {
@@ -272,8 +277,8 @@ func (b *stateBench) throughput(mem, red *gh) error {
 	}
 	fmt.Fprintln(b.out, "### Decisions: in-process state (A) vs Redis state (B)")
 	fmt.Fprintln(b.out)
-	fmt.Fprintln(b.out, "| class | state | req/s per round | req/s (all rounds) | p50 | p99 | errors | B/A |")
-	fmt.Fprintln(b.out, "|---|---|---|---:|---:|---:|---:|---:|")
+	fmt.Fprintln(b.out, "| class | state | req/s per round | req/s (all rounds) | p50 | p99 | errors | Redis commands per decision | B/A |")
+	fmt.Fprintln(b.out, "|---|---|---|---:|---:|---:|---:|---:|---:|")
 	failed := false
 	nClasses := len(classes(mem, token))
 	for ci := range nClasses {
@@ -287,20 +292,32 @@ func (b *stateBench) throughput(mem, red *gh) error {
 				order = []int{1, 0}
 			}
 			for _, m := range order {
-				samples[m] = append(samples[m], closedLoopLat(b.client, classes(modes[m], token)[ci], b.round, b.conns))
+				before, _ := redisCommands(redisAddr)
+				s := closedLoopLat(b.client, classes(modes[m], token)[ci], b.round, b.conns)
+				after, err := redisCommands(redisAddr)
+				if err != nil {
+					return err
+				}
+				s.cmds = after - before - 1 // the INFO that read before
+				samples[m] = append(samples[m], s)
 			}
 		}
 		var rates [2]float64
 		for m, g := range modes {
 			var per []string
 			var all []time.Duration
-			sum, bad := 0.0, 0
+			sum, bad, cmds := 0.0, 0, int64(0)
 			for _, s := range samples[m] {
 				per = append(per, fmt.Sprintf("%.0f", s.rate))
 				sum += s.rate
 				all = append(all, s.lats...)
 				bad += s.bad
+				cmds += s.cmds
 			}
+			// Redis's background traffic (heartbeats, ban sync, feed polls: a few commands a
+			// second from every node) is counted in both modes' windows; what a decision adds
+			// shows in the difference between the modes.
+			perDecision := float64(cmds) / float64(max(1, len(all)))
 			slices.Sort(all)
 			rates[m] = sum / float64(len(samples[m]))
 			ratio := ""
@@ -311,10 +328,17 @@ func (b *stateBench) throughput(mem, red *gh) error {
 			if m == 1 {
 				label = "Redis (B)"
 			}
-			fmt.Fprintf(b.out, "| %s | %s | %s | %.0f | %s | %s | %d | %s |\n", classes(g, token)[ci].name, label,
-				strings.Join(per, ", "), rates[m], pct(all, 0.50), pct(all, 0.99), bad, ratio)
+			fmt.Fprintf(b.out, "| %s | %s | %s | %.0f | %s | %s | %d | %.3f | %s |\n", classes(g, token)[ci].name, label,
+				strings.Join(per, ", "), rates[m], pct(all, 0.50), pct(all, 0.99), bad, perDecision, ratio)
 			if bad > 0 {
 				failed = true
+			}
+			// The cached classes must not touch Redis: a command per decision, or even one per
+			// ten, is a decision waiting on a network round trip (the background traffic is a
+			// few commands a second against thousands of decisions).
+			if ci == cachedClass && perDecision > 0.1 {
+				failed = true
+				fmt.Fprintf(b.out, "\n**%s: %.3f Redis commands per cached decision: the hot path talks to Redis**\n\n", label, perDecision)
 			}
 		}
 	}
@@ -406,8 +430,8 @@ func (b *stateBench) revocation(a, nodeB *gh) error {
 		for {
 			select {
 			case got := <-b.drops:
-				if got == clientID {
-					ended = append(ended, time.Since(t0))
+				if got.clientID == clientID {
+					ended = append(ended, got.at.Sub(t0))
 					break wait
 				}
 			case <-deadline:
@@ -431,8 +455,14 @@ func (b *stateBench) revocation(a, nodeB *gh) error {
 	return nil
 }
 
-// fakeControl serves nginx-rtmp's control module on loopback: every drop's clientid goes to
-// b.drops and is answered "1" (one session dropped). It returns the URL.
+// drop is one call of the fake control's drop: the session's client id and when it arrived.
+type drop struct {
+	clientID string
+	at       time.Time
+}
+
+// fakeControl serves nginx-rtmp's control module on loopback: every drop goes to b.drops and is
+// answered "1" (one session dropped).
 func (b *stateBench) fakeControl() (*controlServer, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -441,7 +471,7 @@ func (b *stateBench) fakeControl() (*controlServer, error) {
 	srv := &http.Server{ReadHeaderTimeout: 5 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if strings.HasPrefix(r.URL.Path, "/drop/") {
 			select {
-			case b.drops <- r.URL.Query().Get("clientid"):
+			case b.drops <- drop{clientID: r.URL.Query().Get("clientid"), at: time.Now()}:
 			default:
 			}
 		}
@@ -521,22 +551,50 @@ func (p *redisProc) stop() {
 	}
 }
 
+// redisCommands returns the commands addr has processed (INFO stats, total_commands_processed;
+// the INFO itself counts as one).
+func redisCommands(addr string) (int64, error) {
+	v, ok := redisInfo(addr, "stats", "total_commands_processed:")
+	if !ok {
+		return 0, errors.New("redis-server: no total_commands_processed in INFO stats")
+	}
+	return strconv.ParseInt(v, 10, 64)
+}
+
 // redisVersion asks addr for INFO server and returns "Redis <version>".
 func redisVersion(addr string) (string, bool) {
+	v, ok := redisInfo(addr, "server", "redis_version:")
+	return "Redis " + v, ok
+}
+
+// redisInfo asks addr for INFO section and returns the value of the line starting with field.
+func redisInfo(addr, section, field string) (string, bool) {
 	c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
 	if err != nil {
 		return "", false
 	}
 	defer c.Close()
 	_ = c.SetDeadline(time.Now().Add(time.Second))
-	if _, err := c.Write([]byte("INFO server\r\n")); err != nil {
+	if _, err := c.Write([]byte("INFO " + section + "\r\n")); err != nil {
 		return "", false
 	}
-	buf := make([]byte, 8192)
-	n, _ := io.ReadAtLeast(c, buf, 64)
-	for line := range strings.SplitSeq(string(buf[:n]), "\r\n") {
-		if v, ok := strings.CutPrefix(line, "redis_version:"); ok {
-			return "Redis " + v, true
+	// A bulk string: $<length>\r\n<text>\r\n; read until the whole text is in.
+	r := bufio.NewReader(c)
+	head, err := r.ReadString('\n')
+	if err != nil || !strings.HasPrefix(head, "$") {
+		return "", false
+	}
+	n, err := strconv.Atoi(strings.TrimSpace(head[1:]))
+	if err != nil || n < 0 || n > 1<<20 {
+		return "", false
+	}
+	buf := make([]byte, n)
+	if _, err := io.ReadFull(r, buf); err != nil {
+		return "", false
+	}
+	for line := range strings.SplitSeq(string(buf), "\r\n") {
+		if v, ok := strings.CutPrefix(line, field); ok {
+			return v, true
 		}
 	}
 	return "", false
