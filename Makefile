@@ -7,7 +7,7 @@ CONFIG   ?= config.example.yml
 # The whole suite; CI allows 90 minutes, we aim well under 15.
 TEST_TIMEOUT ?= 12m
 
-.PHONY: run build release test test-go test-fuzz deps lint fuzz bench loadtest clean
+.PHONY: run build release test test-go test-fuzz deps lint fuzz bench loadtest statebench clean
 
 run: build
 	./$(BIN) run -config $(CONFIG)
@@ -65,6 +65,19 @@ LOADTIME ?= 60s
 loadtest: build
 	@mkdir -p bench-out
 	$(GO) run ./cmd/loadtest -gatehouse ./$(BIN) -duration $(LOADTIME) | tee bench-out/loadtest.md
+
+# statebench compares the built binary with the state in process and in Redis (a redis-server it
+# starts itself on a free loopback port and stops at exit) in one run: decision throughput of
+# cached decisions and of managed stream keys, STATEROUNDS rounds of STATEROUND per class and
+# mode, alternating A,B / B,A; then the latency of a key revoked on one replica until the other
+# ends the session holding it, STATEREVS times (cmd/loadtest -state). It fails on any wrong
+# answer and when a cached decision sends commands to Redis. About 3 minutes.
+STATEROUND ?= 10s
+STATEROUNDS ?= 4
+STATEREVS ?= 200
+statebench: deps build
+	@mkdir -p bench-out
+	$(GO) run ./cmd/loadtest -gatehouse ./$(BIN) -state -round $(STATEROUND) -rounds $(STATEROUNDS) -revocations $(STATEREVS) | tee bench-out/statebench.md
 
 clean:
 	rm -rf bin bench-out dist

@@ -13,6 +13,10 @@
 //     (transport errors, 5xx, or an allowed request refused / a denied one allowed: must be 0),
 //     and the server's goroutines and heap (from /metrics, after a forced GC) before the endpoint
 //     and after it, which must return to the baseline.
+//
+// Two other modes: -footprint (footprint.go: memory and CPU at a fixed rate) and -state
+// (statebench.go, make statebench: in-process against Redis state, and revocation latency
+// between two replicas).
 package main
 
 import (
@@ -144,7 +148,19 @@ func main() {
 	footprint := flag.Bool("footprint", false, "measure memory and CPU instead (footprint.go): idle, then -rate decisions per second for -duration")
 	rate := flag.Float64("rate", 1000, "-footprint: hook decisions per second")
 	idle := flag.Duration("idle", 10*time.Second, "-footprint: idle window measured first")
+	stateMode := flag.Bool("state", false, "compare in-process and Redis state instead (statebench.go): decision throughput of each, then revocation latency between two Redis replicas")
+	round := flag.Duration("round", 5*time.Second, "-state: closed-loop run per class, mode and round")
+	rounds := flag.Int("rounds", 4, "-state: rounds per class (A,B then B,A alternately)")
+	revs := flag.Int("revocations", 200, "-state: revocations measured A → B")
+	redisBin := flag.String("redis-server", "", "-state: redis-server binary (default: from PATH); the tool starts its own on a free loopback port")
 	flag.Parse()
+	if *stateMode {
+		if err := runState(*bin, *round, *rounds, *conns, *revs, *redisBin, os.Stdout); err != nil {
+			fmt.Fprintln(os.Stderr, "loadtest:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if *footprint {
 		if err := runFootprint(*bin, *cfg, *idle, *dur, *rate, os.Stdout); err != nil {
 			fmt.Fprintln(os.Stderr, "loadtest:", err)
