@@ -211,7 +211,21 @@ func (s *Store) Touch(id string, t time.Time, addr netip.Addr) {
 	}
 }
 
-// Flush writes the collected last-use records in one HSET; on failure they are kept for the next.
+// touchScript writes last-use records, each only over an older one: KEYS = the used hash; ARGV =
+// id, "<unix ms> <address>", ... Another replica's batch, or a batch retried after a failure,
+// may arrive after a newer use was written; a plain HSET would move "last used" back.
+var touchScript = redis.NewScript(`
+for i = 1, #ARGV, 2 do
+  local cur = redis.call('HGET', KEYS[1], ARGV[i])
+  local at = cur and tonumber(string.match(cur, '^%d+'))
+  if not at or at < tonumber(string.match(ARGV[i + 1], '^%d+')) then
+    redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])
+  end
+end
+return 0`)
+
+// Flush writes the collected last-use records in one script (a use never replaces a newer one);
+// on failure they are kept for the next.
 func (s *Store) Flush(ctx context.Context) error {
 	s.mu.Lock()
 	batch := s.pending
@@ -230,7 +244,7 @@ func (s *Store) Flush(ctx context.Context) error {
 	}
 	err := s.health.Check()
 	if err == nil {
-		err = s.rdb.HSet(ctx, s.p+"used", vals...).Err()
+		err = touchScript.Run(ctx, s.rdb, []string{s.p + "used"}, vals...).Err()
 		s.health.Report(err)
 	}
 	if err != nil {

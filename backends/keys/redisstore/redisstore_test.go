@@ -101,63 +101,6 @@ func TestTwoReplicas(t *testing.T) {
 	}
 }
 
-func TestAdmin(t *testing.T) {
-	srv := redistest.Start(t)
-	n := newNode(t, srv, false)
-	ctx := context.Background()
-	if _, _, err := n.store.Create(ctx, keys.Spec{Path: "/bad"}); !errors.Is(err, keys.ErrInvalid) {
-		t.Fatalf("Create bad path: got %v, want ErrInvalid", err)
-	}
-	rec, secret, err := n.store.Create(ctx, keys.Spec{Label: "a", Path: "live/a", Actions: []authz.Action{authz.ActionPublish, authz.ActionRead}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := n.store.Lookup(ctx, digest("ghk_nothing")); !errors.Is(err, keys.ErrNotFound) {
-		t.Fatalf("Lookup unknown: got %v, want ErrNotFound", err)
-	}
-	if _, err := n.store.Get(ctx, "key_aaaaaaaaaa"); !errors.Is(err, keys.ErrNotFound) {
-		t.Fatalf("Get unknown: got %v, want ErrNotFound", err)
-	}
-	if _, err := n.store.Revoke(ctx, "nonsense"); !errors.Is(err, keys.ErrNotFound) {
-		t.Fatalf("Revoke malformed id: got %v, want ErrNotFound", err)
-	}
-	n.store.Touch(rec.ID, time.UnixMilli(1_700_000_000_000), netip.MustParseAddr("198.51.100.1"))
-	if err := n.store.Flush(ctx); err != nil {
-		t.Fatal(err)
-	}
-	newRec, newSecret, old, err := n.store.Rotate(ctx, rec.ID, time.Minute)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if old.ID != rec.ID || old.Status(time.Now()) != "revoking" || newRec.Label != "a" || len(newRec.Actions) != 2 || newSecret == secret {
-		t.Fatalf("Rotate: new %+v old %+v", newRec, old)
-	}
-	if _, _, _, err := n.store.Rotate(ctx, rec.ID, 0); !errors.Is(err, keys.ErrRevoked) {
-		t.Fatalf("Rotate a rotated key: got %v, want ErrRevoked", err)
-	}
-	list, err := n.store.List(ctx)
-	if err != nil || len(list) != 2 || list[0].ID != rec.ID || list[1].ID != newRec.ID {
-		t.Fatalf("List = %+v, %v", list, err)
-	}
-	if list[0].LastAddr != "198.51.100.1" || list[0].LastUsed.UnixMilli() != 1_700_000_000_000 {
-		t.Fatalf("last use = %v %q", list[0].LastUsed, list[0].LastAddr)
-	}
-	// The old key keeps working through its grace period; the new one works.
-	if d := n.publish(t, secret); !d.Allowed() {
-		t.Fatalf("old key in grace: got %+v", d)
-	}
-	if d := n.publish(t, newSecret); !d.Allowed() {
-		t.Fatalf("new key: got %+v", d)
-	}
-	expired, _, err := n.store.Create(ctx, keys.Spec{Path: "live/e", Expires: time.Now().Add(-time.Second)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, _, _, err := n.store.Rotate(ctx, expired.ID, 0); !errors.Is(err, keys.ErrExpired) {
-		t.Fatalf("Rotate expired: got %v, want ErrExpired", err)
-	}
-}
-
 // Redis unreachable: a managed key is refused at once as undecided (key_store_unavailable),
 // without waiting a timeout per request; Redis back: the same key works again without a
 // restart, and a revocation written while this replica's subscription was down is delivered

@@ -144,77 +144,15 @@ func TestReadOnlyFile(t *testing.T) {
 	}
 }
 
-func TestLifecycle(t *testing.T) {
-	now := time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
-	path := filepath.Join(t.TempDir(), FileName)
-	s := open(t, path, WithClock(func() time.Time { return now }))
+// TestBackup: a backup is a consistent copy that serves lookups, and never overwrites a file.
+// (The rest of the key lifecycle is the contract, TestContract.)
+func TestBackup(t *testing.T) {
+	s := open(t, filepath.Join(t.TempDir(), FileName))
 	ctx := context.Background()
-	var revs []keys.Revocation
-	cancel := s.Subscribe(func(r keys.Revocation) { revs = append(revs, r) })
-	defer cancel()
-
-	a, secretA, err := s.Create(ctx, keys.Spec{Label: "Alice OBS", Owner: "alice", Path: "live/alice"})
+	b, secretB, err := s.Create(ctx, keys.Spec{Label: "Alice OBS", Owner: "alice", Path: "live/alice"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, secretB, oldA, err := s.Rotate(ctx, a.ID, 10*time.Minute)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if b.Label != "Alice OBS" || b.Owner != "alice" || b.ID == a.ID || secretB == secretA {
-		t.Fatalf("rotated = %+v", b)
-	}
-	if !oldA.Revoked.Equal(now.Add(10 * time.Minute)) {
-		t.Fatalf("old key revoked at %v, want after the grace period", oldA.Revoked)
-	}
-	if _, _, _, err := s.Rotate(ctx, a.ID, 0); !errors.Is(err, keys.ErrRevoked) {
-		t.Fatalf("second rotation of the old key = %v, want ErrRevoked", err)
-	}
-	if _, err := s.Revoke(ctx, a.ID); err != nil { // cuts the grace period short
-		t.Fatal(err)
-	}
-	if got, _ := s.Lookup(ctx, digest(secretA)); !got.RevokedAt(now) {
-		t.Fatalf("old key after revoke: %+v", got)
-	}
-	if err := s.Poll(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if len(revs) != 2 || revs[0].KeyID != a.ID || revs[0].Label != "Alice OBS" || !revs[1].At.Equal(now) {
-		t.Fatalf("revocations = %+v", revs)
-	}
-
-	s.Touch(b.ID, now, netip.MustParseAddr("203.0.113.7"))
-	s.Touch(b.ID, now.Add(-time.Hour), netip.MustParseAddr("198.51.100.1")) // older: ignored
-	if err := s.Flush(ctx); err != nil {
-		t.Fatal(err)
-	}
-	got, err := s.Get(ctx, b.ID)
-	if err != nil || !got.LastUsed.Equal(now) || got.LastAddr != "203.0.113.7" {
-		t.Fatalf("Get = %+v, %v", got, err)
-	}
-	list, err := s.List(ctx)
-	if err != nil || len(list) != 2 {
-		t.Fatalf("List = %d keys, %v", len(list), err)
-	}
-
-	for _, id := range []string{"", "key_", "nope", "key_aaaaaaaaaa", "key_AAAAAAAAAA", "key_\xff\xfe", strings.Repeat("k", 5000)} {
-		if _, err := s.Get(ctx, id); !errors.Is(err, keys.ErrNotFound) {
-			t.Errorf("Get(%q) = %v, want ErrNotFound", id, err)
-		}
-		if _, err := s.Revoke(ctx, id); !errors.Is(err, keys.ErrNotFound) {
-			t.Errorf("Revoke(%q) = %v, want ErrNotFound", id, err)
-		}
-	}
-	for _, spec := range []keys.Spec{
-		{Path: ""}, {Path: "live/*"}, {Path: "live/../x"}, {Path: "live/a", Label: strings.Repeat("x", keys.MaxLabelLen+1)},
-		{Path: "live/a", Label: "bad\xffutf8"}, {Path: "live/a", Owner: "a\nb"}, {Path: "live/a", Actions: []authz.Action{authz.ActionAPI}},
-		{Path: "live/a", Protocols: []string{"rt mp"}},
-	} {
-		if _, _, err := s.Create(ctx, spec); !errors.Is(err, keys.ErrInvalid) {
-			t.Errorf("Create(%+v) = %v, want ErrInvalid", spec, err)
-		}
-	}
-
 	dst := filepath.Join(t.TempDir(), "backup.db")
 	if err := s.Backup(ctx, dst); err != nil {
 		t.Fatal(err)
