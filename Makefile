@@ -9,6 +9,10 @@ TEST_TIMEOUT ?= 12m
 
 .PHONY: run build release test test-go test-fuzz deps lint fuzz bench loadtest statebench clean
 
+# The benchmark targets pipe their report through tee: fail when the tool fails, not tee.
+bench loadtest statebench: SHELL := /bin/bash
+bench loadtest statebench: .SHELLFLAGS := -o pipefail -c
+
 run: build
 	./$(BIN) run -config $(CONFIG)
 
