@@ -54,13 +54,15 @@ fuzz:
 	@.ci/fuzz $(FUZZTIME) 10s
 
 # bench runs the Go benchmarks, the HTTP load comparison of every hook endpoint against a bare
-# handler (wrk), and the SFU load comparison against a naive pion forwarder. Raw output goes to
-# bench-out/; docs/benchmarks.md records a run with its machine and method. About 10 minutes.
+# handler (wrk), the SFU load comparison against a naive pion forwarder, and the origin's CPU
+# with 100 viewers on one edge vs on the origin itself (sfubench edge). Raw output goes to
+# bench-out/; docs/benchmarks.md records a run with its machine and method. About 11 minutes.
 bench: deps build
 	@mkdir -p bench-out
 	$(GO) test -run '^$$' -bench . -benchmem -count 3 ./... | tee bench-out/go-bench.txt
 	$(GO) run ./cmd/hookbench -gatehouse ./$(BIN) | tee bench-out/hookbench.md
 	$(GO) run ./cmd/sfubench run -workloads fanout,simulcast,room -out bench-out/sfubench.md | tee bench-out/sfubench.log
+	$(GO) run ./cmd/sfubench run -workloads edge -modes gatehouse -n 100 -out bench-out/sfubench-edge.md | tee bench-out/sfubench-edge.log
 
 # loadtest holds every hook endpoint of the built binary for LOADTIME at 80 % of its measured
 # maximum with a 70/30 allowed/denied mix and a brute-force source (cmd/loadtest), and fails on

@@ -3,17 +3,20 @@
 // pion forwarder (sfu-ws style), which it starts itself, and any server the user runs
 // (MediaMTX, Broadcast Box), reached by URL templates and measured by PID.
 //
-//	sfubench run   [-workloads fanout,simulcast,room] [-n 1,10,50,100,200] [-duration 10s]
+//	sfubench run   [-workloads fanout,simulcast,room|edge] [-n 1,10,50,100,200] [-duration 10s]
 //	               [-warmup 2s] [-modes gatehouse,naive] [-target SPEC]...
 //	               [-whip-url T -whep-url T -pid N [-children] [-bearer TOKEN] [-name NAME]]
 //	               [-reps 1] [-srtp default|aes128gcm|aes128cm] [-server-cpu 1] [-load-cpu 0]
 //	               [-pin-external] [-profile-dir DIR] [-out FILE]
 //	sfubench serve -mode gatehouse|naive [-addr 127.0.0.1:0] [-pprof] [-exit-on-stdin-eof]
+//	               [-keys DIR [-node-id ID] [-origin URL [-origin-node ID]]]
 //
 // run starts "sfubench serve" (this same binary) once per step for builtin targets, pinned to
 // -server-cpu with GOMAXPROCS=1 when taskset exists and the machine has two or more CPUs, pins
 // itself to -load-cpu, runs the load and prints Markdown tables ("sfubench run -h" explains
-// targets). The default sweep takes about 4 minutes.
+// targets). The default sweep takes about 4 minutes. The edge workload (gatehouse only) starts
+// two serve processes, an origin and an edge pulling from it, and compares the origin's CPU with
+// the viewers on the edge to its CPU with the same viewers on the origin itself.
 package main
 
 import (
@@ -75,6 +78,11 @@ func serve(args []string) error {
 	pprof := fs.Bool("pprof", false, "serve /debug/pprof/profile")
 	stdinEOF := fs.Bool("exit-on-stdin-eof", false, "stop when standard input closes (used by run)")
 	verbose := fs.Bool("v", false, "log at debug level to stderr")
+	var edge sfubench.EdgeOptions
+	fs.StringVar(&edge.Keys, "keys", "", "gatehouse: the fleet's signing key directory (pulls from and to other nodes)")
+	fs.StringVar(&edge.NodeID, "node-id", "", "gatehouse with -keys: this node's id in pulls")
+	fs.StringVar(&edge.Origin, "origin", "", "gatehouse with -keys: base URL of the node every path is pulled from")
+	fs.StringVar(&edge.OriginNode, "origin-node", "", "gatehouse with -origin: the origin's node id")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -98,7 +106,7 @@ func serve(args []string) error {
 			cancel()
 		}()
 	}
-	return sfubench.Serve(ctx, sfubench.ServeConfig{Mode: m, Addr: *addr, Pprof: *pprof, Log: log}, os.Stdout)
+	return sfubench.Serve(ctx, sfubench.ServeConfig{Mode: m, Addr: *addr, Pprof: *pprof, Log: log, Edge: edge}, os.Stdout)
 }
 
 const runUsage = `usage: sfubench run [flags]
@@ -112,6 +120,11 @@ Workloads (-workloads):
              bench/sim, N viewers; the "layers" column counts viewers by the layer they got
   room       N participants, each publishing room/bench/p<i> and watching every other one
              (N WHIP and N×(N-1) WHEP sessions)
+  edge       one publisher on bench/edge of an origin, N viewers: once on the origin itself,
+             once on an edge node pulling the path from the origin (fresh processes each time);
+             the table puts the origin's CPU of both side by side with their ratio. Builtin
+             gatehouse targets only: run it with -modes gatehouse. Both servers are pinned
+             like any builtin server (to -server-cpu), so the edge shares the origin's CPU.
 
 Targets: each -target is comma-separated key=value pairs:
   name=NAME              row label (required)
@@ -177,7 +190,7 @@ func parseRunFlags(args []string, stderr io.Writer) (runConfig, error) {
 		fs.PrintDefaults()
 	}
 	ns := fs.String("n", "1,10,50,100,200", "comma-separated sizes: viewers (fanout, simulcast) or participants (room)")
-	workloads := fs.String("workloads", "fanout", "comma-separated workloads: fanout, simulcast, room")
+	workloads := fs.String("workloads", "fanout", "comma-separated workloads: fanout, simulcast, room, edge")
 	var specs targetList
 	fs.Var(&specs, "target", "a target, `key=value,...` (repeatable, see above)")
 	modes := fs.String("modes", "gatehouse,naive", "comma-separated builtin targets (default when no other target is given)")
@@ -265,6 +278,13 @@ func parseRunFlags(args []string, stderr io.Writer) (runConfig, error) {
 		}
 		c.targets = append(builtin, c.targets...)
 	}
+	if slices.Contains(c.workloads, sfubench.WorkloadEdge) {
+		for _, t := range c.targets {
+			if t.Builtin != sfubench.ModeGatehouse {
+				return c, fmt.Errorf("run: the edge workload runs only against builtin gatehouse targets, not %q (use -modes gatehouse)", t.Name)
+			}
+		}
+	}
 	seen := map[string]bool{}
 	for _, t := range c.targets {
 		if seen[t.Name] {
@@ -332,8 +352,13 @@ func run(args []string, stdout, stderr io.Writer) error {
 			return err
 		}
 	}
-	start := func(ctx context.Context, mode sfubench.Mode) (*sfubench.Process, error) {
+	start := func(ctx context.Context, mode sfubench.Mode, edge sfubench.EdgeOptions) (*sfubench.Process, error) {
 		argv := []string{exe, "serve", "-mode", string(mode), "-exit-on-stdin-eof"}
+		for _, f := range [][2]string{{"-keys", edge.Keys}, {"-node-id", edge.NodeID}, {"-origin", edge.Origin}, {"-origin-node", edge.OriginNode}} {
+			if f[1] != "" {
+				argv = append(argv, f[0], f[1])
+			}
+		}
 		if c.profileDir != "" {
 			argv = append(argv, "-pprof")
 		}

@@ -54,6 +54,8 @@ func TestParseRunFlags(t *testing.T) {
 		{name: "external flags with explicit modes", args: []string{"-n", "10", "-modes", "gatehouse,naive",
 			"-whip-url", mtxWHIP, "-whep-url", mtxWHEP, "-pid", "42", "-name", "mediamtx"},
 			targets: []sfubench.Target{gatehouse, naive, mediamtx}, workloads: []sfubench.Workload{"fanout"}, n: []int{10}, ref: "naive"},
+		{name: "edge workload against gatehouse", args: []string{"-workloads", "edge", "-modes", "gatehouse", "-n", "100"},
+			targets: []sfubench.Target{gatehouse}, workloads: []sfubench.Workload{"edge"}, n: []int{100}, ref: "gatehouse"},
 
 		{name: "external without pid", args: []string{"-whip-url", mtxWHIP, "-whep-url", mtxWHEP}, wantErr: "needs whip=, whep= and pid="},
 		{name: "template without path", args: []string{"-whip-url", "http://h/whip", "-whep-url", mtxWHEP, "-pid", "1"}, wantErr: "has no {path}"},
@@ -78,6 +80,7 @@ func TestParseRunFlags(t *testing.T) {
 		{name: "bad n", args: []string{"-n", "0"}, wantErr: "bad -n"},
 		{name: "unknown ref", args: []string{"-ref", "mediamtx"}, wantErr: "not a target"},
 		{name: "stray argument", args: []string{"now"}, wantErr: "unexpected argument"},
+		{name: "edge workload with the default modes", args: []string{"-workloads", "edge"}, wantErr: "only against builtin gatehouse targets"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -29,15 +29,26 @@ const (
 	// WorkloadRoom is N participants, each publishing on room/bench/p<i> and watching every
 	// other participant: N WHIP and N×(N-1) WHEP sessions.
 	WorkloadRoom Workload = "room"
+	// WorkloadEdge is one publisher on bench/edge of an origin A, measured twice against fresh
+	// processes: N viewers directly on A, and N viewers on an edge B that pulls the path from
+	// A. Both rows report A's CPU (ServerCPU), so their ratio is what an edge saves the origin;
+	// the second also reports B's (EdgeCPU). Builtin gatehouse targets only.
+	WorkloadEdge Workload = "edge"
+)
+
+// Via values of a Result of the edge workload.
+const (
+	ViaDirect = "direct" // the viewers are on the origin
+	ViaEdge   = "edge"   // the viewers are on an edge that pulls from the origin
 )
 
 // ParseWorkload parses a Workload name.
 func ParseWorkload(s string) (Workload, error) {
 	switch Workload(s) {
-	case WorkloadFanout, WorkloadSimulcast, WorkloadRoom:
+	case WorkloadFanout, WorkloadSimulcast, WorkloadRoom, WorkloadEdge:
 		return Workload(s), nil
 	}
-	return "", fmt.Errorf("%w: unknown workload %q (want fanout, simulcast or room)", ErrConfig, s)
+	return "", fmt.Errorf("%w: unknown workload %q (want fanout, simulcast, room or edge)", ErrConfig, s)
 }
 
 // StepConfig is one measurement: one server, one workload of size N.
@@ -47,7 +58,9 @@ type StepConfig struct {
 	Workload Workload
 	// N is the number of viewers (fanout, simulcast) or participants (room, at least 2).
 	N   int
-	CPU func() (time.Duration, error) // the server's CPU time so far
+	CPU func() (time.Duration, error) // the server's CPU time so far (the origin's, edge workload)
+	// EdgeCPU, when set, is the edge node's CPU time so far (edge workload, viewers on the edge).
+	EdgeCPU func() (time.Duration, error)
 	// Warmup runs after every viewer has received a keyframe, before the window. Default 2s.
 	Warmup time.Duration
 	// Duration is the measured window. Default 10s.
@@ -70,6 +83,8 @@ type Result struct {
 	Target   string
 	Workload Workload
 	N        int
+	// Via is ViaDirect or ViaEdge for the edge workload, "" otherwise.
+	Via      string
 	Sessions int // WHEP sessions asked for
 	Joined   int // viewers that received a video keyframe before the window
 	Markers  string
@@ -83,7 +98,8 @@ type Result struct {
 	ExpectedBytes uint64 // video frame bytes of the window's frames (frame markers)
 	ReceivedBytes uint64
 
-	ServerCPU   time.Duration // over the window
+	ServerCPU   time.Duration // over the window (the origin's, edge workload)
+	EdgeCPU     time.Duration // the edge node's over the window (edge workload, ViaEdge)
 	LoadCPU     time.Duration // the load generator's own CPU over the window
 	USPerPacket float64       // ServerCPU / Forwarded, in µs
 	LossPct     float64
@@ -110,10 +126,13 @@ type stepPlan struct {
 
 func plan(w Workload, n int) (stepPlan, error) {
 	switch w {
-	case WorkloadFanout, WorkloadSimulcast:
+	case WorkloadFanout, WorkloadSimulcast, WorkloadEdge:
 		p := stepPlan{paths: []string{"bench/cam"}, watches: make([]int, n)}
-		if w == WorkloadSimulcast {
+		switch w {
+		case WorkloadSimulcast:
 			p.paths[0] = "bench/sim"
+		case WorkloadEdge:
+			p.paths[0] = "bench/edge"
 		}
 		return p, nil
 	case WorkloadRoom:
@@ -261,12 +280,24 @@ func Step(ctx context.Context, cfg StepConfig) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
+	edgeCPU := cfg.EdgeCPU
+	if edgeCPU == nil {
+		edgeCPU = func() (time.Duration, error) { return 0, nil }
+	}
+	edge0, err := edgeCPU()
+	if err != nil {
+		return Result{}, err
+	}
 	c0, rx0 := snapPub(), snapRx()
 	t0 := time.Now()
 	if err := sleep(ctx, cfg.Duration); err != nil {
 		return Result{}, err
 	}
 	cpu1, err := cfg.CPU()
+	if err != nil {
+		return Result{}, err
+	}
+	edge1, err := edgeCPU()
 	if err != nil {
 		return Result{}, err
 	}
@@ -290,6 +321,7 @@ func Step(ctx context.Context, cfg StepConfig) (Result, error) {
 	closeViewers()
 
 	res.ServerCPU = cpu1 - cpu0
+	res.EdgeCPU = edge1 - edge0
 	res.LoadCPU = load1 - load0
 	res.RcvbufDrops = udp1["RcvbufErrors"] - udp0["RcvbufErrors"]
 	for i := range pubs {
@@ -512,8 +544,9 @@ type SweepConfig struct {
 	Duration  time.Duration
 	Reps      int // repetitions of every (N, workload, target); default 1
 	SRTP      string
-	// Start starts a fresh builtin server process for one step; Sweep closes it after the step.
-	Start func(ctx context.Context, mode Mode) (*Process, error)
+	// Start starts a fresh builtin server process for one step, placed in a fleet by edge (the
+	// edge workload; zero otherwise); Sweep closes it after the step.
+	Start func(ctx context.Context, mode Mode, edge EdgeOptions) (*Process, error)
 	// ProfileDir, if set, gets a builtin server's CPU profile per step, named
 	// <target>-<workload>-<N>-<rep>.pprof.
 	ProfileDir string
@@ -552,21 +585,23 @@ func Sweep(ctx context.Context, cfg SweepConfig) ([]Result, error) {
 				}
 				turn++
 				for _, t := range targets {
-					r, err := sweepStep(ctx, cfg, t, w, n, rep)
+					var rs []Result
+					if w == WorkloadEdge {
+						rs = edgeSteps(ctx, cfg, t, n, rep)
+					} else {
+						r, err := sweepStep(ctx, cfg, t, w, n, rep)
+						if err != nil {
+							r = Result{Target: t.Name, Workload: w, N: n, Markers: t.Markers, Err: err.Error()}
+						}
+						rs = []Result{r}
+					}
 					if ctx.Err() != nil {
 						return out, ctx.Err()
 					}
-					if err != nil {
-						r = Result{Target: t.Name, Workload: w, N: n, Markers: t.Markers, Err: err.Error()}
-					}
-					out = append(out, r)
+					out = append(out, rs...)
 					if cfg.Progress != nil {
-						if r.Err != "" {
-							fmt.Fprintf(cfg.Progress, "%-10s %-9s N=%-4d error: %s\n", r.Target, r.Workload, r.N, r.Err)
-						} else {
-							fmt.Fprintf(cfg.Progress, "%-10s %-9s N=%-4d %6.2f µs/pkt  loss %.3f%%  p50 %v  server %v  load %v\n",
-								r.Target, r.Workload, r.N, r.USPerPacket, r.LossPct, r.LatP50.Round(10*time.Microsecond),
-								r.ServerCPU.Round(10*time.Millisecond), r.LoadCPU.Round(10*time.Millisecond))
+						for _, r := range rs {
+							progress(cfg.Progress, r)
 						}
 					}
 					if t.External() {
@@ -581,6 +616,93 @@ func Sweep(ctx context.Context, cfg SweepConfig) ([]Result, error) {
 	return out, nil
 }
 
+// progress writes one line about a finished step.
+func progress(w io.Writer, r Result) {
+	name := r.Target
+	switch r.Via {
+	case ViaDirect:
+		name += " (direct)"
+	case ViaEdge:
+		name += " (via edge)"
+	}
+	if r.Err != "" {
+		fmt.Fprintf(w, "%-10s %-9s N=%-4d error: %s\n", name, r.Workload, r.N, r.Err)
+		return
+	}
+	edge := ""
+	if r.Via == ViaEdge {
+		edge = fmt.Sprintf("  edge node %v", r.EdgeCPU.Round(10*time.Millisecond))
+	}
+	fmt.Fprintf(w, "%-10s %-9s N=%-4d %6.2f µs/pkt  loss %.3f%%  p50 %v  server %v%s  load %v\n",
+		name, r.Workload, r.N, r.USPerPacket, r.LossPct, r.LatP50.Round(10*time.Microsecond),
+		r.ServerCPU.Round(10*time.Millisecond), edge, r.LoadCPU.Round(10*time.Millisecond))
+}
+
+// edgeSteps measures the edge workload: the origin's CPU with N viewers on it, and with N
+// viewers on an edge pulling from it, each against fresh processes sharing a temporary fleet
+// key, in an order that alternates with rep. It returns both results, failed ones with Err.
+func edgeSteps(ctx context.Context, cfg SweepConfig, t Target, n, rep int) []Result {
+	vias := []string{ViaDirect, ViaEdge}
+	if rep%2 == 1 {
+		slices.Reverse(vias)
+	}
+	out := make([]Result, 0, 2)
+	for _, via := range vias {
+		r, err := edgeStep(ctx, cfg, t, via, n, rep)
+		if err != nil {
+			r = Result{Target: t.Name, Workload: WorkloadEdge, N: n, Via: via, Markers: t.Markers, Err: err.Error()}
+		}
+		out = append(out, r)
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	if out[0].Via != ViaDirect {
+		slices.Reverse(out)
+	}
+	return out
+}
+
+func edgeStep(ctx context.Context, cfg SweepConfig, t Target, via string, n, rep int) (Result, error) {
+	if t.Builtin != ModeGatehouse {
+		return Result{}, fmt.Errorf("%w: the edge workload needs the builtin gatehouse target", ErrConfig)
+	}
+	keys, err := os.MkdirTemp("", "sfubench-fleet-")
+	if err != nil {
+		return Result{}, err
+	}
+	defer os.RemoveAll(keys)
+	// The origin starts first: it creates the fleet's key that the edge then loads.
+	origin, err := cfg.Start(ctx, t.Builtin, EdgeOptions{Keys: keys, NodeID: "origin"})
+	if err != nil {
+		return Result{}, err
+	}
+	defer origin.Close()
+	sc := StepConfig{Target: t, Workload: WorkloadEdge, N: n, Warmup: cfg.Warmup, Duration: cfg.Duration, SRTP: cfg.SRTP, CPU: origin.CPU}
+	sc.Target.WHIPURL = origin.URL + "/whip/" + PathPlaceholder
+	sc.Target.WHEPURL = origin.URL + "/whep/" + PathPlaceholder
+	if via == ViaEdge {
+		edge, err := cfg.Start(ctx, t.Builtin, EdgeOptions{Keys: keys, NodeID: "edge", Origin: origin.URL, OriginNode: "origin"})
+		if err != nil {
+			return Result{}, err
+		}
+		defer edge.Close() // before the origin's
+		sc.Target.WHEPURL = edge.URL + "/whep/" + PathPlaceholder
+		sc.EdgeCPU = edge.CPU
+	}
+	if cfg.ProfileDir != "" { // the origin's profile
+		f, err := os.Create(filepath.Join(cfg.ProfileDir, fmt.Sprintf("%s-edge-%s-%d-%d.pprof", t.Name, via, n, rep)))
+		if err != nil {
+			return Result{}, err
+		}
+		defer f.Close()
+		sc.Profile, sc.ProfileURL = f, origin.URL
+	}
+	r, err := Step(ctx, sc)
+	r.Via = via
+	return r, err
+}
+
 func sweepStep(ctx context.Context, cfg SweepConfig, t Target, w Workload, n, rep int) (Result, error) {
 	sc := StepConfig{Target: t, Workload: w, N: n, Warmup: cfg.Warmup, Duration: cfg.Duration, SRTP: cfg.SRTP}
 	if t.External() {
@@ -589,7 +711,7 @@ func sweepStep(ctx context.Context, cfg SweepConfig, t Target, w Workload, n, re
 		}
 		sc.CPU = PIDCPU(t.PID, t.Children)
 	} else {
-		p, err := cfg.Start(ctx, t.Builtin)
+		p, err := cfg.Start(ctx, t.Builtin, EdgeOptions{})
 		if err != nil {
 			return Result{}, err
 		}
@@ -614,14 +736,15 @@ func sweepStep(ctx context.Context, cfg SweepConfig, t Target, w Workload, n, re
 // seen.
 func Summarize(rs []Result) []Result {
 	type key struct {
-		w Workload
-		n int
-		t string
+		w   Workload
+		n   int
+		t   string
+		via string
 	}
 	groups := map[key][]Result{}
 	var order []key
 	for _, r := range rs {
-		k := key{r.Workload, r.N, r.Target}
+		k := key{r.Workload, r.N, r.Target, r.Via}
 		if _, ok := groups[k]; !ok {
 			order = append(order, k)
 		}
@@ -654,8 +777,24 @@ func Summarize(rs []Result) []Result {
 
 // Markdown writes results (use Summarize first) as one table per workload. The ratio column
 // compares each row with the ref target's row of the same workload and N; floorUS (if > 0)
-// adds each row's multiple of the per-packet cost floor.
+// adds each row's multiple of the per-packet cost floor. The edge workload gets its own table
+// (markdownEdge).
 func Markdown(w io.Writer, rs []Result, ref string, floorUS float64) error {
+	var edge []Result
+	rs = slices.DeleteFunc(slices.Clone(rs), func(r Result) bool {
+		if r.Workload == WorkloadEdge {
+			edge = append(edge, r)
+			return true
+		}
+		return false
+	})
+	if err := markdownWorkloads(w, rs, ref, floorUS); err != nil || len(edge) == 0 {
+		return err
+	}
+	return markdownEdge(w, edge)
+}
+
+func markdownWorkloads(w io.Writer, rs []Result, ref string, floorUS float64) error {
 	type key struct {
 		w Workload
 		n int
@@ -701,6 +840,71 @@ func Markdown(w io.Writer, rs []Result, ref string, floorUS float64) error {
 		if _, err := fmt.Fprintf(w, "| %d | %s | %d | %.2f | %s | %s | %.3f | %s | %s | %s | %s | %s | %s | %s | %d/%d | %s | %d | %d | %d |\n",
 			r.N, r.Target, r.Sessions, r.USPerPacket, ratio, floor, r.LossPct, byteLoss, ms(r.LatP50), ms(r.LatP99), ms(r.JoinP50), ms(r.KeyP50),
 			pct(r.ServerCPU), pct(r.LoadCPU), r.Joined, r.Sessions, r.Layers, r.WrongStream, r.PLIs, r.RcvbufDrops); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// markdownEdge writes the edge workload's results as one row per (N, target): the origin's CPU
+// with the viewers on it and with them on an edge, side by side, and their ratio.
+func markdownEdge(w io.Writer, rs []Result) error {
+	type key struct {
+		n int
+		t string
+	}
+	pairs := map[key]*[2]*Result{}
+	var order []key
+	for i := range rs {
+		r := &rs[i]
+		k := key{r.N, r.Target}
+		if pairs[k] == nil {
+			pairs[k] = &[2]*Result{}
+			order = append(order, k)
+		}
+		if r.Via == ViaEdge {
+			pairs[k][1] = r
+		} else {
+			pairs[k][0] = r
+		}
+	}
+	if _, err := fmt.Fprint(w, "\n### edge\n\n"+
+		"Origin CPU (utime+stime of the origin process over the window) with N viewers on the origin (direct) and with "+
+		"the same N viewers on one edge that pulls the path from it (via edge); same publisher, same window.\n\n"+
+		"| N | target | origin CPU direct ms (%) | origin CPU via edge ms (%) | via edge ÷ direct | edge node CPU ms (%) | "+
+		"loss % direct | loss % via edge | p50 ms direct | p50 ms via edge | joined direct | joined via edge |\n"+
+		"|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n"); err != nil {
+		return err
+	}
+	cpu := func(r *Result, d time.Duration) string {
+		if r == nil || r.Err != "" || r.Window <= 0 {
+			return ""
+		}
+		return fmt.Sprintf("%d (%.0f)", d.Milliseconds(), 100*float64(d)/float64(r.Window))
+	}
+	field := func(r *Result, f func(*Result) string) string {
+		switch {
+		case r == nil:
+			return ""
+		case r.Err != "":
+			return "error: " + strings.ReplaceAll(r.Err, "|", "/")
+		}
+		return f(r)
+	}
+	for _, k := range order {
+		d, e := pairs[k][0], pairs[k][1]
+		ratio := ""
+		if d != nil && e != nil && d.Err == "" && e.Err == "" && d.ServerCPU > 0 && d.Window > 0 && e.Window > 0 {
+			// Per second of window, so that slightly different windows compare.
+			ratio = strconv.FormatFloat((float64(e.ServerCPU)/float64(e.Window))/(float64(d.ServerCPU)/float64(d.Window)), 'f', 3, 64)
+		}
+		loss := func(r *Result) string { return strconv.FormatFloat(r.LossPct, 'f', 3, 64) }
+		p50 := func(r *Result) string { return strconv.FormatFloat(float64(r.LatP50)/1e6, 'f', 2, 64) }
+		joinedOf := func(r *Result) string { return fmt.Sprintf("%d/%d", r.Joined, r.Sessions) }
+		if _, err := fmt.Fprintf(w, "| %d | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", k.n, k.t,
+			field(d, func(r *Result) string { return cpu(r, r.ServerCPU) }), field(e, func(r *Result) string { return cpu(r, r.ServerCPU) }),
+			ratio, field(e, func(r *Result) string { return cpu(r, r.EdgeCPU) }),
+			field(d, loss), field(e, loss), field(d, p50), field(e, p50), field(d, joinedOf), field(e, joinedOf)); err != nil {
 			return err
 		}
 	}

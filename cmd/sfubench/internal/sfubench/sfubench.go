@@ -26,6 +26,7 @@ import (
 	"time"
 
 	"gatehouse/authz"
+	"gatehouse/authz/tokens"
 	"gatehouse/sfu"
 )
 
@@ -78,11 +79,30 @@ func (g *gatehouseServer) Close() error {
 	return g.sfu.Close()
 }
 
+// EdgeOptions makes a gatehouse server a node of a fleet (the edge workload), wired the way
+// cmd/gatehouse wires sfu.edge: pull tokens from the fleet's signing key and, with Origin, that
+// node as the origin of every path. The zero value is a lone server that neither pulls nor
+// serves pulls.
+type EdgeOptions struct {
+	// Keys is the fleet's signing key directory (created on first use); every node of a fleet
+	// names the same one. Empty: no pulls either way.
+	Keys string
+	// NodeID names this node in pulls. Default: a random id.
+	NodeID string
+	// Origin is the base URL of the node this one pulls every path from ("": none).
+	Origin string
+	// OriginNode is the origin's node id, if known.
+	OriginNode string
+}
+
 // NewServer builds the server for mode. The gatehouse SFU gets an authz engine whose only
 // backend allows everything (authorisation happens once per session, off the media path),
-// an ephemeral UDP port, loopback candidates (local and remote) and no session caps. log may
-// be nil.
-func NewServer(mode Mode, log *slog.Logger) (Server, error) {
+// an ephemeral UDP port, loopback candidates (local and remote), no session caps and, from
+// edge, its place in a fleet. log may be nil.
+func NewServer(mode Mode, edge EdgeOptions, log *slog.Logger) (Server, error) {
+	if mode != ModeGatehouse && edge != (EdgeOptions{}) {
+		return nil, fmt.Errorf("%w: only the gatehouse mode pulls from other nodes", ErrConfig)
+	}
 	switch mode {
 	case ModeNaive:
 		return NewNaive(log)
@@ -98,6 +118,19 @@ func NewServer(mode Mode, log *slog.Logger) (Server, error) {
 		// One load generator on loopback opens every session from one address: lift the caps.
 		cfg.MaxSessions, cfg.MaxSessionsPerClient, cfg.MaxViewersPerPath = 1<<20, 1<<20, 1<<20
 		cfg.AllowPrivateCandidates = true
+		if edge.Keys != "" {
+			iss, err := tokens.LoadIssuer(edge.Keys)
+			if err != nil {
+				return nil, err
+			}
+			cfg.PullTokens = iss
+			cfg.Edge.NodeID = edge.NodeID
+			if edge.Origin != "" {
+				cfg.Origins = sfu.StaticOrigin{NodeID: edge.OriginNode, BaseURL: edge.Origin}
+			}
+		} else if edge.Origin != "" {
+			return nil, fmt.Errorf("%w: an edge needs the fleet's key directory", ErrConfig)
+		}
 		s, err := sfu.New(cfg, engine, nil, log)
 		if err != nil {
 			return nil, err
@@ -119,6 +152,8 @@ type ServeConfig struct {
 	Pprof bool
 	// Log receives the server's logs (nil: discard).
 	Log *slog.Logger
+	// Edge places a gatehouse server in a fleet (the edge workload); zero: a lone server.
+	Edge EdgeOptions
 }
 
 // ReadyPrefix starts the line Serve writes once it accepts requests, followed by the base URL.
@@ -130,7 +165,7 @@ func Serve(ctx context.Context, cfg ServeConfig, ready io.Writer) error {
 	if cfg.Addr == "" {
 		cfg.Addr = "127.0.0.1:0"
 	}
-	srv, err := NewServer(cfg.Mode, cfg.Log)
+	srv, err := NewServer(cfg.Mode, cfg.Edge, cfg.Log)
 	if err != nil {
 		return err
 	}

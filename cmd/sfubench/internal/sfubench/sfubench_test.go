@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -14,8 +15,11 @@ import (
 )
 
 // serveEnv makes the test binary act as "sfubench serve" (a separate server process, without
-// building cmd/sfubench).
-const serveEnv = "SFUBENCH_TEST_SERVE_MODE"
+// building cmd/sfubench); edgeEnv carries its EdgeOptions as JSON.
+const (
+	serveEnv = "SFUBENCH_TEST_SERVE_MODE"
+	edgeEnv  = "SFUBENCH_TEST_SERVE_EDGE"
+)
 
 func TestMain(m *testing.M) {
 	if mode := os.Getenv(serveEnv); mode != "" {
@@ -30,22 +34,30 @@ func serveChild(mode string) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 2
 	}
+	var edge EdgeOptions
+	if e := os.Getenv(edgeEnv); e != "" {
+		if err := json.Unmarshal([]byte(e), &edge); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 2
+		}
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	go func() {
 		_, _ = io.Copy(io.Discard, os.Stdin)
 		cancel()
 	}()
-	if err := Serve(ctx, ServeConfig{Mode: m, Pprof: true}, os.Stdout); err != nil {
+	if err := Serve(ctx, ServeConfig{Mode: m, Pprof: true, Edge: edge}, os.Stdout); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
 	return 0
 }
 
-func startChild(t *testing.T) func(context.Context, Mode) (*Process, error) {
-	return func(ctx context.Context, mode Mode) (*Process, error) {
+func startChild(t *testing.T) func(context.Context, Mode, EdgeOptions) (*Process, error) {
+	return func(ctx context.Context, mode Mode, edge EdgeOptions) (*Process, error) {
 		cmd := exec.Command(os.Args[0], "-test.run=^$")
-		cmd.Env = append(os.Environ(), serveEnv+"="+string(mode))
+		e, _ := json.Marshal(edge)
+		cmd.Env = append(os.Environ(), serveEnv+"="+string(mode), edgeEnv+"="+string(e))
 		cmd.Stderr = os.Stderr
 		p, err := StartProcess(ctx, cmd)
 		if err == nil {
@@ -144,6 +156,72 @@ func TestSweepSmall(t *testing.T) {
 		}
 	}
 	t.Logf("\n%s", md.String())
+}
+
+// TestSweepEdge runs the edge workload briefly: an origin and an edge in child processes, three
+// viewers on the origin, then three on the edge, and the side-by-side table.
+func TestSweepEdge(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	tg := Target{Name: "gatehouse", Builtin: ModeGatehouse}
+	if err := tg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	var progress bytes.Buffer
+	rs, err := Sweep(ctx, SweepConfig{
+		Targets: []Target{tg}, Workloads: []Workload{WorkloadEdge}, N: []int{3},
+		Warmup: 300 * time.Millisecond, Duration: 1500 * time.Millisecond,
+		Start: startChild(t), Progress: &progress,
+	})
+	t.Log(progress.String())
+	if err != nil {
+		t.Fatalf("Sweep: %v", err)
+	}
+	if len(rs) != 2 || rs[0].Via != ViaDirect || rs[1].Via != ViaEdge {
+		t.Fatalf("results: got %+v, want direct then edge", rs)
+	}
+	for _, r := range rs {
+		if r.Err != "" {
+			t.Fatalf("%s: %s", r.Via, r.Err)
+		}
+		if r.Joined != 3 || r.Forwarded == 0 || r.Received == 0 || r.WrongStream != 0 {
+			t.Errorf("%s: joined %d/3, forwarded %d, received %d, wrong stream %d", r.Via, r.Joined, r.Forwarded, r.Received, r.WrongStream)
+		}
+	}
+	if rs[0].EdgeCPU != 0 {
+		t.Errorf("direct: edge CPU %v, want none (there is no edge)", rs[0].EdgeCPU)
+	}
+	var md bytes.Buffer
+	if err := Markdown(&md, Summarize(rs), "gatehouse", 0); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(md.String(), "### edge") || !strings.Contains(md.String(), "| 3 | gatehouse |") {
+		t.Errorf("markdown: no edge table in\n%s", md.String())
+	}
+	t.Logf("\n%s", md.String())
+}
+
+func TestMarkdownEdge(t *testing.T) {
+	rs := []Result{
+		{Target: "gatehouse", Workload: WorkloadFanout, N: 100, USPerPacket: 7, Window: time.Second},
+		{Target: "gatehouse", Workload: WorkloadEdge, N: 100, Via: ViaDirect, ServerCPU: 800 * time.Millisecond, Window: 10 * time.Second, Joined: 100, Sessions: 100},
+		{Target: "gatehouse", Workload: WorkloadEdge, N: 100, Via: ViaEdge, ServerCPU: 40 * time.Millisecond, EdgeCPU: 820 * time.Millisecond, Window: 10 * time.Second, Joined: 100, Sessions: 100},
+		{Target: "gatehouse", Workload: WorkloadEdge, N: 10, Via: ViaDirect, ServerCPU: 80 * time.Millisecond, Window: 10 * time.Second},
+		{Target: "gatehouse", Workload: WorkloadEdge, N: 10, Via: ViaEdge, Err: "view: refused"},
+	}
+	var b bytes.Buffer
+	if err := Markdown(&b, rs, "gatehouse", 0); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		"### fanout",
+		"| 100 | gatehouse | 800 (8) | 40 (0) | 0.050 | 820 (8) | 0.000 | 0.000 |",
+		"| 10 | gatehouse | 80 (1) | error: view: refused |  | error: view: refused |",
+	} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("want %q, got\n%s", want, b.String())
+		}
+	}
 }
 
 func TestParseStatCPU(t *testing.T) {
