@@ -16,42 +16,59 @@ var productionValues = map[string]string{
 	"UpdateTimeout": "30s",
 	"Gatehouse":     "http://127.0.0.1:8090",
 	"Root":          "/var/www",
+	// docs/scaling.md: one replica (gh-b) and the hooks load balancer on the streaming server.
+	"Public":            ":8089",
+	"HooksListen":       "10.0.0.3:8090",
+	"DataDir":           "/var/lib/gatehouse",
+	"NodeID":            "gh-b",
+	"NodeURL":           "http://10.0.0.3:8089",
+	"Redis":             "10.0.0.10:6379",
+	"RedisPasswordFile": "/run/secrets/redis-password",
+	"ReplicaA":          "10.0.0.2:8090",
+	"ReplicaB":          "10.0.0.3:8090",
+	"ReplicaC":          "10.0.0.4:8090",
+	"LB":                "127.0.0.1:8090",
 }
 
 var testedBlockRe = regexp.MustCompile("(?s)<!-- tested: (\\S+) -->\\s*```\\w*\\n(.*?)```")
 
-// TestReadmeSnippetsAreTheTestedOnes: every README block marked "tested" must be the template that
-// a real-server test runs, rendered with production values, so the copy-paste config is the
-// exercised one.
+// TestReadmeSnippetsAreTheTestedOnes: every block marked "tested" in the README and in
+// docs/scaling.md must be the template that a real-server test runs, rendered with production
+// values, so the copy-paste config is the exercised one.
 func TestReadmeSnippetsAreTheTestedOnes(t *testing.T) {
-	readme, err := os.ReadFile("../../README.md")
-	if err != nil {
-		t.Fatal(err)
-	}
-	blocks := testedBlockRe.FindAllSubmatch(readme, -1)
-	if len(blocks) < 2 {
-		t.Fatalf("found %d tested blocks in README.md, want at least 2", len(blocks))
-	}
-	for _, b := range blocks {
-		path, got := string(b[1]), strings.TrimSpace(string(b[2]))
-		t.Run(path, func(t *testing.T) {
-			src, err := os.ReadFile(filepath.Join("../..", path))
-			if err != nil {
-				t.Fatal(err)
-			}
-			tmpl, err := template.New(path).Option("missingkey=error").Parse(string(src))
-			if err != nil {
-				t.Fatal(err)
-			}
-			var buf bytes.Buffer
-			if err := tmpl.Execute(&buf, productionValues); err != nil {
-				t.Fatal(err)
-			}
-			want := strings.TrimSpace(stripLeadingComments(buf.String()))
-			if got != want {
-				t.Errorf("README block differs from %s rendered with production values.\ngot:\n%s\nwant:\n%s", path, got, want)
-			}
-		})
+	for _, doc := range []struct {
+		path string
+		min  int
+	}{{"README.md", 2}, {"docs/scaling.md", 3}} {
+		text, err := os.ReadFile(filepath.Join("../..", doc.path))
+		if err != nil {
+			t.Fatal(err)
+		}
+		blocks := testedBlockRe.FindAllSubmatch(text, -1)
+		if len(blocks) < doc.min {
+			t.Fatalf("found %d tested blocks in %s, want at least %d", len(blocks), doc.path, doc.min)
+		}
+		for _, b := range blocks {
+			path, got := string(b[1]), strings.TrimSpace(string(b[2]))
+			t.Run(doc.path+"/"+path, func(t *testing.T) {
+				src, err := os.ReadFile(filepath.Join("../..", path))
+				if err != nil {
+					t.Fatal(err)
+				}
+				tmpl, err := template.New(path).Option("missingkey=error").Parse(string(src))
+				if err != nil {
+					t.Fatal(err)
+				}
+				var buf bytes.Buffer
+				if err := tmpl.Execute(&buf, productionValues); err != nil {
+					t.Fatal(err)
+				}
+				want := strings.TrimSpace(stripLeadingComments(buf.String()))
+				if got != want {
+					t.Errorf("%s block differs from %s rendered with production values.\ngot:\n%s\nwant:\n%s", doc.path, path, got, want)
+				}
+			})
+		}
 	}
 }
 

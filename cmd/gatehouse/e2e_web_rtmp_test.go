@@ -95,6 +95,14 @@ rtmp {
 // RTMP, for at most limit; stop ends it. Its output is logged when the test fails.
 func testPattern(t *testing.T, url string, limit time.Duration) (stop func()) {
 	t.Helper()
+	stop, _ = testPatternExit(t, url, limit)
+	return stop
+}
+
+// testPatternExit is testPattern that also returns a channel closed when ffmpeg exits (refused
+// by the streaming server, disconnected, or at limit).
+func testPatternExit(t *testing.T, url string, limit time.Duration) (stop func(), exited <-chan struct{}) {
+	t.Helper()
 	if _, err := exec.LookPath("ffmpeg"); err != nil {
 		if os.Getenv("GATEHOUSE_ALLOW_SKIP") == "1" {
 			t.Skip("ffmpeg is not installed")
@@ -122,7 +130,7 @@ func testPattern(t *testing.T, url string, limit time.Duration) (stop func()) {
 			t.Logf("ffmpeg output:\n%s", out.String())
 		}
 	})
-	return stop
+	return stop, done
 }
 
 // viewport sets the tab's window size (device pixels 1:1).

@@ -1,0 +1,367 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"text/template"
+	"time"
+
+	"github.com/pion/webrtc/v4"
+
+	"gatehouse/authz/state/redistest"
+	"gatehouse/protocols/nginxtest"
+)
+
+// The templates docs/scaling.md shows as tested blocks: one replica's gatehouse.yml and the
+// nginx load balancer in front of the replicas' hooks.
+const (
+	lbReplicaTemplate = "cmd/gatehouse/testdata/lb/replica.yml"
+	lbNginxTemplate   = "cmd/gatehouse/testdata/lb/nginx-hooks-lb.conf"
+)
+
+// lbTestSFU is appended to the replica template: WebRTC on loopback for the pion publishers.
+const lbTestSFU = `sfu:
+  udp_port: 0
+  include_loopback: true
+  internal_ips: [127.0.0.0/8]
+`
+
+// renderTemplate renders the repository file path (relative to the repository root) with data.
+func renderTemplate(t *testing.T, path string, data map[string]string) string {
+	t.Helper()
+	tmpl, err := template.New(filepath.Base(path)).Option("missingkey=error").ParseFiles(filepath.Join("../..", path))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b bytes.Buffer
+	if err := tmpl.Execute(&b, data); err != nil {
+		t.Fatal(err)
+	}
+	return b.String()
+}
+
+// lbAccessLog reads nginx's access log of the hooks load balancer: one line per forwarded hook,
+// "<method> <uri> <status> <upstream address>".
+type lbAccessLog string
+
+func (l lbAccessLog) lines(t *testing.T) []string {
+	t.Helper()
+	b, err := os.ReadFile(string(l))
+	if err != nil && !os.IsNotExist(err) {
+		t.Fatal(err)
+	}
+	return strings.Split(strings.TrimSpace(string(b)), "\n")
+}
+
+// since returns the lines after the first n.
+func (l lbAccessLog) since(t *testing.T, n int) []string {
+	t.Helper()
+	all := l.lines(t)
+	if n > len(all) {
+		return nil
+	}
+	return all[n:]
+}
+
+// sessionsOn returns the paths of the live sessions node p holds, by source ("sfu:live/cam").
+func sessionsOn(t *testing.T, p *proc) []string {
+	t.Helper()
+	code, body := apiCall(t, "GET", p.public+"/api/v1/sessions")
+	if code != 200 {
+		t.Fatalf("sessions on %s: %d %s", p.public, code, body)
+	}
+	var s struct {
+		Sessions []struct{ Source, Path string }
+	}
+	if err := json.Unmarshal([]byte(body), &s); err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, x := range s.Sessions {
+		out = append(out, x.Source+":"+x.Path)
+	}
+	return out
+}
+
+func holds(sessions []string, want string) bool {
+	for _, s := range sessions {
+		if s == want {
+			return true
+		}
+	}
+	return false
+}
+
+// lbNginxForm sends nginx-rtmp's on_publish for stream key name from address addr to lb and
+// returns the status and the Location (the stream's new name).
+func lbNginxForm(t *testing.T, lb, name, addr, clientID string) (int, string) {
+	t.Helper()
+	form := "app=live&flashver=FMLE%2F3.0&tcurl=rtmp%3A%2F%2F127.0.0.1%2Flive&addr=" + addr + "&clientid=" + clientID +
+		"&call=publish&name=" + url.QueryEscape(name) + "&type=live"
+	c := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }, Timeout: 20 * time.Second}
+	resp, err := c.Post(lb+"/hooks/nginx-rtmp", "application/x-www-form-urlencoded", strings.NewReader(form))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode, resp.Header.Get("Location")
+}
+
+// TestEndToEndReplicasBehindNginx runs the setup docs/scaling.md describes: three gatehouse
+// replicas (docs' replica.yml) sharing one real redis-server (password from a file), behind a
+// real nginx whose http upstream (docs' nginx-hooks-lb.conf, hash $remote_addr) balances the
+// hooks, and a real nginx-rtmp (the README's application block) whose hooks point at that load
+// balancer. nginx's access log names the replica that answered each hook: all of nginx-rtmp's
+// hooks reach one replica, B (sticky). A key created on A lets ffmpeg publish through nginx-rtmp,
+// admitted by B; a brute-force ban raised on A refuses on B (banned); a second publisher of a
+// path a WHIP publisher holds on A is refused on B (409 path_busy on the hook, and ffmpeg through
+// nginx-rtmp fails); a key revoked on A ends a pion WHIP publisher B holds within a heartbeat or
+// so (measured and logged; asserted only against a generous bound); with redis-server stopped, a
+// new publisher is refused fast through the load balancer while the running ffmpeg keeps
+// publishing through its on_update calls, and with redis-server back on the same port a new
+// ffmpeg publishes, without restarting any gatehouse.
+func TestEndToEndReplicasBehindNginx(t *testing.T) {
+	nginxBin, module := nginxtest.Binary(t), nginxtest.RTMPModule(t)
+	const redisPass = "lb-redis-pass-0123456789"
+	leaks.secret("lb e2e redis password", redisPass)
+	srv := redistest.Start(t, redistest.Persistent(), redistest.Password(redisPass))
+	pwFile := filepath.Join(t.TempDir(), "redis-password")
+	if err := os.WriteFile(pwFile, []byte(redisPass+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	// Three replicas; their roles (A, B, C) are given once nginx has shown which one it picks.
+	var reps []*proc
+	for _, id := range []string{"gh-1", "gh-2", "gh-3"} {
+		dir := t.TempDir()
+		public := freeAddr(t)
+		cfg := renderTemplate(t, lbReplicaTemplate, map[string]string{
+			"Public": public, "HooksListen": "127.0.0.1:0", "DataDir": filepath.Join(dir, "data"),
+			"NodeID": id, "NodeURL": "http://" + public, "Redis": srv.Addr, "RedisPasswordFile": pwFile,
+		}) + lbTestSFU
+		path := filepath.Join(dir, "gatehouse.yml")
+		if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		reps = append(reps, startBinary(t, path, "ADMIN_PASS=adminpass"))
+	}
+	hostOf := func(p *proc) string { return strings.TrimPrefix(p.hooks, "http://") }
+
+	// One nginx: the http load balancer and nginx-rtmp, whose hooks go through the balancer.
+	lbAddr := freeAddr(t)
+	lb := "http://" + lbAddr
+	var accessLog lbAccessLog
+	ngx := nginxtest.Start(t, nginxBin, func(dir string, port int) string {
+		accessLog = lbAccessLog(filepath.Join(dir, "access.log"))
+		balancer := renderTemplate(t, lbNginxTemplate, map[string]string{
+			"ReplicaA": hostOf(reps[0]), "ReplicaB": hostOf(reps[1]), "ReplicaC": hostOf(reps[2]), "LB": lbAddr,
+		})
+		app := renderTemplate(t, "protocols/nginxrtmp/testdata/nginx-application.conf", map[string]string{
+			"Hook": lb + "/hooks/nginx-rtmp", "UpdateTimeout": "1s",
+		})
+		return fmt.Sprintf(`load_module %[1]s;
+daemon off;
+master_process off;
+worker_processes 1;
+error_log %[2]s/error.log info;
+pid %[2]s/nginx.pid;
+events { worker_connections 128; }
+http {
+    log_format lb '$request_method $uri $status $upstream_addr';
+    access_log %[2]s/access.log lb;
+    client_body_temp_path %[2]s/client_body;
+    proxy_temp_path %[2]s/proxy;
+    fastcgi_temp_path %[2]s/fastcgi;
+    uwsgi_temp_path %[2]s/uwsgi;
+    scgi_temp_path %[2]s/scgi;
+%[3]s
+}
+rtmp {
+    server {
+        listen 127.0.0.1:%[4]d;
+%[5]s
+    }
+}
+`, module, dir, balancer, port, app)
+	})
+	rtmp := "rtmp://" + ngx.Addr + "/live/"
+
+	// Which replica does the balancer pick for this streaming server? That one is B.
+	if code, _ := postMediaMTX(t, lb, mtx("", "", "", "read", "live/probe", "rtsp")); code == 200 {
+		t.Fatalf("an anonymous read was allowed")
+	}
+	probe := accessLog.lines(t)
+	var a, b, c *proc
+	for i, p := range reps {
+		if strings.HasSuffix(probe[len(probe)-1], " "+hostOf(p)) {
+			b, a, c = p, reps[(i+1)%3], reps[(i+2)%3]
+		}
+	}
+	if b == nil {
+		t.Fatalf("the balancer's access log names no replica: %q", probe)
+	}
+	t.Logf("the balancer sends this streaming server's hooks to %s (B); A is %s, C is %s", hostOf(b), hostOf(a), hostOf(c))
+	// answeredByB checks that the access log lines after mark include want ("POST /hooks/x 409")
+	// answered by B, and that every line after mark was answered by B.
+	answeredByB := func(mark int, want string) {
+		t.Helper()
+		lines := accessLog.since(t, mark)
+		found := false
+		for _, l := range lines {
+			if !strings.HasSuffix(l, " "+hostOf(b)) {
+				t.Errorf("the balancer sent a hook to another replica than B: %q", l)
+			}
+			found = found || strings.HasPrefix(l, want+" ")
+		}
+		if !found {
+			t.Errorf("no %q answered by B in the balancer's log: %q", want, lines)
+		}
+	}
+	newKey := func(path string) (id, secret string) {
+		t.Helper()
+		code, body := apiCallBody(t, "POST", a.public+"/api/v1/keys", `{"path":"`+path+`"}`)
+		var k struct{ ID, Secret string }
+		_ = json.Unmarshal([]byte(body), &k)
+		if code != 201 || k.Secret == "" {
+			t.Fatalf("create a key for %s on A: %d %s", path, code, body)
+		}
+		leaks.secret("lb e2e stream key "+path, k.Secret)
+		return k.ID, k.Secret
+	}
+
+	// 1. A key created on A: ffmpeg publishes through nginx-rtmp, admitted by B.
+	mark := len(accessLog.lines(t))
+	_, alice := newKey("live/alice")
+	_, aliceExited := testPatternExit(t, rtmp+alice, 50*time.Second)
+	eventually(t, "B holds the ffmpeg publisher of live/alice", func() bool { return holds(sessionsOn(t, b), "nginx-rtmp:live/alice") })
+	if holds(sessionsOn(t, a), "nginx-rtmp:live/alice") || holds(sessionsOn(t, c), "nginx-rtmp:live/alice") {
+		t.Fatal("A or C holds the publisher the balancer sent to B")
+	}
+	answeredByB(mark, "POST /hooks/nginx-rtmp 302")
+
+	// 2. A brute-force ban raised on A refuses on B.
+	for i := range 12 { // distinct guesses: a repeated credential counts once
+		postMediaMTX(t, a.hooks, mtx("203.0.113.7", "admin", fmt.Sprint("wrong-guess-", i), "publish", "live/x", "rtmp"))
+	}
+	if code, body := apiCall(t, "GET", a.public+"/api/v1/bans"); code != 200 || !strings.Contains(body, "203.0.113.7/32") {
+		t.Fatalf("A did not ban the guessing address: %d %s", code, body)
+	}
+	mark = len(accessLog.lines(t))
+	eventually(t, "B refuses the address A banned, through the balancer", func() bool {
+		code, r := postMediaMTX(t, lb, mtx("203.0.113.7", "admin", "adminpass", "api", "", ""))
+		return code != 200 && r.Reason == "banned"
+	})
+	answeredByB(mark, "POST /hooks/mediamtx 403")
+
+	// 3. A WHIP publisher on A holds live/busy: a second publisher whose hook lands on B is refused.
+	_, busy := newKey("live/busy")
+	holder := publishVP8(t, a.public, "live/busy", "Bearer "+busy)
+	eventually(t, "A holds the WHIP publisher of live/busy", func() bool { return holds(sessionsOn(t, a), "sfu:live/busy") })
+	mark = len(accessLog.lines(t))
+	if code, r := postMediaMTX(t, lb, jsonReq(map[string]any{"action": "publish", "path": "live/busy", "protocol": "rtmp", "query": "key=" + busy})); code != 409 || r.Reason != "path_busy" {
+		t.Fatalf("second publisher of live/busy through the balancer: %d %+v, want 409 path_busy", code, r)
+	}
+	answeredByB(mark, "POST /hooks/mediamtx 409")
+	mark = len(accessLog.lines(t))
+	_, busyExited := testPatternExit(t, rtmp+busy, 20*time.Second)
+	select {
+	case <-busyExited:
+	case <-time.After(15 * time.Second):
+		t.Fatal("ffmpeg publishing live/busy through nginx-rtmp was not refused")
+	}
+	answeredByB(mark, "POST /hooks/nginx-rtmp 403")
+	if holds(sessionsOn(t, b), "nginx-rtmp:live/busy") {
+		t.Fatal("B admitted a second publisher of live/busy")
+	}
+	holder.close()
+
+	// 4. A key revoked on A ends the WHIP publisher B holds.
+	camID, cam := newKey("live/cam")
+	pub := publishVP8(t, b.public, "live/cam", "Bearer "+cam)
+	pcEnded := make(chan time.Time, 1)
+	pub.pc.OnConnectionStateChange(func(s webrtc.PeerConnectionState) {
+		if s == webrtc.PeerConnectionStateClosed || s == webrtc.PeerConnectionStateFailed || s == webrtc.PeerConnectionStateDisconnected {
+			select {
+			case pcEnded <- time.Now():
+			default:
+			}
+		}
+	})
+	eventually(t, "B holds the WHIP publisher of live/cam", func() bool { return holds(sessionsOn(t, b), "sfu:live/cam") })
+	revoked := time.Now()
+	if code, body := apiCall(t, "DELETE", a.public+"/api/v1/keys/"+camID); code != 200 && code != 204 {
+		t.Fatalf("revoke on A: %d %s", code, body)
+	}
+	const bound = 2*time.Second + 8*time.Second // one heartbeat, and slack for a loaded machine
+	for holds(sessionsOn(t, b), "sfu:live/cam") {
+		if time.Since(revoked) > bound {
+			t.Fatalf("B still holds the WHIP publisher %v after the key was revoked on A", bound)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Logf("revoked on A: B ended the WHIP session after %v", time.Since(revoked).Round(time.Millisecond))
+	// B closed its side: the publisher's ICE agent notices the silence (pion's disconnected
+	// timeout, 5 s) and leaves connected.
+	select {
+	case at := <-pcEnded:
+		t.Logf("the publisher's PeerConnection left connected %v after the revocation", at.Sub(revoked).Round(time.Millisecond))
+	case <-time.After(15 * time.Second):
+		t.Fatal("the publisher's PeerConnection stayed connected 15 s after B ended its session")
+	}
+
+	// 5. Redis stops: new publishers are refused fast; the running ffmpeg keeps publishing.
+	_, late := newKey("live/late")
+	_, probeKey := newKey("live/probe")
+	srv.Stop()
+	mark = len(accessLog.lines(t))
+	start := time.Now()
+	code, _ := lbNginxForm(t, lb, late, "127.0.0.1", "901")
+	took := time.Since(start)
+	if code != 403 {
+		t.Fatalf("a new publisher through the balancer with Redis down: %d, want 403", code)
+	}
+	t.Logf("with Redis down, B refused a new publisher in %v", took.Round(time.Millisecond))
+	if took > 5*time.Second {
+		t.Fatalf("refusing a new publisher with Redis down took %v, want well under 5 s", took)
+	}
+	answeredByB(mark, "POST /hooks/nginx-rtmp 403")
+	mark = len(accessLog.lines(t))
+	time.Sleep(3500 * time.Millisecond) // three on_update rounds (notify_update_timeout 1s)
+	select {
+	case <-aliceExited:
+		t.Fatal("the running ffmpeg was disconnected while Redis was down")
+	default:
+	}
+	answeredByB(mark, "POST /hooks/nginx-rtmp 200") // the on_update calls, kept
+	if !holds(sessionsOn(t, b), "nginx-rtmp:live/alice") {
+		t.Fatal("B dropped the running publisher while Redis was down")
+	}
+
+	// Redis back on the same port: new publishers are admitted again, no gatehouse restarted.
+	srv.Restart()
+	eventually(t, "B admits a new publisher after Redis returned", func() bool {
+		code, _ := lbNginxForm(t, lb, probeKey, "127.0.0.1", "902")
+		return code == 302
+	})
+	testPatternExit(t, rtmp+late, 20*time.Second)
+	eventually(t, "B holds a new ffmpeg publisher of live/late", func() bool { return holds(sessionsOn(t, b), "nginx-rtmp:live/late") })
+	select {
+	case <-aliceExited:
+		t.Fatal("the running ffmpeg was disconnected when Redis returned")
+	default:
+	}
+	for _, p := range reps {
+		select {
+		case err := <-p.done:
+			t.Errorf("replica %s exited: %v", hostOf(p), err)
+		default:
+		}
+	}
+}
