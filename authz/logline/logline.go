@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode"
 	"unicode/utf8"
@@ -24,6 +25,18 @@ type Logger struct {
 	level  slog.Leveler
 	prefix []byte // the logger's attributes, rendered once
 	pool   sync.Pool
+	stamp  atomic.Pointer[stamp] // the text time of the last second a line was begun in
+}
+
+const dateLen = len("2006-01-02T15:04:05")
+
+// stamp is a second's text time without its milliseconds: lines begun in the same second (most
+// of them, under load) only append their milliseconds.
+type stamp struct {
+	sec  int64
+	loc  *time.Location
+	date [dateLen]byte
+	zone string // "Z" or "+hh:mm"
 }
 
 // New returns a Logger writing to w in slog's JSON (json) or text format, the lines at or above
@@ -67,7 +80,7 @@ func (l *Logger) Begin(t time.Time, level slog.Level, msg string) Line {
 		ln.b = appendJSONString(ln.b, msg)
 	} else {
 		ln.b = append(ln.b, "time="...)
-		ln.b = appendRFC3339Millis(ln.b, t.Round(0))
+		ln.b = l.appendTime(ln.b, t.Round(0))
 		ln.b = append(ln.b, " level="...)
 		ln.b = appendTextString(ln.b, level.String())
 		ln.b = append(ln.b, " msg="...)
@@ -173,6 +186,25 @@ func (ln *Line) attr(a slog.Attr) {
 	default:
 		ln.String(a.Key, v.String())
 	}
+}
+
+// appendTime is appendRFC3339Millis through the logger's cache of the current second.
+func (l *Logger) appendTime(b []byte, t time.Time) []byte {
+	sec, loc := t.Unix(), t.Location()
+	s := l.stamp.Load()
+	if s == nil || s.sec != sec || s.loc != loc {
+		full := appendRFC3339Millis(make([]byte, 0, 32), t)
+		if len(full) < dateLen+4 || full[dateLen] != '.' { // a year beyond 0–9999
+			return append(b, full...)
+		}
+		s = &stamp{sec: sec, loc: loc, zone: string(full[dateLen+4:])}
+		copy(s.date[:], full)
+		l.stamp.Store(s)
+	}
+	b = append(b, s.date[:]...)
+	b = append(b, '.')
+	b = appendDigits(b, t.Nanosecond()/int(time.Millisecond), 3)
+	return append(b, s.zone...)
 }
 
 // appendRFC3339Millis is slog's text time: RFC 3339 with exactly three fractional digits. Written

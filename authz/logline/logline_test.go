@@ -139,3 +139,23 @@ func BenchmarkLine(b *testing.B) {
 		})
 	}
 }
+
+// TestOneLoggerManyTimes: one logger (its cached second) writing lines whose times move within a
+// second, across seconds, between zones in the same second, and back, gives slog's time each time.
+func TestOneLoggerManyTimes(t *testing.T) {
+	var buf bytes.Buffer
+	l := New(&buf, false, slog.LevelDebug)
+	base := time.Date(2026, 11, 30, 7, 1, 10, 0, time.UTC)
+	east, west := time.FixedZone("e", 5*3600+45*60), time.FixedZone("w", -8*3600)
+	times := []time.Time{base, base.Add(999 * time.Millisecond), base.Add(time.Second), base.Add(time.Second + 5*time.Millisecond),
+		base.In(east), base.In(west), base.Add(999 * time.Millisecond).In(east), base, base.Add(-time.Nanosecond),
+		time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC), base, time.Date(0, 1, 1, 0, 0, 0, 0, time.UTC), base.Add(time.Hour)}
+	for _, tm := range times {
+		buf.Reset()
+		ln := l.Begin(tm, slog.LevelInfo, "m")
+		ln.End()
+		if want := viaSlog(false, tm, slog.LevelInfo, "m", nil, nil); buf.String() != want {
+			t.Errorf("%v: got %s, want %s", tm, buf.String(), want)
+		}
+	}
+}
