@@ -237,6 +237,12 @@ func checkGoroutines(t *testing.T, base int) {
 // clientAPI is a plain pion client restricted to loopback UDP.
 func clientAPI(t *testing.T) *webrtc.API {
 	t.Helper()
+	return clientAPIWith(t, nil)
+}
+
+// clientAPIWith is clientAPI with settings changed by mutate (nil: none).
+func clientAPIWith(t *testing.T, mutate func(*webrtc.SettingEngine)) *webrtc.API {
+	t.Helper()
 	m := &webrtc.MediaEngine{}
 	if err := m.RegisterDefaultCodecs(); err != nil {
 		t.Fatal(err)
@@ -257,6 +263,9 @@ func clientAPI(t *testing.T) *webrtc.API {
 	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
 	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
 	se.SetIPFilter(func(ip net.IP) bool { return ip.IsLoopback() })
+	if mutate != nil {
+		mutate(&se)
+	}
 	return webrtc.NewAPI(webrtc.WithMediaEngine(m), webrtc.WithInterceptorRegistry(ir), webrtc.WithSettingEngine(se))
 }
 

@@ -285,8 +285,14 @@ rtmp {
 	// 4. A key revoked on A ends the WHIP publisher B holds.
 	camID, cam := newKey("live/cam")
 	pub := publishVP8(t, b.public, "live/cam", "Bearer "+cam)
-	pcEnded := make(chan time.Time, 1)
+	pcEnded, pcUp := make(chan time.Time, 1), make(chan struct{}, 1)
 	pub.pc.OnConnectionStateChange(func(s webrtc.PeerConnectionState) {
+		if s == webrtc.PeerConnectionStateConnected {
+			select {
+			case pcUp <- struct{}{}:
+			default:
+			}
+		}
 		if s == webrtc.PeerConnectionStateClosed || s == webrtc.PeerConnectionStateFailed || s == webrtc.PeerConnectionStateDisconnected {
 			select {
 			case pcEnded <- time.Now():
@@ -295,6 +301,15 @@ rtmp {
 		}
 	})
 	eventually(t, "B holds the WHIP publisher of live/cam", func() bool { return holds(sessionsOn(t, b), "sfu:live/cam") })
+	// Revoke a connected publisher, as in life: a session ended before its DTLS handshake
+	// finished cannot be told (no close_notify without DTLS keys), and sends no media either.
+	if pub.pc.ConnectionState() != webrtc.PeerConnectionStateConnected {
+		select {
+		case <-pcUp:
+		case <-time.After(15 * time.Second):
+			t.Fatal("the WHIP publisher of live/cam did not connect to B")
+		}
+	}
 	revoked := time.Now()
 	if code, body := apiCall(t, "DELETE", a.public+"/api/v1/keys/"+camID); code != 200 && code != 204 {
 		t.Fatalf("revoke on A: %d %s", code, body)
@@ -307,8 +322,8 @@ rtmp {
 		time.Sleep(20 * time.Millisecond)
 	}
 	t.Logf("revoked on A: B ended the WHIP session after %v", time.Since(revoked).Round(time.Millisecond))
-	// B closed its side: the publisher's ICE agent notices the silence (pion's disconnected
-	// timeout, 5 s) and leaves connected.
+	// B closed its PeerConnection: pion sends a DTLS close_notify, on which the publisher's
+	// pion closes its PeerConnection at once (without it, only ICE silence would end it, 5 s on).
 	select {
 	case at := <-pcEnded:
 		t.Logf("the publisher's PeerConnection left connected %v after the revocation", at.Sub(revoked).Round(time.Millisecond))

@@ -468,6 +468,25 @@ func TestChromiumPublishAndWatch(t *testing.T) {
 			}
 		}
 	})
+	// The server ends the publisher's session (a kick; a revocation ends it the same way): the
+	// page learns it from the server within seconds (DTLS close_notify, then the SFU's silence
+	// to ICE consent checks) and says so, instead of publishing into a closed session.
+	t.Run("server ends the publisher", func(t *testing.T) {
+		var id string
+		for _, s := range f.sfu.Sessions() {
+			if s.Kind == sfu.KindPublish {
+				id = s.ID
+			}
+		}
+		if err := f.sfu.Kick(id); err != nil {
+			t.Fatalf("Kick: %v", err)
+		}
+		kicked := time.Now()
+		st := pub.await(t, 5*time.Second, "the publish page to leave publishing", func(s pageState) bool {
+			return s.State != "publishing"
+		})
+		t.Logf("publish page %q (%s) %v after the kick", st.State, st.Error, time.Since(kicked).Round(time.Millisecond))
+	})
 	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
 		t.Fatalf("test budget of %v exceeded", testBudget)
 	}
