@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"text/template"
@@ -197,7 +198,9 @@ rtmp {
 	if code, _ := postMediaMTX(t, lb, mtx("", "", "", "read", "live/probe", "rtsp")); code == 200 {
 		t.Fatalf("an anonymous read was allowed")
 	}
-	probe := accessLog.lines(t)
+	// nginx writes an access log line after it has sent the answer: wait for it.
+	var probe []string
+	eventually(t, "the balancer logs the probe", func() bool { probe = accessLog.lines(t); return len(probe) > 0 })
 	var a, b, c *proc
 	for i, p := range reps {
 		if strings.HasSuffix(probe[len(probe)-1], " "+hostOf(p)) {
@@ -212,7 +215,14 @@ rtmp {
 	// answered by B, and that every line after mark was answered by B.
 	answeredByB := func(mark int, want string) {
 		t.Helper()
-		lines := accessLog.since(t, mark)
+		// nginx logs a request after answering it: wait until the wanted line is there.
+		var lines []string
+		for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+			lines = accessLog.since(t, mark)
+			if slices.ContainsFunc(lines, func(l string) bool { return strings.HasPrefix(l, want+" ") }) || time.Now().After(deadline) {
+				break
+			}
+		}
 		found := false
 		for _, l := range lines {
 			if !strings.HasSuffix(l, " "+hostOf(b)) {
