@@ -468,6 +468,25 @@ func TestChromiumPublishAndWatch(t *testing.T) {
 			}
 		}
 	})
+	// The server ends the viewer's session (a kick; a revoked token ends it the same way): the
+	// watch page learns it from DTLS within seconds, not from ICE's timeout, and reconnects.
+	t.Run("server ends the viewer", func(t *testing.T) {
+		before := watch.await(t, 5*time.Second, "the watch page to play", func(s pageState) bool { return s.State == "playing" })
+		var id string
+		for _, s := range f.sfu.Sessions() {
+			if s.Kind == sfu.KindRead && s.Identity == "alice" {
+				id = s.ID
+			}
+		}
+		if err := f.sfu.Kick(id); err != nil {
+			t.Fatalf("Kick: %v", err)
+		}
+		kicked := time.Now()
+		st := watch.await(t, 5*time.Second, "the watch page to leave playing", func(s pageState) bool {
+			return s.State != "playing" || s.Session != before.Session
+		})
+		t.Logf("watch page %q, session changed %v, %v after the kick", st.State, st.Session != before.Session, time.Since(kicked).Round(time.Millisecond))
+	})
 	// The server ends the publisher's session (a kick; a revocation ends it the same way): the
 	// page learns it from the server within seconds (DTLS close_notify, then the SFU's silence
 	// to ICE consent checks) and says so, instead of publishing into a closed session.

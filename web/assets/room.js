@@ -137,6 +137,12 @@
         r.pc.addEventListener("connectionstatechange", () => {
           if (r.pc === me.pc && ["failed", "closed"].includes(r.pc.connectionState)) republish();
         });
+        // The server ending the session closes DTLS, seen at once on the transport (Chromium
+        // keeps connectionState "connected" until ICE times out, about 6 s).
+        const dtls = r.pc.getSenders().map(s => s.transport).find(Boolean);
+        if (dtls) dtls.addEventListener("statechange", () => {
+          if (r.pc === me.pc && ["closed", "failed"].includes(dtls.state)) republish();
+        });
         scheduleRenew();
         refresh();
         return;
