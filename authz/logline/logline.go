@@ -233,14 +233,15 @@ func appendRFC3339Millis(b []byte, t time.Time) []byte {
 	if off == 0 {
 		return append(b, 'Z')
 	}
+	zone := off / 60 // minutes, truncated toward zero as time.Format does: -30 s is "+00:00"
 	sign := byte('+')
-	if off < 0 {
-		sign, off = '-', -off
+	if zone < 0 {
+		sign, zone = '-', -zone
 	}
 	b = append(b, sign)
-	b = appendDigits(b, off/3600, 2)
+	b = appendDigits(b, zone/60, 2)
 	b = append(b, ':')
-	return appendDigits(b, off/60%60, 2)
+	return appendDigits(b, zone%60, 2)
 }
 
 // appendRFC3339MillisSlow is appendRFC3339Millis through time.AppendFormat.

@@ -80,6 +80,9 @@ func TestSameBytesAsSlog(t *testing.T) {
 	times := []time.Time{tm, tm.Add(429 * time.Millisecond), time.Date(2026, 1, 2, 3, 4, 5, 0, time.FixedZone("x", 3600)), time.Now(),
 		time.Date(2026, 6, 1, 0, 0, 0, 999_999_999, time.FixedZone("nst", -(3*3600+30*60))), // negative, with minutes
 		time.Date(2026, 6, 1, 23, 59, 59, 1_000_000, time.FixedZone("lmt", 3600+75)),        // seconds in the offset
+		time.Date(2026, 6, 1, 1, 2, 3, 0, time.FixedZone("m30", -30)), time.Date(2026, 6, 1, 1, 2, 3, 0, time.FixedZone("m1", -1)),
+		time.Date(2026, 6, 1, 1, 2, 3, 0, time.FixedZone("m59", -59)), time.Date(2026, 6, 1, 1, 2, 3, 0, time.FixedZone("m61", -61)),
+		time.Date(2026, 6, 1, 1, 2, 3, 0, time.FixedZone("m3599", -3599)), time.Date(2026, 6, 1, 1, 2, 3, 0, time.FixedZone("p59", 59)),
 		time.Date(1, 1, 1, 0, 0, 0, 1, time.UTC), time.Date(9999, 12, 31, 23, 59, 59, 999_000_000, time.UTC),
 		time.Date(0, 1, 1, 0, 0, 0, 5e6, time.UTC)} // (slog's JSON cannot write years beyond 0–9999)
 	for _, at := range times {
