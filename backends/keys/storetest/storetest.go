@@ -287,6 +287,15 @@ var cases = []testCase{
 		if d := f.publish(f.s, secret, "rtmp"); d.Allowed() {
 			f.t.Fatalf("key revoked during its grace period: got %+v", d)
 		}
+		// Cutting the grace short is announced again, at now: that announcement is what ends
+		// the running sessions of the key before the end its first announcement gave.
+		if err := f.s.Poll(f.ctx); err != nil {
+			f.t.Fatal(err)
+		}
+		r := revs.get()
+		if len(r) < 3 || r[len(r)-1].KeyID != next.ID || !r[len(r)-1].At.Equal(f.clock.Now()) {
+			f.t.Fatalf("revocations heard = %+v, want the last one for %s at %v (the grace cut short)", r, next.ID, f.clock.Now())
+		}
 	}},
 	{"RotateWithoutGraceRevokesAtOnce", func(f *fixture) {
 		old, oldSecret := f.create(f.s, keys.Spec{Path: "live/a"})
