@@ -302,7 +302,7 @@ func (b *stateBench) throughput(mem, red *gh, redisAddr string) error {
 				samples[m] = append(samples[m], s)
 			}
 		}
-		var rates [2]float64
+		var rates, perDecisions [2]float64
 		for m, g := range modes {
 			var per []string
 			var all []time.Duration
@@ -318,6 +318,7 @@ func (b *stateBench) throughput(mem, red *gh, redisAddr string) error {
 			// second from every node) is counted in both modes' windows; what a decision adds
 			// shows in the difference between the modes.
 			perDecision := float64(cmds) / float64(max(1, len(all)))
+			perDecisions[m] = perDecision
 			slices.Sort(all)
 			rates[m] = sum / float64(len(samples[m]))
 			ratio := ""
@@ -333,13 +334,14 @@ func (b *stateBench) throughput(mem, red *gh, redisAddr string) error {
 			if bad > 0 {
 				failed = true
 			}
-			// The cached classes must not touch Redis: a command per decision, or even one per
-			// ten, is a decision waiting on a network round trip (the background traffic is a
-			// few commands a second against thousands of decisions).
-			if ci == cachedClass && perDecision > 0.1 {
-				failed = true
-				fmt.Fprintf(b.out, "\n**%s: %.3f Redis commands per cached decision: the hot path talks to Redis**\n\n", label, perDecision)
-			}
+		}
+		// The cached classes must not touch Redis: what the Redis mode's decisions add over the
+		// in-process mode's windows (which see the same background traffic: heartbeats, ban
+		// sync, feed polls) must be nothing — one command in 200 decisions is a hot path that
+		// sometimes waits on a round trip.
+		if added := perDecisions[1] - perDecisions[0]; ci == cachedClass && added > 0.005 {
+			failed = true
+			fmt.Fprintf(b.out, "\n**%.4f Redis commands per cached decision beyond the background traffic: the hot path talks to Redis**\n\n", added)
 		}
 	}
 	fmt.Fprintln(b.out)
