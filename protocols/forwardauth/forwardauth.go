@@ -236,43 +236,98 @@ func mapPath(rules []Rule, urlPath string) (Target, bool) {
 // client headers into the subrequest, so a client could otherwise add the header the proxy does
 // not set and have another URL judged. Without a method header the subrequest's own method is used.
 func Original(r *http.Request) (method string, u *url.URL, err error) {
-	var uris []string
-	if v := r.Header.Values("X-Forwarded-Uri"); len(v) > 0 {
-		uris = append(uris, v...)
+	// The header keys below are in canonical form, so indexing r.Header is what Header.Values
+	// does after canonicalising them. Every value is compared with the first one as it comes,
+	// with the same errors in the same order as collecting them all first would give.
+	h := r.Header
+	var first string
+	n, differ := 0, false
+	see := func(v string) {
+		if n == 0 {
+			first = v
+		} else if v != first {
+			differ = true
+		}
+		n++
 	}
-	if v := r.Header.Values("X-Original-Uri"); len(v) > 0 {
-		uris = append(uris, v...)
+	for _, v := range h["X-Forwarded-Uri"] {
+		see(v)
 	}
-	for _, v := range r.Header.Values("X-Original-Url") {
+	for _, v := range h["X-Original-Uri"] {
+		see(v)
+	}
+	for _, v := range h["X-Original-Url"] {
 		full, err := url.Parse(v)
 		if err != nil {
 			return "", nil, fmt.Errorf("%w: X-Original-URL is not a URL", ErrAmbiguous)
 		}
-		uris = append(uris, full.RequestURI())
+		see(full.RequestURI())
 	}
-	if len(uris) == 0 {
+	if n == 0 {
 		return "", nil, ErrNoTarget
 	}
-	for _, v := range uris[1:] {
-		if v != uris[0] {
-			return "", nil, fmt.Errorf("%w: original URI", ErrAmbiguous)
-		}
+	if differ {
+		return "", nil, fmt.Errorf("%w: original URI", ErrAmbiguous)
 	}
-	u, err = url.ParseRequestURI(uris[0])
+	u, err = parseRequestURI(first)
 	if err != nil || u.Host != "" || u.Scheme != "" {
 		return "", nil, fmt.Errorf("%w: original URI is not a path", ErrAmbiguous)
 	}
-	methods := append(r.Header.Values("X-Forwarded-Method"), r.Header.Values("X-Original-Method")...)
 	method = r.Method
-	if len(methods) > 0 {
-		method = methods[0]
-		for _, m := range methods[1:] {
+	m1, m2 := h["X-Forwarded-Method"], h["X-Original-Method"]
+	switch {
+	case len(m1) > 0:
+		method = m1[0]
+	case len(m2) > 0:
+		method = m2[0]
+	}
+	for _, ms := range [2][]string{m1, m2} {
+		for _, m := range ms {
 			if !strings.EqualFold(m, method) {
 				return "", nil, fmt.Errorf("%w: original method", ErrAmbiguous)
 			}
 		}
 	}
 	return strings.ToUpper(method), u, nil
+}
+
+// parseRequestURI is url.ParseRequestURI. The common original URI — a path of bytes that
+// url.URL.EscapedPath would not escape (so RawPath stays empty), then optionally '?' and a
+// non-empty query without control bytes — is built directly; anything else goes to
+// url.ParseRequestURI (FuzzParseRequestURI holds the two to the same answer).
+func parseRequestURI(s string) (*url.URL, error) {
+	if s == "" || s[0] != '/' {
+		return url.ParseRequestURI(s)
+	}
+	i := 1
+	for ; i < len(s) && plainPathByte(s[i]); i++ {
+	}
+	if i == len(s) {
+		return &url.URL{Path: s}, nil
+	}
+	if s[i] != '?' || i+1 == len(s) {
+		return url.ParseRequestURI(s)
+	}
+	for j := i + 1; j < len(s); j++ {
+		if c := s[j]; c < 0x20 || c == 0x7f {
+			return url.ParseRequestURI(s)
+		}
+	}
+	return &url.URL{Path: s[:i], RawQuery: s[i+1:]}, nil
+}
+
+// plainPathByte reports whether c stands for itself in a URL path: it needs no unescaping and
+// url.URL.EscapedPath leaves it as is.
+func plainPathByte(c byte) bool {
+	switch {
+	case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		return true
+	}
+	switch c {
+	case '-', '_', '.', '~', '$', '&', '+', ',', '/', ':', ';', '=', '@':
+		return true
+	}
+	return false
 }
 
 // ServeHTTP implements http.Handler. It answers only 204, 401 and 403.
