@@ -1,13 +1,18 @@
 package forwardauth
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
+	"net/netip"
 	"net/url"
 	"reflect"
 	"strings"
 	"testing"
+
+	"gatehouse/authz"
 )
 
 // originalRef is Original as it was before its fast path: every header read through
@@ -113,3 +118,28 @@ func FuzzOriginal(f *testing.F) {
 		}
 	})
 }
+
+// TestAllowHeaders: allow's reply headers are those Header().Set gave, with and without a user
+// (and a user with a line break, never sent).
+func TestAllowHeaders(t *testing.T) {
+	h := New(Config{}, &backendGen{}, nil, nil)
+	tg := Target{Path: "live/cam", Protocol: "hls", Playlist: true, Dir: "/hls/live/cam/"}
+	for _, id := range []string{"bob", "", "a\nb"} {
+		w := httptest.NewRecorder()
+		h.allow(w, tg, netip.Addr{}, id, "")
+		want := http.Header{}
+		if id != "" && !strings.ContainsAny(id, "\r\n") {
+			want.Set(HeaderUser, id)
+		}
+		want.Set(HeaderStream, tg.Path)
+		if w.Code != http.StatusNoContent || !reflect.DeepEqual(w.Result().Header, want) {
+			t.Errorf("identity %q: got %d %v, want 204 %v", id, w.Code, w.Result().Header, want)
+		}
+	}
+}
+
+// backendGen is an Authorizer that is never asked (allow does not decide).
+type backendGen struct{}
+
+func (backendGen) Authorize(context.Context, *authz.Request) authz.Decision { return authz.Decision{} }
+func (backendGen) Generation() uint64                                       { return 1 }

@@ -364,10 +364,13 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	issued := h.now().UnixNano() // before the generation is read: see current
 	ep := h.observe()
 
-	q, err := url.ParseQuery(u.RawQuery)
+	var q url.Values // nil reads as url.ParseQuery("")'s empty map
+	if u.RawQuery != "" {
+		q, err = url.ParseQuery(u.RawQuery)
+	}
 	var c creds.Credentials
 	if err == nil {
-		c, err = creds.FromRequest(r.Header.Get("Authorization"), q)
+		c, err = creds.FromRequest(headerGet(r.Header, "Authorization"), q)
 	}
 	if err != nil {
 		h.deny(w, http.StatusUnauthorized, "malformed or repeated credential parameter")
@@ -405,7 +408,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		Protocol:  t.Protocol,
 		IP:        ip,
 		Query:     u.RawQuery,
-		UserAgent: r.Header.Get("User-Agent"),
+		UserAgent: headerGet(r.Header, "User-Agent"),
 		Source:    Source,
 		// A proxy cannot serve another stream than the URL names, nor end a download at a time.
 	}
@@ -490,10 +493,14 @@ func (h *Handler) setCookie(w http.ResponseWriter, t Target, d authz.Decision, g
 }
 
 func (h *Handler) allow(w http.ResponseWriter, t Target, ip netip.Addr, identity, session string) {
+	// As Header().Set with canonical keys, with one allocation for both values.
+	hdr := w.Header()
 	if identity != "" && !strings.ContainsAny(identity, "\r\n") {
-		w.Header().Set(HeaderUser, identity)
+		v := []string{identity, t.Path}
+		hdr[HeaderUser], hdr[HeaderStream] = v[0:1:1], v[1:2:2]
+	} else {
+		hdr[HeaderStream] = []string{t.Path}
 	}
-	w.Header().Set(HeaderStream, t.Path)
 	w.WriteHeader(http.StatusNoContent)
 	if h.rec == nil || session == "" || identity == "" || !t.Playlist {
 		return
@@ -521,6 +528,15 @@ func (h *Handler) deny(w http.ResponseWriter, status int, msg string) {
 		msg = http.StatusText(status)
 	}
 	_, _ = w.Write([]byte(strings.ToValidUTF8(msg, "") + "\n"))
+}
+
+// headerGet is h.Get(key) for a key already in canonical form (TestHeaderKeysCanonical), without
+// canonicalising it again on every request.
+func headerGet(h http.Header, key string) string {
+	if v := h[key]; len(v) > 0 {
+		return v[0]
+	}
+	return ""
 }
 
 // clientIP is the right-most X-Forwarded-For entry that is not a trusted proxy (proxies append
