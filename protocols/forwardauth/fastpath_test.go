@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"net/netip"
 	"net/url"
+	"path"
 	"reflect"
 	"strings"
 	"testing"
@@ -143,3 +144,40 @@ type backendGen struct{}
 
 func (backendGen) Authorize(context.Context, *authz.Request) authz.Decision { return authz.Decision{} }
 func (backendGen) Generation() uint64                                       { return 1 }
+
+// mapPathRef is mapPath's cleaning as it was before isClean: the reference of FuzzMapPath.
+func mapPathRef(rules []Rule, urlPath string) (Target, bool) {
+	if !strings.HasPrefix(urlPath, "/") || strings.ContainsAny(urlPath, "\x00\r\n\\") {
+		return Target{}, false
+	}
+	clean := path.Clean(urlPath)
+	if strings.HasSuffix(urlPath, "/") && clean != "/" {
+		clean += "/"
+	}
+	return mapPath(rules, clean) // a clean path maps as itself
+}
+
+// FuzzMapPath: mapPath with its clean-path shortcut maps every URL path as path.Clean first.
+func FuzzMapPath(f *testing.F) {
+	for _, s := range []string{"/hls/live/cam/index.m3u8", "/hls/live/cam/", "/", "//", "/hls//a/b.ts", "/hls/./a/b.ts",
+		"/hls/a/../b/x.ts", "/hls/a/..", "/hls/a/.", "/.../a.ts", "/hls/a/b.ts/", "/dash/cam-1.m4s", "/a/.b/c.mpd"} {
+		f.Add(s)
+	}
+	rules := []Rule{{Prefix: "/hls/", StripSuffix: true}, {Prefix: "/dash/", PathPrefix: "d/", SegmentSeparator: "-"}, {Prefix: "/"}}
+	f.Fuzz(func(t *testing.T, p string) {
+		got, gok := mapPath(rules, p)
+		want, wok := mapPathRef(rules, p)
+		if got != want || gok != wok {
+			t.Fatalf("%q: %+v %v, reference %+v %v", p, got, gok, want, wok)
+		}
+		if strings.HasPrefix(p, "/") && isClean(p) {
+			c := path.Clean(p)
+			if strings.HasSuffix(p, "/") && c != "/" {
+				c += "/"
+			}
+			if c != p {
+				t.Fatalf("isClean(%q) but path.Clean gives %q", p, c)
+			}
+		}
+	})
+}

@@ -189,9 +189,12 @@ func mapPath(rules []Rule, urlPath string) (Target, bool) {
 	if !strings.HasPrefix(urlPath, "/") || strings.ContainsAny(urlPath, "\x00\r\n\\") {
 		return Target{}, false
 	}
-	clean := path.Clean(urlPath)
-	if strings.HasSuffix(urlPath, "/") && clean != "/" {
-		clean += "/"
+	clean := urlPath // what the lines below give for a path that is already clean
+	if !isClean(urlPath) {
+		clean = path.Clean(urlPath)
+		if strings.HasSuffix(urlPath, "/") && clean != "/" {
+			clean += "/"
+		}
 	}
 	dir, file := path.Split(clean)
 	ext := strings.ToLower(path.Ext(file))
@@ -228,6 +231,27 @@ func mapPath(rules []Rule, urlPath string) (Target, bool) {
 		return t, true
 	}
 	return Target{}, false
+}
+
+// isClean reports whether p (starting with '/') is its own path.Clean, but for a trailing '/':
+// no empty, "." or ".." segment except the empty one after a trailing slash.
+func isClean(p string) bool {
+	start := 1 // the current segment is p[start:i]
+	for i := 1; i <= len(p); i++ {
+		if i < len(p) && p[i] != '/' {
+			continue
+		}
+		switch p[start:i] {
+		case "":
+			if i != len(p) || len(p) == 1 { // "//" inside, or "/" (clean, but left to path.Clean)
+				return false
+			}
+		case ".", "..":
+			return false
+		}
+		start = i + 1
+	}
+	return true
 }
 
 // Original returns the method and URI of the request the proxy is asking about, from
