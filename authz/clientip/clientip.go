@@ -57,7 +57,9 @@ func (p Proxies) From(peer netip.Addr, h http.Header) netip.Addr {
 		real   netip.Addr
 		hasXRI bool
 	)
-	if v := h.Values("X-Real-Ip"); len(v) > 0 {
+	// Header keys here are canonical (TestHeaderKeysCanonical): indexing h is what h.Values does
+	// after canonicalising the key, which costs more than the lookup on every request.
+	if v := h["X-Real-Ip"]; len(v) > 0 {
 		a, err := netip.ParseAddr(strings.TrimSpace(v[0]))
 		if len(v) > 1 || err != nil || a.Zone() != "" {
 			return netip.Addr{}
@@ -65,7 +67,7 @@ func (p Proxies) From(peer netip.Addr, h http.Header) netip.Addr {
 		real, hasXRI = a.Unmap(), true
 	}
 	var hops []string
-	for _, v := range h.Values("X-Forwarded-For") {
+	for _, v := range h["X-Forwarded-For"] {
 		hops = append(hops, strings.Split(v, ",")...)
 	}
 	if len(hops) == 0 {
@@ -109,7 +111,7 @@ func Key(a netip.Addr) netip.Prefix {
 // forwarded reports whether h carries a header that reverse proxies add for their client.
 func forwarded(h http.Header) bool {
 	for _, k := range []string{"X-Forwarded-For", "X-Real-Ip", "Forwarded"} {
-		if len(h.Values(k)) > 0 {
+		if len(h[k]) > 0 {
 			return true
 		}
 	}

@@ -129,3 +129,13 @@ func TestHandlerStoresOneAddress(t *testing.T) {
 		t.Errorf("without Handler, a loopback peer with X-Forwarded-For: got %s, want unknown", a)
 	}
 }
+
+// TestHeaderKeysCanonical: From indexes the header map with these keys, which equals
+// Header.Values only for keys already in canonical form.
+func TestHeaderKeysCanonical(t *testing.T) {
+	for _, k := range []string{"X-Real-Ip", "X-Forwarded-For", "Forwarded"} {
+		if c := http.CanonicalHeaderKey(k); c != k {
+			t.Errorf("%q is not canonical (%q)", k, c)
+		}
+	}
+}

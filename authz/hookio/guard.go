@@ -46,12 +46,25 @@ func Guard(next http.Handler, allowed []string, log *slog.Logger) http.Handler {
 // FromBrowser reports whether h carries a header that browsers add and streaming servers never
 // send: Origin (on every cross-origin request and every POST), or Fetch Metadata.
 func FromBrowser(h http.Header) bool {
-	return h.Get("Origin") != "" || h.Get("Sec-Fetch-Site") != "" || h.Get("Sec-Fetch-Mode") != ""
+	// The keys are in canonical form, so indexing the map is what h.Get does after
+	// canonicalising them, without the per-byte scan (every hook request passes here).
+	return first(h["Origin"]) != "" || first(h["Sec-Fetch-Site"]) != "" || first(h["Sec-Fetch-Mode"]) != ""
+}
+
+// first is http.Header.Get's answer for a key's values.
+func first(v []string) string {
+	if len(v) == 0 {
+		return ""
+	}
+	return v[0]
 }
 
 // HostAllowed reports whether a Host header value (host or host:port) may reach the hooks: an IP
 // literal, none, localhost or a name under .localhost, or a name in allowed.
 func HostAllowed(allowed []string, hostport string) bool {
+	if ipv4Host(hostport) { // what streaming servers send: decided without SplitHostPort and ParseAddr
+		return true
+	}
 	host := hostport
 	if h, _, err := net.SplitHostPort(hostport); err == nil {
 		host = h
@@ -61,4 +74,40 @@ func HostAllowed(allowed []string, hostport string) bool {
 		return true
 	}
 	return host == "localhost" || strings.HasSuffix(host, ".localhost") || slices.Contains(allowed, host)
+}
+
+// ipv4Host reports whether s is a dotted-quad IPv4 address in netip.ParseAddr's form (four
+// decimal octets up to 255, no leading zeros), optionally followed by ':' and decimal digits. Such
+// a Host is always allowed; false only means "not this shape" (FuzzIPv4Host holds it to
+// HostAllowed's general path).
+func ipv4Host(s string) bool {
+	i := 0
+	for part := 0; part < 4; part++ {
+		if part > 0 {
+			if i >= len(s) || s[i] != '.' {
+				return false
+			}
+			i++
+		}
+		start, v := i, 0
+		for i < len(s) && '0' <= s[i] && s[i] <= '9' && i-start < 3 {
+			v = v*10 + int(s[i]-'0')
+			i++
+		}
+		if i == start || v > 255 || (s[start] == '0' && i-start > 1) {
+			return false
+		}
+	}
+	if i == len(s) {
+		return true
+	}
+	if s[i] != ':' {
+		return false
+	}
+	for i++; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return true
 }

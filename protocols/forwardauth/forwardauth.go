@@ -189,9 +189,12 @@ func mapPath(rules []Rule, urlPath string) (Target, bool) {
 	if !strings.HasPrefix(urlPath, "/") || strings.ContainsAny(urlPath, "\x00\r\n\\") {
 		return Target{}, false
 	}
-	clean := path.Clean(urlPath)
-	if strings.HasSuffix(urlPath, "/") && clean != "/" {
-		clean += "/"
+	clean := urlPath // what the lines below give for a path that is already clean
+	if !isClean(urlPath) {
+		clean = path.Clean(urlPath)
+		if strings.HasSuffix(urlPath, "/") && clean != "/" {
+			clean += "/"
+		}
 	}
 	dir, file := path.Split(clean)
 	ext := strings.ToLower(path.Ext(file))
@@ -230,49 +233,125 @@ func mapPath(rules []Rule, urlPath string) (Target, bool) {
 	return Target{}, false
 }
 
+// isClean reports whether p (starting with '/') is its own path.Clean, but for a trailing '/':
+// no empty, "." or ".." segment except the empty one after a trailing slash.
+func isClean(p string) bool {
+	start := 1 // the current segment is p[start:i]
+	for i := 1; i <= len(p); i++ {
+		if i < len(p) && p[i] != '/' {
+			continue
+		}
+		switch p[start:i] {
+		case "":
+			if i != len(p) || len(p) == 1 { // "//" inside, or "/" (clean, but left to path.Clean)
+				return false
+			}
+		case ".", "..":
+			return false
+		}
+		start = i + 1
+	}
+	return true
+}
+
 // Original returns the method and URI of the request the proxy is asking about, from
 // X-Forwarded-Method/-Uri (Traefik, Caddy), X-Original-Method/-URI (nginx convention) and
 // X-Original-URL (ingress-nginx). Every header present must agree, else ErrAmbiguous: proxies copy
 // client headers into the subrequest, so a client could otherwise add the header the proxy does
 // not set and have another URL judged. Without a method header the subrequest's own method is used.
 func Original(r *http.Request) (method string, u *url.URL, err error) {
-	var uris []string
-	if v := r.Header.Values("X-Forwarded-Uri"); len(v) > 0 {
-		uris = append(uris, v...)
+	// The header keys below are in canonical form, so indexing r.Header is what Header.Values
+	// does after canonicalising them. Every value is compared with the first one as it comes,
+	// with the same errors in the same order as collecting them all first would give.
+	h := r.Header
+	var first string
+	n, differ := 0, false
+	see := func(v string) {
+		if n == 0 {
+			first = v
+		} else if v != first {
+			differ = true
+		}
+		n++
 	}
-	if v := r.Header.Values("X-Original-Uri"); len(v) > 0 {
-		uris = append(uris, v...)
+	for _, v := range h["X-Forwarded-Uri"] {
+		see(v)
 	}
-	for _, v := range r.Header.Values("X-Original-Url") {
+	for _, v := range h["X-Original-Uri"] {
+		see(v)
+	}
+	for _, v := range h["X-Original-Url"] {
 		full, err := url.Parse(v)
 		if err != nil {
 			return "", nil, fmt.Errorf("%w: X-Original-URL is not a URL", ErrAmbiguous)
 		}
-		uris = append(uris, full.RequestURI())
+		see(full.RequestURI())
 	}
-	if len(uris) == 0 {
+	if n == 0 {
 		return "", nil, ErrNoTarget
 	}
-	for _, v := range uris[1:] {
-		if v != uris[0] {
-			return "", nil, fmt.Errorf("%w: original URI", ErrAmbiguous)
-		}
+	if differ {
+		return "", nil, fmt.Errorf("%w: original URI", ErrAmbiguous)
 	}
-	u, err = url.ParseRequestURI(uris[0])
+	u, err = parseRequestURI(first)
 	if err != nil || u.Host != "" || u.Scheme != "" {
 		return "", nil, fmt.Errorf("%w: original URI is not a path", ErrAmbiguous)
 	}
-	methods := append(r.Header.Values("X-Forwarded-Method"), r.Header.Values("X-Original-Method")...)
 	method = r.Method
-	if len(methods) > 0 {
-		method = methods[0]
-		for _, m := range methods[1:] {
+	m1, m2 := h["X-Forwarded-Method"], h["X-Original-Method"]
+	switch {
+	case len(m1) > 0:
+		method = m1[0]
+	case len(m2) > 0:
+		method = m2[0]
+	}
+	for _, ms := range [2][]string{m1, m2} {
+		for _, m := range ms {
 			if !strings.EqualFold(m, method) {
 				return "", nil, fmt.Errorf("%w: original method", ErrAmbiguous)
 			}
 		}
 	}
 	return strings.ToUpper(method), u, nil
+}
+
+// parseRequestURI is url.ParseRequestURI. The common original URI — a path of bytes that
+// url.URL.EscapedPath would not escape (so RawPath stays empty), then optionally '?' and a
+// non-empty query without control bytes — is built directly; anything else goes to
+// url.ParseRequestURI (FuzzParseRequestURI holds the two to the same answer).
+func parseRequestURI(s string) (*url.URL, error) {
+	if s == "" || s[0] != '/' {
+		return url.ParseRequestURI(s)
+	}
+	i := 1
+	for ; i < len(s) && plainPathByte(s[i]); i++ {
+	}
+	if i == len(s) {
+		return &url.URL{Path: s}, nil
+	}
+	if s[i] != '?' || i+1 == len(s) {
+		return url.ParseRequestURI(s)
+	}
+	for j := i + 1; j < len(s); j++ {
+		if c := s[j]; c < 0x20 || c == 0x7f {
+			return url.ParseRequestURI(s)
+		}
+	}
+	return &url.URL{Path: s[:i], RawQuery: s[i+1:]}, nil
+}
+
+// plainPathByte reports whether c stands for itself in a URL path: it needs no unescaping and
+// url.URL.EscapedPath leaves it as is.
+func plainPathByte(c byte) bool {
+	switch {
+	case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		return true
+	}
+	switch c {
+	case '-', '_', '.', '~', '$', '&', '+', ',', '/', ':', ';', '=', '@':
+		return true
+	}
+	return false
 }
 
 // ServeHTTP implements http.Handler. It answers only 204, 401 and 403.
@@ -309,10 +388,13 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	issued := h.now().UnixNano() // before the generation is read: see current
 	ep := h.observe()
 
-	q, err := url.ParseQuery(u.RawQuery)
+	var q url.Values // nil reads as url.ParseQuery("")'s empty map
+	if u.RawQuery != "" {
+		q, err = url.ParseQuery(u.RawQuery)
+	}
 	var c creds.Credentials
 	if err == nil {
-		c, err = creds.FromRequest(r.Header.Get("Authorization"), q)
+		c, err = creds.FromRequest(headerGet(r.Header, "Authorization"), q)
 	}
 	if err != nil {
 		h.deny(w, http.StatusUnauthorized, "malformed or repeated credential parameter")
@@ -350,7 +432,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		Protocol:  t.Protocol,
 		IP:        ip,
 		Query:     u.RawQuery,
-		UserAgent: r.Header.Get("User-Agent"),
+		UserAgent: headerGet(r.Header, "User-Agent"),
 		Source:    Source,
 		// A proxy cannot serve another stream than the URL names, nor end a download at a time.
 	}
@@ -435,10 +517,14 @@ func (h *Handler) setCookie(w http.ResponseWriter, t Target, d authz.Decision, g
 }
 
 func (h *Handler) allow(w http.ResponseWriter, t Target, ip netip.Addr, identity, session string) {
+	// As Header().Set with canonical keys, with one allocation for both values.
+	hdr := w.Header()
 	if identity != "" && !strings.ContainsAny(identity, "\r\n") {
-		w.Header().Set(HeaderUser, identity)
+		v := []string{identity, t.Path}
+		hdr[HeaderUser], hdr[HeaderStream] = v[0:1:1], v[1:2:2]
+	} else {
+		hdr[HeaderStream] = []string{t.Path}
 	}
-	w.Header().Set(HeaderStream, t.Path)
 	w.WriteHeader(http.StatusNoContent)
 	if h.rec == nil || session == "" || identity == "" || !t.Playlist {
 		return
@@ -466,6 +552,15 @@ func (h *Handler) deny(w http.ResponseWriter, status int, msg string) {
 		msg = http.StatusText(status)
 	}
 	_, _ = w.Write([]byte(strings.ToValidUTF8(msg, "") + "\n"))
+}
+
+// headerGet is h.Get(key) for a key already in canonical form (TestHeaderKeysCanonical), without
+// canonicalising it again on every request.
+func headerGet(h http.Header, key string) string {
+	if v := h[key]; len(v) > 0 {
+		return v[0]
+	}
+	return ""
 }
 
 // clientIP is the right-most X-Forwarded-For entry that is not a trusted proxy (proxies append

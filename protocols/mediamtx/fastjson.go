@@ -10,51 +10,99 @@ import (
 // decodeFast parses the common shape of MediaMTX's body — one flat object whose values are
 // strings without escapes or null — without reflection, through hookio.WalkJSON. It reports false
 // for anything else (escapes, numbers, nested values, keys that only differ in case from known
-// ones, invalid UTF-8, trailing data), and the caller then uses encoding/json, so both paths
-// accept and produce the same thing (FuzzDecodeFastMatchesJSON checks it).
+// ones, invalid UTF-8, trailing data), leaving w unchanged, and the caller then uses
+// encoding/json, so both paths accept and produce the same thing (FuzzDecodeFastMatchesJSON
+// checks it). The fields' values are copied out of b in one allocation, sliced into the strings.
 func decodeFast(b []byte, w *wireRequest) bool {
-	return hookio.WalkJSON(b, func(_, key, val []byte, kind hookio.FastKind) bool {
+	var raw rawRequest
+	ok := hookio.WalkJSON(b, func(_, key, val []byte, kind hookio.FastKind) bool {
 		switch kind {
 		case hookio.FastString:
-			return assign(w, key, val, false)
+			return raw.assign(key, val, false)
 		case hookio.FastNull:
-			return assign(w, key, nil, true)
+			return raw.assign(key, nil, true)
 		}
 		return false // numbers and objects: encoding/json decides
 	})
+	if !ok {
+		return false
+	}
+	n := 0
+	for _, v := range raw.vals {
+		n += len(v)
+	}
+	var sb strings.Builder
+	sb.Grow(n)
+	for _, v := range raw.vals {
+		sb.Write(v)
+	}
+	all, off := sb.String(), 0
+	var str [numFields]string
+	for i, v := range raw.vals {
+		str[i] = all[off : off+len(v)]
+		off += len(v)
+	}
+	w.IP, w.User, w.Password, w.Token, w.Action = str[fIP], str[fUser], str[fPassword], str[fToken], str[fAction]
+	w.Path, w.Protocol, w.Query, w.UserAgent = str[fPath], str[fProtocol], str[fQuery], str[fUserAgent]
+	if raw.hasID {
+		id := str[fID]
+		w.ID = &id
+	}
+	return true
+}
+
+// The fields of wireRequest, in rawRequest.vals.
+const (
+	fIP = iota
+	fUser
+	fPassword
+	fToken
+	fAction
+	fPath
+	fProtocol
+	fQuery
+	fUserAgent
+	fID
+	numFields
+)
+
+// rawRequest is a wireRequest whose values still alias the body.
+type rawRequest struct {
+	vals  [numFields][]byte
+	hasID bool // id was a string last (null sets it back to false, as encoding/json sets nil)
 }
 
 var knownKeys = [...]string{"ip", "user", "password", "token", "action", "path", "protocol", "id", "query", "userAgent"}
 
 // assign stores one field. null leaves a string field unchanged (as encoding/json does) and sets
 // id to nil.
-func assign(w *wireRequest, key, val []byte, isNull bool) bool {
-	var dst *string
+func (r *rawRequest) assign(key, val []byte, isNull bool) bool {
+	var f int
 	switch string(key) { // no allocation: the compiler compares the bytes in place
 	case "ip":
-		dst = &w.IP
+		f = fIP
 	case "user":
-		dst = &w.User
+		f = fUser
 	case "password":
-		dst = &w.Password
+		f = fPassword
 	case "token":
-		dst = &w.Token
+		f = fToken
 	case "action":
-		dst = &w.Action
+		f = fAction
 	case "path":
-		dst = &w.Path
+		f = fPath
 	case "protocol":
-		dst = &w.Protocol
+		f = fProtocol
 	case "query":
-		dst = &w.Query
+		f = fQuery
 	case "userAgent":
-		dst = &w.UserAgent
+		f = fUserAgent
 	case "id":
+		r.hasID = !isNull
 		if isNull {
-			w.ID = nil
+			r.vals[fID] = nil
 		} else {
-			v := string(val)
-			w.ID = &v
+			r.vals[fID] = val
 		}
 		return true
 	default:
@@ -66,7 +114,7 @@ func assign(w *wireRequest, key, val []byte, isNull bool) bool {
 		return true // an unknown field, ignored
 	}
 	if !isNull {
-		*dst = string(val)
+		r.vals[f] = val
 	}
 	return true
 }

@@ -168,8 +168,8 @@ func writeJSON(w http.ResponseWriter, status int, v reply) {
 	var buf [256]byte
 	b := appendReply(buf[:0], v)
 	h := w.Header()
-	h["Content-Type"] = []string{"application/json"}
-	h["Content-Length"] = []string{strconv.Itoa(len(b))}
+	vals := []string{"application/json", strconv.Itoa(len(b))} // one allocation for both values
+	h["Content-Type"], h["Content-Length"] = vals[0:1:1], vals[1:2:2]
 	w.WriteHeader(status)
 	_, _ = w.Write(b)
 }

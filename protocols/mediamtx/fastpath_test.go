@@ -1,0 +1,93 @@
+package mediamtx
+
+import (
+	"strings"
+	"testing"
+
+	"gatehouse/authz/hookio"
+)
+
+// decodeFastRef is decodeFast as it was before it copied the values in one allocation (one
+// string per field, assigned as the walk goes): the reference of FuzzDecodeFastMatchesRef.
+func decodeFastRef(b []byte, w *wireRequest) bool {
+	return hookio.WalkJSON(b, func(_, key, val []byte, kind hookio.FastKind) bool {
+		switch kind {
+		case hookio.FastString:
+			return assignRef(w, key, val, false)
+		case hookio.FastNull:
+			return assignRef(w, key, nil, true)
+		}
+		return false
+	})
+}
+
+func assignRef(w *wireRequest, key, val []byte, isNull bool) bool {
+	var dst *string
+	switch string(key) {
+	case "ip":
+		dst = &w.IP
+	case "user":
+		dst = &w.User
+	case "password":
+		dst = &w.Password
+	case "token":
+		dst = &w.Token
+	case "action":
+		dst = &w.Action
+	case "path":
+		dst = &w.Path
+	case "protocol":
+		dst = &w.Protocol
+	case "query":
+		dst = &w.Query
+	case "userAgent":
+		dst = &w.UserAgent
+	case "id":
+		if isNull {
+			w.ID = nil
+		} else {
+			v := string(val)
+			w.ID = &v
+		}
+		return true
+	default:
+		for _, k := range knownKeys {
+			if strings.EqualFold(k, string(key)) {
+				return false
+			}
+		}
+		return true
+	}
+	if !isNull {
+		*dst = string(val)
+	}
+	return true
+}
+
+// FuzzDecodeFastMatchesRef: decodeFast accepts exactly what the one-string-per-field version
+// accepted and yields the same fields; when it refuses, w is untouched.
+func FuzzDecodeFastMatchesRef(f *testing.F) {
+	f.Add([]byte(`{"ip":"127.0.0.1","user":"u","password":"p","token":"p","action":"publish","path":"cam1","protocol":"rtsp","id":null,"query":"","userAgent":"Lavf"}`))
+	f.Add([]byte(`{"id":"x","id":null,"path":"a","path":null,"id":"","x":1}`))
+	f.Add([]byte(`{"id":"x","user":"é","User":"y"}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var got, want wireRequest
+		gok, wok := decodeFast(b, &got), decodeFastRef(b, &want)
+		if gok != wok {
+			t.Fatalf("accepted %v, reference %v for %q", gok, wok, b)
+		}
+		if !gok {
+			if got != (wireRequest{}) {
+				t.Fatalf("refused %q but changed w: %+v", b, got)
+			}
+			return
+		}
+		if (got.ID == nil) != (want.ID == nil) || (got.ID != nil && *got.ID != *want.ID) {
+			t.Fatalf("id %v, reference %v for %q", got.ID, want.ID, b)
+		}
+		got.ID, want.ID = nil, nil
+		if got != want {
+			t.Fatalf("%+v, reference %+v for %q", got, want, b)
+		}
+	})
+}
