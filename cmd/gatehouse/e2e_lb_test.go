@@ -16,6 +16,7 @@ import (
 
 	"github.com/pion/webrtc/v4"
 
+	"gatehouse/authz/state/redisstate"
 	"gatehouse/authz/state/redistest"
 	"gatehouse/protocols/nginxtest"
 )
@@ -126,8 +127,8 @@ func lbNginxForm(t *testing.T, lb, name, addr, clientID string) (int, string) {
 // hooks reach one replica, B (sticky). A key created on A lets ffmpeg publish through nginx-rtmp,
 // admitted by B; a brute-force ban raised on A refuses on B (banned); a second publisher of a
 // path a WHIP publisher holds on A is refused on B (409 path_busy on the hook, and ffmpeg through
-// nginx-rtmp fails); a key revoked on A ends a pion WHIP publisher B holds within a heartbeat or
-// so (measured and logged; asserted only against a generous bound); with redis-server stopped, a
+// nginx-rtmp fails); a key revoked on A ends a pion WHIP publisher B holds within one heartbeat
+// (plus slack for a loaded machine; the measured time is logged); with redis-server stopped, a
 // new publisher is refused fast through the load balancer while the running ffmpeg keeps
 // publishing through its on_update calls, and with redis-server back on the same port a new
 // ffmpeg publishes, without restarting any gatehouse.
@@ -252,7 +253,9 @@ rtmp {
 	// 1. A key created on A: ffmpeg publishes through nginx-rtmp, admitted by B.
 	mark := len(accessLog.lines(t))
 	_, alice := newKey("live/alice")
-	_, aliceExited := testPatternExit(t, rtmp+alice, 50*time.Second)
+	// Later steps need this publisher running until Redis is back: its limit is well above the
+	// test's worst case (every wait at its bound); the cleanup stops it.
+	_, aliceExited := testPatternExit(t, rtmp+alice, 180*time.Second)
 	eventually(t, "B holds the ffmpeg publisher of live/alice", func() bool { return holds(sessionsOn(t, b), "nginx-rtmp:live/alice") })
 	if holds(sessionsOn(t, a), "nginx-rtmp:live/alice") || holds(sessionsOn(t, c), "nginx-rtmp:live/alice") {
 		t.Fatal("A or C holds the publisher the balancer sent to B")
@@ -283,7 +286,7 @@ rtmp {
 	}
 	answeredByB(mark, "POST /hooks/mediamtx 409")
 	mark = len(accessLog.lines(t))
-	_, busyExited := testPatternExit(t, rtmp+busy, 20*time.Second)
+	_, busyExited := testPatternExit(t, rtmp+busy, 20*time.Second) // above the 15 s wait: the limit cannot pass for a refusal
 	select {
 	case <-busyExited:
 	case <-time.After(15 * time.Second):
@@ -327,14 +330,20 @@ rtmp {
 	if code, body := apiCall(t, "DELETE", a.public+"/api/v1/keys/"+camID); code != 200 && code != 204 {
 		t.Fatalf("revoke on A: %d %s", code, body)
 	}
-	const bound = 2*time.Second + 8*time.Second // one heartbeat, and slack for a loaded machine
+	// The criterion, not a performance figure: within one heartbeat. The revocation is
+	// announced over Redis pub/sub at once, and a missed announcement is read by the next poll
+	// of the revocation feed, which runs once a heartbeat. The poll period is not configurable,
+	// so this bound cannot tell the two ways apart; the time logged below can (tens of
+	// milliseconds: the announcement). The 2 s on top are slack for a loaded machine.
+	const bound = redisstate.DefaultHeartbeat + 2*time.Second
 	for holds(sessionsOn(t, b), "sfu:live/cam") {
 		if time.Since(revoked) > bound {
 			t.Fatalf("B still holds the WHIP publisher %v after the key was revoked on A", bound)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	t.Logf("revoked on A: B ended the WHIP session after %v", time.Since(revoked).Round(time.Millisecond))
+	t.Logf("revoked on A: B ended the WHIP session after %v (bound %v: one heartbeat %v, and slack)",
+		time.Since(revoked).Round(time.Millisecond), bound, redisstate.DefaultHeartbeat)
 	// B closed its PeerConnection: pion sends a DTLS close_notify, on which the publisher's
 	// pion closes its PeerConnection at once (without it, only ICE silence would end it, 5 s on).
 	select {
@@ -378,7 +387,7 @@ rtmp {
 		code, _ := lbNginxForm(t, lb, probeKey, "127.0.0.1", "902")
 		return code == 302
 	})
-	testPatternExit(t, rtmp+late, 20*time.Second)
+	testPatternExit(t, rtmp+late, 60*time.Second) // well above the 15 s wait for B to hold it
 	eventually(t, "B holds a new ffmpeg publisher of live/late", func() bool { return holds(sessionsOn(t, b), "nginx-rtmp:live/late") })
 	select {
 	case <-aliceExited:
