@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"text/template"
 	"time"
@@ -131,7 +132,8 @@ func lbNginxForm(t *testing.T, lb, name, addr, clientID string) (int, string) {
 // (plus slack for a loaded machine; the measured time is logged); with redis-server stopped, a
 // new publisher is refused fast through the load balancer while the running ffmpeg keeps
 // publishing through its on_update calls, and with redis-server back on the same port a new
-// ffmpeg publishes, without restarting any gatehouse.
+// ffmpeg publishes, without restarting any gatehouse; with B stopped, nginx passes the next hook
+// to another replica, which admits a new ffmpeg publisher.
 func TestEndToEndReplicasBehindNginx(t *testing.T) {
 	nginxBin, module := nginxtest.Binary(t), nginxtest.RTMPModule(t)
 	const redisPass = "lb-redis-pass-0123456789"
@@ -397,8 +399,72 @@ rtmp {
 	for _, p := range reps {
 		select {
 		case err := <-p.done:
-			t.Errorf("replica %s exited: %v", hostOf(p), err)
+			t.Fatalf("replica %s exited: %v", hostOf(p), err)
 		default:
 		}
 	}
+
+	// 6. B stops (as for a deploy: SIGTERM; it answers the hooks in flight): nginx fails over.
+	// The first hook after B's listener closed is tried on B, refused, and answered by another
+	// replica (nginx then leaves B out for its fail_timeout); a new ffmpeg publisher is admitted
+	// there through nginx-rtmp, and no hook goes unanswered meanwhile.
+	mark = len(accessLog.lines(t))
+	if err := b.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-b.done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("B did not stop within 30 s of SIGTERM")
+	}
+	_, after := newKey("live/after")
+	testPatternExit(t, rtmp+after, 60*time.Second) // well above the waits below; the cleanup stops it
+	var survivor *proc
+	failedOver := ""
+	var lines []string
+	for deadline := time.Now().Add(15 * time.Second); survivor == nil || failedOver == ""; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("after B stopped, want a hook tried on B and answered by another replica, and a publish allowed by A or C (B %s, A %s, C %s): %q",
+				hostOf(b), hostOf(a), hostOf(c), lines)
+		}
+		lines = accessLog.since(t, mark)
+		for _, l := range lines {
+			tried := lbUpstreams(l)
+			if len(tried) > 1 && tried[0] == hostOf(b) && tried[len(tried)-1] != hostOf(b) {
+				failedOver = l
+			}
+			// Before B stopped, every publisher had started: a publish allowed now is live/after.
+			if strings.HasPrefix(l, "POST /hooks/nginx-rtmp 302 ") {
+				for _, p := range []*proc{a, c} {
+					if tried[len(tried)-1] == hostOf(p) {
+						survivor = p
+					}
+				}
+			}
+		}
+	}
+	for _, l := range lines {
+		if f := strings.Fields(l); len(f) < 3 || !strings.HasPrefix(f[2], "2") && !strings.HasPrefix(f[2], "3") {
+			t.Errorf("a hook went unanswered while B stopped: %q", l)
+		}
+	}
+	t.Logf("B stopped: nginx failed over on %q; %s allowed the new publisher (B %s, A %s, C %s)",
+		failedOver, hostOf(survivor), hostOf(b), hostOf(a), hostOf(c))
+	eventually(t, "the replica that allowed it holds the new ffmpeg publisher of live/after", func() bool {
+		return holds(sessionsOn(t, survivor), "nginx-rtmp:live/after")
+	})
+}
+
+// lbUpstreams returns the upstream addresses of an access log line, in the order nginx tried
+// them ("POST /hooks/x 200 127.0.0.1:1, 127.0.0.1:2"): the last one answered.
+func lbUpstreams(line string) []string {
+	f := strings.Fields(line)
+	if len(f) < 4 {
+		return nil
+	}
+	var out []string
+	for _, a := range f[3:] {
+		out = append(out, strings.TrimSuffix(a, ","))
+	}
+	return out
 }
