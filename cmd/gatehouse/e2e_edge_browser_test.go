@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -117,8 +118,8 @@ func headlessChromium(t *testing.T, ctx context.Context, profile string) (contex
 }
 
 // TestEndToEndSFUEdgeCascade runs two real binaries, origin A and edge B: Chromium publishes its
-// fake camera on A's publish page and a second Chromium tab decodes it on B's watch page (B pulls
-// from A); ten pion viewers of another path arriving on B at once make A
+// fake camera on A's publish page and a second Chromium tab decodes it on B's watch page at the
+// camera's size (B pulls from A); ten pion viewers of another path arriving on B at once make A
 // admit exactly one pull over the subtest (counted in A's log), which ends after the linger once
 // they leave; and since A also names B as its origin, a path nobody publishes is a cycle that
 // both nodes refuse with 508.
@@ -175,12 +176,19 @@ func TestEndToEndSFUEdgeCascade(t *testing.T) {
 		var first int
 		watch.eval(`gatehouse.framesDecoded`, &first)
 		watch.await("more frames decoded at B", `gatehouse.framesDecoded > `+strconv.Itoa(first+30), 20*time.Second)
-		var dims struct{ W, H int }
-		watch.eval(`({W: document.getElementById("video").videoWidth, H: document.getElementById("video").videoHeight})`, &dims)
-		if dims.W == 0 || dims.H == 0 {
-			t.Errorf("video at B: %dx%d, want nonzero dimensions", dims.W, dims.H)
+		// The publish page previews the camera in its own video element: its size is the fake
+		// camera's. B's viewer decodes that size (waited for: an encoder may start smaller).
+		const dimsJS = `({W: document.getElementById("video").videoWidth, H: document.getElementById("video").videoHeight})`
+		var cam, dims struct{ W, H int }
+		pub.eval(dimsJS, &cam)
+		if cam.W == 0 || cam.H == 0 {
+			t.Fatalf("camera preview on A: %dx%d, want nonzero dimensions", cam.W, cam.H)
 		}
-		t.Logf("watch page on B: %dx%d, framesDecoded %d then more than %d", dims.W, dims.H, first, first+30)
+		watch.await(fmt.Sprintf("B's watch page decoding the camera's %dx%d", cam.W, cam.H),
+			fmt.Sprintf(`document.getElementById("video").videoWidth === %d && document.getElementById("video").videoHeight === %d`, cam.W, cam.H),
+			20*time.Second)
+		watch.eval(dimsJS, &dims)
+		t.Logf("watch page on B: %dx%d (camera %dx%d), framesDecoded %d then more than %d", dims.W, dims.H, cam.W, cam.H, first, first+30)
 		watch.shot("watch-edge")
 		if got := pullsOn(t, a.public, "live/cam"); len(got) != 1 || got[0] != "node:node-b" {
 			t.Errorf("A's pulls of live/cam: got %q, want one by node:node-b", got)
