@@ -3,11 +3,13 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -82,6 +84,18 @@ func pullsOn(t *testing.T, base, path string) []string {
 	return out
 }
 
+// pullAdmissions counts the pulls of path by node that p admitted, from its log ("sfu play"
+// lines with the pull's identity node:<node>).
+func pullAdmissions(p *proc, path, node string) int {
+	n := 0
+	for _, l := range strings.Split(p.logs(), "\n") {
+		if strings.Contains(l, `msg="sfu play" `) && strings.Contains(l, " path="+path+" ") && strings.Contains(l, " identity=node:"+node+" ") {
+			n++
+		}
+	}
+	return n
+}
+
 // headlessChromium starts Chromium with a fake camera, WebRTC on loopback with real host
 // candidates, and no throttling of background tabs; the returned context's cancel stops it.
 func headlessChromium(t *testing.T, ctx context.Context, profile string) (context.Context, context.CancelFunc) {
@@ -104,10 +118,11 @@ func headlessChromium(t *testing.T, ctx context.Context, profile string) (contex
 }
 
 // TestEndToEndSFUEdgeCascade runs two real binaries, origin A and edge B: Chromium publishes its
-// fake camera on A's publish page and a second Chromium tab decodes it on B's watch page (B pulls
-// from A); ten pion viewers of another path on B make A serve exactly one pull, which ends after
-// the linger once they leave; and since A also names B as its origin, a path nobody publishes is
-// a cycle that both nodes refuse with 508.
+// fake camera on A's publish page and a second Chromium tab decodes it on B's watch page at the
+// camera's size (B pulls from A); ten pion viewers of another path arriving on B at once make A
+// admit exactly one pull over the subtest (counted in A's log), which ends after the linger once
+// they leave; and since A also names B as its origin, a path nobody publishes is a cycle that
+// both nodes refuse with 508.
 func TestEndToEndSFUEdgeCascade(t *testing.T) {
 	if testing.Short() {
 		t.Skip("browser test")
@@ -161,12 +176,19 @@ func TestEndToEndSFUEdgeCascade(t *testing.T) {
 		var first int
 		watch.eval(`gatehouse.framesDecoded`, &first)
 		watch.await("more frames decoded at B", `gatehouse.framesDecoded > `+strconv.Itoa(first+30), 20*time.Second)
-		var dims struct{ W, H int }
-		watch.eval(`({W: document.getElementById("video").videoWidth, H: document.getElementById("video").videoHeight})`, &dims)
-		if dims.W == 0 || dims.H == 0 {
-			t.Errorf("video at B: %dx%d, want nonzero dimensions", dims.W, dims.H)
+		// The publish page previews the camera in its own video element: its size is the fake
+		// camera's. B's viewer decodes that size (waited for: an encoder may start smaller).
+		const dimsJS = `({W: document.getElementById("video").videoWidth, H: document.getElementById("video").videoHeight})`
+		var cam, dims struct{ W, H int }
+		pub.eval(dimsJS, &cam)
+		if cam.W == 0 || cam.H == 0 {
+			t.Fatalf("camera preview on A: %dx%d, want nonzero dimensions", cam.W, cam.H)
 		}
-		t.Logf("watch page on B: %dx%d, framesDecoded %d then more than %d", dims.W, dims.H, first, first+30)
+		watch.await(fmt.Sprintf("B's watch page decoding the camera's %dx%d", cam.W, cam.H),
+			fmt.Sprintf(`document.getElementById("video").videoWidth === %d && document.getElementById("video").videoHeight === %d`, cam.W, cam.H),
+			20*time.Second)
+		watch.eval(dimsJS, &dims)
+		t.Logf("watch page on B: %dx%d (camera %dx%d), framesDecoded %d then more than %d", dims.W, dims.H, cam.W, cam.H, first, first+30)
 		watch.shot("watch-edge")
 		if got := pullsOn(t, a.public, "live/cam"); len(got) != 1 || got[0] != "node:node-b" {
 			t.Errorf("A's pulls of live/cam: got %q, want one by node:node-b", got)
@@ -175,13 +197,22 @@ func TestEndToEndSFUEdgeCascade(t *testing.T) {
 
 	t.Run("ten viewers on B, one pull on A, closed after the linger", func(t *testing.T) {
 		publishVP8(t, a.public, "live/ten", "Bearer "+pubTok)
-		var viewers []*e2eViewer
-		for i := range 10 {
-			v, code := viewVP8(t, b.public, "live/ten", "Bearer "+viewTok)
-			if v == nil {
-				t.Fatalf("viewer %d on B: got %d, want 201", i, code)
+		// The ten arrive at once: B must start one pull for all of them, not one each.
+		viewers, codes, errs := make([]*e2eViewer, 10), make([]int, 10), make([]error, 10)
+		var wg sync.WaitGroup
+		for i := range viewers {
+			wg.Go(func() { viewers[i], codes[i], errs[i] = dialViewer(b.public, "live/ten", "Bearer "+viewTok) })
+		}
+		wg.Wait()
+		for _, v := range viewers {
+			if v != nil {
+				t.Cleanup(v.close)
 			}
-			viewers = append(viewers, v)
+		}
+		for i, v := range viewers {
+			if v == nil {
+				t.Fatalf("viewer %d on B: got %d (%v), want 201", i, codes[i], errs[i])
+			}
 		}
 		for i, v := range viewers {
 			waitFor(t, 20*time.Second, "video and a keyframe at edge viewer "+strconv.Itoa(i), func() bool { return v.keys.Load() > 0 && v.video.Load() > 30 })
@@ -195,6 +226,11 @@ func TestEndToEndSFUEdgeCascade(t *testing.T) {
 		waitFor(t, 15*time.Second, "A's pull session of live/ten to end after B's linger", func() bool {
 			return len(pullsOn(t, a.public, "live/ten")) == 0
 		})
+		// Counted from A's log, so that pulls opened and closed again while the viewers arrived
+		// count too: one for the whole subtest.
+		if got := pullAdmissions(a, "live/ten", "node-b"); got != 1 {
+			t.Errorf("pulls of live/ten A admitted for node-b over the subtest: got %d, want 1", got)
+		}
 	})
 
 	t.Run("a cycle is refused with 508", func(t *testing.T) {

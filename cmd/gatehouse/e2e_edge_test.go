@@ -183,13 +183,22 @@ func postSDP(t *testing.T, url, auth string, pc *webrtc.PeerConnection) string {
 
 func tryPostSDP(t *testing.T, url, auth string, pc *webrtc.PeerConnection) (int, string) {
 	t.Helper()
-	offer, err := pc.CreateOffer(nil)
+	code, body, err := postOffer(url, auth, pc)
 	if err != nil {
 		t.Fatal(err)
 	}
+	return code, body
+}
+
+// postOffer is tryPostSDP without t, for goroutines other than the test's.
+func postOffer(url, auth string, pc *webrtc.PeerConnection) (int, string, error) {
+	offer, err := pc.CreateOffer(nil)
+	if err != nil {
+		return 0, "", err
+	}
 	g := webrtc.GatheringCompletePromise(pc)
 	if err := pc.SetLocalDescription(offer); err != nil {
-		t.Fatal(err)
+		return 0, "", err
 	}
 	<-g
 	req, _ := http.NewRequest(http.MethodPost, url, strings.NewReader(pc.LocalDescription().SDP))
@@ -199,11 +208,11 @@ func tryPostSDP(t *testing.T, url, auth string, pc *webrtc.PeerConnection) (int,
 	}
 	res, err := (&http.Client{Timeout: 30 * time.Second}).Do(req)
 	if err != nil {
-		t.Fatal(err)
+		return 0, "", err
 	}
 	defer res.Body.Close()
 	b, _ := io.ReadAll(res.Body)
-	return res.StatusCode, string(b)
+	return res.StatusCode, string(b), nil
 }
 
 // e2eViewer plays over WHEP and counts VP8 keyframe packets and the one-way delay of video.
@@ -217,14 +226,28 @@ type e2eViewer struct {
 
 func viewVP8(t *testing.T, base, path, auth string) (*e2eViewer, int) {
 	t.Helper()
-	pc, err := webrtc.NewPeerConnection(webrtc.Configuration{})
+	v, code, err := dialViewer(base, path, auth)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if v != nil {
+		t.Cleanup(v.close)
+	}
+	return v, code
+}
+
+// dialViewer is viewVP8 without t, for goroutines other than the test's: the viewer is nil
+// unless the answer is 201, and the caller closes it.
+func dialViewer(base, path, auth string) (*e2eViewer, int, error) {
+	pc, err := webrtc.NewPeerConnection(webrtc.Configuration{})
+	if err != nil {
+		return nil, 0, err
 	}
 	v := &e2eViewer{pc: pc}
 	for _, k := range []webrtc.RTPCodecType{webrtc.RTPCodecTypeVideo, webrtc.RTPCodecTypeAudio} {
 		if _, err := pc.AddTransceiverFromKind(k, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionRecvonly}); err != nil {
-			t.Fatal(err)
+			_ = pc.Close()
+			return nil, 0, err
 		}
 	}
 	pc.OnTrack(func(tr *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
@@ -247,16 +270,16 @@ func viewVP8(t *testing.T, base, path, auth string) (*e2eViewer, int) {
 			}
 		})
 	})
-	code, answer := tryPostSDP(t, base+"/whep/"+path, auth, pc)
-	if code != http.StatusCreated {
+	code, answer, err := postOffer(base+"/whep/"+path, auth, pc)
+	if err != nil || code != http.StatusCreated {
 		_ = pc.Close()
-		return nil, code
+		return nil, code, err
 	}
 	if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: answer}); err != nil {
-		t.Fatal(err)
+		v.close()
+		return nil, code, err
 	}
-	t.Cleanup(v.close)
-	return v, code
+	return v, code, nil
 }
 
 func (v *e2eViewer) close() {
