@@ -31,6 +31,16 @@ func ReadBody(w http.ResponseWriter, r *http.Request, max int64) ([]byte, *Refus
 	if max <= 0 {
 		max = DefaultMaxBody
 	}
+	if n := r.ContentLength; n >= 0 && n <= max && r.Body != nil {
+		// A declared length within the bound (every hook sender declares one): read exactly that
+		// into one buffer. net/http's body reader stops at the declared length, and reports a
+		// body that ends early as an error, as below.
+		body := make([]byte, n)
+		if _, err := io.ReadFull(r.Body, body); err != nil {
+			return nil, &Refusal{Status: http.StatusBadRequest, Reason: "read_error", Message: "could not read body"}
+		}
+		return body, nil
+	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, max))
 	if err != nil {
 		var mbe *http.MaxBytesError
