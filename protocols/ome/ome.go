@@ -507,9 +507,18 @@ func parseTarget(raw, protocol string) (*Target, error) {
 
 // SessionID derives a stable session id from client.address, client.port and request.url (OME
 // sends no session id). The URL is hashed so that a token in its query never reaches the registry.
+// The handler derives it once per request (a hash of the whole URL is most of an opening's own
+// cost) and passes it on.
 func (a *Admission) SessionID() string {
-	sum := sha256.Sum256([]byte(a.Client.Address + "\x00" + a.Client.Port.String() + "\x00" + a.Request.URL))
-	return "ome-" + hex.EncodeToString(sum[:16])
+	var buf [256]byte // usual documents fit: no allocation for the hashed bytes
+	b := append(buf[:0], a.Client.Address...)
+	b = append(append(b, 0), a.Client.Port...)
+	b = append(append(b, 0), a.Request.URL...)
+	sum := sha256.Sum256(b)
+	var id [len("ome-") + 2*16]byte
+	copy(id[:], "ome-")
+	hex.Encode(id[len("ome-"):], sum[:16])
+	return string(id[:])
 }
 
 // reply is OME's response document. Lifetime is omitted on denials.
@@ -589,7 +598,7 @@ func (h *Handler) opening(ctx context.Context, a *Admission) reply {
 		Protocol:  Protocol(a.Request.Protocol),
 		IP:        h.clientIP(a),
 		Query:     t.RawQ,
-		ID:        a.SessionID(),
+		ID:        a.SessionID(), // once per request: record and the re-check table reuse it
 		UserAgent: a.Client.UserAgent,
 		Source:    Source,
 		CanRename: !t.Nested, // new_url cannot rewrite an SRT streamid
@@ -630,13 +639,14 @@ func (h *Handler) opening(ctx context.Context, a *Admission) reply {
 		out.NewURL = nu.String()
 		path = np
 	}
-	h.record(a, path, d, req.Protocol, req.IP)
+	var remote string
+	if req.IP.IsValid() {
+		remote = req.IP.String()
+	}
+	h.record(a, req.ID, path, d, req.Protocol, remote)
 	if req.Action == authz.ActionPublish {
 		s := live.Session{Source: Source, ID: req.ID, Path: path, Protocol: req.Protocol, Identity: d.Identity,
-			KeyID: d.KeyID, KeyLabel: d.KeyLabel, Publish: true}
-		if req.IP.IsValid() {
-			s.Remote = req.IP.String()
-		}
+			KeyID: d.KeyID, KeyLabel: d.KeyLabel, Publish: true, Remote: remote}
 		// OME allows one publisher per stream, and it loses closings: an earlier publisher of
 		// this path has ended. Forget it, or a reload that denies it would have the Kicker
 		// delete the stream by name, ending this (allowed) publisher.
@@ -668,19 +678,25 @@ func (h *Handler) closing(a *Admission) {
 	if raw == "" {
 		raw = a.Request.URL
 	}
+	id := a.SessionID()
 	if a.Action() == authz.ActionPublish {
-		h.publishers.Forget(a.SessionID())
+		h.publishers.Forget(id)
 	}
 	t, err := ParseTarget(raw, a.Request.Protocol)
 	if err != nil {
 		h.log.Warn("ome: closing ignored", "error", err)
 		return
 	}
-	h.record(a, t.Path, authz.Decision{}, Protocol(a.Request.Protocol), h.clientIP(a))
+	var remote string
+	if ip := h.clientIP(a); ip.IsValid() {
+		remote = ip.String()
+	}
+	h.record(a, id, t.Path, authz.Decision{}, Protocol(a.Request.Protocol), remote)
 }
 
-// record reports an opening (d: the decision that admitted it) or a closing (d zero).
-func (h *Handler) record(a *Admission, path string, d authz.Decision, protocol string, ip netip.Addr) {
+// record reports an opening (d: the decision that admitted it) or a closing (d zero) of session
+// id (a.SessionID()) from remote (the client address, or "").
+func (h *Handler) record(a *Admission, id, path string, d authz.Decision, protocol, remote string) {
 	if h.rec == nil {
 		return
 	}
@@ -699,14 +715,12 @@ func (h *Handler) record(a *Admission, path string, d authz.Decision, protocol s
 		Type:     typ,
 		Path:     path,
 		Source:   Source,
-		Session:  a.SessionID(),
+		Session:  id,
 		Identity: d.Identity,
 		Protocol: protocol,
 		KeyID:    d.KeyID,
 		KeyLabel: d.KeyLabel,
-	}
-	if ip.IsValid() {
-		ev.Remote = ip.String()
+		Remote:   remote,
 	}
 	if t, err := time.Parse(time.RFC3339Nano, a.Request.Time); err == nil {
 		ev.Time = t // OME's own clock orders reordered callbacks better than arrival time
