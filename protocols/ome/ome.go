@@ -342,12 +342,11 @@ func Protocol(name string) string {
 
 // Target is request.url split into what gatehouse needs.
 type Target struct {
-	Path   string     // app/stream: the stream OME publishes or plays
-	Rest   string     // "/file" after app/stream (llhls.m3u8, abr, thumb.jpg, a playlist), or ""
-	Query  url.Values // parsed query
-	RawQ   string     // raw query, without '?'
-	URL    *url.URL   // the parsed URL the path came from
-	Nested bool       // the path came from an SRT streamid query parameter
+	Path   string   // app/stream: the stream OME publishes or plays
+	Rest   string   // "/file" after app/stream (llhls.m3u8, abr, thumb.jpg, a playlist), or ""
+	RawQ   string   // raw query, without '?' (a valid one: url.ParseQuery accepts it)
+	URL    *url.URL // the parsed URL the path came from
+	Nested bool     // the path came from an SRT streamid query parameter
 }
 
 // omeMatch is what OME's own URL grammar (ov::Url, src/base/ovlibrary/url.cpp) reads from a
@@ -466,11 +465,15 @@ func ParseTarget(raw, protocol string) (*Target, error) {
 
 // parseTarget is ParseTarget for one URL; nil, nil means the path has fewer than two segments.
 func parseTarget(raw, protocol string) (*Target, error) {
-	if !utf8.ValidString(raw) || strings.ContainsFunc(raw, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
+	if !cleanURL(raw) {
 		return nil, fmt.Errorf("%w: invalid UTF-8 or a control character", ErrBadURL)
 	}
 	m, ok := matchOMEURL(raw)
-	u, err := url.Parse(raw)
+	u, fast := parseURLFast(raw)
+	var err error
+	if !fast {
+		u, err = url.Parse(raw)
+	}
 	if !ok || err != nil {
 		return nil, fmt.Errorf("%w: not a URL", ErrBadURL)
 	}
@@ -479,31 +482,136 @@ func parseTarget(raw, protocol string) (*Target, error) {
 		m.qs != u.RawQuery || m.path != u.EscapedPath() || strings.Contains(m.path, "%") {
 		return nil, fmt.Errorf("%w: OME would read another stream from this url", ErrBadURL)
 	}
-	q, err := url.ParseQuery(u.RawQuery)
-	if err != nil {
+	if !validQuery(u.RawQuery) {
 		return nil, fmt.Errorf("%w: malformed query", ErrBadURL)
 	}
 	p := strings.TrimPrefix(u.Path, "/")
-	segs := strings.Split(p, "/")
-	if len(segs) < 2 {
+	n := strings.Count(p, "/") + 1 // segments
+	if n < 2 {
 		return nil, nil
 	}
 	max := 3 // app/stream/file
 	if Protocol(protocol) == "rtmp" {
 		max = 2
 	}
-	if len(segs) > max {
-		return nil, fmt.Errorf("%w: path has %d segments, at most %d for this protocol", ErrBadURL, len(segs), max)
+	if n > max {
+		return nil, fmt.Errorf("%w: path has %d segments, at most %d for this protocol", ErrBadURL, n, max)
 	}
 	if err := authz.CheckPath(p); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrBadURL, err)
 	}
-	t := &Target{Path: segs[0] + "/" + segs[1], Query: q, RawQ: u.RawQuery, URL: u}
-	if len(segs) == 3 {
-		t.Rest = "/" + segs[2]
+	t := &Target{Path: p, RawQ: u.RawQuery, URL: u}
+	if n == 3 {
+		i := strings.LastIndexByte(p, '/')
+		t.Path, t.Rest = p[:i], p[i:]
 	}
 	return t, nil
 }
+
+// cleanURL reports whether raw is valid UTF-8 without a control character (C0 or DEL): every
+// multi-byte rune is above them, so only bytes need checking once the string is valid.
+func cleanURL(raw string) bool {
+	ascii := true
+	for i := 0; i < len(raw); i++ {
+		switch c := raw[i]; {
+		case c < 0x20 || c == 0x7f:
+			return false
+		case c >= utf8.RuneSelf:
+			ascii = false
+		}
+	}
+	return ascii || utf8.ValidString(raw)
+}
+
+// parseURLFast returns what url.Parse returns for the usual request.url,
+// scheme://host[:port][/path][?query] with a host and path of unreserved characters (path also
+// '/' and ':') and a query without '#', '?' or control characters; false means the caller must
+// use url.Parse (FuzzParseURLFastMatchesParse holds the two to the same result).
+func parseURLFast(raw string) (*url.URL, bool) {
+	i := 0
+	for i < len(raw) && (isAlpha(raw[i]) || i > 0 && (isDigit(raw[i]) || raw[i] == '+' || raw[i] == '-' || raw[i] == '.')) {
+		i++
+	}
+	if i == 0 || !strings.HasPrefix(raw[i:], "://") {
+		return nil, false
+	}
+	u := &url.URL{Scheme: raw[:i]}
+	if hasUpper(u.Scheme) {
+		u.Scheme = strings.ToLower(u.Scheme)
+	}
+	rest := raw[i+3:]
+	j, colon := 0, -1
+	for ; j < len(rest) && rest[j] != '/' && rest[j] != '?'; j++ {
+		switch c := rest[j]; {
+		case isUnreserved(c):
+			if colon >= 0 && !isDigit(c) {
+				return nil, false // not a port
+			}
+		case c == ':' && colon < 0:
+			colon = j
+		default:
+			return nil, false
+		}
+	}
+	if j == 0 || colon == 0 {
+		return nil, false
+	}
+	u.Host, rest = rest[:j], rest[j:]
+	j = 0
+	for ; j < len(rest) && rest[j] != '?'; j++ {
+		if c := rest[j]; !isUnreserved(c) && c != '/' && c != ':' {
+			return nil, false
+		}
+	}
+	u.Path, rest = rest[:j], rest[j:]
+	if rest == "" {
+		return u, true
+	}
+	q := rest[1:]
+	for j := 0; j < len(q); j++ {
+		if c := q[j]; c < 0x20 || c == 0x7f || c == '#' || c == '?' {
+			return nil, false
+		}
+	}
+	u.RawQuery, u.ForceQuery = q, q == ""
+	return u, true
+}
+
+func isAlpha(c byte) bool { return 'a' <= c|0x20 && c|0x20 <= 'z' }
+
+func hasUpper(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if 'A' <= s[i] && s[i] <= 'Z' {
+			return true
+		}
+	}
+	return false
+}
+
+// isUnreserved: RFC 3986's unreserved characters, which url.Parse neither escapes nor refuses.
+func isUnreserved(c byte) bool {
+	return isAlpha(c) || isDigit(c) || c == '-' || c == '.' || c == '_' || c == '~'
+}
+
+// validQuery reports whether url.ParseQuery accepts q. A usual query (fewer than 16 '&', no
+// ';', every '%' starting an escape) is checked in one pass; url.ParseQuery decides the rest.
+func validQuery(q string) bool {
+	if strings.Count(q, "&") < 16 && strings.IndexByte(q, ';') < 0 {
+		for i := 0; i < len(q); i++ {
+			if q[i] == '%' {
+				if i+2 >= len(q) || !isHex(q[i+1]) || !isHex(q[i+2]) {
+					return false
+				}
+				i += 2
+			}
+		}
+		return true
+	}
+	_, err := url.ParseQuery(q)
+	return err == nil
+}
+
+func isHex(c byte) bool { return isDigit(c) || 'a' <= c|0x20 && c|0x20 <= 'f' }
 
 // SessionID derives a stable session id from client.address, client.port and request.url (OME
 // sends no session id). The URL is hashed so that a token in its query never reaches the registry.
@@ -604,7 +712,7 @@ func (h *Handler) opening(ctx context.Context, a *Admission) reply {
 		CanRename: !t.Nested, // new_url cannot rewrite an SRT streamid
 		CanEndAt:  true,      // lifetime
 	}
-	c, err := creds.FromQuery(t.Query, h.tokenParams...)
+	c, err := creds.FromRawQuery(t.RawQ, h.tokenParams...)
 	if err != nil {
 		return reply{Reason: "repeated credential parameter"}
 	}

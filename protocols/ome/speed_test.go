@@ -4,8 +4,15 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
+	"net/url"
+	"reflect"
 	"strings"
 	"testing"
+	"unicode/utf8"
+
+	"gatehouse/authz"
+	"gatehouse/authz/creds"
 )
 
 // The reference implementations below are the adapter's code before the hook-speed work (issue
@@ -26,6 +33,152 @@ func FuzzSessionIDMatchesOld(f *testing.F) {
 		a.Client.Address, a.Client.Port, a.Request.URL = addr, json.Number(port), url
 		if got, want := a.SessionID(), oldSessionID(&a); got != want {
 			t.Fatalf("SessionID = %q, want %q", got, want)
+		}
+	})
+}
+
+// oldTarget is Target as it was (with the parsed query).
+type oldTarget struct {
+	Path, Rest string
+	Query      url.Values
+	RawQ       string
+	URL        *url.URL
+	Nested     bool
+}
+
+// oldParseTarget is ParseTarget as it was: url.Parse and url.ParseQuery on every URL.
+func oldParseTarget(raw, protocol string) (*oldTarget, error) {
+	t, err := oldParseTarget1(raw, protocol)
+	if err == nil && t == nil {
+		var outer *url.URL
+		if outer, err = url.Parse(raw); err != nil {
+			return nil, fmt.Errorf("%w: not a URL", ErrBadURL)
+		}
+		q, qerr := url.ParseQuery(outer.RawQuery)
+		if qerr != nil {
+			return nil, fmt.Errorf("%w: malformed query", ErrBadURL)
+		}
+		if sid := q["streamid"]; len(sid) != 1 || sid[0] == "" {
+			return nil, fmt.Errorf("%w: path is not /app/stream", ErrBadURL)
+		}
+		if t, err = oldParseTarget1(q.Get("streamid"), protocol); err == nil && t == nil {
+			return nil, fmt.Errorf("%w: streamid path is not /app/stream", ErrBadURL)
+		}
+		if t != nil {
+			t.Nested = true
+		}
+	}
+	return t, err
+}
+
+func oldParseTarget1(raw, protocol string) (*oldTarget, error) {
+	if !utf8.ValidString(raw) || strings.ContainsFunc(raw, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
+		return nil, fmt.Errorf("%w: invalid UTF-8 or a control character", ErrBadURL)
+	}
+	m, ok := matchOMEURL(raw)
+	u, err := url.Parse(raw)
+	if !ok || err != nil {
+		return nil, fmt.Errorf("%w: not a URL", ErrBadURL)
+	}
+	if !strings.EqualFold(m.scheme, u.Scheme) || m.userinfo || u.User != nil ||
+		u.Opaque != "" || u.Fragment != "" || strings.Contains(raw, "#") ||
+		m.qs != u.RawQuery || m.path != u.EscapedPath() || strings.Contains(m.path, "%") {
+		return nil, fmt.Errorf("%w: OME would read another stream from this url", ErrBadURL)
+	}
+	q, err := url.ParseQuery(u.RawQuery)
+	if err != nil {
+		return nil, fmt.Errorf("%w: malformed query", ErrBadURL)
+	}
+	p := strings.TrimPrefix(u.Path, "/")
+	segs := strings.Split(p, "/")
+	if len(segs) < 2 {
+		return nil, nil
+	}
+	max := 3
+	if Protocol(protocol) == "rtmp" {
+		max = 2
+	}
+	if len(segs) > max {
+		return nil, fmt.Errorf("%w: path has %d segments, at most %d for this protocol", ErrBadURL, len(segs), max)
+	}
+	if err := authz.CheckPath(p); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrBadURL, err)
+	}
+	t := &oldTarget{Path: segs[0] + "/" + segs[1], Query: q, RawQ: u.RawQuery, URL: u}
+	if len(segs) == 3 {
+		t.Rest = "/" + segs[2]
+	}
+	return t, nil
+}
+
+// checkTargetMatchesOld compares ParseTarget, and the credentials an opening reads from its
+// query, with the old code.
+func checkTargetMatchesOld(t *testing.T, raw, protocol string) {
+	t.Helper()
+	got, gotErr := ParseTarget(raw, protocol)
+	want, wantErr := oldParseTarget(raw, protocol)
+	if fmt.Sprint(gotErr) != fmt.Sprint(wantErr) || (got == nil) != (want == nil) {
+		t.Fatalf("ParseTarget(%q, %q) = %+v, %v; old: %+v, %v", raw, protocol, got, gotErr, want, wantErr)
+	}
+	if got == nil {
+		return
+	}
+	if got.Path != want.Path || got.Rest != want.Rest || got.RawQ != want.RawQ || got.Nested != want.Nested ||
+		!reflect.DeepEqual(got.URL, want.URL) {
+		t.Fatalf("ParseTarget(%q, %q) = %+v (url %#v); old: %+v (url %#v)", raw, protocol, got, got.URL, want, want.URL)
+	}
+	for _, tp := range [][]string{{"access_key"}, nil} {
+		gotC, gotErr := creds.FromRawQuery(got.RawQ, tp...)
+		wantC, wantErr := creds.FromQuery(want.Query, tp...)
+		if gotC != wantC || (gotErr == nil) != (wantErr == nil) {
+			t.Fatalf("credentials of %q: %+v, %v; old: %+v, %v", raw, gotC, gotErr, wantC, wantErr)
+		}
+	}
+}
+
+var targetSeeds = []string{
+	"rtmp://127.0.0.1:1935/live/cam?user=testuser&pass=testpass",
+	"rtmp://h/app/stream", "RTMP://H:1/a/b?", "https://h:3333/app/stream/llhls.m3u8?token=a.b.c",
+	"wss://h/app/stream/ts:playlist.m3u8", "rtmp://u:p@h/a/b", "rtmp://h/a/b#f", "rtmp://h/a%2Fb/c",
+	"srt://h:9999?streamid=srt%3A%2F%2Fh%3A9999%2Flive%2Fcam", "rtmp://h/a/b?x=%zz", "rtmp://h/a/b?x;y",
+	"rtmp://h:/a/b", "rtmp://h:1:2/a/b", "rtmp://[::1]:1935/a/b", "rtmp://h/a/b?x=rtmp://h/c/d?y",
+	"rtmp://h/a/../b", "rtmp://h//a/b", "a+b.c-d://h/a/b", "1a://h/a/b", "rtmp://h/a/b/c/d", "rtmp://h?x/a/b",
+	"rtmp://h/a/b?access_key=k&access_key=j", "rtmp://h/a/b?user=a&user=b", "rtmp:///a/b", "rtmp://:1/a/b",
+}
+
+func TestParseTargetMatchesOld(t *testing.T) {
+	for _, raw := range targetSeeds {
+		for _, proto := range []string{"RTMP", "LLHLS", "SRT"} {
+			checkTargetMatchesOld(t, raw, proto)
+		}
+	}
+}
+
+// FuzzParseTargetMatchesOld holds ParseTarget (its own URL reading included) to the old code,
+// which asked url.Parse and url.ParseQuery on every URL.
+func FuzzParseTargetMatchesOld(f *testing.F) {
+	for _, s := range targetSeeds {
+		f.Add(s, "RTMP")
+		f.Add(s, "WebRTC")
+	}
+	f.Fuzz(func(t *testing.T, raw, protocol string) {
+		checkTargetMatchesOld(t, raw, protocol)
+	})
+}
+
+// FuzzParseURLFastMatchesParse holds parseURLFast to url.Parse wherever it answers.
+func FuzzParseURLFastMatchesParse(f *testing.F) {
+	for _, s := range targetSeeds {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, raw string) {
+		got, ok := parseURLFast(raw)
+		if !ok {
+			return
+		}
+		want, err := url.Parse(raw)
+		if err != nil || !reflect.DeepEqual(got, want) {
+			t.Fatalf("parseURLFast(%q) = %#v; url.Parse: %#v, %v", raw, got, want, err)
 		}
 	})
 }
