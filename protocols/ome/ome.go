@@ -35,6 +35,7 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -854,10 +855,36 @@ func reason(d authz.Decision) string {
 }
 
 func writeJSON(w http.ResponseWriter, status int, v reply) {
-	b, _ := json.Marshal(v) // reply always marshals
-	w.Header().Set("Content-Type", "application/json")
+	w.Header()["Content-Type"] = []string{"application/json"} // Header().Set, the key already canonical
 	w.WriteHeader(status)
-	_, _ = w.Write(append(b, '\n'))
+	_, _ = w.Write(v.appendJSON(make([]byte, 0, 64+len(v.Reason)+len(v.NewURL))))
+}
+
+// appendJSON appends json.Marshal(r) and a newline, without reflection (TestReplyJSONMatchesMarshal).
+func (r reply) appendJSON(b []byte) []byte {
+	b = strconv.AppendBool(append(b, `{"allowed":`...), r.Allowed)
+	if r.Reason != "" {
+		b = appendJSONString(append(b, `,"reason":`...), r.Reason)
+	}
+	if r.Lifetime != nil {
+		b = strconv.AppendUint(append(b, `,"lifetime":`...), *r.Lifetime, 10)
+	}
+	if r.NewURL != "" {
+		b = appendJSONString(append(b, `,"new_url":`...), r.NewURL)
+	}
+	return append(b, "}\n"...)
+}
+
+// appendJSONString appends s as encoding/json writes it: printable ASCII other than the
+// characters it escapes ("\\<>&) as it is, anything else through encoding/json.
+func appendJSONString(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c > 0x7e || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			q, _ := json.Marshal(s) // a string always marshals
+			return append(b, q...)
+		}
+	}
+	return append(append(append(b, '"'), s...), '"')
 }
 
 // Evicted returns how many running publishers a full re-check table has forgotten to make room

@@ -182,3 +182,39 @@ func FuzzParseURLFastMatchesParse(f *testing.F) {
 		}
 	})
 }
+
+// TestReplyJSONMatchesMarshal: writeJSON's body is json.Marshal's (the old writeJSON) plus '\n'.
+func TestReplyJSONMatchesMarshal(t *testing.T) {
+	ms := uint64(3_600_000)
+	zero := uint64(0)
+	for _, r := range []reply{
+		{}, {Reason: "use POST"}, {Allowed: true, Reason: "internal", Lifetime: &ms},
+		{Allowed: true, Lifetime: &zero, NewURL: "rtmp://h:1935/live/public?x=1&y=<2>"},
+		{Reason: "quote \" backslash \\ tab \t nl \n del \x7f é \u2028 \xff"},
+	} {
+		checkReplyJSON(t, r)
+	}
+}
+
+func checkReplyJSON(t *testing.T, r reply) {
+	t.Helper()
+	want, err := json.Marshal(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := string(r.appendJSON(nil)); got != string(want)+"\n" {
+		t.Fatalf("appendJSON(%+v) = %q, want %q", r, got, string(want)+"\n")
+	}
+}
+
+func FuzzReplyJSONMatchesMarshal(f *testing.F) {
+	f.Add(true, "ok", uint64(1), true, "rtmp://h/a/b")
+	f.Add(false, "<&>\"\\\x00\u2029\xff", uint64(0), false, "")
+	f.Fuzz(func(t *testing.T, allowed bool, reason string, ms uint64, withLifetime bool, newURL string) {
+		r := reply{Allowed: allowed, Reason: reason, NewURL: newURL}
+		if withLifetime {
+			r.Lifetime = &ms
+		}
+		checkReplyJSON(t, r)
+	})
+}
