@@ -213,7 +213,7 @@ func (h *Hook) decodeFast(body []byte) bool {
 		case "client_id":
 			switch kind {
 			case hookio.FastString: // json.RawMessage keeps the quotes
-				h.ClientID = append(append(append(json.RawMessage(nil), '"'), val...), '"')
+				h.ClientID = append(append(append(make(json.RawMessage, 0, len(val)+2), '"'), val...), '"')
 			case hookio.FastUint:
 				h.ClientID = append(json.RawMessage(nil), val...)
 			default:
