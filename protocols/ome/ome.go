@@ -327,7 +327,27 @@ func (a *Admission) Action() authz.Action {
 // vocabulary: LLHLS and HLSv3 (and HLS) are hls, RTSPPull is rtsp, LLDASH/DASH are dash; other
 // names (rtmp, webrtc, srt, mpegts, ovt, thumbnail, ...) are lower-cased as they are.
 func Protocol(name string) string {
-	p := strings.ToLower(strings.TrimSpace(name))
+	p := strings.TrimSpace(name)
+	var buf [16]byte
+	if lower, ok := asciiLower(buf[:0], p); ok {
+		switch string(lower) { // the usual names: their constants, without allocating
+		case "llhls", "hlsv3", "hls", "tshls":
+			return "hls"
+		case "rtsppull", "rtsp":
+			return "rtsp"
+		case "lldash", "dash", "cmaf":
+			return "dash"
+		case "whip", "webrtc":
+			return "webrtc"
+		case "rtmp":
+			return "rtmp"
+		case "srt":
+			return "srt"
+		case "thumbnail":
+			return "thumbnail"
+		}
+	}
+	p = strings.ToLower(p)
 	switch p {
 	case "llhls", "hlsv3", "hls", "tshls":
 		return "hls"
@@ -370,7 +390,7 @@ type omeMatch struct {
 // expression matches every other character, and every delimiter is ASCII, so bytes suffice.
 func matchOMEURL(raw string) (omeMatch, bool) {
 	var m omeMatch
-	i := strings.LastIndex(raw, "://") // scheme is a greedy .*: up to the last "://"
+	i := lastSchemeSep(raw) // scheme is a greedy .*: up to the last "://"
 	if i < 0 {
 		return m, false
 	}
@@ -405,6 +425,18 @@ func matchOMEURL(raw string) (omeMatch, bool) {
 	return m, true
 }
 
+// lastSchemeSep is strings.LastIndex(raw, "://"), by its ':' (a cheaper search than a
+// three-byte pattern).
+func lastSchemeSep(raw string) int {
+	for end := len(raw); ; {
+		i := strings.LastIndexByte(raw[:end], ':')
+		if i < 0 || strings.HasPrefix(raw[i:], "://") {
+			return i
+		}
+		end = i
+	}
+}
+
 // hostEnd is where (\[[0-9A-Za-z:.]+\]|[^:/?#]*) ends at the start of s: the bracketed form
 // when it matches (the first alternative), else the run of characters other than ":/?#".
 func hostEnd(s string) int {
@@ -421,6 +453,24 @@ func hostEnd(s string) int {
 		return j
 	}
 	return len(s)
+}
+
+// asciiLower appends s lower-cased to b if s is ASCII and fits b's capacity.
+func asciiLower(b []byte, s string) ([]byte, bool) {
+	if len(s) > cap(b) {
+		return nil, false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c >= utf8.RuneSelf {
+			return nil, false
+		}
+		if 'A' <= c && c <= 'Z' {
+			c |= 0x20
+		}
+		b = append(b, c)
+	}
+	return b, true
 }
 
 func isDigit(c byte) bool { return '0' <= c && c <= '9' }
@@ -515,9 +565,10 @@ func cleanURL(raw string) bool {
 	ascii := true
 	for i := 0; i < len(raw); i++ {
 		switch c := raw[i]; {
+		case c-0x20 < 0x5f: // printable ASCII, the usual byte: one comparison
 		case c < 0x20 || c == 0x7f:
 			return false
-		case c >= utf8.RuneSelf:
+		default:
 			ascii = false
 		}
 	}

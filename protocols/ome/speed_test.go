@@ -218,3 +218,45 @@ func FuzzReplyJSONMatchesMarshal(f *testing.F) {
 		checkReplyJSON(t, r)
 	})
 }
+
+// oldProtocol is Protocol as it was.
+func oldProtocol(name string) string {
+	p := strings.ToLower(strings.TrimSpace(name))
+	switch p {
+	case "llhls", "hlsv3", "hls", "tshls":
+		return "hls"
+	case "rtsppull", "rtsp":
+		return "rtsp"
+	case "lldash", "dash", "cmaf":
+		return "dash"
+	case "whip":
+		return "webrtc"
+	}
+	return p
+}
+
+func FuzzProtocolMatchesOld(f *testing.F) {
+	for _, s := range []string{"RTMP", "WebRTC", " LLHLS ", "HLSv3", "Thumbnail", "ovt", "\u212aey", "hlſv3", "SRT", "averyveryverylongname", "WHIP"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, name string) {
+		if got, want := Protocol(name), oldProtocol(name); got != want {
+			t.Fatalf("Protocol(%q) = %q, want %q", name, got, want)
+		}
+	})
+}
+
+func FuzzCleanURLMatchesOld(f *testing.F) {
+	for _, s := range []string{"rtmp://h/a/b", "a\x7fb", "a\x1fb", "é", "\xff", "~ "} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, raw string) {
+		want := utf8.ValidString(raw) && !strings.ContainsFunc(raw, func(r rune) bool { return r < 0x20 || r == 0x7f })
+		if got := cleanURL(raw); got != want {
+			t.Fatalf("cleanURL(%q) = %v, want %v", raw, got, want)
+		}
+		if got, want := lastSchemeSep(raw), strings.LastIndex(raw, "://"); got != want {
+			t.Fatalf("lastSchemeSep(%q) = %d, want %d", raw, got, want)
+		}
+	})
+}
