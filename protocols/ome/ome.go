@@ -253,7 +253,10 @@ func Decode(body []byte) (*Admission, error) {
 // reflection; false means the caller must use encoding/json (FuzzDecodeFastMatchesJSON holds the
 // two to the same result).
 func (a *Admission) decodeFast(body []byte) bool {
-	return hookio.WalkJSON(body, func(parent, key, val []byte, kind hookio.FastKind) bool {
+	var strs hookio.Strings // the string fields, in one allocation
+	var port string         // client.port's digits, when it came (not null)
+	portSet := false
+	ok := hookio.WalkJSON(body, func(parent, key, val []byte, kind hookio.FastKind) bool {
 		if parent == nil {
 			switch string(key) {
 			case "client", "request":
@@ -274,7 +277,8 @@ func (a *Admission) decodeFast(body []byte) bool {
 			case "port":
 				switch kind {
 				case hookio.FastUint:
-					a.Client.Port = json.Number(val)
+					strs.Set(&port, val)
+					portSet = true
 					return true
 				case hookio.FastNull:
 					return true
@@ -305,13 +309,20 @@ func (a *Admission) decodeFast(body []byte) bool {
 		}
 		switch kind {
 		case hookio.FastString:
-			*dst = string(val)
+			strs.Set(dst, val)
 		case hookio.FastNull: // encoding/json leaves the field as it was
 		default:
 			return false // a type encoding/json refuses: let it say so
 		}
 		return true
 	})
+	if ok {
+		strs.Flush()
+		if portSet {
+			a.Client.Port = json.Number(port)
+		}
+	}
+	return ok
 }
 
 // Action maps request.direction: incoming (a provider: RTMP, SRT, WebRTC/WHIP ingest) is publish,

@@ -176,7 +176,8 @@ var hookKeys = [...]string{"action", "server_id", "client_id", "ip", "vhost", "a
 // integer) without reflection, as Decode's encoding/json pass would; false means the caller must
 // use encoding/json (FuzzDecodeFastMatchesJSON holds the two to the same result).
 func (h *Hook) decodeFast(body []byte) bool {
-	return hookio.WalkJSON(body, func(parent, key, val []byte, kind hookio.FastKind) bool {
+	var strs hookio.Strings // the string fields, in one allocation
+	ok := hookio.WalkJSON(body, func(parent, key, val []byte, kind hookio.FastKind) bool {
 		if parent != nil {
 			return true // a member of an unknown object
 		}
@@ -203,9 +204,11 @@ func (h *Hook) decodeFast(body []byte) bool {
 		case "tcUrl":
 			switch kind {
 			case hookio.FastString:
-				h.TcURL, h.tcURLSent = string(val), true
+				strs.Set(&h.TcURL, val)
+				h.tcURLSent = true
 			case hookio.FastNull: // the pointer Decode's encoding/json pass reads it into is nil again
-				h.TcURL, h.tcURLSent = "", false
+				strs.Set(&h.TcURL, nil)
+				h.tcURLSent = false
 			default:
 				return false
 			}
@@ -225,24 +228,35 @@ func (h *Hook) decodeFast(body []byte) bool {
 		}
 		switch kind {
 		case hookio.FastString:
-			*dst = string(val)
+			strs.Set(dst, val)
 		case hookio.FastNull: // encoding/json leaves the field as it was
 		default:
 			return false // a type encoding/json refuses: let it say so
 		}
 		return true
 	})
+	if ok {
+		strs.Flush()
+	}
+	return ok
 }
 
 // SessionID is SRS's client_id (its context id, unique per connection), prefixed with server_id
 // when present so that several SRS processes reporting to one gatehouse do not collide.
 func (h *Hook) SessionID() string {
-	raw := bytes.TrimSpace(h.ClientID)
-	var id string
 	if s, ok := plainString(h.ClientID); ok {
-		id = string(s) // what json.Unmarshal gives, without its reflection
-	} else if json.Unmarshal(h.ClientID, &id) != nil {
-		id = string(raw)
+		// What json.Unmarshal gives, without its reflection, made in one allocation.
+		switch {
+		case len(s) == 0 || string(s) == "null":
+			return ""
+		case h.ServerID != "":
+			return h.ServerID + "/" + string(s)
+		}
+		return string(s)
+	}
+	var id string
+	if json.Unmarshal(h.ClientID, &id) != nil {
+		id = string(bytes.TrimSpace(h.ClientID))
 	}
 	if id == "" || id == "null" {
 		return ""
