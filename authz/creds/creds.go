@@ -216,3 +216,131 @@ func FromRequest(header string, q url.Values, tokenParams ...string) (Credential
 	}
 	return c.Or(qc), nil
 }
+
+// maxFastParams is how many parameters FromRawQuery reads itself; a longer query goes through
+// ParseQuery (whose limit, 10000 unless GODEBUG urlmaxqueryparams lowers it, then applies).
+const maxFastParams = 16
+
+// FromRawQuery returns what ParseQuery returns for raw, without its url.Values: the same
+// credentials, and an error exactly when ParseQuery has one (with the same text). A usual query
+// (at most 16 parameters, no credential parameter repeated, valid percent-encoding, no ';') is
+// read in one pass that only unescapes what needs it; anything else is left to ParseQuery.
+func FromRawQuery(raw string, tokenParams ...string) (Credentials, error) {
+	if c, ok := fromRawQueryFast(strings.TrimPrefix(raw, "?"), tokenParams); ok {
+		return c, nil
+	}
+	_, c, err := ParseQuery(raw, tokenParams...)
+	return c, err
+}
+
+// fromRawQueryFast is FromRawQuery's one pass; false means ParseQuery must decide.
+func fromRawQueryFast(q string, tokenParams []string) (Credentials, bool) {
+	if strings.Count(q, "&") >= maxFastParams {
+		return Credentials{}, false
+	}
+	// The first value of each credential parameter (user, pass, token, jwt, key, tokenParams...).
+	var vals [5]string
+	var seen [5]bool
+	var extra []string // tokenParams' values, allocated only when one is present
+	var extraSeen uint64
+	if len(tokenParams) > 64 {
+		return Credentials{}, false
+	}
+	for q != "" {
+		var pair string
+		pair, q, _ = strings.Cut(q, "&")
+		if strings.IndexByte(pair, ';') >= 0 {
+			return Credentials{}, false // url.ParseQuery: invalid semicolon separator
+		}
+		if pair == "" {
+			continue
+		}
+		k, v, _ := strings.Cut(pair, "=")
+		if strings.IndexByte(k, '%') >= 0 || strings.IndexByte(k, '+') >= 0 {
+			var err error
+			if k, err = url.QueryUnescape(k); err != nil {
+				return Credentials{}, false
+			}
+		}
+		slot := -1
+		switch k {
+		case paramUser:
+			slot = 0
+		case paramPass:
+			slot = 1
+		case paramToken:
+			slot = 2
+		case paramJWT:
+			slot = 3
+		case paramKey:
+			slot = 4
+		}
+		extraIdx := -1
+		if slot < 0 {
+			extraIdx = slices.Index(tokenParams, k)
+		}
+		if slot < 0 && extraIdx < 0 {
+			if !validEscapes(v) {
+				return Credentials{}, false
+			}
+			continue
+		}
+		if strings.IndexByte(v, '%') >= 0 || strings.IndexByte(v, '+') >= 0 {
+			var err error
+			if v, err = url.QueryUnescape(v); err != nil {
+				return Credentials{}, false
+			}
+		}
+		if slot >= 0 {
+			if seen[slot] {
+				return Credentials{}, false // repeated: ParseQuery names it
+			}
+			seen[slot], vals[slot] = true, v
+			continue
+		}
+		if extraSeen&(1<<extraIdx) != 0 {
+			return Credentials{}, false
+		}
+		extraSeen |= 1 << extraIdx
+		if extra == nil {
+			extra = make([]string, len(tokenParams))
+		}
+		extra[extraIdx] = v
+	}
+	get := func(k string) string {
+		switch k {
+		case paramUser:
+			return vals[0]
+		case paramPass:
+			return vals[1]
+		case paramToken:
+			return vals[2]
+		case paramJWT:
+			return vals[3]
+		case paramKey:
+			return vals[4]
+		}
+		if i := slices.Index(tokenParams, k); i >= 0 && extra != nil {
+			return extra[i]
+		}
+		return ""
+	}
+	return FromParams(get, tokenParams...), true
+}
+
+// validEscapes reports whether url.QueryUnescape accepts s: every '%' starts a %XX escape.
+func validEscapes(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] == '%' {
+			if i+2 >= len(s) || !isHex(s[i+1]) || !isHex(s[i+2]) {
+				return false
+			}
+			i += 2
+		}
+	}
+	return true
+}
+
+func isHex(c byte) bool {
+	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
+}

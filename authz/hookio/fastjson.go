@@ -109,13 +109,70 @@ var nullLit = []byte("null")
 // field names) without equalling it exactly: a key encoding/json would map to a field that an
 // exact comparison would miss, which a fast path must leave to encoding/json.
 func FoldsToAny(key []byte, names ...string) bool {
+	if !isASCII(key) {
+		k := string(key)
+		for _, n := range names {
+			if strings.EqualFold(n, k) && n != k {
+				return true
+			}
+		}
+		return false
+	}
+	// For an ASCII key, strings.EqualFold is a byte-wise ASCII fold at the same length; a name of
+	// another length can fold to it only through longer non-ASCII runes (the Kelvin sign folds
+	// to 'k', U+017F to 's'), so only such a name needs strings.EqualFold.
 	for _, n := range names {
-		if strings.EqualFold(n, string(key)) && n != string(key) {
-			return true
+		switch {
+		case len(n) == len(key):
+			if asciiFoldsTo(key, n) && n != string(key) {
+				return true
+			}
+		case len(n) > len(key) && !isASCIIString(n):
+			if strings.EqualFold(n, string(key)) {
+				return true
+			}
 		}
 	}
 	return false
 }
+
+func isASCII(b []byte) bool {
+	for _, c := range b {
+		if c >= utf8.RuneSelf {
+			return false
+		}
+	}
+	return true
+}
+
+func isASCIIString(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= utf8.RuneSelf {
+			return false
+		}
+	}
+	return true
+}
+
+// asciiFoldsTo reports whether ASCII key equals n (of the same length) ignoring ASCII case; a
+// non-ASCII byte of n never matches.
+func asciiFoldsTo(key []byte, n string) bool {
+	for i, c := range key {
+		if d := n[i]; c != d && (c|0x20 != d|0x20 || c|0x20 < 'a' || c|0x20 > 'z') {
+			return false
+		}
+	}
+	return true
+}
+
+// plainByte marks the bytes a string without escapes holds as they are: printable ASCII other
+// than '"' and '\\' (an immutable lookup table).
+var plainByte = func() (t [256]bool) {
+	for c := 0x20; c < 0x7f; c++ {
+		t[c] = c != '"' && c != '\\'
+	}
+	return t
+}()
 
 // scanString reads a JSON string without escapes starting at b[i] == '"'.
 func scanString(b []byte, i int) ([]byte, int, bool) {
@@ -124,7 +181,11 @@ func scanString(b []byte, i int) ([]byte, int, bool) {
 	}
 	ascii := true
 	for j := i + 1; j < len(b); j++ {
-		switch c := b[j]; {
+		c := b[j]
+		if plainByte[c] {
+			continue
+		}
+		switch {
 		case c == '"':
 			s := b[i+1 : j]
 			if !ascii && !utf8.Valid(s) {

@@ -35,6 +35,7 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -252,7 +253,10 @@ func Decode(body []byte) (*Admission, error) {
 // reflection; false means the caller must use encoding/json (FuzzDecodeFastMatchesJSON holds the
 // two to the same result).
 func (a *Admission) decodeFast(body []byte) bool {
-	return hookio.WalkJSON(body, func(parent, key, val []byte, kind hookio.FastKind) bool {
+	var strs hookio.Strings // the string fields, in one allocation
+	var port string         // client.port's digits, when it came (not null)
+	portSet := false
+	ok := hookio.WalkJSON(body, func(parent, key, val []byte, kind hookio.FastKind) bool {
 		if parent == nil {
 			switch string(key) {
 			case "client", "request":
@@ -273,7 +277,8 @@ func (a *Admission) decodeFast(body []byte) bool {
 			case "port":
 				switch kind {
 				case hookio.FastUint:
-					a.Client.Port = json.Number(val)
+					strs.Set(&port, val)
+					portSet = true
 					return true
 				case hookio.FastNull:
 					return true
@@ -304,13 +309,20 @@ func (a *Admission) decodeFast(body []byte) bool {
 		}
 		switch kind {
 		case hookio.FastString:
-			*dst = string(val)
+			strs.Set(dst, val)
 		case hookio.FastNull: // encoding/json leaves the field as it was
 		default:
 			return false // a type encoding/json refuses: let it say so
 		}
 		return true
 	})
+	if ok {
+		strs.Flush()
+		if portSet {
+			a.Client.Port = json.Number(port)
+		}
+	}
+	return ok
 }
 
 // Action maps request.direction: incoming (a provider: RTMP, SRT, WebRTC/WHIP ingest) is publish,
@@ -326,7 +338,27 @@ func (a *Admission) Action() authz.Action {
 // vocabulary: LLHLS and HLSv3 (and HLS) are hls, RTSPPull is rtsp, LLDASH/DASH are dash; other
 // names (rtmp, webrtc, srt, mpegts, ovt, thumbnail, ...) are lower-cased as they are.
 func Protocol(name string) string {
-	p := strings.ToLower(strings.TrimSpace(name))
+	p := strings.TrimSpace(name)
+	var buf [16]byte
+	if lower, ok := asciiLower(buf[:0], p); ok {
+		switch string(lower) { // the usual names: their constants, without allocating
+		case "llhls", "hlsv3", "hls", "tshls":
+			return "hls"
+		case "rtsppull", "rtsp":
+			return "rtsp"
+		case "lldash", "dash", "cmaf":
+			return "dash"
+		case "whip", "webrtc":
+			return "webrtc"
+		case "rtmp":
+			return "rtmp"
+		case "srt":
+			return "srt"
+		case "thumbnail":
+			return "thumbnail"
+		}
+	}
+	p = strings.ToLower(p)
 	switch p {
 	case "llhls", "hlsv3", "hls", "tshls":
 		return "hls"
@@ -342,12 +374,11 @@ func Protocol(name string) string {
 
 // Target is request.url split into what gatehouse needs.
 type Target struct {
-	Path   string     // app/stream: the stream OME publishes or plays
-	Rest   string     // "/file" after app/stream (llhls.m3u8, abr, thumb.jpg, a playlist), or ""
-	Query  url.Values // parsed query
-	RawQ   string     // raw query, without '?'
-	URL    *url.URL   // the parsed URL the path came from
-	Nested bool       // the path came from an SRT streamid query parameter
+	Path   string   // app/stream: the stream OME publishes or plays
+	Rest   string   // "/file" after app/stream (llhls.m3u8, abr, thumb.jpg, a playlist), or ""
+	RawQ   string   // raw query, without '?' (a valid one: url.ParseQuery accepts it)
+	URL    *url.URL // the parsed URL the path came from
+	Nested bool     // the path came from an SRT streamid query parameter
 }
 
 // omeMatch is what OME's own URL grammar (ov::Url, src/base/ovlibrary/url.cpp) reads from a
@@ -370,7 +401,7 @@ type omeMatch struct {
 // expression matches every other character, and every delimiter is ASCII, so bytes suffice.
 func matchOMEURL(raw string) (omeMatch, bool) {
 	var m omeMatch
-	i := strings.LastIndex(raw, "://") // scheme is a greedy .*: up to the last "://"
+	i := lastSchemeSep(raw) // scheme is a greedy .*: up to the last "://"
 	if i < 0 {
 		return m, false
 	}
@@ -405,6 +436,18 @@ func matchOMEURL(raw string) (omeMatch, bool) {
 	return m, true
 }
 
+// lastSchemeSep is strings.LastIndex(raw, "://"), by its ':' (a cheaper search than a
+// three-byte pattern).
+func lastSchemeSep(raw string) int {
+	for end := len(raw); ; {
+		i := strings.LastIndexByte(raw[:end], ':')
+		if i < 0 || strings.HasPrefix(raw[i:], "://") {
+			return i
+		}
+		end = i
+	}
+}
+
 // hostEnd is where (\[[0-9A-Za-z:.]+\]|[^:/?#]*) ends at the start of s: the bracketed form
 // when it matches (the first alternative), else the run of characters other than ":/?#".
 func hostEnd(s string) int {
@@ -421,6 +464,24 @@ func hostEnd(s string) int {
 		return j
 	}
 	return len(s)
+}
+
+// asciiLower appends s lower-cased to b if s is ASCII and fits b's capacity.
+func asciiLower(b []byte, s string) ([]byte, bool) {
+	if len(s) > cap(b) {
+		return nil, false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c >= utf8.RuneSelf {
+			return nil, false
+		}
+		if 'A' <= c && c <= 'Z' {
+			c |= 0x20
+		}
+		b = append(b, c)
+	}
+	return b, true
 }
 
 func isDigit(c byte) bool { return '0' <= c && c <= '9' }
@@ -466,11 +527,15 @@ func ParseTarget(raw, protocol string) (*Target, error) {
 
 // parseTarget is ParseTarget for one URL; nil, nil means the path has fewer than two segments.
 func parseTarget(raw, protocol string) (*Target, error) {
-	if !utf8.ValidString(raw) || strings.ContainsFunc(raw, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
+	if !cleanURL(raw) {
 		return nil, fmt.Errorf("%w: invalid UTF-8 or a control character", ErrBadURL)
 	}
 	m, ok := matchOMEURL(raw)
-	u, err := url.Parse(raw)
+	u, fast := parseURLFast(raw)
+	var err error
+	if !fast {
+		u, err = url.Parse(raw)
+	}
 	if !ok || err != nil {
 		return nil, fmt.Errorf("%w: not a URL", ErrBadURL)
 	}
@@ -479,37 +544,152 @@ func parseTarget(raw, protocol string) (*Target, error) {
 		m.qs != u.RawQuery || m.path != u.EscapedPath() || strings.Contains(m.path, "%") {
 		return nil, fmt.Errorf("%w: OME would read another stream from this url", ErrBadURL)
 	}
-	q, err := url.ParseQuery(u.RawQuery)
-	if err != nil {
+	if !validQuery(u.RawQuery) {
 		return nil, fmt.Errorf("%w: malformed query", ErrBadURL)
 	}
 	p := strings.TrimPrefix(u.Path, "/")
-	segs := strings.Split(p, "/")
-	if len(segs) < 2 {
+	n := strings.Count(p, "/") + 1 // segments
+	if n < 2 {
 		return nil, nil
 	}
 	max := 3 // app/stream/file
 	if Protocol(protocol) == "rtmp" {
 		max = 2
 	}
-	if len(segs) > max {
-		return nil, fmt.Errorf("%w: path has %d segments, at most %d for this protocol", ErrBadURL, len(segs), max)
+	if n > max {
+		return nil, fmt.Errorf("%w: path has %d segments, at most %d for this protocol", ErrBadURL, n, max)
 	}
 	if err := authz.CheckPath(p); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrBadURL, err)
 	}
-	t := &Target{Path: segs[0] + "/" + segs[1], Query: q, RawQ: u.RawQuery, URL: u}
-	if len(segs) == 3 {
-		t.Rest = "/" + segs[2]
+	t := &Target{Path: p, RawQ: u.RawQuery, URL: u}
+	if n == 3 {
+		i := strings.LastIndexByte(p, '/')
+		t.Path, t.Rest = p[:i], p[i:]
 	}
 	return t, nil
 }
 
+// cleanURL reports whether raw is valid UTF-8 without a control character (C0 or DEL): every
+// multi-byte rune is above them, so only bytes need checking once the string is valid.
+func cleanURL(raw string) bool {
+	ascii := true
+	for i := 0; i < len(raw); i++ {
+		switch c := raw[i]; {
+		case c-0x20 < 0x5f: // printable ASCII, the usual byte: one comparison
+		case c < 0x20 || c == 0x7f:
+			return false
+		default:
+			ascii = false
+		}
+	}
+	return ascii || utf8.ValidString(raw)
+}
+
+// parseURLFast returns what url.Parse returns for the usual request.url,
+// scheme://host[:port][/path][?query] with a host and path of unreserved characters (path also
+// '/' and ':') and a query without '#', '?' or control characters; false means the caller must
+// use url.Parse (FuzzParseURLFastMatchesParse holds the two to the same result).
+func parseURLFast(raw string) (*url.URL, bool) {
+	i := 0
+	for i < len(raw) && (isAlpha(raw[i]) || i > 0 && (isDigit(raw[i]) || raw[i] == '+' || raw[i] == '-' || raw[i] == '.')) {
+		i++
+	}
+	if i == 0 || !strings.HasPrefix(raw[i:], "://") {
+		return nil, false
+	}
+	u := &url.URL{Scheme: raw[:i]}
+	if hasUpper(u.Scheme) {
+		u.Scheme = strings.ToLower(u.Scheme)
+	}
+	rest := raw[i+3:]
+	j, colon := 0, -1
+	for ; j < len(rest) && rest[j] != '/' && rest[j] != '?'; j++ {
+		switch c := rest[j]; {
+		case isUnreserved(c):
+			if colon >= 0 && !isDigit(c) {
+				return nil, false // not a port
+			}
+		case c == ':' && colon < 0:
+			colon = j
+		default:
+			return nil, false
+		}
+	}
+	if j == 0 || colon == 0 {
+		return nil, false
+	}
+	u.Host, rest = rest[:j], rest[j:]
+	j = 0
+	for ; j < len(rest) && rest[j] != '?'; j++ {
+		if c := rest[j]; !isUnreserved(c) && c != '/' && c != ':' {
+			return nil, false
+		}
+	}
+	u.Path, rest = rest[:j], rest[j:]
+	if rest == "" {
+		return u, true
+	}
+	q := rest[1:]
+	for j := 0; j < len(q); j++ {
+		if c := q[j]; c < 0x20 || c == 0x7f || c == '#' || c == '?' {
+			return nil, false
+		}
+	}
+	u.RawQuery, u.ForceQuery = q, q == ""
+	return u, true
+}
+
+func isAlpha(c byte) bool { return 'a' <= c|0x20 && c|0x20 <= 'z' }
+
+func hasUpper(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if 'A' <= s[i] && s[i] <= 'Z' {
+			return true
+		}
+	}
+	return false
+}
+
+// isUnreserved: RFC 3986's unreserved characters, which url.Parse neither escapes nor refuses.
+func isUnreserved(c byte) bool {
+	return isAlpha(c) || isDigit(c) || c == '-' || c == '.' || c == '_' || c == '~'
+}
+
+// validQuery reports whether url.ParseQuery accepts q. A usual query (fewer than 16 '&', no
+// ';', every '%' starting an escape) is checked in one pass; url.ParseQuery decides the rest.
+func validQuery(q string) bool {
+	if strings.Count(q, "&") < 16 && strings.IndexByte(q, ';') < 0 {
+		for i := 0; i < len(q); i++ {
+			if q[i] == '%' {
+				if i+2 >= len(q) || !isHex(q[i+1]) || !isHex(q[i+2]) {
+					return false
+				}
+				i += 2
+			}
+		}
+		return true
+	}
+	_, err := url.ParseQuery(q)
+	return err == nil
+}
+
+func isHex(c byte) bool { return isDigit(c) || 'a' <= c|0x20 && c|0x20 <= 'f' }
+
 // SessionID derives a stable session id from client.address, client.port and request.url (OME
 // sends no session id). The URL is hashed so that a token in its query never reaches the registry.
+// The handler derives it once per request (a hash of the whole URL is most of an opening's own
+// cost) and passes it on.
 func (a *Admission) SessionID() string {
-	sum := sha256.Sum256([]byte(a.Client.Address + "\x00" + a.Client.Port.String() + "\x00" + a.Request.URL))
-	return "ome-" + hex.EncodeToString(sum[:16])
+	var buf [256]byte // usual documents fit: no allocation for the hashed bytes
+	b := append(buf[:0], a.Client.Address...)
+	b = append(append(b, 0), a.Client.Port...)
+	b = append(append(b, 0), a.Request.URL...)
+	sum := sha256.Sum256(b)
+	var id [len("ome-") + 2*16]byte
+	copy(id[:], "ome-")
+	hex.Encode(id[len("ome-"):], sum[:16])
+	return string(id[:])
 }
 
 // reply is OME's response document. Lifetime is omitted on denials.
@@ -589,13 +769,13 @@ func (h *Handler) opening(ctx context.Context, a *Admission) reply {
 		Protocol:  Protocol(a.Request.Protocol),
 		IP:        h.clientIP(a),
 		Query:     t.RawQ,
-		ID:        a.SessionID(),
+		ID:        a.SessionID(), // once per request: record and the re-check table reuse it
 		UserAgent: a.Client.UserAgent,
 		Source:    Source,
 		CanRename: !t.Nested, // new_url cannot rewrite an SRT streamid
 		CanEndAt:  true,      // lifetime
 	}
-	c, err := creds.FromQuery(t.Query, h.tokenParams...)
+	c, err := creds.FromRawQuery(t.RawQ, h.tokenParams...)
 	if err != nil {
 		return reply{Reason: "repeated credential parameter"}
 	}
@@ -630,13 +810,14 @@ func (h *Handler) opening(ctx context.Context, a *Admission) reply {
 		out.NewURL = nu.String()
 		path = np
 	}
-	h.record(a, path, d, req.Protocol, req.IP)
+	var remote string
+	if req.IP.IsValid() {
+		remote = req.IP.String()
+	}
+	h.record(a, req.ID, path, d, req.Protocol, remote)
 	if req.Action == authz.ActionPublish {
 		s := live.Session{Source: Source, ID: req.ID, Path: path, Protocol: req.Protocol, Identity: d.Identity,
-			KeyID: d.KeyID, KeyLabel: d.KeyLabel, Publish: true}
-		if req.IP.IsValid() {
-			s.Remote = req.IP.String()
-		}
+			KeyID: d.KeyID, KeyLabel: d.KeyLabel, Publish: true, Remote: remote}
 		// OME allows one publisher per stream, and it loses closings: an earlier publisher of
 		// this path has ended. Forget it, or a reload that denies it would have the Kicker
 		// delete the stream by name, ending this (allowed) publisher.
@@ -668,19 +849,25 @@ func (h *Handler) closing(a *Admission) {
 	if raw == "" {
 		raw = a.Request.URL
 	}
+	id := a.SessionID()
 	if a.Action() == authz.ActionPublish {
-		h.publishers.Forget(a.SessionID())
+		h.publishers.Forget(id)
 	}
 	t, err := ParseTarget(raw, a.Request.Protocol)
 	if err != nil {
 		h.log.Warn("ome: closing ignored", "error", err)
 		return
 	}
-	h.record(a, t.Path, authz.Decision{}, Protocol(a.Request.Protocol), h.clientIP(a))
+	var remote string
+	if ip := h.clientIP(a); ip.IsValid() {
+		remote = ip.String()
+	}
+	h.record(a, id, t.Path, authz.Decision{}, Protocol(a.Request.Protocol), remote)
 }
 
-// record reports an opening (d: the decision that admitted it) or a closing (d zero).
-func (h *Handler) record(a *Admission, path string, d authz.Decision, protocol string, ip netip.Addr) {
+// record reports an opening (d: the decision that admitted it) or a closing (d zero) of session
+// id (a.SessionID()) from remote (the client address, or "").
+func (h *Handler) record(a *Admission, id, path string, d authz.Decision, protocol, remote string) {
 	if h.rec == nil {
 		return
 	}
@@ -699,14 +886,12 @@ func (h *Handler) record(a *Admission, path string, d authz.Decision, protocol s
 		Type:     typ,
 		Path:     path,
 		Source:   Source,
-		Session:  a.SessionID(),
+		Session:  id,
 		Identity: d.Identity,
 		Protocol: protocol,
 		KeyID:    d.KeyID,
 		KeyLabel: d.KeyLabel,
-	}
-	if ip.IsValid() {
-		ev.Remote = ip.String()
+		Remote:   remote,
 	}
 	if t, err := time.Parse(time.RFC3339Nano, a.Request.Time); err == nil {
 		ev.Time = t // OME's own clock orders reordered callbacks better than arrival time
@@ -732,10 +917,36 @@ func reason(d authz.Decision) string {
 }
 
 func writeJSON(w http.ResponseWriter, status int, v reply) {
-	b, _ := json.Marshal(v) // reply always marshals
-	w.Header().Set("Content-Type", "application/json")
+	w.Header()["Content-Type"] = []string{"application/json"} // Header().Set, the key already canonical
 	w.WriteHeader(status)
-	_, _ = w.Write(append(b, '\n'))
+	_, _ = w.Write(v.appendJSON(make([]byte, 0, 64+len(v.Reason)+len(v.NewURL))))
+}
+
+// appendJSON appends json.Marshal(r) and a newline, without reflection (TestReplyJSONMatchesMarshal).
+func (r reply) appendJSON(b []byte) []byte {
+	b = strconv.AppendBool(append(b, `{"allowed":`...), r.Allowed)
+	if r.Reason != "" {
+		b = appendJSONString(append(b, `,"reason":`...), r.Reason)
+	}
+	if r.Lifetime != nil {
+		b = strconv.AppendUint(append(b, `,"lifetime":`...), *r.Lifetime, 10)
+	}
+	if r.NewURL != "" {
+		b = appendJSONString(append(b, `,"new_url":`...), r.NewURL)
+	}
+	return append(b, "}\n"...)
+}
+
+// appendJSONString appends s as encoding/json writes it: printable ASCII other than the
+// characters it escapes ("\\<>&) as it is, anything else through encoding/json.
+func appendJSONString(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c > 0x7e || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			q, _ := json.Marshal(s) // a string always marshals
+			return append(b, q...)
+		}
+	}
+	return append(append(append(b, '"'), s...), '"')
 }
 
 // Evicted returns how many running publishers a full re-check table has forgotten to make room

@@ -22,6 +22,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"strings"
 	"time"
 
@@ -175,7 +176,8 @@ var hookKeys = [...]string{"action", "server_id", "client_id", "ip", "vhost", "a
 // integer) without reflection, as Decode's encoding/json pass would; false means the caller must
 // use encoding/json (FuzzDecodeFastMatchesJSON holds the two to the same result).
 func (h *Hook) decodeFast(body []byte) bool {
-	return hookio.WalkJSON(body, func(parent, key, val []byte, kind hookio.FastKind) bool {
+	var strs hookio.Strings // the string fields, in one allocation
+	ok := hookio.WalkJSON(body, func(parent, key, val []byte, kind hookio.FastKind) bool {
 		if parent != nil {
 			return true // a member of an unknown object
 		}
@@ -202,9 +204,11 @@ func (h *Hook) decodeFast(body []byte) bool {
 		case "tcUrl":
 			switch kind {
 			case hookio.FastString:
-				h.TcURL, h.tcURLSent = string(val), true
+				strs.Set(&h.TcURL, val)
+				h.tcURLSent = true
 			case hookio.FastNull: // the pointer Decode's encoding/json pass reads it into is nil again
-				h.TcURL, h.tcURLSent = "", false
+				strs.Set(&h.TcURL, nil)
+				h.tcURLSent = false
 			default:
 				return false
 			}
@@ -212,7 +216,7 @@ func (h *Hook) decodeFast(body []byte) bool {
 		case "client_id":
 			switch kind {
 			case hookio.FastString: // json.RawMessage keeps the quotes
-				h.ClientID = append(append(append(json.RawMessage(nil), '"'), val...), '"')
+				h.ClientID = append(append(append(make(json.RawMessage, 0, len(val)+2), '"'), val...), '"')
 			case hookio.FastUint:
 				h.ClientID = append(json.RawMessage(nil), val...)
 			default:
@@ -224,24 +228,35 @@ func (h *Hook) decodeFast(body []byte) bool {
 		}
 		switch kind {
 		case hookio.FastString:
-			*dst = string(val)
+			strs.Set(dst, val)
 		case hookio.FastNull: // encoding/json leaves the field as it was
 		default:
 			return false // a type encoding/json refuses: let it say so
 		}
 		return true
 	})
+	if ok {
+		strs.Flush()
+	}
+	return ok
 }
 
 // SessionID is SRS's client_id (its context id, unique per connection), prefixed with server_id
 // when present so that several SRS processes reporting to one gatehouse do not collide.
 func (h *Hook) SessionID() string {
-	raw := bytes.TrimSpace(h.ClientID)
-	var id string
 	if s, ok := plainString(h.ClientID); ok {
-		id = string(s) // what json.Unmarshal gives, without its reflection
-	} else if json.Unmarshal(h.ClientID, &id) != nil {
-		id = string(raw)
+		// What json.Unmarshal gives, without its reflection, made in one allocation.
+		switch {
+		case len(s) == 0 || string(s) == "null":
+			return ""
+		case h.ServerID != "":
+			return h.ServerID + "/" + string(s)
+		}
+		return string(s)
+	}
+	var id string
+	if json.Unmarshal(h.ClientID, &id) != nil {
+		id = string(bytes.TrimSpace(h.ClientID))
 	}
 	if id == "" || id == "null" {
 		return ""
@@ -331,12 +346,14 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case "on_play":
 		h.decide(r.Context(), w, hook, authz.ActionRead, live.Joined)
 	case "on_unpublish":
-		h.sessions.Forget(hook.SessionID())
-		h.record(hook, live.Unpublished, authz.Decision{})
+		f := h.facts(hook)
+		h.sessions.Forget(f.id)
+		h.record(f, live.Unpublished, authz.Decision{})
 		allow(w)
 	case "on_stop":
-		h.sessions.Forget(hook.SessionID())
-		h.record(hook, live.Left, authz.Decision{})
+		f := h.facts(hook)
+		h.sessions.Forget(f.id)
+		h.record(f, live.Left, authz.Decision{})
 		allow(w)
 	case "on_connect", "on_close", "on_dvr", "on_hls", "on_hls_notify":
 		h.log.Debug("srs: hook accepted", "action", hook.Action, "app", hook.App, "stream", hook.Stream)
@@ -347,9 +364,26 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// facts are what handling a hook derives from it, once: its path (pathOK false: none), session
+// id, protocol and client address (remote: its text, "" when ip is not an address).
+type facts struct {
+	path, id, protocol, remote string
+	pathOK                     bool
+	ip                         netip.Addr
+}
+
+func (h *Handler) facts(hook *Hook) facts {
+	f := facts{id: hook.SessionID(), protocol: hook.Protocol()}
+	f.path, f.pathOK = hook.Path(h.includeVhost)
+	if ip, ok := hookio.ParseIP(hook.IP); ok {
+		f.ip, f.remote = ip, ip.String()
+	}
+	return f
+}
+
 func (h *Handler) decide(ctx context.Context, w http.ResponseWriter, hook *Hook, action authz.Action, ev live.EventType) {
-	path, okPath := hook.Path(h.includeVhost)
-	if !okPath {
+	f := h.facts(hook)
+	if !f.pathOK {
 		h.log.Warn("srs: denied: no app/stream", "action", hook.Action)
 		deny(w, http.StatusBadRequest, "app and stream are required")
 		return
@@ -358,13 +392,13 @@ func (h *Handler) decide(ctx context.Context, w http.ResponseWriter, hook *Hook,
 	// refuses a rename (CanRename false) rather than publish under a secret name.
 	req := &authz.Request{
 		Action:   action,
-		Path:     path,
-		Protocol: hook.Protocol(),
-		ID:       hook.SessionID(),
+		Path:     f.path,
+		Protocol: f.protocol,
+		ID:       f.id,
 		Query:    strings.TrimPrefix(hook.Param, "?"),
 		Source:   Source,
+		IP:       f.ip,
 	}
-	req.IP, _ = hookio.ParseIP(hook.IP)
 	c, err := h.credentials(hook.Param)
 	if err != nil {
 		deny(w, http.StatusUnauthorized, "malformed or repeated credential parameter")
@@ -377,45 +411,35 @@ func (h *Handler) decide(ctx context.Context, w http.ResponseWriter, hook *Hook,
 		deny(w, d.HTTPStatus(), message(d))
 		return
 	}
-	h.sessions.Add(h.session(hook, path, d), req, d)
-	h.record(hook, ev, d)
+	h.sessions.Add(session(hook, f, d), req, d)
+	h.record(f, ev, d)
 	allow(w)
 }
 
 // session is the live.Session of an admitted hook, as the registry lists it.
-func (h *Handler) session(hook *Hook, path string, d authz.Decision) live.Session {
-	s := live.Session{Source: Source, ID: hook.SessionID(), Path: path, Protocol: hook.Protocol(),
+func session(hook *Hook, f facts, d authz.Decision) live.Session {
+	return live.Session{Source: Source, ID: f.id, Path: f.path, Protocol: f.protocol, Remote: f.remote,
 		Identity: d.Identity, KeyID: d.KeyID, KeyLabel: d.KeyLabel, Publish: hook.Action == "on_publish"}
-	if ip, ok := hookio.ParseIP(hook.IP); ok {
-		s.Remote = ip.String()
-	}
-	return s
 }
 
-// record reports a start (d: the decision that admitted it) or an end (d zero).
-func (h *Handler) record(hook *Hook, typ live.EventType, d authz.Decision) {
-	if h.rec == nil {
-		return
-	}
-	path, ok := hook.Path(h.includeVhost)
-	if !ok {
+// record reports a start (d: the decision that admitted it) or an end (d zero) of the hook f
+// describes.
+func (h *Handler) record(f facts, typ live.EventType, d authz.Decision) {
+	if h.rec == nil || !f.pathOK {
 		return
 	}
 	// Time is left zero (arrival time): SRS sends no timestamp.
-	ev := live.Event{
+	h.rec.Record(live.Event{
 		Type:     typ,
-		Path:     path,
+		Path:     f.path,
 		Source:   Source,
-		Session:  hook.SessionID(),
+		Session:  f.id,
 		Identity: d.Identity,
-		Protocol: hook.Protocol(),
+		Protocol: f.protocol,
 		KeyID:    d.KeyID,
 		KeyLabel: d.KeyLabel,
-	}
-	if ip, ok := hookio.ParseIP(hook.IP); ok {
-		ev.Remote = ip.String()
-	}
-	h.rec.Record(ev)
+		Remote:   f.remote,
+	})
 }
 
 // credentials parses param (with or without its leading '?') with package creds, adding the
@@ -424,8 +448,7 @@ func (h *Handler) credentials(param string) (creds.Credentials, error) {
 	if param == "" {
 		return creds.Credentials{}, nil
 	}
-	_, c, err := creds.ParseQuery(param, h.tokenParams...)
-	return c, err
+	return creds.FromRawQuery(param, h.tokenParams...) // ParseQuery's credentials and errors
 }
 
 func message(d authz.Decision) string {
@@ -436,7 +459,7 @@ func message(d authz.Decision) string {
 }
 
 func allow(w http.ResponseWriter) {
-	w.Header().Set("Content-Type", "application/json")
+	w.Header()["Content-Type"] = []string{"application/json"} // Header().Set, the key already canonical
 	w.WriteHeader(http.StatusOK)
 	_, _ = io.WriteString(w, ok)
 }

@@ -1,0 +1,38 @@
+package hookio
+
+import (
+	"strings"
+	"testing"
+)
+
+// TestStrings: the fields end as direct assignments in the same order would leave them.
+func TestStrings(t *testing.T) {
+	big := strings.Repeat("x", maxBatched+1)
+	tests := []struct {
+		name string
+		sets []string // alternately a field name (a..z) and its value
+	}{
+		{"none", nil},
+		{"some", []string{"a", "1", "b", "22", "c", ""}},
+		{"repeated, last wins", []string{"a", "1", "b", "2", "a", "3"}},
+		{"more than 16", strings.Split(strings.Repeat("a,1,b,2,c,3,d,4,e,5,f,6,g,7,h,8,i,9,", 2)+"a,last", ",")},
+		{"too big for one batch", []string{"a", "1", "a", big, "b", "2"}},
+		{"big then small", []string{"a", big, "a", "small"}},
+		{"over the byte bound", []string{"a", big[:maxBatched-1], "b", "xy", "a", "z"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var got, want [26]string
+			var s Strings
+			for i := 0; i+1 < len(tt.sets); i += 2 {
+				f := tt.sets[i][0] - 'a'
+				s.Set(&got[f], []byte(tt.sets[i+1]))
+				want[f] = tt.sets[i+1]
+			}
+			s.Flush()
+			if got != want {
+				t.Errorf("got %q, want %q", got, want)
+			}
+		})
+	}
+}
