@@ -179,6 +179,17 @@ func validEscapes(s string) bool {
 	return true
 }
 
+// queryUnescape is url.QueryUnescape, which returns s itself when it holds no '%' and no '+' (the
+// usual key or value): only those are handed to it.
+func queryUnescape(s string) (string, error) {
+	for i := 0; i < len(s); i++ {
+		if s[i] == '%' || s[i] == '+' {
+			return url.QueryUnescape(s)
+		}
+	}
+	return s, nil
+}
+
 func ishex(c byte) bool {
 	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
 }
@@ -209,14 +220,14 @@ func decode(raw string) (*hook, error) {
 			continue
 		}
 		rawKey, rawVal, _ := strings.Cut(pair, "=")
-		k, err := url.QueryUnescape(rawKey)
+		k, err := queryUnescape(rawKey)
 		if err != nil {
 			return nil, fmt.Errorf("%w: parameter %d has invalid percent-encoding", ErrMalformed, i+1)
 		}
 		idx := paramIndex(k)
 		v, valid := "", true
 		if idx >= 0 && kept(idx) {
-			v, err = url.QueryUnescape(rawVal)
+			v, err = queryUnescape(rawVal)
 			valid = err == nil
 		} else {
 			valid = validEscapes(rawVal)
