@@ -182,12 +182,10 @@ func validEscapes(s string) bool {
 // queryUnescape is url.QueryUnescape, which returns s itself when it holds no '%' and no '+' (the
 // usual key or value): only those are handed to it.
 func queryUnescape(s string) (string, error) {
-	for i := 0; i < len(s); i++ {
-		if s[i] == '%' || s[i] == '+' {
-			return url.QueryUnescape(s)
-		}
+	if strings.IndexByte(s, '%') < 0 && strings.IndexByte(s, '+') < 0 {
+		return s, nil
 	}
-	return s, nil
+	return url.QueryUnescape(s)
 }
 
 func ishex(c byte) bool {
@@ -220,13 +218,19 @@ func decode(raw string) (*hook, error) {
 			continue
 		}
 		rawKey, rawVal, _ := strings.Cut(pair, "=")
-		k, err := queryUnescape(rawKey)
-		if err != nil {
-			return nil, fmt.Errorf("%w: parameter %d has invalid percent-encoding", ErrMalformed, i+1)
+		// A key that is one of the names as it stands has no '%' or '+', so it unescapes to
+		// itself: only the others need unescaping before they are looked up.
+		idx := paramIndex(rawKey)
+		if idx < 0 {
+			k, err := queryUnescape(rawKey)
+			if err != nil {
+				return nil, fmt.Errorf("%w: parameter %d has invalid percent-encoding", ErrMalformed, i+1)
+			}
+			idx = paramIndex(k)
 		}
-		idx := paramIndex(k)
 		v, valid := "", true
 		if idx >= 0 && kept(idx) {
+			var err error
 			v, err = queryUnescape(rawVal)
 			valid = err == nil
 		} else {
