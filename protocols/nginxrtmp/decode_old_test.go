@@ -236,3 +236,12 @@ func FuzzQueryUnescape(f *testing.F) {
 		}
 	})
 }
+
+// decode returns the hook raw decodes to (hook.decode), or nil and the error.
+func decode(raw string) (*hook, error) {
+	h := new(hook)
+	if err := h.decode(raw); err != nil {
+		return nil, err
+	}
+	return h, nil
+}

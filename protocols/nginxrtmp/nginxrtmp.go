@@ -233,21 +233,21 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		reply(w, http.StatusMethodNotAllowed, "use POST")
 		return
 	}
-	hk, err := decode(raw)
-	if err != nil {
+	var hk hook
+	if err := hk.decode(raw); err != nil {
 		h.badRequest(w, callOf(raw), err)
 		return
 	}
 	server, _, _ := net.SplitHostPort(r.RemoteAddr)
 	switch hk.call {
 	case CallPublish:
-		h.start(r.Context(), w, server, hk, authz.ActionPublish)
+		h.start(r.Context(), w, server, &hk, authz.ActionPublish)
 	case CallPlay:
-		h.start(r.Context(), w, server, hk, authz.ActionRead)
+		h.start(r.Context(), w, server, &hk, authz.ActionRead)
 	case CallUpdatePublish, CallUpdatePlay, CallUpdate:
-		h.update(r.Context(), w, server, hk)
+		h.update(r.Context(), w, server, &hk)
 	case CallPublishDone, CallPlayDone, CallDone, CallDisconnect:
-		h.done(server, hk)
+		h.done(server, &hk)
 		replyLine(w, http.StatusOK, "ok\n", "")
 	case CallConnect, CallRecordDone, CallRecordStarted, CallPlaylist:
 		replyLine(w, http.StatusOK, "ok\n", "")
@@ -464,8 +464,11 @@ func (h *Handler) track(k sessionKey, s session) {
 		return
 	}
 	h.mu.Lock()
-	_, exists := h.sessions[k]
-	full := !exists && len(h.sessions) >= h.maxSess
+	full := false
+	if len(h.sessions) >= h.maxSess { // only a full table needs to know whether k is in it
+		_, exists := h.sessions[k]
+		full = !exists
+	}
 	if !full {
 		h.sessions[k] = s
 	}
