@@ -179,17 +179,26 @@ func validEscapes(s string) bool {
 	return true
 }
 
+// queryUnescape is url.QueryUnescape, which returns s itself when it holds no '%' and no '+' (the
+// usual key or value): only those are handed to it.
+func queryUnescape(s string) (string, error) {
+	if strings.IndexByte(s, '%') < 0 && strings.IndexByte(s, '+') < 0 {
+		return s, nil
+	}
+	return url.QueryUnescape(s)
+}
+
 func ishex(c byte) bool {
 	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
 }
 
-// decode parses a callback's form-encoded parameters (a POST body or a GET query). It rejects a
+// decode parses into h a callback's form-encoded parameters (a POST body or a GET query). It rejects a
 // server key or credential key that appears twice (a client injecting call=, name=, app=, user=
 // … through its stream name's query), a missing call, and invalid percent-encoding. Errors wrap
 // ErrMalformed or ErrDuplicate and name keys, never values. It reads the parameters into a fixed
 // table, not a map of slices: unescaped values and the client's args are substrings of raw
-// unless they need rewriting.
-func decode(raw string) (*hook, error) {
+// unless they need rewriting. The caller's hook can live on its stack.
+func (h *hook) decode(raw string) error {
 	var (
 		p params
 		// The client's args: raw[argLo:argHi] while they are one run of raw, else built in b.
@@ -209,20 +218,26 @@ func decode(raw string) (*hook, error) {
 			continue
 		}
 		rawKey, rawVal, _ := strings.Cut(pair, "=")
-		k, err := url.QueryUnescape(rawKey)
-		if err != nil {
-			return nil, fmt.Errorf("%w: parameter %d has invalid percent-encoding", ErrMalformed, i+1)
+		// A key that is one of the names as it stands has no '%' or '+', so it unescapes to
+		// itself: only the others need unescaping before they are looked up.
+		idx := paramIndex(rawKey)
+		if idx < 0 {
+			k, err := queryUnescape(rawKey)
+			if err != nil {
+				return fmt.Errorf("%w: parameter %d has invalid percent-encoding", ErrMalformed, i+1)
+			}
+			idx = paramIndex(k)
 		}
-		idx := paramIndex(k)
 		v, valid := "", true
 		if idx >= 0 && kept(idx) {
-			v, err = url.QueryUnescape(rawVal)
+			var err error
+			v, err = queryUnescape(rawVal)
 			valid = err == nil
 		} else {
 			valid = validEscapes(rawVal)
 		}
 		if !valid {
-			return nil, fmt.Errorf("%w: value of parameter %d has invalid percent-encoding", ErrMalformed, i+1)
+			return fmt.Errorf("%w: value of parameter %d has invalid percent-encoding", ErrMalformed, i+1)
 		}
 		if idx >= 0 {
 			switch p.n[idx] {
@@ -254,11 +269,11 @@ func decode(raw string) (*hook, error) {
 	}
 	switch {
 	case p.n[pCall] == 0 || p.v[pCall] == "":
-		return nil, fmt.Errorf("%w: no call parameter", ErrMalformed)
+		return fmt.Errorf("%w: no call parameter", ErrMalformed)
 	case p.n[pCall] > 1:
-		return nil, fmt.Errorf("%w %q", ErrDuplicate, "call")
+		return fmt.Errorf("%w %q", ErrDuplicate, "call")
 	}
-	h := &hook{call: p.v[pCall]}
+	*h = hook{call: p.v[pCall]}
 	for i, n := range p.n {
 		if n < 2 {
 			continue
@@ -267,7 +282,7 @@ func decode(raw string) (*hook, error) {
 		if i == pApp && h.call == CallDisconnect && n == 2 && p.v[pApp] == p.app2 {
 			continue
 		}
-		return nil, fmt.Errorf("%w %q", ErrDuplicate, paramName(i))
+		return fmt.Errorf("%w %q", ErrDuplicate, paramName(i))
 	}
 	h.app = strings.Trim(p.v[pApp], "/")
 	h.name = p.v[pName]
@@ -281,10 +296,10 @@ func decode(raw string) (*hook, error) {
 		h.args = raw[argLo:argHi]
 	}
 	if len(h.app) > maxField || len(h.name) > maxField {
-		return nil, fmt.Errorf("%w: app or name longer than %d bytes", ErrMalformed, maxField)
+		return fmt.Errorf("%w: app or name longer than %d bytes", ErrMalformed, maxField)
 	}
 	h.creds = creds.FromParams(p.get) // duplicates were rejected above
-	return h, nil
+	return nil
 }
 
 // paramName is the name of parameter index i (the inverse of paramIndex).

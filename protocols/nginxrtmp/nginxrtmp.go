@@ -233,24 +233,24 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		reply(w, http.StatusMethodNotAllowed, "use POST")
 		return
 	}
-	hk, err := decode(raw)
-	if err != nil {
+	var hk hook
+	if err := hk.decode(raw); err != nil {
 		h.badRequest(w, callOf(raw), err)
 		return
 	}
 	server, _, _ := net.SplitHostPort(r.RemoteAddr)
 	switch hk.call {
 	case CallPublish:
-		h.start(r.Context(), w, server, hk, authz.ActionPublish)
+		h.start(r.Context(), w, server, &hk, authz.ActionPublish)
 	case CallPlay:
-		h.start(r.Context(), w, server, hk, authz.ActionRead)
+		h.start(r.Context(), w, server, &hk, authz.ActionRead)
 	case CallUpdatePublish, CallUpdatePlay, CallUpdate:
-		h.update(r.Context(), w, server, hk)
+		h.update(r.Context(), w, server, &hk)
 	case CallPublishDone, CallPlayDone, CallDone, CallDisconnect:
-		h.done(server, hk)
-		reply(w, http.StatusOK, "ok")
+		h.done(server, &hk)
+		replyLine(w, http.StatusOK, "ok\n", "")
 	case CallConnect, CallRecordDone, CallRecordStarted, CallPlaylist:
-		reply(w, http.StatusOK, "ok")
+		replyLine(w, http.StatusOK, "ok\n", "")
 	default:
 		h.badRequest(w, hk.call, fmt.Errorf("%w: unknown call %q", ErrMalformed, hookio.Truncate(hk.call)))
 	}
@@ -289,11 +289,10 @@ func (h *Handler) start(ctx context.Context, w http.ResponseWriter, server strin
 	if location != "" {
 		// Set by hand: http.Redirect would turn the bare name into a path (/name), and
 		// nginx-rtmp would then publish a stream called "/name".
-		w.Header().Set("Location", location)
-		reply(w, http.StatusFound, "renamed")
+		replyLine(w, http.StatusFound, "renamed\n", location)
 		return
 	}
-	reply(w, http.StatusOK, "ok")
+	replyLine(w, http.StatusOK, "ok\n", "")
 }
 
 // update re-checks a running session with the credentials it started with. Only a real denial
@@ -383,7 +382,7 @@ func (h *Handler) update(ctx context.Context, w http.ResponseWriter, server stri
 		h.record(typ, server, hk.clientID, s)
 	}
 	h.record(live.Alive, server, hk.clientID, s)
-	reply(w, http.StatusOK, "ok")
+	replyLine(w, http.StatusOK, "ok\n", "")
 }
 
 // done reports the end of publishing or playing for the sessions this callback closes. Only
@@ -465,8 +464,11 @@ func (h *Handler) track(k sessionKey, s session) {
 		return
 	}
 	h.mu.Lock()
-	_, exists := h.sessions[k]
-	full := !exists && len(h.sessions) >= h.maxSess
+	full := false
+	if len(h.sessions) >= h.maxSess { // only a full table needs to know whether k is in it
+		_, exists := h.sessions[k]
+		full = !exists
+	}
 	if !full {
 		h.sessions[k] = s
 	}
@@ -532,9 +534,27 @@ func remote(hk *hook) string {
 // reply writes a short text answer with an explicit Content-Length (nginx-rtmp is an HTTP/1.0
 // client: no chunking). nginx-rtmp reads only the status; the body is for people and logs.
 func reply(w http.ResponseWriter, status int, msg string) {
-	body := msg + "\n"
-	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+	replyLine(w, status, msg+"\n", "")
+}
+
+// replyLine is reply for a message that already ends in a newline (a constant one needs no
+// concatenation), with a Location header unless location is "".
+func replyLine(w http.ResponseWriter, status int, line, location string) {
+	// The header map is filled directly, as Header.Set would: the keys are canonical already
+	// (Set canonicalizes each again), and the values share one allocation (Set makes one per
+	// value), each slice capped so that appending to one cannot write over the next.
+	hdr := w.Header()
+	var vals []string
+	if location == "" {
+		vals = make([]string, 2)
+	} else {
+		vals = make([]string, 3)
+		vals[2] = location
+		hdr["Location"] = vals[2:3:3]
+	}
+	vals[0], vals[1] = "text/plain; charset=utf-8", strconv.Itoa(len(line))
+	hdr["Content-Type"] = vals[0:1:1]
+	hdr["Content-Length"] = vals[1:2:2]
 	w.WriteHeader(status)
-	_, _ = io.WriteString(w, body)
+	_, _ = io.WriteString(w, line)
 }

@@ -425,6 +425,28 @@ func TestSessionTableBound(t *testing.T) {
 	}
 }
 
+// TestSessionTableFullUpdate: with the table full, a session already in it is still updated
+// (its re-check is tracked, nothing is logged), and only a new one is left out (logged).
+func TestSessionTableFullUpdate(t *testing.T) {
+	var logs bytes.Buffer
+	rec := newRecorder()
+	h := New(Config{MaxSessions: 1}, &fakeAuth{}, rec, slog.New(slog.NewTextHandler(&logs, nil)))
+	hookPost(h, "app=live&addr=127.0.0.1&clientid=1&call=publish&name=s1")
+	if w := hookPost(h, "app=live&addr=127.0.0.1&clientid=1&call=update_publish&name=s1"); w.Code != 200 {
+		t.Fatalf("update: got %d, want 200", w.Code)
+	}
+	if strings.Contains(logs.String(), "table full") {
+		t.Fatalf("update of a tracked session logged a full table: %s", logs.String())
+	}
+	hookPost(h, "app=live&addr=127.0.0.1&clientid=2&call=publish&name=s2")
+	if !strings.Contains(logs.String(), "table full") {
+		t.Errorf("a new session in a full table was not logged: %s", logs.String())
+	}
+	if got, want := describe(rec.Events()), "[published live/s1 1@127.0.0.1, alive live/s1 1@127.0.0.1, published live/s2 2@127.0.0.1]"; got != want {
+		t.Errorf("got %s, want %s", got, want)
+	}
+}
+
 func TestTimeout(t *testing.T) {
 	var deadline time.Time
 	h := New(Config{Timeout: conf.Duration(time.Second)}, authFunc(func(ctx context.Context, _ *authz.Request) authz.Decision {
