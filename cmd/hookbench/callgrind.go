@@ -215,7 +215,11 @@ func runCallgrind(bin, cfg string, n, warm, reps int, keep, only string, out io.
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	dir := keep
-	if dir == "" {
+	if dir != "" {
+		if err := os.MkdirAll(dir, 0o755); err != nil { // valgrind cannot write into a missing one
+			return err
+		}
+	} else {
 		d, err := os.MkdirTemp("", "hookbench-cg")
 		if err != nil {
 			return err
