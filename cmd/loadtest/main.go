@@ -152,6 +152,7 @@ func main() {
 	round := flag.Duration("round", 5*time.Second, "-state: closed-loop run per class, mode and round")
 	rounds := flag.Int("rounds", 4, "-state: rounds per class (A,B then B,A alternately)")
 	revs := flag.Int("revocations", 200, "-state: revocations measured A → B")
+	only := flag.String("only", "", "run only the endpoints whose name contains this")
 	redisBin := flag.String("redis-server", "", "-state: redis-server binary (default: from PATH); the tool starts its own on a free loopback port")
 	flag.Parse()
 	if *stateMode {
@@ -168,7 +169,7 @@ func main() {
 		}
 		return
 	}
-	if err := run(*bin, *cfg, *dur, *probe, *load, *conns, os.Stdout); err != nil {
+	if err := run(*bin, *cfg, *dur, *probe, *load, *conns, *only, os.Stdout); err != nil {
 		fmt.Fprintln(os.Stderr, "loadtest:", err)
 		os.Exit(1)
 	}
@@ -176,7 +177,7 @@ func main() {
 
 var startedRe = regexp.MustCompile(`msg="gatehouse started".* listen=(\S+) hooks_listen=(\S+)`)
 
-func run(bin, cfg string, dur, probe time.Duration, load float64, conns int, out io.Writer) error {
+func run(bin, cfg string, dur, probe time.Duration, load float64, conns int, only string, out io.Writer) error {
 	ctx, cancel := context.WithCancel(context.Background())
 	public, hooks, _, exited, err := start(ctx, bin, cfg)
 	defer func() { cancel(); <-exited }() // the server is gone before main may os.Exit
@@ -186,17 +187,22 @@ func run(bin, cfg string, dur, probe time.Duration, load float64, conns int, out
 	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: conns * 16, MaxConnsPerHost: conns * 16}}
 	fmt.Fprintf(out, "loadtest: %s/%s, %d CPUs, Go %s; per endpoint %v closed loop at %d connections for the maximum, then %v open loop at %.0f %% of it; mix 70 %% allowed (sha256, cached argon2id), 30 %% denied (rotating addresses, a banned brute-force source)\n\n",
 		runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), runtime.Version(), probe, conns, dur, load*100)
-	fmt.Fprintln(out, "| endpoint | max req/s | target req/s | held req/s | p50 | p99 | p99.9 | errors | goroutines before → after | heap MiB before → after |")
-	fmt.Fprintln(out, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+	fmt.Fprintln(out, "| endpoint | max req/s | target req/s | held req/s | p50 | p99 | p99.9 | errors | goroutines before → after | heap MiB before → after | load generator stalls > 100 ms (longest) |")
+	fmt.Fprintln(out, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 	failed := false
 	for _, ep := range endpoints(hooks) {
+		if !strings.Contains(ep.name, only) {
+			continue
+		}
 		g0, h0, err := settle(ctx, client, public)
 		if err != nil {
 			return err
 		}
 		maxRate := closedLoop(client, ep, probe, conns)
 		target := maxRate * load
+		stalls := watchStalls()
 		res, held := openLoop(client, ep, dur, target, conns*64)
+		stallMax, stallN := stalls.end()
 		g1, h1, err := settle(ctx, client, public)
 		if err != nil {
 			return err
@@ -217,8 +223,8 @@ func run(bin, cfg string, dur, probe time.Duration, load float64, conns int, out
 				kinds[errTransport], kinds[err5xx], kinds[errRefused], kinds[errAllowed], kinds[errOverflow])
 		}
 		slices.Sort(lats)
-		fmt.Fprintf(out, "| %s | %.0f | %.0f | %.0f | %s | %s | %s | %s | %.0f → %.0f | %.1f → %.1f |\n", ep.name, maxRate, target, held,
-			pct(lats, 0.50), pct(lats, 0.99), pct(lats, 0.999), errs, g0, g1, h0/(1<<20), h1/(1<<20))
+		fmt.Fprintf(out, "| %s | %.0f | %.0f | %.0f | %s | %s | %s | %s | %.0f → %.0f | %.1f → %.1f | %d (%s) |\n", ep.name, maxRate, target, held,
+			pct(lats, 0.50), pct(lats, 0.99), pct(lats, 0.999), errs, g0, g1, h0/(1<<20), h1/(1<<20), stallN, stallMax.Round(time.Millisecond))
 		if bad > 0 || g1 > g0+10 {
 			failed = true
 		}
@@ -295,6 +301,52 @@ func closedLoop(client *http.Client, ep endpoint, d time.Duration, conns int) fl
 
 // openLoop schedules requests at rate for d, at most inflight at once (beyond that a request
 // counts as an error: the server did not keep up), and returns every result and the rate held.
+// stallWatch measures the load generator's own scheduling: a goroutine that asks to wake every
+// 5 ms and records how late it woke. A gap of hundreds of milliseconds there means the load
+// generator itself (with everything on the machine) was not running — its requests then leave
+// in a burst when it runs again, which the server did not cause.
+type stallWatch struct {
+	stop  chan struct{}
+	done  chan struct{}
+	max   time.Duration
+	count int // wake-ups later than stallAt
+}
+
+const stallAt = 100 * time.Millisecond
+
+func watchStalls() *stallWatch {
+	w := &stallWatch{stop: make(chan struct{}), done: make(chan struct{})}
+	go func() {
+		defer close(w.done)
+		t := time.NewTicker(5 * time.Millisecond)
+		defer t.Stop()
+		last := time.Now()
+		for {
+			select {
+			case <-w.stop:
+				return
+			case <-t.C:
+			}
+			now := time.Now()
+			if gap := now.Sub(last); gap > w.max {
+				w.max = gap
+			}
+			if now.Sub(last) > stallAt {
+				w.count++
+			}
+			last = now
+		}
+	}()
+	return w
+}
+
+// end stops the watch and returns the longest gap and the number of gaps over stallAt.
+func (w *stallWatch) end() (time.Duration, int) {
+	close(w.stop)
+	<-w.done
+	return w.max, w.count
+}
+
 func openLoop(client *http.Client, ep endpoint, d time.Duration, rate float64, inflight int) ([]result, float64) {
 	interval := time.Duration(float64(time.Second) / rate)
 	n := int(d / interval)
