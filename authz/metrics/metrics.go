@@ -9,6 +9,7 @@ package metrics
 
 import (
 	"net/http"
+	"regexp"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -72,6 +73,12 @@ type Metrics struct {
 	nSeries atomic.Int32
 }
 
+// schedMetrics adds the runtime's scheduling latency and stop-the-world pause histograms
+// (go_sched_latencies_seconds, go_sched_pauses_total_gc_seconds, go_sched_pauses_total_other_seconds):
+// the time a runnable goroutine waited for a thread, and how long the world stood still, which
+// tell a stalled process from a slow decision.
+var schedMetrics = collectors.GoRuntimeMetricsRule{Matcher: regexp.MustCompile(`^/sched/(latencies|pauses/total/(gc|other)):seconds$`)}
+
 // maxSeries bounds the Decided cache; combinations beyond it are looked up each time.
 const maxSeries = 4096
 
@@ -115,7 +122,8 @@ func New() *Metrics {
 		}, []string{"method"}),
 	}
 	m.reg.MustRegister(m.decisions, m.latency, m.failures, m.bans, m.upstream, m.upErrors,
-		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+		collectors.NewGoCollector(collectors.WithGoCollectorRuntimeMetrics(schedMetrics)),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
 

@@ -187,14 +187,14 @@ func run(bin, cfg string, dur, probe time.Duration, load float64, conns int, onl
 	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: conns * 16, MaxConnsPerHost: conns * 16}}
 	fmt.Fprintf(out, "loadtest: %s/%s, %d CPUs, Go %s; per endpoint %v closed loop at %d connections for the maximum, then %v open loop at %.0f %% of it; mix 70 %% allowed (sha256, cached argon2id), 30 %% denied (rotating addresses, a banned brute-force source)\n\n",
 		runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), runtime.Version(), probe, conns, dur, load*100)
-	fmt.Fprintln(out, "| endpoint | max req/s | target req/s | held req/s | p50 | p99 | p99.9 | errors | goroutines before → after | heap MiB before → after | load generator stalls > 100 ms (longest) |")
-	fmt.Fprintln(out, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+	fmt.Fprintln(out, "| endpoint | max req/s | target req/s | held req/s | p50 | p99 | p99.9 | errors | goroutines before → after | heap MiB before → after | load generator stalls > 100 ms (longest) | server: goroutines runnable > 10 ms / > 117 ms before running | server: stop-the-world pauses > 10 ms |")
+	fmt.Fprintln(out, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 	failed := false
 	for _, ep := range endpoints(hooks) {
 		if !strings.Contains(ep.name, only) {
 			continue
 		}
-		g0, h0, err := settle(ctx, client, public)
+		g0, h0, rt0, err := settleRuntime(ctx, client, public)
 		if err != nil {
 			return err
 		}
@@ -203,7 +203,7 @@ func run(bin, cfg string, dur, probe time.Duration, load float64, conns int, onl
 		stalls := watchStalls()
 		res, held := openLoop(client, ep, dur, target, conns*64)
 		stallMax, stallN := stalls.end()
-		g1, h1, err := settle(ctx, client, public)
+		g1, h1, rt1, err := settleRuntime(ctx, client, public)
 		if err != nil {
 			return err
 		}
@@ -223,8 +223,9 @@ func run(bin, cfg string, dur, probe time.Duration, load float64, conns int, onl
 				kinds[errTransport], kinds[err5xx], kinds[errRefused], kinds[errAllowed], kinds[errOverflow])
 		}
 		slices.Sort(lats)
-		fmt.Fprintf(out, "| %s | %.0f | %.0f | %.0f | %s | %s | %s | %s | %.0f → %.0f | %.1f → %.1f | %d (%s) |\n", ep.name, maxRate, target, held,
-			pct(lats, 0.50), pct(lats, 0.99), pct(lats, 0.999), errs, g0, g1, h0/(1<<20), h1/(1<<20), stallN, stallMax.Round(time.Millisecond))
+		fmt.Fprintf(out, "| %s | %.0f | %.0f | %.0f | %s | %s | %s | %s | %.0f → %.0f | %.1f → %.1f | %d (%s) | %.0f / %.0f | %.0f |\n", ep.name, maxRate, target, held,
+			pct(lats, 0.50), pct(lats, 0.99), pct(lats, 0.999), errs, g0, g1, h0/(1<<20), h1/(1<<20), stallN, stallMax.Round(time.Millisecond),
+			rt1.sched10ms-rt0.sched10ms, rt1.sched117ms-rt0.sched117ms, rt1.stw10ms-rt0.stw10ms)
 		if bad > 0 || g1 > g0+10 {
 			failed = true
 		}
@@ -375,9 +376,15 @@ func openLoop(client *http.Client, ep endpoint, d time.Duration, rate float64, i
 	return res, float64(n) / time.Since(begin).Seconds()
 }
 
-// settle forces a GC in the server, waits a moment for finished requests' goroutines to end, and
-// returns its goroutines and heap in use from /metrics.
-func settle(ctx context.Context, client *http.Client, public string) (goroutines, heap float64, err error) {
+// runtimeCounts are cumulative counts from the server's runtime histograms in /metrics: its
+// goroutines that waited longer than about 10 ms and 117 ms (the runtime's bucket bounds) to run
+// once runnable, and its stop-the-world pauses longer than about 10 ms.
+type runtimeCounts struct{ sched10ms, sched117ms, stw10ms float64 }
+
+
+// settleRuntime forces a GC in the server, waits a moment for finished requests' goroutines to
+// end, and returns its goroutines and heap in use, and its runtime counts, from /metrics.
+func settleRuntime(ctx context.Context, client *http.Client, public string) (goroutines, heap float64, rt runtimeCounts, err error) {
 	client.CloseIdleConnections() // the server's goroutines for idle keep-alive connections
 	time.Sleep(2 * time.Second)
 	if resp, err := client.Get("http://" + public + "/debug/pprof/heap?gc=1"); err == nil {
@@ -386,10 +393,18 @@ func settle(ctx context.Context, client *http.Client, public string) (goroutines
 	}
 	resp, err := client.Get("http://" + public + "/metrics")
 	if err != nil {
-		return 0, 0, err
+		return 0, 0, rt, err
 	}
 	defer resp.Body.Close()
 	client.CloseIdleConnections()
+	const (
+		sched = "go_sched_latencies_seconds_bucket"
+		stw   = "go_sched_pauses_total_gc_seconds_bucket"
+		le10  = `{le="0.010485759999999998"}`
+		le117 = `{le="0.11744051199999998"}`
+		inf   = `{le="+Inf"}`
+	)
+	b := map[string]float64{}
 	sc := bufio.NewScanner(resp.Body)
 	for sc.Scan() {
 		f := strings.Fields(sc.Text())
@@ -402,12 +417,15 @@ func settle(ctx context.Context, client *http.Client, public string) (goroutines
 			goroutines = v
 		case "go_memstats_heap_inuse_bytes":
 			heap = v
+		case sched + le10, sched + le117, sched + inf, stw + le10, stw + inf:
+			b[f[0]] = v
 		}
 	}
 	if goroutines == 0 {
-		return 0, 0, errors.New("no go_goroutines in /metrics (is metrics granted to 127.0.0.1?)")
+		return 0, 0, rt, errors.New("no go_goroutines in /metrics (is metrics granted to 127.0.0.1?)")
 	}
-	return goroutines, heap, ctx.Err()
+	rt = runtimeCounts{sched10ms: b[sched+inf] - b[sched+le10], sched117ms: b[sched+inf] - b[sched+le117], stw10ms: b[stw+inf] - b[stw+le10]}
+	return goroutines, heap, rt, ctx.Err()
 }
 
 // start runs the gatehouse binary on cfg and returns its public and hooks addresses, its process
