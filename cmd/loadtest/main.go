@@ -381,7 +381,6 @@ func openLoop(client *http.Client, ep endpoint, d time.Duration, rate float64, i
 // once runnable, and its stop-the-world pauses longer than about 10 ms.
 type runtimeCounts struct{ sched10ms, sched117ms, stw10ms float64 }
 
-
 // settleRuntime forces a GC in the server, waits a moment for finished requests' goroutines to
 // end, and returns its goroutines and heap in use, and its runtime counts, from /metrics.
 func settleRuntime(ctx context.Context, client *http.Client, public string) (goroutines, heap float64, rt runtimeCounts, err error) {
