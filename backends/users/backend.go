@@ -343,25 +343,27 @@ func (b *Backend) checkArgon2(ctx context.Context, c *Credential, guess string) 
 }
 
 // derive runs one argon2 verification once a slot is free.
+// Its turn in the failure budget is booked first, so a flood is refused at once (busy) instead
+// of queueing for a slot until its deadline.
 func (b *Backend) derive(ctx context.Context, p *phc, guess string) (bool, error) {
-	select {
-	case b.sem <- struct{}{}:
-	case <-ctx.Done():
-		return false, canceled(ctx)
-	}
-	defer func() { <-b.sem }()
-	if err := b.pace.wait(ctx); err != nil {
+	booked, err := b.pace.wait(ctx)
+	if err != nil {
 		if errors.Is(err, errBusy) {
 			return false, &authz.ReasonError{Reason: ReasonBusy, Message: err.Error(), Err: err}
 		}
 		return false, canceled(ctx)
 	}
+	select {
+	case b.sem <- struct{}{}:
+	case <-ctx.Done():
+		b.pace.settle(booked, 0, false)
+		return false, canceled(ctx)
+	}
+	defer func() { <-b.sem }()
 	b.argon2Runs.Add(1)
 	start := time.Now() // CPU time, not the injected clock
 	ok := p.verify([]byte(guess))
-	if !ok {
-		b.pace.charge(start, time.Since(start))
-	}
+	b.pace.settle(booked, time.Since(start), !ok)
 	return ok, nil
 }
 

@@ -30,12 +30,17 @@ func WithArgon2FailureShare(share float64) Option {
 	}
 }
 
-// pacer is a virtual clock of failure cost: each failed derivation advances next by its
-// duration divided by the budget; a derivation may start when next is not in the future.
+// pacer is a virtual clock of failure cost. Each derivation books its turn before it starts:
+// next moves on by the expected cost of a failure (the last one's duration divided by the
+// budget), so concurrent callers get successive turns instead of all starting together when the
+// budget allows one; a turn further ahead than maxPaceWait is refused at once. When the
+// derivation ends its booking is settled: a failure costs what it took divided by the budget, a
+// success nothing.
 type pacer struct {
 	mu     sync.Mutex
 	next   time.Time
-	budget float64 // cores' worth of CPU failures may use
+	budget float64       // cores' worth of CPU failures may use
+	est    time.Duration // the last failed derivation's duration: a booking's expected cost
 }
 
 // maxPaceWait is the longest a derivation waits for the failure budget. Beyond it the caller is
@@ -45,37 +50,49 @@ type pacer struct {
 // per failure ties up its own connections the same way).
 const maxPaceWait = 500 * time.Millisecond
 
-// errBusy is wait's answer when the failure budget is further ahead than maxPaceWait.
+// errBusy is wait's answer when the caller's turn would be further ahead than maxPaceWait.
 var errBusy = errors.New("users: too many failed password verifications at the moment; try again shortly")
 
-// wait blocks until a derivation may start, or ctx ends; it returns errBusy at once when that
-// would take longer than maxPaceWait.
-func (p *pacer) wait(ctx context.Context) error {
+// wait books the caller's turn and blocks until it comes, or ctx ends; it returns errBusy at
+// once when the turn is more than maxPaceWait ahead. The booking returned must be settled.
+func (p *pacer) wait(ctx context.Context) (booked time.Duration, err error) {
+	now := time.Now()
 	p.mu.Lock()
-	d := time.Until(p.next)
-	p.mu.Unlock()
-	if d <= 0 {
-		return nil
+	if floor := now.Add(-failureBurst); p.next.Before(floor) {
+		p.next = floor // a quiet backend saves up at most failureBurst
 	}
-	if d > maxPaceWait {
-		return errBusy
+	at := p.next
+	if at.Sub(now) > maxPaceWait {
+		p.mu.Unlock()
+		return 0, errBusy
+	}
+	booked = time.Duration(float64(p.est) / p.budget)
+	p.next = p.next.Add(booked)
+	p.mu.Unlock()
+	d := at.Sub(now)
+	if d <= 0 {
+		return booked, nil
 	}
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
 	case <-t.C:
-		return nil
+		return booked, nil
 	case <-ctx.Done():
-		return ctx.Err()
+		p.settle(booked, 0, false)
+		return 0, ctx.Err()
 	}
 }
 
-// charge records a failed derivation that ran from start for took.
-func (p *pacer) charge(start time.Time, took time.Duration) {
+// settle replaces a booking by the cost of what happened: a failed derivation that took took
+// costs took divided by the budget; a success, or a derivation that never ran, nothing.
+func (p *pacer) settle(booked, took time.Duration, failed bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if floor := start.Add(-failureBurst); p.next.Before(floor) {
-		p.next = floor
+	var cost time.Duration
+	if failed {
+		cost = time.Duration(float64(took) / p.budget)
+		p.est = took
 	}
-	p.next = p.next.Add(time.Duration(float64(took) / p.budget))
+	p.next = p.next.Add(cost - booked)
 }
