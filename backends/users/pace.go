@@ -30,17 +30,20 @@ func WithArgon2FailureShare(share float64) Option {
 	}
 }
 
-// pacer is a virtual clock of failure cost. Each derivation books its turn before it starts:
-// next moves on by the expected cost of a failure (the last one's duration divided by the
-// budget), so concurrent callers get successive turns instead of all starting together when the
-// budget allows one; a turn further ahead than maxPaceWait is refused at once. When the
-// derivation ends its booking is settled: a failure costs what it took divided by the budget, a
-// success nothing.
+// pacer is a virtual clock of failure cost. charged moves on only when a derivation fails, by
+// what it took divided by the budget; while it is not ahead of now (the budget has room, up to
+// failureBurst saved up) derivations start at once and book nothing, so a quiet backend's logins
+// never wait. While it is ahead (failures are being paid for), each derivation books a turn:
+// queue moves on by the expected cost of a failure (the last one's duration divided by the
+// budget), so callers get successive turns instead of all starting together when charged comes
+// round, and a turn more than maxPaceWait ahead is refused at once. A booking is given back when
+// its derivation ends (a failure is then paid for in charged) or its caller gives up.
 type pacer struct {
-	mu     sync.Mutex
-	next   time.Time
-	budget float64       // cores' worth of CPU failures may use
-	est    time.Duration // the last failed derivation's duration: a booking's expected cost
+	mu      sync.Mutex
+	charged time.Time     // the failure clock
+	queue   time.Time     // the end of the last turn booked while failures are paced
+	budget  float64       // cores' worth of CPU failures may use
+	est     time.Duration // the last failed derivation's duration: a booking's expected cost
 }
 
 // maxPaceWait is the longest a derivation waits for the failure budget. Beyond it the caller is
@@ -53,27 +56,30 @@ const maxPaceWait = 500 * time.Millisecond
 // errBusy is wait's answer when the caller's turn would be further ahead than maxPaceWait.
 var errBusy = errors.New("users: too many failed password verifications at the moment; try again shortly")
 
-// wait books the caller's turn and blocks until it comes, or ctx ends; it returns errBusy at
-// once when the turn is more than maxPaceWait ahead. The booking returned must be settled.
+// wait returns when the caller may derive, or ctx ends; it returns errBusy at once when the
+// caller's turn is more than maxPaceWait ahead. A booking (non-zero) must be settled.
 func (p *pacer) wait(ctx context.Context) (booked time.Duration, err error) {
 	now := time.Now()
 	p.mu.Lock()
-	if floor := now.Add(-failureBurst); p.next.Before(floor) {
-		p.next = floor // a quiet backend saves up at most failureBurst
+	if floor := now.Add(-failureBurst); p.charged.Before(floor) {
+		p.charged = floor // a quiet backend saves up at most failureBurst
 	}
-	at := p.next
+	if !p.charged.After(now) {
+		p.mu.Unlock()
+		return 0, nil
+	}
+	at := p.charged
+	if p.queue.After(at) {
+		at = p.queue
+	}
 	if at.Sub(now) > maxPaceWait {
 		p.mu.Unlock()
 		return 0, errBusy
 	}
 	booked = time.Duration(float64(p.est) / p.budget)
-	p.next = p.next.Add(booked)
+	p.queue = at.Add(booked)
 	p.mu.Unlock()
-	d := at.Sub(now)
-	if d <= 0 {
-		return booked, nil
-	}
-	t := time.NewTimer(d)
+	t := time.NewTimer(at.Sub(now))
 	defer t.Stop()
 	select {
 	case <-t.C:
@@ -84,15 +90,17 @@ func (p *pacer) wait(ctx context.Context) (booked time.Duration, err error) {
 	}
 }
 
-// settle replaces a booking by the cost of what happened: a failed derivation that took took
-// costs took divided by the budget; a success, or a derivation that never ran, nothing.
+// settle gives a booking back and pays for a failed derivation that took took: charged moves on
+// by took divided by the budget. A success, or a derivation that never ran, costs nothing.
 func (p *pacer) settle(booked, took time.Duration, failed bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	var cost time.Duration
+	p.queue = p.queue.Add(-booked)
 	if failed {
-		cost = time.Duration(float64(took) / p.budget)
+		if floor := time.Now().Add(-failureBurst); p.charged.Before(floor) {
+			p.charged = floor
+		}
+		p.charged = p.charged.Add(time.Duration(float64(took) / p.budget))
 		p.est = took
 	}
-	p.next = p.next.Add(cost - booked)
 }
