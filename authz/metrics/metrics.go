@@ -150,6 +150,10 @@ func (m *Metrics) Decided(req *authz.Request, d authz.Decision, took time.Durati
 		s.latency.Observe(took.Seconds())
 		return
 	}
+	// Kept for the process's life (here and as label values): copies, so that a label taken from
+	// a request (the protocol a hook decoded) never keeps that request's body, credentials
+	// included, in memory.
+	k = seriesKey{strings.Clone(k.action), strings.Clone(k.protocol), strings.Clone(k.method), k.result, strings.Clone(k.source)}
 	s := &decisionSeries{
 		count:   m.decisions.WithLabelValues(k.action, k.protocol, k.method, k.result, k.source),
 		latency: m.latency.WithLabelValues(k.action, result),

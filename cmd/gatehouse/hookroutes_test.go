@@ -8,8 +8,8 @@ import (
 	"testing"
 )
 
-// routesPair builds the hooks routes the way hooksMux does, with handlers that say who answered,
-// and the plain ServeMux they stand in for.
+// routesPair builds the hooks routes as hooksMux does (newHookRoutes), with handlers that say
+// who answered, and the ServeMux they stand in for (its registrations, without the fast path).
 func routesPair() (got, want http.Handler) {
 	marker := func(name string) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -21,12 +21,8 @@ func routesPair() (got, want http.Handler) {
 	for _, p := range []string{"/hooks/mediamtx", "/hooks/nginx-rtmp", "/hooks/ome", "/hooks/srs", "/hooks/forward-auth"} {
 		adapters[p] = marker(p)
 	}
-	mux := http.NewServeMux()
-	mux.Handle("GET /healthz", marker("healthz"))
-	for p, h := range adapters {
-		mux.Handle(p, h)
-	}
-	return hookRoutes{exact: adapters, mux: mux}, mux
+	got = newHookRoutes(adapters, marker("healthz"))
+	return got, got.(hookRoutes).mux // the same registrations, through ServeMux alone
 }
 
 func sameRoute(t *testing.T, got, want http.Handler, raw string) {

@@ -671,8 +671,14 @@ func (s *server) hooksMux(cfg *Config, log *slog.Logger) http.Handler {
 		// No method pattern: Traefik with preserveRequestMethod forwards the client's method.
 		"/hooks/forward-auth": s.fwd,
 	}
+	return newHookRoutes(adapters, http.HandlerFunc(s.healthz))
+}
+
+// newHookRoutes is the hooks listener's router: GET /healthz and every adapter at its path,
+// registered without host or method (hookRoutes relies on that).
+func newHookRoutes(adapters map[string]http.Handler, healthz http.Handler) http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /healthz", s.healthz)
+	mux.Handle("GET /healthz", healthz)
 	for p, h := range adapters {
 		mux.Handle(p, h)
 	}
