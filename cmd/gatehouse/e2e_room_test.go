@@ -73,7 +73,7 @@ func TestRoom(t *testing.T) {
 	if testing.Short() {
 		t.Skip("browser test")
 	}
-	chrome := chromium(t)
+	chromium(t) // no browser: fail (or skip) before starting anything
 	listen := freeAddr(t)
 	base := "http://" + listen
 	op := oidctest.Start(t, "stream", []oidctest.Client{{ID: "gatehouse", Secret: webClientSecret,
@@ -103,20 +103,8 @@ func TestRoom(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), roomBudget)
 	defer cancel()
-	alloc, cancelAlloc := chromedp.NewExecAllocator(ctx, append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(chrome), chromedp.UserDataDir(filepath.Join(dir, "profile")),
-		chromedp.Flag("no-sandbox", true), chromedp.Flag("disable-gpu", true),
-		chromedp.Flag("use-fake-ui-for-media-stream", true), chromedp.Flag("use-fake-device-for-media-stream", true),
-		chromedp.Flag("autoplay-policy", "no-user-gesture-required"), chromedp.Flag("allow-loopback-in-peer-connection", true),
-		chromedp.Flag("disable-features", "WebRtcHideLocalIpsWithMdns"), chromedp.Flag("hide-scrollbars", true),
-		chromedp.Flag("disable-background-timer-throttling", true), chromedp.Flag("disable-renderer-backgrounding", true),
-		chromedp.Flag("disable-backgrounding-occluded-windows", true))...)
-	defer cancelAlloc()
-	bctx, cancelBrowser := chromedp.NewContext(alloc)
-	defer cancelBrowser()
-	if err := chromedp.Do(bctx); err != nil {
-		t.Fatalf("start chromium: %v", err)
-	}
+	bctx, stopBrowser := headlessChromium(t, ctx, filepath.Join(dir, "profile"))
+	defer stopBrowser()
 	const room = "/room/standup"
 
 	alice := loginAs(t, bctx, base, "alice", "alice-pw")

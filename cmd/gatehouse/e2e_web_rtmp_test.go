@@ -187,7 +187,7 @@ func TestWebRTMPAndLayouts(t *testing.T) {
 	if testing.Short() {
 		t.Skip("browser test")
 	}
-	chrome := chromium(t)
+	chromium(t) // no browser: fail (or skip) before starting anything
 	hooks := freeAddr(t)
 	ngx := rtmpNginx(t, hooks)
 	dir := t.TempDir()
@@ -206,20 +206,8 @@ func TestWebRTMPAndLayouts(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 150*time.Second)
 	defer cancel()
-	alloc, cancelAlloc := chromedp.NewExecAllocator(ctx, append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(chrome), chromedp.UserDataDir(filepath.Join(dir, "profile")),
-		chromedp.Flag("no-sandbox", true), chromedp.Flag("disable-gpu", true),
-		chromedp.Flag("use-fake-ui-for-media-stream", true), chromedp.Flag("use-fake-device-for-media-stream", true),
-		chromedp.Flag("autoplay-policy", "no-user-gesture-required"), chromedp.Flag("allow-loopback-in-peer-connection", true),
-		chromedp.Flag("disable-features", "WebRtcHideLocalIpsWithMdns"), chromedp.Flag("hide-scrollbars", true),
-		chromedp.Flag("disable-background-timer-throttling", true), chromedp.Flag("disable-renderer-backgrounding", true),
-		chromedp.Flag("disable-backgrounding-occluded-windows", true))...)
-	defer cancelAlloc()
-	bctx, cancelBrowser := chromedp.NewContext(alloc)
-	defer cancelBrowser()
-	if err := chromedp.Do(bctx); err != nil {
-		t.Fatalf("start chromium: %v", err)
-	}
+	bctx, stopBrowser := headlessChromium(t, ctx, filepath.Join(dir, "profile"))
+	defer stopBrowser()
 
 	// A viewer has the grid open before anything is live.
 	grid := newPage(t, bctx, "viewer", chromedp.WithNewBrowserContext())
