@@ -328,6 +328,16 @@ func fromRawQueryFast(q string, tokenParams []string) (Credentials, bool) {
 	return FromParams(get, tokenParams...), true
 }
 
+// ValidQuery reports whether url.ParseQuery accepts q. A usual query (fewer than 16 '&', no ';',
+// every '%' starting an escape) is checked in one pass; url.ParseQuery decides the rest.
+func ValidQuery(q string) bool {
+	if strings.Count(q, "&") < 16 && strings.IndexByte(q, ';') < 0 {
+		return validEscapes(q)
+	}
+	_, err := url.ParseQuery(q)
+	return err == nil
+}
+
 // validEscapes reports whether url.QueryUnescape accepts s: every '%' starts a %XX escape.
 func validEscapes(s string) bool {
 	for i := 0; i < len(s); i++ {

@@ -1,6 +1,7 @@
 package creds
 
 import (
+	"net/url"
 	"strings"
 	"testing"
 )
@@ -60,5 +61,18 @@ func FuzzFromRawQueryMatchesParseQuery(f *testing.F) {
 	f.Fuzz(func(t *testing.T, raw, p1, p2 string) {
 		checkRawQuery(t, raw, p1, p2)
 		checkRawQuery(t, raw)
+	})
+}
+
+// FuzzValidQueryMatchesParseQuery: ValidQuery accepts exactly what url.ParseQuery accepts.
+func FuzzValidQueryMatchesParseQuery(f *testing.F) {
+	for _, s := range []string{"", "a=1&b=2", "a=%zz", "a=%4", "a;b", "x=%41" + strings.Repeat("&y=1", 20)} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, q string) {
+		_, err := url.ParseQuery(q)
+		if got := ValidQuery(q); got != (err == nil) {
+			t.Errorf("ValidQuery(%q) = %v, url.ParseQuery error %v", q, got, err)
+		}
 	})
 }

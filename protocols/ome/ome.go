@@ -544,7 +544,7 @@ func parseTarget(raw, protocol string) (*Target, error) {
 		m.qs != u.RawQuery || m.path != u.EscapedPath() || strings.Contains(m.path, "%") {
 		return nil, fmt.Errorf("%w: OME would read another stream from this url", ErrBadURL)
 	}
-	if !validQuery(u.RawQuery) {
+	if !creds.ValidQuery(u.RawQuery) {
 		return nil, fmt.Errorf("%w: malformed query", ErrBadURL)
 	}
 	p := strings.TrimPrefix(u.Path, "/")
@@ -655,26 +655,6 @@ func hasUpper(s string) bool {
 func isUnreserved(c byte) bool {
 	return isAlpha(c) || isDigit(c) || c == '-' || c == '.' || c == '_' || c == '~'
 }
-
-// validQuery reports whether url.ParseQuery accepts q. A usual query (fewer than 16 '&', no
-// ';', every '%' starting an escape) is checked in one pass; url.ParseQuery decides the rest.
-func validQuery(q string) bool {
-	if strings.Count(q, "&") < 16 && strings.IndexByte(q, ';') < 0 {
-		for i := 0; i < len(q); i++ {
-			if q[i] == '%' {
-				if i+2 >= len(q) || !isHex(q[i+1]) || !isHex(q[i+2]) {
-					return false
-				}
-				i += 2
-			}
-		}
-		return true
-	}
-	_, err := url.ParseQuery(q)
-	return err == nil
-}
-
-func isHex(c byte) bool { return isDigit(c) || 'a' <= c|0x20 && c|0x20 <= 'f' }
 
 // SessionID derives a stable session id from client.address, client.port and request.url (OME
 // sends no session id). The URL is hashed so that a token in its query never reaches the registry.
