@@ -340,36 +340,27 @@ func (a *Admission) Action() authz.Action {
 func Protocol(name string) string {
 	p := strings.TrimSpace(name)
 	var buf [16]byte
-	if lower, ok := asciiLower(buf[:0], p); ok {
-		switch string(lower) { // the usual names: their constants, without allocating
-		case "llhls", "hlsv3", "hls", "tshls":
-			return "hls"
-		case "rtsppull", "rtsp":
-			return "rtsp"
-		case "lldash", "dash", "cmaf":
-			return "dash"
-		case "whip", "webrtc":
-			return "webrtc"
-		case "rtmp":
-			return "rtmp"
-		case "srt":
-			return "srt"
-		case "thumbnail":
-			return "thumbnail"
-		}
+	lower, ok := asciiLower(buf[:0], p) // usual names: lower-cased without allocating
+	if !ok {
+		lower = []byte(strings.ToLower(p))
 	}
-	p = strings.ToLower(p)
-	switch p {
+	switch string(lower) { // the known names: their constants
 	case "llhls", "hlsv3", "hls", "tshls":
 		return "hls"
 	case "rtsppull", "rtsp":
 		return "rtsp"
 	case "lldash", "dash", "cmaf":
 		return "dash"
-	case "whip":
+	case "whip", "webrtc":
 		return "webrtc"
+	case "rtmp":
+		return "rtmp"
+	case "srt":
+		return "srt"
+	case "thumbnail":
+		return "thumbnail"
 	}
-	return p
+	return string(lower)
 }
 
 // Target is request.url split into what gatehouse needs.
