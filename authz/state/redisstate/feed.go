@@ -223,36 +223,14 @@ func (f *Feed) Run(ctx context.Context, report func(error)) {
 	if report == nil {
 		report = func(error) {}
 	}
-	ps := f.rdb.Subscribe(ctx, f.k.Channel)
 	nudge := make(chan struct{}, 1)
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			msg, err := ps.Receive(ctx)
-			if ctx.Err() != nil {
-				return
-			}
-			if err != nil {
-				// go-redis reconnects on the next Receive; do not spin while Redis is away.
-				select {
-				case <-ctx.Done():
-					return
-				case <-time.After(100 * time.Millisecond):
-				}
-				continue
-			}
-			switch msg.(type) {
-			case *redis.Subscription, *redis.Message: // (re)subscribed, or a new record
-				select {
-				case nudge <- struct{}{}:
-				default:
-				}
-			}
+	stop := listen(ctx, f.rdb, f.k.Channel, func(string, bool) { // (re)subscribed, or a new record
+		select {
+		case nudge <- struct{}{}:
+		default:
 		}
-	}()
-	defer func() { _ = ps.Close(); wg.Wait() }()
+	})
+	defer stop()
 	poll := time.NewTicker(f.poll)
 	defer poll.Stop()
 	for {

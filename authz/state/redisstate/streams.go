@@ -261,35 +261,12 @@ func (s *Streams) pullOnce(ctx context.Context) error {
 // once).
 func (s *Streams) Run(ctx context.Context, changes <-chan live.Change) {
 	f := s.f
-	ps := f.rdb.Subscribe(ctx, s.channel())
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			msg, err := ps.Receive(ctx)
-			if ctx.Err() != nil {
-				return
-			}
-			if err != nil { // go-redis reconnects on the next Receive; do not spin meanwhile
-				select {
-				case <-ctx.Done():
-					return
-				case <-time.After(100 * time.Millisecond):
-				}
-				continue
-			}
-			switch m := msg.(type) {
-			case *redis.Subscription: // (re)subscribed: announcements may have been missed
-				signal(s.pull)
-			case *redis.Message:
-				if m.Payload != f.self.ID {
-					signal(s.pull)
-				}
-			}
+	stop := listen(ctx, f.rdb, s.channel(), func(payload string, resubscribed bool) {
+		if resubscribed || payload != f.self.ID { // (re)subscribed: announcements may have been missed
+			signal(s.pull)
 		}
-	}()
-	defer func() { _ = ps.Close(); wg.Wait() }()
+	})
+	defer stop()
 	t := time.NewTicker(f.beat)
 	defer t.Stop()
 	_ = s.Publish(ctx)
