@@ -104,6 +104,22 @@ func newNode(t *testing.T, iss *tokens.Issuer, id string, mutate func(*Config)) 
 func (n *edgeNode) pullFrom(upstream *edgeNode) { n.origins.set(upstream.front.srv.URL) }
 
 // viewEdge is env.view against the node's front.
+// viewAtEdge publishes live/cam on origin, opens a viewer of it on edge and returns it once it
+// has media: the start most edge tests share.
+func viewAtEdge(t *testing.T, origin, edge *edgeNode) *testViewer {
+	t.Helper()
+	if pub, res := origin.publish("live/cam", tokPub, 1); pub == nil {
+		t.Fatalf("publish: got %d", res.StatusCode)
+	}
+	origin.waitLive("live/cam")
+	v, res := edge.viewEdge("live/cam", tokView)
+	if v == nil {
+		t.Fatalf("viewer: got %d", res.StatusCode)
+	}
+	eventually(t, 15*time.Second, "media at the edge viewer", func() bool { return len(v.received(true, 1)) > 20 })
+	return v
+}
+
 func (n *edgeNode) viewEdge(path, token string) (*testViewer, *http.Response) {
 	saved := n.srv
 	n.srv = n.front.srv
@@ -229,15 +245,7 @@ func TestEdgeReconnectKeepsViewer(t *testing.T) {
 	origin := newNode(t, iss, "origin", nil)
 	edge := newNode(t, iss, "edge", nil)
 	edge.pullFrom(origin)
-	if pub, res := origin.publish("live/cam", tokPub, 1); pub == nil {
-		t.Fatalf("publish: got %d", res.StatusCode)
-	}
-	origin.waitLive("live/cam")
-	v, res := edge.viewEdge("live/cam", tokView)
-	if v == nil {
-		t.Fatalf("viewer: got %d", res.StatusCode)
-	}
-	eventually(t, 15*time.Second, "media at the edge viewer", func() bool { return len(v.received(true, 1)) > 20 })
+	v := viewAtEdge(t, origin, edge)
 
 	// Drop the pull on the origin side (as an origin restart would): the edge reconnects.
 	ps := pullSessions(origin.env)
@@ -286,15 +294,7 @@ func TestEdgeOriginRestart(t *testing.T) {
 	origin := newNode(t, iss, "origin", nil)
 	edge := newNode(t, iss, "edge", nil)
 	edge.pullFrom(origin)
-	if pub, res := origin.publish("live/cam", tokPub, 1); pub == nil {
-		t.Fatalf("publish: got %d", res.StatusCode)
-	}
-	origin.waitLive("live/cam")
-	v, res := edge.viewEdge("live/cam", tokView)
-	if v == nil {
-		t.Fatalf("viewer: got %d", res.StatusCode)
-	}
-	eventually(t, 15*time.Second, "media at the edge viewer", func() bool { return len(v.received(true, 1)) > 20 })
+	v := viewAtEdge(t, origin, edge)
 
 	// The origin goes away; a new one (same fleet key) takes the stream over.
 	origin.front.srv.Close()

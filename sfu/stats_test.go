@@ -44,15 +44,7 @@ func TestEdgeStatsCountPulledPackets(t *testing.T) {
 	origin := newNode(t, iss, "origin", nil)
 	edge := newNode(t, iss, "edge", nil)
 	edge.pullFrom(origin)
-	if pub, res := origin.publish("live/cam", tokPub, 1); pub == nil {
-		t.Fatalf("publish: got %d", res.StatusCode)
-	}
-	origin.waitLive("live/cam")
-	v, res := edge.viewEdge("live/cam", tokView)
-	if v == nil {
-		t.Fatalf("viewer: got %d", res.StatusCode)
-	}
-	eventually(t, 15*time.Second, "media at the edge viewer", func() bool { return len(v.received(true, 1)) > 20 })
+	viewAtEdge(t, origin, edge)
 	if got := edge.sfu.Stats().PacketsReceived; got < 20 {
 		t.Fatalf("edge packets received while pulling: got %d, want at least the 20 its viewer got", got)
 	}
