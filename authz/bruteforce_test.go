@@ -8,9 +8,12 @@ import (
 	"log/slog"
 	"net/netip"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"gatehouse/authz/logtest"
 )
 
 // passwords is a users backend in miniature: alice/right is allowed, any other pair is a bad
@@ -329,5 +332,40 @@ func TestGuessesInTheQueryCountEach(t *testing.T) {
 	}
 	if d := r.ask("203.0.113.7", "alice", "right"); d.Reason != ReasonBanned {
 		t.Errorf("%d guesses differing only in the query: got %q, want banned", bf.MaxFailures, d.Reason)
+	}
+}
+
+// TestFailuresInFlightAtABanAreNoNewStrike: 25 guesses from one address that all passed the ban
+// check before any failed (a flood waiting for password checks) give one ban of the first
+// length, not a second one for the 10 that failed after it (each such ban doubled the next:
+// make loadtest saw a source go from a 1 m to a 1 h ban in four seconds).
+func TestFailuresInFlightAtABanAreNoNewStrike(t *testing.T) {
+	bf := DefaultBruteForce()
+	gate := make(chan struct{})
+	var arrived sync.WaitGroup
+	arrived.Add(25)
+	slow := BackendFunc(func(context.Context, *Request) (Decision, error) {
+		arrived.Done()
+		<-gate
+		return Denying(Unauthenticated, ReasonBadCredentials, "credentials not accepted"), nil
+	})
+	var log logtest.Buffer
+	now := time.Date(2026, 5, 12, 12, 0, 0, 0, time.UTC)
+	e := NewEngine(NewChain(Method{Name: "users", Backend: slow}).WithPolicy(Policy{BruteForce: bf}),
+		slog.New(slog.NewTextHandler(&log, nil)), WithClock(func() time.Time { return now }))
+	var wg sync.WaitGroup
+	for i := range 25 {
+		wg.Go(func() {
+			e.Authorize(context.Background(), &Request{Action: ActionPublish, Path: "live/alice", Protocol: "rtmp",
+				IP: netip.MustParseAddr("203.0.113.7"), User: "alice", Pass: fmt.Sprint("guess", i), Source: "nginx-rtmp"})
+		})
+	}
+	arrived.Wait()
+	close(gate)
+	wg.Wait()
+	bans := e.Bans()
+	lines := strings.Count(log.String(), `msg="bruteforce ban"`)
+	if len(bans) != 1 || bans[0].Strike != 1 || !bans[0].Until.Equal(now.Add(time.Minute)) || lines != 1 {
+		t.Errorf("bans %+v, %d ban lines; want one first-strike ban of 1m", bans, lines)
 	}
 }

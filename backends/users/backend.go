@@ -37,8 +37,10 @@ func WithClock(now func() time.Time) Option {
 	}
 }
 
-// WithMaxConcurrentArgon2 bounds how many argon2 derivations run at once (default GOMAXPROCS).
-// Each one allocates its m KiB, so this bounds the memory an unauthenticated flood can claim.
+// WithMaxConcurrentArgon2 bounds how many argon2 derivations run at once (default half of
+// GOMAXPROCS, at least one: derivations, failed or not, never take every core from cached and
+// token decisions). Each one allocates its m KiB, so this bounds the memory an unauthenticated
+// flood can claim.
 func WithMaxConcurrentArgon2(n int) Option {
 	return func(o *options) {
 		if n > 0 {
@@ -70,7 +72,7 @@ type Backend struct {
 // New returns a Backend for cfg. Users whose User credential is empty (only possible for a Config
 // built in code; decoding rejects it, as MediaMTX does) never match.
 func New(cfg Config, opts ...Option) *Backend {
-	o := options{now: time.Now, maxArgon2: runtime.GOMAXPROCS(0), failShare: DefaultArgon2FailureShare}
+	o := options{now: time.Now, maxArgon2: max(1, runtime.GOMAXPROCS(0)/2), failShare: DefaultArgon2FailureShare}
 	for _, opt := range opts {
 		opt(&o)
 	}
@@ -344,20 +346,32 @@ func (b *Backend) checkArgon2(ctx context.Context, c *Credential, guess string) 
 
 // derive runs one argon2 verification once a slot is free.
 // Its turn in the failure budget is booked first, so a flood is refused at once (busy) instead
-// of queueing for a slot until its deadline.
+// of queueing for a slot until its deadline. A caller that went without a turn (the budget had
+// room when it came) and then waited for a slot asks again once it has one: failures that ended
+// meanwhile may have spent the budget. Without that second look, a flood arriving at a quiet
+// backend (or when a brute-force source's ban ends) sent hundreds of derivations past the pacer
+// in the moment before the first failure was paid for; they then held both slots for seconds,
+// starving every other decision of CPU.
 func (b *Backend) derive(ctx context.Context, p *phc, guess string) (bool, error) {
-	booked, err := b.pace.wait(ctx)
-	if err != nil {
-		if errors.Is(err, errBusy) {
-			return false, &authz.ReasonError{Reason: ReasonBusy, Message: err.Error(), Err: err}
+	var booked time.Duration
+	for {
+		var err error
+		if booked, err = b.pace.wait(ctx); err != nil {
+			if errors.Is(err, errBusy) {
+				return false, &authz.ReasonError{Reason: ReasonBusy, Message: err.Error(), Err: err}
+			}
+			return false, canceled(ctx)
 		}
-		return false, canceled(ctx)
-	}
-	select {
-	case b.sem <- struct{}{}:
-	case <-ctx.Done():
-		b.pace.settle(booked, 0, false)
-		return false, canceled(ctx)
+		select {
+		case b.sem <- struct{}{}:
+		case <-ctx.Done():
+			b.pace.settle(booked, 0, false)
+			return false, canceled(ctx)
+		}
+		if booked != 0 || !b.pace.ahead() {
+			break // a turn of its own, or the budget still has room
+		}
+		<-b.sem // failures spent the budget while it waited: take a turn like a newcomer
 	}
 	defer func() { <-b.sem }()
 	b.argon2Runs.Add(1)

@@ -20,7 +20,7 @@ import (
 // same run:
 //
 //   - quiet: no flood (the baseline);
-//   - flood/concurrency-bound-only: only WithMaxConcurrentArgon2 (GOMAXPROCS slots) protects,
+//   - flood/concurrency-bound-only: only WithMaxConcurrentArgon2 (its default slots) protects,
 //     as before failure pacing (WithArgon2FailureShare(1) gives failures every core);
 //   - flood/paced: the default failure pacing (DefaultArgon2FailureShare), no bans;
 //   - flood/paced+bans: and brute-force protection's per-user counter bans the attacked name,

@@ -90,6 +90,14 @@ func (p *pacer) wait(ctx context.Context) (booked time.Duration, err error) {
 	}
 }
 
+// ahead reports whether failures are being paid for: the failure clock is ahead of now, so a
+// derivation must book a turn.
+func (p *pacer) ahead() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.charged.After(time.Now())
+}
+
 // settle gives a booking back and pays for a failed derivation that took took: charged moves on
 // by took divided by the budget. A success, or a derivation that never ran, costs nothing.
 func (p *pacer) settle(booked, took time.Duration, failed bool) {

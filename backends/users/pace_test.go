@@ -3,9 +3,14 @@ package users
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
+	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
+
+	"gatehouse/authz"
 )
 
 // admitTogether runs n concurrent waits and counts who may derive and who is told busy.
@@ -88,4 +93,43 @@ func TestPacerSettles(t *testing.T) {
 	if p.queue.After(p.charged) {
 		t.Errorf("a caller that gave up left a turn booked %v beyond the failure clock", p.queue.Sub(p.charged))
 	}
+}
+
+// TestSlotWaitersLookAgain: callers that came while the budget had room (no turn booked) and
+// then queued for a slot ask the pacer again once they get it. Here 30 distinct wrong passwords
+// arrive at a quiet backend whose only slot is taken; while they wait, failures put the failure
+// clock an hour ahead; when the slot frees, every one of them is told busy and none derives.
+// Before, all 30 derived, one after another: a flood arriving at a quiet backend (or when a
+// brute-force source's ban ended) sent hundreds of derivations past the pacer before the first
+// failure was paid for, and they held the slots — and the CPU — for seconds (make loadtest saw
+// every decision slow for 5 s after each ban of its brute-force source ended).
+func TestSlotWaitersLookAgain(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := New(argon2Config(t, ""), WithMaxConcurrentArgon2(1))
+		b.sem <- struct{}{} // the slot is taken
+		const n = 30
+		var busy atomic.Int32
+		var wg sync.WaitGroup
+		for i := range n {
+			wg.Go(func() {
+				_, err := b.Authorize(context.Background(), req(authz.ActionPublish, "p", "", "testuser", fmt.Sprint("guess", i)))
+				var re *authz.ReasonError
+				if errors.As(err, &re) && re.Reason == ReasonBusy {
+					busy.Add(1)
+				}
+			})
+		}
+		synctest.Wait() // every caller passed the pacer unbooked and waits for the slot
+		if m := b.Stats().CacheMisses; m != n {
+			t.Fatalf("%d callers reached the slot, want %d", m, n)
+		}
+		b.pace.mu.Lock()
+		b.pace.charged = time.Now().Add(time.Hour) // failures paid for while they waited
+		b.pace.mu.Unlock()
+		<-b.sem
+		wg.Wait()
+		if runs, got := b.Stats().Argon2Runs, busy.Load(); runs != 0 || got != n {
+			t.Errorf("%d derivations ran and %d callers were told busy; want 0 and %d", runs, got, n)
+		}
+	})
 }
