@@ -11,9 +11,12 @@ import (
 // use a tenth of the CPU (of GOMAXPROCS cores) over time.
 const DefaultArgon2FailureShare = 0.1
 
-// failureBurst is how much failure budget a quiet backend has saved up: a few mistyped passwords
-// never wait.
-const failureBurst = time.Second
+// failureBurst is how much failure budget a quiet backend has saved up: a mistyped password
+// never waits (people retype in seconds, and the clock catches up in real time), and a flood
+// arriving at a quiet backend (or when a source's ban ends) gets about one derivation before
+// it is paced. At 1 s, a lapsed ban's flood got three or four back to back, with both cores of
+// a 2-core machine busy for a third of a second (every decision slowed, make loadtest).
+const failureBurst = 250 * time.Millisecond
 
 // WithArgon2FailureShare bounds the CPU that failed argon2 verifications use over time to share
 // (0 < share <= 1) of GOMAXPROCS cores (default DefaultArgon2FailureShare). The concurrency bound
