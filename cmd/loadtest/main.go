@@ -9,8 +9,9 @@
 //   - per endpoint: first a short closed-loop run at -conns connections to measure its maximum,
 //     then -duration at -load of that maximum, open loop (requests are scheduled at the rate
 //     whatever the answers, so a slow answer shows in the latency instead of lowering the rate);
-//   - reported: the rate held, p50/p99/p99.9 latency from the scheduled send time, errors
-//     (transport errors, 5xx, or an allowed request refused / a denied one allowed: must be 0),
+//   - reported: the rate held, p50/p99/p99.9/max latency from the scheduled send time, errors
+//     (transport errors, 5xx, an allowed request refused / a denied one allowed, or an answer
+//     later than lateAfter: must be 0),
 //     and the server's goroutines and heap (from /metrics, after a forced GC) before the endpoint
 //     and after it, which must return to the baseline.
 //
@@ -146,7 +147,7 @@ func main() {
 	dur := flag.Duration("duration", 60*time.Second, "sustained run per endpoint")
 	probe := flag.Duration("probe", 5*time.Second, "closed-loop run per endpoint that measures its maximum")
 	load := flag.Float64("load", 0.8, "share of the measured maximum to sustain")
-	conns := flag.Int("conns", 32, "connections of the closed loop; the open loop uses at most ×16 (under the hooks listener's cap of 1024)")
+	conns := flag.Int("conns", 32, "connections of the closed loop; the open loop uses at most ×16 (under the hooks listener's cap of 1024), and queues requests beyond them in the client")
 	footprint := flag.Bool("footprint", false, "measure memory and CPU instead (footprint.go): idle, then -rate decisions per second for -duration")
 	rate := flag.Float64("rate", 1000, "-footprint: hook decisions per second")
 	idle := flag.Duration("idle", 10*time.Second, "-footprint: idle window measured first")
@@ -189,8 +190,8 @@ func run(bin, cfg string, dur, probe time.Duration, load float64, conns int, onl
 	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: conns * 16, MaxConnsPerHost: conns * 16}}
 	fmt.Fprintf(out, "loadtest: %s/%s, %d CPUs, Go %s; per endpoint %v closed loop at %d connections for the maximum, then %v open loop at %.0f %% of it; mix 70 %% allowed (sha256, cached argon2id), 30 %% denied (rotating addresses, a banned brute-force source)\n\n",
 		runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), runtime.Version(), probe, conns, dur, load*100)
-	fmt.Fprintln(out, "| endpoint | max req/s | target req/s | held req/s | p50 | p99 | p99.9 | errors | goroutines before → after | heap MiB before → after | load generator stalls > 100 ms (longest) | server: goroutines runnable > 10 ms / > 117 ms before running | server: stop-the-world pauses > 10 ms |")
-	fmt.Fprintln(out, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+	fmt.Fprintln(out, "| endpoint | max req/s | target req/s | held req/s | p50 | p99 | p99.9 | max | errors | goroutines before → after | heap MiB before → after | load generator stalls > 100 ms (longest) | server: goroutines runnable > 10 ms / > 117 ms before running | server: stop-the-world pauses > 10 ms |")
+	fmt.Fprintln(out, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 	failed := false
 	for _, ep := range endpoints(hooks) {
 		if !strings.Contains(ep.name, only) {
@@ -203,7 +204,7 @@ func run(bin, cfg string, dur, probe time.Duration, load float64, conns int, onl
 		maxRate := closedLoop(client, ep, probe, conns)
 		target := maxRate * load
 		stalls := watchStalls()
-		res, held := openLoop(client, ep, dur, target, conns*64)
+		res, held := openLoop(client, ep, dur, target, max(conns*64, int(2*target)))
 		stallMax, stallN := stalls.end()
 		g1, h1, rt1, err := settleRuntime(ctx, client, public)
 		if err != nil {
@@ -221,12 +222,12 @@ func run(bin, cfg string, dur, probe time.Duration, load float64, conns int, onl
 		}
 		errs := fmt.Sprint(bad)
 		if bad > 0 {
-			errs = fmt.Sprintf("%d (transport %d, 5xx %d, allowed refused %d, denied allowed %d, overflow %d)", bad,
-				kinds[errTransport], kinds[err5xx], kinds[errRefused], kinds[errAllowed], kinds[errOverflow])
+			errs = fmt.Sprintf("%d (transport %d, 5xx %d, allowed refused %d, denied allowed %d, later than %v %d, overflow %d)", bad,
+				kinds[errTransport], kinds[err5xx], kinds[errRefused], kinds[errAllowed], lateAfter, kinds[errLate], kinds[errOverflow])
 		}
 		slices.Sort(lats)
-		fmt.Fprintf(out, "| %s | %.0f | %.0f | %.0f | %s | %s | %s | %s | %.0f → %.0f | %.1f → %.1f | %d (%s) | %.0f / %.0f | %.0f |\n", ep.name, maxRate, target, held,
-			pct(lats, 0.50), pct(lats, 0.99), pct(lats, 0.999), errs, g0, g1, h0/(1<<20), h1/(1<<20), stallN, stallMax.Round(time.Millisecond),
+		fmt.Fprintf(out, "| %s | %.0f | %.0f | %.0f | %s | %s | %s | %s | %s | %.0f → %.0f | %.1f → %.1f | %d (%s) | %.0f / %.0f | %.0f |\n", ep.name, maxRate, target, held,
+			pct(lats, 0.50), pct(lats, 0.99), pct(lats, 0.999), pct(lats, 1), errs, g0, g1, h0/(1<<20), h1/(1<<20), stallN, stallMax.Round(time.Millisecond),
 			rt1.sched10ms-rt0.sched10ms, rt1.sched117ms-rt0.sched117ms, rt1.stw10ms-rt0.stw10ms)
 		if bad > 0 || g1 > g0+10 {
 			failed = true
@@ -251,9 +252,18 @@ const (
 	err5xx              // the server failed
 	errRefused          // an allowed request was refused
 	errAllowed          // a denied request was allowed
+	errLate             // answered, but later than lateAfter after its scheduled send time
 	errOverflow         // the open loop had too many requests in flight: the server fell behind
 	nErr
 )
+
+// lateAfter is the longest a right answer may take, from its scheduled send time, and still
+// count as one. The servers that call the hooks wait longer (seconds), so an answer within it
+// costs a client nothing; one beyond it means the server fell behind, not that it hiccuped.
+// (An earlier version counted requests beyond 2,048 in flight as errors instead: about 140 ms of
+// backlog at these rates, which a pause of the shared 2-core machine or a probe that measured a
+// lucky maximum could pass while every request was still answered right within 0.3 s.)
+const lateAfter = time.Second
 
 // do sends the i-th request of ep and classifies the answer: -1 as expected, else an error kind.
 // OME always answers 200 and says {"allowed":…}; SRS allows with {"code":0}; the others allow
@@ -302,8 +312,6 @@ func closedLoop(client *http.Client, ep endpoint, d time.Duration, conns int) fl
 	return float64(n.Load()) / d.Seconds()
 }
 
-// openLoop schedules requests at rate for d, at most inflight at once (beyond that a request
-// counts as an error: the server did not keep up), and returns every result and the rate held.
 // stallWatch measures the load generator's own scheduling: a goroutine that asks to wake every
 // 5 ms and records how late it woke. A gap of hundreds of milliseconds there means the load
 // generator itself (with everything on the machine) was not running — its requests then leave
@@ -350,6 +358,8 @@ func (w *stallWatch) end() (time.Duration, int) {
 	return w.max, w.count
 }
 
+// openLoop schedules requests at rate for d, at most inflight at once (beyond that a request
+// counts as an error: the server did not keep up), and returns every result and the rate held.
 func openLoop(client *http.Client, ep endpoint, d time.Duration, rate float64, inflight int) ([]result, float64) {
 	interval := time.Duration(float64(time.Second) / rate)
 	n := int(d / interval)
@@ -371,7 +381,11 @@ func openLoop(client *http.Client, ep endpoint, d time.Duration, rate float64, i
 		wg.Go(func() {
 			defer func() { <-sem }()
 			e := do(client, ep, i)
-			res[i] = result{lat: time.Since(at), err: e}
+			lat := time.Since(at)
+			if e < 0 && lat > lateAfter {
+				e = errLate
+			}
+			res[i] = result{lat: lat, err: e}
 		})
 	}
 	wg.Wait()
