@@ -18,9 +18,9 @@ type deadlineCtx struct {
 	parent   context.Context
 	deadline time.Time
 
-	mu     sync.Mutex
+	mu     sync.Mutex // serialises arm and cancel
 	armed  atomic.Pointer[armedCtx]
-	closed bool // cancel was called: Done arms an already-canceled context
+	closed atomic.Bool // cancel was called: Done arms an already-canceled context
 }
 
 type armedCtx struct {
@@ -29,10 +29,15 @@ type armedCtx struct {
 }
 
 // withLazyDeadline returns ctx bounded by d from now and its cancel function, which must be
-// called (as context.WithTimeout's).
+// called (as context.WithTimeout's). It is small enough to inline, so a caller that only calls
+// (or defers) cancel keeps its closure on the stack: one allocation per decision, not two.
 func withLazyDeadline(parent context.Context, d time.Duration) (*deadlineCtx, context.CancelFunc) {
-	c := &deadlineCtx{parent: parent, deadline: time.Now().Add(d)}
+	c := newDeadlineCtx(parent, d)
 	return c, c.cancel
+}
+
+func newDeadlineCtx(parent context.Context, d time.Duration) *deadlineCtx {
+	return &deadlineCtx{parent: parent, deadline: time.Now().Add(d)}
 }
 
 // LazyTimeout is context.WithTimeout for a caller that bounds a decision below the engine's own
@@ -53,7 +58,7 @@ func (c *deadlineCtx) arm() *armedCtx {
 		return a
 	}
 	ctx, cancel := context.WithDeadline(c.parent, c.deadline)
-	if c.closed {
+	if c.closed.Load() {
 		cancel()
 	}
 	a := &armedCtx{ctx: ctx, cancel: cancel}
@@ -63,7 +68,7 @@ func (c *deadlineCtx) arm() *armedCtx {
 
 func (c *deadlineCtx) cancel() {
 	c.mu.Lock()
-	c.closed = true
+	c.closed.Store(true)
 	a := c.armed.Load()
 	c.mu.Unlock()
 	if a != nil {
@@ -90,10 +95,7 @@ func (c *deadlineCtx) Err() error {
 	if err := c.parent.Err(); err != nil {
 		return err
 	}
-	c.mu.Lock()
-	closed := c.closed
-	c.mu.Unlock()
-	if closed {
+	if c.closed.Load() {
 		return context.Canceled
 	}
 	if !time.Now().Before(c.deadline) {

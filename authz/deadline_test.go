@@ -115,3 +115,19 @@ func TestLazyDeadline(t *testing.T) {
 		<-chans[0]
 	})
 }
+
+// TestLazyDeadlineAllocs: a decision that never waits costs one allocation (the context, which
+// escapes into the chain as in Engine.run), not a second one for its cancel function.
+func TestLazyDeadlineAllocs(t *testing.T) {
+	var sink context.Context
+	n := testing.AllocsPerRun(100, func() {
+		c, cancel := withLazyDeadline(context.Background(), time.Hour)
+		defer cancel()
+		sink = c
+		_ = c.Err()
+	})
+	if n != 1 {
+		t.Errorf("withLazyDeadline + Err + cancel: %v allocations, want 1", n)
+	}
+	_ = sink
+}

@@ -5,6 +5,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"unicode/utf8"
 )
 
 // PathPattern matches stream paths. The syntax is MediaMTX's plus globs:
@@ -16,12 +17,13 @@ import (
 // MediaMTX path names cannot contain '*', so the glob form never changes what a MediaMTX config
 // means. The zero PathPattern matches any path.
 type PathPattern struct {
-	src string
-	re  *regexp.Regexp // nil: exact or any
+	src  string
+	re   *regexp.Regexp // the "~" form, or a glob that glob cannot match exactly (see compileGlob)
+	glob *glob          // a glob; nil with re nil: exact or any
 }
 
 // ParsePathPattern compiles s. An invalid regular expression is an error (MediaMTX silently never
-// matches it).
+// matches it), as is a glob that is not valid UTF-8.
 func ParsePathPattern(s string) (PathPattern, error) {
 	switch {
 	case s == "":
@@ -33,34 +35,48 @@ func ParsePathPattern(s string) (PathPattern, error) {
 		}
 		return PathPattern{src: s, re: re}, nil
 	case strings.Contains(s, "*"):
-		var b strings.Builder
-		b.WriteString("^")
-		for i := 0; i < len(s); {
-			switch {
-			case strings.HasPrefix(s[i:], "**"):
-				b.WriteString(".*")
-				i += 2
-			case s[i] == '*':
-				b.WriteString("[^/]*")
-				i++
-			default:
-				j := i
-				for j < len(s) && s[j] != '*' {
-					j++
-				}
-				b.WriteString(regexp.QuoteMeta(s[i:j]))
-				i = j
-			}
+		if !utf8.ValidString(s) {
+			return PathPattern{}, fmt.Errorf("%w: glob %q is not valid UTF-8", ErrInvalidPath, s)
 		}
-		b.WriteString("$")
-		return PathPattern{src: s, re: regexp.MustCompile(b.String())}, nil
+		if g, ok := compileGlob(s); ok {
+			return PathPattern{src: s, glob: g}, nil
+		}
+		return PathPattern{src: s, re: regexp.MustCompile(globRegexp(s))}, nil
 	}
 	return PathPattern{src: s}, nil
+}
+
+// globRegexp is the regular expression glob s means: '*' matches within one segment, '**' across
+// segments, everything else literally.
+func globRegexp(s string) string {
+	var b strings.Builder
+	b.WriteString("^")
+	for i := 0; i < len(s); {
+		switch {
+		case strings.HasPrefix(s[i:], "**"):
+			b.WriteString(".*")
+			i += 2
+		case s[i] == '*':
+			b.WriteString("[^/]*")
+			i++
+		default:
+			j := i
+			for j < len(s) && s[j] != '*' {
+				j++
+			}
+			b.WriteString(regexp.QuoteMeta(s[i:j]))
+			i = j
+		}
+	}
+	b.WriteString("$")
+	return b.String()
 }
 
 // Match reports whether path matches the pattern.
 func (p PathPattern) Match(path string) bool {
 	switch {
+	case p.glob != nil:
+		return p.glob.match(path)
 	case p.src == "":
 		return true
 	case p.re != nil:

@@ -6,6 +6,7 @@
 package decisions
 
 import (
+	"net/netip"
 	"sync"
 	"time"
 
@@ -70,13 +71,20 @@ type bucket struct {
 
 // ring keeps the last len(buf) entries; next is where the next one goes.
 type ring struct {
-	buf  []Entry
+	buf  []record
 	next int
 	full bool
 }
 
-func (r *ring) add(e Entry) {
-	r.buf[r.next] = e
+// record is an Entry as kept: its IP is written out only when a snapshot shows it, not on every
+// decision.
+type record struct {
+	Entry
+	ip netip.Addr
+}
+
+func (r *ring) add(e Entry, ip netip.Addr) {
+	r.buf[r.next] = record{Entry: e, ip: ip}
 	r.next = (r.next + 1) % len(r.buf)
 	if r.next == 0 {
 		r.full = true
@@ -90,7 +98,12 @@ func (r *ring) newest(out []Entry) []Entry {
 		n = len(r.buf)
 	}
 	for i := 1; i <= n; i++ {
-		out = append(out, r.buf[(r.next-i+len(r.buf))%len(r.buf)])
+		rec := &r.buf[(r.next-i+len(r.buf))%len(r.buf)]
+		e := rec.Entry
+		if rec.ip.IsValid() {
+			e.IP = rec.ip.String()
+		}
+		out = append(out, e)
 	}
 	return out
 }
@@ -107,7 +120,7 @@ func New(size int, opts ...Option) *Recent {
 	if size <= 0 {
 		size = DefaultSize
 	}
-	r := &Recent{now: time.Now, denials: ring{buf: make([]Entry, size)}, allows: ring{buf: make([]Entry, size)}}
+	r := &Recent{now: time.Now, denials: ring{buf: make([]record, size)}, allows: ring{buf: make([]record, size)}}
 	for _, o := range opts {
 		o(r)
 	}
@@ -121,17 +134,14 @@ func (r *Recent) Observe(o authz.Observation) {
 		Result: o.Outcome.String(), Reason: o.Reason, Method: o.Method, Identity: o.Identity, KeyID: o.KeyID,
 		TookMS: float64(o.Took.Microseconds()) / 1000, Undecided: o.Undecided,
 	}
-	if o.IP.IsValid() {
-		e.IP = o.IP.String()
-	}
 	allowed := o.Outcome == authz.Allow
 	m := o.Time.Unix() / 60
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if allowed {
-		r.allows.add(e)
+		r.allows.add(e, o.IP)
 	} else {
-		r.denials.add(e)
+		r.denials.add(e, o.IP)
 	}
 	b := &r.minutes[slot(m)]
 	switch {

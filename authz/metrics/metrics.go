@@ -22,22 +22,30 @@ import (
 	"gatehouse/authz"
 )
 
-// protocols are the protocol label values; any other name is "other" and an empty one "none".
-var protocols = map[string]bool{
-	"rtmp": true, "rtmps": true, "rtsp": true, "rtsps": true, "srt": true, "hls": true, "llhls": true,
-	"webrtc": true, "dash": true, "moq": true, "http": true, "https": true, "flv": true,
-}
-
-// Protocol returns the bounded label value of a request's protocol.
+// Protocol returns the bounded label value of a request's protocol: one of a fixed list of
+// names, "other" for any other name and "none" for an empty one. Case and surrounding space are
+// ignored.
 func Protocol(p string) string {
+	if q, ok := knownProtocol(p); ok { // as adapters write it: no case or space to fold
+		return q
+	}
 	p = strings.ToLower(strings.TrimSpace(p))
-	switch {
-	case p == "":
+	if p == "" {
 		return "none"
-	case protocols[p]:
-		return p
+	}
+	if q, ok := knownProtocol(p); ok {
+		return q
 	}
 	return "other"
+}
+
+// knownProtocol returns the label value of p if p is, exactly, one of the protocol names.
+func knownProtocol(p string) (string, bool) {
+	switch p {
+	case "rtmp", "rtmps", "rtsp", "rtsps", "srt", "hls", "llhls", "webrtc", "dash", "moq", "http", "https", "flv":
+		return p, true
+	}
+	return "", false
 }
 
 // maxLabel bounds any other label value taken from configuration (method ids, adapter names).
