@@ -2,6 +2,8 @@ package hookio
 
 import (
 	"bytes"
+	"encoding/binary"
+	"math/bits"
 	"strings"
 	"unicode/utf8"
 )
@@ -174,13 +176,49 @@ var plainByte = func() (t [256]bool) {
 	return t
 }()
 
-// scanString reads a JSON string without escapes starting at b[i] == '"'.
+// Word-at-a-time masks for scanString: every byte of a uint64 set to the same value.
+const (
+	ones  = 0x0101010101010101
+	highs = 0x8080808080808080
+)
+
+// specialBytes marks, in the high bit of each byte, the bytes of little-endian word v that are not
+// plain printable ASCII: '"', '\\', a control byte (< 0x20) or a non-ASCII byte (>= 0x80). A byte
+// above a marked one may be marked too (a borrow of a subtraction carries over), but the lowest
+// marked byte is always one of those, and scanString only uses the lowest.
+func specialBytes(v uint64) uint64 {
+	q := v ^ ('"' * ones)
+	bs := v ^ ('\\' * ones)
+	// (b-0x20)|b has its high bit set for b < 0x20 and b >= 0x80 (without a borrow from below).
+	return ((q-ones)&^q | (bs-ones)&^bs | (v - 0x20*ones) | v) & highs
+}
+
+// scanString reads a JSON string without escapes starting at b[i] == '"'. It skips plain
+// printable ASCII 8 bytes at a time (specialBytes) and leaves the rest, from the first byte that is
+// not, to scanStringTail.
 func scanString(b []byte, i int) ([]byte, int, bool) {
 	if i >= len(b) || b[i] != '"' {
 		return nil, i, false
 	}
+	j := i + 1
+	for j+8 <= len(b) {
+		if m := specialBytes(binary.LittleEndian.Uint64(b[j : j+8])); m != 0 {
+			j += bits.TrailingZeros64(m) >> 3
+			if b[j] == '"' {
+				return b[i+1 : j], j + 1, true
+			}
+			break
+		}
+		j += 8
+	}
+	return scanStringTail(b, i, j)
+}
+
+// scanStringTail reads the string starting at b[i] == '"' byte by byte from b[j], all of b[i+1:j]
+// being plain printable ASCII.
+func scanStringTail(b []byte, i, j int) ([]byte, int, bool) {
 	ascii := true
-	for j := i + 1; j < len(b); j++ {
+	for ; j < len(b); j++ {
 		c := b[j]
 		if plainByte[c] {
 			continue
@@ -202,7 +240,7 @@ func scanString(b []byte, i int) ([]byte, int, bool) {
 }
 
 func skipWS(b []byte, i int) int {
-	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
+	for i < len(b) && b[i] <= ' ' && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
 		i++
 	}
 	return i

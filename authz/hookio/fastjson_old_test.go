@@ -52,7 +52,7 @@ func FuzzFoldsToAnyMatchesOld(f *testing.F) {
 }
 
 func FuzzScanStringMatchesOld(f *testing.F) {
-	for _, s := range []string{`"abc"`, `"a\"b"`, "\"\xff\"", "\"é\\\"", "\"é\x01\"", `"abc`, `x"`, "\"a\x00", "\"\xe2\x82\"x\""} {
+	for _, s := range []string{`"abc"`, `"a\"b"`, "\"\xff\"", "\"é\\\"", "\"é\x01\"", `"abc`, `x"`, "\"a\x00", "\"\xe2\x82\"x\"", "\"abcdefgh\x7f\"", "\"abcdefghijklmnopqrstuvwx\"yz", "\"abcdé\x01fghijklmnopq\"", "\"ab\\\\cdefghijklmn\"", "\"éééééééé\xff\"123456789\"", "\"abcdefg\x1fhij\"xyz"} {
 		f.Add([]byte(s), 0)
 	}
 	f.Fuzz(func(t *testing.T, b []byte, i int) {
@@ -61,8 +61,27 @@ func FuzzScanStringMatchesOld(f *testing.F) {
 		}
 		got, gotEnd, gotOK := scanString(b, i)
 		want, wantEnd, wantOK := oldScanString(b, i)
-		if gotOK != wantOK || string(got) != string(want) || gotOK && gotEnd != wantEnd {
+		if gotOK != wantOK || string(got) != string(want) || gotEnd != wantEnd || (got == nil) != (want == nil) {
 			t.Fatalf("scanString(%q, %d) = %q, %d, %v; want %q, %d, %v", b, i, got, gotEnd, gotOK, want, wantEnd, wantOK)
 		}
 	})
+}
+
+// TestScanStringEveryByte puts every byte value at every offset of the first two words a string
+// scan reads (and just past them), before and after a non-ASCII byte, and compares with the old
+// scanString.
+func TestScanStringEveryByte(t *testing.T) {
+	for _, prefix := range []string{"", "é"} {
+		for pos := 0; pos < 20; pos++ {
+			for c := 0; c < 256; c++ {
+				b := []byte(`"` + prefix + strings.Repeat("a", pos) + string(rune(0)) + strings.Repeat("b", 20) + `"tail`)
+				b[1+len(prefix)+pos] = byte(c)
+				got, gotEnd, gotOK := scanString(b, 0)
+				want, wantEnd, wantOK := oldScanString(b, 0)
+				if gotOK != wantOK || string(got) != string(want) || gotEnd != wantEnd {
+					t.Fatalf("scanString(%q) = %q, %d, %v; want %q, %d, %v", b, got, gotEnd, gotOK, want, wantEnd, wantOK)
+				}
+			}
+		}
+	}
 }

@@ -64,3 +64,19 @@ func TestWalkJSON(t *testing.T) {
 		})
 	}
 }
+
+// BenchmarkWalkJSON walks the bodies of the MediaMTX, OME and SRS hook benchmarks (cmd/hookbench).
+func BenchmarkWalkJSON(b *testing.B) {
+	bodies := [][]byte{
+		[]byte(`{"ip":"127.0.0.1","user":"testuser","password":"testpass","token":"testpass","action":"publish","path":"live/cam","protocol":"rtmp","id":null,"query":"","userAgent":"bench"}`),
+		[]byte(`{"client":{"address":"127.0.0.1","port":51234},"request":{"direction":"incoming","protocol":"RTMP","status":"opening","time":"2026-05-12T13:45:00.123+00:00","url":"rtmp://127.0.0.1:1935/live/cam?user=testuser&pass=testpass"}}`),
+		[]byte(`{"server_id":"vid-0xk989d","service_id":"9ej8d2b6","action":"on_publish","client_id":"341w361a","ip":"127.0.0.1","vhost":"__defaultVhost__","app":"live","tcUrl":"rtmp://127.0.0.1/live","stream":"cam","param":"?user=testuser&pass=testpass","stream_url":"/live/cam","stream_id":"vid-6r1z1i3"}`),
+	}
+	for _, body := range bodies {
+		b.Run("", func(b *testing.B) {
+			for b.Loop() {
+				WalkJSON(body, func(_, _, _ []byte, _ FastKind) bool { return true })
+			}
+		})
+	}
+}

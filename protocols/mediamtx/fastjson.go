@@ -28,19 +28,20 @@ func decodeFast(b []byte, w *wireRequest) bool {
 		return false
 	}
 	n := 0
-	for _, v := range raw.vals {
-		n += len(v)
+	for i := range raw.vals {
+		n += len(raw.vals[i])
 	}
 	var sb strings.Builder
 	sb.Grow(n)
-	for _, v := range raw.vals {
-		sb.Write(v)
+	for i := range raw.vals {
+		sb.Write(raw.vals[i])
 	}
 	all, off := sb.String(), 0
 	var str [numFields]string
-	for i, v := range raw.vals {
-		str[i] = all[off : off+len(v)]
-		off += len(v)
+	for i := range raw.vals {
+		end := off + len(raw.vals[i])
+		str[i] = all[off:end]
+		off = end
 	}
 	w.IP, w.User, w.Password, w.Token, w.Action = str[fIP], str[fUser], str[fPassword], str[fToken], str[fAction]
 	w.Path, w.Protocol, w.Query, w.UserAgent = str[fPath], str[fProtocol], str[fQuery], str[fUserAgent]

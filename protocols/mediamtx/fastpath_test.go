@@ -1,6 +1,12 @@
 package mediamtx
 
 import (
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -91,3 +97,58 @@ func FuzzDecodeFastMatchesRef(f *testing.F) {
 		}
 	})
 }
+
+// FuzzToLowerMatchesStrings: toLower is strings.ToLower.
+func FuzzToLowerMatchesStrings(f *testing.F) {
+	for _, s := range []string{"rtmp", "RTMP", "WebRTC", "srt", "", "\u212a", "İ", "rtsp\xff"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		if got, want := toLower(s), strings.ToLower(s); got != want {
+			t.Fatalf("toLower(%q) = %q, want %q", s, got, want)
+		}
+	})
+}
+
+// writeJSONRef is writeJSON before it put the body and header values in one allocation.
+func writeJSONRef(w http.ResponseWriter, status int, v reply) {
+	var buf [256]byte
+	b := appendReply(buf[:0], v)
+	h := w.Header()
+	vals := []string{"application/json", strconv.Itoa(len(b))}
+	h["Content-Type"], h["Content-Length"] = vals[0:1:1], vals[1:2:2]
+	w.WriteHeader(status)
+	_, _ = w.Write(b)
+}
+
+// TestWriteJSONWire: the reply's bytes on the wire (status line, headers, body) are the old
+// writer's, for short replies and ones longer than writeJSON's buffer.
+func TestWriteJSONWire(t *testing.T) {
+	for _, r := range []reply{
+		{Allowed: true, Reason: "allowed"},
+		{Reason: "not_permitted", Message: "not permitted"},
+		{Reason: "malformed_request", Message: strings.Repeat("é\"<x>\x01", 60)},
+	} {
+		var wire [2]string
+		for i, write := range []func(http.ResponseWriter, int, reply){writeJSON, writeJSONRef} {
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { write(w, 403, r) }))
+			conn, err := net.Dial("tcp", srv.Listener.Addr().String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, _ = io.WriteString(conn, "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+			b, err := io.ReadAll(conn)
+			conn.Close()
+			srv.Close()
+			if err != nil {
+				t.Fatal(err)
+			}
+			wire[i] = dateLine.ReplaceAllString(string(b), "Date: -\r\n")
+		}
+		if wire[0] != wire[1] {
+			t.Errorf("writeJSON wrote\n%q\nwant\n%q", wire[0], wire[1])
+		}
+	}
+}
+
+var dateLine = regexp.MustCompile(`Date: [^\r]*\r\n`)

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"gatehouse/authz"
 	"gatehouse/authz/creds"
@@ -69,10 +70,16 @@ type wireRequest struct {
 // Decode parses a MediaMTX request body into an authz.Request. Every error wraps ErrMalformed and
 // never contains a credential.
 func Decode(body []byte) (*authz.Request, error) {
-	var w wireRequest
+	var w wireRequest // on the stack: decodeSlow has its own, which encoding/json makes escape
 	if decodeFast(body, &w) {
 		return toRequest(&w)
 	}
+	return decodeSlow(body)
+}
+
+// decodeSlow decodes what decodeFast leaves to encoding/json.
+func decodeSlow(body []byte) (*authz.Request, error) {
+	var w wireRequest
 	if err := hookio.DecodeJSON(body, &w, ErrMalformed); err != nil {
 		return nil, err
 	}
@@ -89,7 +96,7 @@ func toRequest(w *wireRequest) (*authz.Request, error) {
 	req := &authz.Request{
 		Action:    action,
 		Path:      w.Path,
-		Protocol:  strings.ToLower(w.Protocol),
+		Protocol:  toLower(w.Protocol),
 		Query:     w.Query,
 		UserAgent: w.UserAgent,
 		Source:    Source,
@@ -110,6 +117,17 @@ func toRequest(w *wireRequest) (*authz.Request, error) {
 		req.IP = ip
 	}
 	return req, nil
+}
+
+// toLower is strings.ToLower without its call for the usual protocol names, already in lower-case
+// ASCII.
+func toLower(s string) string {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c >= utf8.RuneSelf || 'A' <= c && c <= 'Z' {
+			return strings.ToLower(s)
+		}
+	}
+	return s
 }
 
 // credentials sorts what MediaMTX forwards: user and password are the protocol's own fields,
@@ -165,11 +183,18 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 func writeJSON(w http.ResponseWriter, status int, v reply) {
-	var buf [256]byte
-	b := appendReply(buf[:0], v)
+	o := new(replyOut) // one allocation for the body and both header values
+	b := appendReply(o.body[:0], v)
+	o.vals = [2]string{"application/json", strconv.Itoa(len(b))}
 	h := w.Header()
-	vals := []string{"application/json", strconv.Itoa(len(b))} // one allocation for both values
-	h["Content-Type"], h["Content-Length"] = vals[0:1:1], vals[1:2:2]
+	h["Content-Type"], h["Content-Length"] = o.vals[0:1:1], o.vals[1:2:2]
 	w.WriteHeader(status)
 	_, _ = w.Write(b)
+}
+
+// replyOut holds what writeJSON hands to net/http: the header values and the encoded reply (a
+// longer one grows into its own slice).
+type replyOut struct {
+	vals [2]string
+	body [224]byte
 }
