@@ -82,7 +82,7 @@ func (l *Logger) Begin(t time.Time, level slog.Level, msg string) Line {
 		ln.b = append(ln.b, "time="...)
 		ln.b = l.appendTime(ln.b, t.Round(0))
 		ln.b = append(ln.b, " level="...)
-		ln.b = appendTextString(ln.b, level.String())
+		ln.b = append(ln.b, level.String()...) // letters, digits, '+' or '-': never quoted
 		ln.b = append(ln.b, " msg="...)
 		ln.b = appendTextString(ln.b, msg)
 	}
@@ -106,23 +106,41 @@ func (ln *Line) End() {
 
 func (ln *Line) key(k string) {
 	if ln.json {
-		ln.b = append(ln.b, ',')
-		ln.b = appendJSONString(ln.b, k)
-		ln.b = append(ln.b, ':')
-		return
+		ln.b = appendJSONKey(ln.b, k)
+	} else {
+		ln.b = appendTextKey(ln.b, k)
 	}
-	ln.b = append(ln.b, ' ')
-	ln.b = appendTextString(ln.b, k)
-	ln.b = append(ln.b, '=')
+}
+
+// appendTextKey appends " key=".
+func appendTextKey(b []byte, k string) []byte {
+	b = append(b, ' ')
+	if plain(k) {
+		b = append(b, k...)
+	} else {
+		b = appendTextStringSlow(b, k)
+	}
+	return append(b, '=')
+}
+
+// appendJSONKey appends `,"key":`.
+func appendJSONKey(b []byte, k string) []byte {
+	if plain(k) {
+		b = append(b, ',', '"')
+		b = append(b, k...)
+		return append(b, '"', ':')
+	}
+	b = append(b, ',')
+	b = appendJSONStringSlow(b, k)
+	return append(b, ':')
 }
 
 // String appends key=value.
 func (ln *Line) String(key, value string) {
-	ln.key(key)
 	if ln.json {
-		ln.b = appendJSONString(ln.b, value)
+		ln.b = appendJSONString(appendJSONKey(ln.b, key), value)
 	} else {
-		ln.b = appendTextString(ln.b, value)
+		ln.b = appendTextString(appendTextKey(ln.b, key), value)
 	}
 }
 
@@ -133,13 +151,13 @@ func (ln *Line) Bytes(key string, value []byte) {
 		ln.String(key, string(value))
 		return
 	}
-	ln.key(key)
 	if ln.json {
-		ln.b = append(ln.b, '"')
-		ln.b = append(ln.b, value...)
-		ln.b = append(ln.b, '"')
+		b := appendJSONKey(ln.b, key)
+		b = append(b, '"')
+		b = append(b, value...)
+		ln.b = append(b, '"')
 	} else {
-		ln.b = append(ln.b, value...)
+		ln.b = append(appendTextKey(ln.b, key), value...)
 	}
 }
 
@@ -201,9 +219,9 @@ func (l *Logger) appendTime(b []byte, t time.Time) []byte {
 		copy(s.date[:], full)
 		l.stamp.Store(s)
 	}
+	ms := uint(t.Nanosecond()) / uint(time.Millisecond)
 	b = append(b, s.date[:]...)
-	b = append(b, '.')
-	b = appendDigits(b, t.Nanosecond()/int(time.Millisecond), 3)
+	b = append(b, '.', byte('0'+ms/100), byte('0'+ms/10%10), byte('0'+ms%10))
 	return append(b, s.zone...)
 }
 
@@ -265,19 +283,37 @@ func appendDigits(b []byte, v, width int) []byte {
 	return append(b, buf[i:]...)
 }
 
-// plain reports whether s is non-empty printable ASCII without space, '"', '\\' or '=': written
-// as it is by both formats (the common case, checked first).
+// plainByte marks the bytes both formats write as they are wherever they stand in a string:
+// printable ASCII other than space, '"', '\\' and '=' (an immutable lookup table).
+var plainByte = func() (t [256]bool) {
+	for c := '!'; c < 0x7f; c++ {
+		t[c] = c != '"' && c != '\\' && c != '='
+	}
+	return t
+}()
+
+// plain reports whether s is non-empty and all plainByte: written as it is by both formats (the
+// common case, checked first, one table lookup a byte).
 func plain[S string | []byte](s S) bool {
 	for i := 0; i < len(s); i++ {
-		if c := s[i]; c <= ' ' || c >= 0x7f || c == '"' || c == '\\' || c == '=' {
+		if !plainByte[s[i]] {
 			return false
 		}
 	}
 	return len(s) > 0
 }
 
+// appendTextString is slog's text string: as it is unless needsQuoting, else quoted.
 func appendTextString(b []byte, s string) []byte {
-	if plain(s) || !needsQuoting(s) {
+	if plain(s) {
+		return append(b, s...)
+	}
+	return appendTextStringSlow(b, s)
+}
+
+// appendTextStringSlow is appendTextString by slog's own rule, for strings that are not plain.
+func appendTextStringSlow(b []byte, s string) []byte {
+	if !needsQuoting(s) {
 		return append(b, s...)
 	}
 	return strconv.AppendQuote(b, s)
@@ -313,11 +349,17 @@ const hex = "0123456789abcdef"
 
 // appendJSONString is slog's JSON string: quoted, escaped as appendEscapedJSONString does.
 func appendJSONString(b []byte, s string) []byte {
-	b = append(b, '"')
 	if plain(s) {
+		b = append(b, '"')
 		b = append(b, s...)
 		return append(b, '"')
 	}
+	return appendJSONStringSlow(b, s)
+}
+
+// appendJSONStringSlow is appendJSONString escaping byte by byte, for strings that are not plain.
+func appendJSONStringSlow(b []byte, s string) []byte {
+	b = append(b, '"')
 	start := 0
 	for i := 0; i < len(s); {
 		if c := s[i]; c < utf8.RuneSelf {

@@ -5,6 +5,8 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 )
@@ -161,4 +163,82 @@ func TestOneLoggerManyTimes(t *testing.T) {
 			t.Errorf("%v: got %s, want %s", tm, buf.String(), want)
 		}
 	}
+}
+
+// refTextString and refJSONString are the string writers as they were before their fast paths
+// (a byte-by-byte plain check, then slog's rules): the reference the fast paths are held to.
+func refTextString(b []byte, s string) []byte {
+	if refPlain(s) || !needsQuoting(s) {
+		return append(b, s...)
+	}
+	return strconv.AppendQuote(b, s)
+}
+
+func refJSONString(b []byte, s string) []byte {
+	if refPlain(s) {
+		b = append(b, '"')
+		b = append(b, s...)
+		return append(b, '"')
+	}
+	return appendJSONStringSlow(b, s) // the escaping loop as it was (held to slog's by FuzzSameBytesAsSlog)
+}
+
+func refPlain(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c <= ' ' || c >= 0x7f || c == '"' || c == '\\' || c == '=' {
+			return false
+		}
+	}
+	return len(s) > 0
+}
+
+// sameAsRef holds every string writer (values and keys) to the reference for s, appended after a
+// prefix into buffers with no spare capacity, some, and enough.
+func sameAsRef(t *testing.T, s string) {
+	t.Helper()
+	const pre = "x=1"
+	for _, spare := range []int{0, len(s) / 2, len(s) + 8} {
+		buf := func() []byte { return append(make([]byte, 0, len(pre)+spare), pre...) }
+		for _, c := range []struct {
+			name      string
+			got, want []byte
+		}{
+			{"text", appendTextString(buf(), s), refTextString(buf(), s)},
+			{"json", appendJSONString(buf(), s), refJSONString(buf(), s)},
+			{"text key", appendTextKey(buf(), s), append(refTextString(append(buf(), ' '), s), '=')},
+			{"json key", appendJSONKey(buf(), s), append(refJSONString(append(buf(), ','), s), ':')},
+		} {
+			if !bytes.Equal(c.got, c.want) {
+				t.Fatalf("%s %q (spare %d): got %q, want %q", c.name, s, spare, c.got, c.want)
+			}
+		}
+	}
+}
+
+// TestFastStringsEveryByteEveryPlace: one byte of every value at every place of a plain string of
+// every length up to 24 (each word-at-a-time check and its tail), written as the reference does.
+func TestFastStringsEveryByteEveryPlace(t *testing.T) {
+	for n := 0; n <= 24; n++ {
+		sameAsRef(t, strings.Repeat("a", n))
+		for i := 0; i < n; i++ {
+			for c := 0; c < 256; c++ {
+				s := []byte(strings.Repeat("a", n))
+				s[i] = byte(c)
+				sameAsRef(t, string(s))
+			}
+		}
+	}
+	for _, s := range strangeStrings {
+		sameAsRef(t, s)
+	}
+}
+
+// FuzzFastStrings holds the fast string and key writers to the reference on arbitrary input.
+func FuzzFastStrings(f *testing.F) {
+	for _, s := range strangeStrings {
+		f.Add(s)
+	}
+	f.Add("identity")
+	f.Add("~!#$%&'()*+,-./0123456789:;<>?@[]^_`{|}")
+	f.Fuzz(sameAsRef)
 }
