@@ -29,6 +29,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"log/slog"
 	"math"
@@ -37,6 +38,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 	"unicode/utf8"
@@ -130,6 +132,7 @@ type Handler struct {
 	// until its closing: OME never asks again, so gatehouse re-decides them after a reload
 	// (Recheck). Viewers are not remembered: OME has no API to end one.
 	publishers *recheck.Table
+	signers    sync.Pool // *signer under secret, for verify
 }
 
 // maxPublishers bounds Handler.publishers; publisherTTL forgets a session whose closing never
@@ -190,18 +193,66 @@ func Sign(secret, body []byte) string {
 // Verify checks sig against body in constant time. Padded and standard-alphabet encodings of the
 // same bytes are accepted too. It returns ErrBadSignature on any mismatch.
 func Verify(secret, body []byte, sig string) error {
+	return verify(&signer{mac: hmac.New(sha1.New, secret)}, body, sig)
+}
+
+// signer is an HMAC-SHA1 under the secret with room for its sum: the handler keeps a few in a
+// pool instead of making one (five allocations) per request.
+type signer struct {
+	mac hash.Hash // hmac.New(sha1.New, secret)
+	sum [sha1.Size]byte
+}
+
+// maxSig is the longest signature verify reads without allocating (a valid one has 27
+// characters; base64 decoding skips '\r' and '\n', so a longer one may still be valid).
+const maxSig = 64
+
+// verify is Verify with s's MAC (FuzzVerifyMatchesOld holds it to the old Verify).
+func verify(s *signer, body []byte, sig string) error {
 	sig = strings.TrimRight(strings.TrimSpace(sig), "=")
-	sig = strings.NewReplacer("+", "-", "/", "_").Replace(sig)
-	got, err := base64.RawURLEncoding.DecodeString(sig)
-	if err != nil || len(got) != sha1.Size {
+	var buf [maxSig]byte
+	var enc []byte
+	if len(sig) <= len(buf) {
+		enc = buf[:len(sig)]
+	} else {
+		enc = make([]byte, len(sig))
+	}
+	for i := 0; i < len(sig); i++ { // the standard alphabet's two characters as the URL one's
+		switch c := sig[i]; c {
+		case '+':
+			enc[i] = '-'
+		case '/':
+			enc[i] = '_'
+		default:
+			enc[i] = c
+		}
+	}
+	var dec [maxSig * 3 / 4]byte
+	got := dec[:]
+	if n := base64.RawURLEncoding.DecodedLen(len(enc)); n > len(dec) {
+		got = make([]byte, n)
+	}
+	n, err := base64.RawURLEncoding.Decode(got, enc)
+	if err != nil || n != sha1.Size {
 		return ErrBadSignature
 	}
-	mac := hmac.New(sha1.New, secret)
-	mac.Write(body)
-	if !hmac.Equal(got, mac.Sum(nil)) {
+	s.mac.Reset()
+	s.mac.Write(body)
+	if !hmac.Equal(got[:n], s.mac.Sum(s.sum[:0])) {
 		return ErrBadSignature
 	}
 	return nil
+}
+
+// verify checks sig against body with a signer from h's pool.
+func (h *Handler) verify(body []byte, sig string) error {
+	s, _ := h.signers.Get().(*signer)
+	if s == nil {
+		s = &signer{mac: hmac.New(sha1.New, h.secret)}
+	}
+	err := verify(s, body, sig)
+	h.signers.Put(s)
+	return err
 }
 
 // Admission is OME's request document (admission_webhooks.cpp MakeMessageBody). Unknown fields are
@@ -684,7 +735,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if h.secret != nil {
-		if err := Verify(h.secret, body, r.Header.Get(SignatureHeader)); err != nil {
+		if err := h.verify(body, r.Header.Get(SignatureHeader)); err != nil {
 			h.log.Warn("ome: refused request", "error", err, "remote", r.RemoteAddr)
 			writeJSON(w, http.StatusUnauthorized, reply{Reason: "invalid signature"})
 			return
@@ -888,9 +939,18 @@ func reason(d authz.Decision) string {
 }
 
 func writeJSON(w http.ResponseWriter, status int, v reply) {
-	w.Header()["Content-Type"] = []string{"application/json"} // Header().Set, the key already canonical
+	o := new(replyOut) // one allocation for the header value and the usual reply
+	o.ctype[0] = "application/json"
+	w.Header()["Content-Type"] = o.ctype[:] // Header().Set, the key already canonical
 	w.WriteHeader(status)
-	_, _ = w.Write(v.appendJSON(make([]byte, 0, 64+len(v.Reason)+len(v.NewURL))))
+	_, _ = w.Write(v.appendJSON(o.body[:0]))
+}
+
+// replyOut holds what writeJSON hands to net/http: the Content-Type value and the encoded reply
+// (a longer one grows into its own slice).
+type replyOut struct {
+	ctype [1]string
+	body  [160]byte
 }
 
 // appendJSON appends json.Marshal(r) and a newline, without reflection (TestReplyJSONMatchesMarshal).
