@@ -4,7 +4,6 @@ import (
 	"crypto/hmac"
 	"crypto/sha1"
 	"encoding/base64"
-	"encoding/json"
 	"io"
 	"net"
 	"net/http"
@@ -98,5 +97,3 @@ func TestWriteJSONWire(t *testing.T) {
 }
 
 var dateLine = regexp.MustCompile(`Date: [^\r]*\r\n`)
-
-var _ = json.Number("") // used by the decode tests below
