@@ -29,6 +29,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"log/slog"
 	"math"
@@ -37,6 +38,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 	"unicode/utf8"
@@ -130,6 +132,7 @@ type Handler struct {
 	// until its closing: OME never asks again, so gatehouse re-decides them after a reload
 	// (Recheck). Viewers are not remembered: OME has no API to end one.
 	publishers *recheck.Table
+	signers    sync.Pool // *signer under secret, for verify
 }
 
 // maxPublishers bounds Handler.publishers; publisherTTL forgets a session whose closing never
@@ -190,18 +193,66 @@ func Sign(secret, body []byte) string {
 // Verify checks sig against body in constant time. Padded and standard-alphabet encodings of the
 // same bytes are accepted too. It returns ErrBadSignature on any mismatch.
 func Verify(secret, body []byte, sig string) error {
+	return verify(&signer{mac: hmac.New(sha1.New, secret)}, body, sig)
+}
+
+// signer is an HMAC-SHA1 under the secret with room for its sum: the handler keeps a few in a
+// pool instead of making one (five allocations) per request.
+type signer struct {
+	mac hash.Hash // hmac.New(sha1.New, secret)
+	sum [sha1.Size]byte
+}
+
+// maxSig is the longest signature verify reads without allocating (a valid one has 27
+// characters; base64 decoding skips '\r' and '\n', so a longer one may still be valid).
+const maxSig = 64
+
+// verify is Verify with s's MAC (FuzzVerifyMatchesOld holds it to the old Verify).
+func verify(s *signer, body []byte, sig string) error {
 	sig = strings.TrimRight(strings.TrimSpace(sig), "=")
-	sig = strings.NewReplacer("+", "-", "/", "_").Replace(sig)
-	got, err := base64.RawURLEncoding.DecodeString(sig)
-	if err != nil || len(got) != sha1.Size {
+	var buf [maxSig]byte
+	var enc []byte
+	if len(sig) <= len(buf) {
+		enc = buf[:len(sig)]
+	} else {
+		enc = make([]byte, len(sig))
+	}
+	for i := 0; i < len(sig); i++ { // the standard alphabet's two characters as the URL one's
+		switch c := sig[i]; c {
+		case '+':
+			enc[i] = '-'
+		case '/':
+			enc[i] = '_'
+		default:
+			enc[i] = c
+		}
+	}
+	var dec [maxSig * 3 / 4]byte
+	got := dec[:]
+	if n := base64.RawURLEncoding.DecodedLen(len(enc)); n > len(dec) {
+		got = make([]byte, n)
+	}
+	n, err := base64.RawURLEncoding.Decode(got, enc)
+	if err != nil || n != sha1.Size {
 		return ErrBadSignature
 	}
-	mac := hmac.New(sha1.New, secret)
-	mac.Write(body)
-	if !hmac.Equal(got, mac.Sum(nil)) {
+	s.mac.Reset()
+	s.mac.Write(body)
+	if !hmac.Equal(got[:n], s.mac.Sum(s.sum[:0])) {
 		return ErrBadSignature
 	}
 	return nil
+}
+
+// verify checks sig against body with a signer from h's pool.
+func (h *Handler) verify(body []byte, sig string) error {
+	s, _ := h.signers.Get().(*signer)
+	if s == nil {
+		s = &signer{mac: hmac.New(sha1.New, h.secret)}
+	}
+	err := verify(s, body, sig)
+	h.signers.Put(s)
+	return err
 }
 
 // Admission is OME's request document (admission_webhooks.cpp MakeMessageBody). Unknown fields are
@@ -226,36 +277,74 @@ type Admission struct {
 // Decode parses and checks an admission body. Every error wraps ErrMalformed and never contains
 // the URL (which may carry a token).
 func Decode(body []byte) (*Admission, error) {
-	var a Admission
+	a := new(Admission)
+	if err := a.decode(body); err != nil {
+		return nil, err
+	}
+	return a, nil
+}
+
+// decode is Decode into a (zero), which the handler keeps on its stack: decodeSlow has its own
+// admission for encoding/json, which makes it escape.
+func (a *Admission) decode(body []byte) error {
 	if !a.decodeFast(body) {
-		a = Admission{}
-		if err := hookio.DecodeJSON(body, &a, ErrMalformed); err != nil {
-			return nil, err
+		s, err := decodeSlow(body)
+		if err != nil {
+			return err
 		}
+		*a = *s
 	}
 	switch a.Request.Direction {
 	case "incoming", "outgoing":
 	default:
-		return nil, fmt.Errorf("%w: request.direction %q (want incoming or outgoing)", ErrMalformed, hookio.Truncate(a.Request.Direction))
+		return fmt.Errorf("%w: request.direction %q (want incoming or outgoing)", ErrMalformed, hookio.Truncate(a.Request.Direction))
 	}
 	switch a.Request.Status {
 	case "opening", "closing":
 	default:
-		return nil, fmt.Errorf("%w: request.status %q (want opening or closing)", ErrMalformed, hookio.Truncate(a.Request.Status))
+		return fmt.Errorf("%w: request.status %q (want opening or closing)", ErrMalformed, hookio.Truncate(a.Request.Status))
 	}
 	if a.Request.URL == "" {
-		return nil, fmt.Errorf("%w: request.url is empty", ErrMalformed)
+		return fmt.Errorf("%w: request.url is empty", ErrMalformed)
+	}
+	return nil
+}
+
+// decodeSlow decodes what decodeFast leaves to encoding/json.
+func decodeSlow(body []byte) (*Admission, error) {
+	var a Admission
+	if err := hookio.DecodeJSON(body, &a, ErrMalformed); err != nil {
+		return nil, err
 	}
 	return &a, nil
 }
 
-// decodeFast reads OME's usual body (hookio.WalkJSON's subset, port a plain integer) without
-// reflection; false means the caller must use encoding/json (FuzzDecodeFastMatchesJSON holds the
-// two to the same result).
+// The fields decodeFast reads, in its vals.
+const (
+	fAddress = iota
+	fPort
+	fRealIP
+	fUserAgent
+	fDirection
+	fProtocol
+	fStatus
+	fTime
+	fURL
+	fNewURL
+	numFields
+)
+
+// maxBatched is the most bytes decodeFast copies into one allocation (hookio.Strings' bound): the
+// fields share it, so one kept field (the URL's query, the user agent) keeps at most this much
+// alive.
+const maxBatched = 1024
+
+// decodeFast reads OME's usual body (hookio.WalkJSON's subset, port a plain integer) into a (zero)
+// without reflection; false means the caller must use encoding/json (FuzzDecodeFastMatchesJSON
+// holds the two to the same result), and a is left as it was. The values alias body until the
+// walk succeeds, then are copied out together; a itself stays where the caller put it.
 func (a *Admission) decodeFast(body []byte) bool {
-	var strs hookio.Strings // the string fields, in one allocation
-	var port string         // client.port's digits, when it came (not null)
-	portSet := false
+	var vals [numFields][]byte // the last value of each field (null leaves it, as encoding/json does)
 	ok := hookio.WalkJSON(body, func(parent, key, val []byte, kind hookio.FastKind) bool {
 		if parent == nil {
 			switch string(key) {
@@ -264,21 +353,20 @@ func (a *Admission) decodeFast(body []byte) bool {
 			}
 			return !hookio.FoldsToAny(key, "client", "request")
 		}
-		var dst *string
+		f := -1
 		switch string(parent) {
 		case "client":
 			switch string(key) {
 			case "address":
-				dst = &a.Client.Address
+				f = fAddress
 			case "real_ip":
-				dst = &a.Client.RealIP
+				f = fRealIP
 			case "user_agent":
-				dst = &a.Client.UserAgent
+				f = fUserAgent
 			case "port":
 				switch kind {
 				case hookio.FastUint:
-					strs.Set(&port, val)
-					portSet = true
+					vals[fPort] = val
 					return true
 				case hookio.FastNull:
 					return true
@@ -290,17 +378,17 @@ func (a *Admission) decodeFast(body []byte) bool {
 		case "request":
 			switch string(key) {
 			case "direction":
-				dst = &a.Request.Direction
+				f = fDirection
 			case "protocol":
-				dst = &a.Request.Protocol
+				f = fProtocol
 			case "status":
-				dst = &a.Request.Status
+				f = fStatus
 			case "time":
-				dst = &a.Request.Time
+				f = fTime
 			case "url":
-				dst = &a.Request.URL
+				f = fURL
 			case "new_url":
-				dst = &a.Request.NewURL
+				f = fNewURL
 			default:
 				return !hookio.FoldsToAny(key, "direction", "protocol", "status", "time", "url", "new_url")
 			}
@@ -309,20 +397,42 @@ func (a *Admission) decodeFast(body []byte) bool {
 		}
 		switch kind {
 		case hookio.FastString:
-			strs.Set(dst, val)
+			vals[f] = val
 		case hookio.FastNull: // encoding/json leaves the field as it was
 		default:
 			return false // a type encoding/json refuses: let it say so
 		}
 		return true
 	})
-	if ok {
-		strs.Flush()
-		if portSet {
-			a.Client.Port = json.Number(port)
+	if !ok {
+		return false
+	}
+	var str [numFields]string
+	n := 0
+	for i := range vals {
+		n += len(vals[i])
+	}
+	if n <= maxBatched {
+		var sb strings.Builder
+		sb.Grow(n)
+		for i := range vals {
+			sb.Write(vals[i])
+		}
+		all, off := sb.String(), 0
+		for i := range vals {
+			end := off + len(vals[i])
+			str[i] = all[off:end]
+			off = end
+		}
+	} else {
+		for i := range vals {
+			str[i] = string(vals[i])
 		}
 	}
-	return ok
+	a.Client.Address, a.Client.Port, a.Client.RealIP, a.Client.UserAgent = str[fAddress], json.Number(str[fPort]), str[fRealIP], str[fUserAgent]
+	a.Request.Direction, a.Request.Protocol, a.Request.Status = str[fDirection], str[fProtocol], str[fStatus]
+	a.Request.Time, a.Request.URL, a.Request.NewURL = str[fTime], str[fURL], str[fNewURL]
+	return true
 }
 
 // Action maps request.direction: incoming (a provider: RTMP, SRT, WebRTC/WHIP ingest) is publish,
@@ -493,72 +603,90 @@ func isDigit(c byte) bool { return '0' <= c && c <= '9' }
 // A URL with fewer than two segments whose query has one streamid (older OME's SRT form) is read
 // through that inner URL under the same rules. Errors never contain the URL.
 func ParseTarget(raw, protocol string) (*Target, error) {
-	t, err := parseTarget(raw, protocol)
-	if err == nil && t == nil { // fewer than two segments: older OME's SRT streamid form
-		var outer *url.URL
-		if outer, err = url.Parse(raw); err != nil {
-			return nil, fmt.Errorf("%w: not a URL", ErrBadURL)
-		}
-		q, qerr := url.ParseQuery(outer.RawQuery) // not err: the inner parse below must set the returned one
-		if qerr != nil {
-			return nil, fmt.Errorf("%w: malformed query", ErrBadURL)
-		}
-		if sid := q["streamid"]; len(sid) != 1 || sid[0] == "" {
-			return nil, fmt.Errorf("%w: path is not /app/stream", ErrBadURL)
-		}
-		if t, err = parseTarget(q.Get("streamid"), protocol); err == nil && t == nil {
-			return nil, fmt.Errorf("%w: streamid path is not /app/stream", ErrBadURL)
-		}
-		if t != nil {
-			t.Nested = true
-		}
+	var t target
+	if err := t.parse(raw, Protocol(protocol) == "rtmp"); err != nil {
+		return nil, err
 	}
-	return t, err
+	u := t.url
+	return &Target{Path: t.path, Rest: t.rest, RawQ: t.rawQ, URL: &u, Nested: t.nested}, nil
 }
 
-// parseTarget is ParseTarget for one URL; nil, nil means the path has fewer than two segments.
-func parseTarget(raw, protocol string) (*Target, error) {
+// target is a Target holding its URL by value, so that the handler keeps both on its stack.
+type target struct {
+	path, rest, rawQ string
+	url              url.URL
+	nested           bool
+}
+
+// parse is ParseTarget into t for a protocol that Protocol maps to rtmp or not.
+func (t *target) parse(raw string, rtmp bool) error {
+	found, err := t.parse1(raw, rtmp)
+	if err == nil && !found { // fewer than two segments: older OME's SRT streamid form
+		outer, perr := url.Parse(raw)
+		if perr != nil {
+			return fmt.Errorf("%w: not a URL", ErrBadURL)
+		}
+		q, qerr := url.ParseQuery(outer.RawQuery)
+		if qerr != nil {
+			return fmt.Errorf("%w: malformed query", ErrBadURL)
+		}
+		if sid := q["streamid"]; len(sid) != 1 || sid[0] == "" {
+			return fmt.Errorf("%w: path is not /app/stream", ErrBadURL)
+		}
+		if found, err = t.parse1(q.Get("streamid"), rtmp); err == nil && !found {
+			return fmt.Errorf("%w: streamid path is not /app/stream", ErrBadURL)
+		}
+		t.nested = err == nil
+	}
+	return err
+}
+
+// parse1 is parse for one URL; false, nil means the path has fewer than two segments.
+func (t *target) parse1(raw string, rtmp bool) (bool, error) {
 	if !cleanURL(raw) {
-		return nil, fmt.Errorf("%w: invalid UTF-8 or a control character", ErrBadURL)
+		return false, fmt.Errorf("%w: invalid UTF-8 or a control character", ErrBadURL)
 	}
 	m, ok := matchOMEURL(raw)
-	u, fast := parseURLFast(raw)
+	u := &t.url
 	var err error
-	if !fast {
-		u, err = url.Parse(raw)
+	if !parseURLFast(raw, u) {
+		var pu *url.URL
+		if pu, err = url.Parse(raw); err == nil {
+			*u = *pu
+		}
 	}
 	if !ok || err != nil {
-		return nil, fmt.Errorf("%w: not a URL", ErrBadURL)
+		return false, fmt.Errorf("%w: not a URL", ErrBadURL)
 	}
 	if !strings.EqualFold(m.scheme, u.Scheme) || m.userinfo || u.User != nil ||
 		u.Opaque != "" || u.Fragment != "" || strings.Contains(raw, "#") ||
 		m.qs != u.RawQuery || m.path != u.EscapedPath() || strings.Contains(m.path, "%") {
-		return nil, fmt.Errorf("%w: OME would read another stream from this url", ErrBadURL)
+		return false, fmt.Errorf("%w: OME would read another stream from this url", ErrBadURL)
 	}
 	if !creds.ValidQuery(u.RawQuery) {
-		return nil, fmt.Errorf("%w: malformed query", ErrBadURL)
+		return false, fmt.Errorf("%w: malformed query", ErrBadURL)
 	}
 	p := strings.TrimPrefix(u.Path, "/")
 	n := strings.Count(p, "/") + 1 // segments
 	if n < 2 {
-		return nil, nil
+		return false, nil
 	}
 	max := 3 // app/stream/file
-	if Protocol(protocol) == "rtmp" {
+	if rtmp {
 		max = 2
 	}
 	if n > max {
-		return nil, fmt.Errorf("%w: path has %d segments, at most %d for this protocol", ErrBadURL, n, max)
+		return false, fmt.Errorf("%w: path has %d segments, at most %d for this protocol", ErrBadURL, n, max)
 	}
 	if err := authz.CheckPath(p); err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrBadURL, err)
+		return false, fmt.Errorf("%w: %w", ErrBadURL, err)
 	}
-	t := &Target{Path: p, RawQ: u.RawQuery, URL: u}
+	t.path, t.rest, t.rawQ = p, "", u.RawQuery
 	if n == 3 {
 		i := strings.LastIndexByte(p, '/')
-		t.Path, t.Rest = p[:i], p[i:]
+		t.path, t.rest = p[:i], p[i:]
 	}
-	return t, nil
+	return true, nil
 }
 
 // cleanURL reports whether raw is valid UTF-8 without a control character (C0 or DEL): every
@@ -577,19 +705,20 @@ func cleanURL(raw string) bool {
 	return ascii || utf8.ValidString(raw)
 }
 
-// parseURLFast returns what url.Parse returns for the usual request.url,
+// parseURLFast sets *u to what url.Parse returns for the usual request.url,
 // scheme://host[:port][/path][?query] with a host and path of unreserved characters (path also
 // '/' and ':') and a query without '#', '?' or control characters; false means the caller must
-// use url.Parse (FuzzParseURLFastMatchesParse holds the two to the same result).
-func parseURLFast(raw string) (*url.URL, bool) {
+// use url.Parse (FuzzParseURLFastMatchesParse holds the two to the same result), and *u may have
+// been changed.
+func parseURLFast(raw string, u *url.URL) bool {
 	i := 0
 	for i < len(raw) && (isAlpha(raw[i]) || i > 0 && (isDigit(raw[i]) || raw[i] == '+' || raw[i] == '-' || raw[i] == '.')) {
 		i++
 	}
 	if i == 0 || !strings.HasPrefix(raw[i:], "://") {
-		return nil, false
+		return false
 	}
-	u := &url.URL{Scheme: raw[:i]}
+	*u = url.URL{Scheme: raw[:i]}
 	if hasUpper(u.Scheme) {
 		u.Scheme = strings.ToLower(u.Scheme)
 	}
@@ -599,36 +728,36 @@ func parseURLFast(raw string) (*url.URL, bool) {
 		switch c := rest[j]; {
 		case isUnreserved(c):
 			if colon >= 0 && !isDigit(c) {
-				return nil, false // not a port
+				return false // not a port
 			}
 		case c == ':' && colon < 0:
 			colon = j
 		default:
-			return nil, false
+			return false
 		}
 	}
 	if j == 0 || colon == 0 {
-		return nil, false
+		return false
 	}
 	u.Host, rest = rest[:j], rest[j:]
 	j = 0
 	for ; j < len(rest) && rest[j] != '?'; j++ {
 		if c := rest[j]; !isUnreserved(c) && c != '/' && c != ':' {
-			return nil, false
+			return false
 		}
 	}
 	u.Path, rest = rest[:j], rest[j:]
 	if rest == "" {
-		return u, true
+		return true
 	}
 	q := rest[1:]
 	for j := 0; j < len(q); j++ {
 		if c := q[j]; c < 0x20 || c == 0x7f || c == '#' || c == '?' {
-			return nil, false
+			return false
 		}
 	}
 	u.RawQuery, u.ForceQuery = q, q == ""
-	return u, true
+	return true
 }
 
 func isAlpha(c byte) bool { return 'a' <= c|0x20 && c|0x20 <= 'z' }
@@ -684,7 +813,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if h.secret != nil {
-		if err := Verify(h.secret, body, r.Header.Get(SignatureHeader)); err != nil {
+		if err := h.verify(body, r.Header.Get(SignatureHeader)); err != nil {
 			h.log.Warn("ome: refused request", "error", err, "remote", r.RemoteAddr)
 			writeJSON(w, http.StatusUnauthorized, reply{Reason: "invalid signature"})
 			return
@@ -693,8 +822,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.log.Warn("ome: accepting unsigned callbacks: anyone who reaches the hook can forge them; set hooks.ome.secret to OME's SecretKey",
 			"remote", r.RemoteAddr)
 	}
-	a, err := Decode(body)
-	if err != nil {
+	var adm Admission // on the stack
+	a := &adm
+	if err := a.decode(body); err != nil {
 		h.log.Warn("ome: refused request", "error", err, "remote", r.RemoteAddr)
 		writeJSON(w, http.StatusBadRequest, reply{Reason: err.Error()})
 		return
@@ -729,24 +859,25 @@ func (h *Handler) fresh(a *Admission) error {
 }
 
 func (h *Handler) opening(ctx context.Context, a *Admission) reply {
-	t, err := ParseTarget(a.Request.URL, a.Request.Protocol)
-	if err != nil {
+	proto := Protocol(a.Request.Protocol)
+	var t target // on the stack
+	if err := t.parse(a.Request.URL, proto == "rtmp"); err != nil {
 		h.log.Warn("ome: denied", "error", err, "protocol", a.Request.Protocol)
 		return reply{Reason: "stream url must be scheme://host[:port]/app/stream[/file]"}
 	}
 	req := &authz.Request{
 		Action:    a.Action(),
-		Path:      t.Path,
-		Protocol:  Protocol(a.Request.Protocol),
+		Path:      t.path,
+		Protocol:  proto,
 		IP:        h.clientIP(a),
-		Query:     t.RawQ,
+		Query:     t.rawQ,
 		ID:        a.SessionID(), // once per request: record and the re-check table reuse it
 		UserAgent: a.Client.UserAgent,
 		Source:    Source,
-		CanRename: !t.Nested, // new_url cannot rewrite an SRT streamid
+		CanRename: !t.nested, // new_url cannot rewrite an SRT streamid
 		CanEndAt:  true,      // lifetime
 	}
-	c, err := creds.FromRawQuery(t.RawQ, h.tokenParams...)
+	c, err := creds.FromRawQuery(t.rawQ, h.tokenParams...)
 	if err != nil {
 		return reply{Reason: "repeated credential parameter"}
 	}
@@ -766,17 +897,17 @@ func (h *Handler) opening(ctx context.Context, a *Admission) reply {
 	}
 	out.Lifetime = &ms
 
-	path := t.Path
-	if d.Rename != "" && d.Rename != t.Path {
-		np, ok := renamed(t.Path, d.Rename)
+	path := t.path
+	if d.Rename != "" && d.Rename != t.path {
+		np, ok := renamed(t.path, d.Rename)
 		if !ok {
 			// Fail closed: publishing under the presented (secret) name would expose it.
 			// Log the public target only: the presented path is the secret key.
 			h.log.Warn("ome: denied: rename cannot be expressed as new_url", "rename", d.Rename, "session", req.ID)
 			return reply{Reason: "rename not supported for this url"}
 		}
-		nu := *t.URL
-		nu.Path = "/" + np + t.Rest
+		nu := t.url
+		nu.Path = "/" + np + t.rest
 		nu.RawPath = ""
 		out.NewURL = nu.String()
 		path = np
@@ -824,8 +955,9 @@ func (h *Handler) closing(a *Admission) {
 	if a.Action() == authz.ActionPublish {
 		h.publishers.Forget(id)
 	}
-	t, err := ParseTarget(raw, a.Request.Protocol)
-	if err != nil {
+	proto := Protocol(a.Request.Protocol)
+	var t target
+	if err := t.parse(raw, proto == "rtmp"); err != nil {
 		h.log.Warn("ome: closing ignored", "error", err)
 		return
 	}
@@ -833,7 +965,7 @@ func (h *Handler) closing(a *Admission) {
 	if ip := h.clientIP(a); ip.IsValid() {
 		remote = ip.String()
 	}
-	h.record(a, id, t.Path, authz.Decision{}, Protocol(a.Request.Protocol), remote)
+	h.record(a, id, t.path, authz.Decision{}, proto, remote)
 }
 
 // record reports an opening (d: the decision that admitted it) or a closing (d zero) of session
@@ -888,9 +1020,18 @@ func reason(d authz.Decision) string {
 }
 
 func writeJSON(w http.ResponseWriter, status int, v reply) {
-	w.Header()["Content-Type"] = []string{"application/json"} // Header().Set, the key already canonical
+	o := new(replyOut) // one allocation for the header value and the usual reply
+	o.ctype[0] = "application/json"
+	w.Header()["Content-Type"] = o.ctype[:] // Header().Set, the key already canonical
 	w.WriteHeader(status)
-	_, _ = w.Write(v.appendJSON(make([]byte, 0, 64+len(v.Reason)+len(v.NewURL))))
+	_, _ = w.Write(v.appendJSON(o.body[:0]))
+}
+
+// replyOut holds what writeJSON hands to net/http: the Content-Type value and the encoded reply
+// (a longer one grows into its own slice).
+type replyOut struct {
+	ctype [1]string
+	body  [160]byte
 }
 
 // appendJSON appends json.Marshal(r) and a newline, without reflection (TestReplyJSONMatchesMarshal).

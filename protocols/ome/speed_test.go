@@ -172,8 +172,8 @@ func FuzzParseURLFastMatchesParse(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, raw string) {
-		got, ok := parseURLFast(raw)
-		if !ok {
+		got := new(url.URL)
+		if !parseURLFast(raw, got) {
 			return
 		}
 		want, err := url.Parse(raw)

@@ -147,78 +147,116 @@ type Hook struct {
 
 // Decode parses an SRS hook body. Every error wraps ErrMalformed and never contains param.
 func Decode(body []byte) (*Hook, error) {
-	// One pass: the outer tcUrl (shallower) takes the field from Hook's, and its pointer says
-	// whether the document had one (null counts as absent, as it always did).
 	h := new(Hook)
-	if !h.decodeFast(body) {
-		var w struct {
-			Hook
-			TcURL *string `json:"tcUrl"`
-		}
-		if err := hookio.DecodeJSON(body, &w, ErrMalformed); err != nil {
-			return nil, err
-		}
-		*h = w.Hook
-		if w.TcURL != nil {
-			h.TcURL, h.tcURLSent = *w.TcURL, true
-		}
-	}
-	if h.Action == "" {
-		return nil, fmt.Errorf("%w: no action", ErrMalformed)
+	if err := h.decode(body); err != nil {
+		return nil, err
 	}
 	return h, nil
+}
+
+// decode is Decode into h (zero), which the handler keeps on its stack: decodeJSON has its own
+// document for encoding/json, which makes it escape.
+func (h *Hook) decode(body []byte) error {
+	if !h.decodeFast(body) {
+		j, err := decodeJSON(body)
+		if err != nil {
+			return err
+		}
+		*h = *j
+	}
+	if h.Action == "" {
+		return fmt.Errorf("%w: no action", ErrMalformed)
+	}
+	return nil
+}
+
+// decodeJSON decodes what decodeFast leaves to encoding/json, in one pass: the outer tcUrl
+// (shallower) takes the field from Hook's, and its pointer says whether the document had one
+// (null counts as absent, as it always did).
+func decodeJSON(body []byte) (*Hook, error) {
+	var w struct {
+		Hook
+		TcURL *string `json:"tcUrl"`
+	}
+	if err := hookio.DecodeJSON(body, &w, ErrMalformed); err != nil {
+		return nil, err
+	}
+	if w.TcURL != nil {
+		w.Hook.TcURL, w.Hook.tcURLSent = *w.TcURL, true
+	}
+	return &w.Hook, nil
 }
 
 // hookKeys are Hook's JSON names.
 var hookKeys = [...]string{"action", "server_id", "client_id", "ip", "vhost", "app", "stream", "param", "tcUrl", "pageUrl", "file"}
 
+// The string fields decodeFast reads, in its vals.
+const (
+	fAction = iota
+	fServerID
+	fIP
+	fVhost
+	fApp
+	fStream
+	fParam
+	fTcURL
+	fPageURL
+	fFile
+	numFields
+)
+
+// maxBatched is the most bytes decodeFast copies into one allocation (hookio.Strings' bound): the
+// fields share it, so one kept field (param, the path) keeps at most this much alive.
+const maxBatched = 1024
+
 // decodeFast reads SRS's usual body (hookio.WalkJSON's subset, client_id a string or an unsigned
-// integer) without reflection, as Decode's encoding/json pass would; false means the caller must
-// use encoding/json (FuzzDecodeFastMatchesJSON holds the two to the same result).
+// integer) into h (zero) without reflection, as Decode's encoding/json pass would; false means
+// the caller must use encoding/json (FuzzDecodeFastMatchesJSON holds the two to the same result),
+// and h is left as it was. The values alias body until the walk succeeds, then are copied out
+// together; h itself stays where the caller put it.
 func (h *Hook) decodeFast(body []byte) bool {
-	var strs hookio.Strings // the string fields, in one allocation
+	var vals [numFields][]byte // the last value of each field (null leaves it, as encoding/json does)
+	var clientID []byte        // client_id's last value: a string's content, or an integer's digits
+	clientIDString := false
+	tcURLSent := false
 	ok := hookio.WalkJSON(body, func(parent, key, val []byte, kind hookio.FastKind) bool {
 		if parent != nil {
 			return true // a member of an unknown object
 		}
-		var dst *string
+		f := -1
 		switch string(key) {
 		case "action":
-			dst = &h.Action
+			f = fAction
 		case "server_id":
-			dst = &h.ServerID
+			f = fServerID
 		case "ip":
-			dst = &h.IP
+			f = fIP
 		case "vhost":
-			dst = &h.Vhost
+			f = fVhost
 		case "app":
-			dst = &h.App
+			f = fApp
 		case "stream":
-			dst = &h.Stream
+			f = fStream
 		case "param":
-			dst = &h.Param
+			f = fParam
 		case "pageUrl":
-			dst = &h.PageURL
+			f = fPageURL
 		case "file":
-			dst = &h.File
+			f = fFile
 		case "tcUrl":
 			switch kind {
 			case hookio.FastString:
-				strs.Set(&h.TcURL, val)
-				h.tcURLSent = true
+				vals[fTcURL], tcURLSent = val, true
 			case hookio.FastNull: // the pointer Decode's encoding/json pass reads it into is nil again
-				strs.Set(&h.TcURL, nil)
-				h.tcURLSent = false
+				vals[fTcURL], tcURLSent = nil, false
 			default:
 				return false
 			}
 			return true
 		case "client_id":
 			switch kind {
-			case hookio.FastString: // json.RawMessage keeps the quotes
-				h.ClientID = append(append(append(make(json.RawMessage, 0, len(val)+2), '"'), val...), '"')
-			case hookio.FastUint:
-				h.ClientID = append(json.RawMessage(nil), val...)
+			case hookio.FastString, hookio.FastUint:
+				clientID, clientIDString = val, kind == hookio.FastString
 			default:
 				return false
 			}
@@ -228,17 +266,49 @@ func (h *Hook) decodeFast(body []byte) bool {
 		}
 		switch kind {
 		case hookio.FastString:
-			strs.Set(dst, val)
+			vals[f] = val
 		case hookio.FastNull: // encoding/json leaves the field as it was
 		default:
 			return false // a type encoding/json refuses: let it say so
 		}
 		return true
 	})
-	if ok {
-		strs.Flush()
+	if !ok {
+		return false
 	}
-	return ok
+	var str [numFields]string
+	n := 0
+	for i := range vals {
+		n += len(vals[i])
+	}
+	if n <= maxBatched {
+		var sb strings.Builder
+		sb.Grow(n)
+		for i := range vals {
+			sb.Write(vals[i])
+		}
+		all, off := sb.String(), 0
+		for i := range vals {
+			end := off + len(vals[i])
+			str[i] = all[off:end]
+			off = end
+		}
+	} else {
+		for i := range vals {
+			str[i] = string(vals[i])
+		}
+	}
+	h.Action, h.ServerID, h.IP, h.Vhost, h.App = str[fAction], str[fServerID], str[fIP], str[fVhost], str[fApp]
+	h.Stream, h.Param, h.TcURL, h.PageURL, h.File = str[fStream], str[fParam], str[fTcURL], str[fPageURL], str[fFile]
+	h.tcURLSent = tcURLSent
+	switch {
+	case clientID == nil:
+	case clientIDString: // json.RawMessage keeps the quotes
+		h.ClientID = append(append(append(make(json.RawMessage, 0, len(clientID)+2), '"'), clientID...), '"')
+	default:
+		h.ClientID = append(json.RawMessage(nil), clientID...)
+	}
+	return true
 }
 
 // SessionID is SRS's client_id (its context id, unique per connection), prefixed with server_id
@@ -334,8 +404,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		deny(w, refused.Status, refused.Message)
 		return
 	}
-	hook, err := Decode(body)
-	if err != nil {
+	var doc Hook // on the stack
+	hook := &doc
+	if err := hook.decode(body); err != nil {
 		h.log.Warn("srs: refused request", "error", err, "remote", r.RemoteAddr)
 		deny(w, http.StatusBadRequest, err.Error())
 		return
