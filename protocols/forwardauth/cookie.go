@@ -45,14 +45,37 @@ func (s sealer) seal(g Grant) string {
 	g.Exp = g.Expires.Unix()
 	payload, _ := json.Marshal(g) // Grant always marshals
 	p := base64.RawURLEncoding.EncodeToString(payload)
-	return cookieVersion + "." + p + "." + base64.RawURLEncoding.EncodeToString(s.mac(p))
+	m := s.mac(p)
+	return cookieVersion + "." + p + "." + base64.RawURLEncoding.EncodeToString(m[:])
 }
 
-func (s sealer) mac(payload string) []byte {
-	m := hmac.New(sha256.New, s.key)
-	m.Write([]byte(macLabel))
-	m.Write([]byte(payload))
-	return m.Sum(nil)
+// mac returns HMAC-SHA256(key, macLabel || payload) (RFC 2104), as crypto/hmac computes it
+// (TestMACMatchesHMAC, FuzzMACMatchesHMAC), with sha256.Sum256 over buffers on the stack:
+// hmac.New allocates its two hash states and pads, and Sum its result, on every cookie.
+func (s sealer) mac(payload string) [sha256.Size]byte {
+	var k [sha256.BlockSize]byte // the key, zero-padded; a longer one is hashed first
+	if len(s.key) > sha256.BlockSize {
+		sum := sha256.Sum256(s.key)
+		copy(k[:], sum[:])
+	} else {
+		copy(k[:], s.key)
+	}
+	var buf [1024]byte // holds the inner message of every cookie this package issues
+	msg := buf[:0]
+	if n := sha256.BlockSize + len(macLabel) + len(payload); n > len(buf) {
+		msg = make([]byte, 0, n)
+	}
+	for _, b := range k {
+		msg = append(msg, b^0x36)
+	}
+	msg = append(append(msg, macLabel...), payload...)
+	inner := sha256.Sum256(msg)
+	var outer [sha256.BlockSize + sha256.Size]byte
+	for i, b := range k {
+		outer[i] = b ^ 0x5c
+	}
+	copy(outer[sha256.BlockSize:], inner[:])
+	return sha256.Sum256(outer[:])
 }
 
 // open verifies v and returns its grant, or ErrBadCookie (forged, malformed) or ErrCookieExpired.
@@ -70,7 +93,10 @@ func (s sealer) open(v string, now time.Time) (Grant, error) {
 		return Grant{}, fmt.Errorf("%w: unknown format", ErrBadCookie)
 	}
 	got, err := base64.RawURLEncoding.DecodeString(sig)
-	if err != nil || !hmac.Equal(got, s.mac(p)) {
+	if err != nil {
+		return Grant{}, fmt.Errorf("%w: signature mismatch", ErrBadCookie)
+	}
+	if m := s.mac(p); !hmac.Equal(got, m[:]) {
 		return Grant{}, fmt.Errorf("%w: signature mismatch", ErrBadCookie)
 	}
 	payload, err := base64.RawURLEncoding.DecodeString(p)
