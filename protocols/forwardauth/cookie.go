@@ -6,8 +6,10 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"math"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // maxCookieLen bounds the cookie value accepted for verification.
@@ -103,8 +105,8 @@ func (s sealer) open(v string, now time.Time) (Grant, error) {
 	if err != nil {
 		return Grant{}, fmt.Errorf("%w: payload encoding", ErrBadCookie)
 	}
-	var g Grant
-	if err := json.Unmarshal(payload, &g); err != nil || g.Path == "" || g.Exp <= 0 {
+	g, err := decodeGrant(payload)
+	if err != nil || g.Path == "" || g.Exp <= 0 {
 		return Grant{}, fmt.Errorf("%w: payload", ErrBadCookie)
 	}
 	g.Expires = time.Unix(g.Exp, 0)
@@ -112,4 +114,86 @@ func (s sealer) open(v string, now time.Time) (Grant, error) {
 		return Grant{}, ErrCookieExpired
 	}
 	return g, nil
+}
+
+// decodeGrant is json.Unmarshal(payload, &g) (FuzzDecodeGrantMatchesJSON). The form seal writes
+// (json.Marshal's, keys in field order, strings without escapes) is read directly, its strings
+// sharing one copy of payload; anything else is left to encoding/json.
+func decodeGrant(payload []byte) (Grant, error) {
+	if g, ok := parseGrant(string(payload)); ok {
+		return g, nil
+	}
+	var g Grant
+	err := json.Unmarshal(payload, &g)
+	return g, err
+}
+
+// parseGrant reads s when it is exactly
+// {"p":S[,"i":S][,"k":S],"s":S,"n":S[,"g":N],"t":N,"e":N}, where each S is a JSON string of valid
+// UTF-8 with no escape or control byte and each N a JSON integer of at most 19 digits (no sign)
+// that fits its field:
+// what json.Unmarshal reads from it needs no decoding. ok is false for anything else.
+func parseGrant(s string) (g Grant, ok bool) {
+	r := grantReader{s: s}
+	ok = r.str(`{"p":"`, &g.Path, true) &&
+		r.str(`,"i":"`, &g.Identity, false) &&
+		r.str(`,"k":"`, &g.KeyID, false) &&
+		r.str(`,"s":"`, &g.Session, true) &&
+		r.str(`,"n":"`, &g.Instance, true)
+	if !ok {
+		return Grant{}, false
+	}
+	var gen, issued, exp uint64
+	if !r.num(`,"g":`, &gen, math.MaxUint64, false) || !r.num(`,"t":`, &issued, math.MaxInt64, true) ||
+		!r.num(`,"e":`, &exp, math.MaxInt64, true) || r.s[r.i:] != "}" {
+		return Grant{}, false
+	}
+	g.Generation, g.Issued, g.Exp = gen, int64(issued), int64(exp)
+	return g, true
+}
+
+// grantReader is parseGrant's position in its input.
+type grantReader struct {
+	s string
+	i int
+}
+
+// str reads key (which ends with the string's opening quote) and the string after it into v. A
+// missing key is a failure only when it is required.
+func (r *grantReader) str(key string, v *string, required bool) bool {
+	if !strings.HasPrefix(r.s[r.i:], key) {
+		return !required
+	}
+	start := r.i + len(key)
+	for j := start; j < len(r.s); j++ {
+		switch c := r.s[j]; {
+		case c == '"':
+			if !utf8.ValidString(r.s[start:j]) {
+				return false // encoding/json would replace the invalid bytes
+			}
+			*v, r.i = r.s[start:j], j+1
+			return true
+		case c == '\\' || c < 0x20:
+			return false
+		}
+	}
+	return false
+}
+
+// num reads key and the unsigned integer after it (1 to 19 digits, no leading zero, at most max)
+// into v. 19 digits always fit a uint64; a longer number is left to encoding/json.
+func (r *grantReader) num(key string, v *uint64, max uint64, required bool) bool {
+	if !strings.HasPrefix(r.s[r.i:], key) {
+		return !required
+	}
+	start := r.i + len(key)
+	j, n := start, uint64(0)
+	for ; j < len(r.s) && '0' <= r.s[j] && r.s[j] <= '9'; j++ {
+		n = n*10 + uint64(r.s[j]-'0')
+	}
+	if d := j - start; d == 0 || d > 19 || (d > 1 && r.s[start] == '0') || n > max {
+		return false
+	}
+	*v, r.i = n, j
+	return true
 }

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"crypto/hmac"
 	"crypto/sha256"
+	"encoding/json"
+	"reflect"
 	"strings"
 	"testing"
 )
@@ -50,4 +52,63 @@ func FuzzMACMatchesHMAC(f *testing.F) {
 	f.Add([]byte(strings.Repeat("k", 65)), strings.Repeat("p", 1000))
 	f.Add([]byte{}, "")
 	f.Fuzz(func(t *testing.T, key []byte, payload string) { checkMAC(t, key, payload) })
+}
+
+// grantSamples are grants as setCookie fills them, and some with values that need escaping.
+var grantSamples = []Grant{
+	{Path: "live/cam", Identity: "viewer", Session: "fa-0123456789abcdef01234567", Instance: "AbCdEfGhIjKl", Generation: 3, Issued: 1764500000123456789, Exp: 1764503600},
+	{Path: "live/cam", Session: "fa-1", Instance: "i", Issued: 1, Exp: 2},
+	{Path: "a/b", Identity: "bob", KeyID: "k-1", Session: "s", Instance: "n", Generation: 18446744073709551615, Issued: 9223372036854775807, Exp: 9223372036854775807},
+	{Path: "live/é", Identity: "Zoë <z@example.com> & \"co\"\\", Session: "s\u2028", Instance: "n\x01", Exp: 1},
+	{Path: "x", Identity: "\xff\xfe", Session: "s", Instance: "n", Exp: 1},
+}
+
+// checkDecodeGrant: decodeGrant answers as json.Unmarshal does.
+func checkDecodeGrant(t *testing.T, b []byte) {
+	t.Helper()
+	var want Grant
+	werr := json.Unmarshal(b, &want)
+	got, gerr := decodeGrant(b)
+	if (gerr == nil) != (werr == nil) || (gerr == nil && !reflect.DeepEqual(got, want)) {
+		t.Fatalf("decodeGrant(%q) = %+v, %v; json.Unmarshal: %+v, %v", b, got, gerr, want, werr)
+	}
+}
+
+// TestDecodeGrantMatchesJSON: decodeGrant reads what json.Unmarshal reads from the payloads seal
+// writes (directly when they need no unescaping), and from variants json.Marshal never writes.
+func TestDecodeGrantMatchesJSON(t *testing.T) {
+	for i, g := range grantSamples {
+		b, err := json.Marshal(g)
+		if err != nil {
+			t.Fatal(err)
+		}
+		checkDecodeGrant(t, b)
+		if _, ok := parseGrant(string(b)); ok != (i < 2) {
+			t.Errorf("parseGrant(%s): fast path %v, want %v", b, ok, i < 2)
+		}
+	}
+	for _, s := range []string{
+		``, `{}`, `null`, `{"p":"x","s":"s","n":"n","t":1,"e":2} `, `{"p":"x","s":"s","n":"n","t":1,"e":2}x`,
+		`{"P":"x","s":"s","n":"n","t":1,"e":2}`, `{"p":"x","s":"s","n":"n","t":01,"e":2}`, `{"p":"x","s":"s","n":"n","t":-1,"e":2}`,
+		`{"p":"x","s":"s","n":"n","t":1.5,"e":2}`, `{"p":"x","s":"s","n":"n","t":1e3,"e":2}`, `{"p":"x","s":"s","n":"n","g":-1,"t":1,"e":2}`,
+		`{"p":"x","s":"s","n":"n","t":1,"e":99999999999999999999}`, `{"p":"x","s":"s","n":"n","t":1,"e":999999999999999999}`,
+		`{"p":"x","s":"s","n":"n","t":1,"e":1000000000000000000}`,
+		`{"p":"x","s":"s","n":"n","t":1,"e":9223372036854775808}`, `{"p":"x","s":"s","n":"n","t":9999999999999999999,"e":1}`,
+		`{"p":"x","s":"s","n":"n","g":9999999999999999999,"t":1,"e":1}`, `{"p":"x","s":"s","n":"n","g":18446744073709551616,"t":1,"e":1}`, `{"p":"x","i":"","k":"","s":"s","n":"n","g":0,"t":0,"e":0}`,
+		`{"p":"x","s":"s","n":"n","t":1,"e":2,"p":"y"}`, `{"p":"x\u0041","s":"s","n":"n","t":1,"e":2}`, `{"p":"x","s":"s","n":"n","e":2,"t":1}`,
+		`{"p":"x","s":"s","n":"n","t":1,"e":2`, `{"p":"x","s":"s","n":"n","t":1,"e":`, `{"p":"x`, `{"p":"x","s":"s","n":"n","x":1,"t":1,"e":2}`,
+		"{\"p\":\"x\x7f\",\"s\":\"s\",\"n\":\"n\",\"t\":1,\"e\":2}", "{\"p\":\"x\t\",\"s\":\"s\",\"n\":\"n\",\"t\":1,\"e\":2}",
+	} {
+		checkDecodeGrant(t, []byte(s))
+	}
+}
+
+// FuzzDecodeGrantMatchesJSON: decodeGrant answers as json.Unmarshal on any payload.
+func FuzzDecodeGrantMatchesJSON(f *testing.F) {
+	for _, g := range grantSamples {
+		b, _ := json.Marshal(g)
+		f.Add(b)
+	}
+	f.Add([]byte(`{"p":"x","s":"s","n":"n","t":01,"e":2}`))
+	f.Fuzz(checkDecodeGrant)
 }
