@@ -43,9 +43,12 @@ func newDeadlineCtx(parent context.Context, d time.Duration) *deadlineCtx {
 // LazyTimeout is context.WithTimeout for a caller that bounds a decision below the engine's own
 // Policy.DecisionTimeout (an adapter's timeout under its server's): the same deadline, Err, Done
 // and Deadline, but the timer and the registration with parent are made only when something
-// waits on Done, which a decision answered from memory never does. cancel must be called.
+// waits on Done, which a decision answered from memory never does. cancel must be called. Like
+// withLazyDeadline it is small enough to inline, so a caller that only calls (or defers) cancel
+// keeps its closure on the stack: one allocation, not two.
 func LazyTimeout(parent context.Context, d time.Duration) (ctx context.Context, cancel context.CancelFunc) {
-	return withLazyDeadline(parent, d)
+	c := newDeadlineCtx(parent, d)
+	return c, c.cancel
 }
 
 func (c *deadlineCtx) arm() *armedCtx {

@@ -131,3 +131,19 @@ func TestLazyDeadlineAllocs(t *testing.T) {
 	}
 	_ = sink
 }
+
+// TestLazyTimeoutAllocs: as TestLazyDeadlineAllocs for the exported LazyTimeout (nginx-rtmp's
+// bound): one allocation for the context, none for its cancel function.
+func TestLazyTimeoutAllocs(t *testing.T) {
+	var sink context.Context
+	n := testing.AllocsPerRun(100, func() {
+		c, cancel := LazyTimeout(context.Background(), time.Hour)
+		defer cancel()
+		sink = c
+		_ = c.Err()
+	})
+	if n != 1 {
+		t.Errorf("LazyTimeout + Err + cancel: %v allocations, want 1", n)
+	}
+	_ = sink
+}

@@ -40,6 +40,7 @@ type hook struct {
 	clientID string
 	flashver string
 	addr     netip.Addr
+	remote   string // addr.String(), "" when addr is not valid (remoteText)
 	args     string // the client's own parameters, as sent, '&'-joined (credential keys included)
 	creds    creds.Credentials
 }
@@ -289,6 +290,7 @@ func (h *hook) decode(raw string) error {
 	h.clientID = p.v[pClientID]
 	h.flashver = p.v[pFlashver]
 	h.addr, _ = hookio.ParseIP(p.v[pAddr])
+	h.remote = remoteText(p.v[pAddr], h.addr)
 	switch {
 	case b != nil:
 		h.args = string(b)
@@ -300,6 +302,25 @@ func (h *hook) decode(raw string) error {
 	}
 	h.creds = creds.FromParams(p.get) // duplicates were rejected above
 	return nil
+}
+
+// remoteText returns a.String(), or "" when a is not valid, for the a that hookio.ParseIP read
+// from s. nginx-rtmp's addr is a dotted-decimal IPv4 address, which netip.ParseAddr accepts
+// only in canonical form (no leading zeros, four fields), so it is its own String: s is returned
+// instead of a new string (FuzzRemoteText).
+func remoteText(s string, a netip.Addr) string {
+	if !a.IsValid() {
+		return ""
+	}
+	if !a.Is4() {
+		return a.String()
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c != '.' && (c < '0' || c > '9') {
+			return a.String() // e.g. ::ffff:1.2.3.4, which ParseIP unmaps
+		}
+	}
+	return s
 }
 
 // paramName is the name of parameter index i (the inverse of paramIndex).

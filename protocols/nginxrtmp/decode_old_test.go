@@ -92,6 +92,9 @@ func decodeOld(raw string) (*hook, error) {
 	h.clientID = first("clientid")
 	h.flashver = first("flashver")
 	h.addr, _ = hookio.ParseIP(first("addr"))
+	if h.addr.IsValid() { // the old handler's remote(hk)
+		h.remote = h.addr.String()
+	}
 	h.args = strings.Join(args, "&")
 	if len(h.app) > maxField || len(h.name) > maxField {
 		return nil, fmt.Errorf("%w: app or name longer than %d bytes", ErrMalformed, maxField)
@@ -233,6 +236,24 @@ func FuzzQueryUnescape(f *testing.F) {
 		want, werr := url.QueryUnescape(s)
 		if got != want || (gerr == nil) != (werr == nil) || (gerr != nil && gerr.Error() != werr.Error()) {
 			t.Fatalf("queryUnescape(%q) = %q, %v; url.QueryUnescape: %q, %v", s, got, gerr, want, werr)
+		}
+	})
+}
+
+// FuzzRemoteText: remoteText(s, a) is a.String() for every a hookio.ParseIP reads from s, and ""
+// when it reads none.
+func FuzzRemoteText(f *testing.F) {
+	for _, s := range []string{"127.0.0.1", "192.0.2.7", "1.2.3.04", "::ffff:1.2.3.4", "::1", "fe80::1%eth0", "1.2.3", "", "0.0.0.0", "255.255.255.255", "256.1.1.1"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		a, _ := hookio.ParseIP(s)
+		want := ""
+		if a.IsValid() {
+			want = a.String()
+		}
+		if got := remoteText(s, a); got != want {
+			t.Fatalf("remoteText(%q) = %q, want %q", s, got, want)
 		}
 	})
 }
