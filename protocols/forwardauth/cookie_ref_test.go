@@ -20,42 +20,6 @@ func macRef(key []byte, payload string) []byte {
 	return m.Sum(nil)
 }
 
-func checkMAC(t *testing.T, key []byte, payload string) {
-	t.Helper()
-	got := sealer{key: key}.mac(payload)
-	if want := macRef(key, payload); !bytes.Equal(got[:], want) {
-		t.Fatalf("mac(key of %d bytes, payload of %d bytes) = %x, want %x", len(key), len(payload), got, want)
-	}
-}
-
-// TestMACMatchesHMAC: sealer.mac is crypto/hmac's HMAC-SHA256 for keys shorter than, as long as
-// and longer than a SHA-256 block, and payloads that fit its stack buffer or not.
-func TestMACMatchesHMAC(t *testing.T) {
-	for _, kn := range []int{0, 1, 16, 31, 32, 63, 64, 65, 100, 128, 200} {
-		key := bytes.Repeat([]byte{byte(kn) | 0x80}, kn)
-		for _, pn := range []int{0, 1, 55, 56, 64, 200, 1024 - 64 - len(macLabel), 1024 - 64 - len(macLabel) + 1, 1024, 4096, 5000} {
-			checkMAC(t, key, strings.Repeat("p", pn))
-		}
-	}
-}
-
-// TestMACAllocs: a cookie's MAC needs no allocation.
-func TestMACAllocs(t *testing.T) {
-	s := sealer{key: bytes.Repeat([]byte("k"), 32)}
-	payload := strings.Repeat("x", 300)
-	if n := testing.AllocsPerRun(100, func() { _ = s.mac(payload) }); n != 0 {
-		t.Errorf("mac: %v allocations, want 0", n)
-	}
-}
-
-// FuzzMACMatchesHMAC: sealer.mac is crypto/hmac's HMAC-SHA256 for any key and payload.
-func FuzzMACMatchesHMAC(f *testing.F) {
-	f.Add([]byte(strings.Repeat("k", 32)), "eyJwIjoibGl2ZS9jYW0ifQ")
-	f.Add([]byte(strings.Repeat("k", 65)), strings.Repeat("p", 1000))
-	f.Add([]byte{}, "")
-	f.Fuzz(func(t *testing.T, key []byte, payload string) { checkMAC(t, key, payload) })
-}
-
 // grantSamples are grants as setCookie fills them, and some with values that need escaping.
 var grantSamples = []Grant{
 	{Path: "live/cam", Identity: "viewer", Session: "fa-0123456789abcdef01234567", Instance: "AbCdEfGhIjKl", Generation: 3, Issued: 1764500000123456789, Exp: 1764503600},
@@ -145,13 +109,16 @@ func TestSealMatchesOld(t *testing.T) {
 	checkSeal(t, key, Grant{Path: "p", Session: "s", Instance: "n", Issued: -5, Expires: time.Unix(-1, 0)})
 }
 
-// TestSealAllocs: sealing a usual grant allocates only the cookie value.
+// TestSealAllocs: sealing a usual grant allocates less than the encoding/json code did (the
+// JSON, base64 text and cookie value are built in one allocation; crypto/hmac's own remain).
 func TestSealAllocs(t *testing.T) {
 	s := sealer{key: bytes.Repeat([]byte("k"), 32)}
 	g := grantSamples[0]
 	g.Expires = time.Unix(g.Exp, 0)
-	if n := testing.AllocsPerRun(100, func() { _ = s.seal(g) }); n != 1 {
-		t.Errorf("seal: %v allocations, want 1", n)
+	n := testing.AllocsPerRun(100, func() { _ = s.seal(g) })
+	ref := testing.AllocsPerRun(100, func() { _ = sealRef(s.key, g) })
+	if n >= ref {
+		t.Errorf("seal: %v allocations, the old code %v; want fewer", n, ref)
 	}
 }
 
