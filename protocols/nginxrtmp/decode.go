@@ -306,8 +306,10 @@ func (h *hook) decode(raw string) error {
 
 // remoteText returns a.String(), or "" when a is not valid, for the a that hookio.ParseIP read
 // from s. nginx-rtmp's addr is a dotted-decimal IPv4 address, which netip.ParseAddr accepts
-// only in canonical form (no leading zeros, four fields), so it is its own String: s is returned
-// instead of a new string (FuzzRemoteText).
+// only in canonical form (no leading zeros, four fields), so it is its own String: a copy of s
+// is returned instead of formatting a (FuzzRemoteText). A copy, never s itself: s is a slice of
+// the callback body, credentials included, and the address is kept for the session's life in
+// the live registry (TestRemoteAndClientIDDoNotKeepTheBody).
 func remoteText(s string, a netip.Addr) string {
 	if !a.IsValid() {
 		return ""
@@ -320,7 +322,7 @@ func remoteText(s string, a netip.Addr) string {
 			return a.String() // e.g. ::ffff:1.2.3.4, which ParseIP unmaps
 		}
 	}
-	return s
+	return strings.Clone(s)
 }
 
 // paramName is the name of parameter index i (the inverse of paramIndex).

@@ -463,6 +463,7 @@ func (h *Handler) track(k sessionKey, s session) {
 	if k.clientID == "" {
 		return
 	}
+	k.clientID = strings.Clone(k.clientID) // a slice of the callback body, which holds credentials
 	h.mu.Lock()
 	full := false
 	if len(h.sessions) >= h.maxSess { // only a full table needs to know whether k is in it
