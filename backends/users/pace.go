@@ -12,11 +12,12 @@ import (
 const DefaultArgon2FailureShare = 0.1
 
 // failureBurst is how much failure budget a quiet backend has saved up: a mistyped password
-// never waits (people retype in seconds, and the clock catches up in real time), and a flood
-// arriving at a quiet backend (or when a source's ban ends) gets about one derivation before
-// it is paced. At 1 s, a lapsed ban's flood got three or four back to back, with both cores of
-// a 2-core machine busy for a third of a second (every decision slowed, make loadtest).
-const failureBurst = 250 * time.Millisecond
+// never makes anyone wait, even where one derivation costs hundreds of milliseconds (a small
+// arm64 box: 200 ms at a budget of 0.2 cores is a full second of the failure clock). When a
+// flood arrives at a quiet backend (or a source's ban ends) this lets a few derivations through
+// before pacing starts; slot waiters look again (derive), so it is a few, not hundreds. (250 ms
+// was tried: one failure on a slow box then refused the next user's login as busy.)
+const failureBurst = time.Second
 
 // WithArgon2FailureShare bounds the CPU that failed argon2 verifications use over time to share
 // (0 < share <= 1) of GOMAXPROCS cores (default DefaultArgon2FailureShare). The concurrency bound
