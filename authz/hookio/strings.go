@@ -2,9 +2,10 @@ package hookio
 
 import "strings"
 
-// maxBatched is the most bytes Strings copies into one allocation; the strings it makes share
-// that allocation, so one kept field (a token, a query) keeps at most this much alive.
-const maxBatched = 1024
+// MaxBatched is the most bytes Strings (and the adapters' own decoders that batch their fields
+// the same way) copy into one allocation; the strings made share that allocation, so one kept
+// field (a token, a query) keeps at most this much alive.
+const MaxBatched = 1024
 
 // Strings makes the string fields a WalkJSON callback reads in one allocation instead of one
 // each: Set records a value (which aliases the body) for a field, Flush assigns every recorded
@@ -21,9 +22,9 @@ type Strings struct {
 
 // Set records val as the next value of *dst.
 func (s *Strings) Set(dst *string, val []byte) {
-	if s.n == len(s.dst) || s.size+len(val) > maxBatched {
+	if s.n == len(s.dst) || s.size+len(val) > MaxBatched {
 		s.Flush()
-		if len(val) > maxBatched {
+		if len(val) > MaxBatched {
 			*dst = string(val)
 			return
 		}

@@ -7,7 +7,7 @@ import (
 
 // TestStrings: the fields end as direct assignments in the same order would leave them.
 func TestStrings(t *testing.T) {
-	big := strings.Repeat("x", maxBatched+1)
+	big := strings.Repeat("x", MaxBatched+1)
 	tests := []struct {
 		name string
 		sets []string // alternately a field name (a..z) and its value
@@ -18,7 +18,7 @@ func TestStrings(t *testing.T) {
 		{"more than 16", strings.Split(strings.Repeat("a,1,b,2,c,3,d,4,e,5,f,6,g,7,h,8,i,9,", 2)+"a,last", ",")},
 		{"too big for one batch", []string{"a", "1", "a", big, "b", "2"}},
 		{"big then small", []string{"a", big, "a", "small"}},
-		{"over the byte bound", []string{"a", big[:maxBatched-1], "b", "xy", "a", "z"}},
+		{"over the byte bound", []string{"a", big[:MaxBatched-1], "b", "xy", "a", "z"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -12,7 +12,7 @@ import (
 	"time"
 )
 
-// macRef is sealer.mac as it was, with crypto/hmac: the reference for the stack-only one.
+// macRef is the cookie MAC as seal computed it before its rewrite: the reference of sealRef.
 func macRef(key []byte, payload string) []byte {
 	m := hmac.New(sha256.New, key)
 	m.Write([]byte(macLabel))

@@ -334,11 +334,6 @@ const (
 	numFields
 )
 
-// maxBatched is the most bytes decodeFast copies into one allocation (hookio.Strings' bound): the
-// fields share it, so one kept field (the URL's query, the user agent) keeps at most this much
-// alive.
-const maxBatched = 1024
-
 // decodeFast reads OME's usual body (hookio.WalkJSON's subset, port a plain integer) into a (zero)
 // without reflection; false means the caller must use encoding/json (FuzzDecodeFastMatchesJSON
 // holds the two to the same result), and a is left as it was. The values alias body until the
@@ -412,7 +407,7 @@ func (a *Admission) decodeFast(body []byte) bool {
 	for i := range vals {
 		n += len(vals[i])
 	}
-	if n <= maxBatched {
+	if n <= hookio.MaxBatched {
 		var sb strings.Builder
 		sb.Grow(n)
 		for i := range vals {

@@ -205,10 +205,6 @@ const (
 	numFields
 )
 
-// maxBatched is the most bytes decodeFast copies into one allocation (hookio.Strings' bound): the
-// fields share it, so one kept field (param, the path) keeps at most this much alive.
-const maxBatched = 1024
-
 // decodeFast reads SRS's usual body (hookio.WalkJSON's subset, client_id a string or an unsigned
 // integer) into h (zero) without reflection, as Decode's encoding/json pass would; false means
 // the caller must use encoding/json (FuzzDecodeFastMatchesJSON holds the two to the same result),
@@ -281,7 +277,7 @@ func (h *Hook) decodeFast(body []byte) bool {
 	for i := range vals {
 		n += len(vals[i])
 	}
-	if n <= maxBatched {
+	if n <= hookio.MaxBatched {
 		var sb strings.Builder
 		sb.Grow(n)
 		for i := range vals {
