@@ -51,3 +51,29 @@ func (s *Strings) Flush() {
 	}
 	s.n, s.size = 0, 0
 }
+
+// CopyStrings sets dst[i] = string(src[i]) for every i of src, in one allocation that all of
+// them share when they total at most MaxBatched bytes (one each otherwise). A decoder that
+// collects its fields as slices of the body calls it once the body is known to be well formed.
+func CopyStrings(dst []string, src [][]byte) {
+	n := 0
+	for _, v := range src {
+		n += len(v)
+	}
+	if n > MaxBatched {
+		for i, v := range src {
+			dst[i] = string(v)
+		}
+		return
+	}
+	var sb strings.Builder
+	sb.Grow(n)
+	for _, v := range src {
+		sb.Write(v)
+	}
+	all, off := sb.String(), 0
+	for i, v := range src {
+		dst[i] = all[off : off+len(v)]
+		off += len(v)
+	}
+}

@@ -36,3 +36,35 @@ func TestStrings(t *testing.T) {
 		})
 	}
 }
+
+// TestCopyStrings: every value arrives; values totalling at most MaxBatched share one
+// allocation, larger ones get one each (so one kept field never holds more than MaxBatched).
+func TestCopyStrings(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		src    []string
+		allocs float64
+	}{
+		{"none", []string{"", ""}, 0},
+		{"small", []string{"a", "", "bc", "def"}, 1},
+		{"at the bound", []string{strings.Repeat("x", MaxBatched-1), "y"}, 1},
+		{"over the bound", []string{strings.Repeat("x", MaxBatched), "yy", "zz"}, 3},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			src := make([][]byte, len(tc.src))
+			for i, s := range tc.src {
+				src[i] = []byte(s)
+			}
+			dst := make([]string, len(src))
+			CopyStrings(dst, src)
+			for i := range src {
+				if dst[i] != tc.src[i] {
+					t.Errorf("dst[%d] = %q, want %q", i, dst[i], tc.src[i])
+				}
+			}
+			if n := testing.AllocsPerRun(20, func() { CopyStrings(dst, src) }); n != tc.allocs {
+				t.Errorf("%v allocations, want %v", n, tc.allocs)
+			}
+		})
+	}
+}

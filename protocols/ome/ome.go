@@ -403,27 +403,7 @@ func (a *Admission) decodeFast(body []byte) bool {
 		return false
 	}
 	var str [numFields]string
-	n := 0
-	for i := range vals {
-		n += len(vals[i])
-	}
-	if n <= hookio.MaxBatched {
-		var sb strings.Builder
-		sb.Grow(n)
-		for i := range vals {
-			sb.Write(vals[i])
-		}
-		all, off := sb.String(), 0
-		for i := range vals {
-			end := off + len(vals[i])
-			str[i] = all[off:end]
-			off = end
-		}
-	} else {
-		for i := range vals {
-			str[i] = string(vals[i])
-		}
-	}
+	hookio.CopyStrings(str[:], vals[:])
 	a.Client.Address, a.Client.Port, a.Client.RealIP, a.Client.UserAgent = str[fAddress], json.Number(str[fPort]), str[fRealIP], str[fUserAgent]
 	a.Request.Direction, a.Request.Protocol, a.Request.Status = str[fDirection], str[fProtocol], str[fStatus]
 	a.Request.Time, a.Request.URL, a.Request.NewURL = str[fTime], str[fURL], str[fNewURL]

@@ -273,27 +273,7 @@ func (h *Hook) decodeFast(body []byte) bool {
 		return false
 	}
 	var str [numFields]string
-	n := 0
-	for i := range vals {
-		n += len(vals[i])
-	}
-	if n <= hookio.MaxBatched {
-		var sb strings.Builder
-		sb.Grow(n)
-		for i := range vals {
-			sb.Write(vals[i])
-		}
-		all, off := sb.String(), 0
-		for i := range vals {
-			end := off + len(vals[i])
-			str[i] = all[off:end]
-			off = end
-		}
-	} else {
-		for i := range vals {
-			str[i] = string(vals[i])
-		}
-	}
+	hookio.CopyStrings(str[:], vals[:])
 	h.Action, h.ServerID, h.IP, h.Vhost, h.App = str[fAction], str[fServerID], str[fIP], str[fVhost], str[fApp]
 	h.Stream, h.Param, h.TcURL, h.PageURL, h.File = str[fStream], str[fParam], str[fTcURL], str[fPageURL], str[fFile]
 	h.tcURLSent = tcURLSent
