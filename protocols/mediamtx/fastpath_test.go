@@ -1,16 +1,13 @@
 package mediamtx
 
 import (
-	"io"
-	"net"
 	"net/http"
-	"net/http/httptest"
-	"regexp"
 	"strconv"
 	"strings"
 	"testing"
 
 	"gatehouse/authz/hookio"
+	"gatehouse/authz/hookio/hookiotest"
 )
 
 // decodeFastRef is decodeFast as it was before it copied the values in one allocation (one
@@ -131,24 +128,10 @@ func TestWriteJSONWire(t *testing.T) {
 	} {
 		var wire [2]string
 		for i, write := range []func(http.ResponseWriter, int, reply){writeJSON, writeJSONRef} {
-			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { write(w, 403, r) }))
-			conn, err := net.Dial("tcp", srv.Listener.Addr().String())
-			if err != nil {
-				t.Fatal(err)
-			}
-			_, _ = io.WriteString(conn, "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-			b, err := io.ReadAll(conn)
-			conn.Close()
-			srv.Close()
-			if err != nil {
-				t.Fatal(err)
-			}
-			wire[i] = dateLine.ReplaceAllString(string(b), "Date: -\r\n")
+			wire[i] = hookiotest.WireReply(t, func(w http.ResponseWriter, _ *http.Request) { write(w, 403, r) })
 		}
 		if wire[0] != wire[1] {
 			t.Errorf("writeJSON wrote\n%q\nwant\n%q", wire[0], wire[1])
 		}
 	}
 }
-
-var dateLine = regexp.MustCompile(`Date: [^\r]*\r\n`)
