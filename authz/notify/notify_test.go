@@ -391,13 +391,16 @@ func TestLifecycle(t *testing.T) {
 		n.Notify(liveChange("live/a", "a"))
 		rc.next(t) // the worker is now inside the request
 		n.Close()
+		// Run closes done once its workers have returned (its deferred close, after wg.Wait):
+		// Close must not return before that. (Reading runDone here instead raced with the
+		// goroutine's send of Run's result, which comes after done is closed.)
 		select {
-		case err := <-runDone:
-			if err != nil {
-				t.Errorf("Run: %v", err)
-			}
+		case <-n.done:
 		default:
 			t.Fatal("Close returned before Run")
+		}
+		if err := <-runDone; err != nil {
+			t.Errorf("Run: %v", err)
 		}
 		n.Close() // idempotent
 		n.Notify(liveChange("live/b", "b"))
