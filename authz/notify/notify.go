@@ -281,16 +281,17 @@ type result struct {
 func (n *Notifier) deliver(ctx context.Context, h *hook, j job) {
 	body, err := render(h.cfg, j)
 	if err != nil { // cannot happen with the types marshalled; counted rather than ignored
-		h.failed.Add(1)
 		n.log.Error("notify: cannot render notification", "webhook", h.cfg.Name, "err", err)
+		h.failed.Add(1)
 		return
 	}
 	for attempt := 1; ; attempt++ {
 		res := n.attempt(ctx, h, j, body)
+		// Each outcome is logged before it is counted: whoever sees it in Stats finds its line.
 		if res.err == nil && !res.retry {
-			h.delivered.Add(1)
 			n.log.Debug("notify: delivered", "webhook", h.cfg.Name, "event", string(j.event),
 				"path", j.change.Stream.Path, "attempts", attempt)
+			h.delivered.Add(1)
 			return
 		}
 		if ctx.Err() != nil {
@@ -309,9 +310,9 @@ func (n *Notifier) deliver(ctx context.Context, h *hook, j job) {
 			wait = res.retryAfter
 		}
 		if giveUp != "" {
-			h.failed.Add(1)
 			n.log.Warn("notify: delivery failed", "webhook", h.cfg.Name, "event", string(j.event),
 				"path", j.change.Stream.Path, "attempts", attempt, "status", res.status, "err", res.err, "why", giveUp)
+			h.failed.Add(1)
 			return
 		}
 		n.log.Debug("notify: retrying", "webhook", h.cfg.Name, "attempt", attempt, "status", res.status,
