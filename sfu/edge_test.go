@@ -103,7 +103,6 @@ func newNode(t *testing.T, iss *tokens.Issuer, id string, mutate func(*Config)) 
 // pullFrom makes n pull every path from upstream.
 func (n *edgeNode) pullFrom(upstream *edgeNode) { n.origins.set(upstream.front.srv.URL) }
 
-// viewEdge is env.view against the node's front.
 // viewAtEdge publishes live/cam on origin, opens a viewer of it on edge and returns it once it
 // has media: the start most edge tests share.
 func viewAtEdge(t *testing.T, origin, edge *edgeNode) *testViewer {
@@ -120,6 +119,7 @@ func viewAtEdge(t *testing.T, origin, edge *edgeNode) *testViewer {
 	return v
 }
 
+// viewEdge is env.view against the node's front.
 func (n *edgeNode) viewEdge(path, token string) (*testViewer, *http.Response) {
 	saved := n.srv
 	n.srv = n.front.srv
@@ -201,15 +201,7 @@ func TestEdgeLingerClosesPullAfterLastViewer(t *testing.T) {
 	origin := newNode(t, iss, "origin", nil)
 	edge := newNode(t, iss, "edge", func(c *Config) { c.Edge.Linger = conf.Duration(10 * time.Second) })
 	edge.pullFrom(origin)
-	if pub, res := origin.publish("live/cam", tokPub, 1); pub == nil {
-		t.Fatalf("publish: got %d", res.StatusCode)
-	}
-	origin.waitLive("live/cam")
-	v1, res := edge.viewEdge("live/cam", tokView)
-	if v1 == nil {
-		t.Fatalf("viewer: got %d", res.StatusCode)
-	}
-	eventually(t, 15*time.Second, "media at the edge viewer", func() bool { return v1.keyframes() > 0 })
+	v1 := viewAtEdge(t, origin, edge)
 	v1.close()
 	eventually(t, 10*time.Second, "the edge viewer's session to end", func() bool { return edge.sessionCount() == 0 })
 
@@ -504,15 +496,7 @@ func TestEdgeInternalIPs(t *testing.T) {
 	origin := newNode(t, iss, "origin", strict)
 	edge := newNode(t, iss, "edge", strict)
 	edge.pullFrom(origin)
-	if pub, res := origin.publish("live/cam", tokPub, 1); pub == nil {
-		t.Fatalf("publish: got %d", res.StatusCode)
-	}
-	origin.waitLive("live/cam")
-	v, res := edge.viewEdge("live/cam", tokView)
-	if v == nil {
-		t.Fatalf("viewer: got %d", res.StatusCode)
-	}
-	eventually(t, 15*time.Second, "media at the edge viewer", func() bool { return v.keyframes() > 0 })
+	viewAtEdge(t, origin, edge) // a pull through the internal networks works
 
 	// The internal networks apply to pulls only.
 	const sdpWith = "v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\nc=IN IP4 0.0.0.0\r\n" +

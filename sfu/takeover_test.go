@@ -239,15 +239,7 @@ func TestLocalPublisherRefusedWhilePullDelivers(t *testing.T) {
 	origin := newNode(t, iss, "origin", nil)
 	edge := newNode(t, iss, "edge", nil)
 	edge.pullFrom(origin)
-	if pub, res := origin.publish("live/cam", tokPub, 1); pub == nil {
-		t.Fatalf("publish on the origin: got %d", res.StatusCode)
-	}
-	origin.waitLive("live/cam")
-	v, res := edge.viewEdge("live/cam", tokView)
-	if v == nil {
-		t.Fatalf("edge viewer: got %d", res.StatusCode)
-	}
-	eventually(t, 15*time.Second, "media from the origin", func() bool { return len(v.received(true, 1)) > 20 })
+	viewAtEdge(t, origin, edge) // the pull delivers
 	pub2, res := edge.publish("live/cam", tokPub, 2)
 	if pub2 != nil {
 		t.Fatalf("publish on the edge while its pull delivers: got %d, want 409", res.StatusCode)

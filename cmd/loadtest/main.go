@@ -339,10 +339,9 @@ func watchStalls() *stallWatch {
 			case <-t.C:
 			}
 			now := time.Now()
-			if gap := now.Sub(last); gap > w.max {
-				w.max = gap
-			}
-			if now.Sub(last) > stallAt {
+			gap := now.Sub(last)
+			w.max = max(w.max, gap)
+			if gap > stallAt {
 				w.count++
 			}
 			last = now
