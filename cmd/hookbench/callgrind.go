@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -39,16 +40,52 @@ func serveBare() error {
 	return bareServer().Serve(ln)
 }
 
-// bareServer is the floor: the same net/http server settings as gatehouse's hooks listener, a
-// handler that does nothing.
+// bareServer is the floor: the same net/http server settings as gatehouse's hooks listener and
+// three handlers chosen by path, a ladder of what any handler of a hook request costs before
+// gatehouse's own work: "/" does nothing and answers 204 (the floor every ratio is taken
+// against); "/reply" reads the body and answers as the MediaMTX hook allows (200, JSON content
+// type, the same 55 bytes); "/decode" also decodes the MediaMTX request with encoding/json
+// first. The switch costs a string comparison or two, so "/" is the handler it always was.
 func bareServer() *http.Server {
 	return &http.Server{ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second, IdleTimeout: 120 * time.Second,
 		MaxHeaderBytes: 64 << 10,
 		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			_, _ = io.Copy(io.Discard, r.Body)
-			w.WriteHeader(http.StatusNoContent)
+			switch r.URL.Path {
+			case "/reply":
+				_, _ = io.Copy(io.Discard, r.Body)
+			case "/decode":
+				var req mediamtxRequest
+				if err := json.NewDecoder(r.Body).Decode(&req); err != nil || req.Action == "" {
+					http.Error(w, "bad request", http.StatusBadRequest)
+					return
+				}
+			default:
+				_, _ = io.Copy(io.Discard, r.Body)
+				w.WriteHeader(http.StatusNoContent)
+				return
+			}
+			w.Header().Set("Content-Type", "application/json")
+			_, _ = w.Write(allowReply)
 		})}
 }
+
+// mediamtxRequest is the body MediaMTX posts to its auth hook (the fields the reference decodes).
+type mediamtxRequest struct {
+	IP        string  `json:"ip"`
+	User      string  `json:"user"`
+	Password  string  `json:"password"`
+	Token     string  `json:"token"`
+	Action    string  `json:"action"`
+	Path      string  `json:"path"`
+	Protocol  string  `json:"protocol"`
+	ID        *string `json:"id"`
+	Query     string  `json:"query"`
+	UserAgent string  `json:"userAgent"`
+}
+
+// allowReply is the MediaMTX hook's answer when it allows (checked against the real one at the
+// start of a run).
+var allowReply = []byte(`{"allowed":true,"reason":"allowed","message":"allowed"}`)
 
 // cgServer is one process under callgrind.
 type cgServer struct {
@@ -248,8 +285,8 @@ func runCallgrind(bin, cfg string, n, warm, reps int, keep, only string, out io.
 	}
 	var results []cgResult
 	for _, t := range targets() {
-		if len(t.bodies) > 0 || t.notify {
-			continue // the go-live transitions need a fresh stream per pair; wrk mode covers them
+		if len(t.bodies) > 0 || t.notify || t.quiet {
+			continue // the go-live transitions need a fresh stream per pair, and only wrk mode starts a gatehouse without the decision log
 		}
 		if !t.bare && !strings.Contains(t.name, only) {
 			continue

@@ -1,5 +1,7 @@
 // Command hookbench measures gatehouse's hook endpoints under HTTP load, side by side in one run
-// with a bare net/http handler that answers 204 (the floor). It starts the real gatehouse binary
+// with a bare net/http handler that answers 204 (the floor) and two reference handlers that do
+// what any MediaMTX hook must (read the body, answer 200 JSON; decode it with encoding/json
+// first), and with gatehouse's decision log line off. It starts the real gatehouse binary
 // on testdata/bench.yml, drives every target with wrk (Debian's package), with keep-alive and
 // with a new connection per request (as MediaMTX and nginx-rtmp call), interleaving rounds so
 // machine noise hits every target alike, and prints a Markdown table of medians and ratios.
@@ -7,6 +9,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"flag"
@@ -35,8 +38,9 @@ type target struct {
 	body        string
 	headers     map[string]string
 	bodies      []string // alternated per request instead of body
-	bare        bool
-	notify      bool // send to the gatehouse whose go-live webhooks are configured
+	bare        bool     // served by the bare server (the floor and its reference handlers)
+	notify      bool     // send to the gatehouse whose go-live webhooks are configured
+	quiet       bool     // send to the gatehouse that writes no decision log line (wrk mode only)
 }
 
 // goLive alternates on_publish and on_publish_done for one stream, so every pair of requests is a
@@ -48,11 +52,16 @@ var goLive = []string{
 	"app=live&flashver=FMLE%2F3.0&swfurl=&tcurl=rtmp%3A%2F%2F127.0.0.1%2Flive&pageurl=&addr=127.0.0.1&clientid=SEQ&call=publish_done&name=showSEQ",
 }
 
+// mediamtxBody is the MediaMTX hook request of the sha256 user (also the reference handlers' body).
+const mediamtxBody = `{"ip":"127.0.0.1","user":"testuser","password":"testpass","token":"testpass","action":"publish","path":"live/cam","protocol":"rtmp","id":null,"query":"","userAgent":"bench"}`
+
 func targets() []target {
 	return []target{
 		{name: "bare handler (204)", bare: true, path: "/", contentType: "application/json", body: `{"x":1}`},
-		{name: "MediaMTX hook, sha256 user, allow", path: "/hooks/mediamtx", contentType: "application/json",
-			body: `{"ip":"127.0.0.1","user":"testuser","password":"testpass","token":"testpass","action":"publish","path":"live/cam","protocol":"rtmp","id":null,"query":"","userAgent":"bench"}`},
+		{name: "reference: read the MediaMTX body, answer 200 JSON", bare: true, path: "/reply", contentType: "application/json", body: mediamtxBody},
+		{name: "reference: encoding/json decode, answer 200 JSON", bare: true, path: "/decode", contentType: "application/json", body: mediamtxBody},
+		{name: "MediaMTX hook, sha256 user, allow", path: "/hooks/mediamtx", contentType: "application/json", body: mediamtxBody},
+		{name: "MediaMTX hook, sha256 user, allow, decision log off", path: "/hooks/mediamtx", contentType: "application/json", body: mediamtxBody, quiet: true},
 		{name: "MediaMTX hook, anonymous read", path: "/hooks/mediamtx", contentType: "application/json",
 			body: `{"ip":"127.0.0.1","user":"","password":"","token":"","action":"read","path":"live/cam","protocol":"hls","id":null,"query":"","userAgent":"bench"}`},
 		{name: "nginx-rtmp on_publish, sha256 user", path: "/hooks/nginx-rtmp", contentType: "application/x-www-form-urlencoded",
@@ -136,16 +145,37 @@ func run(bin, cfg string, dur time.Duration, conns, rounds int, out io.Writer) e
 		return err
 	}
 
-	hooksAddr, stopHooks, err := startGatehouse(ctx, bin, cfg)
+	hooks, err := startGatehouse(ctx, bin, cfg)
 	if err != nil {
 		return err
 	}
-	defer stopHooks()
-	notifyAddr, stopNotify, err := startGatehouse(ctx, bin, notifyCfg)
+	defer hooks.stop()
+	notifying, err := startGatehouse(ctx, bin, notifyCfg)
 	if err != nil {
 		return err
 	}
-	defer stopNotify()
+	defer notifying.stop()
+	// The same gatehouse without its decision log line (level warn): what the line costs.
+	quietAddr, err := freeLoopbackAddr()
+	if err != nil {
+		return err
+	}
+	quiet, err := quietConfig(base, quietAddr)
+	if err != nil {
+		return err
+	}
+	quietCfg := filepath.Join(dir, "quiet.yml")
+	if err := os.WriteFile(quietCfg, quiet, 0o600); err != nil {
+		return err
+	}
+	quietly, err := startQuietGatehouse(ctx, bin, quietCfg, quietAddr)
+	if err != nil {
+		return err
+	}
+	defer quietly.stop()
+	if err := checkAllowReply("http://" + hooks.addr + "/hooks/mediamtx"); err != nil {
+		return err
+	}
 
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -154,20 +184,25 @@ func run(bin, cfg string, dur time.Duration, conns, rounds int, out io.Writer) e
 	bare := bareServer()
 	go func() { _ = bare.Serve(ln) }()
 	defer bare.Close()
+	self := &server{addr: ln.Addr().String(), pid: os.Getpid()} // its CPU also counts this program's idle goroutines
 
 	ts := targets()
 	modes := []string{"keep-alive", "new connection"}
 	results := map[string][]float64{}
+	cpu := map[string][]float64{} // the serving process's CPU time per request, µs
 	for r := 0; r < rounds; r++ {
 		for _, mode := range modes {
 			for i, t := range ts {
-				base := "http://" + hooksAddr
+				srv := hooks
 				switch {
 				case t.bare:
-					base = "http://" + ln.Addr().String()
+					srv = self
 				case t.notify:
-					base = "http://" + notifyAddr
+					srv = notifying
+				case t.quiet:
+					srv = quietly
 				}
+				base := "http://" + srv.addr
 				script := filepath.Join(dir, fmt.Sprintf("t%d-%d.lua", i, len(mode)))
 				if err := os.WriteFile(script, []byte(luaScript(t, mode == "new connection")), 0o600); err != nil {
 					return err
@@ -176,12 +211,21 @@ func run(bin, cfg string, dur time.Duration, conns, rounds int, out io.Writer) e
 				if mode == "new connection" {
 					d = dur / 2 // keeps TIME_WAIT sockets within the ephemeral port range
 				}
-				rps, err := wrk(ctx, base+t.path, script, d, conns)
+				before, err := srv.cpu()
+				if err != nil {
+					return err
+				}
+				rps, requests, err := wrk(ctx, base+t.path, script, d, conns)
 				if err != nil {
 					return fmt.Errorf("%s (%s): %w", t.name, mode, err)
 				}
+				after, err := srv.cpu()
+				if err != nil {
+					return err
+				}
 				key := mode + "|" + t.name
 				results[key] = append(results[key], rps)
+				cpu[key] = append(cpu[key], float64((after-before).Microseconds())/float64(max(requests, 1)))
 			}
 		}
 	}
@@ -189,16 +233,83 @@ func run(bin, cfg string, dur time.Duration, conns, rounds int, out io.Writer) e
 	fmt.Fprintf(out, "hookbench: %s/%s, %d CPUs, Go %s, wrk -t2 -c%d, %v per round (half for new connections), %d interleaved rounds, medians\n\n",
 		runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), runtime.Version(), conns, dur, rounds)
 	fmt.Fprintf(out, "Go-live webhooks delivered during the run (receiver on loopback): %d\n\n", delivered.Load())
-	fmt.Fprintln(out, "| mode | target | req/s (median) | ratio to bare |")
-	fmt.Fprintln(out, "|---|---|---:|---:|")
+	fmt.Fprintln(out, "Server CPU: user + system time of the serving process (/proc/<pid>/stat) per request, median; the kernel's TCP work on the server's sockets is in it, wrk's is not.")
+	fmt.Fprintln(out)
+	fmt.Fprintln(out, "| mode | target | req/s (median) | ratio to bare | ratio to the encoding/json reference | server CPU µs/request |")
+	fmt.Fprintln(out, "|---|---|---:|---:|---:|---:|")
 	for _, mode := range modes {
 		floor := median(results[mode+"|"+ts[0].name])
+		ref := median(results[mode+"|"+ts[decodeRef].name])
 		for _, t := range ts {
 			m := median(results[mode+"|"+t.name])
-			fmt.Fprintf(out, "| %s | %s | %.0f | %.2f× |\n", mode, t.name, m, m/floor)
+			fmt.Fprintf(out, "| %s | %s | %.0f | %.2f× | %.2f× | %.1f |\n", mode, t.name, m, m/floor, m/ref, median(cpu[mode+"|"+t.name]))
 		}
 	}
 	return nil
+}
+
+// decodeRef is the index in targets of the reference handler that decodes with encoding/json.
+const decodeRef = 2
+
+// checkAllowReply makes sure the reference handlers answer with the bytes the MediaMTX hook
+// answers an allowed request with, so the ladder compares like with like.
+func checkAllowReply(url string) error {
+	resp, err := http.Post(url, "application/json", strings.NewReader(mediamtxBody))
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	got, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode != http.StatusOK || string(got) != string(allowReply) || resp.Header.Get("Content-Type") != "application/json" {
+		return fmt.Errorf("the MediaMTX hook answered %d %q (%s), the reference handlers answer 200 %q: update allowReply",
+			resp.StatusCode, got, resp.Header.Get("Content-Type"), allowReply)
+	}
+	return nil
+}
+
+// quietConfig is the bench config with its log level at warn (no decision lines, no start line)
+// and its hooks listener at addr.
+func quietConfig(cfg []byte, addr string) ([]byte, error) {
+	s := string(cfg)
+	for _, r := range [][2]string{{"level: info", "level: warn"}, {`hooks_listen: "127.0.0.1:0"`, fmt.Sprintf("hooks_listen: %q", addr)}} {
+		if strings.Count(s, r[0]) != 1 {
+			return nil, fmt.Errorf("the bench config must hold %q once", r[0])
+		}
+		s = strings.Replace(s, r[0], r[1], 1)
+	}
+	return []byte(s), nil
+}
+
+// freeLoopbackAddr returns a loopback address with a port free at the time of the call.
+func freeLoopbackAddr() (string, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer ln.Close()
+	return ln.Addr().String(), nil
+}
+
+// startQuietGatehouse runs the binary on cfg, whose hooks listen on addr (it logs no start line
+// at level warn), until stop is called, and returns once addr accepts connections.
+func startQuietGatehouse(ctx context.Context, bin, cfg, addr string) (*server, error) {
+	gh := exec.CommandContext(ctx, bin, "run", "-config", cfg)
+	gh.Stderr = io.Discard
+	if err := gh.Start(); err != nil {
+		return nil, err
+	}
+	stop := waitOwned(gh)
+	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		if c, err := net.Dial("tcp", addr); err == nil {
+			c.Close()
+			return &server{addr: addr, pid: gh.Process.Pid, stop: stop}, nil
+		}
+	}
+	stop()
+	return nil, fmt.Errorf("gatehouse (decision log off) did not listen on %s", addr)
 }
 
 func luaScript(t target, closeConn bool) string {
@@ -233,22 +344,28 @@ func luaScript(t target, closeConn bool) string {
 }
 
 var rpsRe = regexp.MustCompile(`Requests/sec:\s+([0-9.]+)`)
+var requestsRe = regexp.MustCompile(`(\d+) requests in `)
 var non2xxRe = regexp.MustCompile(`Non-2xx or 3xx responses: (\d+)`)
 
-func wrk(ctx context.Context, url, script string, d time.Duration, conns int) (float64, error) {
+// wrk runs one load and returns its req/s and the number of requests answered.
+func wrk(ctx context.Context, url, script string, d time.Duration, conns int) (rps float64, requests int64, err error) {
 	secs := strconv.Itoa(max(1, int(d.Round(time.Second)/time.Second)))
 	out, err := exec.CommandContext(ctx, "wrk", "-t2", "-c"+strconv.Itoa(conns), "-d"+secs+"s", "-s", script, url).CombinedOutput()
 	if err != nil {
-		return 0, fmt.Errorf("wrk: %v: %s", err, out)
+		return 0, 0, fmt.Errorf("wrk: %v: %s", err, out)
 	}
 	if m := non2xxRe.FindSubmatch(out); m != nil { // a misconfigured run must not pass as fast
-		return 0, fmt.Errorf("non-2xx answers (%s): %s", m[1], out)
+		return 0, 0, fmt.Errorf("non-2xx answers (%s): %s", m[1], out)
 	}
-	m := rpsRe.FindSubmatch(out)
-	if m == nil {
-		return 0, fmt.Errorf("no Requests/sec in wrk output: %s", out)
+	m, n := rpsRe.FindSubmatch(out), requestsRe.FindSubmatch(out)
+	if m == nil || n == nil {
+		return 0, 0, fmt.Errorf("no Requests/sec or request count in wrk output: %s", out)
 	}
-	return strconv.ParseFloat(string(m[1]), 64)
+	if rps, err = strconv.ParseFloat(string(m[1]), 64); err != nil {
+		return 0, 0, err
+	}
+	requests, err = strconv.ParseInt(string(n[1]), 10, 64)
+	return rps, requests, err
 }
 
 func median(xs []float64) float64 {
@@ -263,32 +380,72 @@ func median(xs []float64) float64 {
 // startGatehouse runs the binary on cfg until stop is called (which kills it and waits for it
 // to exit) and returns its hooks address. Its log is read (and discarded) for the whole run, as a
 // log shipper would.
-func startGatehouse(ctx context.Context, bin, cfg string) (addr string, stop func(), err error) {
+func startGatehouse(ctx context.Context, bin, cfg string) (*server, error) {
 	gh := exec.CommandContext(ctx, bin, "run", "-config", cfg)
 	stderr, err := gh.StderrPipe()
 	if err != nil {
-		return "", nil, err
+		return nil, err
 	}
 	if err := gh.Start(); err != nil {
-		return "", nil, err
+		return nil, err
 	}
-	stop = waitOwned(gh)
+	stop := waitOwned(gh)
 	hooks := make(chan string, 1)
 	go func() {
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			if m := startedRe.FindStringSubmatch(sc.Text()); m != nil {
+		r := bufio.NewReader(stderr)
+		for {
+			line, err := r.ReadString('\n')
+			if m := startedRe.FindStringSubmatch(line); m != nil {
 				hooks <- m[1]
+				break
+			}
+			if err != nil {
+				return
 			}
 		}
+		_, _ = io.Copy(io.Discard, r) // the rest only drained: the load driver's CPU is shared
 	}()
 	select {
 	case addr := <-hooks:
-		return addr, stop, nil
+		return &server{addr: addr, pid: gh.Process.Pid, stop: stop}, nil
 	case <-time.After(20 * time.Second):
 		stop()
-		return "", nil, errors.New("gatehouse did not start")
+		return nil, errors.New("gatehouse did not start")
 	}
+}
+
+// server is a process serving targets.
+type server struct {
+	addr string
+	pid  int
+	stop func() // kills the process and waits for it (nil for this program's own bare server)
+}
+
+// cpu returns the user + system CPU time the process has used so far.
+func (s *server) cpu() (time.Duration, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", s.pid))
+	if err != nil {
+		return 0, err
+	}
+	// After the command name in parentheses (which may hold spaces): state is field 3, utime
+	// and stime fields 14 and 15, in clock ticks of 1/100 s (USER_HZ on Linux).
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return 0, fmt.Errorf("/proc/%d/stat: unexpected format", s.pid)
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 13 {
+		return 0, fmt.Errorf("/proc/%d/stat: unexpected format", s.pid)
+	}
+	var ticks int64
+	for _, v := range f[11:13] {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("/proc/%d/stat: %w", s.pid, err)
+		}
+		ticks += n
+	}
+	return time.Duration(ticks) * 10 * time.Millisecond, nil
 }
 
 // waitOwned waits for a started command in a goroutine and returns the function that kills it
