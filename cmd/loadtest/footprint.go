@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"gatehouse/cmd/internal/procstat"
 )
 
 // runFootprint measures what a small device cares about (docs/benchmarks.md "Small devices"):
@@ -33,7 +35,7 @@ func runFootprint(bin, cfg string, idle, dur time.Duration, rate float64, out io
 	fmt.Fprintln(out, "| phase | CPU (% of one core) | VmRSS MiB at end | VmHWM MiB (peak) | held req/s | p50 | p99 | errors |")
 	fmt.Fprintln(out, "|---|---:|---:|---:|---:|---:|---:|---:|")
 
-	c0 := cpuTicks(pid)
+	c0, _ := procstat.CPU(pid)
 	t0 := time.Now()
 	time.Sleep(idle)
 	rss, hwm := memory(pid)
@@ -41,8 +43,9 @@ func runFootprint(bin, cfg string, idle, dur time.Duration, rate float64, out io
 
 	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 64, MaxConnsPerHost: 64}}
 	ep := footprintEndpoint(hooks)
-	c0, t0 = cpuTicks(pid), time.Now()
-	res, held := openLoop(client, ep, dur, rate, 1024)
+	c0, _ = procstat.CPU(pid)
+	t0 = time.Now()
+	res, held := openLoop(client, ep, dur, rate, 1024, 0)
 	share := cpuShare(pid, c0, t0)
 	rss, hwm = memory(pid)
 	lats := make([]time.Duration, 0, len(res))
@@ -98,22 +101,11 @@ func memory(pid int) (rss, hwm float64) {
 	return rss, hwm
 }
 
-// cpuTicks returns utime+stime of pid in clock ticks (USER_HZ, 100 on Linux).
-func cpuTicks(pid int) float64 {
-	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	s := string(b)
-	if i := strings.LastIndexByte(s, ')'); i >= 0 { // the command name may hold spaces
-		f := strings.Fields(s[i+1:])
-		if len(f) > 12 {
-			u, _ := strconv.ParseFloat(f[11], 64)
-			st, _ := strconv.ParseFloat(f[12], 64)
-			return u + st
-		}
+// cpuShare is the CPU pid used since (c0, t0), in percent of one core (0 when /proc cannot be read).
+func cpuShare(pid int, c0 time.Duration, t0 time.Time) float64 {
+	c, err := procstat.CPU(pid)
+	if err != nil {
+		return 0
 	}
-	return 0
-}
-
-// cpuShare is the CPU pid used since (c0, t0), in percent of one core.
-func cpuShare(pid int, c0 float64, t0 time.Time) float64 {
-	return (cpuTicks(pid) - c0) / 100 / time.Since(t0).Seconds() * 100
+	return float64(c-c0) / float64(time.Since(t0)) * 100
 }

@@ -11,40 +11,9 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"gatehouse/cmd/internal/procstat"
 )
-
-// clockTicks is USER_HZ, the unit of utime and stime in /proc/<pid>/stat (100 on every Linux
-// architecture Go supports).
-const clockTicks = 100
-
-// ProcessCPU returns the user+system CPU time a process has used, from /proc/<pid>/stat
-// (10 ms resolution).
-func ProcessCPU(pid int) (time.Duration, error) {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return 0, err
-	}
-	return parseStatCPU(string(b))
-}
-
-// parseStatCPU extracts utime+stime from the text of /proc/<pid>/stat. The command name (field
-// 2) may contain spaces and parentheses, so fields are counted after the last ')'.
-func parseStatCPU(stat string) (time.Duration, error) {
-	i := strings.LastIndexByte(stat, ')')
-	if i < 0 {
-		return 0, fmt.Errorf("%w: malformed /proc stat", ErrServer)
-	}
-	f := strings.Fields(stat[i+1:])
-	if len(f) < 13 {
-		return 0, fmt.Errorf("%w: short /proc stat", ErrServer)
-	}
-	ut, err1 := strconv.ParseUint(f[11], 10, 64) // field 14
-	st, err2 := strconv.ParseUint(f[12], 10, 64) // field 15
-	if err1 != nil || err2 != nil {
-		return 0, fmt.Errorf("%w: malformed /proc stat times", ErrServer)
-	}
-	return time.Duration(ut+st) * time.Second / clockTicks, nil
-}
 
 // UDPCounters returns the host's Udp counters from /proc/net/snmp (InDatagrams, RcvbufErrors,
 // SndbufErrors, ...), by name.
@@ -139,7 +108,7 @@ func StartProcess(ctx context.Context, cmd *exec.Cmd) (*Process, error) {
 func (p *Process) Pid() int { return p.cmd.Process.Pid }
 
 // CPU returns the process's user+system CPU time so far.
-func (p *Process) CPU() (time.Duration, error) { return ProcessCPU(p.Pid()) }
+func (p *Process) CPU() (time.Duration, error) { return procstat.CPU(p.Pid()) }
 
 // Close closes the process's standard input (its signal to stop), kills it if it has not
 // exited 10 s later, and waits for it. Idempotent.

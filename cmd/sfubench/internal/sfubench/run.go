@@ -14,6 +14,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"gatehouse/cmd/internal/procstat"
 )
 
 // Workload is the shape of the load in a step.
@@ -275,7 +277,7 @@ func Step(ctx context.Context, cfg StepConfig) (Result, error) {
 		return out
 	}
 	udp0, _ := UDPCounters()
-	load0, _ := ProcessCPU(os.Getpid())
+	load0, _ := procstat.CPU(os.Getpid())
 	cpu0, err := cfg.CPU()
 	if err != nil {
 		return Result{}, err
@@ -303,7 +305,7 @@ func Step(ctx context.Context, cfg StepConfig) (Result, error) {
 	}
 	c1, rx1 := snapPub(), snapRx()
 	res.Window = time.Since(t0)
-	load1, _ := ProcessCPU(os.Getpid())
+	load1, _ := procstat.CPU(os.Getpid())
 	udp1, _ := UDPCounters()
 	// Let packets of the window still in flight arrive, then stop everything.
 	if err := sleep(ctx, 500*time.Millisecond); err != nil {
@@ -706,7 +708,7 @@ func edgeStep(ctx context.Context, cfg SweepConfig, t Target, via string, n, rep
 func sweepStep(ctx context.Context, cfg SweepConfig, t Target, w Workload, n, rep int) (Result, error) {
 	sc := StepConfig{Target: t, Workload: w, N: n, Warmup: cfg.Warmup, Duration: cfg.Duration, SRTP: cfg.SRTP}
 	if t.External() {
-		if _, err := ProcessCPU(t.PID); err != nil {
+		if _, err := procstat.CPU(t.PID); err != nil {
 			return Result{}, fmt.Errorf("%w: pid %d: %w", ErrServer, t.PID, err)
 		}
 		sc.CPU = PIDCPU(t.PID, t.Children)

@@ -224,34 +224,6 @@ func TestMarkdownEdge(t *testing.T) {
 	}
 }
 
-func TestParseStatCPU(t *testing.T) {
-	tests := []struct {
-		name, stat string
-		want       time.Duration
-		wantErr    bool
-	}{
-		{"plain", "42 (sfubench) S 1 42 42 0 -1 4194560 100 0 0 0 250 50 0 0 20 0 8 0 1000 0 0", 3 * time.Second, false},
-		{"name with spaces and parens", "42 (a) b) c) R 1 42 42 0 -1 0 0 0 0 0 7 3 0 0 20 0 1 0 1 0 0", 100 * time.Millisecond, false},
-		{"no paren", "42 sfubench S 1", 0, true},
-		{"short", "42 (x) S 1 2 3", 0, true},
-		{"not a number", "42 (x) S 1 42 42 0 -1 0 0 0 0 0 x 3 0", 0, true},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			got, err := parseStatCPU(tt.stat)
-			if (err != nil) != tt.wantErr {
-				t.Fatalf("err: got %v, want error %v", err, tt.wantErr)
-			}
-			if got != tt.want {
-				t.Errorf("cpu: got %v, want %v", got, tt.want)
-			}
-		})
-	}
-	if _, err := ProcessCPU(os.Getpid()); err != nil {
-		t.Errorf("ProcessCPU(self): %v", err)
-	}
-}
-
 func TestParseSNMP(t *testing.T) {
 	text := "Ip: Forwarding DefaultTTL\nIp: 1 64\nUdp: InDatagrams NoPorts InErrors OutDatagrams RcvbufErrors SndbufErrors\nUdp: 10 1 2 20 3 4\nUdpLite: InDatagrams\nUdpLite: 0\n"
 	got := parseSNMP(text, "Udp:")

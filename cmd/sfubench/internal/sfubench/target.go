@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"gatehouse/cmd/internal/procstat"
 )
 
 // Marker modes: how viewers count loss and latency.
@@ -220,12 +222,12 @@ func isLoopbackHost(h string) bool {
 // its live descendants. CPU of descendants that exit during a window is not counted.
 func PIDCPU(pid int, children bool) func() (time.Duration, error) {
 	return func() (time.Duration, error) {
-		total, err := ProcessCPU(pid)
+		total, err := procstat.CPU(pid)
 		if err != nil || !children {
 			return total, err
 		}
 		for _, c := range descendants(pid) {
-			if d, err := ProcessCPU(c); err == nil {
+			if d, err := procstat.CPU(c); err == nil {
 				total += d
 			}
 		}

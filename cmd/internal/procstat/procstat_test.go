@@ -1,0 +1,52 @@
+package procstat
+
+import (
+	"os"
+	"testing"
+	"time"
+)
+
+func TestParseCPU(t *testing.T) {
+	tests := []struct {
+		name, stat string
+		want       time.Duration
+		wantErr    bool
+	}{
+		{"plain", "42 (sfubench) S 1 42 42 0 -1 4194560 100 0 0 0 250 50 0 0 20 0 8 0 1000 0 0", 3 * time.Second, false},
+		{"name with spaces and parens", "42 (a) b) c) R 1 42 42 0 -1 0 0 0 0 0 7 3 0 0 20 0 1 0 1 0 0", 100 * time.Millisecond, false},
+		{"no paren", "42 sfubench S 1", 0, true},
+		{"short", "42 (x) S 1 2 3", 0, true},
+		{"not a number", "42 (x) S 1 42 42 0 -1 0 0 0 0 0 x 3 0", 0, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := ParseCPU(tt.stat)
+			if (err != nil) != tt.wantErr {
+				t.Fatalf("err: got %v, want error %v", err, tt.wantErr)
+			}
+			if got != tt.want {
+				t.Errorf("cpu: got %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
+
+// TestCPUSelf reads this test process, which has run for a while: its CPU time is readable and
+// grows with work.
+func TestCPUSelf(t *testing.T) {
+	before, err := CPU(os.Getpid())
+	if err != nil {
+		t.Fatalf("CPU(self): %v", err)
+	}
+	x := 0
+	for start := time.Now(); time.Since(start) < 50*time.Millisecond; {
+		x++
+	}
+	after, err := CPU(os.Getpid())
+	if err != nil {
+		t.Fatalf("CPU(self): %v", err)
+	}
+	if after < before {
+		t.Errorf("CPU went back: %v then %v (%d)", before, after, x)
+	}
+}
