@@ -174,8 +174,8 @@ func main() {
 		}
 		return
 	}
-	if *probes < 1 {
-		fmt.Fprintln(os.Stderr, "loadtest: -probes must be at least 1")
+	if *probes < 1 || *probe <= 0 || *dur <= 0 || *load <= 0 || *conns < 1 {
+		fmt.Fprintln(os.Stderr, "loadtest: -probes and -conns must be at least 1, -probe, -duration and -load positive")
 		os.Exit(2)
 	}
 	if err := run(*bin, *cfg, *dur, *probe, *probes, *load, *conns, *only, os.Stdout); err != nil {
@@ -207,15 +207,20 @@ func run(bin, cfg string, dur, probe time.Duration, probes int, load float64, co
 		if err != nil {
 			return err
 		}
+		// Request indices run on across the probes into the open loop, so each wrong password
+		// keeps its own address (who) instead of the probes repeating the first ones.
+		next := 0
 		rates := make([]float64, probes)
 		for i := range rates {
-			rates[i] = closedLoop(client, ep, probe, conns)
+			var sent int
+			rates[i], sent = closedLoop(client, ep, probe, conns, next)
+			next += sent
 		}
 		slices.Sort(rates)
-		maxRate := rates[len(rates)/2]
+		maxRate := rates[(len(rates)-1)/2] // for an even count the lower middle: a lucky probe must not set the rate
 		target := maxRate * load
 		stalls := watchStalls()
-		res, held := openLoop(client, ep, dur, target, max(conns*64, int(2*target)))
+		res, held := openLoop(client, ep, dur, target, max(conns*64, int(2*target)), next)
 		stallMax, stallN := stalls.end()
 		g1, h1, rt1, err := settleRuntime(ctx, client, public)
 		if err != nil {
@@ -315,21 +320,22 @@ func do(client *http.Client, ep endpoint, i int) int {
 	return -1
 }
 
-// closedLoop returns the requests per second conns workers get through in d.
-func closedLoop(client *http.Client, ep endpoint, d time.Duration, conns int) float64 {
+// closedLoop returns the requests per second conns workers get through in d, sending the
+// requests of the mix from index start on, and how many indices from start it used.
+func closedLoop(client *http.Client, ep endpoint, d time.Duration, conns, start int) (rate float64, used int) {
 	var n atomic.Int64
 	stop := time.Now().Add(d)
 	var wg sync.WaitGroup
 	for w := range conns {
 		wg.Go(func() {
-			for i := w; time.Now().Before(stop); i += conns {
+			for i := start + w; time.Now().Before(stop); i += conns {
 				do(client, ep, i)
 				n.Add(1)
 			}
 		})
 	}
 	wg.Wait()
-	return float64(n.Load()) / d.Seconds()
+	return float64(n.Load()) / d.Seconds(), int(n.Load()) + conns // a worker's last index is below start+n+conns
 }
 
 // stallWatch measures the load generator's own scheduling: a goroutine that asks to wake every
@@ -377,9 +383,10 @@ func (w *stallWatch) end() (time.Duration, int) {
 	return w.max, w.count
 }
 
-// openLoop schedules requests at rate for d, at most inflight at once (beyond that a request
-// counts as an error: the server did not keep up), and returns every result and the rate held.
-func openLoop(client *http.Client, ep endpoint, d time.Duration, rate float64, inflight int) ([]result, float64) {
+// openLoop schedules requests at rate for d (the mix's requests from index start on), at most
+// inflight at once (beyond that a request counts as an error: the server did not keep up), and
+// returns every result and the rate held.
+func openLoop(client *http.Client, ep endpoint, d time.Duration, rate float64, inflight, start int) ([]result, float64) {
 	interval := time.Duration(float64(time.Second) / rate)
 	n := int(d / interval)
 	res := make([]result, n)
@@ -399,7 +406,7 @@ func openLoop(client *http.Client, ep endpoint, d time.Duration, rate float64, i
 		}
 		wg.Go(func() {
 			defer func() { <-sem }()
-			e := do(client, ep, i)
+			e := do(client, ep, start+i)
 			lat := time.Since(at)
 			if e < 0 && lat > lateAfter {
 				e = errLate
