@@ -109,7 +109,7 @@ func startCallgrind(ctx context.Context, dir, name string, args ...string) (*cgS
 	if err := cmd.Start(); err != nil {
 		return nil, err
 	}
-	stop := waitOwned(cmd)
+	stop, _ := waitOwned(cmd)
 	addr := make(chan string, 1)
 	go func() {
 		sc := bufio.NewScanner(stderr)

@@ -1,15 +1,17 @@
 // Command hookbench measures gatehouse's hook endpoints under HTTP load, side by side in one run
 // with a bare net/http handler that answers 204 (the floor) and two reference handlers that do
-// what any MediaMTX hook must (read the body, answer 200 JSON; decode it with encoding/json
-// first), and with gatehouse's decision log line off. It starts the real gatehouse binary
-// on testdata/bench.yml, drives every target with wrk (Debian's package), with keep-alive and
-// with a new connection per request (as MediaMTX and nginx-rtmp call), interleaving rounds so
-// machine noise hits every target alike, and prints a Markdown table of medians and ratios.
+// what any MediaMTX hook must (read the body and answer 200 JSON; decode it with encoding/json
+// first), and with a third gatehouse process whose decision log line is off (level warn). It
+// starts the real gatehouse binary on testdata/bench.yml, drives every target with wrk (Debian's
+// package), with keep-alive and with a new connection per request (as MediaMTX and nginx-rtmp
+// call), interleaving rounds so machine noise hits every target alike, and prints a Markdown
+// table of medians: req/s, the ratios to the floor and to the encoding/json reference, and the
+// serving process's CPU per request (read from /proc: Linux only). -callgrind counts
+// instructions per request instead (callgrind.go).
 package main
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"errors"
 	"flag"
@@ -25,8 +27,11 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
+
+	"gatehouse/cmd/internal/procstat"
 )
 
 // target is one endpoint to load.
@@ -79,7 +84,7 @@ func targets() []target {
 
 func main() {
 	bin := flag.String("gatehouse", "bin/gatehouse", "gatehouse binary")
-	cfg := flag.String("config", "testdata/bench.yml", "gatehouse config for the run")
+	cfg := flag.String("config", "testdata/bench.yml", "gatehouse config for the run (it must hold 'level: info' and 'hooks_listen: \"127.0.0.1:0\"' once each: the run makes a copy at level warn on a port of its own)")
 	dur := flag.Duration("duration", 4*time.Second, "wrk duration per round")
 	conns := flag.Int("conns", 32, "wrk connections")
 	rounds := flag.Int("rounds", 3, "interleaved rounds per target and mode")
@@ -88,7 +93,7 @@ func main() {
 	warm := flag.Int("warmup", 300, "-callgrind: requests before counting")
 	reps := flag.Int("reps", 3, "-callgrind: counts per target (the lowest is reported)")
 	keep := flag.String("keep", "", "-callgrind: keep callgrind's dumps in this directory (for callgrind_annotate)")
-	only := flag.String("only", "", "-callgrind: count only the targets whose name contains this (and the bare handler)")
+	only := flag.String("only", "", "-callgrind: count only the targets whose name contains this (and the bare and reference handlers)")
 	bareOnly := flag.Bool("serve-bare", false, "serve the bare handler only (used by -callgrind)")
 	flag.Parse()
 	var err error
@@ -138,6 +143,9 @@ func run(bin, cfg string, dur time.Duration, conns, rounds int, out io.Writer) e
 	if err != nil {
 		return err
 	}
+	if _, err := quietConfig(base, "127.0.0.1:1"); err != nil { // before anything starts
+		return err
+	}
 	notifyCfg := filepath.Join(dir, "notify.yml")
 	hook := "http://" + recvLn.Addr().String() + "/hook"
 	extra := fmt.Sprintf("notify:\n  webhooks:\n    - {name: discord, url: %q, format: discord}\n    - {name: json, url: %q, format: json, secret: bench-secret-0123456789}\n", hook, hook)
@@ -156,25 +164,15 @@ func run(bin, cfg string, dur time.Duration, conns, rounds int, out io.Writer) e
 	}
 	defer notifying.stop()
 	// The same gatehouse without its decision log line (level warn): what the line costs.
-	quietAddr, err := freeLoopbackAddr()
-	if err != nil {
-		return err
-	}
-	quiet, err := quietConfig(base, quietAddr)
-	if err != nil {
-		return err
-	}
-	quietCfg := filepath.Join(dir, "quiet.yml")
-	if err := os.WriteFile(quietCfg, quiet, 0o600); err != nil {
-		return err
-	}
-	quietly, err := startQuietGatehouse(ctx, bin, quietCfg, quietAddr)
+	quietly, err := startQuietGatehouse(ctx, bin, base, filepath.Join(dir, "quiet.yml"))
 	if err != nil {
 		return err
 	}
 	defer quietly.stop()
-	if err := checkAllowReply("http://" + hooks.addr + "/hooks/mediamtx"); err != nil {
-		return err
+	for _, g := range []*server{hooks, quietly} {
+		if err := checkAllowReply("http://" + g.addr + "/hooks/mediamtx"); err != nil {
+			return err
+		}
 	}
 
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -184,7 +182,10 @@ func run(bin, cfg string, dur time.Duration, conns, rounds int, out io.Writer) e
 	bare := bareServer()
 	go func() { _ = bare.Serve(ln) }()
 	defer bare.Close()
-	self := &server{addr: ln.Addr().String(), pid: os.Getpid()} // its CPU also counts this program's idle goroutines
+	// The bare server's CPU is this whole process's: its handlers, and also its garbage
+	// collector, the wrk output reads and the gatehouse log drains (small: the logs are only
+	// drained, and only the gatehouse under load writes).
+	self := &server{addr: ln.Addr().String(), pid: os.Getpid()}
 
 	ts := targets()
 	modes := []string{"keep-alive", "new connection"}
@@ -233,13 +234,13 @@ func run(bin, cfg string, dur time.Duration, conns, rounds int, out io.Writer) e
 	fmt.Fprintf(out, "hookbench: %s/%s, %d CPUs, Go %s, wrk -t2 -c%d, %v per round (half for new connections), %d interleaved rounds, medians\n\n",
 		runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), runtime.Version(), conns, dur, rounds)
 	fmt.Fprintf(out, "Go-live webhooks delivered during the run (receiver on loopback): %d\n\n", delivered.Load())
-	fmt.Fprintln(out, "Server CPU: user + system time of the serving process (/proc/<pid>/stat) per request, median; the kernel's TCP work on the server's sockets is in it, wrk's is not.")
+	fmt.Fprintln(out, "Server CPU: user + system time of the serving process (/proc/<pid>/stat) per request, median. System time includes the loopback TCP work done in the server's own system calls (a send runs part of wrk's receive side, and wrk's sends part of the server's). For the bare and reference handlers it is all of hookbench's process (also its GC, its wrk output reads and the gatehouse log drains).")
 	fmt.Fprintln(out)
 	fmt.Fprintln(out, "| mode | target | req/s (median) | ratio to bare | ratio to the encoding/json reference | server CPU µs/request |")
 	fmt.Fprintln(out, "|---|---|---:|---:|---:|---:|")
 	for _, mode := range modes {
 		floor := median(results[mode+"|"+ts[0].name])
-		ref := median(results[mode+"|"+ts[decodeRef].name])
+		ref := median(results[mode+"|"+ts[decodeRef(ts)].name])
 		for _, t := range ts {
 			m := median(results[mode+"|"+t.name])
 			fmt.Fprintf(out, "| %s | %s | %.0f | %.2f× | %.2f× | %.1f |\n", mode, t.name, m, m/floor, m/ref, median(cpu[mode+"|"+t.name]))
@@ -248,13 +249,16 @@ func run(bin, cfg string, dur time.Duration, conns, rounds int, out io.Writer) e
 	return nil
 }
 
-// decodeRef is the index in targets of the reference handler that decodes with encoding/json.
-const decodeRef = 2
+// decodeRef is the index in ts of the reference handler that decodes with encoding/json.
+func decodeRef(ts []target) int {
+	return slices.IndexFunc(ts, func(t target) bool { return t.bare && t.path == "/decode" })
+}
 
 // checkAllowReply makes sure the reference handlers answer with the bytes the MediaMTX hook
 // answers an allowed request with, so the ladder compares like with like.
 func checkAllowReply(url string) error {
-	resp, err := http.Post(url, "application/json", strings.NewReader(mediamtxBody))
+	client := &http.Client{Timeout: 5 * time.Second}
+	resp, err := client.Post(url, "application/json", strings.NewReader(mediamtxBody))
 	if err != nil {
 		return err
 	}
@@ -293,23 +297,84 @@ func freeLoopbackAddr() (string, error) {
 	return ln.Addr().String(), nil
 }
 
-// startQuietGatehouse runs the binary on cfg, whose hooks listen on addr (it logs no start line
-// at level warn), until stop is called, and returns once addr accepts connections.
-func startQuietGatehouse(ctx context.Context, bin, cfg, addr string) (*server, error) {
-	gh := exec.CommandContext(ctx, bin, "run", "-config", cfg)
-	gh.Stderr = io.Discard
-	if err := gh.Start(); err != nil {
-		return nil, err
+// startQuietGatehouse runs the binary on the bench config base with its log level at warn,
+// written to cfgPath, until stop is called. At that level gatehouse logs no start line, so its
+// hooks listener gets a port reserved here; another program may take that port between the
+// reservation and gatehouse's bind, in which case gatehouse exits and a new port is tried (three
+// times). It returns once the port accepts connections while the process still runs.
+func startQuietGatehouse(ctx context.Context, bin string, base []byte, cfgPath string) (*server, error) {
+	var lastErr error
+	for range 3 {
+		addr, err := freeLoopbackAddr()
+		if err != nil {
+			return nil, err
+		}
+		cfg, err := quietConfig(base, addr)
+		if err != nil {
+			return nil, err
+		}
+		if err := os.WriteFile(cfgPath, cfg, 0o600); err != nil {
+			return nil, err
+		}
+		gh := exec.CommandContext(ctx, bin, "run", "-config", cfgPath)
+		var stderr tailBuffer
+		gh.Stderr = &stderr
+		if err := gh.Start(); err != nil {
+			return nil, err
+		}
+		stop, exited := waitOwned(gh)
+		if err := awaitListening(addr, exited); err != nil {
+			stop()
+			lastErr = fmt.Errorf("gatehouse (decision log off) on %s: %w: %s", addr, err, stderr.String())
+			continue
+		}
+		return &server{addr: addr, pid: gh.Process.Pid, stop: stop}, nil
 	}
-	stop := waitOwned(gh)
-	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+	return nil, lastErr
+}
+
+// awaitListening waits up to 20 s until addr accepts a connection, and fails at once if the
+// process exits first.
+func awaitListening(addr string, exited <-chan struct{}) error {
+	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); {
+		select {
+		case <-exited:
+			return errors.New("exited")
+		case <-time.After(50 * time.Millisecond):
+		}
 		if c, err := net.Dial("tcp", addr); err == nil {
 			c.Close()
-			return &server{addr: addr, pid: gh.Process.Pid, stop: stop}, nil
+			select {
+			case <-exited: // someone else's listener answered; ours is gone
+				return errors.New("exited")
+			default:
+				return nil
+			}
 		}
 	}
-	stop()
-	return nil, fmt.Errorf("gatehouse (decision log off) did not listen on %s", addr)
+	return errors.New("not listening after 20 s")
+}
+
+// tailBuffer keeps the last 4 KiB written to it (a process's stderr, for an error message).
+type tailBuffer struct {
+	mu sync.Mutex
+	b  []byte
+}
+
+func (t *tailBuffer) Write(p []byte) (int, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.b = append(t.b, p...)
+	if over := len(t.b) - 4096; over > 0 {
+		t.b = append(t.b[:0], t.b[over:]...)
+	}
+	return len(p), nil
+}
+
+func (t *tailBuffer) String() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return strings.TrimSpace(string(t.b))
 }
 
 func luaScript(t target, closeConn bool) string {
@@ -389,7 +454,7 @@ func startGatehouse(ctx context.Context, bin, cfg string) (*server, error) {
 	if err := gh.Start(); err != nil {
 		return nil, err
 	}
-	stop := waitOwned(gh)
+	stop, _ := waitOwned(gh)
 	hooks := make(chan string, 1)
 	go func() {
 		r := bufio.NewReader(stderr)
@@ -422,40 +487,16 @@ type server struct {
 }
 
 // cpu returns the user + system CPU time the process has used so far.
-func (s *server) cpu() (time.Duration, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", s.pid))
-	if err != nil {
-		return 0, err
-	}
-	// After the command name in parentheses (which may hold spaces): state is field 3, utime
-	// and stime fields 14 and 15, in clock ticks of 1/100 s (USER_HZ on Linux).
-	i := bytes.LastIndexByte(b, ')')
-	if i < 0 {
-		return 0, fmt.Errorf("/proc/%d/stat: unexpected format", s.pid)
-	}
-	f := strings.Fields(string(b[i+1:]))
-	if len(f) < 13 {
-		return 0, fmt.Errorf("/proc/%d/stat: unexpected format", s.pid)
-	}
-	var ticks int64
-	for _, v := range f[11:13] {
-		n, err := strconv.ParseInt(v, 10, 64)
-		if err != nil {
-			return 0, fmt.Errorf("/proc/%d/stat: %w", s.pid, err)
-		}
-		ticks += n
-	}
-	return time.Duration(ticks) * 10 * time.Millisecond, nil
-}
+func (s *server) cpu() (time.Duration, error) { return procstat.CPU(s.pid) }
 
 // waitOwned waits for a started command in a goroutine and returns the function that kills it
-// and waits for that goroutine: a process is never left running after hookbench returns (the
-// context's kill alone races with the program's exit).
-func waitOwned(cmd *exec.Cmd) func() {
+// and waits for that goroutine — a process is never left running after hookbench returns (the
+// context's kill alone races with the program's exit) — and a channel closed when it has exited.
+func waitOwned(cmd *exec.Cmd) (stop func(), exited <-chan struct{}) {
 	done := make(chan struct{})
 	go func() { _ = cmd.Wait(); close(done) }()
 	return func() {
 		_ = cmd.Process.Kill()
 		<-done
-	}
+	}, done
 }
