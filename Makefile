@@ -61,7 +61,8 @@ bench: deps build
 	@mkdir -p bench-out
 	$(GO) test -run '^$$' -bench . -benchmem -count 3 ./... | tee bench-out/go-bench.txt
 	$(GO) run ./cmd/hookbench -gatehouse ./$(BIN) | tee bench-out/hookbench.md
-	$(GO) run ./cmd/sfubench run -workloads fanout,simulcast,room -out bench-out/sfubench.md | tee bench-out/sfubench.log
+	$(GO) run ./cmd/sfubench run -workloads fanout,simulcast -out bench-out/sfubench.md | tee bench-out/sfubench.log
+	$(GO) run ./cmd/sfubench run -workloads room -n 4,8 -out bench-out/sfubench-room.md | tee bench-out/sfubench-room.log
 	$(GO) run ./cmd/sfubench run -workloads edge -modes gatehouse -n 100 -out bench-out/sfubench-edge.md | tee bench-out/sfubench-edge.log
 
 # loadtest holds every hook endpoint of the built binary for LOADTIME at 80 % of its measured
