@@ -56,7 +56,7 @@ fuzz:
 # bench runs the Go benchmarks, the HTTP load comparison of every hook endpoint against a bare
 # handler (wrk), the SFU load comparison against a naive pion forwarder, and the origin's CPU
 # with 100 viewers on one edge vs on the origin itself (sfubench edge). Raw output goes to
-# bench-out/; docs/benchmarks.md records a run with its machine and method. About 12 minutes.
+# bench-out/; docs/benchmarks.md records a run with its machine and method. About 14 minutes.
 bench: deps build
 	@mkdir -p bench-out
 	$(GO) test -run '^$$' -bench . -benchmem -count 3 ./... | tee bench-out/go-bench.txt
