@@ -12,7 +12,7 @@ import (
 // for anything else (escapes, numbers, nested values, keys that only differ in case from known
 // ones, invalid UTF-8, trailing data), leaving w unchanged, and the caller then uses
 // encoding/json, so both paths accept and produce the same thing (FuzzDecodeFastMatchesJSON
-// checks it). The fields' values are copied out of b in one allocation, sliced into the strings.
+// checks it). The fields' values are copied out of b together (hookio.CopyStrings).
 func decodeFast(b []byte, w *wireRequest) bool {
 	var raw rawRequest
 	ok := hookio.WalkJSON(b, func(_, key, val []byte, kind hookio.FastKind) bool {
@@ -27,22 +27,8 @@ func decodeFast(b []byte, w *wireRequest) bool {
 	if !ok {
 		return false
 	}
-	n := 0
-	for i := range raw.vals {
-		n += len(raw.vals[i])
-	}
-	var sb strings.Builder
-	sb.Grow(n)
-	for i := range raw.vals {
-		sb.Write(raw.vals[i])
-	}
-	all, off := sb.String(), 0
 	var str [numFields]string
-	for i := range raw.vals {
-		end := off + len(raw.vals[i])
-		str[i] = all[off:end]
-		off = end
-	}
+	hookio.CopyStrings(str[:], raw.vals[:])
 	w.IP, w.User, w.Password, w.Token, w.Action = str[fIP], str[fUser], str[fPassword], str[fToken], str[fAction]
 	w.Path, w.Protocol, w.Query, w.UserAgent = str[fPath], str[fProtocol], str[fQuery], str[fUserAgent]
 	if raw.hasID {
