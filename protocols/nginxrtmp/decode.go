@@ -40,7 +40,7 @@ type hook struct {
 	clientID string
 	flashver string
 	addr     netip.Addr
-	remote   string // addr.String(), "" when addr is not valid (remoteText)
+	addrText string // addr as sent (a slice of the body): remote() formats it when a session is kept
 	args     string // the client's own parameters, as sent, '&'-joined (credential keys included)
 	creds    creds.Credentials
 }
@@ -290,7 +290,7 @@ func (h *hook) decode(raw string) error {
 	h.clientID = p.v[pClientID]
 	h.flashver = p.v[pFlashver]
 	h.addr, _ = hookio.ParseIP(p.v[pAddr])
-	h.remote = remoteText(p.v[pAddr], h.addr)
+	h.addrText = p.v[pAddr]
 	switch {
 	case b != nil:
 		h.args = string(b)
@@ -303,6 +303,10 @@ func (h *hook) decode(raw string) error {
 	h.creds = creds.FromParams(p.get) // duplicates were rejected above
 	return nil
 }
+
+// remote returns the client address as the live registry keeps it: addr.String(), "" when addr
+// is not valid, in bytes of its own (remoteText). Only calls that keep a session need it.
+func (h *hook) remote() string { return remoteText(h.addrText, h.addr) }
 
 // remoteText returns a.String(), or "" when a is not valid, for the a that hookio.ParseIP read
 // from s. nginx-rtmp's addr is a dotted-decimal IPv4 address, which netip.ParseAddr accepts

@@ -92,9 +92,7 @@ func decodeOld(raw string) (*hook, error) {
 	h.clientID = first("clientid")
 	h.flashver = first("flashver")
 	h.addr, _ = hookio.ParseIP(first("addr"))
-	if h.addr.IsValid() { // the old handler's remote(hk)
-		h.remote = h.addr.String()
-	}
+	h.addrText = first("addr") // remote() from it is the old handler's addr.String() (FuzzRemoteText)
 	h.args = strings.Join(args, "&")
 	if len(h.app) > maxField || len(h.name) > maxField {
 		return nil, fmt.Errorf("%w: app or name longer than %d bytes", ErrMalformed, maxField)

@@ -279,7 +279,7 @@ func (h *Handler) start(ctx context.Context, w http.ResponseWriter, server strin
 		}
 		public = d.Rename
 	}
-	s := session{path: public, identity: d.Identity, remote: hk.remote, expires: d.Expires, keyID: d.KeyID, keyLabel: d.KeyLabel}
+	s := session{path: public, identity: d.Identity, remote: hk.remote(), expires: d.Expires, keyID: d.KeyID, keyLabel: d.KeyLabel}
 	h.track(sessionKey{server: server, clientID: hk.clientID, publish: a == authz.ActionPublish}, s)
 	typ := live.Joined
 	if a == authz.ActionPublish {
@@ -357,7 +357,7 @@ func (h *Handler) update(ctx context.Context, w http.ResponseWriter, server stri
 		return
 	}
 	if !tracked { // e.g. gatehouse restarted while the stream ran
-		s = session{path: path, identity: d.Identity, remote: hk.remote, keyID: d.KeyID, keyLabel: d.KeyLabel}
+		s = session{path: path, identity: d.Identity, remote: hk.remote(), keyID: d.KeyID, keyLabel: d.KeyLabel}
 		if d.Rename != "" && d.Rename != path {
 			if _, err := renameTarget(hk.app, d.Rename); err != nil {
 				// As in start: the presented name may be a secret key, so never report the
