@@ -31,22 +31,24 @@ func TestParseCPU(t *testing.T) {
 	}
 }
 
-// TestCPUSelf reads this test process, which has run for a while: its CPU time is readable and
-// grows with work.
+// TestCPUSelf reads this test process: its CPU time is readable and grows while it spins (read
+// from the wrong fields, say a process id or a start time, it would stay put). The spin is bounded
+// at 10 s of wall time; at 10 ms a tick it needs about one tick of CPU.
 func TestCPUSelf(t *testing.T) {
 	before, err := CPU(os.Getpid())
 	if err != nil {
 		t.Fatalf("CPU(self): %v", err)
 	}
-	x := 0
-	for start := time.Now(); time.Since(start) < 50*time.Millisecond; {
-		x++
+	after, x := before, 0
+	for start := time.Now(); after == before && time.Since(start) < 10*time.Second; {
+		for range 1 << 20 {
+			x++
+		}
+		if after, err = CPU(os.Getpid()); err != nil {
+			t.Fatalf("CPU(self): %v", err)
+		}
 	}
-	after, err := CPU(os.Getpid())
-	if err != nil {
-		t.Fatalf("CPU(self): %v", err)
-	}
-	if after < before {
-		t.Errorf("CPU went back: %v then %v (%d)", before, after, x)
+	if after <= before {
+		t.Errorf("CPU time did not grow while spinning: %v then %v (%d)", before, after, x)
 	}
 }
